@@ -1,0 +1,52 @@
+"""Posting to WebSocket connections through API Gateway's management API (``@connections``)."""
+
+from __future__ import annotations
+
+import time
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from lambda_src import settings
+
+_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=3)
+
+
+@cache
+def client() -> Any:
+    callback_url = settings.load().callback_url
+    if not callback_url:
+        raise RuntimeError(f"{settings.ENV_CALLBACK_URL} is not set")
+    return boto3.client("apigatewaymanagementapi", endpoint_url=callback_url, config=_CLIENT_CONFIG)
+
+
+def _is_gone(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "GoneException"
+
+
+def post(connection_id: str, data: str) -> bool:
+    """Send one frame; False when the connection is gone (410)."""
+    try:
+        client().post_to_connection(ConnectionId=connection_id, Data=data.encode("utf-8"))
+    except ClientError as error:
+        if _is_gone(error):
+            return False
+        raise
+    return True
+
+
+def post_after_handshake(connection_id: str, data: str, delays: tuple[float, ...]) -> bool:
+    """Send the first frame of a connection whose ``$connect`` may still be finishing.
+
+    Until API Gateway completes the handshake the connection answers 410, exactly as a vanished one
+    does, so a 410 is retried after each of ``delays``; False when it never became reachable.
+    """
+    for delay in (0.0, *delays):
+        if delay:
+            time.sleep(delay)
+        if post(connection_id, data):
+            return True
+    return False

@@ -1,0 +1,66 @@
+"""The one error catalogue: code, HTTP status (the handshake status on ``$connect``) and meaning.
+
+The README's error table is checked against this module by a test, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+
+class ErrorCode(Enum):
+    """An error a client can receive; ``value`` is ``(status, when)``."""
+
+    INVALID_CONFIGURATION = (400, "a partial-result parameter is malformed or out of range")
+    INVALID_PARAMETERS = (400, "language, quality tier, session id format, missing required field")
+    INVALID_MESSAGE = (400, "frame not JSON / not an object / too large")
+    UNKNOWN_ACTION = (400, "no such action")
+    UNAUTHORIZED = (401, "missing, forged, expired or wrong-audience token where a speaker is required")
+    FORBIDDEN = (403, "a listener or another user tries a speaker's action")
+    SESSION_NOT_FOUND = (404, "no such session, or it expired")
+    SESSION_ENDED = (410, "the session was ended")
+    RATE_LIMIT_EXCEEDED = (429, "with `retryAfter` seconds")
+    SESSION_FULL = (503, "the listener cap is reached")
+    SERVICE_UNAVAILABLE = (503, "DynamoDB throttled or failed after retries; with `retryAfter`")
+    INTERNAL_ERROR = (500, "a bug; logged with a correlation id, never a stack trace to the client")
+
+    @property
+    def status(self) -> int:
+        return self.value[0]
+
+    @property
+    def when(self) -> str:
+        return self.value[1]
+
+
+class ServiceError(Exception):
+    """A refusal the client is told about: a catalogue code, a message, and the field at fault."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        field: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+        self.retry_after = retry_after
+
+    def to_message(self, timestamp_ms: int) -> dict[str, Any]:
+        """The ``error`` server message for this refusal."""
+        body: dict[str, Any] = {
+            "type": "error",
+            "code": self.code.name,
+            "message": self.message,
+            "timestamp": timestamp_ms,
+        }
+        if self.field is not None:
+            body["field"] = self.field
+        if self.retry_after is not None:
+            body["retryAfter"] = self.retry_after
+        return body

@@ -1,0 +1,111 @@
+"""What every WebSocket handler shares: reading the event, and turning any outcome into a reply.
+
+No exception leaves a handler: catalogue errors become ``error`` replies with their status, anything
+else is logged with the request id and becomes ``INTERNAL_ERROR`` without a stack trace.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from decimal import Decimal
+from typing import Any, Callable, Mapping
+
+from aws_lambda_powertools import Logger
+
+from lambda_src import limits, messages
+from lambda_src.errors import ErrorCode, ServiceError
+
+logger = Logger(service="session-service")
+
+Event = dict[str, Any]
+Response = dict[str, Any]
+
+
+def request_context(event: Event) -> dict[str, Any]:
+    context = event.get("requestContext")
+    return context if isinstance(context, dict) else {}
+
+
+def connection_id(event: Event) -> str:
+    return str(request_context(event).get("connectionId", ""))
+
+
+def connected_at_ms(event: Event) -> int:
+    value = request_context(event).get("connectedAt")
+    return int(value) if isinstance(value, (int, float)) else messages.now_ms()
+
+
+def authorized_user_id(event: Event) -> str | None:
+    """The speaker's user id the authorizer returned on ``$connect`` (API Gateway repeats it on every route)."""
+    authorizer = request_context(event).get("authorizer")
+    user_id = authorizer.get("userId") if isinstance(authorizer, dict) else None
+    return user_id if isinstance(user_id, str) and user_id else None
+
+
+def query_parameters(event: Event) -> dict[str, str]:
+    params = event.get("queryStringParameters")
+    return dict(params) if isinstance(params, dict) else {}
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ServiceError(ErrorCode.INVALID_MESSAGE, f"the message must be JSON without {name}")
+
+
+def message_body(event: Event) -> dict[str, Any]:
+    """The frame as a JSON object, numbers as exact Decimals; refused before parsing when too large."""
+    body = event.get("body")
+    if not isinstance(body, str) or not body:
+        raise ServiceError(ErrorCode.INVALID_MESSAGE, "the message must be a JSON object, got an empty frame")
+    if len(body) > limits.MAX_FRAME_BYTES or len(body.encode("utf-8")) > limits.MAX_FRAME_BYTES:
+        raise ServiceError(
+            ErrorCode.INVALID_MESSAGE, f"the message must be at most {limits.MAX_FRAME_BYTES} bytes"
+        )
+    try:
+        parsed = json.loads(body, parse_float=Decimal, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise ServiceError(ErrorCode.INVALID_MESSAGE, "the message must be a JSON object, got invalid JSON") from None
+    if not isinstance(parsed, dict):
+        raise ServiceError(
+            ErrorCode.INVALID_MESSAGE, f"the message must be a JSON object, got a JSON {type(parsed).__name__}"
+        )
+    return parsed
+
+
+def reply(message: Mapping[str, Any], status: int = 200) -> Response:
+    return {"statusCode": status, "body": messages.encode(dict(message))}
+
+
+def error_reply(error: ServiceError) -> Response:
+    return reply(error.to_message(messages.now_ms()), error.code.status)
+
+
+def websocket_handler(route: Callable[[Event], Response]) -> Callable[[Event, Any], Response]:
+    """Wrap a route so that every outcome is a reply and every log line carries the correlation ids."""
+
+    @functools.wraps(route)
+    def handler(event: Event, context: Any) -> Response:
+        ctx = request_context(event)
+        logger.append_keys(
+            connection_id=ctx.get("connectionId"),
+            request_id=ctx.get("requestId") or getattr(context, "aws_request_id", None),
+            route=ctx.get("routeKey"),
+        )
+        try:
+            return route(event)
+        except ServiceError as error:
+            logger.info("request refused", extra={"error_code": error.code.name, "field": error.field})
+            return error_reply(error)
+        except Exception:
+            correlation_id = ctx.get("requestId") or getattr(context, "aws_request_id", "unknown")
+            logger.exception("unhandled error", extra={"correlation_id": correlation_id})
+            return error_reply(
+                ServiceError(
+                    ErrorCode.INTERNAL_ERROR,
+                    f"internal error; quote correlation id {correlation_id} when reporting it",
+                )
+            )
+        finally:
+            logger.remove_keys(["connection_id", "request_id", "route"])
+
+    return handler

@@ -1,0 +1,56 @@
+"""``$connect``: a plain connection, or a session created / joined straight from the query string.
+
+The handshake is refused with the error's status when the request is refused. API Gateway cannot deliver
+a message from inside ``$connect``, so the first message rides on the connection row and the welcome
+function posts it once the handshake has completed.
+"""
+
+from __future__ import annotations
+
+from lambda_src import messages, service, settings, validation
+from lambda_src.errors import ErrorCode, ServiceError
+from lambda_src.handlers.common import (
+    Event,
+    Response,
+    authorized_user_id,
+    connected_at_ms,
+    connection_id,
+    query_parameters,
+    websocket_handler,
+)
+from lambda_src.repositories.connections import Connection
+from lambda_src import runtime
+from lambda_src.routes import CREATE_SESSION, JOIN_SESSION
+
+CONNECT_ACTIONS = (CREATE_SESSION, JOIN_SESSION)
+
+
+@websocket_handler
+def handler(event: Event) -> Response:
+    params = query_parameters(event)
+    validation.check_field_sizes(params)
+    action = params.get("action")
+    user_id = authorized_user_id(event)
+    common = {
+        "connection_id": connection_id(event),
+        "connected_at_ms": connected_at_ms(event),
+        "now_ms": messages.now_ms(),
+        "on_connect": True,
+    }
+    languages = settings.load().languages
+    if action == CREATE_SESSION:
+        request = validation.parse_create_session(params, languages)
+        service.create_session(request, user_id=service.require_speaker(user_id), **common)
+    elif action == JOIN_SESSION:
+        service.join_session(validation.parse_join_session(params, languages), user_id=user_id, **common)
+    elif action is None:
+        runtime.connections().put(
+            Connection(connection_id=common["connection_id"], connected_at_ms=common["connected_at_ms"], user_id=user_id)
+        )
+    else:
+        raise ServiceError(
+            ErrorCode.UNKNOWN_ACTION,
+            f"action must be one of {', '.join(CONNECT_ACTIONS)} (or absent), got {validation.shown(action)}",
+            field="action",
+        )
+    return {"statusCode": 200}

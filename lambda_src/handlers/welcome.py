@@ -1,0 +1,47 @@
+"""Delivers a connection's first message (``sessionCreated`` / ``sessionJoined``) after its handshake.
+
+Triggered by the Connections table's stream: a row inserted by ``$connect`` with a ``welcome`` attribute.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from lambda_src import connections_api
+from lambda_src.handlers.common import logger
+from lambda_src.repositories.connections import WELCOME_ATTRIBUTE
+from lambda_src.schema import CONNECTIONS_PARTITION_KEY
+
+# A handshake completes within milliseconds of $connect returning; these cover a slow one (~3 s in all).
+HANDSHAKE_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.5)
+_PARALLEL_POSTS = 16
+
+
+def pending_welcomes(event: dict[str, Any]) -> list[tuple[str, str]]:
+    """(connection id, message) for each newly inserted row that carries a first message."""
+    pending = []
+    for record in event.get("Records", []):
+        image = record.get("dynamodb", {}).get("NewImage", {})
+        if record.get("eventName") != "INSERT" or WELCOME_ATTRIBUTE not in image:
+            continue
+        pending.append((image[CONNECTIONS_PARTITION_KEY]["S"], image[WELCOME_ATTRIBUTE]["S"]))
+    return pending
+
+
+def _deliver(connection_id: str, message: str) -> None:
+    try:
+        if not connections_api.post_after_handshake(connection_id, message, HANDSHAKE_RETRY_DELAYS):
+            logger.info("connection gone before its first message", extra={"connection_id": connection_id})
+    except Exception:
+        logger.exception("first message not delivered", extra={"connection_id": connection_id})
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
+    pending = pending_welcomes(event)
+    if len(pending) == 1:
+        _deliver(*pending[0])
+    elif pending:
+        with ThreadPoolExecutor(max_workers=min(_PARALLEL_POSTS, len(pending))) as pool:
+            list(pool.map(lambda item: _deliver(*item), pending))
+    return {"delivered": len(pending)}

@@ -1,0 +1,146 @@
+"""The Connections table: one row per open WebSocket connection, the only code that touches it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from lambda_src.repositories import dynamodb
+from lambda_src.repositories.dynamodb import TransactItem
+from lambda_src.schema import (
+    CONNECTIONS_BY_SESSION_SORT_KEY,
+    CONNECTIONS_PARTITION_KEY,
+    CONNECTIONS_TTL_ATTRIBUTE,
+)
+
+ROLE_SPEAKER = "speaker"
+ROLE_LISTENER = "listener"
+ROLE_NONE = "none"
+
+# API Gateway closes every WebSocket connection after 2 hours; a row outlives it by a margin so that a
+# late $disconnect still finds it, then TTL removes rows whose $disconnect never came.
+ROW_LIFETIME_SECONDS = 3 * 3600
+# The stream-triggered welcome function delivers this attribute's message once the handshake is done.
+WELCOME_ATTRIBUTE = "welcome"
+
+
+@dataclass(frozen=True)
+class Connection:
+    connection_id: str
+    connected_at_ms: int
+    role: str = ROLE_NONE
+    user_id: str | None = None
+    session_id: str | None = None
+    target_language: str | None = None
+    welcome: str | None = None
+
+    def to_item(self) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            CONNECTIONS_PARTITION_KEY: self.connection_id,
+            "role": self.role,
+            "connectedAt": self.connected_at_ms,
+            CONNECTIONS_TTL_ATTRIBUTE: self.connected_at_ms // 1000 + ROW_LIFETIME_SECONDS,
+        }
+        optional = {
+            "userId": self.user_id,
+            "sessionId": self.session_id,
+            CONNECTIONS_BY_SESSION_SORT_KEY: self.target_language,
+            WELCOME_ATTRIBUTE: self.welcome,
+        }
+        item.update({key: value for key, value in optional.items() if value is not None})
+        return item
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> "Connection":
+        return cls(
+            connection_id=item[CONNECTIONS_PARTITION_KEY],
+            connected_at_ms=int(item.get("connectedAt", 0)),
+            role=item.get("role", ROLE_NONE),
+            user_id=item.get("userId"),
+            session_id=item.get("sessionId"),
+            target_language=item.get(CONNECTIONS_BY_SESSION_SORT_KEY),
+            welcome=item.get(WELCOME_ATTRIBUTE),
+        )
+
+
+class ConnectionsRepository:
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+
+    def put(self, connection: Connection) -> None:
+        """Register a plain connection (no session yet)."""
+        try:
+            dynamodb.client().put_item(TableName=self.table_name, Item=dynamodb.serialize(connection.to_item()))
+        except ClientError as error:
+            dynamodb.unavailable_if_throttled(error)
+            raise
+
+    def put_item(self, connection: Connection) -> TransactItem:
+        """Transaction item: register a connection that joins or creates a session as it connects."""
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": dynamodb.serialize(connection.to_item()),
+                "ConditionExpression": "attribute_not_exists(#id)",
+                "ExpressionAttributeNames": {"#id": CONNECTIONS_PARTITION_KEY},
+            }
+        }
+
+    def attach_item(
+        self, connection_id: str, session_id: str, role: str, target_language: str | None = None
+    ) -> TransactItem:
+        """Transaction item: an open connection that is in no session yet becomes a speaker or listener."""
+        names = {"#id": CONNECTIONS_PARTITION_KEY, "#session": "sessionId", "#role": "role"}
+        assignments = ["#session = :session", "#role = :role"]
+        named_values: dict[str, Any] = {"session": session_id, "role": role}
+        if target_language is not None:
+            names["#language"] = CONNECTIONS_BY_SESSION_SORT_KEY
+            assignments.append("#language = :language")
+            named_values["language"] = target_language
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id}),
+                "UpdateExpression": "SET " + ", ".join(assignments),
+                "ConditionExpression": "attribute_exists(#id) AND attribute_not_exists(#session)",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": dynamodb.values(**named_values),
+            }
+        }
+
+    def get(self, connection_id: str) -> Connection | None:
+        try:
+            response = dynamodb.client().get_item(
+                TableName=self.table_name,
+                Key=dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id}),
+                ConsistentRead=True,
+            )
+        except ClientError as error:
+            dynamodb.unavailable_if_throttled(error)
+            raise
+        item = response.get("Item")
+        return Connection.from_item(dynamodb.deserialize(item)) if item else None
+
+    def delete_item(self, connection_id: str) -> TransactItem:
+        """Transaction item: remove the row, only if it is still there (so a removal is counted once)."""
+        return {
+            "Delete": {
+                "TableName": self.table_name,
+                "Key": dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id}),
+                "ConditionExpression": "attribute_exists(#id)",
+                "ExpressionAttributeNames": {"#id": CONNECTIONS_PARTITION_KEY},
+            }
+        }
+
+    def delete(self, connection_id: str) -> None:
+        """Remove the row if present (a connection that never joined a session)."""
+        try:
+            dynamodb.client().delete_item(
+                TableName=self.table_name,
+                Key=dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id}),
+            )
+        except ClientError as error:
+            dynamodb.unavailable_if_throttled(error)
+            raise

@@ -1,0 +1,27 @@
+"""The process-wide objects a function needs, built on first use and reused across invocations."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from lambda_src import settings
+from lambda_src.repositories.connections import ConnectionsRepository
+from lambda_src.repositories.sessions import SessionsRepository
+
+
+@cache
+def sessions() -> SessionsRepository:
+    return SessionsRepository(settings.load().sessions_table)
+
+
+@cache
+def connections() -> ConnectionsRepository:
+    return ConnectionsRepository(settings.load().connections_table)
+
+
+def reset() -> None:
+    """Forget every cached object (tests change the environment between cases)."""
+    from lambda_src.repositories import dynamodb
+
+    for cached in (sessions, connections, settings.load, dynamodb.client):
+        cached.cache_clear()

@@ -1,0 +1,203 @@
+"""Validation of client input. One function per concept serves the query-string form, the JSON message
+form and (for the partial-result configuration) mid-session updates.
+
+Every refusal is a :class:`ServiceError` from the catalogue that names the field, what was expected and
+what came.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, replace
+from decimal import Decimal, InvalidOperation
+from typing import Any, Mapping
+
+from lambda_src import limits
+from lambda_src.config import PartialResultConfig
+from lambda_src.errors import ErrorCode, ServiceError
+
+# Request field names (query-string parameters and message fields alike).
+PARTIAL_RESULTS = "partialResults"
+MIN_STABILITY = "minStability"
+MAX_BUFFER_TIMEOUT = "maxBufferTimeout"
+CONFIG_FIELDS = (PARTIAL_RESULTS, MIN_STABILITY, MAX_BUFFER_TIMEOUT)
+SOURCE_LANGUAGE = "sourceLanguage"
+TARGET_LANGUAGE = "targetLanguage"
+QUALITY_TIER = "qualityTier"
+SESSION_ID = "sessionId"
+
+SESSION_ID_PATTERN = re.compile(r"^[a-z]+-[a-z]+-[1-9][0-9]{2}$")
+# Plain decimal notation with an optional small exponent; anything else (hex, "1_0", "inf", " 1") is refused.
+_DECIMAL_PATTERN = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,3})?$")
+_SHOWN_CHARACTERS = 40
+
+
+@dataclass(frozen=True)
+class CreateSessionRequest:
+    source_language: str
+    quality_tier: str
+    config: PartialResultConfig
+
+
+@dataclass(frozen=True)
+class JoinSessionRequest:
+    session_id: str
+    target_language: str
+
+
+def shown(value: Any) -> str:
+    """How a received value is quoted back in an error message: short, and never a stack of text."""
+    if isinstance(value, str):
+        if not value:
+            return "an empty string"
+        text = json.dumps(value[:_SHOWN_CHARACTERS], ensure_ascii=False)[1:-1]  # escaped, unquoted
+        return text + "..." if len(value) > _SHOWN_CHARACTERS else text
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float, Decimal)):
+        return str(value)
+    return f"a JSON {_json_type(value)}"
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "object", list: "array"}.get(type(value), type(value).__name__)
+
+
+def check_field_sizes(fields: Mapping[str, Any]) -> None:
+    """Refuse any single string value over the size limit before doing any other work on it."""
+    for name, value in fields.items():
+        if isinstance(value, str) and len(value) > limits.MAX_FIELD_LENGTH:
+            code = ErrorCode.INVALID_CONFIGURATION if name in CONFIG_FIELDS else ErrorCode.INVALID_PARAMETERS
+            raise ServiceError(
+                code,
+                f"{name} must be at most {limits.MAX_FIELD_LENGTH} characters, got {len(value)}",
+                field=str(name)[: limits.MAX_FIELD_LENGTH],
+            )
+
+
+def parse_partial_result_config(
+    fields: Mapping[str, Any], base: PartialResultConfig | None = None
+) -> PartialResultConfig:
+    """The configuration ``fields`` ask for: absent fields keep ``base`` (the defaults when creating)."""
+    config = base or PartialResultConfig()
+    if PARTIAL_RESULTS in fields:
+        config = replace(config, partial_results_enabled=_parse_bool(PARTIAL_RESULTS, fields[PARTIAL_RESULTS]))
+    if MIN_STABILITY in fields:
+        config = replace(
+            config,
+            min_stability_threshold=_parse_bounded_decimal(
+                MIN_STABILITY, fields[MIN_STABILITY], limits.MIN_STABILITY_LOWER, limits.MIN_STABILITY_UPPER, ""
+            ),
+        )
+    if MAX_BUFFER_TIMEOUT in fields:
+        config = replace(
+            config,
+            max_buffer_timeout=_parse_bounded_decimal(
+                MAX_BUFFER_TIMEOUT,
+                fields[MAX_BUFFER_TIMEOUT],
+                limits.MAX_BUFFER_TIMEOUT_LOWER,
+                limits.MAX_BUFFER_TIMEOUT_UPPER,
+                " seconds",
+            ),
+        )
+    return config
+
+
+def parse_create_session(fields: Mapping[str, Any], languages: frozenset[str]) -> CreateSessionRequest:
+    """Validate a ``createSession`` request (query string or message)."""
+    check_field_sizes(fields)
+    source_language = parse_language(SOURCE_LANGUAGE, fields.get(SOURCE_LANGUAGE), languages)
+    quality_tier = fields.get(QUALITY_TIER, limits.DEFAULT_QUALITY_TIER)
+    if quality_tier not in limits.QUALITY_TIERS:
+        raise ServiceError(
+            ErrorCode.INVALID_PARAMETERS,
+            f"{QUALITY_TIER} must be one of {', '.join(limits.QUALITY_TIERS)}, got {shown(quality_tier)}",
+            field=QUALITY_TIER,
+        )
+    return CreateSessionRequest(
+        source_language=source_language,
+        quality_tier=quality_tier,
+        config=parse_partial_result_config(fields),
+    )
+
+
+def parse_join_session(fields: Mapping[str, Any], languages: frozenset[str]) -> JoinSessionRequest:
+    """Validate a ``joinSession`` request (query string or message)."""
+    check_field_sizes(fields)
+    return JoinSessionRequest(
+        session_id=parse_session_id(fields.get(SESSION_ID)),
+        target_language=parse_language(TARGET_LANGUAGE, fields.get(TARGET_LANGUAGE), languages),
+    )
+
+
+def parse_session_id(value: Any) -> str:
+    if value is None:
+        raise _missing(SESSION_ID)
+    if not isinstance(value, str) or not SESSION_ID_PATTERN.match(value):
+        raise ServiceError(
+            ErrorCode.INVALID_PARAMETERS,
+            f"{SESSION_ID} must look like golden-eagle-427 (adjective-noun-number), got {shown(value)}",
+            field=SESSION_ID,
+        )
+    return value
+
+
+def parse_language(name: str, value: Any, languages: frozenset[str]) -> str:
+    if value is None:
+        raise _missing(name)
+    if not isinstance(value, str) or value not in languages:
+        raise ServiceError(
+            ErrorCode.INVALID_PARAMETERS,
+            f"{name} must be a supported ISO 639-1 code ({', '.join(sorted(languages))}), got {shown(value)}",
+            field=name,
+        )
+    return value
+
+
+def _missing(name: str) -> ServiceError:
+    return ServiceError(ErrorCode.INVALID_PARAMETERS, f"{name} is required", field=name)
+
+
+def _parse_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ServiceError(
+        ErrorCode.INVALID_CONFIGURATION, f"{name} must be true or false, got {shown(value)}", field=name
+    )
+
+
+def _parse_bounded_decimal(name: str, value: Any, lower: Decimal, upper: Decimal, unit: str) -> Decimal:
+    number = _to_decimal(value)
+    if number is None or not lower <= number <= upper:
+        expected = "between" if number is not None else "a number between"
+        raise ServiceError(
+            ErrorCode.INVALID_CONFIGURATION,
+            f"{name} must be {expected} {lower} and {upper}{unit}, got {shown(value)}",
+            field=name,
+        )
+    return number
+
+
+def _to_decimal(value: Any) -> Decimal | None:
+    """A finite Decimal from a JSON number or a decimal string; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, Decimal):
+        return value if value.is_finite() else None
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        # repr gives the shortest string that round-trips, so 0.85 becomes Decimal("0.85"), not float noise.
+        return Decimal(repr(value)) if math.isfinite(value) else None
+    if isinstance(value, str) and _DECIMAL_PATTERN.match(value):
+        try:
+            return Decimal(value)
+        except InvalidOperation:
+            return None
+    return None
