@@ -1,0 +1,63 @@
+# The project's commands. `make local` runs the service on this machine; `make test` runs every test.
+# Both install what is missing first (venv, Python packages, npm packages, Java 17).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+ENV ?= dev
+ENVIRONMENTS := dev staging prod
+PORT ?= 8080
+
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_CLI_TELEMETRY := true
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help install test test-unit test-infra test-integration synth synth-all lint local token clean
+
+help:
+	@echo "make local           run the service locally (DynamoDB Local + local WebSocket gateway)"
+	@echo "make test            install what is missing, then run every test"
+	@echo "make synth ENV=prod  write the CloudFormation template to cdk.out/"
+	@echo "make lint            cfn-lint every environment's template"
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt lambda_deps/requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+.java:
+	@java -version 2>&1 | grep -qE 'version "(1[7-9]|[2-9][0-9])' || { \
+	  echo "Installing Java 17 (DynamoDB Local runs on it)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; }
+	@touch $@
+
+install: $(VENV)/.installed node_modules/.installed .java
+
+test: install
+	$(PY) -m pytest
+
+test-unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit
+
+test-infra: $(VENV)/.installed
+	$(PY) -m pytest tests/infrastructure
+
+synth: $(VENV)/.installed node_modules/.installed
+	npx cdk synth --no-notices --quiet -c env=$(ENV) -o cdk.out
+	@ls cdk.out/*.template.json
+
+synth-all:
+	@for env in $(ENVIRONMENTS); do $(MAKE) --no-print-directory synth ENV=$$env || exit 1; done
+
+lint: synth-all
+	# Errors fail the build; warnings are printed for review (cfn-lint exits 4 on warnings alone).
+	$(VENV)/bin/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
+
+clean:
+	rm -rf cdk.out .pytest_cache .hypothesis .java

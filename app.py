@@ -1,0 +1,25 @@
+#!/usr/bin/env python3
+"""CDK entry point: ``npx cdk synth -c env=prod`` (or ``python app.py``)."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+
+from cdk_app import config as environment_config
+from cdk_app.stack import SessionServiceStack
+
+
+def build_app(app: cdk.App | None = None) -> cdk.App:
+    app = app or cdk.App()
+    config = environment_config.load(app.node)
+    SessionServiceStack(
+        app,
+        config.stack_name,
+        config=config,
+        description=f"Live speech translation session service ({config.name})",
+    )
+    return app
+
+
+if __name__ == "__main__":
+    build_app().synth()

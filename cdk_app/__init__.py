@@ -1,0 +1,1 @@
+"""The CDK app: a thin stack composing one construct per concern."""

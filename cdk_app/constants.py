@@ -1,0 +1,24 @@
+"""Names and sizes shared by every function, so nothing drifts between them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from aws_cdk import Duration
+from aws_cdk import aws_lambda as lambda_
+
+PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
+LAMBDA_PACKAGE: Final = "lambda_src"
+LAMBDA_DEPENDENCIES_DIR: Final = PROJECT_ROOT / "lambda_deps"
+
+RUNTIME: Final = lambda_.Runtime.PYTHON_3_12
+ARCHITECTURE: Final = lambda_.Architecture.ARM_64
+# The pip platform tag and Python version the bundled wheels must match (RUNTIME and ARCHITECTURE).
+WHEEL_PLATFORM: Final = "manylinux2014_aarch64"
+WHEEL_PYTHON_VERSION: Final = "3.12"
+
+MEMORY_MB: Final = 256
+# API Gateway waits at most 29 s for an integration; a route never needs more than a few DynamoDB calls.
+ROUTE_TIMEOUT: Final = Duration.seconds(10)
+WELCOME_TIMEOUT: Final = Duration.seconds(30)

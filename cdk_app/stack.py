@@ -1,0 +1,32 @@
+"""The deployable unit: tables and the WebSocket API, composed; outputs for operators and downstream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from cdk_app.config import EnvironmentConfig
+from cdk_app.tables import SessionTables
+from cdk_app.websocket_api import SessionWebSocketApi
+
+
+class SessionServiceStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = config
+        self.tables = SessionTables(self, "Tables", config=config)
+        self.websocket = SessionWebSocketApi(self, "WebSocket", config=config, tables=self.tables)
+
+        CfnOutput(self, "WebSocketUrl", value=self.websocket.stage.url, description="Clients connect here")
+        CfnOutput(self, "CallbackUrl", value=self.websocket.stage.callback_url, description="@connections API")
+        CfnOutput(self, "SessionsTableName", value=self.tables.sessions.table_name)
+        CfnOutput(self, "SessionsTableArn", value=self.tables.sessions.table_arn)
+        CfnOutput(self, "ConnectionsTableName", value=self.tables.connections.table_name)
+        CfnOutput(self, "ConnectionsTableArn", value=self.tables.connections.table_arn)
+
+    def grant_downstream_read(self, grantee: iam.IGrantable) -> None:
+        """Wire a downstream processor (transcription, translation) to read session settings."""
+        self.tables.grant_downstream_read(grantee)

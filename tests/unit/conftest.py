@@ -1,0 +1,78 @@
+"""Fixtures of the unit suite: fake AWS credentials and the environment the stack sets, and moto-backed
+tables created exactly like the stack creates them."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lambda_src import runtime, schema
+from tests.unit.helpers import CONNECTIONS_TABLE, REGION, SESSIONS_TABLE, Tables
+
+
+@pytest.fixture(autouse=True)
+def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every unit test runs with fake credentials, a fixed region and the table names the stack would set."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SECURITY_TOKEN", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("SESSIONS_TABLE", SESSIONS_TABLE)
+    monkeypatch.setenv("CONNECTIONS_TABLE", CONNECTIONS_TABLE)
+    for name in ("SESSION_LIFETIME_HOURS", "MAX_LISTENERS_PER_SESSION", "SUPPORTED_LANGUAGES", "CALLBACK_URL"):
+        monkeypatch.delenv(name, raising=False)
+    runtime.reset()
+    yield
+    runtime.reset()
+
+
+@pytest.fixture
+def tables() -> Iterator[Tables]:
+    """Sessions and Connections created inside moto exactly like the stack creates them."""
+    with mock_aws():
+        runtime.reset()
+        client = boto3.client("dynamodb", region_name=REGION)
+        client.create_table(
+            TableName=SESSIONS_TABLE,
+            KeySchema=[{"AttributeName": schema.SESSIONS_PARTITION_KEY, "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": schema.SESSIONS_PARTITION_KEY, "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        client.create_table(
+            TableName=CONNECTIONS_TABLE,
+            KeySchema=[{"AttributeName": schema.CONNECTIONS_PARTITION_KEY, "KeyType": "HASH"}],
+            AttributeDefinitions=[
+                {"AttributeName": schema.CONNECTIONS_PARTITION_KEY, "AttributeType": "S"},
+                {"AttributeName": schema.CONNECTIONS_BY_SESSION_PARTITION_KEY, "AttributeType": "S"},
+                {"AttributeName": schema.CONNECTIONS_BY_SESSION_SORT_KEY, "AttributeType": "S"},
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": schema.CONNECTIONS_BY_SESSION_INDEX,
+                    "KeySchema": [
+                        {"AttributeName": schema.CONNECTIONS_BY_SESSION_PARTITION_KEY, "KeyType": "HASH"},
+                        {"AttributeName": schema.CONNECTIONS_BY_SESSION_SORT_KEY, "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+        )
+        for table, ttl in (
+            (SESSIONS_TABLE, schema.SESSIONS_TTL_ATTRIBUTE),
+            (CONNECTIONS_TABLE, schema.CONNECTIONS_TTL_ATTRIBUTE),
+        ):
+            client.update_time_to_live(
+                TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl}
+            )
+        try:
+            yield Tables(client)
+        finally:
+            runtime.reset()

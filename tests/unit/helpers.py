@@ -1,0 +1,168 @@
+"""Helpers of the unit suite: table access for assertions and builders of API Gateway WebSocket events."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from decimal import Decimal
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from lambda_src import schema
+
+SESSIONS_TABLE = "unit-sessions"
+CONNECTIONS_TABLE = "unit-connections"
+REGION = "us-east-1"
+
+_deserializer = TypeDeserializer()
+_serializer = TypeSerializer()
+_ids = itertools.count(1)
+
+
+class Tables:
+    """The two moto tables, read back raw (``{"N": "0.85"}``) or deserialized."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.sessions = SESSIONS_TABLE
+        self.connections = CONNECTIONS_TABLE
+
+    def _scan(self, table: str) -> list[dict[str, Any]]:
+        return self.client.scan(TableName=table, ConsistentRead=True)["Items"]
+
+    def raw_sessions(self) -> list[dict[str, Any]]:
+        return self._scan(self.sessions)
+
+    def raw_connections(self) -> list[dict[str, Any]]:
+        return self._scan(self.connections)
+
+    def sessions_items(self) -> list[dict[str, Any]]:
+        return [deserialize(item) for item in self.raw_sessions()]
+
+    def connections_items(self) -> list[dict[str, Any]]:
+        return [deserialize(item) for item in self.raw_connections()]
+
+    def session(self, session_id: str) -> dict[str, Any] | None:
+        item = self.client.get_item(
+            TableName=self.sessions, Key={schema.SESSIONS_PARTITION_KEY: {"S": session_id}}, ConsistentRead=True
+        ).get("Item")
+        return deserialize(item) if item else None
+
+    def connection(self, connection_id: str) -> dict[str, Any] | None:
+        item = self.client.get_item(
+            TableName=self.connections,
+            Key={schema.CONNECTIONS_PARTITION_KEY: {"S": connection_id}},
+            ConsistentRead=True,
+        ).get("Item")
+        return deserialize(item) if item else None
+
+    def put_session(self, **overrides: Any) -> dict[str, Any]:
+        """Write a live session item directly (the contract's schema), overriding any attribute."""
+        now_s = int(time.time())
+        item: dict[str, Any] = {
+            "sessionId": "golden-eagle-427",
+            "speakerConnectionId": "speaker-conn",
+            "speakerUserId": "user-1",
+            "sourceLanguage": "en",
+            "qualityTier": "standard",
+            "createdAt": now_s * 1000,
+            "isActive": True,
+            "listenerCount": 0,
+            "expiresAt": now_s + 3 * 3600,
+            "partialResultsEnabled": True,
+            "minStabilityThreshold": Decimal("0.85"),
+            "maxBufferTimeout": Decimal("5.0"),
+        }
+        item.update(overrides)
+        item = {key: value for key, value in item.items() if value is not _ABSENT}
+        self.client.put_item(TableName=self.sessions, Item={k: _serializer.serialize(v) for k, v in item.items()})
+        return item
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+_ABSENT = _Absent()
+ABSENT: Any = _ABSENT  # pass as an override to leave an attribute out of put_session's item
+
+def deserialize(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: _deserializer.deserialize(value) for key, value in item.items()}
+
+
+# --- API Gateway WebSocket events -------------------------------------------------------------------
+
+
+def new_connection_id() -> str:
+    return f"conn-{next(_ids):06d}="
+
+
+def connect_event(
+    query: dict[str, str] | None = None,
+    *,
+    connection_id: str | None = None,
+    user_id: str | None = None,
+    connected_at_ms: int | None = None,
+) -> dict[str, Any]:
+    """A ``$connect`` event as API Gateway delivers it (``authorizer`` only when a speaker token passed)."""
+    context: dict[str, Any] = {
+        "routeKey": "$connect",
+        "eventType": "CONNECT",
+        "connectionId": connection_id or new_connection_id(),
+        "connectedAt": connected_at_ms if connected_at_ms is not None else time.time_ns() // 1_000_000,
+        "requestId": f"req-{next(_ids)}",
+        "stage": "test",
+        "domainName": "example.execute-api.us-east-1.amazonaws.com",
+        "apiId": "example",
+    }
+    if user_id is not None:
+        context["authorizer"] = {"userId": user_id, "principalId": user_id}
+    return {"requestContext": context, "queryStringParameters": query, "isBase64Encoded": False}
+
+
+def message_event(
+    body: Any,
+    *,
+    connection_id: str,
+    route_key: str = "$default",
+    user_id: str | None = None,
+    connected_at_ms: int | None = None,
+) -> dict[str, Any]:
+    """A ``MESSAGE`` event; ``body`` is sent as is when a string, JSON-encoded otherwise."""
+    context: dict[str, Any] = {
+        "routeKey": route_key,
+        "eventType": "MESSAGE",
+        "connectionId": connection_id,
+        "connectedAt": connected_at_ms if connected_at_ms is not None else time.time_ns() // 1_000_000,
+        "requestId": f"req-{next(_ids)}",
+        "stage": "test",
+        "messageId": f"msg-{next(_ids)}",
+    }
+    if user_id is not None:
+        context["authorizer"] = {"userId": user_id, "principalId": user_id}
+    return {
+        "requestContext": context,
+        "body": body if isinstance(body, str) else json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+def disconnect_event(connection_id: str) -> dict[str, Any]:
+    return {
+        "requestContext": {
+            "routeKey": "$disconnect",
+            "eventType": "DISCONNECT",
+            "connectionId": connection_id,
+            "connectedAt": time.time_ns() // 1_000_000,
+            "requestId": f"req-{next(_ids)}",
+        },
+        "headers": {},
+    }
+
+
+def body_of(response: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(response["body"])
