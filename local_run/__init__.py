@@ -1,0 +1,1 @@
+"""The local run: the deployed service on one machine."""

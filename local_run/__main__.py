@@ -1,0 +1,48 @@
+"""``make local``: the service on this machine. Ctrl-C or SIGTERM stops everything it started."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+from local_run.run import LocalRun
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="make local", description=__doc__)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+    parser.add_argument("--http-port", type=int, default=int(os.environ.get("HTTP_PORT", "0")) or None,
+                        help="@connections API and JWKS (default: PORT + 1)")
+    parser.add_argument("--data-dir", type=Path, default=os.environ.get("DATA_DIR") or None,
+                        help="keep DynamoDB Local's data in this folder (default: in memory)")
+    parser.add_argument("--env", default=os.environ.get("ENV", "dev"))
+    return parser.parse_args()
+
+
+async def main() -> None:
+    args = parse_args()
+    context: dict[str, object] = {"env": args.env}
+    if os.environ.get("MAX_LISTENERS_PER_SESSION"):
+        context["maxListenersPerSession"] = os.environ["MAX_LISTENERS_PER_SESSION"]
+    run = LocalRun(port=args.port, http_port=args.http_port or args.port + 1, context=context, data_dir=args.data_dir)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await run.start()
+    try:
+        print(f"Session service ready: {run.url}  (DynamoDB Local {run.database.endpoint}, "
+              f"@connections http://127.0.0.1:{run.http_port}/{run.assembly.stage})", flush=True)
+        print(f"  try: npx wscat -c '{run.url}?action=joinSession&sessionId=golden-eagle-427&targetLanguage=es'",
+              flush=True)
+        await stop.wait()
+    finally:
+        await run.stop()
+        print("stopped", flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,366 @@
+"""Reads a synthesized cloud assembly (``cdk.out``) into what the local run needs: the WebSocket API's
+routes and authorizer, each function's handler, code and environment, the tables, and the stream
+triggers. Nothing here knows this project's names: any CloudFormation WebSocket API whose integrations
+are Python Lambda functions from local assets can be run this way.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LOCAL_REGION = "us-east-1"
+LOCAL_ACCOUNT = "000000000000"
+LOCAL_API_ID = "localapi"
+
+
+@dataclass(frozen=True)
+class TableDefinition:
+    logical_id: str
+    name: str
+    properties: dict[str, Any]
+
+    @property
+    def ttl_attribute(self) -> str | None:
+        spec = self.properties.get("TimeToLiveSpecification") or {}
+        return spec.get("AttributeName") if spec.get("Enabled") else None
+
+    def create_table_request(self) -> dict[str, Any]:
+        """CreateTable arguments equal to the template's keys, indexes, billing and stream."""
+        props = self.properties
+        request: dict[str, Any] = {
+            "TableName": self.name,
+            "KeySchema": props["KeySchema"],
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "BillingMode": props.get("BillingMode", "PROVISIONED"),
+        }
+        throughput = props.get("ProvisionedThroughput")
+        if request["BillingMode"] == "PROVISIONED":
+            request["ProvisionedThroughput"] = throughput or {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
+        for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+            if props.get(key):
+                request[key] = [
+                    {k: v for k, v in index.items() if k in ("IndexName", "KeySchema", "Projection", "ProvisionedThroughput")}
+                    for index in props[key]
+                ]
+        stream = props.get("StreamSpecification")
+        if stream:
+            request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
+        return request
+
+
+@dataclass(frozen=True)
+class FunctionDefinition:
+    logical_id: str
+    name: str
+    handler: str
+    code_dir: Path
+    environment: dict[str, str]
+    timeout_seconds: int
+    memory_mb: int
+
+
+@dataclass(frozen=True)
+class AuthorizerDefinition:
+    function: str  # logical id
+    identity_sources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RouteDefinition:
+    key: str
+    function: str  # logical id
+    returns_response: bool
+    authorizer: AuthorizerDefinition | None = None
+
+
+@dataclass(frozen=True)
+class StreamTrigger:
+    table: str  # logical id
+    function: str  # logical id
+    patterns: tuple[dict[str, Any], ...]
+    batch_size: int
+    starting_position: str
+
+
+@dataclass
+class Assembly:
+    stack_name: str
+    stage: str
+    route_selection_expression: str
+    routes: dict[str, RouteDefinition]
+    functions: dict[str, FunctionDefinition]
+    tables: dict[str, TableDefinition]
+    triggers: list[StreamTrigger]
+    user_pools: dict[str, str] = field(default_factory=dict)  # local pool id -> its first app client id
+
+    def user_pools_with_clients(self) -> dict[str, str]:
+        return dict(self.user_pools)
+
+
+@dataclass(frozen=True)
+class LocalAddresses:
+    """Where the local run serves what API Gateway and Cognito serve in the cloud."""
+
+    websocket_port: int
+    http_port: int  # @connections management API and user-pool JWKS
+
+    @property
+    def http_base(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+
+def find_template(cdk_out: Path, stack_name: str | None = None) -> Path:
+    templates = sorted(cdk_out.glob("*.template.json"))
+    if stack_name:
+        templates = [t for t in templates if t.name == f"{stack_name}.template.json"]
+    if len(templates) != 1:
+        raise RuntimeError(f"expected one stack template in {cdk_out}, found {[t.name for t in templates]}")
+    return templates[0]
+
+
+def load(cdk_out: Path, addresses: LocalAddresses, stack_name: str | None = None) -> Assembly:
+    template_path = find_template(cdk_out, stack_name)
+    stack = template_path.name.removesuffix(".template.json")
+    template = json.loads(template_path.read_text())
+    assets = json.loads((cdk_out / f"{stack}.assets.json").read_text()).get("files", {})
+    return _Reader(stack, template["Resources"], assets, cdk_out, addresses).assembly()
+
+
+class _Reader:
+    def __init__(
+        self, stack: str, resources: dict[str, Any], assets: dict[str, Any], cdk_out: Path, addresses: LocalAddresses
+    ) -> None:
+        self.stack = stack
+        self.resources = resources
+        self.assets = assets
+        self.cdk_out = cdk_out
+        self.addresses = addresses
+
+    def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {lid: r for lid, r in self.resources.items() if r.get("Type") == kind}
+
+    # -- intrinsic functions ------------------------------------------------------------------------
+    def physical_name(self, logical_id: str) -> str:
+        resource = self.resources[logical_id]
+        kind, props = resource["Type"], resource.get("Properties", {})
+        if kind == "AWS::DynamoDB::Table":
+            return props.get("TableName") or f"{self.stack}-{logical_id}"
+        if kind == "AWS::Lambda::Function":
+            return props.get("FunctionName") or f"{self.stack}-{logical_id}"
+        if kind == "AWS::ApiGatewayV2::Api":
+            return LOCAL_API_ID
+        if kind == "AWS::Cognito::UserPool":
+            return f"{LOCAL_REGION}_{logical_id}"
+        if kind == "AWS::Cognito::UserPoolClient":
+            return f"local-client-{logical_id}"
+        return logical_id
+
+    def attribute(self, logical_id: str, name: str) -> str:
+        kind = self.resources[logical_id]["Type"]
+        physical = self.physical_name(logical_id)
+        if kind == "AWS::DynamoDB::Table" and name == "Arn":
+            return f"arn:aws:dynamodb:{LOCAL_REGION}:{LOCAL_ACCOUNT}:table/{physical}"
+        if kind == "AWS::DynamoDB::Table" and name == "StreamArn":
+            return f"arn:aws:dynamodb:{LOCAL_REGION}:{LOCAL_ACCOUNT}:table/{physical}/stream/local"
+        if kind == "AWS::Lambda::Function" and name == "Arn":
+            return f"arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT}:function:{physical}"
+        if kind == "AWS::Cognito::UserPool" and name == "ProviderURL":
+            return f"127.0.0.1:{self.addresses.http_port}/{physical}"
+        if kind == "AWS::Cognito::UserPool" and name == "Arn":
+            return f"arn:aws:cognito-idp:{LOCAL_REGION}:{LOCAL_ACCOUNT}:userpool/{physical}"
+        if kind == "AWS::ApiGatewayV2::Api" and name == "ApiEndpoint":
+            return f"wss://{LOCAL_API_ID}.execute-api.{LOCAL_REGION}.amazonaws.com"
+        return f"{physical}.{name}"
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (fn, arg), = value.items()
+            if fn == "Ref":
+                return _PSEUDO.get(arg) or (self.physical_name(arg) if arg in self.resources else arg)
+            if fn == "Fn::GetAtt":
+                logical_id, name = arg if isinstance(arg, list) else arg.split(".", 1)
+                return self.attribute(logical_id, name)
+            if fn == "Fn::Join":
+                separator, parts = arg
+                return separator.join(str(self.resolve(p)) for p in parts)
+            if fn == "Fn::Select":
+                index, items = arg
+                return self.resolve(items)[int(index)]
+            if fn == "Fn::Split":
+                separator, text = arg
+                return str(self.resolve(text)).split(separator)
+            if fn == "Fn::Sub":
+                text, names = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+                return re.sub(r"\$\{([^}]+)\}", lambda m: str(self._sub(m.group(1), names)), text)
+        return {k: self.resolve(v) for k, v in value.items()}
+
+    def _sub(self, name: str, names: dict[str, Any]) -> Any:
+        if name in names:
+            return self.resolve(names[name])
+        if "." in name:
+            logical_id, attribute = name.split(".", 1)
+            return self.attribute(logical_id, attribute)
+        return self.resolve({"Ref": name})
+
+    def localize(self, text: str) -> str:
+        """Point the cloud's endpoints of this API and its user pools at the local run."""
+        api_host = f"{LOCAL_API_ID}.execute-api.{LOCAL_REGION}.amazonaws.com"
+        text = text.replace(f"https://{api_host}", self.addresses.http_base)
+        text = text.replace(f"wss://{api_host}", f"ws://127.0.0.1:{self.addresses.websocket_port}")
+        return text.replace(f"https://127.0.0.1:{self.addresses.http_port}", self.addresses.http_base)
+
+    def referenced(self, value: Any, kind: str) -> str | None:
+        """The logical id of the first resource of ``kind`` that ``value`` refers to (Ref or GetAtt)."""
+        if isinstance(value, dict):
+            for fn, arg in value.items():
+                if fn == "Ref" and isinstance(arg, str) and self.resources.get(arg, {}).get("Type") == kind:
+                    return arg
+                if fn == "Fn::GetAtt":
+                    logical_id = arg[0] if isinstance(arg, list) else arg.split(".", 1)[0]
+                    if self.resources.get(logical_id, {}).get("Type") == kind:
+                        return logical_id
+                found = self.referenced(arg, kind)
+                if found:
+                    return found
+        elif isinstance(value, list):
+            for item in value:
+                found = self.referenced(item, kind)
+                if found:
+                    return found
+        return None
+
+    # -- the assembly ------------------------------------------------------------------------------
+    def assembly(self) -> Assembly:
+        apis = {lid: r for lid, r in self.of_type("AWS::ApiGatewayV2::Api").items()
+                if r["Properties"].get("ProtocolType") == "WEBSOCKET"}
+        if len(apis) != 1:
+            raise RuntimeError(f"expected one WebSocket API in {self.stack}, found {len(apis)}")
+        api_id, api = next(iter(apis.items()))
+        stages = [r["Properties"]["StageName"] for r in self.of_type("AWS::ApiGatewayV2::Stage").values()
+                  if r["Properties"].get("ApiId") == {"Ref": api_id}]
+        return Assembly(
+            stack_name=self.stack,
+            stage=stages[0] if stages else "$default",
+            route_selection_expression=api["Properties"]["RouteSelectionExpression"],
+            routes=self.routes(api_id),
+            functions=self.functions(),
+            tables={lid: TableDefinition(lid, self.physical_name(lid), r["Properties"])
+                    for lid, r in self.of_type("AWS::DynamoDB::Table").items()},
+            triggers=self.triggers(),
+            user_pools=self.user_pools(),
+        )
+
+    def user_pools(self) -> dict[str, str]:
+        clients = self.of_type("AWS::Cognito::UserPoolClient")
+        pools = {}
+        for lid in self.of_type("AWS::Cognito::UserPool"):
+            client = next((c for c, r in clients.items() if r["Properties"].get("UserPoolId") == {"Ref": lid}), None)
+            pools[self.physical_name(lid)] = self.physical_name(client) if client else ""
+        return pools
+
+    def routes(self, api_id: str) -> dict[str, RouteDefinition]:
+        responding = {r["Properties"]["RouteId"]["Ref"] for r in self.of_type("AWS::ApiGatewayV2::RouteResponse").values()}
+        routes = {}
+        for lid, resource in self.of_type("AWS::ApiGatewayV2::Route").items():
+            props = resource["Properties"]
+            if props.get("ApiId") != {"Ref": api_id}:
+                continue
+            integration_id = self.referenced(props["Target"], "AWS::ApiGatewayV2::Integration")
+            if integration_id is None:
+                continue
+            function = self.referenced(self.resources[integration_id]["Properties"]["IntegrationUri"], "AWS::Lambda::Function")
+            if function is None:
+                raise RuntimeError(f"route {props['RouteKey']}: only Lambda proxy integrations run locally")
+            authorizer = None
+            if props.get("AuthorizationType") == "CUSTOM":
+                auth_props = self.resources[props["AuthorizerId"]["Ref"]]["Properties"]
+                authorizer = AuthorizerDefinition(
+                    function=self.referenced(auth_props["AuthorizerUri"], "AWS::Lambda::Function") or "",
+                    identity_sources=tuple(auth_props.get("IdentitySource", [])),
+                )
+            routes[props["RouteKey"]] = RouteDefinition(props["RouteKey"], function, lid in responding, authorizer)
+        return routes
+
+    def functions(self) -> dict[str, FunctionDefinition]:
+        functions = {}
+        for lid, resource in self.of_type("AWS::Lambda::Function").items():
+            props = resource["Properties"]
+            if not str(props.get("Runtime", "")).startswith("python"):
+                continue
+            key = str(props["Code"].get("S3Key", "")).removesuffix(".zip")
+            asset = self.assets.get(key)
+            if asset is None:
+                continue  # inline or external code: not runnable locally
+            variables = (props.get("Environment") or {}).get("Variables", {})
+            functions[lid] = FunctionDefinition(
+                logical_id=lid,
+                name=self.physical_name(lid),
+                handler=props["Handler"],
+                code_dir=self.cdk_out / asset["source"]["path"],
+                environment={k: self.localize(str(self.resolve(v))) for k, v in variables.items()},
+                timeout_seconds=int(props.get("Timeout", 3)),
+                memory_mb=int(props.get("MemorySize", 128)),
+            )
+        return functions
+
+    def triggers(self) -> list[StreamTrigger]:
+        triggers = []
+        for resource in self.of_type("AWS::Lambda::EventSourceMapping").values():
+            props = resource["Properties"]
+            table = self.referenced(props.get("EventSourceArn"), "AWS::DynamoDB::Table")
+            function = self.referenced(props.get("FunctionName"), "AWS::Lambda::Function")
+            if table is None or function is None:
+                continue
+            filters = (props.get("FilterCriteria") or {}).get("Filters", [])
+            triggers.append(StreamTrigger(
+                table=table,
+                function=function,
+                patterns=tuple(json.loads(f["Pattern"]) for f in filters),
+                batch_size=int(props.get("BatchSize", 100)),
+                starting_position=props.get("StartingPosition", "LATEST"),
+            ))
+        return triggers
+
+
+_PSEUDO = {
+    "AWS::Region": LOCAL_REGION,
+    "AWS::AccountId": LOCAL_ACCOUNT,
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+    "AWS::NoValue": None,
+}
+
+
+def matches(pattern: Any, value: Any) -> bool:
+    """Lambda event filtering: a pattern object matches when every key matches; a list of rules matches
+    when any rule does (equality, ``exists``, ``prefix``, ``anything-but``)."""
+    if isinstance(pattern, dict):
+        if not isinstance(value, dict):
+            return False
+        return all(_matches_rules(rules, key in value, value.get(key)) if isinstance(rules, list)
+                   else matches(rules, value.get(key)) for key, rules in pattern.items())
+    return False
+
+
+def _matches_rules(rules: list[Any], present: bool, value: Any) -> bool:
+    for rule in rules:
+        if isinstance(rule, dict):
+            if "exists" in rule and rule["exists"] == present:
+                return True
+            if "prefix" in rule and isinstance(value, str) and value.startswith(rule["prefix"]):
+                return True
+            if "anything-but" in rule and present:
+                excluded = rule["anything-but"]
+                if value not in (excluded if isinstance(excluded, list) else [excluded]):
+                    return True
+        elif present and value == rule:
+            return True
+    return False

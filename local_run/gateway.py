@@ -1,0 +1,446 @@
+"""A local stand-in for API Gateway's WebSocket APIs, driven entirely by a cloud assembly.
+
+- WebSocket server: runs the ``$connect`` authorizer (identity sources checked first, as API Gateway
+  does), refuses the handshake with the status ``$connect`` returns, selects routes with the API's
+  route-selection expression, sends route responses, and calls ``$disconnect``.
+- HTTP server: the ``@connections`` management API (POST/GET/DELETE; 410 Gone for unknown connections
+  and for connections whose handshake has not completed) and each user pool's JWKS.
+- Stream triggers: polls the tables' streams in DynamoDB Local and invokes the mapped functions with
+  records that pass the mapping's filter patterns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+import os
+import secrets
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from local_run.assembly import LOCAL_ACCOUNT, LOCAL_API_ID, LOCAL_REGION, Assembly, FunctionDefinition, matches
+
+MAX_FRAME_BYTES = 128 * 1024 * 4  # larger than API Gateway's limit, so handlers see and refuse big frames
+WORKERS_PER_FUNCTION = 8
+
+
+class FunctionError(Exception):
+    """The function raised or timed out (what Lambda reports as a function error)."""
+
+
+class _Worker:
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    async def call(self, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+        assert self.process.stdin and self.process.stdout
+        self.process.stdin.write((json.dumps(payload, default=str) + "\n").encode())
+        await self.process.stdin.drain()
+        line = await asyncio.wait_for(self.process.stdout.readline(), timeout)
+        if not line:
+            raise FunctionError("the function's process exited")
+        return json.loads(line)
+
+
+class FunctionRuntime:
+    """Warm execution environments of one function; a new one starts when all are busy (up to a limit)."""
+
+    def __init__(self, definition: FunctionDefinition, base_env: dict[str, str]) -> None:
+        self.definition = definition
+        self.env = {
+            **base_env,
+            **definition.environment,
+            "AWS_LAMBDA_FUNCTION_NAME": definition.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(definition.memory_mb),
+            "AWS_LAMBDA_FUNCTION_TIMEOUT": str(definition.timeout_seconds),
+            "LOCAL_FUNCTION_ARN": f"arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT}:function:{definition.name}",
+            "PYTHONUNBUFFERED": "1",
+        }
+        self._idle: list[_Worker] = []
+        self._all: list[_Worker] = []
+        self._slots = asyncio.Semaphore(WORKERS_PER_FUNCTION)
+
+    async def _start_worker(self) -> _Worker:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "local_run.worker", self.definition.handler, str(self.definition.code_dir),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=None,
+            env=self.env, cwd=str(Path(__file__).resolve().parent.parent), limit=16 * 1024 * 1024,
+        )
+        assert process.stdout
+        ready = await asyncio.wait_for(process.stdout.readline(), 60)
+        if not ready:
+            raise FunctionError(f"{self.definition.name} failed to start")
+        worker = _Worker(process)
+        self._all.append(worker)
+        return worker
+
+    async def warm(self) -> None:
+        self._idle.append(await self._start_worker())
+
+    async def invoke(self, event: dict[str, Any]) -> Any:
+        async with self._slots:
+            worker = self._idle.pop() if self._idle else await self._start_worker()
+            try:
+                reply = await worker.call({"event": event, "requestId": str(uuid.uuid4())},
+                                          self.definition.timeout_seconds)
+            except (asyncio.TimeoutError, FunctionError, OSError) as error:
+                worker.process.kill()
+                self._all.remove(worker)
+                raise FunctionError(f"{self.definition.name}: {type(error).__name__}") from error
+            self._idle.append(worker)
+        if "error" in reply:
+            raise FunctionError(reply["error"].get("message", ""))
+        return reply.get("result")
+
+    async def close(self) -> None:
+        for worker in self._all:
+            if worker.process.returncode is None:
+                worker.process.kill()
+                await worker.process.wait()
+        self._all.clear()
+        self._idle.clear()
+
+
+@dataclass
+class _Client:
+    connection_id: str
+    connected_at: int
+    source_ip: str
+    authorizer: dict[str, Any] | None
+    websocket: ServerConnection | None = None
+    open: bool = False  # the handshake has completed
+    last_active: int = field(default_factory=lambda: int(time.time() * 1000))
+
+
+def _new_connection_id() -> str:
+    return base64.b64encode(secrets.token_bytes(9)).decode().replace("/", "_").replace("+", "-") + "="
+
+
+class LocalGateway:
+    def __init__(
+        self,
+        assembly: Assembly,
+        *,
+        websocket_port: int,
+        http_port: int,
+        base_env: dict[str, str],
+        streams_client_factory: Callable[[], Any] | None = None,
+        jwks: Callable[[str], dict[str, Any] | None] | None = None,
+    ) -> None:
+        self.assembly = assembly
+        self.websocket_port = websocket_port
+        self.http_port = http_port
+        self.runtimes = {lid: FunctionRuntime(fn, base_env) for lid, fn in assembly.functions.items()}
+        self.clients: dict[str, _Client] = {}
+        self._streams_client_factory = streams_client_factory
+        self._jwks = jwks
+        self._servers: list[Any] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._request_ids = itertools.count(1)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    async def start(self) -> None:
+        await asyncio.gather(*(runtime.warm() for runtime in self.runtimes.values()))
+        self._servers.append(await serve(
+            self._session, "127.0.0.1", self.websocket_port,
+            process_request=self._handshake, max_size=MAX_FRAME_BYTES, ping_interval=None,
+        ))
+        self._servers.append(await asyncio.start_server(self._http, "127.0.0.1", self.http_port))
+        if self._streams_client_factory:
+            for trigger in self.assembly.triggers:
+                self._tasks.append(asyncio.create_task(self._poll_stream(trigger)))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for server in self._servers:
+            server.close()
+        for runtime in self.runtimes.values():
+            await runtime.close()
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.websocket_port}/{self.assembly.stage}"
+
+    # -- events ------------------------------------------------------------------------------------
+    def _request_context(self, client: _Client, route_key: str, event_type: str) -> dict[str, Any]:
+        now = int(time.time() * 1000)
+        context: dict[str, Any] = {
+            "routeKey": route_key,
+            "eventType": event_type,
+            "messageDirection": "IN",
+            "stage": self.assembly.stage,
+            "connectedAt": client.connected_at,
+            "requestTimeEpoch": now,
+            "requestTime": datetime.utcfromtimestamp(now / 1000).strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "requestId": f"local-{next(self._request_ids)}",
+            "extendedRequestId": str(uuid.uuid4()),
+            "identity": {"sourceIp": client.source_ip},
+            "domainName": "127.0.0.1",
+            "connectionId": client.connection_id,
+            "apiId": LOCAL_API_ID,
+        }
+        if client.authorizer is not None:
+            context["authorizer"] = client.authorizer
+        return context
+
+    async def _invoke_route(self, route_key: str, event: dict[str, Any]) -> Any:
+        route = self.assembly.routes[route_key]
+        return await self.runtimes[route.function].invoke(event)
+
+    # -- WebSocket ---------------------------------------------------------------------------------
+    async def _handshake(self, connection: ServerConnection, request: Request) -> Response | None:
+        url = urlsplit(request.path)
+        if url.path.rstrip("/") != f"/{self.assembly.stage}":
+            return connection.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
+        query = dict(parse_qsl(url.query, keep_blank_values=True)) or None
+        headers = {name: value for name, value in request.headers.raw_items()}
+        client = _Client(_new_connection_id(), int(time.time() * 1000), "127.0.0.1", None)
+        connect = self.assembly.routes.get("$connect")
+        if connect and connect.authorizer:
+            status = await self._authorize(connect.authorizer, client, query or {}, request.headers, headers)
+            if status is not None:
+                return _json_response(status, {"message": HTTPStatus(status).phrase})
+        if connect:
+            event = {
+                "headers": headers,
+                "multiValueHeaders": {k: [v] for k, v in headers.items()},
+                "queryStringParameters": query,
+                "multiValueQueryStringParameters": {k: [v] for k, v in (query or {}).items()} or None,
+                "requestContext": self._request_context(client, "$connect", "CONNECT"),
+                "isBase64Encoded": False,
+            }
+            try:
+                result = await self._invoke_route("$connect", event)
+            except FunctionError:
+                return _json_response(500, {"message": "Internal server error"})
+            status = int((result or {}).get("statusCode", 200)) if isinstance(result, dict) else 200
+            if not 200 <= status < 300:
+                body = result.get("body") if isinstance(result, dict) else None
+                return _raw_response(status, body or "")
+        self.clients[client.connection_id] = client
+        connection.local_client = client  # type: ignore[attr-defined]
+        return None
+
+    async def _authorize(
+        self, authorizer: Any, client: _Client, query: dict[str, str], request_headers: Headers, headers: dict[str, str]
+    ) -> int | None:
+        for source in authorizer.identity_sources:
+            if source.startswith("route.request.querystring."):
+                present = bool(query.get(source.removeprefix("route.request.querystring.")))
+            elif source.startswith("route.request.header."):
+                present = source.removeprefix("route.request.header.") in request_headers
+            else:
+                present = True
+            if not present:
+                return 401  # API Gateway does not call the authorizer when an identity source is missing
+        event = {
+            "type": "REQUEST",
+            "methodArn": f"arn:aws:execute-api:{LOCAL_REGION}:{LOCAL_ACCOUNT}:{LOCAL_API_ID}/{self.assembly.stage}/$connect",
+            "headers": headers,
+            "multiValueHeaders": {k: [v] for k, v in headers.items()},
+            "queryStringParameters": query,
+            "multiValueQueryStringParameters": {k: [v] for k, v in query.items()},
+            "stageVariables": {},
+            "requestContext": self._request_context(client, "$connect", "CONNECT"),
+        }
+        try:
+            result = await self.runtimes[authorizer.function].invoke(event)
+        except FunctionError as error:
+            return 401 if str(error) == "Unauthorized" else 500
+        statements = (result or {}).get("policyDocument", {}).get("Statement", [])
+        if not any(s.get("Effect") == "Allow" for s in statements) or any(s.get("Effect") == "Deny" for s in statements):
+            return 403
+        client.authorizer = {**(result.get("context") or {}), "principalId": result.get("principalId")}
+        return None
+
+    async def _session(self, websocket: ServerConnection) -> None:
+        client: _Client = websocket.local_client  # type: ignore[attr-defined]
+        client.websocket = websocket
+        client.open = True
+        try:
+            async for frame in websocket:
+                asyncio.create_task(self._message(client, frame if isinstance(frame, str) else frame.decode("utf-8", "replace")))
+        except ConnectionClosed:
+            pass
+        finally:
+            client.open = False
+            self.clients.pop(client.connection_id, None)
+            await self._disconnect(client, websocket)
+
+    def _select_route(self, body: str) -> str:
+        expression = self.assembly.route_selection_expression
+        if expression.startswith("$request.body."):
+            try:
+                value: Any = json.loads(body)
+                for part in expression.removeprefix("$request.body.").split("."):
+                    value = value.get(part) if isinstance(value, dict) else None
+            except ValueError:
+                value = None
+            if isinstance(value, str) and value in self.assembly.routes and not value.startswith("$"):
+                return value
+        return "$default"
+
+    async def _message(self, client: _Client, body: str) -> None:
+        route_key = self._select_route(body)
+        route = self.assembly.routes.get(route_key)
+        if route is None:
+            await self._send(client, json.dumps({"message": "Forbidden", "connectionId": client.connection_id}))
+            return
+        context = self._request_context(client, route_key, "MESSAGE")
+        context["messageId"] = str(uuid.uuid4())
+        event = {"requestContext": context, "body": body, "isBase64Encoded": False}
+        try:
+            result = await self._invoke_route(route_key, event)
+        except FunctionError:
+            await self._send(client, json.dumps({"message": "Internal server error", "connectionId": client.connection_id,
+                                                 "requestId": context["requestId"]}))
+            return
+        if route.returns_response and isinstance(result, dict) and result.get("body") is not None:
+            await self._send(client, str(result["body"]))
+
+    async def _disconnect(self, client: _Client, websocket: ServerConnection) -> None:
+        if "$disconnect" not in self.assembly.routes:
+            return
+        context = self._request_context(client, "$disconnect", "DISCONNECT")
+        context["disconnectStatusCode"] = websocket.close_code or 1006
+        context["disconnectReason"] = websocket.close_reason or ""
+        try:
+            await self._invoke_route("$disconnect", {"headers": {}, "requestContext": context, "isBase64Encoded": False})
+        except FunctionError:
+            pass
+
+    async def _send(self, client: _Client, data: str) -> bool:
+        if not client.open or client.websocket is None:
+            return False
+        try:
+            await client.websocket.send(data)
+            return True
+        except ConnectionClosed:
+            return False
+
+    # -- HTTP: @connections and JWKS ---------------------------------------------------------------
+    async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                request_line = await reader.readline()
+                if not request_line:
+                    break
+                method, target, _ = request_line.decode("latin-1").split(" ", 2)
+                headers: dict[str, str] = {}
+                while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+                    name, _, value = line.decode("latin-1").partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
+                status, extra, payload = await self._http_route(method, unquote(urlsplit(target).path), body)
+                writer.write(
+                    f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Length: {len(payload)}\r\n"
+                    f"Content-Type: application/json\r\n{extra}Connection: keep-alive\r\n\r\n".encode() + payload
+                )
+                await writer.drain()
+        except (ConnectionError, ValueError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def _http_route(self, method: str, path: str, body: bytes) -> tuple[int, str, bytes]:
+        prefix = f"/{self.assembly.stage}/@connections/"
+        if path.startswith(prefix):
+            client = self.clients.get(path.removeprefix(prefix))
+            if client is None or not client.open:
+                return 410, "x-amzn-ErrorType: GoneException\r\n", b'{"message":"Gone"}'
+            if method == "POST":
+                sent = await self._send(client, body.decode("utf-8"))
+                return (200, "", b"") if sent else (410, "x-amzn-ErrorType: GoneException\r\n", b'{"message":"Gone"}')
+            if method == "GET":
+                info = {"ConnectedAt": datetime.utcfromtimestamp(client.connected_at / 1000).isoformat() + "Z",
+                        "Identity": {"SourceIp": client.source_ip},
+                        "LastActiveAt": datetime.utcfromtimestamp(client.last_active / 1000).isoformat() + "Z"}
+                return 200, "", json.dumps(info).encode()
+            if method == "DELETE":
+                assert client.websocket is not None
+                asyncio.create_task(client.websocket.close())
+                return 204, "", b""
+        if path.endswith("/.well-known/jwks.json") and self._jwks:
+            keys = self._jwks(path.removesuffix("/.well-known/jwks.json").strip("/"))
+            if keys is not None:
+                return 200, "", json.dumps(keys).encode()
+        return 404, "", b'{"message":"Not Found"}'
+
+    # -- streams -----------------------------------------------------------------------------------
+    async def _poll_stream(self, trigger: Any) -> None:
+        assert self._streams_client_factory
+        table = self.assembly.tables[trigger.table]
+        runtime = self.runtimes.get(trigger.function)
+        if runtime is None:
+            return
+        streams, dynamodb = self._streams_client_factory()
+        stream_arn = (await asyncio.to_thread(dynamodb.describe_table, TableName=table.name))["Table"]["LatestStreamArn"]
+        iterators: dict[str, str | None] = {}
+        position = "TRIM_HORIZON" if trigger.starting_position == "TRIM_HORIZON" else "LATEST"
+        first = True
+        while True:
+            description = await asyncio.to_thread(streams.describe_stream, StreamArn=stream_arn)
+            for shard in description["StreamDescription"]["Shards"]:
+                shard_id = shard["ShardId"]
+                if shard_id not in iterators:
+                    kind = position if first else "TRIM_HORIZON"
+                    response = await asyncio.to_thread(
+                        streams.get_shard_iterator, StreamArn=stream_arn, ShardId=shard_id, ShardIteratorType=kind
+                    )
+                    iterators[shard_id] = response.get("ShardIterator")
+            first = False
+            for _ in range(200):  # re-list shards every ~10 s
+                records: list[dict[str, Any]] = []
+                for shard_id, iterator in list(iterators.items()):
+                    if iterator is None:
+                        continue
+                    response = await asyncio.to_thread(streams.get_records, ShardIterator=iterator, Limit=1000)
+                    iterators[shard_id] = response.get("NextShardIterator")
+                    records.extend(response.get("Records", []))
+                records = [_lambda_record(r) for r in records]
+                records = [r for r in records if not trigger.patterns or any(matches(p, r) for p in trigger.patterns)]
+                for start in range(0, len(records), trigger.batch_size):
+                    batch = records[start:start + trigger.batch_size]
+                    asyncio.create_task(self._invoke_quietly(runtime, {"Records": batch}))
+                await asyncio.sleep(0.05 if not records else 0)
+
+
+    async def _invoke_quietly(self, runtime: FunctionRuntime, event: dict[str, Any]) -> None:
+        try:
+            await runtime.invoke(event)
+        except FunctionError as error:
+            print(f"stream-triggered {runtime.definition.name} failed: {error}", file=sys.stderr)
+
+
+def _lambda_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB Streams record as Lambda delivers it (JSON-safe, epoch-second creation time)."""
+    data = dict(record.get("dynamodb", {}))
+    created = data.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        data["ApproximateCreationDateTime"] = created.timestamp()
+    return {**{k: v for k, v in record.items() if k != "dynamodb"}, "dynamodb": data, "eventSource": "aws:dynamodb"}
+
+
+def _json_response(status: int, body: dict[str, Any]) -> Response:
+    return _raw_response(status, json.dumps(body))
+
+
+def _raw_response(status: int, body: str) -> Response:
+    payload = body.encode()
+    headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(payload))), ("Connection", "close")])
+    return Response(status, HTTPStatus(status).phrase, headers, payload)

@@ -1,0 +1,106 @@
+"""The local run as one object: synthesize the app, start DynamoDB Local, create the template's tables,
+and start the gateway. ``make local`` and the integration tests both use it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from local_run import assembly as cloud_assembly
+from local_run.dynamodb_local import PROJECT_ROOT, DynamoDBLocal, endpoint_environment, free_port
+from local_run.gateway import LocalGateway
+
+STATE_DIR = PROJECT_ROOT / ".local"
+
+
+def synthesize(outdir: Path, context: dict[str, Any]) -> None:
+    """``python app.py`` into ``outdir`` without bundling (the local run uses this machine's packages)."""
+    env = {
+        **os.environ,
+        "CDK_OUTDIR": str(outdir),
+        "CDK_CONTEXT_JSON": json.dumps({**context, "aws:cdk:bundling-stacks": []}),
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    }
+    subprocess.run([sys.executable, "app.py"], cwd=PROJECT_ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+class LocalRun:
+    """DynamoDB Local + the gateway over one synthesized environment. ``async with LocalRun(...)``."""
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        http_port: int | None = None,
+        context: dict[str, Any] | None = None,
+        data_dir: Path | None = None,
+        cdk_out: Path | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.http_port = http_port or free_port()
+        self.context = {"env": "dev", **(context or {})}
+        self.cdk_out = cdk_out or STATE_DIR / "cdk.out"
+        self.database = DynamoDBLocal(data_dir=data_dir)
+        self.gateway: LocalGateway | None = None
+        self.assembly: cloud_assembly.Assembly | None = None
+        self.issuers: dict[str, Any] = {}
+
+    async def start(self, synth: bool = True) -> "LocalRun":
+        if synth:
+            synthesize(self.cdk_out, self.context)
+        addresses = cloud_assembly.LocalAddresses(self.port, self.http_port)
+        self.assembly = cloud_assembly.load(self.cdk_out, addresses)
+        self.database.start()
+        try:
+            self.database.create_tables(list(self.assembly.tables.values()))
+            self.issuers = self._dev_issuers()
+            self.gateway = LocalGateway(
+                self.assembly,
+                websocket_port=self.port,
+                http_port=self.http_port,
+                base_env=endpoint_environment(self.database.endpoint),
+                streams_client_factory=lambda: (self.database.client("dynamodbstreams"), self.database.client()),
+                jwks=lambda pool: self.issuers[pool].jwks() if pool in self.issuers else None,
+            )
+            await self.gateway.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    def _dev_issuers(self) -> dict[str, Any]:
+        """One dev issuer per user pool in the template, keyed by the pool's local id."""
+        from local_run.dev_issuer import DevIssuer
+
+        assert self.assembly is not None
+        return {
+            pool: DevIssuer(STATE_DIR / "dev-issuer", f"http://127.0.0.1:{self.http_port}/{pool}", client_id)
+            for pool, client_id in self.assembly.user_pools_with_clients().items()
+        }
+
+    async def stop(self) -> None:
+        if self.gateway is not None:
+            await self.gateway.stop()
+            self.gateway = None
+        self.database.stop()
+
+    async def __aenter__(self) -> "LocalRun":
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self.gateway is not None
+        return self.gateway.url
+
+    def table_name(self, prefix: str) -> str:
+        """The local name of the table whose logical id starts with ``prefix`` (e.g. ``TablesSessions``)."""
+        assert self.assembly is not None
+        (name,) = [t.name for lid, t in self.assembly.tables.items() if lid.startswith(prefix)]
+        return name
