@@ -59,5 +59,12 @@ lint: synth-all
 	# Errors fail the build; warnings are printed for review (cfn-lint exits 4 on warnings alone).
 	$(VENV)/bin/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
 
+local: install
+	$(PY) -m local_run --port $(PORT)
+
+# make token [USER_ID=alice] [EXPIRES_IN=3600]: a speaker token for the running `make local`.
+token: $(VENV)/.installed
+	$(PY) -m local_run.token $(if $(USER_ID),--user-id $(USER_ID)) $(if $(EXPIRES_IN),--expires-in $(EXPIRES_IN))
+
 clean:
 	rm -rf cdk.out .pytest_cache .hypothesis .java

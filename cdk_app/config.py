@@ -31,6 +31,8 @@ class EnvironmentConfig:
     session_lifetime_hours: int = limits.DEFAULT_SESSION_LIFETIME_HOURS
     max_listeners_per_session: int = limits.DEFAULT_MAX_LISTENERS_PER_SESSION
     supported_languages: str = ""  # comma-separated ISO 639-1 codes; empty: the code's full list
+    user_pool_id: str = ""  # an existing Cognito user pool to trust; empty: the stack creates one
+    user_pool_client_id: str = ""
 
     @property
     def stack_name(self) -> str:

@@ -11,6 +11,7 @@ from aws_cdk import Duration
 from constructs import Construct
 
 from cdk_app import constants
+from cdk_app.auth import SpeakerAuth
 from cdk_app.bundling import dependencies_layer, lambda_code
 from cdk_app.config import EnvironmentConfig
 from cdk_app.tables import SessionTables
@@ -34,6 +35,8 @@ class SessionWebSocketApi(Construct):
         self.disconnect_function = self._build_function("Disconnect", "disconnect")
         self.message_function = self._build_function("Message", "message")
         self.welcome_function = self._build_function("Welcome", "welcome", timeout=constants.WELCOME_TIMEOUT)
+        self.authorizer_function = self._build_function("Authorizer", "authorizer", tables=False)
+        self.auth = SpeakerAuth(self, "SpeakerAuth", config=config, authorizer_function=self.authorizer_function)
         for function in (self.connect_function, self.disconnect_function, self.message_function):
             tables.sessions.grant_read_write_data(function)
             tables.connections.grant_read_write_data(function)
@@ -52,7 +55,7 @@ class SessionWebSocketApi(Construct):
         self._wire_welcome()
 
     def _build_function(
-        self, construct_id: str, module: str, timeout: Duration = constants.ROUTE_TIMEOUT
+        self, construct_id: str, module: str, timeout: Duration = constants.ROUTE_TIMEOUT, tables: bool = True
     ) -> lambda_.Function:
         config = self._config
         log_group = logs.LogGroup(
@@ -61,14 +64,15 @@ class SessionWebSocketApi(Construct):
             retention=config.log_retention,
             removal_policy=config.removal_policy,
         )
-        environment = {
-            settings.ENV_SESSIONS_TABLE: self._tables.sessions.table_name,
-            settings.ENV_CONNECTIONS_TABLE: self._tables.connections.table_name,
-            settings.ENV_SESSION_LIFETIME_HOURS: str(config.session_lifetime_hours),
-            settings.ENV_MAX_LISTENERS: str(config.max_listeners_per_session),
-            "POWERTOOLS_SERVICE_NAME": "session-service",
-        }
-        if config.supported_languages:
+        environment = {"POWERTOOLS_SERVICE_NAME": "session-service"}
+        if tables:
+            environment |= {
+                settings.ENV_SESSIONS_TABLE: self._tables.sessions.table_name,
+                settings.ENV_CONNECTIONS_TABLE: self._tables.connections.table_name,
+                settings.ENV_SESSION_LIFETIME_HOURS: str(config.session_lifetime_hours),
+                settings.ENV_MAX_LISTENERS: str(config.max_listeners_per_session),
+            }
+        if tables and config.supported_languages:
             environment[settings.ENV_SUPPORTED_LANGUAGES] = config.supported_languages
         return lambda_.Function(
             self,
@@ -95,7 +99,8 @@ class SessionWebSocketApi(Construct):
             "Api",
             route_selection_expression=routes.ROUTE_SELECTION_EXPRESSION,
             connect_route_options=apigw.WebSocketRouteOptions(
-                integration=self._integration(routes.CONNECT, self.connect_function)
+                integration=self._integration(routes.CONNECT, self.connect_function),
+                authorizer=self.auth.authorizer,
             ),
             disconnect_route_options=apigw.WebSocketRouteOptions(
                 integration=self._integration(routes.DISCONNECT, self.disconnect_function)

@@ -14,6 +14,8 @@ from typing import Any, Final
 
 import jwt
 
+from lambda_src import limits
+
 # Environment variable names: the stack (or the local run) sets them, the authorizer reads them.
 ENV_JWKS_URL: Final = "TOKEN_JWKS_URL"
 ENV_ISSUER: Final = "TOKEN_ISSUER"
@@ -21,7 +23,7 @@ ENV_CLIENT_ID: Final = "TOKEN_CLIENT_ID"
 
 ALGORITHM: Final = "RS256"
 TOKEN_USES: Final = frozenset({"id", "access"})
-MAX_TOKEN_LENGTH: Final = 4096
+MAX_TOKEN_LENGTH: Final = limits.MAX_TOKEN_LENGTH
 LEEWAY_SECONDS: Final = 30
 JWKS_LIFESPAN_SECONDS: Final = 3600
 JWKS_TIMEOUT_SECONDS: Final = 3.0

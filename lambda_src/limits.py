@@ -24,6 +24,9 @@ DEFAULT_MAX_LISTENERS_PER_SESSION: Final = 500
 
 # Input sizes, refused before any parsing work.
 MAX_FIELD_LENGTH: Final = 256
+# A speaker token (a Cognito JWT is ~1 KB) is the one longer value; its own bound, checked before parsing.
+TOKEN_FIELD: Final = "token"
+MAX_TOKEN_LENGTH: Final = 4096
 MAX_FRAME_BYTES: Final = 128 * 1024
 
 # Session ids: conditional writes retried on collision, bounded well inside the function timeout.

@@ -70,11 +70,12 @@ def _json_type(value: Any) -> str:
 def check_field_sizes(fields: Mapping[str, Any]) -> None:
     """Refuse any single string value over the size limit before doing any other work on it."""
     for name, value in fields.items():
-        if isinstance(value, str) and len(value) > limits.MAX_FIELD_LENGTH:
+        limit = limits.MAX_TOKEN_LENGTH if name == limits.TOKEN_FIELD else limits.MAX_FIELD_LENGTH
+        if isinstance(value, str) and len(value) > limit:
             code = ErrorCode.INVALID_CONFIGURATION if name in CONFIG_FIELDS else ErrorCode.INVALID_PARAMETERS
             raise ServiceError(
                 code,
-                f"{name} must be at most {limits.MAX_FIELD_LENGTH} characters, got {len(value)}",
+                f"{name} must be at most {limit} characters, got {len(value)}",
                 field=str(name)[: limits.MAX_FIELD_LENGTH],
             )
 

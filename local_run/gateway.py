@@ -383,6 +383,17 @@ class LocalGateway:
 
     # -- streams -----------------------------------------------------------------------------------
     async def _poll_stream(self, trigger: Any) -> None:
+        """Feed one event source mapping for as long as the gateway runs; survives engine hiccups."""
+        while True:
+            try:
+                await self._poll_stream_once(trigger)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # keep the trigger alive, as Lambda's poller does
+                print(f"stream poller for {trigger.function}: {error!r}; retrying", file=sys.stderr)
+                await asyncio.sleep(1)
+
+    async def _poll_stream_once(self, trigger: Any) -> None:
         assert self._streams_client_factory
         table = self.assembly.tables[trigger.table]
         runtime = self.runtimes.get(trigger.function)
@@ -390,35 +401,49 @@ class LocalGateway:
             return
         streams, dynamodb = self._streams_client_factory()
         stream_arn = (await asyncio.to_thread(dynamodb.describe_table, TableName=table.name))["Table"]["LatestStreamArn"]
+        # DynamoDB Local refuses LATEST iterators on fresh shards, so read from the start and, for a LATEST
+        # mapping, drop what the first read finds (written before the poller started).
+        skip_backlog = trigger.starting_position != "TRIM_HORIZON"
         iterators: dict[str, str | None] = {}
-        position = "TRIM_HORIZON" if trigger.starting_position == "TRIM_HORIZON" else "LATEST"
-        first = True
+        last_sequence: dict[str, str] = {}
+
+        async def fresh_iterator(shard_id: str) -> str | None:
+            kind = {"ShardIteratorType": "TRIM_HORIZON"}
+            if shard_id in last_sequence:
+                kind = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": last_sequence[shard_id]}
+            response = await asyncio.to_thread(
+                streams.get_shard_iterator, StreamArn=stream_arn, ShardId=shard_id, **kind
+            )
+            return response.get("ShardIterator")
+
         while True:
             description = await asyncio.to_thread(streams.describe_stream, StreamArn=stream_arn)
             for shard in description["StreamDescription"]["Shards"]:
-                shard_id = shard["ShardId"]
-                if shard_id not in iterators:
-                    kind = position if first else "TRIM_HORIZON"
-                    response = await asyncio.to_thread(
-                        streams.get_shard_iterator, StreamArn=stream_arn, ShardId=shard_id, ShardIteratorType=kind
-                    )
-                    iterators[shard_id] = response.get("ShardIterator")
-            first = False
+                if shard["ShardId"] not in iterators:
+                    iterators[shard["ShardId"]] = await fresh_iterator(shard["ShardId"])
             for _ in range(200):  # re-list shards every ~10 s
                 records: list[dict[str, Any]] = []
                 for shard_id, iterator in list(iterators.items()):
                     if iterator is None:
                         continue
-                    response = await asyncio.to_thread(streams.get_records, ShardIterator=iterator, Limit=1000)
+                    try:
+                        response = await asyncio.to_thread(streams.get_records, ShardIterator=iterator, Limit=1000)
+                    except streams.exceptions.TrimmedDataAccessException:
+                        # DynamoDB Local answers this for an iterator taken while its shard was empty.
+                        iterators[shard_id] = await fresh_iterator(shard_id)
+                        continue
                     iterators[shard_id] = response.get("NextShardIterator")
+                    if response.get("Records"):
+                        last_sequence[shard_id] = response["Records"][-1]["dynamodb"]["SequenceNumber"]
                     records.extend(response.get("Records", []))
+                if skip_backlog:
+                    records, skip_backlog = [], False
                 records = [_lambda_record(r) for r in records]
                 records = [r for r in records if not trigger.patterns or any(matches(p, r) for p in trigger.patterns)]
                 for start in range(0, len(records), trigger.batch_size):
                     batch = records[start:start + trigger.batch_size]
                     asyncio.create_task(self._invoke_quietly(runtime, {"Records": batch}))
-                await asyncio.sleep(0.05 if not records else 0)
-
+                await asyncio.sleep(0.02 if not records else 0)
 
     async def _invoke_quietly(self, runtime: FunctionRuntime, event: dict[str, Any]) -> None:
         try:

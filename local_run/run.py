@@ -15,6 +15,7 @@ from local_run.dynamodb_local import PROJECT_ROOT, DynamoDBLocal, endpoint_envir
 from local_run.gateway import LocalGateway
 
 STATE_DIR = PROJECT_ROOT / ".local"
+ISSUER_FILE = STATE_DIR / "dev-issuer" / "issuers.json"
 
 
 def synthesize(outdir: Path, context: dict[str, Any]) -> None:
@@ -58,6 +59,7 @@ class LocalRun:
         try:
             self.database.create_tables(list(self.assembly.tables.values()))
             self.issuers = self._dev_issuers()
+            self._write_issuer_file()
             self.gateway = LocalGateway(
                 self.assembly,
                 websocket_port=self.port,
@@ -81,6 +83,17 @@ class LocalRun:
             pool: DevIssuer(STATE_DIR / "dev-issuer", f"http://127.0.0.1:{self.http_port}/{pool}", client_id)
             for pool, client_id in self.assembly.user_pools_with_clients().items()
         }
+
+    def _write_issuer_file(self) -> None:
+        """Where ``make token`` learns which issuer and client the running local service trusts."""
+        ISSUER_FILE.parent.mkdir(parents=True, exist_ok=True)
+        ISSUER_FILE.write_text(json.dumps(
+            [{"issuer": issuer.issuer, "clientId": issuer.client_id} for issuer in self.issuers.values()]
+        ))
+
+    def mint_token(self, user_id: str = "local-speaker", expires_in: int = 3600, **claims: Any) -> str:
+        """A speaker token from the first user pool's dev issuer (what a Cognito sign-in returns)."""
+        return next(iter(self.issuers.values())).mint(user_id, expires_in, **claims)
 
     async def stop(self) -> None:
         if self.gateway is not None:

@@ -36,11 +36,14 @@ ROUTE_MODULE = {
 }
 ROUTE_MODULES = frozenset(ROUTE_MODULE.values())
 WELCOME_MODULE = "welcome"
+# The functions that work on the tables (and so are told their names and the session limits).
+TABLE_MODULES = ROUTE_MODULES | {WELCOME_MODULE}
 
 TABLE_TYPE = "AWS::DynamoDB::Table"
 FUNCTION_TYPE = "AWS::Lambda::Function"
 PERMISSION_TYPE = "AWS::Lambda::Permission"
 API_TYPE = "AWS::ApiGatewayV2::Api"
+AUTHORIZER_TYPE = "AWS::ApiGatewayV2::Authorizer"
 ROUTE_TYPE = "AWS::ApiGatewayV2::Route"
 ROUTE_RESPONSE_TYPE = "AWS::ApiGatewayV2::RouteResponse"
 INTEGRATION_TYPE = "AWS::ApiGatewayV2::Integration"
@@ -62,11 +65,15 @@ class Expected:
 
 
 EXPECTED = {
-    "dev": Expected(point_in_time_recovery=False, deletion_protection=False, removal_policy="Delete", log_retention_days=7),
+    "dev": Expected(
+        point_in_time_recovery=False, deletion_protection=False, removal_policy="Delete", log_retention_days=7
+    ),
     "staging": Expected(
         point_in_time_recovery=True, deletion_protection=False, removal_policy="Delete", log_retention_days=30
     ),
-    "prod": Expected(point_in_time_recovery=True, deletion_protection=True, removal_policy="Retain", log_retention_days=90),
+    "prod": Expected(
+        point_in_time_recovery=True, deletion_protection=True, removal_policy="Retain", log_retention_days=90
+    ),
 }
 
 
@@ -226,15 +233,26 @@ class Synthesized:
     def functions(self) -> dict[str, dict[str, Any]]:
         return self.resources(FUNCTION_TYPE)
 
-    def function_module(self, function_id: str) -> str:
+    def function_module(self, function_id: str) -> str | None:
+        """The module of ``lambda_src.handlers`` a function runs (None for a handler from elsewhere)."""
         handler = self.functions[function_id]["Properties"]["Handler"]
-        assert handler.startswith(HANDLER_PREFIX) and handler.endswith(".handler"), handler
+        if not (handler.startswith(HANDLER_PREFIX) and handler.endswith(".handler")):
+            return None
         return handler[len(HANDLER_PREFIX) : -len(".handler")]
 
     def function_id(self, module: str) -> str:
         found = [logical_id for logical_id in self.functions if self.function_module(logical_id) == module]
         assert len(found) == 1, f"expected one function running lambda_src.handlers.{module}, found {found}"
         return found[0]
+
+    def functions_running(self, modules: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The functions whose handler lives in one of ``modules``."""
+        wanted = set(modules)
+        return {
+            logical_id: function
+            for logical_id, function in self.functions.items()
+            if self.function_module(logical_id) in wanted
+        }
 
     def function_role_id(self, function_id: str) -> str:
         role = self.resource(function_id)["Properties"]["Role"]

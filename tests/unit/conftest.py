@@ -35,7 +35,9 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 def tables() -> Iterator[Tables]:
     """Sessions and Connections created inside moto exactly like the stack creates them."""
-    with mock_aws():
+    # One boto3 session for the whole run (moto would otherwise drop it at each start, and every client
+    # would reload the service models: ~0.3 s per test). Data is still wiped at every start and stop.
+    with mock_aws(config={"core": {"reset_boto3_session": False}}):
         runtime.reset()
         client = boto3.client("dynamodb", region_name=REGION)
         client.create_table(

@@ -8,7 +8,6 @@ import time
 from decimal import Decimal
 from typing import Any
 
-import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from lambda_src import schema

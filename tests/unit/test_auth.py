@@ -7,6 +7,7 @@ tests fail if the verification path would accept a token that Cognito's keys did
 from __future__ import annotations
 
 import base64
+import io
 import json
 import logging
 import os
@@ -122,17 +123,24 @@ def environment(monkeypatch: pytest.MonkeyPatch, jwks_server: JwksServer) -> Ite
 
 
 @pytest.fixture
-def log_lines(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[dict[str, Any]]]:
-    """The JSON lines the Powertools logger writes during this test.
+def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """The JSON lines the Powertools logger writes during this test, formatted exactly as in Lambda.
 
-    Its handler keeps the stdout it found at import time, so it is pointed at capsys's stdout here.
+    Powertools' handler keeps the stdout it found at import time, which capsys cannot see, so a second
+    handler with the same formatter writes to a buffer for the test to read.
     """
-    monkeypatch.setattr(logger.registered_handler, "stream", sys.stdout)
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(logger.registered_handler.formatter)
+    logging.getLogger(logger.name).addHandler(handler)
 
     def read() -> list[dict[str, Any]]:
-        return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+        return [json.loads(line) for line in buffer.getvalue().splitlines() if line.startswith("{")]
 
-    return read
+    try:
+        yield read
+    finally:
+        logging.getLogger(logger.name).removeHandler(handler)
 
 
 def connect_event(token: str | None = None, *, query: dict[str, str] | None = None) -> dict[str, Any]:
@@ -488,11 +496,13 @@ def test_tokens_never_appear_in_logs(
     other_key: rsa.RSAPrivateKey,
     environment: None,
     log_lines: Callable[[], list[dict[str, Any]]],
+    capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given a good token and several bad ones
     good = issuer.mint("logged-user")
-    bad = [BAD_TOKENS[kind](issuer, other_key) for kind in ("forged (other key, same kid)", "expired beyond the leeway", "garbage", "too long")]
+    kinds = ("forged (other key, same kid)", "expired beyond the leeway", "garbage", "too long")
+    bad = [BAD_TOKENS[kind](issuer, other_key) for kind in kinds]
     caplog.set_level(logging.DEBUG)
 
     # When the authorizer handles each
@@ -505,7 +515,7 @@ def test_tokens_never_appear_in_logs(
     records = log_lines()
     assert [r["message"] for r in records] == ["speaker connection allowed"] + ["connection refused"] * len(bad)
     assert all(r["reason"] for r in records[1:])
-    logged = json.dumps(records) + caplog.text + repr([vars(record) for record in caplog.records])
+    logged = json.dumps(records) + capsys.readouterr().out + caplog.text + repr([vars(r) for r in caplog.records])
     for token in [good, *bad]:
         assert token not in logged
         signature = token.split(".")[-1]

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from lambda_src import limits, runtime, service
+from lambda_src import limits, runtime, schema, service
 from lambda_src.handlers import connect
 from lambda_src.repositories.sessions import SessionsRepository
 from tests.unit.helpers import body_of, connect_event, new_connection_id
@@ -261,14 +261,6 @@ def _fake_jwt() -> str:
     return ".".join([header, part(json.dumps(claims).encode()), part(b"\x01" * 256)])
 
 
-@pytest.mark.xfail(
-    reason=(
-        "bug: handlers/connect.py calls validation.check_field_sizes(params) on every query parameter, "
-        "including `token`; any real RS256 JWT (Cognito tokens are ~800-1100 chars) is over the 256-character "
-        "limit, so the seed form with a real token is refused 400 INVALID_PARAMETERS field=token"
-    ),
-    strict=True,
-)
 def test_seed_query_with_a_real_length_jwt_is_accepted(tables):
     # Given the seed's query string carrying a token of a real JWT's length (the authorizer accepted it)
     token = _fake_jwt()
@@ -278,6 +270,16 @@ def test_seed_query_with_a_real_length_jwt_is_accepted(tables):
     # Then the session is created
     assert response["statusCode"] == 200, response
     assert len(tables.raw_sessions()) == 1
+
+
+def test_an_absurdly_long_token_is_refused_before_parsing(tables):
+    # Given a token over the token size bound (the one query value allowed past 256 characters)
+    response = call(connect_event({**SEED_QUERY, "token": "a" * (limits.MAX_TOKEN_LENGTH + 1)}, user_id="u"))
+    # Then the handshake is refused, naming the field, and nothing is written
+    assert response["statusCode"] == 400
+    assert body_of(response)["code"] == "INVALID_PARAMETERS"
+    assert body_of(response)["field"] == "token"
+    assert_nothing_written(tables)
 
 
 @pytest.mark.xfail(
@@ -398,8 +400,6 @@ def test_join_from_the_query_string(tables):
         "timestamp": welcome["timestamp"],
     }
     # And downstream finds the listener through the index
-    from lambda_src import schema
-
     found = tables.client.query(
         TableName=tables.connections,
         IndexName=schema.CONNECTIONS_BY_SESSION_INDEX,

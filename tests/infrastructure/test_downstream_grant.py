@@ -1,0 +1,101 @@
+"""``SessionServiceStack.grant_downstream_read``: a downstream processor reads sessions and listeners."""
+
+from __future__ import annotations
+
+import pytest
+from aws_cdk import aws_lambda as lambda_
+
+from cdk_app.stack import SessionServiceStack
+from tests.infrastructure.template_support import (
+    FUNCTION_TYPE,
+    TABLE_MODULES,
+    Synthesized,
+    allowed_actions,
+    allowed_pairs,
+    canonical,
+    get_att,
+    synthesize,
+)
+
+DOWNSTREAM_ID = "DownstreamProcessor"
+WRITE_ACTIONS = {
+    "dynamodb:*",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQLInsert",
+    "dynamodb:PartiQLUpdate",
+    "dynamodb:PartiQLDelete",
+    "dynamodb:DeleteTable",
+    "dynamodb:UpdateTable",
+}
+
+
+def _add_downstream_reader(stack: SessionServiceStack) -> None:
+    function = lambda_.Function(
+        stack,
+        DOWNSTREAM_ID,
+        runtime=lambda_.Runtime.PYTHON_3_12,
+        handler="index.handler",
+        code=lambda_.Code.from_inline("def handler(event, context):\n    return None\n"),
+    )
+    stack.grant_downstream_read(function)
+
+
+@pytest.fixture(scope="module")
+def with_downstream() -> tuple[Synthesized, str]:
+    # Given the dev stack with a separate function granted downstream read access
+    synthesized = synthesize({"env": "dev"}, customize=_add_downstream_reader)
+    found = [
+        logical_id
+        for logical_id, function in synthesized.resources(FUNCTION_TYPE).items()
+        if function["Properties"].get("Handler") == "index.handler"
+    ]
+    assert len(found) == 1, found
+    return synthesized, found[0]
+
+
+def test_downstream_reader_can_get_and_query_both_tables(with_downstream: tuple[Synthesized, str]) -> None:
+    synthesized, function_id = with_downstream
+
+    # When its role's policies are read
+    pairs = allowed_pairs(synthesized.statements_of_role(synthesized.function_role_id(function_id)))
+
+    # Then it may get and query both tables, and query the listeners index
+    sessions = canonical(get_att(synthesized.sessions_table_id, "Arn"))
+    connections = canonical(get_att(synthesized.connections_table_id, "Arn"))
+    index = canonical({"Fn::Join": ["", [get_att(synthesized.connections_table_id, "Arn"), "/index/*"]]})
+    for action in ("dynamodb:GetItem", "dynamodb:Query"):
+        assert (action, sessions) in pairs, action
+        assert (action, connections) in pairs, action
+        assert (action, index) in pairs, action
+
+
+def test_downstream_reader_cannot_write(with_downstream: tuple[Synthesized, str]) -> None:
+    synthesized, function_id = with_downstream
+
+    # When its role's policies are read
+    actions = allowed_actions(synthesized.statements_of_role(synthesized.function_role_id(function_id)))
+
+    # Then no write action, nor the @connections API, is among them
+    assert actions, "the downstream reader was granted nothing"
+    assert not actions & WRITE_ACTIONS, sorted(actions & WRITE_ACTIONS)
+    assert not {action for action in actions if action.startswith("execute-api:")}
+
+
+def test_downstream_grant_leaves_the_service_functions_alone(
+    with_downstream: tuple[Synthesized, str], synthesized_environment
+) -> None:
+    synthesized, function_id = with_downstream
+    plain = synthesized_environment("dev")
+
+    # When the service's functions are compared with those of the plain dev stack
+    # Then each holds exactly the same grants as before
+    for module in sorted(TABLE_MODULES):
+        before = allowed_pairs(plain.statements_of_function(plain.function_id(module)))
+        after = allowed_pairs(synthesized.statements_of_function(synthesized.function_id(module)))
+        assert after == before, module
+    assert synthesized.function_role_id(function_id) not in {
+        synthesized.function_role_id(synthesized.function_id(module)) for module in TABLE_MODULES
+    }

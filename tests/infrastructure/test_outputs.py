@@ -1,0 +1,44 @@
+"""The stack's outputs: where clients connect, the @connections endpoint, and the tables for downstream."""
+
+from __future__ import annotations
+
+from tests.infrastructure.template_support import Synthesized, get_att, ref, render
+
+OUTPUTS = {
+    "WebSocketUrl",
+    "CallbackUrl",
+    "SessionsTableName",
+    "ConnectionsTableName",
+    "SessionsTableArn",
+    "ConnectionsTableArn",
+}
+
+
+def test_documented_outputs_exist(deployed: Synthesized) -> None:
+    # Given the synthesized stack
+    # Then it exports each of these six outputs
+    assert set(deployed.template.find_outputs("*")) >= OUTPUTS
+    assert set(deployed.json["Outputs"]) >= OUTPUTS
+
+
+def test_url_outputs_point_at_this_environments_stage(deployed: Synthesized) -> None:
+    # Given the URL outputs
+    outputs = deployed.json["Outputs"]
+    names = {deployed.api_id: "abc123", "AWS::Region": "eu-west-1", "AWS::URLSuffix": "amazonaws.com"}
+
+    # Then clients connect over wss:// to the stage, and the @connections API is its https:// twin
+    assert render(outputs["WebSocketUrl"]["Value"], names) == (
+        f"wss://abc123.execute-api.eu-west-1.amazonaws.com/{deployed.name}"
+    )
+    assert render(outputs["CallbackUrl"]["Value"], names) == (
+        f"https://abc123.execute-api.eu-west-1.amazonaws.com/{deployed.name}"
+    )
+
+
+def test_table_outputs_name_the_tables(deployed: Synthesized) -> None:
+    # Given the table outputs
+    # Then names are the tables' Refs and ARNs their Arn attributes
+    deployed.template.has_output("SessionsTableName", {"Value": ref(deployed.sessions_table_id)})
+    deployed.template.has_output("ConnectionsTableName", {"Value": ref(deployed.connections_table_id)})
+    deployed.template.has_output("SessionsTableArn", {"Value": get_att(deployed.sessions_table_id, "Arn")})
+    deployed.template.has_output("ConnectionsTableArn", {"Value": get_att(deployed.connections_table_id, "Arn")})

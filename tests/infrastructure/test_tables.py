@@ -1,0 +1,130 @@
+"""The Sessions and Connections tables: keys, TTL, encryption, stream, index and data protection."""
+
+from __future__ import annotations
+
+from aws_cdk.assertions import Match
+
+from lambda_src import schema
+from tests.infrastructure.template_support import EXPECTED, TABLE_TYPE, Synthesized
+
+
+def _properties(deployed: Synthesized, logical_id: str) -> dict:
+    return deployed.resource(logical_id)["Properties"]
+
+
+def test_exactly_two_tables(deployed: Synthesized) -> None:
+    # Given the synthesized stack
+    # When / Then it defines the two tables and no other
+    deployed.template.resource_count_is(TABLE_TYPE, 2)
+    assert deployed.sessions_table_id != deployed.connections_table_id
+
+
+def test_sessions_table_shape(deployed: Synthesized) -> None:
+    # Given the Sessions table
+    properties = _properties(deployed, deployed.sessions_table_id)
+
+    # Then it is keyed by sessionId alone, on demand, expiring on expiresAt, encrypted with the AWS managed key
+    assert properties["KeySchema"] == [{"AttributeName": schema.SESSIONS_PARTITION_KEY, "KeyType": "HASH"}]
+    assert properties["KeySchema"] == [{"AttributeName": "sessionId", "KeyType": "HASH"}]
+    assert properties["AttributeDefinitions"] == [{"AttributeName": "sessionId", "AttributeType": "S"}]
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert "ProvisionedThroughput" not in properties
+    assert properties["TimeToLiveSpecification"] == {
+        "AttributeName": schema.SESSIONS_TTL_ATTRIBUTE,
+        "Enabled": True,
+    }
+    assert properties["TimeToLiveSpecification"]["AttributeName"] == "expiresAt"
+    # AWS managed key: SSE on, no customer key, no explicit KMS key type.
+    assert properties["SSESpecification"] == {"SSEEnabled": True}
+    assert "GlobalSecondaryIndexes" not in properties
+    assert "StreamSpecification" not in properties
+
+
+def test_connections_table_shape(deployed: Synthesized) -> None:
+    # Given the Connections table
+    properties = _properties(deployed, deployed.connections_table_id)
+
+    # Then it is keyed by connectionId, on demand, expiring on expiresAt, encrypted, streaming new images
+    assert properties["KeySchema"] == [{"AttributeName": schema.CONNECTIONS_PARTITION_KEY, "KeyType": "HASH"}]
+    assert properties["KeySchema"] == [{"AttributeName": "connectionId", "KeyType": "HASH"}]
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert properties["TimeToLiveSpecification"]["AttributeName"] == schema.CONNECTIONS_TTL_ATTRIBUTE
+    assert properties["SSESpecification"] == {"SSEEnabled": True}
+    assert properties["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+
+
+def test_connections_index_lists_listeners_by_session_and_language(deployed: Synthesized) -> None:
+    # Given the Connections table
+    properties = _properties(deployed, deployed.connections_table_id)
+
+    # Then its one index is the one the repositories query: sessionId, then targetLanguage, all attributes
+    assert properties["GlobalSecondaryIndexes"] == [
+        {
+            "IndexName": schema.CONNECTIONS_BY_SESSION_INDEX,
+            "KeySchema": [
+                {"AttributeName": "sessionId", "KeyType": "HASH"},
+                {"AttributeName": "targetLanguage", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+    ]
+    assert schema.CONNECTIONS_BY_SESSION_PARTITION_KEY == "sessionId"
+    assert schema.CONNECTIONS_BY_SESSION_SORT_KEY == "targetLanguage"
+    # And every key attribute is declared as a string
+    assert sorted(properties["AttributeDefinitions"], key=lambda a: a["AttributeName"]) == [
+        {"AttributeName": "connectionId", "AttributeType": "S"},
+        {"AttributeName": "sessionId", "AttributeType": "S"},
+        {"AttributeName": "targetLanguage", "AttributeType": "S"},
+    ]
+
+
+def test_connections_index_through_template_matchers(deployed: Synthesized) -> None:
+    # Given the synthesized stack
+    # When / Then exactly one table matches the Connections table's key, stream and index
+    matches = deployed.template.find_resources(
+        TABLE_TYPE,
+        {
+            "Properties": {
+                "KeySchema": [{"AttributeName": "connectionId", "KeyType": "HASH"}],
+                "StreamSpecification": {"StreamViewType": "NEW_IMAGE"},
+                "GlobalSecondaryIndexes": Match.array_with(
+                    [Match.object_like({"IndexName": schema.CONNECTIONS_BY_SESSION_INDEX})]
+                ),
+            }
+        },
+    )
+    assert list(matches) == [deployed.connections_table_id]
+
+
+def test_point_in_time_recovery_per_environment(deployed_any: Synthesized) -> None:
+    # Given an environment's tables
+    expected = EXPECTED[deployed_any.name].point_in_time_recovery
+
+    # Then point-in-time recovery is on in staging and prod, off in dev
+    for logical_id in (deployed_any.sessions_table_id, deployed_any.connections_table_id):
+        properties = _properties(deployed_any, logical_id)
+        enabled = properties.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled", False)
+        assert enabled is expected, f"{logical_id}: PointInTimeRecoveryEnabled={enabled!r} in {deployed_any.name}"
+
+
+def test_deletion_protection_only_in_prod(deployed_any: Synthesized) -> None:
+    # Given an environment's tables
+    expected = EXPECTED[deployed_any.name].deletion_protection
+
+    # Then deletion protection is on in prod only
+    for logical_id in (deployed_any.sessions_table_id, deployed_any.connections_table_id):
+        enabled = _properties(deployed_any, logical_id).get("DeletionProtectionEnabled", False)
+        assert enabled is expected, f"{logical_id}: DeletionProtectionEnabled={enabled!r} in {deployed_any.name}"
+
+
+def test_tables_are_retained_in_prod_and_deleted_elsewhere(deployed_any: Synthesized) -> None:
+    # Given an environment's tables, as raw template resources
+    expected = EXPECTED[deployed_any.name].removal_policy
+    tables = deployed_any.template.find_resources(TABLE_TYPE)
+    assert len(tables) == 2
+
+    # Then deleting the stack or replacing a table keeps the data in prod only
+    for logical_id, table in tables.items():
+        assert table.get("DeletionPolicy") == expected, f"{logical_id} in {deployed_any.name}"
+        assert table.get("UpdateReplacePolicy") == expected, f"{logical_id} in {deployed_any.name}"

@@ -1,0 +1,268 @@
+"""The WebSocket API: routes, route responses, integrations, invoke permissions and the stage."""
+
+from __future__ import annotations
+
+from aws_cdk.assertions import Capture, Match
+
+from lambda_src import routes
+from tests.infrastructure.template_support import (
+    ALL_ROUTES,
+    API_TYPE,
+    AUTHORIZER_TYPE,
+    INTEGRATION_TYPE,
+    PERMISSION_TYPE,
+    RESPONDING_ROUTES,
+    ROUTE_MODULE,
+    ROUTE_RESPONSE_TYPE,
+    ROUTE_TYPE,
+    STAGE_TYPE,
+    Synthesized,
+    arn_like,
+    get_att,
+    join_parts,
+    ref,
+    render,
+)
+
+APIGATEWAY = "apigateway.amazonaws.com"
+
+# Concrete values for rendering ARNs the way CloudFormation resolves them.
+ACCOUNT = "123456789012"
+REGION = "eu-west-1"
+API_ID = "a1b2c3d4e5"
+
+
+def _names(deployed: Synthesized) -> dict[str, str]:
+    return {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, deployed.api_id: API_ID}
+
+
+def _invoke_arn(stage: str, route_key: str) -> str:
+    """The ARN API Gateway presents as the source when it invokes a route's function."""
+    return f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{API_ID}/{stage}/{route_key}"
+
+
+def _apigateway_permissions(deployed: Synthesized) -> dict[str, dict]:
+    return {
+        logical_id: permission
+        for logical_id, permission in deployed.resources(PERMISSION_TYPE).items()
+        if permission["Properties"].get("Principal") == APIGATEWAY
+    }
+
+
+def _is_authorizer_permission(deployed: Synthesized, permission: dict) -> bool:
+    """A permission for a Lambda authorizer: SourceArn ``.../<api id>/authorizers/<authorizer id>``."""
+    parts = join_parts(permission["Properties"]["SourceArn"])
+    return (
+        len(parts) >= 2
+        and parts[-2] == "/authorizers/"
+        and isinstance(parts[-1], dict)
+        and parts[-1].get("Ref") in deployed.resources(AUTHORIZER_TYPE)
+    )
+
+
+def _route_permissions(deployed: Synthesized) -> dict[str, dict]:
+    """API Gateway's permissions to invoke a route's function (every one but an authorizer's)."""
+    return {
+        logical_id: permission
+        for logical_id, permission in _apigateway_permissions(deployed).items()
+        if not _is_authorizer_permission(deployed, permission)
+    }
+
+
+def _permission_route_key(deployed: Synthesized, permission: dict) -> str:
+    """The route key a permission's SourceArn names (its last Join part is ``/*<route key>``)."""
+    last = join_parts(permission["Properties"]["SourceArn"])[-1]
+    assert isinstance(last, str) and last.startswith("/*"), f"unexpected SourceArn tail {last!r}"
+    return last[len("/*") :]
+
+
+# --- the API and its routes ------------------------------------------------------------------------
+
+
+def test_one_websocket_api_routed_on_the_action_field(deployed: Synthesized) -> None:
+    # Given the synthesized stack
+    # Then it has one WebSocket API selecting routes by the message's "action"
+    deployed.template.resource_count_is(API_TYPE, 1)
+    deployed.template.has_resource_properties(
+        API_TYPE, {"ProtocolType": "WEBSOCKET", "RouteSelectionExpression": "$request.body.action"}
+    )
+    assert routes.ROUTE_SELECTION_EXPRESSION == "$request.body.action"
+
+
+def test_routes_are_exactly_the_lifecycle_routes_and_the_message_routes(deployed: Synthesized) -> None:
+    # Given the API's routes
+    route_keys = [route["Properties"]["RouteKey"] for route in deployed.resources(ROUTE_TYPE).values()]
+
+    # Then there is one per lifecycle event and one per message action, each once
+    assert sorted(route_keys) == sorted({"$connect", "$disconnect", "$default", *routes.MESSAGE_ROUTES})
+    assert set(route_keys) == ALL_ROUTES
+    # And every route belongs to the one API
+    for route in deployed.resources(ROUTE_TYPE).values():
+        assert route["Properties"]["ApiId"] == ref(deployed.api_id)
+
+
+def test_replying_routes_have_a_default_route_response(deployed: Synthesized) -> None:
+    # Given the route responses, by the route they belong to
+    responses: dict[str, list[dict]] = {}
+    for response in deployed.resources(ROUTE_RESPONSE_TYPE).values():
+        route_ref = response["Properties"]["RouteId"]
+        responses.setdefault(route_ref["Ref"], []).append(response["Properties"])
+
+    # Then each message route and $default returns its handler's body through a "$default" route response
+    for route_key in sorted(RESPONDING_ROUTES):
+        route_id, route = deployed.routes[route_key]
+        assert route["Properties"].get("RouteResponseSelectionExpression") == "$default", route_key
+        assert responses.get(route_id) == [
+            {"ApiId": ref(deployed.api_id), "RouteId": ref(route_id), "RouteResponseKey": "$default"}
+        ], route_key
+
+    # And $connect / $disconnect have neither (API Gateway cannot reply on them)
+    for route_key in (routes.CONNECT, routes.DISCONNECT):
+        route_id, route = deployed.routes[route_key]
+        assert "RouteResponseSelectionExpression" not in route["Properties"], route_key
+        assert route_id not in responses, route_key
+
+    # And there is no other route response
+    deployed.template.resource_count_is(ROUTE_RESPONSE_TYPE, len(RESPONDING_ROUTES))
+
+
+# --- integrations ----------------------------------------------------------------------------------
+
+
+def test_one_integration_per_route(deployed: Synthesized) -> None:
+    # Given the routes and the integrations
+    integrations = deployed.resources(INTEGRATION_TYPE)
+    targets = {route_key: deployed.route_integration_id(route_key) for route_key in ALL_ROUTES}
+
+    # Then every route targets its own integration, and every integration is some route's
+    assert len(integrations) == len(ALL_ROUTES) == 6
+    assert len(set(targets.values())) == len(ALL_ROUTES), targets
+    assert set(targets.values()) == set(integrations)
+    # And each is a Lambda proxy integration of the one API
+    for integration in integrations.values():
+        assert integration["Properties"]["ApiId"] == ref(deployed.api_id)
+        assert integration["Properties"]["IntegrationType"] == "AWS_PROXY"
+
+
+def test_route_target_captured_through_template_matchers(deployed: Synthesized) -> None:
+    # Given the heartbeat route
+    target = Capture()
+    deployed.template.has_resource_properties(
+        ROUTE_TYPE, {"RouteKey": routes.HEARTBEAT, "Target": {"Fn::Join": ["", ["integrations/", target]]}}
+    )
+
+    # Then it targets an integration of the template
+    assert target.as_object()["Ref"] in deployed.resources(INTEGRATION_TYPE)
+
+
+def test_each_route_invokes_its_handler(deployed: Synthesized) -> None:
+    # Given each route's integration
+    # Then $connect and $disconnect run their handlers and every other route runs the message handler
+    for route_key in sorted(ALL_ROUTES):
+        function_id = deployed.route_function_id(route_key)
+        assert deployed.function_module(function_id) == ROUTE_MODULE[route_key], route_key
+        uri = deployed.resource(deployed.route_integration_id(route_key))["Properties"]["IntegrationUri"]
+        assert render(uri, {**_names(deployed), f"{function_id}.Arn": "FN"}) == (
+            f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/FN/invocations"
+        )
+
+
+# --- invoke permissions ----------------------------------------------------------------------------
+
+
+def test_one_invoke_permission_per_route(deployed: Synthesized) -> None:
+    # Given the Lambda permissions granted to API Gateway for routes (not for an authorizer)
+    permissions = _route_permissions(deployed)
+    route_keys = [_permission_route_key(deployed, p) for p in permissions.values()]
+
+    # Then there is exactly one per route (a shared integration would grant only its first route)
+    assert len(permissions) == len(ALL_ROUTES)
+    assert sorted(route_keys) == sorted(ALL_ROUTES)
+    # And no other principal may invoke a function
+    assert len(deployed.resources(PERMISSION_TYPE)) == len(_apigateway_permissions(deployed))
+
+
+def test_invoke_permission_source_arn_is_scoped_to_its_route(deployed: Synthesized) -> None:
+    # Given each route's invoke permission
+    for permission in _route_permissions(deployed).values():
+        properties = permission["Properties"]
+        route_key = _permission_route_key(deployed, permission)
+
+        # Then its SourceArn is this API's execute-api ARN for any stage and exactly this route key
+        # (CDK renders "<api id>/*<route key>", e.g. ".../*$connect", with no slash after the wildcard)
+        assert join_parts(properties["SourceArn"]) == [
+            "arn:",
+            ref("AWS::Partition"),
+            ":execute-api:",
+            ref("AWS::Region"),
+            ":",
+            ref("AWS::AccountId"),
+            ":",
+            ref(deployed.api_id),
+            f"/*{route_key}",
+        ]
+        assert properties["Action"] == "lambda:InvokeFunction"
+
+
+def test_invoke_permission_admits_its_route_and_no_other(deployed: Synthesized) -> None:
+    # Given each route permission's SourceArn as deployed (IAM ArnLike semantics)
+    for permission in _route_permissions(deployed).values():
+        route_key = _permission_route_key(deployed, permission)
+        pattern = render(permission["Properties"]["SourceArn"], _names(deployed))
+
+        # When API Gateway invokes the route's function from this environment's stage
+        # Then the permission admits it
+        assert arn_like(pattern, _invoke_arn(deployed.name, route_key)), (pattern, route_key)
+        # And it does not admit any other route
+        for other in ALL_ROUTES - {route_key}:
+            assert not arn_like(pattern, _invoke_arn(deployed.name, other)), (pattern, other)
+
+
+def test_invoke_permission_names_the_function_its_route_invokes(deployed: Synthesized) -> None:
+    # Given each route's invoke permission
+    for permission in _route_permissions(deployed).values():
+        route_key = _permission_route_key(deployed, permission)
+
+        # Then it is granted on the function that route's integration targets
+        assert permission["Properties"]["FunctionName"] == get_att(deployed.route_function_id(route_key), "Arn")
+
+
+def test_permission_count_through_template_matchers(deployed: Synthesized) -> None:
+    # Given the synthesized stack
+    # Then API Gateway holds one permission per route plus one per Lambda authorizer, one of them for $connect
+    found = deployed.template.find_resources(PERMISSION_TYPE, {"Properties": {"Principal": APIGATEWAY}})
+    assert len(found) == len(ALL_ROUTES) + len(deployed.resources(AUTHORIZER_TYPE))
+    deployed.template.has_resource_properties(
+        PERMISSION_TYPE,
+        {
+            "Principal": APIGATEWAY,
+            "SourceArn": {"Fn::Join": ["", Match.array_with([f"/*{routes.CONNECT}"])]},
+        },
+    )
+
+
+# --- the stage -------------------------------------------------------------------------------------
+
+
+def test_stage_is_named_after_the_environment_and_throttled(deployed_any: Synthesized) -> None:
+    # Given the stack of an environment
+    stage_id, stage = deployed_any.only(STAGE_TYPE)
+    properties = stage["Properties"]
+    config = deployed_any.config
+
+    # Then its one stage is named after it, deploys automatically and applies its throttling
+    assert properties["StageName"] == deployed_any.name
+    assert properties["ApiId"] == ref(deployed_any.api_id)
+    assert properties["AutoDeploy"] is True
+    assert properties["DefaultRouteSettings"]["ThrottlingRateLimit"] == config.throttle_rate_limit
+    assert properties["DefaultRouteSettings"]["ThrottlingBurstLimit"] == config.throttle_burst_limit
+
+
+def test_prod_is_throttled_more_loosely_than_dev(synthesized_environment) -> None:
+    # Given the dev and prod stages
+    dev = synthesized_environment("dev").only(STAGE_TYPE)[1]["Properties"]["DefaultRouteSettings"]
+    prod = synthesized_environment("prod").only(STAGE_TYPE)[1]["Properties"]["DefaultRouteSettings"]
+
+    # Then the limits differ as configured (dev 50/100, prod 1000/2000 per second)
+    assert (dev["ThrottlingRateLimit"], dev["ThrottlingBurstLimit"]) == (50, 100)
+    assert (prod["ThrottlingRateLimit"], prod["ThrottlingBurstLimit"]) == (1000, 2000)
