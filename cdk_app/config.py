@@ -90,13 +90,16 @@ def load(context: Mapping[str, Any] | Any) -> EnvironmentConfig:
         raw = get(key)
         if raw is None:
             continue
-        overrides[field.name] = _coerce(key, raw, type(getattr(config, field.name)))
+        overrides[field.name] = _coerce(key, raw, _FIELD_TYPES[str(field.type)])
     config = replace(config, **overrides)
     if config.log_retention_days not in _RETENTION_BY_DAYS:
         raise ValueError(f"logRetentionDays must be one of {sorted(_RETENTION_BY_DAYS)}")
     if config.max_listeners_per_session < 1 or config.session_lifetime_hours < 1:
         raise ValueError("maxListenersPerSession and sessionLifetimeHours must be positive")
     return config
+
+
+_FIELD_TYPES = {"bool": bool, "int": int, "float": float, "str": str}
 
 
 def _coerce(key: str, raw: Any, kind: type) -> Any:

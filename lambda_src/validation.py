@@ -32,6 +32,7 @@ SESSION_ID_PATTERN = re.compile(r"^[a-z]+-[a-z]+-[1-9][0-9]{2}$")
 # Plain decimal notation with an optional small exponent; anything else (hex, "1_0", "inf", " 1") is refused.
 _DECIMAL_PATTERN = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,3})?$")
 _SHOWN_CHARACTERS = 40
+_DYNAMODB_MAX_DIGITS = 38
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ def parse_join_session(fields: Mapping[str, Any], languages: frozenset[str]) -> 
 def parse_session_id(value: Any) -> str:
     if value is None:
         raise _missing(SESSION_ID)
-    if not isinstance(value, str) or not SESSION_ID_PATTERN.match(value):
+    if not isinstance(value, str) or not SESSION_ID_PATTERN.fullmatch(value):
         raise ServiceError(
             ErrorCode.INVALID_PARAMETERS,
             f"{SESSION_ID} must look like golden-eagle-427 (adjective-noun-number), got {shown(value)}",
@@ -186,7 +187,15 @@ def _parse_bounded_decimal(name: str, value: Any, lower: Decimal, upper: Decimal
 
 
 def _to_decimal(value: Any) -> Decimal | None:
-    """A finite Decimal from a JSON number or a decimal string; None for anything else."""
+    """A finite Decimal that DynamoDB can store (at most 38 significant digits), or None."""
+    number = _parse_decimal(value)
+    if number is None or not number.is_finite() or len(number.as_tuple().digits) > _DYNAMODB_MAX_DIGITS:
+        return None
+    return number
+
+
+def _parse_decimal(value: Any) -> Decimal | None:
+    """A Decimal from a JSON number or a decimal string; None for anything else."""
     if isinstance(value, bool):
         return None
     if isinstance(value, Decimal):
@@ -196,7 +205,7 @@ def _to_decimal(value: Any) -> Decimal | None:
     if isinstance(value, float):
         # repr gives the shortest string that round-trips, so 0.85 becomes Decimal("0.85"), not float noise.
         return Decimal(repr(value)) if math.isfinite(value) else None
-    if isinstance(value, str) and _DECIMAL_PATTERN.match(value):
+    if isinstance(value, str) and _DECIMAL_PATTERN.fullmatch(value):
         try:
             return Decimal(value)
         except InvalidOperation:

@@ -117,15 +117,6 @@ def test_bad_override_is_refused(context: dict[str, Any]) -> None:
         config.load({"env": "prod", **context})
 
 
-@pytest.mark.xfail(
-    reason=(
-        "bug: cdk_app/config.py _coerce uses type(getattr(config, field.name)) - the type of the default "
-        "value - instead of the declared field type; throttle_rate_limit is declared float but every "
-        "environment sets an int (50/200/1000), so -c throttleRateLimit=12.5 raises "
-        "\"context throttleRateLimit must be a int, got '12.5'\""
-    ),
-    strict=True,
-)
 def test_fractional_throttle_rate_limit_override() -> None:
     # Given a fractional rate limit (API Gateway's ThrottlingRateLimit is a double)
     # When the configuration is loaded

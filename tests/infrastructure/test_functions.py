@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+from pathlib import Path
 
 import pytest
 
@@ -102,6 +103,23 @@ def test_every_handler_names_an_existing_handler_function(deployed: Synthesized)
         assert source.is_file(), f"{logical_id}: {handler} names a missing module {source}"
         top_level = {node.name for node in ast.parse(source.read_text()).body if isinstance(node, ast.FunctionDef)}
         assert "handler" in top_level, f"{source} defines no top-level handler()"
+
+
+def test_every_handler_is_in_the_deployed_code_asset(deployed: Synthesized) -> None:
+    # Given every function's code asset, as staged by the synth
+    for logical_id, function in deployed.functions.items():
+        properties = function["Properties"]
+        s3_key = properties["Code"]["S3Key"]
+        assert s3_key.endswith(".zip"), s3_key
+        asset_dir = Path(deployed.app.outdir) / f"asset.{s3_key[: -len('.zip')]}"
+        assert asset_dir.is_dir(), f"{logical_id}: no staged asset {asset_dir}"
+
+        # Then the package holds the handler's module at the path Lambda imports it from
+        module_path = properties["Handler"].rpartition(".")[0].replace(".", "/") + ".py"
+        assert (asset_dir / module_path).is_file(), f"{logical_id}: {module_path} is not in the code asset"
+        # And nothing but the lambda_src package (no tests, CDK app, virtualenv or caches)
+        assert sorted(entry.name for entry in asset_dir.iterdir()) == ["lambda_src"], logical_id
+        assert not list(asset_dir.rglob("__pycache__")), logical_id
 
 
 def test_every_function_logs_to_its_own_retained_log_group(deployed_any: Synthesized) -> None:

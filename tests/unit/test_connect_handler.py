@@ -282,15 +282,6 @@ def test_an_absurdly_long_token_is_refused_before_parsing(tables):
     assert_nothing_written(tables)
 
 
-@pytest.mark.xfail(
-    reason=(
-        "bug: validation.py _to_decimal accepts in-range numbers with more than 38 significant digits "
-        "(minStability='0.85'+'0'*40); boto3's TypeSerializer then raises decimal.Rounded inside "
-        "service.create_session and the client gets 500 INTERNAL_ERROR instead of 400 INVALID_CONFIGURATION "
-        "(or the value normalised and stored)"
-    ),
-    strict=True,
-)
 def test_over_precise_min_stability_is_not_an_internal_error(tables):
     response = call(connect_event({**SEED_QUERY, "minStability": "0.85" + "0" * 40}, user_id="u"))
     assert response["statusCode"] in (200, 400), response

@@ -128,14 +128,6 @@ def test_create_session_message_with_invalid_configuration_writes_nothing(tables
     assert tables.connection(connection_id)["role"] == "none"
 
 
-@pytest.mark.xfail(
-    reason=(
-        "bug: validation.py _to_decimal accepts an in-range JSON number with more than 38 significant digits "
-        "(json.loads(parse_float=Decimal) keeps them all); boto3's TypeSerializer raises decimal.Rounded in "
-        "service.create_session and the reply is 500 INTERNAL_ERROR instead of 400 INVALID_CONFIGURATION"
-    ),
-    strict=True,
-)
 def test_over_precise_json_number_is_not_an_internal_error(tables):
     connection_id = plain_connection("u")
     text = CREATE_NUMBERS.replace('"minStability":0.85', '"minStability":0.85' + "0" * 40)

@@ -158,14 +158,6 @@ def test_integer_json_number_is_accepted():
     assert isinstance(config.max_buffer_timeout, Decimal)
 
 
-@pytest.mark.xfail(
-    reason=(
-        "bug: validation.py _to_decimal accepts in-range decimals with more than 38 significant digits "
-        "(e.g. '0.85' + 40 zeros); boto3's TypeSerializer raises decimal.Rounded/Inexact on them, so the "
-        "write fails with INTERNAL_ERROR instead of a 400 INVALID_CONFIGURATION"
-    ),
-    strict=True,
-)
 @pytest.mark.parametrize("value", ["0.85" + "0" * 40, "0.8" + "5" * 60], ids=["trailing-zeros", "long-digits"])
 def test_accepted_values_are_storable_in_dynamodb(value):
     # Given an in-range decimal string with more digits than DynamoDB stores (38)
@@ -385,18 +377,8 @@ def test_malformed_session_ids_are_refused(session_id):
     assert error.field == "sessionId"
 
 
-TRAILING_NEWLINE_BUG = pytest.mark.xfail(
-    reason=(
-        "bug: validation.py SESSION_ID_PATTERN (line 31) and _DECIMAL_PATTERN (line 33) end in '$' and are used "
-        "with re.match, and '$' also matches before a final newline: 'golden-eagle-427\\n' passes the sessionId "
-        "format check, and '0.85\\n' passes the decimal check (Decimal() then strips the newline); use "
-        "fullmatch or \\Z"
-    ),
-    strict=True,
-)
 
 
-@TRAILING_NEWLINE_BUG
 def test_session_id_with_trailing_newline_is_refused():
     # Given a session id followed by a newline (not of the form adjective-noun-NNN)
     error = refusal(parse_join_session, {"sessionId": "golden-eagle-427\n", "targetLanguage": "es"}, LANGUAGES)
@@ -405,7 +387,6 @@ def test_session_id_with_trailing_newline_is_refused():
     assert error.field == "sessionId"
 
 
-@TRAILING_NEWLINE_BUG
 @pytest.mark.parametrize("field", ["minStability", "maxBufferTimeout"])
 def test_number_with_trailing_newline_is_refused(field):
     # Given a decimal string padded with whitespace at the end (as " 0.85" is at the start)
