@@ -25,12 +25,18 @@ ALL_ENVIRONMENTS = ("dev", "staging", "prod")
 @pytest.fixture(scope="session")
 def synthesized_environment() -> Callable[[str], Synthesized]:
     """Synthesizes an environment's stack on first request and hands back the same one afterwards."""
-    cache: dict[str, Synthesized] = {}
+    cache: dict[str, Synthesized | Exception] = {}
 
     def get(name: str) -> Synthesized:
         if name not in cache:
-            cache[name] = synthesize({"env": name})
-        return cache[name]
+            try:
+                cache[name] = synthesize({"env": name})
+            except Exception as error:  # a broken synth fails every test once, not one synth per test
+                cache[name] = error
+        result = cache[name]
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     return get
 
