@@ -11,6 +11,16 @@ from pathlib import Path
 from local_run.run import LocalRun
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make local", description=__doc__)
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
@@ -19,6 +29,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=os.environ.get("DATA_DIR") or None,
                         help="keep DynamoDB Local's data in this folder (default: in memory)")
     parser.add_argument("--env", default=os.environ.get("ENV", "dev"))
+    # A string default goes through ``type`` too, so a bad SCHEDULE_INTERVAL is reported like a bad option.
+    parser.add_argument("--schedule-interval", type=_seconds, default=os.environ.get("SCHEDULE_INTERVAL") or None,
+                        metavar="SECONDS",
+                        help="run every scheduled rule every SECONDS (env SCHEDULE_INTERVAL; default: the rules' rates)")
     return parser.parse_args()
 
 
@@ -27,7 +41,8 @@ async def main() -> None:
     context: dict[str, object] = {"env": args.env}
     if os.environ.get("MAX_LISTENERS_PER_SESSION"):
         context["maxListenersPerSession"] = os.environ["MAX_LISTENERS_PER_SESSION"]
-    run = LocalRun(port=args.port, http_port=args.http_port or args.port + 1, context=context, data_dir=args.data_dir)
+    run = LocalRun(port=args.port, http_port=args.http_port or args.port + 1, context=context, data_dir=args.data_dir,
+                   schedule_interval=args.schedule_interval)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

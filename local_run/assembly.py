@@ -1,14 +1,25 @@
 """Reads a synthesized cloud assembly (``cdk.out``) into what the local run needs: the WebSocket API's
-routes and authorizer, each function's handler, code and environment, the tables, and the stream
-triggers. Nothing here knows this project's names: any CloudFormation WebSocket API whose integrations
-are Python Lambda functions from local assets can be run this way.
+routes and authorizer, each function's handler, code and environment, the tables, the stream
+triggers and the scheduled rules. Nothing here knows this project's names: any CloudFormation WebSocket
+API whose integrations are Python Lambda functions from local assets can be run this way.
+
+Scheduled rules: every ``AWS::Events::Rule`` with a ``ScheduleExpression`` whose ``State`` is not
+``DISABLED`` becomes one :class:`ScheduledTrigger` per target that is a function of the assembly (other
+targets are not run locally; the rule's ``AWS::Lambda::Permission`` needs no local counterpart, as no IAM
+is evaluated). ``rate(N minute|minutes|hour|hours|day|days)`` expressions are supported; ``cron(...)``
+expressions (and any other expression) are skipped with a warning on stderr. A target's ``Input`` (a JSON
+string) is the event the function receives; without one the function receives EventBridge's
+"Scheduled Event". ``InputPath`` and ``InputTransformer`` are not applied (a warning says so).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
+import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +97,46 @@ class StreamTrigger:
     starting_position: str
 
 
+@dataclass(frozen=True)
+class ScheduledTrigger:
+    """One target of a scheduled EventBridge rule that is a function of the assembly."""
+
+    function: str  # logical id
+    interval_seconds: float
+    input: Any | None  # the target's constant ``Input``, parsed; None: EventBridge's "Scheduled Event"
+    rule_arn: str = ""
+    expression: str = ""
+
+    def event(self, now: datetime | None = None) -> Any:
+        """What EventBridge delivers to the function at one firing of the rule."""
+        if self.input is not None:
+            return self.input
+        now = now or datetime.now(timezone.utc)
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": LOCAL_ACCOUNT,
+            "time": now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": LOCAL_REGION,
+            "resources": [self.rule_arn] if self.rule_arn else [],
+            "detail": {},
+        }
+
+
+_RATE = re.compile(r"rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)")
+_RATE_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def rate_seconds(expression: str) -> float | None:
+    """The interval of a ``rate(...)`` schedule expression in seconds; None for anything else (``cron``)."""
+    match = _RATE.fullmatch(expression.strip())
+    if match is None or int(match.group(1)) <= 0:
+        return None
+    return float(int(match.group(1)) * _RATE_UNIT_SECONDS[match.group(2).rstrip("s")])
+
+
 @dataclass
 class Assembly:
     stack_name: str
@@ -96,6 +147,7 @@ class Assembly:
     tables: dict[str, TableDefinition]
     triggers: list[StreamTrigger]
     user_pools: dict[str, str] = field(default_factory=dict)  # local pool id -> its first app client id
+    schedules: list[ScheduledTrigger] = field(default_factory=list)
 
     def user_pools_with_clients(self) -> dict[str, str]:
         return dict(self.user_pools)
@@ -157,6 +209,8 @@ class _Reader:
             return f"{LOCAL_REGION}_{logical_id}"
         if kind == "AWS::Cognito::UserPoolClient":
             return f"local-client-{logical_id}"
+        if kind == "AWS::Events::Rule":
+            return props.get("Name") or f"{self.stack}-{logical_id}"
         return logical_id
 
     def attribute(self, logical_id: str, name: str) -> str:
@@ -172,6 +226,8 @@ class _Reader:
             return f"127.0.0.1:{self.addresses.http_port}/{physical}"
         if kind == "AWS::Cognito::UserPool" and name == "Arn":
             return f"arn:aws:cognito-idp:{LOCAL_REGION}:{LOCAL_ACCOUNT}:userpool/{physical}"
+        if kind == "AWS::Events::Rule" and name == "Arn":
+            return f"arn:aws:events:{LOCAL_REGION}:{LOCAL_ACCOUNT}:rule/{physical}"
         if kind == "AWS::ApiGatewayV2::Api" and name == "ApiEndpoint":
             return f"wss://{LOCAL_API_ID}.execute-api.{LOCAL_REGION}.amazonaws.com"
         return f"{physical}.{name}"
@@ -246,16 +302,18 @@ class _Reader:
         api_id, api = next(iter(apis.items()))
         stages = [r["Properties"]["StageName"] for r in self.of_type("AWS::ApiGatewayV2::Stage").values()
                   if r["Properties"].get("ApiId") == {"Ref": api_id}]
+        functions = self.functions()
         return Assembly(
             stack_name=self.stack,
             stage=stages[0] if stages else "$default",
             route_selection_expression=api["Properties"]["RouteSelectionExpression"],
             routes=self.routes(api_id),
-            functions=self.functions(),
+            functions=functions,
             tables={lid: TableDefinition(lid, self.physical_name(lid), r["Properties"])
                     for lid, r in self.of_type("AWS::DynamoDB::Table").items()},
             triggers=self.triggers(),
             user_pools=self.user_pools(),
+            schedules=self.schedules(functions),
         )
 
     def user_pools(self) -> dict[str, str]:
@@ -328,6 +386,36 @@ class _Reader:
                 starting_position=props.get("StartingPosition", "LATEST"),
             ))
         return triggers
+
+    def schedules(self, functions: dict[str, FunctionDefinition]) -> list[ScheduledTrigger]:
+        """Enabled scheduled rules' targets that are functions of the assembly (see the module's docstring)."""
+        schedules = []
+        for lid, resource in self.of_type("AWS::Events::Rule").items():
+            props = resource.get("Properties", {})
+            expression = props.get("ScheduleExpression")
+            if not expression or str(props.get("State", "ENABLED")).upper() == "DISABLED":
+                continue
+            targets = [(t, self.referenced(t.get("Arn"), "AWS::Lambda::Function")) for t in props.get("Targets", [])]
+            targets = [(t, function) for t, function in targets if function in functions]
+            if not targets:
+                continue
+            interval = rate_seconds(str(expression))
+            if interval is None:
+                print(f"local run: rule {lid}: schedule {expression!r} is not run locally "
+                      f"(only rate(N minutes|hours|days) is supported)", file=sys.stderr)
+                continue
+            for target, function in targets:
+                if "InputPath" in target or "InputTransformer" in target:
+                    print(f"local run: rule {lid}: InputPath/InputTransformer of target {target.get('Id')} "
+                          f"are not applied locally; {function} receives the scheduled event", file=sys.stderr)
+                schedules.append(ScheduledTrigger(
+                    function=function,
+                    interval_seconds=interval,
+                    input=json.loads(str(self.resolve(target["Input"]))) if "Input" in target else None,
+                    rule_arn=self.attribute(lid, "Arn"),
+                    expression=str(expression),
+                ))
+        return schedules
 
 
 _PSEUDO = {

@@ -7,6 +7,9 @@
   and for connections whose handshake has not completed) and each user pool's JWKS.
 - Stream triggers: polls the tables' streams in DynamoDB Local and invokes the mapped functions with
   records that pass the mapping's filter patterns.
+- Scheduled rules: invokes each scheduled function every interval of its rule (the first time one
+  interval after the start), or every ``schedule_interval`` seconds when given, with the rule's event.
+  Like EventBridge's asynchronous invocations, a run that outlasts the interval does not delay the next.
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from local_run.assembly import LOCAL_ACCOUNT, LOCAL_API_ID, LOCAL_REGION, Assembly, FunctionDefinition, matches
+from local_run.assembly import (
+    LOCAL_ACCOUNT, LOCAL_API_ID, LOCAL_REGION, Assembly, FunctionDefinition, ScheduledTrigger, matches,
+)
 
 MAX_FRAME_BYTES = 128 * 1024 * 4  # larger than API Gateway's limit, so handlers see and refuse big frames
 WORKERS_PER_FUNCTION = 8
@@ -140,7 +145,9 @@ class LocalGateway:
         base_env: dict[str, str],
         streams_client_factory: Callable[[], Any] | None = None,
         jwks: Callable[[str], dict[str, Any] | None] | None = None,
+        schedule_interval: float | None = None,
     ) -> None:
+        """``schedule_interval``: seconds between runs of every scheduled rule instead of the rules' rates."""
         self.assembly = assembly
         self.websocket_port = websocket_port
         self.http_port = http_port
@@ -148,8 +155,12 @@ class LocalGateway:
         self.clients: dict[str, _Client] = {}
         self._streams_client_factory = streams_client_factory
         self._jwks = jwks
+        if schedule_interval is not None and schedule_interval <= 0:
+            raise ValueError(f"schedule_interval must be positive, got {schedule_interval}")
+        self._schedule_interval = schedule_interval
         self._servers: list[Any] = []
         self._tasks: list[asyncio.Task[Any]] = []
+        self._invocations: set[asyncio.Task[Any]] = set()  # scheduled runs in flight
         self._request_ids = itertools.count(1)
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -163,10 +174,16 @@ class LocalGateway:
         if self._streams_client_factory:
             for trigger in self.assembly.triggers:
                 self._tasks.append(asyncio.create_task(self._poll_stream(trigger)))
+        self._start_schedules()
+
+    def _start_schedules(self) -> None:
+        for schedule in self.assembly.schedules:
+            self._tasks.append(asyncio.create_task(self._run_schedule(schedule)))
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *self._invocations]:
             task.cancel()
+        self._tasks.clear()
         for server in self._servers:
             server.close()
         for runtime in self.runtimes.values():
@@ -445,11 +462,44 @@ class LocalGateway:
                     asyncio.create_task(self._invoke_quietly(runtime, {"Records": batch}))
                 await asyncio.sleep(0.02 if not records else 0)
 
-    async def _invoke_quietly(self, runtime: FunctionRuntime, event: dict[str, Any]) -> None:
+    async def _invoke_quietly(self, runtime: FunctionRuntime, event: Any, trigger: str = "stream-triggered") -> None:
         try:
             await runtime.invoke(event)
         except FunctionError as error:
-            print(f"stream-triggered {runtime.definition.name} failed: {error}", file=sys.stderr)
+            print(f"{trigger} {runtime.definition.name} failed: {error}", file=sys.stderr)
+
+    # -- scheduled rules ---------------------------------------------------------------------------
+    def schedule_interval(self, schedule: ScheduledTrigger) -> float:
+        return self._schedule_interval if self._schedule_interval is not None else schedule.interval_seconds
+
+    async def _run_schedule(self, schedule: ScheduledTrigger) -> None:
+        """Invoke one scheduled function every interval for as long as the gateway runs (first run after one
+        interval, as a new rule's first run is); each run is asynchronous and its errors go to stderr."""
+        runtime = self.runtimes.get(schedule.function)
+        if runtime is None:
+            return
+        interval = self.schedule_interval(schedule)
+        loop = asyncio.get_running_loop()
+        next_run = loop.time() + interval
+        while True:
+            await asyncio.sleep(max(0.0, next_run - loop.time()))
+            next_run = max(next_run + interval, loop.time())  # a stalled loop does not cause a burst of runs
+            try:
+                event = schedule.event()
+            except Exception as error:  # keep the schedule alive
+                print(f"scheduled {runtime.definition.name}: {error!r}", file=sys.stderr)
+                continue
+            task = asyncio.create_task(self._invoke_scheduled(runtime, event))
+            self._invocations.add(task)
+            task.add_done_callback(self._invocations.discard)
+
+    async def _invoke_scheduled(self, runtime: FunctionRuntime, event: Any) -> None:
+        try:
+            await self._invoke_quietly(runtime, event, "scheduled")
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # e.g. the worker could not start; the next run tries again
+            print(f"scheduled {runtime.definition.name} failed: {error!r}", file=sys.stderr)
 
 
 def _lambda_record(record: dict[str, Any]) -> dict[str, Any]:

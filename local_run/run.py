@@ -40,11 +40,14 @@ class LocalRun:
         context: dict[str, Any] | None = None,
         data_dir: Path | None = None,
         cdk_out: Path | None = None,
+        schedule_interval: float | None = None,
     ) -> None:
+        """``schedule_interval``: run every scheduled rule every this many seconds (None: at the rules' rates)."""
         self.port = port or free_port()
         self.http_port = http_port or free_port()
         self.context = {"env": "dev", **(context or {})}
         self.cdk_out = cdk_out or STATE_DIR / "cdk.out"
+        self.schedule_interval = schedule_interval
         self.database = DynamoDBLocal(data_dir=data_dir)
         self.gateway: LocalGateway | None = None
         self.assembly: cloud_assembly.Assembly | None = None
@@ -67,6 +70,7 @@ class LocalRun:
                 base_env=endpoint_environment(self.database.endpoint),
                 streams_client_factory=lambda: (self.database.client("dynamodbstreams"), self.database.client()),
                 jwks=lambda pool: self.issuers[pool].jwks() if pool in self.issuers else None,
+                schedule_interval=self.schedule_interval,
             )
             await self.gateway.start()
         except BaseException:
