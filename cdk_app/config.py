@@ -30,6 +30,7 @@ class EnvironmentConfig:
     throttle_burst_limit: int
     session_lifetime_hours: int = limits.DEFAULT_SESSION_LIFETIME_HOURS
     max_listeners_per_session: int = limits.DEFAULT_MAX_LISTENERS_PER_SESSION
+    speaker_grace_seconds: int = limits.DEFAULT_SPEAKER_GRACE_SECONDS
     supported_languages: str = ""  # comma-separated ISO 639-1 codes; empty: the code's full list
     user_pool_id: str = ""  # an existing Cognito user pool to trust; empty: the stack creates one
     user_pool_client_id: str = ""
@@ -94,8 +95,8 @@ def load(context: Mapping[str, Any] | Any) -> EnvironmentConfig:
     config = replace(config, **overrides)
     if config.log_retention_days not in _RETENTION_BY_DAYS:
         raise ValueError(f"logRetentionDays must be one of {sorted(_RETENTION_BY_DAYS)}")
-    if config.max_listeners_per_session < 1 or config.session_lifetime_hours < 1:
-        raise ValueError("maxListenersPerSession and sessionLifetimeHours must be positive")
+    if config.max_listeners_per_session < 1 or config.session_lifetime_hours < 1 or config.speaker_grace_seconds < 1:
+        raise ValueError("maxListenersPerSession, sessionLifetimeHours and speakerGraceSeconds must be positive")
     return config
 
 

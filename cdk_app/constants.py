@@ -22,3 +22,5 @@ MEMORY_MB: Final = 256
 # API Gateway waits at most 29 s for an integration; a route never needs more than a few DynamoDB calls.
 ROUTE_TIMEOUT: Final = Duration.seconds(10)
 WELCOME_TIMEOUT: Final = Duration.seconds(30)
+# A sweep ends each due session and tells its listeners; it must finish well before the next one starts.
+SWEEPER_TIMEOUT: Final = Duration.seconds(50)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
@@ -15,12 +17,13 @@ from cdk_app.auth import SpeakerAuth
 from cdk_app.bundling import dependencies_layer, lambda_code
 from cdk_app.config import EnvironmentConfig
 from cdk_app.tables import SessionTables
-from lambda_src import routes, settings
+from lambda_src import limits, log, routes, settings
 from lambda_src.repositories.connections import WELCOME_ATTRIBUTE
 
 
 class SessionWebSocketApi(Construct):
-    """Routes: ``$connect``, ``$disconnect``, ``$default`` and one route per message action."""
+    """Routes: ``$connect``, ``$disconnect``, ``$default`` and one route per message action; the welcome
+    function (first messages) and the sweeper (sessions nobody ended)."""
 
     def __init__(
         self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, tables: SessionTables
@@ -35,9 +38,14 @@ class SessionWebSocketApi(Construct):
         self.disconnect_function = self._build_function("Disconnect", "disconnect")
         self.message_function = self._build_function("Message", "message")
         self.welcome_function = self._build_function("Welcome", "welcome", timeout=constants.WELCOME_TIMEOUT)
+        self.sweeper_function = self._build_function("Sweeper", "sweeper", timeout=constants.SWEEPER_TIMEOUT)
         self.authorizer_function = self._build_function("Authorizer", "authorizer", tables=False)
         self.auth = SpeakerAuth(self, "SpeakerAuth", config=config, authorizer_function=self.authorizer_function)
-        for function in (self.connect_function, self.disconnect_function, self.message_function):
+        # Functions that write session state; each of them may also have to tell the connections about it.
+        self.posting_functions = (
+            self.connect_function, self.disconnect_function, self.message_function, self.sweeper_function,
+        )
+        for function in self.posting_functions:
             tables.sessions.grant_read_write_data(function)
             tables.connections.grant_read_write_data(function)
 
@@ -52,7 +60,11 @@ class SessionWebSocketApi(Construct):
                 rate_limit=config.throttle_rate_limit, burst_limit=config.throttle_burst_limit
             ),
         )
+        for function in (*self.posting_functions, self.welcome_function):
+            function.add_environment(settings.ENV_CALLBACK_URL, self.stage.callback_url)
+            self.stage.grant_management_api_access(function)
         self._wire_welcome()
+        self._schedule_sweeper()
 
     def _build_function(
         self, construct_id: str, module: str, timeout: Duration = constants.ROUTE_TIMEOUT, tables: bool = True
@@ -64,13 +76,14 @@ class SessionWebSocketApi(Construct):
             retention=config.log_retention,
             removal_policy=config.removal_policy,
         )
-        environment = {"POWERTOOLS_SERVICE_NAME": "session-service"}
+        environment = {"POWERTOOLS_SERVICE_NAME": log.SERVICE_NAME}
         if tables:
             environment |= {
                 settings.ENV_SESSIONS_TABLE: self._tables.sessions.table_name,
                 settings.ENV_CONNECTIONS_TABLE: self._tables.connections.table_name,
                 settings.ENV_SESSION_LIFETIME_HOURS: str(config.session_lifetime_hours),
                 settings.ENV_MAX_LISTENERS: str(config.max_listeners_per_session),
+                settings.ENV_SPEAKER_GRACE_SECONDS: str(config.speaker_grace_seconds),
             }
         if tables and config.supported_languages:
             environment[settings.ENV_SUPPORTED_LANGUAGES] = config.supported_languages
@@ -118,10 +131,7 @@ class SessionWebSocketApi(Construct):
 
     def _wire_welcome(self) -> None:
         """First messages: new Connections rows carrying one are posted once the handshake is done."""
-        function = self.welcome_function
-        function.add_environment(settings.ENV_CALLBACK_URL, self.stage.callback_url)
-        self.stage.grant_management_api_access(function)
-        function.add_event_source(
+        self.welcome_function.add_event_source(
             event_sources.DynamoEventSource(
                 self._tables.connections,
                 starting_position=lambda_.StartingPosition.LATEST,
@@ -137,4 +147,13 @@ class SessionWebSocketApi(Construct):
                     )
                 ],
             )
+        )
+
+    def _schedule_sweeper(self) -> None:
+        """Dropped speakers that never resumed, and sessions past their lifetime, end without any client."""
+        events.Rule(
+            self,
+            "SweeperSchedule",
+            schedule=events.Schedule.rate(Duration.minutes(limits.SWEEP_INTERVAL_MINUTES)),
+            targets=[targets.LambdaFunction(self.sweeper_function, retry_attempts=0)],
         )

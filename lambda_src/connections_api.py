@@ -10,9 +10,14 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from lambda_src import settings
+from lambda_src import limits, settings
 
-_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=3)
+_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 3},
+    connect_timeout=2,
+    read_timeout=3,
+    max_pool_connections=limits.FANOUT_PARALLELISM,  # one pooled connection per fan-out thread
+)
 
 
 @cache
@@ -50,3 +55,12 @@ def post_after_handshake(connection_id: str, data: str, delays: tuple[float, ...
         if post(connection_id, data):
             return True
     return False
+
+
+def close(connection_id: str) -> None:
+    """Close a connection (API Gateway then calls ``$disconnect``); one already gone is fine."""
+    try:
+        client().delete_connection(ConnectionId=connection_id)
+    except ClientError as error:
+        if not _is_gone(error):
+            raise

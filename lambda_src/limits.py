@@ -21,6 +21,21 @@ MAX_BUFFER_TIMEOUT_UPPER: Final = Decimal("10.0")
 # Sessions (per environment; the stack passes the deployed values as environment variables).
 DEFAULT_SESSION_LIFETIME_HOURS: Final = 3
 DEFAULT_MAX_LISTENERS_PER_SESSION: Final = 500
+# How long a dropped speaker may take to resume before the session ends (reason speakerTimeout).
+DEFAULT_SPEAKER_GRACE_SECONDS: Final = 120
+# How often the deployed sweeper ends sessions whose speaker's grace window or lifetime has passed
+# (EventBridge's finest schedule); a session ends at most this long after its deadline.
+SWEEP_INTERVAL_MINUTES: Final = 1
+
+# API Gateway closes every WebSocket connection after 2 hours. Clients are asked to refresh at 100 minutes
+# (once), and warned with the minutes left on every heartbeat from 105 minutes.
+CONNECTION_LIMIT_MINUTES: Final = 120
+REFRESH_REQUIRED_AT_MINUTES: Final = 100
+CONNECTION_WARNING_FROM_MINUTES: Final = 105
+
+# Fan-out to a session's listeners: posts in flight at once, and listener rows read per index page.
+FANOUT_PARALLELISM: Final = 32
+FANOUT_PAGE_SIZE: Final = 500
 
 # Input sizes, refused before any parsing work.
 MAX_FIELD_LENGTH: Final = 256

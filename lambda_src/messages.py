@@ -13,11 +13,19 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def session_created(session: Session, connection_id: str, timestamp_ms: int) -> dict[str, Any]:
+# Why a session ended (``sessionEnded.reason``).
+ENDED_BY_SPEAKER = "endedBySpeaker"
+SPEAKER_TIMEOUT = "speakerTimeout"
+EXPIRED = "expired"
+
+
+def session_created(
+    session: Session, connection_id: str, timestamp_ms: int, message_type: str = "sessionCreated"
+) -> dict[str, Any]:
     """The seed's exact shape: type, sessionId, sourceLanguage, qualityTier, the three configuration
-    fields, connectionId, timestamp."""
+    fields, connectionId, timestamp (``sessionResumed`` has the same fields)."""
     return {
-        "type": "sessionCreated",
+        "type": message_type,
         "sessionId": session.session_id,
         "sourceLanguage": session.source_language,
         "qualityTier": session.quality_tier,
@@ -40,8 +48,68 @@ def session_joined(
     }
 
 
+def session_resumed(session: Session, connection_id: str, timestamp_ms: int) -> dict[str, Any]:
+    return session_created(session, connection_id, timestamp_ms, "sessionResumed")
+
+
+def connection_refresh_complete(
+    session: Session, role: str, target_language: str | None, connection_id: str, timestamp_ms: int
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"type": "connectionRefreshComplete", "sessionId": session.session_id, "role": role}
+    if target_language is not None:
+        message["targetLanguage"] = target_language
+    message |= {"sourceLanguage": session.source_language, "connectionId": connection_id, "timestamp": timestamp_ms}
+    return message
+
+
 def heartbeat_ack(timestamp_ms: int) -> dict[str, Any]:
     return {"type": "heartbeatAck", "timestamp": timestamp_ms}
+
+
+def connection_refresh_required(minutes_left: int, timestamp_ms: int) -> dict[str, Any]:
+    """Sent once: open a new connection with ``refreshConnection`` before API Gateway closes this one."""
+    return {"type": "connectionRefreshRequired", "minutesLeft": minutes_left, "timestamp": timestamp_ms}
+
+
+def connection_warning(minutes_left: int, timestamp_ms: int) -> dict[str, Any]:
+    return {"type": "connectionWarning", "minutesLeft": minutes_left, "timestamp": timestamp_ms}
+
+
+def session_event(message_type: str, session_id: str, timestamp_ms: int, **fields: Any) -> dict[str, Any]:
+    """What listeners are told about their session: ``speakerDisconnected``, ``speakerReconnected``,
+    ``sessionEnded`` (with ``reason``), and a listener's own ``sessionLeft``."""
+    return {"type": message_type, "sessionId": session_id, **fields, "timestamp": timestamp_ms}
+
+
+def session_ended(session_id: str, reason: str, timestamp_ms: int) -> dict[str, Any]:
+    return session_event("sessionEnded", session_id, timestamp_ms, reason=reason)
+
+
+def session_config_updated(session: Session, timestamp_ms: int) -> dict[str, Any]:
+    return {
+        "type": "sessionConfigUpdated",
+        "sessionId": session.session_id,
+        **session.config.to_message(),
+        "timestamp": timestamp_ms,
+    }
+
+
+def session_status(session: Session, listeners_by_language: dict[str, int], timestamp_ms: int) -> dict[str, Any]:
+    return {
+        "type": "sessionStatus",
+        "sessionId": session.session_id,
+        "isActive": session.is_active,
+        "speakerConnected": session.speaker_connected,
+        "sourceLanguage": session.source_language,
+        "qualityTier": session.quality_tier,
+        "listenerCount": session.listener_count,
+        "listenersByLanguage": listeners_by_language,
+        **session.config.to_message(),
+        "createdAt": session.created_at_ms,
+        "ageSeconds": max(0, (timestamp_ms - session.created_at_ms) // 1000),
+        "expiresAt": session.expires_at_s,
+        "timestamp": timestamp_ms,
+    }
 
 
 def encode(message: dict[str, Any]) -> str:

@@ -1,12 +1,18 @@
-"""Key, index and TTL names of the two tables. The CDK tables construct and the repositories both
-read them from here, so a deployed table and the code that uses it cannot disagree."""
+"""The two tables' definitions: keys, indexes, TTL and stream. The CDK tables construct builds the deployed
+tables from these, the unit tests' moto tables are created from them, and the repositories read the
+names, so a deployed table and the code that uses it cannot disagree."""
 
 from __future__ import annotations
 
-from typing import Final
+from dataclasses import dataclass
+from typing import Any, Final, Literal
 
 SESSIONS_PARTITION_KEY: Final = "sessionId"
 SESSIONS_TTL_ATTRIBUTE: Final = "expiresAt"
+# Active sessions only (sparse): when the sweeper must next look at the session (its expiry, or the end of
+# its speaker's reconnection window). Ended sessions drop out of the index.
+SESSIONS_BY_SWEEP_TIME_INDEX: Final = "bySweepTime"
+SESSIONS_SWEEP_AT_ATTRIBUTE: Final = "sweepAt"
 
 CONNECTIONS_PARTITION_KEY: Final = "connectionId"
 CONNECTIONS_TTL_ATTRIBUTE: Final = "expiresAt"
@@ -15,3 +21,87 @@ CONNECTIONS_TTL_ATTRIBUTE: Final = "expiresAt"
 CONNECTIONS_BY_SESSION_INDEX: Final = "bySessionLanguage"
 CONNECTIONS_BY_SESSION_PARTITION_KEY: Final = "sessionId"
 CONNECTIONS_BY_SESSION_SORT_KEY: Final = "targetLanguage"
+
+# A connection's ``role``: what the connection is in its session (or ``none`` before it joins one).
+ROLE_SPEAKER: Final = "speaker"
+ROLE_LISTENER: Final = "listener"
+ROLE_NONE: Final = "none"
+
+AttributeType = Literal["S", "N"]
+
+
+@dataclass(frozen=True)
+class KeyAttribute:
+    name: str
+    type: AttributeType = "S"
+
+
+@dataclass(frozen=True)
+class IndexDefinition:
+    name: str
+    partition_key: KeyAttribute
+    sort_key: KeyAttribute | None = None
+    projection: Literal["ALL", "KEYS_ONLY"] = "ALL"
+
+
+@dataclass(frozen=True)
+class TableDefinition:
+    construct_id: str
+    partition_key: KeyAttribute
+    ttl_attribute: str
+    indexes: tuple[IndexDefinition, ...] = ()
+    stream: Literal["NEW_IMAGE", "NEW_AND_OLD_IMAGES"] | None = None
+
+    def create_table_request(self, table_name: str) -> dict[str, Any]:
+        """CreateTable arguments for this definition (on-demand), for engines other than CloudFormation."""
+        keys = [self.partition_key] + [k for i in self.indexes for k in (i.partition_key, i.sort_key) if k]
+        attributes = {key.name: key.type for key in keys}
+        request: dict[str, Any] = {
+            "TableName": table_name,
+            "KeySchema": [{"AttributeName": self.partition_key.name, "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t} for n, t in attributes.items()],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+        if self.indexes:
+            request["GlobalSecondaryIndexes"] = [
+                {
+                    "IndexName": index.name,
+                    "KeySchema": [{"AttributeName": index.partition_key.name, "KeyType": "HASH"}]
+                    + ([{"AttributeName": index.sort_key.name, "KeyType": "RANGE"}] if index.sort_key else []),
+                    "Projection": {"ProjectionType": index.projection},
+                }
+                for index in self.indexes
+            ]
+        if self.stream:
+            request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": self.stream}
+        return request
+
+
+SESSIONS: Final = TableDefinition(
+    construct_id="Sessions",
+    partition_key=KeyAttribute(SESSIONS_PARTITION_KEY),
+    ttl_attribute=SESSIONS_TTL_ATTRIBUTE,
+    indexes=(
+        IndexDefinition(
+            SESSIONS_BY_SWEEP_TIME_INDEX, KeyAttribute(SESSIONS_SWEEP_AT_ATTRIBUTE, "N"), projection="KEYS_ONLY"
+        ),
+    ),
+)
+
+CONNECTIONS: Final = TableDefinition(
+    construct_id="Connections",
+    partition_key=KeyAttribute(CONNECTIONS_PARTITION_KEY),
+    ttl_attribute=CONNECTIONS_TTL_ATTRIBUTE,
+    indexes=(
+        IndexDefinition(
+            CONNECTIONS_BY_SESSION_INDEX,
+            KeyAttribute(CONNECTIONS_BY_SESSION_PARTITION_KEY),
+            KeyAttribute(CONNECTIONS_BY_SESSION_SORT_KEY),
+            projection="KEYS_ONLY",  # fan-out and counts need only the keys
+        ),
+    ),
+    # New rows feed the function that delivers a connection's first message after its handshake.
+    stream="NEW_IMAGE",
+)
+
+TABLES: Final = (SESSIONS, CONNECTIONS)

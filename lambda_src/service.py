@@ -1,31 +1,65 @@
-"""What the routes do, independent of how the request arrived (query string on connect, or a message).
+"""What connections do, independent of how the request arrived (query string on connect, or a message):
+create, join, leave, refresh, resume, heartbeat and disconnect.
 
-Every write is a single conditional request or transaction, so a refused request writes nothing.
+Every write is a single conditional request or transaction, so a refused request writes nothing, and a
+listener is counted in and out exactly once whatever the interleaving.
 """
 
 from __future__ import annotations
 
-import logging
+import math
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lambda_src import limits, messages, runtime, settings
+from lambda_src import fanout, limits, messages, runtime, settings
 from lambda_src.errors import ErrorCode, ServiceError
+from lambda_src.log import logger
 from lambda_src.repositories import dynamodb
-from lambda_src.repositories.connections import ROLE_LISTENER, ROLE_SPEAKER, Connection
+from lambda_src.repositories.connections import Connection
+from lambda_src.repositories.dynamodb import TransactItem
 from lambda_src.repositories.sessions import Session, SessionIdTaken
+from lambda_src.schema import ROLE_LISTENER, ROLE_SPEAKER
 from lambda_src.session_ids import new_session_id
-from lambda_src.validation import CreateSessionRequest, JoinSessionRequest
+from lambda_src.validation import CreateSessionRequest, JoinSessionRequest, RefreshConnectionRequest
 
-_log = logging.getLogger(__name__)
+_CONDITION_FAILED = "ConditionalCheckFailed"
 
 
-def require_speaker(user_id: str | None) -> str:
-    """Session creation needs the user id the authorizer put in the request context."""
+def require_speaker(user_id: str | None, action: str = "creating a session") -> str:
+    """Speaker actions need the user id the authorizer put in the request context."""
     if not user_id:
-        raise ServiceError(ErrorCode.UNAUTHORIZED, "creating a session needs a valid speaker token (token parameter)")
+        raise ServiceError(ErrorCode.UNAUTHORIZED, f"{action} needs a valid speaker token (token parameter)")
     return user_id
+
+
+def _row(
+    connection_id: str,
+    connected_at_ms: int,
+    *,
+    on_connect: bool,
+    role: str,
+    session_id: str,
+    welcome: dict[str, Any],
+    user_id: str | None,
+    target_language: str | None = None,
+) -> TransactItem:
+    """The connection's row for a transaction: written whole on ``$connect`` (carrying the first message for
+    the welcome function), or an existing plain connection attached to the session."""
+    connections = runtime.connections()
+    if on_connect:
+        return connections.put_item(
+            Connection(
+                connection_id=connection_id,
+                connected_at_ms=connected_at_ms,
+                role=role,
+                user_id=user_id,
+                session_id=session_id,
+                target_language=target_language,
+                welcome=messages.encode(welcome),
+            )
+        )
+    return connections.attach_item(connection_id, session_id, role, target_language)
 
 
 def create_session(
@@ -37,14 +71,8 @@ def create_session(
     now_ms: int,
     on_connect: bool,
 ) -> dict[str, Any]:
-    """Create a session owned by ``user_id`` with ``connection_id`` as its speaker; return ``sessionCreated``.
-
-    On connect, the speaker's row is written with the session and carries the message for the welcome
-    function to deliver after the handshake; as a message, the existing row is attached and the message is
-    the route's reply.
-    """
+    """Create a session owned by ``user_id`` with ``connection_id`` as its speaker; return ``sessionCreated``."""
     config = settings.load()
-    connections = runtime.connections()
     for _attempt in range(limits.SESSION_ID_ATTEMPTS):
         session = Session(
             session_id=new_session_id(),
@@ -57,24 +85,16 @@ def create_session(
             config=request.config,
         )
         created = messages.session_created(session, connection_id, now_ms)
-        if on_connect:
-            speaker_row = connections.put_item(
-                Connection(
-                    connection_id=connection_id,
-                    connected_at_ms=connected_at_ms,
-                    role=ROLE_SPEAKER,
-                    user_id=user_id,
-                    session_id=session.session_id,
-                    welcome=messages.encode(created),
-                )
-            )
-        else:
-            speaker_row = connections.attach_item(connection_id, session.session_id, ROLE_SPEAKER)
+        speaker_row = _row(
+            connection_id, connected_at_ms, on_connect=on_connect, role=ROLE_SPEAKER,
+            session_id=session.session_id, welcome=created, user_id=user_id,
+        )
         try:
             runtime.sessions().create(session, [speaker_row])
         except SessionIdTaken:
-            _log.info("session id collision; drawing another")
+            logger.info("session id collision; drawing another")
             continue
+        runtime.connections().remember_session(connection_id, session.session_id)
         return created
     raise ServiceError(
         ErrorCode.SERVICE_UNAVAILABLE,
@@ -93,71 +113,235 @@ def join_session(
     on_connect: bool,
 ) -> dict[str, Any]:
     """Add a listener to a live session in one transaction (its row, and the count under the cap)."""
-    config = settings.load()
     sessions = runtime.sessions()
     now_s = now_ms // 1000
-    session = sessions.get(request.session_id, now_s)
-    if session is None:
-        raise ServiceError(ErrorCode.SESSION_NOT_FOUND, f"no session {request.session_id}", field="sessionId")
+    source_language = sessions.source_language(request.session_id, now_s)
     joined = messages.session_joined(
-        session.session_id, session.source_language, request.target_language, connection_id, now_ms
+        request.session_id, source_language, request.target_language, connection_id, now_ms
     )
-    connections = runtime.connections()
-    if on_connect:
-        listener_row = connections.put_item(
-            Connection(
-                connection_id=connection_id,
-                connected_at_ms=connected_at_ms,
-                role=ROLE_LISTENER,
-                user_id=user_id,
-                session_id=session.session_id,
-                target_language=request.target_language,
-                welcome=messages.encode(joined),
-            )
-        )
-    else:
-        listener_row = connections.attach_item(
-            connection_id, session.session_id, ROLE_LISTENER, request.target_language
-        )
+    listener_row = _row(
+        connection_id, connected_at_ms, on_connect=on_connect, role=ROLE_LISTENER, session_id=request.session_id,
+        welcome=joined, user_id=user_id, target_language=request.target_language,
+    )
+    _add_listener(request.session_id, listener_row, now_s, settings.load().max_listeners)
+    return joined
+
+
+def _add_listener(session_id: str, listener_row: TransactItem, now_s: int, cap: int) -> None:
+    """Count the listener in and write its row, atomically; refused with the reason and nothing written."""
+    sessions = runtime.sessions()
     try:
-        dynamodb.transact([sessions.add_listener_item(session.session_id, now_s, config.max_listeners), listener_row])
+        dynamodb.transact([sessions.add_listener_item(session_id, now_s, cap), listener_row])
     except ClientError as error:
         dynamodb.unavailable_if_throttled(error)
         reasons = dynamodb.cancellation_reasons(error)
-        if reasons and reasons[0] == "ConditionalCheckFailed":
+        if reasons[:1] == [_CONDITION_FAILED]:
             old = error.response["CancellationReasons"][0].get("Item")
-            raise sessions.join_refusal(old, session.session_id, now_s) from error
-        if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+            raise sessions.refusal(old, session_id, now_s) from error
+        if reasons[1:2] == [_CONDITION_FAILED]:
             raise ServiceError(
                 ErrorCode.FORBIDDEN,
                 "this connection already belongs to a session; open a new connection to join another",
             ) from error
         raise
-    return joined
 
 
-def disconnect(connection_id: str) -> None:
-    """Forget a closed connection; a listener's departure is counted exactly once."""
+def refresh_connection(
+    request: RefreshConnectionRequest,
+    *,
+    connection_id: str,
+    connected_at_ms: int,
+    user_id: str | None,
+    now_ms: int,
+) -> dict[str, Any]:
+    """A new connection takes over from one nearing API Gateway's 2-hour limit; the count does not move
+    (for a listener without ``previousConnectionId``: until the old connection closes)."""
+    session = _live_session(request.session_id, now_ms // 1000)
+    if request.role == ROLE_SPEAKER:
+        owner = require_speaker(user_id, "refreshing a speaker connection")
+        complete = messages.connection_refresh_complete(session, ROLE_SPEAKER, None, connection_id, now_ms)
+        _take_over_speaker(session, connection_id, connected_at_ms, owner, complete, now_ms)
+        return complete
+    assert request.target_language is not None  # validation requires it of listeners
+    complete = messages.connection_refresh_complete(
+        session, ROLE_LISTENER, request.target_language, connection_id, now_ms
+    )
+    row = _row(
+        connection_id, connected_at_ms, on_connect=True, role=ROLE_LISTENER, session_id=session.session_id,
+        welcome=complete, user_id=user_id, target_language=request.target_language,
+    )
+    if request.previous_connection_id and _replace_listener(session.session_id, request.previous_connection_id, row, now_ms):
+        return complete
+    # No old row to take over (none named, or it closed already): counted in, allowed one over the cap.
+    _add_listener(session.session_id, row, now_ms // 1000, settings.load().max_listeners + 1)
+    return complete
+
+
+def _replace_listener(session_id: str, previous_connection_id: str, row: TransactItem, now_ms: int) -> bool:
+    """Swap the old listener row for the new one with the count unchanged; False when the old row is gone."""
+    sessions = runtime.sessions()
+    now_s = now_ms // 1000
+    try:
+        dynamodb.transact([
+            sessions.check_live_item(session_id, now_s),
+            runtime.connections().replace_listener_item(previous_connection_id, session_id),
+            row,
+        ])
+    except ClientError as error:
+        dynamodb.unavailable_if_throttled(error)
+        reasons = dynamodb.cancellation_reasons(error)
+        if reasons[:1] == [_CONDITION_FAILED]:
+            raise sessions.refusal(error.response["CancellationReasons"][0].get("Item"), session_id, now_s) from error
+        if reasons[1:2] == [_CONDITION_FAILED]:
+            return False
+        raise
+    return True
+
+
+def resume_session(
+    session_id: str, *, connection_id: str, connected_at_ms: int, user_id: str | None, now_ms: int
+) -> dict[str, Any]:
+    """The owner's new connection becomes the speaker again (after a drop); listeners are told."""
+    owner = require_speaker(user_id, "resuming a session")
+    session = _live_session(session_id, now_ms // 1000)
+    resumed = messages.session_resumed(session, connection_id, now_ms)
+    _take_over_speaker(session, connection_id, connected_at_ms, owner, resumed, now_ms)
+    return resumed
+
+
+def _live_session(session_id: str, now_s: int) -> Session:
+    session = runtime.sessions().get(session_id, now_s)
+    if session is None:
+        raise ServiceError(ErrorCode.SESSION_NOT_FOUND, f"no session {session_id}", field="sessionId")
+    if not session.is_active:
+        raise ServiceError(ErrorCode.SESSION_ENDED, f"session {session_id} has ended", field="sessionId")
+    return session
+
+
+def _take_over_speaker(
+    session: Session, connection_id: str, connected_at_ms: int, owner: str, welcome: dict[str, Any], now_ms: int
+) -> None:
+    """Move the session's speaker to this connection atomically, so the old connection's close is not a
+    drop; listeners hear ``speakerReconnected`` when the speaker had dropped."""
+    if session.speaker_user_id != owner:
+        raise ServiceError(
+            ErrorCode.FORBIDDEN, f"session {session.session_id} belongs to another speaker", field="sessionId"
+        )
+    sessions = runtime.sessions()
+    now_s = now_ms // 1000
+    row = _row(
+        connection_id, connected_at_ms, on_connect=True, role=ROLE_SPEAKER, session_id=session.session_id,
+        welcome=welcome, user_id=owner,
+    )
+    try:
+        dynamodb.transact([sessions.take_over_speaker_item(session.session_id, connection_id, owner, now_s), row])
+    except ClientError as error:
+        dynamodb.unavailable_if_throttled(error)
+        if dynamodb.cancellation_reasons(error)[:1] == [_CONDITION_FAILED]:
+            old = error.response["CancellationReasons"][0].get("Item")
+            raise sessions.refusal(old, session.session_id, now_s, user_id=owner) from error
+        raise
+    if not session.speaker_connected:
+        fanout.notify_listeners(
+            session.session_id,
+            messages.session_event("speakerReconnected", session.session_id, now_ms),
+            on_gone=disconnect,
+        )
+
+
+def leave_session(connection_id: str, now_ms: int) -> dict[str, Any]:
+    """A listener leaves its session but keeps its connection; counted out exactly once."""
+    connection = runtime.connections().get(connection_id)
+    if connection is None or connection.session_id is None:
+        raise ServiceError(ErrorCode.SESSION_NOT_FOUND, "this connection has not joined a session")
+    if connection.role != ROLE_LISTENER:
+        raise ServiceError(ErrorCode.FORBIDDEN, "a speaker ends its session with endSession, not leaveSession")
+    connections = runtime.connections()
+    _count_out(connection.session_id, connections.detach_item(connection_id, connection.session_id))
+    return messages.session_event("sessionLeft", connection.session_id, now_ms)
+
+
+def _count_out(session_id: str, row_change: TransactItem) -> None:
+    """Remove a listener's row (or detach it) and decrement, only if this call is the one that removed it.
+
+    When the session is gone or already counted to zero (it ended), only the row change is made.
+    """
+    try:
+        dynamodb.transact([row_change, runtime.sessions().remove_listener_item(session_id)])
+    except ClientError as error:
+        dynamodb.unavailable_if_throttled(error)
+        reasons = dynamodb.cancellation_reasons(error)
+        if reasons[:1] == [_CONDITION_FAILED]:
+            return  # another call removed the row first and counted the departure
+        if reasons[1:2] == [_CONDITION_FAILED]:
+            _apply_quietly(row_change)
+            return
+        raise
+
+
+def _apply_quietly(change: TransactItem) -> None:
+    """Apply one row change whose condition may already have been met by a concurrent call."""
+    try:
+        dynamodb.transact([change])
+    except ClientError as error:
+        dynamodb.unavailable_if_throttled(error)
+        if dynamodb.cancellation_reasons(error)[:1] != [_CONDITION_FAILED]:
+            raise
+
+
+def heartbeat(connection_id: str, connected_at_ms: int, now_ms: int) -> list[dict[str, Any]]:
+    """``heartbeatAck``, preceded near API Gateway's 2-hour limit by ``connectionRefreshRequired`` (once)
+    and, from the warning threshold on, ``connectionWarning`` with the minutes left."""
+    age_minutes = (now_ms - connected_at_ms) / 60_000
+    minutes_left = max(0, math.ceil(limits.CONNECTION_LIMIT_MINUTES - age_minutes))
+    replies: list[dict[str, Any]] = []
+    if age_minutes >= limits.REFRESH_REQUIRED_AT_MINUTES and runtime.connections().mark_refresh_notified(connection_id):
+        replies.append(messages.connection_refresh_required(minutes_left, now_ms))
+    if age_minutes >= limits.CONNECTION_WARNING_FROM_MINUTES:
+        replies.append(messages.connection_warning(minutes_left, now_ms))
+    replies.append(messages.heartbeat_ack(now_ms))
+    return replies
+
+
+def disconnect(connection_id: str, now_ms: int | None = None) -> None:
+    """Forget a closed connection: a listener is counted out once; the session's current speaker dropping
+    opens the resume window and tells the listeners; anything else just loses its row."""
     connections = runtime.connections()
     connection = connections.get(connection_id)
     if connection is None:
         return
-    if connection.role != ROLE_LISTENER or connection.session_id is None:
+    if connection.session_id is None:
         connections.delete(connection_id)
-        return
+    elif connection.role == ROLE_LISTENER:
+        _count_out(connection.session_id, connections.delete_item(connection_id))
+    elif connection.role == ROLE_SPEAKER:
+        _speaker_dropped(connection, now_ms if now_ms is not None else messages.now_ms())
+    else:
+        connections.delete(connection_id)
+
+
+def _speaker_dropped(connection: Connection, now_ms: int) -> None:
+    assert connection.session_id is not None
+    grace = settings.load().speaker_grace_seconds
+    now_s = now_ms // 1000
+    connections = runtime.connections()
     try:
-        dynamodb.transact(
-            [
-                connections.delete_item(connection_id),
-                runtime.sessions().remove_listener_item(connection.session_id),
-            ]
-        )
+        dynamodb.transact([
+            connections.delete_item(connection.connection_id),
+            runtime.sessions().speaker_dropped_item(connection.session_id, connection.connection_id, now_s, now_s + grace),
+        ])
     except ClientError as error:
         dynamodb.unavailable_if_throttled(error)
         reasons = dynamodb.cancellation_reasons(error)
-        if reasons[:1] == ["ConditionalCheckFailed"]:
-            return  # another call removed the row first and counted the departure
-        if reasons[1:2] == ["ConditionalCheckFailed"]:
-            connections.delete(connection_id)  # the session is gone: nothing to count
+        if reasons[:1] == [_CONDITION_FAILED]:
+            return  # a repeated $disconnect: the first one handled it
+        if reasons[1:2] == [_CONDITION_FAILED]:
+            # Not the session's speaker any more (refreshed or resumed elsewhere), or the session is over.
+            connections.delete(connection.connection_id)
             return
         raise
+    fanout.notify_listeners(
+        connection.session_id,
+        messages.session_event("speakerDisconnected", connection.session_id, now_ms, graceSeconds=grace),
+        on_gone=disconnect,
+    )

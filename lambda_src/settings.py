@@ -17,6 +17,7 @@ ENV_SESSION_LIFETIME_HOURS: Final = "SESSION_LIFETIME_HOURS"
 ENV_MAX_LISTENERS: Final = "MAX_LISTENERS_PER_SESSION"
 ENV_SUPPORTED_LANGUAGES: Final = "SUPPORTED_LANGUAGES"
 ENV_CALLBACK_URL: Final = "CALLBACK_URL"
+ENV_SPEAKER_GRACE_SECONDS: Final = "SPEAKER_GRACE_SECONDS"
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Settings:
     max_listeners: int
     languages: frozenset[str]
     callback_url: str | None
+    speaker_grace_seconds: int
 
 
 @cache
@@ -43,4 +45,5 @@ def load() -> Settings:
         max_listeners=int(env.get(ENV_MAX_LISTENERS, limits.DEFAULT_MAX_LISTENERS_PER_SESSION)),
         languages=parse_language_list(languages_override) if languages_override else SUPPORTED_LANGUAGES,
         callback_url=env.get(ENV_CALLBACK_URL) or None,
+        speaker_grace_seconds=int(env.get(ENV_SPEAKER_GRACE_SECONDS, limits.DEFAULT_SPEAKER_GRACE_SECONDS)),
     )

@@ -14,9 +14,11 @@ from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
+from lambda_src import config as partial_config
 from lambda_src import limits
 from lambda_src.config import PartialResultConfig
 from lambda_src.errors import ErrorCode, ServiceError
+from lambda_src.schema import ROLE_LISTENER, ROLE_SPEAKER
 
 # Request field names (query-string parameters and message fields alike).
 PARTIAL_RESULTS = "partialResults"
@@ -27,10 +29,15 @@ SOURCE_LANGUAGE = "sourceLanguage"
 TARGET_LANGUAGE = "targetLanguage"
 QUALITY_TIER = "qualityTier"
 SESSION_ID = "sessionId"
+ROLE = "role"
+PREVIOUS_CONNECTION_ID = "previousConnectionId"
+ROLES = (ROLE_SPEAKER, ROLE_LISTENER)
 
 SESSION_ID_PATTERN = re.compile(r"^[a-z]+-[a-z]+-[1-9][0-9]{2}$")
 # Plain decimal notation with an optional small exponent; anything else (hex, "1_0", "inf", " 1") is refused.
 _DECIMAL_PATTERN = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,3})?$")
+# API Gateway connection ids are short base64-like strings (e.g. "L0SM9cOFvHcCIhw=").
+_CONNECTION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_=+/-]{1,128}$")
 _SHOWN_CHARACTERS = 40
 _DYNAMODB_MAX_DIGITS = 38
 
@@ -46,6 +53,14 @@ class CreateSessionRequest:
 class JoinSessionRequest:
     session_id: str
     target_language: str
+
+
+@dataclass(frozen=True)
+class RefreshConnectionRequest:
+    session_id: str
+    role: str
+    target_language: str | None
+    previous_connection_id: str | None
 
 
 def shown(value: Any) -> str:
@@ -81,32 +96,43 @@ def check_field_sizes(fields: Mapping[str, Any]) -> None:
             )
 
 
+def parse_partial_result_changes(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The partial-result settings ``fields`` ask for, as stored attributes (absent fields are left out)."""
+    changes: dict[str, Any] = {}
+    if PARTIAL_RESULTS in fields:
+        changes[partial_config.ENABLED_ATTRIBUTE] = _parse_bool(PARTIAL_RESULTS, fields[PARTIAL_RESULTS])
+    if MIN_STABILITY in fields:
+        changes[partial_config.STABILITY_ATTRIBUTE] = _parse_bounded_decimal(
+            MIN_STABILITY, fields[MIN_STABILITY], limits.MIN_STABILITY_LOWER, limits.MIN_STABILITY_UPPER, ""
+        )
+    if MAX_BUFFER_TIMEOUT in fields:
+        changes[partial_config.TIMEOUT_ATTRIBUTE] = _parse_bounded_decimal(
+            MAX_BUFFER_TIMEOUT,
+            fields[MAX_BUFFER_TIMEOUT],
+            limits.MAX_BUFFER_TIMEOUT_LOWER,
+            limits.MAX_BUFFER_TIMEOUT_UPPER,
+            " seconds",
+        )
+    return changes
+
+
 def parse_partial_result_config(
     fields: Mapping[str, Any], base: PartialResultConfig | None = None
 ) -> PartialResultConfig:
     """The configuration ``fields`` ask for: absent fields keep ``base`` (the defaults when creating)."""
-    config = base or PartialResultConfig()
-    if PARTIAL_RESULTS in fields:
-        config = replace(config, partial_results_enabled=_parse_bool(PARTIAL_RESULTS, fields[PARTIAL_RESULTS]))
-    if MIN_STABILITY in fields:
-        config = replace(
-            config,
-            min_stability_threshold=_parse_bounded_decimal(
-                MIN_STABILITY, fields[MIN_STABILITY], limits.MIN_STABILITY_LOWER, limits.MIN_STABILITY_UPPER, ""
-            ),
+    return partial_config.from_item({**(base or PartialResultConfig()).to_item(), **parse_partial_result_changes(fields)})
+
+
+def parse_config_update(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate ``updateSessionConfig``: at least one setting, each as strictly as at creation."""
+    check_field_sizes(fields)
+    changes = parse_partial_result_changes(fields)
+    if not changes:
+        raise ServiceError(
+            ErrorCode.INVALID_CONFIGURATION,
+            f"updateSessionConfig needs at least one of {', '.join(CONFIG_FIELDS)}, got none",
         )
-    if MAX_BUFFER_TIMEOUT in fields:
-        config = replace(
-            config,
-            max_buffer_timeout=_parse_bounded_decimal(
-                MAX_BUFFER_TIMEOUT,
-                fields[MAX_BUFFER_TIMEOUT],
-                limits.MAX_BUFFER_TIMEOUT_LOWER,
-                limits.MAX_BUFFER_TIMEOUT_UPPER,
-                " seconds",
-            ),
-        )
-    return config
+    return changes
 
 
 def parse_create_session(fields: Mapping[str, Any], languages: frozenset[str]) -> CreateSessionRequest:
@@ -134,6 +160,28 @@ def parse_join_session(fields: Mapping[str, Any], languages: frozenset[str]) -> 
         session_id=parse_session_id(fields.get(SESSION_ID)),
         target_language=parse_language(TARGET_LANGUAGE, fields.get(TARGET_LANGUAGE), languages),
     )
+
+
+def parse_refresh_connection(fields: Mapping[str, Any], languages: frozenset[str]) -> RefreshConnectionRequest:
+    """Validate ``refreshConnection``: a listener names its target language, a speaker needs none."""
+    check_field_sizes(fields)
+    session_id = parse_session_id(fields.get(SESSION_ID))
+    role = fields.get(ROLE)
+    if role is None:
+        raise _missing(ROLE)
+    if role not in ROLES:
+        raise ServiceError(
+            ErrorCode.INVALID_PARAMETERS, f"{ROLE} must be one of {', '.join(ROLES)}, got {shown(role)}", field=ROLE
+        )
+    target_language = parse_language(TARGET_LANGUAGE, fields.get(TARGET_LANGUAGE), languages) if role == ROLE_LISTENER else None
+    previous = fields.get(PREVIOUS_CONNECTION_ID)
+    if previous is not None and (not isinstance(previous, str) or not _CONNECTION_ID_PATTERN.fullmatch(previous)):
+        raise ServiceError(
+            ErrorCode.INVALID_PARAMETERS,
+            f"{PREVIOUS_CONNECTION_ID} must be the connectionId of the connection being replaced, got {shown(previous)}",
+            field=PREVIOUS_CONNECTION_ID,
+        )
+    return RefreshConnectionRequest(session_id, role, target_language, previous)
 
 
 def parse_session_id(value: Any) -> str:

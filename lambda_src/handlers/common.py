@@ -11,12 +11,9 @@ import json
 from decimal import Decimal
 from typing import Any, Callable, Mapping
 
-from aws_lambda_powertools import Logger
-
 from lambda_src import limits, messages
 from lambda_src.errors import ErrorCode, ServiceError
-
-logger = Logger(service="session-service")
+from lambda_src.log import logger
 
 Event = dict[str, Any]
 Response = dict[str, Any]

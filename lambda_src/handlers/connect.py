@@ -1,4 +1,5 @@
-"""``$connect``: a plain connection, or a session created / joined straight from the query string.
+"""``$connect``: a plain connection, or a session created / joined / resumed, or a connection refreshed,
+straight from the query string.
 
 The handshake is refused with the error's status when the request is refused. API Gateway cannot deliver
 a message from inside ``$connect``, so the first message rides on the connection row and the welcome
@@ -7,7 +8,7 @@ function posts it once the handshake has completed.
 
 from __future__ import annotations
 
-from lambda_src import messages, service, settings, validation
+from lambda_src import messages, runtime, service, settings, validation
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.handlers.common import (
     Event,
@@ -19,10 +20,7 @@ from lambda_src.handlers.common import (
     websocket_handler,
 )
 from lambda_src.repositories.connections import Connection
-from lambda_src import runtime
-from lambda_src.routes import CREATE_SESSION, JOIN_SESSION
-
-CONNECT_ACTIONS = (CREATE_SESSION, JOIN_SESSION)
+from lambda_src.routes import CONNECT_ACTIONS, CREATE_SESSION, JOIN_SESSION, REFRESH_CONNECTION, RESUME_SESSION
 
 
 @websocket_handler
@@ -34,15 +32,19 @@ def handler(event: Event) -> Response:
     common = {
         "connection_id": connection_id(event),
         "connected_at_ms": connected_at_ms(event),
+        "user_id": user_id,
         "now_ms": messages.now_ms(),
-        "on_connect": True,
     }
     languages = settings.load().languages
     if action == CREATE_SESSION:
         request = validation.parse_create_session(params, languages)
-        service.create_session(request, user_id=service.require_speaker(user_id), **common)
+        service.create_session(request, **{**common, "user_id": service.require_speaker(user_id)}, on_connect=True)
     elif action == JOIN_SESSION:
-        service.join_session(validation.parse_join_session(params, languages), user_id=user_id, **common)
+        service.join_session(validation.parse_join_session(params, languages), **common, on_connect=True)
+    elif action == REFRESH_CONNECTION:
+        service.refresh_connection(validation.parse_refresh_connection(params, languages), **common)
+    elif action == RESUME_SESSION:
+        service.resume_session(validation.parse_session_id(params.get(validation.SESSION_ID)), **common)
     elif action is None:
         runtime.connections().put(
             Connection(connection_id=common["connection_id"], connected_at_ms=common["connected_at_ms"], user_id=user_id)

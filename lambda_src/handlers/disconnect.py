@@ -1,12 +1,13 @@
-"""``$disconnect``: forget the connection; a listener leaving is counted exactly once."""
+"""``$disconnect``: a listener's departure is counted exactly once; the session's speaker dropping opens
+its resume window; nothing here ever resurrects a session."""
 
 from __future__ import annotations
 
-from lambda_src import service
+from lambda_src import messages, service
 from lambda_src.handlers.common import Event, Response, connection_id, websocket_handler
 
 
 @websocket_handler
 def handler(event: Event) -> Response:
-    service.disconnect(connection_id(event))
+    service.disconnect(connection_id(event), messages.now_ms())
     return {"statusCode": 200}

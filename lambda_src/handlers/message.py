@@ -1,13 +1,14 @@
-"""Message routes (``createSession``, ``joinSession``, ``heartbeat``) and ``$default``.
+"""Message routes and ``$default``.
 
-Replies are route responses: API Gateway sends the returned body to the client.
+Replies are route responses: API Gateway sends the returned body to the client. A route with more than
+one message to send (a heartbeat near the 2-hour limit) posts the others first.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from lambda_src import messages, service, settings, validation
+from lambda_src import connections_api, messages, service, session_control, settings, validation
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.handlers.common import (
     Event,
@@ -20,7 +21,18 @@ from lambda_src.handlers.common import (
     request_context,
     websocket_handler,
 )
-from lambda_src.routes import CREATE_SESSION, DEFAULT, HEARTBEAT, JOIN_SESSION
+from lambda_src.routes import (
+    CREATE_SESSION,
+    DEFAULT,
+    END_SESSION,
+    GET_SESSION_STATUS,
+    HEARTBEAT,
+    JOIN_SESSION,
+    LEAVE_SESSION,
+    UPDATE_SESSION_CONFIG,
+)
+
+Action = Callable[[Event, dict[str, Any]], dict[str, Any]]
 
 
 def _create_session(event: Event, body: dict[str, Any]) -> dict[str, Any]:
@@ -49,13 +61,32 @@ def _join_session(event: Event, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _heartbeat(event: Event, body: dict[str, Any]) -> dict[str, Any]:
-    return messages.heartbeat_ack(messages.now_ms())
+    *notices, ack = service.heartbeat(connection_id(event), connected_at_ms(event), messages.now_ms())
+    for notice in notices:
+        connections_api.post(connection_id(event), messages.encode(notice))
+    return ack
 
 
-ACTIONS: dict[str, Callable[[Event, dict[str, Any]], dict[str, Any]]] = {
+def _leave_session(event: Event, body: dict[str, Any]) -> dict[str, Any]:
+    return service.leave_session(connection_id(event), messages.now_ms())
+
+
+def _speaker_action(action: Callable[[str, dict[str, Any], int], dict[str, Any]]) -> Action:
+    def run(event: Event, body: dict[str, Any]) -> dict[str, Any]:
+        validation.check_field_sizes(body)
+        return action(connection_id(event), body, messages.now_ms())
+
+    return run
+
+
+ACTIONS: dict[str, Action] = {
     CREATE_SESSION: _create_session,
     JOIN_SESSION: _join_session,
     HEARTBEAT: _heartbeat,
+    LEAVE_SESSION: _leave_session,
+    UPDATE_SESSION_CONFIG: _speaker_action(session_control.update_config),
+    GET_SESSION_STATUS: _speaker_action(session_control.session_status),
+    END_SESSION: _speaker_action(session_control.end_session),
 }
 
 

@@ -3,27 +3,34 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 from botocore.exceptions import ClientError
 
 from lambda_src.repositories import dynamodb
 from lambda_src.repositories.dynamodb import TransactItem
+from lambda_src import limits
 from lambda_src.schema import (
+    CONNECTIONS_BY_SESSION_INDEX,
+    CONNECTIONS_BY_SESSION_PARTITION_KEY,
     CONNECTIONS_BY_SESSION_SORT_KEY,
     CONNECTIONS_PARTITION_KEY,
     CONNECTIONS_TTL_ATTRIBUTE,
+    ROLE_LISTENER,
+    ROLE_NONE,
+    ROLE_SPEAKER,
 )
 
-ROLE_SPEAKER = "speaker"
-ROLE_LISTENER = "listener"
-ROLE_NONE = "none"
 
 # API Gateway closes every WebSocket connection after 2 hours; a row outlives it by a margin so that a
 # late $disconnect still finds it, then TTL removes rows whose $disconnect never came.
 ROW_LIFETIME_SECONDS = 3 * 3600
 # The stream-triggered welcome function delivers this attribute's message once the handshake is done.
 WELCOME_ATTRIBUTE = "welcome"
+# Set once the client has been asked to refresh its connection before API Gateway's 2-hour limit.
+REFRESH_NOTIFIED_ATTRIBUTE = "refreshNotified"
+_BATCH_WRITE_LIMIT = 25
+_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,27 @@ class Connection:
 class ConnectionsRepository:
     def __init__(self, table_name: str) -> None:
         self.table_name = table_name
+        # Connection id -> session id, for connections this process saw attached to a session. A connection
+        # is attached once; speakers never detach, so a cached speaker mapping cannot go stale (and every
+        # speaker action's write re-checks it anyway).
+        self._sessions: dict[str, str] = {}
+
+    def remember_session(self, connection_id: str, session_id: str) -> None:
+        if len(self._sessions) >= _CACHE_SIZE:
+            self._sessions.pop(next(iter(self._sessions)))
+        self._sessions[connection_id] = session_id
+
+    def session_of(self, connection_id: str) -> str | None:
+        """The session this connection belongs to (cached after the first lookup), or None."""
+        cached = self._sessions.get(connection_id)
+        if cached is not None:
+            return cached
+        connection = self.get(connection_id)
+        if connection is None or connection.session_id is None:
+            return None
+        if connection.role == ROLE_SPEAKER:
+            self.remember_session(connection_id, connection.session_id)
+        return connection.session_id
 
     def put(self, connection: Connection) -> None:
         """Register a plain connection (no session yet)."""
@@ -133,6 +161,86 @@ class ConnectionsRepository:
                 "ExpressionAttributeNames": {"#id": CONNECTIONS_PARTITION_KEY},
             }
         }
+
+    def replace_listener_item(self, connection_id: str, session_id: str) -> TransactItem:
+        """Transaction item: remove a listener's old row when its refreshed connection takes its place."""
+        return {
+            "Delete": {
+                "TableName": self.table_name,
+                "Key": dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id}),
+                "ConditionExpression": "#session = :session AND #role = :listener",
+                "ExpressionAttributeNames": {"#session": "sessionId", "#role": "role"},
+                "ExpressionAttributeValues": dynamodb.values(session=session_id, listener=ROLE_LISTENER),
+            }
+        }
+
+    def detach_item(self, connection_id: str, session_id: str) -> TransactItem:
+        """Transaction item: a listener leaves its session but keeps its connection open."""
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id}),
+                "UpdateExpression": "SET #role = :none REMOVE #session, #language",
+                "ConditionExpression": "#session = :session AND #role = :listener",
+                "ExpressionAttributeNames": {
+                    "#session": "sessionId", "#role": "role", "#language": CONNECTIONS_BY_SESSION_SORT_KEY,
+                },
+                "ExpressionAttributeValues": dynamodb.values(
+                    session=session_id, listener=ROLE_LISTENER, none=ROLE_NONE
+                ),
+            }
+        }
+
+    def listener_pages(self, session_id: str) -> Iterator[list[tuple[str, str]]]:
+        """The session's listeners as (connection id, target language), one index page at a time."""
+        paginator = dynamodb.client().get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self.table_name,
+            IndexName=CONNECTIONS_BY_SESSION_INDEX,
+            KeyConditionExpression="#session = :session",
+            ExpressionAttributeNames={"#session": CONNECTIONS_BY_SESSION_PARTITION_KEY},
+            ExpressionAttributeValues=dynamodb.values(session=session_id),
+            PaginationConfig={"PageSize": limits.FANOUT_PAGE_SIZE},
+        )
+        for page in pages:
+            yield [
+                (item[CONNECTIONS_PARTITION_KEY]["S"], item[CONNECTIONS_BY_SESSION_SORT_KEY]["S"])
+                for item in page.get("Items", [])
+            ]
+
+    def delete_many(self, connection_ids: Iterable[str]) -> None:
+        """Remove rows in batches (rows of an ended session's listeners); unprocessed ones are resent."""
+        ids = list(connection_ids)
+        for start in range(0, len(ids), _BATCH_WRITE_LIMIT):
+            requests = {
+                self.table_name: [
+                    {"DeleteRequest": {"Key": dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id})}}
+                    for connection_id in ids[start:start + _BATCH_WRITE_LIMIT]
+                ]
+            }
+            for _attempt in range(5):
+                response = dynamodb.client().batch_write_item(RequestItems=requests)
+                requests = response.get("UnprocessedItems") or {}
+                if not requests:
+                    break
+
+    def mark_refresh_notified(self, connection_id: str) -> bool:
+        """Record that the client was asked to refresh; False when it already was (or the row is gone)."""
+        try:
+            dynamodb.client().update_item(
+                TableName=self.table_name,
+                Key=dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id}),
+                UpdateExpression="SET #notified = :true",
+                ConditionExpression="attribute_exists(#id) AND attribute_not_exists(#notified)",
+                ExpressionAttributeNames={"#id": CONNECTIONS_PARTITION_KEY, "#notified": REFRESH_NOTIFIED_ATTRIBUTE},
+                ExpressionAttributeValues=dynamodb.values(true=True),
+            )
+        except ClientError as error:
+            dynamodb.unavailable_if_throttled(error)
+            if dynamodb.error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def delete(self, connection_id: str) -> None:
         """Remove the row if present (a connection that never joined a session)."""

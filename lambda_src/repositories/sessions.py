@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from botocore.exceptions import ClientError
 
@@ -12,7 +12,31 @@ from lambda_src.config import PartialResultConfig
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.repositories import dynamodb
 from lambda_src.repositories.dynamodb import TransactItem
-from lambda_src.schema import SESSIONS_PARTITION_KEY, SESSIONS_TTL_ATTRIBUTE
+from lambda_src.schema import (
+    SESSIONS_BY_SWEEP_TIME_INDEX,
+    SESSIONS_PARTITION_KEY,
+    SESSIONS_SWEEP_AT_ATTRIBUTE,
+    SESSIONS_TTL_ATTRIBUTE,
+)
+
+GRACE_ATTRIBUTE = "speakerGraceEndsAt"
+END_REASON_ATTRIBUTE = "endReason"
+ENDED_AT_ATTRIBUTE = "endedAt"
+
+# Every attribute name the update expressions use, as ``#name`` placeholders (some are reserved words).
+_NAMES = {
+    "#id": SESSIONS_PARTITION_KEY,
+    "#expires": SESSIONS_TTL_ATTRIBUTE,
+    "#sweep": SESSIONS_SWEEP_AT_ATTRIBUTE,
+    "#grace": GRACE_ATTRIBUTE,
+    "#speaker": "speakerConnectionId",
+    "#user": "speakerUserId",
+    "#active": "isActive",
+    "#count": "listenerCount",
+    "#reason": END_REASON_ATTRIBUTE,
+    "#ended": ENDED_AT_ATTRIBUTE,
+}
+_LIVE = "attribute_exists(#id) AND #active = :true AND #expires > :now"
 
 
 @dataclass(frozen=True)
@@ -29,6 +53,13 @@ class Session:
     is_active: bool = True
     listener_count: int = 0
     config: PartialResultConfig = field(default_factory=PartialResultConfig)
+    # Set while the speaker's connection has dropped: when its reconnection window closes (epoch seconds).
+    speaker_grace_ends_at_s: int | None = None
+    end_reason: str | None = None
+
+    @property
+    def speaker_connected(self) -> bool:
+        return self.speaker_grace_ends_at_s is None
 
     def to_item(self) -> dict[str, Any]:
         return {
@@ -42,6 +73,8 @@ class Session:
             "listenerCount": self.listener_count,
             SESSIONS_TTL_ATTRIBUTE: self.expires_at_s,
             **self.config.to_item(),
+            # In the sweeper's sparse index while active: it ends the session when its lifetime is over.
+            **({SESSIONS_SWEEP_AT_ATTRIBUTE: self.expires_at_s} if self.is_active else {}),
         }
 
     @classmethod
@@ -57,6 +90,8 @@ class Session:
             is_active=bool(item.get("isActive", False)),
             listener_count=int(item.get("listenerCount", 0)),
             config=partial_config.from_item(item),
+            speaker_grace_ends_at_s=int(item[GRACE_ATTRIBUTE]) if GRACE_ATTRIBUTE in item else None,
+            end_reason=item.get(END_REASON_ATTRIBUTE),
         )
 
 
@@ -64,9 +99,35 @@ class SessionIdTaken(Exception):
     """The conditional put found a live session with the same id; draw another id."""
 
 
+def _names(expression: str) -> dict[str, str]:
+    """The ``#name`` placeholders ``expression`` uses, from the one table of names."""
+    return {placeholder: name for placeholder, name in _NAMES.items() if placeholder in expression}
+
+
+def _update(
+    table: str, session_id: str, update: str, condition: str, **named_values: Any
+) -> dict[str, Any]:
+    """UpdateItem arguments whose failed condition returns the old item (to say why it was refused)."""
+    arguments: dict[str, Any] = {
+        "TableName": table,
+        "Key": dynamodb.serialize({SESSIONS_PARTITION_KEY: session_id}),
+        "UpdateExpression": update,
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": _names(update + " " + condition),
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    if named_values:
+        arguments["ExpressionAttributeValues"] = dynamodb.values(**named_values)
+    return arguments
+
+
 class SessionsRepository:
     def __init__(self, table_name: str) -> None:
         self.table_name = table_name
+        # Immutable facts of sessions this process has seen (id -> (source language, expiry)): a join needs
+        # the source language for its reply, and a cached one saves a read on every join after the first.
+        # An id can be reused only after its session expired, so a fact is trusted until that expiry.
+        self._source_languages: dict[str, tuple[str, int]] = {}
 
     def create(self, session: Session, with_items: Sequence[TransactItem] = ()) -> None:
         """Write a new session and ``with_items`` (the speaker's connection row) in one transaction.
@@ -96,9 +157,11 @@ class SessionsRepository:
                     "this connection already belongs to a session; open a new connection to create another",
                 ) from error
             raise
+        self._remember(session)
 
-    def get(self, session_id: str, now_s: int) -> Session | None:
-        """The session, or None when there is none or it has expired (TTL deletion lags)."""
+    def get(self, session_id: str, now_s: int | None) -> Session | None:
+        """The session, or None when there is none or it has expired by ``now_s`` (TTL deletion lags);
+        ``now_s=None`` returns an expired session too (the sweeper ends those)."""
         try:
             response = dynamodb.client().get_item(
                 TableName=self.table_name,
@@ -112,55 +175,185 @@ class SessionsRepository:
         if item is None:
             return None
         session = Session.from_item(dynamodb.deserialize(item))
-        return session if session.expires_at_s > now_s else None
+        self._remember(session)
+        return session if now_s is None or session.expires_at_s > now_s else None
 
-    def add_listener_item(self, session_id: str, now_s: int, cap: int) -> TransactItem:
-        """Transaction item: count one more listener, only on a live, active session under the cap.
+    def _remember(self, session: Session) -> None:
+        if len(self._source_languages) >= _FACTS_CACHE_SIZE:
+            self._source_languages.pop(next(iter(self._source_languages)))
+        self._source_languages[session.session_id] = (session.source_language, session.expires_at_s)
 
-        On failure the old item comes back (``ALL_OLD``) so :meth:`join_refusal` can say why.
+    def source_language(self, session_id: str, now_s: int) -> str:
+        """The session's source language, from this process's cache when it has seen the session.
+
+        Only existence is established by a read on a cache miss; whether the session is live is always
+        decided by the condition of the write that follows.
         """
+        language, expires_at_s = self._source_languages.get(session_id, ("", 0))
+        if expires_at_s > now_s:
+            return language
+        session = self.get(session_id, now_s)
+        if session is None:
+            raise _not_found(session_id)
+        return session.source_language
+
+    # -- listeners ---------------------------------------------------------------------------------
+    def add_listener_item(self, session_id: str, now_s: int, cap: int) -> TransactItem:
+        """Transaction item: count one more listener, only on a live, active session under the cap."""
         return {
-            "Update": {
-                "TableName": self.table_name,
-                "Key": dynamodb.serialize({SESSIONS_PARTITION_KEY: session_id}),
-                "UpdateExpression": "ADD listenerCount :one",
-                "ConditionExpression": (
-                    "attribute_exists(#id) AND isActive = :true AND #expires > :now AND listenerCount < :cap"
-                ),
-                "ExpressionAttributeNames": {"#id": SESSIONS_PARTITION_KEY, "#expires": SESSIONS_TTL_ATTRIBUTE},
-                "ExpressionAttributeValues": dynamodb.values(one=1, true=True, now=now_s, cap=cap),
-                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-            }
+            "Update": _update(
+                self.table_name, session_id, "ADD #count :one", f"{_LIVE} AND #count < :cap",
+                one=1, true=True, now=now_s, cap=cap,
+            )
         }
+
+    def check_live_item(self, session_id: str, now_s: int) -> TransactItem:
+        """Transaction item: the session is live (a listener takes over another's place, count unchanged)."""
+        arguments = _update(self.table_name, session_id, "", _LIVE, true=True, now=now_s)
+        del arguments["UpdateExpression"]
+        return {"ConditionCheck": arguments}
 
     def remove_listener_item(self, session_id: str) -> TransactItem:
         """Transaction item: count one listener less; never below zero and never on a deleted session."""
         return {
-            "Update": {
-                "TableName": self.table_name,
-                "Key": dynamodb.serialize({SESSIONS_PARTITION_KEY: session_id}),
-                "UpdateExpression": "ADD listenerCount :minus",
-                "ConditionExpression": "attribute_exists(#id) AND listenerCount > :zero",
-                "ExpressionAttributeNames": {"#id": SESSIONS_PARTITION_KEY},
-                "ExpressionAttributeValues": dynamodb.values(minus=-1, zero=0),
-            }
+            "Update": _update(
+                self.table_name, session_id, "ADD #count :minus", "attribute_exists(#id) AND #count > :zero",
+                minus=-1, zero=0,
+            )
         }
 
+    # -- the speaker -------------------------------------------------------------------------------
+    def speaker_dropped_item(self, session_id: str, connection_id: str, now_s: int, grace_ends_s: int) -> TransactItem:
+        """Transaction item: the session's current speaker connection dropped; open the resume window.
+
+        Fails when ``connection_id`` is no longer the session's speaker (it was refreshed or resumed away),
+        so an old connection's close never looks like a drop.
+        """
+        return {
+            "Update": _update(
+                self.table_name, session_id, "SET #grace = :grace, #sweep = :grace",
+                f"{_LIVE} AND #speaker = :connection",
+                grace=grace_ends_s, true=True, now=now_s, connection=connection_id,
+            )
+        }
+
+    def take_over_speaker_item(self, session_id: str, connection_id: str, user_id: str, now_s: int) -> TransactItem:
+        """Transaction item: ``connection_id`` becomes the speaker connection of the owner's live session."""
+        return {
+            "Update": _update(
+                self.table_name, session_id, "SET #speaker = :connection, #sweep = #expires REMOVE #grace",
+                f"{_LIVE} AND #user = :user",
+                connection=connection_id, user=user_id, true=True, now=now_s,
+            )
+        }
+
+    def update_config(
+        self, session_id: str, connection_id: str, changes: dict[str, Any], now_s: int
+    ) -> Session:
+        """Apply partial-result ``changes`` (attribute -> value) as the session's speaker; the new session."""
+        names = {f"#c{i}": attribute for i, attribute in enumerate(changes)}
+        assignments = ", ".join(f"{placeholder} = :c{i}" for i, placeholder in enumerate(names))
+        arguments = _update(
+            self.table_name, session_id, f"SET {assignments}", f"{_LIVE} AND #speaker = :connection",
+            true=True, now=now_s, connection=connection_id,
+            **{f"c{i}": value for i, value in enumerate(changes.values())},
+        )
+        arguments["ExpressionAttributeNames"].update(names)
+        arguments["ReturnValues"] = "ALL_NEW"
+        attributes = self._conditional_update(arguments, session_id, now_s, connection_id=connection_id)
+        return Session.from_item(dynamodb.deserialize(attributes))
+
+    def end_by_speaker(self, session_id: str, connection_id: str, reason: str, now_ms: int) -> Session:
+        """End the session for good, as its current speaker; the session as it was before."""
+        return self._end(session_id, reason, now_ms, "#speaker = :connection", connection=connection_id)
+
+    def end_if_due(self, session_id: str, sweep_at_s: int, reason: str, now_ms: int) -> Session | None:
+        """End a session the sweeper found due, unless it changed since (e.g. its speaker resumed)."""
+        try:
+            return self._end(session_id, reason, now_ms, "#sweep = :seen", seen=sweep_at_s)
+        except ServiceError:
+            return None
+
+    def _end(self, session_id: str, reason: str, now_ms: int, condition: str, **named_values: Any) -> Session:
+        """Mark the session ended: inactive, out of the sweeper's index, no listeners counted (the caller
+        removes their rows)."""
+        arguments = _update(
+            self.table_name, session_id,
+            "SET #active = :false, #reason = :reason, #ended = :ended, #count = :zero REMOVE #sweep, #grace",
+            f"attribute_exists(#id) AND #active = :true AND {condition}",
+            false=False, true=True, reason=reason, ended=now_ms, zero=0, **named_values,
+        )
+        arguments["ReturnValues"] = "ALL_OLD"
+        connection_id = named_values.get("connection")
+        attributes = self._conditional_update(arguments, session_id, None, connection_id=connection_id)
+        return Session.from_item(dynamodb.deserialize(attributes))
+
+    def _conditional_update(
+        self, arguments: dict[str, Any], session_id: str, now_s: int | None, *, connection_id: str | None
+    ) -> dict[str, Any]:
+        try:
+            return dynamodb.with_conflict_retry(dynamodb.client().update_item, **arguments)["Attributes"]
+        except ClientError as error:
+            dynamodb.unavailable_if_throttled(error)
+            if dynamodb.error_code(error) != "ConditionalCheckFailedException":
+                raise
+            old = error.response.get("Item")
+            raise self.refusal(old, session_id, now_s, connection_id=connection_id) from error
+
+    # -- the sweeper -------------------------------------------------------------------------------
+    def due_for_sweep(self, now_s: int) -> Iterator[tuple[str, int]]:
+        """(session id, sweep time) of active sessions whose lifetime or speaker window is over."""
+        paginator = dynamodb.client().get_paginator("scan")
+        pages = paginator.paginate(
+            TableName=self.table_name,
+            IndexName=SESSIONS_BY_SWEEP_TIME_INDEX,
+            FilterExpression="#sweep <= :now",
+            ExpressionAttributeNames={"#sweep": SESSIONS_SWEEP_AT_ATTRIBUTE},
+            ExpressionAttributeValues=dynamodb.values(now=now_s),
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                row = dynamodb.deserialize(item)
+                yield row[SESSIONS_PARTITION_KEY], int(row[SESSIONS_SWEEP_AT_ATTRIBUTE])
+
+    # -- refusals ----------------------------------------------------------------------------------
     @staticmethod
-    def join_refusal(old_item: dict[str, Any] | None, session_id: str, now_s: int) -> ServiceError:
-        """Why :meth:`add_listener_item`'s condition failed, as the client should hear it."""
+    def refusal(
+        old_item: dict[str, Any] | None,
+        session_id: str,
+        now_s: int | None,
+        *,
+        connection_id: str | None = None,
+        user_id: str | None = None,
+    ) -> ServiceError:
+        """Why a conditional write on the session was refused, as the client should hear it.
+
+        Checked in the order the conditions matter to a client: gone, ended, not the speaker / owner,
+        and otherwise (for a join) the listener cap.
+        """
         if old_item is None:
             return _not_found(session_id)
         session = Session.from_item(dynamodb.deserialize(old_item))
-        if session.expires_at_s <= now_s:
+        if now_s is not None and session.expires_at_s <= now_s:
             return _not_found(session_id)
         if not session.is_active:
             return ServiceError(ErrorCode.SESSION_ENDED, f"session {session_id} has ended", field="sessionId")
+        if connection_id is not None and session.speaker_connection_id != connection_id:
+            return ServiceError(
+                ErrorCode.FORBIDDEN, f"only the speaker of session {session_id} may do this", field="sessionId"
+            )
+        if user_id is not None and session.speaker_user_id != user_id:
+            return ServiceError(
+                ErrorCode.FORBIDDEN, f"session {session_id} belongs to another speaker", field="sessionId"
+            )
         return ServiceError(
             ErrorCode.SESSION_FULL,
             f"session {session_id} has reached its listener limit of {session.listener_count}",
             field="sessionId",
         )
+
+
+_FACTS_CACHE_SIZE = 4096
 
 
 def _not_found(session_id: str) -> ServiceError:

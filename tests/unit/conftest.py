@@ -25,7 +25,8 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.setenv("SESSIONS_TABLE", SESSIONS_TABLE)
     monkeypatch.setenv("CONNECTIONS_TABLE", CONNECTIONS_TABLE)
-    for name in ("SESSION_LIFETIME_HOURS", "MAX_LISTENERS_PER_SESSION", "SUPPORTED_LANGUAGES", "CALLBACK_URL"):
+    for name in ("SESSION_LIFETIME_HOURS", "MAX_LISTENERS_PER_SESSION", "SUPPORTED_LANGUAGES", "CALLBACK_URL",
+                 "SPEAKER_GRACE_SECONDS"):
         monkeypatch.delenv(name, raising=False)
     runtime.reset()
     yield
@@ -34,45 +35,17 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def tables() -> Iterator[Tables]:
-    """Sessions and Connections created inside moto exactly like the stack creates them."""
+    """Sessions and Connections created inside moto from the same definitions the stack deploys."""
     # One boto3 session for the whole run (moto would otherwise drop it at each start, and every client
     # would reload the service models: ~0.3 s per test). Data is still wiped at every start and stop.
     with mock_aws(config={"core": {"reset_boto3_session": False}}):
         runtime.reset()
         client = boto3.client("dynamodb", region_name=REGION)
-        client.create_table(
-            TableName=SESSIONS_TABLE,
-            KeySchema=[{"AttributeName": schema.SESSIONS_PARTITION_KEY, "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": schema.SESSIONS_PARTITION_KEY, "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        client.create_table(
-            TableName=CONNECTIONS_TABLE,
-            KeySchema=[{"AttributeName": schema.CONNECTIONS_PARTITION_KEY, "KeyType": "HASH"}],
-            AttributeDefinitions=[
-                {"AttributeName": schema.CONNECTIONS_PARTITION_KEY, "AttributeType": "S"},
-                {"AttributeName": schema.CONNECTIONS_BY_SESSION_PARTITION_KEY, "AttributeType": "S"},
-                {"AttributeName": schema.CONNECTIONS_BY_SESSION_SORT_KEY, "AttributeType": "S"},
-            ],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": schema.CONNECTIONS_BY_SESSION_INDEX,
-                    "KeySchema": [
-                        {"AttributeName": schema.CONNECTIONS_BY_SESSION_PARTITION_KEY, "KeyType": "HASH"},
-                        {"AttributeName": schema.CONNECTIONS_BY_SESSION_SORT_KEY, "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-            BillingMode="PAY_PER_REQUEST",
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
-        )
-        for table, ttl in (
-            (SESSIONS_TABLE, schema.SESSIONS_TTL_ATTRIBUTE),
-            (CONNECTIONS_TABLE, schema.CONNECTIONS_TTL_ATTRIBUTE),
-        ):
+        for definition, name in ((schema.SESSIONS, SESSIONS_TABLE), (schema.CONNECTIONS, CONNECTIONS_TABLE)):
+            client.create_table(**definition.create_table_request(name))
             client.update_time_to_live(
-                TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl}
+                TableName=name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": definition.ttl_attribute},
             )
         try:
             yield Tables(client)

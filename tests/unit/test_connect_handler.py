@@ -36,6 +36,8 @@ SESSION_ATTRIBUTES = {
     "partialResultsEnabled": "BOOL",
     "minStabilityThreshold": "N",
     "maxBufferTimeout": "N",
+    # Beyond the contract's schema: the key of the sweeper's sparse index of active sessions (= expiresAt).
+    "sweepAt": "N",
 }
 SESSION_CREATED_KEYS = {
     "type",
@@ -78,6 +80,7 @@ def test_seed_query_creates_exactly_one_session_with_the_contract_schema(tables)
     raw = raw_items[0]
     assert {name: next(iter(value)) for name, value in raw.items()} == SESSION_ATTRIBUTES
     assert raw["minStabilityThreshold"] == {"N": "0.85"}
+    assert raw["sweepAt"] == raw["expiresAt"]
     assert Decimal(raw["maxBufferTimeout"]["N"]) == Decimal("5.0")
     item = tables.sessions_items()[0]
     assert item["minStabilityThreshold"] == Decimal("0.85")

@@ -1,0 +1,16 @@
+"""Scheduled: ends sessions whose dropped speaker did not resume in time (``speakerTimeout``) or whose
+lifetime is over (``expired``), telling their listeners, without any client acting."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lambda_src import messages, session_control
+from lambda_src.log import logger
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
+    ended = session_control.sweep(messages.now_ms())
+    if ended:
+        logger.info("sessions swept", extra={"ended": len(ended)})
+    return {"ended": len(ended)}

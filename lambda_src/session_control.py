@@ -1,0 +1,91 @@
+"""What only a session's speaker may do (change its configuration, read its status, end it), and the
+sweeper that ends sessions nobody ends: a dropped speaker's window passed, or the lifetime is over.
+
+The speaker is the session's current ``speakerConnectionId``; every write re-checks that in its condition,
+so a stale lookup can never let another connection act as the speaker.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Mapping
+
+from lambda_src import fanout, messages, runtime, validation
+from lambda_src.errors import ErrorCode, ServiceError
+from lambda_src.log import logger
+from lambda_src.repositories.sessions import Session
+
+
+def speaker_session_id(connection_id: str, body: Mapping[str, Any]) -> str:
+    """The session a speaker action is about: the message's ``sessionId`` when given (saves a lookup),
+    otherwise the session this connection belongs to."""
+    if validation.SESSION_ID in body:
+        return validation.parse_session_id(body[validation.SESSION_ID])
+    session_id = runtime.connections().session_of(connection_id)
+    if session_id is None:
+        raise ServiceError(ErrorCode.FORBIDDEN, "only a session's speaker may do this; this connection has no session")
+    return session_id
+
+
+def update_config(connection_id: str, body: Mapping[str, Any], now_ms: int) -> dict[str, Any]:
+    """Change the partial-result settings mid-session (validated as at creation); the full new config."""
+    changes = validation.parse_config_update(body)
+    session_id = speaker_session_id(connection_id, body)
+    session = runtime.sessions().update_config(session_id, connection_id, changes, now_ms // 1000)
+    logger.info("session configuration updated", extra={"session_id": session_id, "fields": sorted(changes)})
+    return messages.session_config_updated(session, now_ms)
+
+
+def session_status(connection_id: str, body: Mapping[str, Any], now_ms: int) -> dict[str, Any]:
+    """Listener count (the counter), listeners per target language (the index), config and age."""
+    session_id = speaker_session_id(connection_id, body)
+    session = runtime.sessions().get(session_id, now_ms // 1000)
+    if session is None:
+        raise ServiceError(ErrorCode.SESSION_NOT_FOUND, f"no session {session_id}", field="sessionId")
+    if session.speaker_connection_id != connection_id:
+        raise ServiceError(ErrorCode.FORBIDDEN, f"only the speaker of session {session_id} may do this", field="sessionId")
+    by_language = Counter(
+        language for page in runtime.connections().listener_pages(session_id) for _connection, language in page
+    )
+    return messages.session_status(session, dict(sorted(by_language.items())), now_ms)
+
+
+def end_session(connection_id: str, body: Mapping[str, Any], now_ms: int) -> dict[str, Any]:
+    """End the session for good: every listener is told, disconnected and forgotten."""
+    session_id = speaker_session_id(connection_id, body)
+    runtime.sessions().end_by_speaker(session_id, connection_id, messages.ENDED_BY_SPEAKER, now_ms)
+    _dismiss_listeners(session_id, messages.ENDED_BY_SPEAKER, now_ms)
+    return messages.session_ended(session_id, messages.ENDED_BY_SPEAKER, now_ms)
+
+
+def _dismiss_listeners(session_id: str, reason: str, now_ms: int) -> None:
+    """Tell an ended session's listeners, close their connections and remove their rows (the session's
+    count was zeroed by the write that ended it, so their later ``$disconnect`` counts nothing)."""
+    result = fanout.notify_listeners(session_id, messages.session_ended(session_id, reason, now_ms), close=True)
+    runtime.connections().delete_many(result.listeners)
+    logger.info("session ended", extra={"session_id": session_id, "reason": reason,
+                                        "listeners": len(result.listeners)})
+
+
+def sweep(now_ms: int) -> list[tuple[str, str]]:
+    """End every active session whose speaker's resume window or lifetime is over; (id, reason) of each."""
+    sessions = runtime.sessions()
+    now_s = now_ms // 1000
+    ended: list[tuple[str, str]] = []
+    for session_id, sweep_at_s in sessions.due_for_sweep(now_s):
+        session = sessions.get(session_id, None)
+        if session is None or not session.is_active:
+            continue
+        reason = _sweep_reason(session, now_s)
+        if sessions.end_if_due(session_id, sweep_at_s, reason, now_ms) is None:
+            continue  # it changed since the index was read (e.g. the speaker resumed)
+        _dismiss_listeners(session_id, reason, now_ms)
+        if session.speaker_connected:
+            fanout.post_quietly(session.speaker_connection_id, messages.session_ended(session_id, reason, now_ms))
+        ended.append((session_id, reason))
+    return ended
+
+
+def _sweep_reason(session: Session, now_s: int) -> str:
+    grace_over = session.speaker_grace_ends_at_s is not None and session.speaker_grace_ends_at_s <= now_s
+    return messages.SPEAKER_TIMEOUT if grace_over else messages.EXPIRED
