@@ -36,8 +36,17 @@ ROUTE_MODULE = {
 }
 ROUTE_MODULES = frozenset(ROUTE_MODULE.values())
 WELCOME_MODULE = "welcome"
+SWEEPER_MODULE = "sweeper"
+AUTHORIZER_MODULE = "authorizer"
+# Every function of the stack, by the handler module it runs.
+ALL_MODULES = ROUTE_MODULES | {WELCOME_MODULE, SWEEPER_MODULE, AUTHORIZER_MODULE}
 # The functions that work on the tables (and so are told their names and the session limits).
-TABLE_MODULES = ROUTE_MODULES | {WELCOME_MODULE}
+TABLE_MODULES = ROUTE_MODULES | {WELCOME_MODULE, SWEEPER_MODULE}
+# The functions that write session state: they read and write both tables.
+WRITER_MODULES = ROUTE_MODULES | {SWEEPER_MODULE}
+# The functions that post to connections through this stage's @connections API (written out: the authorizer
+# must never be among them).
+POSTING_MODULES = frozenset({"connect", "disconnect", "message", "sweeper", "welcome"})
 
 TABLE_TYPE = "AWS::DynamoDB::Table"
 FUNCTION_TYPE = "AWS::Lambda::Function"
@@ -52,6 +61,14 @@ LOG_GROUP_TYPE = "AWS::Logs::LogGroup"
 POLICY_TYPE = "AWS::IAM::Policy"
 ROLE_TYPE = "AWS::IAM::Role"
 EVENT_SOURCE_MAPPING_TYPE = "AWS::Lambda::EventSourceMapping"
+RULE_TYPE = "AWS::Events::Rule"
+
+EVENTS_PRINCIPAL = "events.amazonaws.com"
+
+# Concrete values for rendering template values the way CloudFormation resolves them (``Synthesized.rendered``).
+ACCOUNT = "123456789012"
+REGION = "eu-west-1"
+API_ID = "a1b2c3d4e5"
 
 
 @dataclass(frozen=True)
@@ -93,6 +110,16 @@ def ref(logical_id: str) -> dict[str, str]:
 
 def get_att(logical_id: str, attribute: str) -> dict[str, list[str]]:
     return {"Fn::GetAtt": [logical_id, attribute]}
+
+
+def table_arn(logical_id: str) -> str:
+    """A table's ARN as IAM statements name it, canonical (for ``allowed_pairs``)."""
+    return canonical(get_att(logical_id, "Arn"))
+
+
+def index_arn(logical_id: str) -> str:
+    """Every index of a table, as IAM statements name them, canonical (for ``allowed_pairs``)."""
+    return canonical({"Fn::Join": ["", [get_att(logical_id, "Arn"), "/index/*"]]})
 
 
 def join_parts(value: Any) -> list[Any]:
@@ -168,6 +195,21 @@ class Synthesized:
         found = self.resources(resource_type)
         assert len(found) == 1, f"expected exactly one {resource_type}, found {sorted(found)}"
         return next(iter(found.items()))
+
+    @cached_property
+    def sample_names(self) -> dict[str, str]:
+        """Concrete values of the pseudo parameters and the API's id, for ``render``."""
+        return {
+            "AWS::Partition": "aws",
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::URLSuffix": "amazonaws.com",
+            self.api_id: API_ID,
+        }
+
+    def rendered(self, value: Any) -> str:
+        """A template value as CloudFormation would resolve it with ``sample_names``."""
+        return render(value, self.sample_names)
 
     # Tables.
 

@@ -36,6 +36,7 @@ def test_each_environment_is_selectable_by_name(name: str) -> None:
     assert loaded.stack_name == f"SessionService-{name}"
     assert loaded.session_lifetime_hours == limits.DEFAULT_SESSION_LIFETIME_HOURS == 3
     assert loaded.max_listeners_per_session == limits.DEFAULT_MAX_LISTENERS_PER_SESSION == 500
+    assert loaded.speaker_grace_seconds == limits.DEFAULT_SPEAKER_GRACE_SECONDS == 120
 
 
 def test_environment_is_read_from_a_cdk_node() -> None:
@@ -77,6 +78,7 @@ def test_override_is_coerced_to_the_field_type() -> None:
     ("context", "field", "expected"),
     [
         ({"sessionLifetimeHours": "6"}, "session_lifetime_hours", 6),
+        ({"speakerGraceSeconds": "45"}, "speaker_grace_seconds", 45),
         ({"logRetentionDays": "30"}, "log_retention_days", 30),
         ({"throttleBurstLimit": "250"}, "throttle_burst_limit", 250),
         ({"retainData": "true"}, "retain_data", True),
@@ -105,6 +107,8 @@ def test_overrides_of_other_fields(context: dict[str, Any], field: str, expected
         {"maxListenersPerSession": "-3"},
         {"sessionLifetimeHours": "0"},
         {"sessionLifetimeHours": "three"},
+        {"speakerGraceSeconds": "0"},
+        {"speakerGraceSeconds": "soon"},
         {"logRetentionDays": "8"},
         {"retainData": "yes"},
         {"deletionProtection": "1"},

@@ -12,9 +12,9 @@ from tests.infrastructure.template_support import (
     Synthesized,
     allowed_actions,
     allowed_pairs,
-    canonical,
-    get_att,
+    index_arn,
     synthesize,
+    table_arn,
 )
 
 DOWNSTREAM_ID = "DownstreamProcessor"
@@ -63,9 +63,9 @@ def test_downstream_reader_can_get_and_query_both_tables(with_downstream: tuple[
     pairs = allowed_pairs(synthesized.statements_of_role(synthesized.function_role_id(function_id)))
 
     # Then it may get and query both tables, and query the listeners index
-    sessions = canonical(get_att(synthesized.sessions_table_id, "Arn"))
-    connections = canonical(get_att(synthesized.connections_table_id, "Arn"))
-    index = canonical({"Fn::Join": ["", [get_att(synthesized.connections_table_id, "Arn"), "/index/*"]]})
+    sessions = table_arn(synthesized.sessions_table_id)
+    connections = table_arn(synthesized.connections_table_id)
+    index = index_arn(synthesized.connections_table_id)
     for action in ("dynamodb:GetItem", "dynamodb:Query"):
         assert (action, sessions) in pairs, action
         assert (action, connections) in pairs, action

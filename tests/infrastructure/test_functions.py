@@ -1,4 +1,5 @@
-"""The functions: runtime, sizing, handlers, log groups, environment, permissions and the welcome stream."""
+"""The functions: runtime, sizing, handlers, log groups, environment, permissions, the welcome stream and
+the sweeper's schedule."""
 
 from __future__ import annotations
 
@@ -9,19 +10,29 @@ from pathlib import Path
 import pytest
 
 from cdk_app import constants
-from lambda_src import settings
+from lambda_src import limits, settings
 from lambda_src.repositories.connections import WELCOME_ATTRIBUTE
 from tests.infrastructure.template_support import (
+    ACCOUNT,
+    ALL_MODULES,
+    API_ID,
+    AUTHORIZER_MODULE,
     EVENT_SOURCE_MAPPING_TYPE,
+    EVENTS_PRINCIPAL,
     EXPECTED,
     HANDLER_PREFIX,
     HANDLERS_DIR,
     LOG_GROUP_TYPE,
+    PERMISSION_TYPE,
     POLICY_TYPE,
+    POSTING_MODULES,
+    REGION,
     ROLE_TYPE,
-    ROUTE_MODULES,
+    RULE_TYPE,
+    SWEEPER_MODULE,
     TABLE_MODULES,
     WELCOME_MODULE,
+    WRITER_MODULES,
     Synthesized,
     allowed_actions,
     allowed_pairs,
@@ -29,24 +40,31 @@ from tests.infrastructure.template_support import (
     as_list,
     canonical,
     get_att,
+    index_arn,
     join_parts,
     ref,
-    render,
     synthesize,
+    table_arn,
 )
 
 ROUTE_TIMEOUT_SECONDS = 10
 WELCOME_TIMEOUT_SECONDS = 30
+SWEEPER_TIMEOUT_SECONDS = 50
 API_GATEWAY_INTEGRATION_LIMIT_SECONDS = 29
 MANAGE_CONNECTIONS = "execute-api:ManageConnections"
+DEFAULT_SPEAKER_GRACE_SECONDS = "120"
 
 
-def _table_arn(logical_id: str) -> str:
-    return canonical(get_att(logical_id, "Arn"))
+def _variables(deployed: Synthesized, function_id: str) -> dict:
+    return deployed.functions[function_id]["Properties"].get("Environment", {}).get("Variables", {})
 
 
-def _index_arn(logical_id: str) -> str:
-    return canonical({"Fn::Join": ["", [get_att(logical_id, "Arn"), "/index/*"]]})
+def _execute_api_actions(deployed: Synthesized, function_id: str) -> set[str]:
+    return {
+        action
+        for action in allowed_actions(deployed.statements_of_function(function_id))
+        if action.startswith("execute-api:")
+    }
 
 
 # --- every function --------------------------------------------------------------------------------
@@ -56,10 +74,12 @@ def test_one_function_per_handler_module(deployed: Synthesized) -> None:
     # Given the stack's functions and the handler module each runs
     modules = [deployed.function_module(logical_id) for logical_id in deployed.functions]
 
-    # Then connect, disconnect, message and welcome each run in exactly one function, and no module twice
-    for module in sorted(TABLE_MODULES):
+    # Then connect, disconnect, message, welcome, sweeper and authorizer each run in exactly one function,
+    # and there is no other function
+    for module in sorted(ALL_MODULES):
         assert modules.count(module) == 1, f"{module}: {modules}"
     assert len(set(modules)) == len(modules), modules
+    assert set(modules) == ALL_MODULES
 
 
 def test_every_function_runs_python_312_on_arm64(deployed: Synthesized) -> None:
@@ -80,14 +100,19 @@ def test_function_timeouts(deployed: Synthesized) -> None:
         module = deployed.function_module(logical_id)
         timeout = function["Properties"].get("Timeout")
 
-        # Then route functions stop after 10 s (inside API Gateway's 29 s) and the welcome function after 30 s
+        # Then the functions API Gateway calls (routes, authorizer) stop after 10 s (inside its 29 s), the
+        # welcome function after 30 s, and the sweeper after 50 s, before the next sweep starts
         if module == WELCOME_MODULE:
             assert timeout == WELCOME_TIMEOUT_SECONDS, logical_id
+        elif module == SWEEPER_MODULE:
+            assert timeout == SWEEPER_TIMEOUT_SECONDS, logical_id
+            assert timeout < limits.SWEEP_INTERVAL_MINUTES * 60
         else:
             assert timeout == ROUTE_TIMEOUT_SECONDS, logical_id
             assert timeout < API_GATEWAY_INTEGRATION_LIMIT_SECONDS
     assert constants.ROUTE_TIMEOUT.to_seconds() == ROUTE_TIMEOUT_SECONDS
     assert constants.WELCOME_TIMEOUT.to_seconds() == WELCOME_TIMEOUT_SECONDS
+    assert constants.SWEEPER_TIMEOUT.to_seconds() == SWEEPER_TIMEOUT_SECONDS
 
 
 def test_every_handler_names_an_existing_handler_function(deployed: Synthesized) -> None:
@@ -148,7 +173,7 @@ def test_every_function_logs_to_its_own_retained_log_group(deployed_any: Synthes
 
 
 def test_every_table_function_gets_the_table_names_and_limits(deployed: Synthesized) -> None:
-    # Given the environment of every function that works on the tables (the route and welcome functions)
+    # Given the environment of every function that works on the tables (route, welcome and sweeper functions)
     table_functions = deployed.functions_running(TABLE_MODULES)
     assert len(table_functions) == len(TABLE_MODULES)
     for logical_id, function in table_functions.items():
@@ -169,17 +194,33 @@ def test_every_table_function_gets_the_table_names_and_limits(deployed: Synthesi
     )
 
 
-def test_welcome_function_gets_the_stage_callback_url(deployed: Synthesized) -> None:
-    # Given the welcome function's environment
-    welcome_id = deployed.function_id(WELCOME_MODULE)
-    variables = deployed.functions[welcome_id]["Properties"]["Environment"]["Variables"]
+def test_every_table_function_gets_the_default_speaker_grace_window(deployed_any: Synthesized) -> None:
+    # Given the environment of every function that works on the tables, in each environment
+    table_functions = deployed_any.functions_running(TABLE_MODULES)
+    assert len(table_functions) == len(TABLE_MODULES)
+    for logical_id in table_functions:
+        variables = _variables(deployed_any, logical_id)
 
-    # Then CALLBACK_URL is this stage's @connections endpoint, the same as the CallbackUrl output
+        # Then a dropped speaker may resume within the default 120 s
+        assert variables["SPEAKER_GRACE_SECONDS"] == DEFAULT_SPEAKER_GRACE_SECONDS, logical_id
+    # (the name the functions read, and the default they fall back to)
+    assert settings.ENV_SPEAKER_GRACE_SECONDS == "SPEAKER_GRACE_SECONDS"
+    assert str(limits.DEFAULT_SPEAKER_GRACE_SECONDS) == DEFAULT_SPEAKER_GRACE_SECONDS
+
+
+def test_posting_functions_get_the_stage_callback_url(deployed: Synthesized) -> None:
+    # Given the functions that post to connections
+    posting = deployed.functions_running(POSTING_MODULES)
+    assert len(posting) == len(POSTING_MODULES)
     assert settings.ENV_CALLBACK_URL == "CALLBACK_URL"
-    callback_url = variables["CALLBACK_URL"]
-    assert callback_url == deployed.json["Outputs"]["CallbackUrl"]["Value"]
-    names = {deployed.api_id: "abc123", "AWS::Region": "eu-west-1", "AWS::URLSuffix": "amazonaws.com"}
-    assert render(callback_url, names) == f"https://abc123.execute-api.eu-west-1.amazonaws.com/{deployed.name}"
+    for logical_id in sorted(posting):
+        callback_url = _variables(deployed, logical_id)["CALLBACK_URL"]
+
+        # Then CALLBACK_URL is this stage's @connections endpoint, the same as the CallbackUrl output
+        assert callback_url == deployed.json["Outputs"]["CallbackUrl"]["Value"], logical_id
+        assert deployed.rendered(callback_url) == (
+            f"https://{API_ID}.execute-api.{REGION}.amazonaws.com/{deployed.name}"
+        ), logical_id
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +238,7 @@ def test_listener_cap_override_reaches_every_function(listener_cap_override: Syn
         variables = function["Properties"]["Environment"]["Variables"]
         assert variables["MAX_LISTENERS_PER_SESSION"] == "42", logical_id
         assert variables["SESSION_LIFETIME_HOURS"] == "3", logical_id
+        assert variables["SPEAKER_GRACE_SECONDS"] == DEFAULT_SPEAKER_GRACE_SECONDS, logical_id
         assert settings.ENV_SUPPORTED_LANGUAGES not in variables, logical_id
 
 
@@ -214,6 +256,28 @@ def test_lifetime_and_language_overrides_reach_every_function() -> None:
         assert variables["MAX_LISTENERS_PER_SESSION"] == "500", logical_id
 
 
+@pytest.fixture(scope="module")
+def speaker_grace_override() -> Synthesized:
+    # Given -c env=prod -c speakerGraceSeconds=45
+    return synthesize({"env": "prod", "speakerGraceSeconds": "45"})
+
+
+def test_speaker_grace_override_reaches_every_table_function(speaker_grace_override: Synthesized) -> None:
+    # When the stack is synthesized with the override
+    # Then every function that works on the tables is told the overridden window, and nothing else changes
+    table_functions = speaker_grace_override.functions_running(TABLE_MODULES)
+    assert len(table_functions) == len(TABLE_MODULES)
+    for logical_id in table_functions:
+        variables = _variables(speaker_grace_override, logical_id)
+        assert variables["SPEAKER_GRACE_SECONDS"] == "45", logical_id
+        assert variables["SESSION_LIFETIME_HOURS"] == "3", logical_id
+        assert variables["MAX_LISTENERS_PER_SESSION"] == "500", logical_id
+        assert settings.ENV_SUPPORTED_LANGUAGES not in variables, logical_id
+    # And the authorizer, which works on no table, is not told it
+    authorizer_id = speaker_grace_override.function_id(AUTHORIZER_MODULE)
+    assert settings.ENV_SPEAKER_GRACE_SECONDS not in _variables(speaker_grace_override, authorizer_id)
+
+
 # --- permissions -----------------------------------------------------------------------------------
 
 
@@ -227,23 +291,9 @@ def test_each_function_has_its_own_role(deployed: Synthesized) -> None:
         assert deployed.resource(role_id)["Type"] == ROLE_TYPE
 
 
-def test_manage_connections_is_granted_once_to_the_welcome_function_for_its_stage(deployed: Synthesized) -> None:
-    # Given every statement of every IAM policy that allows posting to connections
-    found = [
-        (policy_id, statement)
-        for policy_id, policy in deployed.resources(POLICY_TYPE).items()
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-        if MANAGE_CONNECTIONS in as_list(statement.get("Action", []))
-    ]
-
-    # Then there is exactly one, allowing that action alone
-    assert len(found) == 1, found
-    policy_id, statement = found[0]
-    assert statement["Effect"] == "Allow"
-    assert as_list(statement["Action"]) == [MANAGE_CONNECTIONS]
-
-    # And it is scoped to this API's stage: .../<api>/<env>/*/@connections/*
-    assert join_parts(statement["Resource"]) == [
+def _connections_arn_parts(deployed: Synthesized) -> list:
+    """This stage's @connections API, any method and connection: ``.../<api>/<env>/*/@connections/*``."""
+    return [
         "arn:",
         ref("AWS::Partition"),
         ":execute-api:",
@@ -254,31 +304,66 @@ def test_manage_connections_is_granted_once_to_the_welcome_function_for_its_stag
         ref(deployed.api_id),
         f"/{deployed.name}/*/@connections/*",
     ]
-    names = {
-        "AWS::Partition": "aws",
-        "AWS::Region": "eu-west-1",
-        "AWS::AccountId": "123456789012",
-        deployed.api_id: "abc",
-    }
-    pattern = render(statement["Resource"], names)
-    base = "arn:aws:execute-api:eu-west-1:123456789012:abc"
-    assert arn_like(pattern, f"{base}/{deployed.name}/POST/@connections/Abc123=")
-    assert not arn_like(pattern, f"{base}/other/POST/@connections/Abc123=")
-
-    # And only the welcome function's role holds it
-    welcome_role = deployed.function_role_id(deployed.function_id(WELCOME_MODULE))
-    assert deployed.resource(policy_id)["Properties"]["Roles"] == [ref(welcome_role)]
 
 
-def test_no_other_function_can_manage_connections(deployed: Synthesized) -> None:
-    # Given the functions behind the routes (and any other but the welcome function)
-    others = set(deployed.functions) - {deployed.function_id(WELCOME_MODULE)}
-    assert {deployed.function_module(logical_id) for logical_id in others} >= ROUTE_MODULES
-    for logical_id in sorted(others):
-        actions = allowed_actions(deployed.statements_of_function(logical_id))
+def test_posting_functions_may_manage_connections_of_this_stage(deployed: Synthesized) -> None:
+    # Given the functions that post to connections (connect, disconnect, message, sweeper and welcome)
+    posting = deployed.functions_running(POSTING_MODULES)
+    assert len(posting) == len(POSTING_MODULES) == 5
+    base = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{API_ID}"
+    for logical_id in sorted(posting):
+        statements = [
+            statement
+            for statement in deployed.statements_of_function(logical_id)
+            if any(action.startswith("execute-api:") for action in as_list(statement.get("Action", [])))
+        ]
 
-        # Then none may call the @connections API
-        assert not {action for action in actions if action.startswith("execute-api:")}, logical_id
+        # Then each holds exactly one execute-api statement, allowing ManageConnections alone
+        assert len(statements) == 1, (logical_id, statements)
+        statement = statements[0]
+        assert statement["Effect"] == "Allow", logical_id
+        assert as_list(statement["Action"]) == [MANAGE_CONNECTIONS], logical_id
+
+        # And it is scoped to this API's stage: .../<api>/<env>/*/@connections/*
+        assert join_parts(statement["Resource"]) == _connections_arn_parts(deployed), logical_id
+        pattern = deployed.rendered(statement["Resource"])
+        assert arn_like(pattern, f"{base}/{deployed.name}/POST/@connections/Abc123="), logical_id
+        assert not arn_like(pattern, f"{base}/other/POST/@connections/Abc123="), logical_id
+        assert not arn_like(pattern, f"{base}/{deployed.name}/POST/createSession"), logical_id
+
+
+def test_only_the_posting_functions_can_manage_connections(deployed: Synthesized) -> None:
+    # Given every function that may call any execute-api action
+    holders = {logical_id for logical_id in deployed.functions if _execute_api_actions(deployed, logical_id)}
+
+    # Then they are exactly the posting functions
+    assert holders == set(deployed.functions_running(POSTING_MODULES))
+    # And every policy statement allowing ManageConnections is attached to one posting function's role only
+    posting_roles = {deployed.function_role_id(logical_id) for logical_id in holders}
+    granted = [
+        policy["Properties"]["Roles"]
+        for policy in deployed.resources(POLICY_TYPE).values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if MANAGE_CONNECTIONS in as_list(statement.get("Action", []))
+    ]
+    assert sorted(canonical(roles) for roles in granted) == sorted(canonical([ref(r)]) for r in posting_roles)
+
+
+def test_authorizer_can_neither_manage_connections_nor_reach_them(deployed: Synthesized) -> None:
+    # Given the speaker authorizer
+    authorizer_id = deployed.function_id(AUTHORIZER_MODULE)
+
+    # Then it may call no execute-api action
+    assert not _execute_api_actions(deployed, authorizer_id)
+    # And it is told neither the @connections endpoint nor the tables
+    variables = _variables(deployed, authorizer_id)
+    for name in (
+        settings.ENV_CALLBACK_URL,
+        settings.ENV_SESSIONS_TABLE,
+        settings.ENV_CONNECTIONS_TABLE,
+        settings.ENV_SPEAKER_GRACE_SECONDS,
+    ):
+        assert name not in variables, name
 
 
 @pytest.mark.parametrize(
@@ -292,15 +377,23 @@ def test_no_other_function_can_manage_connections(deployed: Synthesized) -> None
         "dynamodb:ConditionCheckItem",
     ],
 )
-def test_route_functions_read_and_write_both_tables(deployed: Synthesized, action: str) -> None:
-    # Given the functions behind the routes
-    for module in sorted(ROUTE_MODULES):
+def test_writer_functions_read_and_write_both_tables(deployed: Synthesized, action: str) -> None:
+    # Given the functions that write session state (the route functions and the sweeper)
+    for module in sorted(WRITER_MODULES):
         pairs = allowed_pairs(deployed.statements_of_function(deployed.function_id(module)))
 
         # Then each may use the action on both tables (transactions span both) and on the Connections index
-        assert (action, _table_arn(deployed.sessions_table_id)) in pairs, (module, action)
-        assert (action, _table_arn(deployed.connections_table_id)) in pairs, (module, action)
-        assert (action, _index_arn(deployed.connections_table_id)) in pairs, (module, action)
+        assert (action, table_arn(deployed.sessions_table_id)) in pairs, (module, action)
+        assert (action, table_arn(deployed.connections_table_id)) in pairs, (module, action)
+        assert (action, index_arn(deployed.connections_table_id)) in pairs, (module, action)
+
+
+def test_sweeper_may_scan_the_sessions_sweep_index(deployed: Synthesized) -> None:
+    # Given the sweeper's grants
+    pairs = allowed_pairs(deployed.statements_of_function(deployed.function_id(SWEEPER_MODULE)))
+
+    # Then it may scan the Sessions table's indexes (it finds due sessions in bySweepTime)
+    assert ("dynamodb:Scan", index_arn(deployed.sessions_table_id)) in pairs
 
 
 def test_welcome_function_reads_no_table_data(deployed: Synthesized) -> None:
@@ -312,9 +405,10 @@ def test_welcome_function_reads_no_table_data(deployed: Synthesized) -> None:
     for action in ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"):
         assert (action, stream) in pairs, action
     table_resources = {
-        _table_arn(deployed.sessions_table_id),
-        _table_arn(deployed.connections_table_id),
-        _index_arn(deployed.connections_table_id),
+        table_arn(deployed.sessions_table_id),
+        table_arn(deployed.connections_table_id),
+        index_arn(deployed.sessions_table_id),
+        index_arn(deployed.connections_table_id),
     }
     assert not {pair for pair in pairs if pair[1] in table_resources}
 
@@ -341,3 +435,40 @@ def test_welcome_function_consumes_new_connections_with_a_first_message(deployed
         "eventName": ["INSERT"],
         "dynamodb": {"NewImage": {WELCOME_ATTRIBUTE: {"S": [{"exists": True}]}}},
     }
+
+
+# --- the sweeper's schedule ------------------------------------------------------------------------
+
+
+def test_sweeper_runs_every_minute_without_retries(deployed: Synthesized) -> None:
+    # Given the stack's one EventBridge rule
+    _, rule = deployed.only(RULE_TYPE)
+    properties = rule["Properties"]
+
+    # Then it fires every minute, on a schedule rather than on events
+    assert properties["ScheduleExpression"] == "rate(1 minute)"
+    assert limits.SWEEP_INTERVAL_MINUTES == 1
+    assert "EventPattern" not in properties
+    assert properties.get("State", "ENABLED") == "ENABLED"
+
+    # And its one target is the sweeper function, not retried (the next sweep, a minute later, covers it)
+    targets = properties["Targets"]
+    assert len(targets) == 1, targets
+    assert targets[0]["Arn"] == get_att(deployed.function_id(SWEEPER_MODULE), "Arn")
+    assert targets[0]["RetryPolicy"] == {"MaximumRetryAttempts": 0}
+
+
+def test_eventbridge_may_invoke_the_sweeper_from_its_rule_only(deployed: Synthesized) -> None:
+    # Given the Lambda permissions granted to EventBridge
+    rule_id, _ = deployed.only(RULE_TYPE)
+    found = [
+        permission["Properties"]
+        for permission in deployed.resources(PERMISSION_TYPE).values()
+        if permission["Properties"].get("Principal") == EVENTS_PRINCIPAL
+    ]
+
+    # Then there is exactly one: invoking the sweeper function, from the sweeper's rule
+    assert len(found) == 1, found
+    assert found[0]["Action"] == "lambda:InvokeFunction"
+    assert found[0]["FunctionName"] == get_att(deployed.function_id(SWEEPER_MODULE), "Arn")
+    assert found[0]["SourceArn"] == get_att(rule_id, "Arn")

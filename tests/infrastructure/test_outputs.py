@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.infrastructure.template_support import Synthesized, get_att, ref, render
+from tests.infrastructure.template_support import API_ID, REGION, Synthesized, get_att, ref
 
 OUTPUTS = {
     "WebSocketUrl",
@@ -24,14 +24,13 @@ def test_documented_outputs_exist(deployed: Synthesized) -> None:
 def test_url_outputs_point_at_this_environments_stage(deployed: Synthesized) -> None:
     # Given the URL outputs
     outputs = deployed.json["Outputs"]
-    names = {deployed.api_id: "abc123", "AWS::Region": "eu-west-1", "AWS::URLSuffix": "amazonaws.com"}
 
     # Then clients connect over wss:// to the stage, and the @connections API is its https:// twin
-    assert render(outputs["WebSocketUrl"]["Value"], names) == (
-        f"wss://abc123.execute-api.eu-west-1.amazonaws.com/{deployed.name}"
+    assert deployed.rendered(outputs["WebSocketUrl"]["Value"]) == (
+        f"wss://{API_ID}.execute-api.{REGION}.amazonaws.com/{deployed.name}"
     )
-    assert render(outputs["CallbackUrl"]["Value"], names) == (
-        f"https://abc123.execute-api.eu-west-1.amazonaws.com/{deployed.name}"
+    assert deployed.rendered(outputs["CallbackUrl"]["Value"]) == (
+        f"https://{API_ID}.execute-api.{REGION}.amazonaws.com/{deployed.name}"
     )
 
 

@@ -12,6 +12,34 @@ def _properties(deployed: Synthesized, logical_id: str) -> dict:
     return deployed.resource(logical_id)["Properties"]
 
 
+def _declared_types(properties: dict) -> dict[str, str]:
+    """A table's AttributeDefinitions as name -> type."""
+    return {a["AttributeName"]: a["AttributeType"] for a in properties["AttributeDefinitions"]}
+
+
+def _schema_indexes(definition: schema.TableDefinition) -> list[dict]:
+    """The GlobalSecondaryIndexes a table built from ``definition`` must have, in template form."""
+    return [
+        {
+            "IndexName": index.name,
+            "KeySchema": [{"AttributeName": index.partition_key.name, "KeyType": "HASH"}]
+            + ([{"AttributeName": index.sort_key.name, "KeyType": "RANGE"}] if index.sort_key else []),
+            "Projection": {"ProjectionType": index.projection},
+        }
+        for index in definition.indexes
+    ]
+
+
+def _schema_index_key_types(definition: schema.TableDefinition) -> dict[str, str]:
+    """The type ``definition`` gives each index key attribute."""
+    return {
+        key.name: key.type
+        for index in definition.indexes
+        for key in (index.partition_key, index.sort_key)
+        if key is not None
+    }
+
+
 def test_exactly_two_tables(deployed: Synthesized) -> None:
     # Given the synthesized stack
     # When / Then it defines the two tables and no other
@@ -26,7 +54,11 @@ def test_sessions_table_shape(deployed: Synthesized) -> None:
     # Then it is keyed by sessionId alone, on demand, expiring on expiresAt, encrypted with the AWS managed key
     assert properties["KeySchema"] == [{"AttributeName": schema.SESSIONS_PARTITION_KEY, "KeyType": "HASH"}]
     assert properties["KeySchema"] == [{"AttributeName": "sessionId", "KeyType": "HASH"}]
-    assert properties["AttributeDefinitions"] == [{"AttributeName": "sessionId", "AttributeType": "S"}]
+    # (sessionId a string; sweepAt, the key of its one index, a number)
+    assert sorted(properties["AttributeDefinitions"], key=lambda a: a["AttributeName"]) == [
+        {"AttributeName": "sessionId", "AttributeType": "S"},
+        {"AttributeName": "sweepAt", "AttributeType": "N"},
+    ]
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
     assert "ProvisionedThroughput" not in properties
     assert properties["TimeToLiveSpecification"] == {
@@ -36,8 +68,31 @@ def test_sessions_table_shape(deployed: Synthesized) -> None:
     assert properties["TimeToLiveSpecification"]["AttributeName"] == "expiresAt"
     # AWS managed key: SSE on, no customer key, no explicit KMS key type.
     assert properties["SSESpecification"] == {"SSEEnabled": True}
-    assert "GlobalSecondaryIndexes" not in properties
+    assert [index["IndexName"] for index in properties["GlobalSecondaryIndexes"]] == ["bySweepTime"]
     assert "StreamSpecification" not in properties
+
+
+def test_sessions_index_lists_sessions_by_sweep_time(deployed: Synthesized) -> None:
+    # Given the Sessions table
+    properties = _properties(deployed, deployed.sessions_table_id)
+
+    # Then its indexes are exactly the schema's (the definition the repositories and the local tables use)
+    assert properties["GlobalSecondaryIndexes"] == _schema_indexes(schema.SESSIONS)
+    # And that is the sweeper's one index: keyed by sweepAt alone, projecting only the keys (the sweeper
+    # needs the session id and its sweep time, nothing else)
+    assert properties["GlobalSecondaryIndexes"] == [
+        {
+            "IndexName": "bySweepTime",
+            "KeySchema": [{"AttributeName": "sweepAt", "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        }
+    ]
+    assert (schema.SESSIONS_BY_SWEEP_TIME_INDEX, schema.SESSIONS_SWEEP_AT_ATTRIBUTE) == ("bySweepTime", "sweepAt")
+    # And sweepAt is declared with the schema's type, a number (seconds since the epoch, compared with now)
+    sweep_at = schema.SESSIONS_SWEEP_AT_ATTRIBUTE
+    types = _declared_types(properties)
+    assert types[sweep_at] == _schema_index_key_types(schema.SESSIONS)[sweep_at]
+    assert types["sweepAt"] == "N"
 
 
 def test_connections_table_shape(deployed: Synthesized) -> None:
@@ -58,7 +113,10 @@ def test_connections_index_lists_listeners_by_session_and_language(deployed: Syn
     # Given the Connections table
     properties = _properties(deployed, deployed.connections_table_id)
 
-    # Then its one index is the one the repositories query: sessionId, then targetLanguage, all attributes
+    # Then its indexes are exactly the schema's
+    assert properties["GlobalSecondaryIndexes"] == _schema_indexes(schema.CONNECTIONS)
+    # And that is the one the repositories query: sessionId, then targetLanguage, keys only (fan-out and
+    # listener counts need nothing but the connection ids and languages)
     assert properties["GlobalSecondaryIndexes"] == [
         {
             "IndexName": schema.CONNECTIONS_BY_SESSION_INDEX,
@@ -66,9 +124,10 @@ def test_connections_index_lists_listeners_by_session_and_language(deployed: Syn
                 {"AttributeName": "sessionId", "KeyType": "HASH"},
                 {"AttributeName": "targetLanguage", "KeyType": "RANGE"},
             ],
-            "Projection": {"ProjectionType": "ALL"},
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
         }
     ]
+    assert schema.CONNECTIONS_BY_SESSION_INDEX == "bySessionLanguage"
     assert schema.CONNECTIONS_BY_SESSION_PARTITION_KEY == "sessionId"
     assert schema.CONNECTIONS_BY_SESSION_SORT_KEY == "targetLanguage"
     # And every key attribute is declared as a string
@@ -77,6 +136,29 @@ def test_connections_index_lists_listeners_by_session_and_language(deployed: Syn
         {"AttributeName": "sessionId", "AttributeType": "S"},
         {"AttributeName": "targetLanguage", "AttributeType": "S"},
     ]
+    assert {name: _declared_types(properties)[name] for name in ("sessionId", "targetLanguage")} == (
+        _schema_index_key_types(schema.CONNECTIONS)
+    )
+
+
+def test_local_tables_are_created_like_the_deployed_ones(deployed: Synthesized) -> None:
+    # Given each schema definition and the table the stack builds from it
+    for definition, logical_id in (
+        (schema.SESSIONS, deployed.sessions_table_id),
+        (schema.CONNECTIONS, deployed.connections_table_id),
+    ):
+        properties = _properties(deployed, logical_id)
+
+        # When the definition's CreateTable request (the local run's and unit tests' tables) is built
+        request = definition.create_table_request("any-name")
+
+        # Then it has the deployed table's keys, attribute types, indexes and stream
+        assert request["KeySchema"] == properties["KeySchema"], definition.construct_id
+        assert _declared_types(request) == _declared_types(properties), definition.construct_id
+        assert request.get("GlobalSecondaryIndexes") == properties.get("GlobalSecondaryIndexes")
+        assert request.get("StreamSpecification", {}).get("StreamViewType") == (
+            properties.get("StreamSpecification", {}).get("StreamViewType")
+        ), definition.construct_id
 
 
 def test_connections_index_through_template_matchers(deployed: Synthesized) -> None:

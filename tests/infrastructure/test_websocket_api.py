@@ -6,16 +6,21 @@ from aws_cdk.assertions import Capture, Match
 
 from lambda_src import routes
 from tests.infrastructure.template_support import (
+    ACCOUNT,
     ALL_ROUTES,
+    API_ID,
     API_TYPE,
     AUTHORIZER_TYPE,
+    EVENTS_PRINCIPAL,
     INTEGRATION_TYPE,
     PERMISSION_TYPE,
+    REGION,
     RESPONDING_ROUTES,
     ROUTE_MODULE,
     ROUTE_RESPONSE_TYPE,
     ROUTE_TYPE,
     STAGE_TYPE,
+    SWEEPER_MODULE,
     Synthesized,
     arn_like,
     get_att,
@@ -25,15 +30,6 @@ from tests.infrastructure.template_support import (
 )
 
 APIGATEWAY = "apigateway.amazonaws.com"
-
-# Concrete values for rendering ARNs the way CloudFormation resolves them.
-ACCOUNT = "123456789012"
-REGION = "eu-west-1"
-API_ID = "a1b2c3d4e5"
-
-
-def _names(deployed: Synthesized) -> dict[str, str]:
-    return {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, deployed.api_id: API_ID}
 
 
 def _invoke_arn(stage: str, route_key: str) -> str:
@@ -96,6 +92,17 @@ def test_routes_are_exactly_the_lifecycle_routes_and_the_message_routes(deployed
     # Then there is one per lifecycle event and one per message action, each once
     assert sorted(route_keys) == sorted({"$connect", "$disconnect", "$default", *routes.MESSAGE_ROUTES})
     assert set(route_keys) == ALL_ROUTES
+    assert sorted(routes.MESSAGE_ROUTES) == sorted(
+        {
+            "createSession",
+            "joinSession",
+            "heartbeat",
+            "leaveSession",
+            "updateSessionConfig",
+            "getSessionStatus",
+            "endSession",
+        }
+    )
     # And every route belongs to the one API
     for route in deployed.resources(ROUTE_TYPE).values():
         assert route["Properties"]["ApiId"] == ref(deployed.api_id)
@@ -134,8 +141,9 @@ def test_one_integration_per_route(deployed: Synthesized) -> None:
     integrations = deployed.resources(INTEGRATION_TYPE)
     targets = {route_key: deployed.route_integration_id(route_key) for route_key in ALL_ROUTES}
 
-    # Then every route targets its own integration, and every integration is some route's
-    assert len(integrations) == len(ALL_ROUTES) == 6
+    # Then every route targets its own integration (3 lifecycle routes and 7 message routes), and every
+    # integration is some route's
+    assert len(integrations) == len(ALL_ROUTES) == 10
     assert len(set(targets.values())) == len(ALL_ROUTES), targets
     assert set(targets.values()) == set(integrations)
     # And each is a Lambda proxy integration of the one API
@@ -162,7 +170,7 @@ def test_each_route_invokes_its_handler(deployed: Synthesized) -> None:
         function_id = deployed.route_function_id(route_key)
         assert deployed.function_module(function_id) == ROUTE_MODULE[route_key], route_key
         uri = deployed.resource(deployed.route_integration_id(route_key))["Properties"]["IntegrationUri"]
-        assert render(uri, {**_names(deployed), f"{function_id}.Arn": "FN"}) == (
+        assert render(uri, {**deployed.sample_names, f"{function_id}.Arn": "FN"}) == (
             f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/FN/invocations"
         )
 
@@ -178,8 +186,16 @@ def test_one_invoke_permission_per_route(deployed: Synthesized) -> None:
     # Then there is exactly one per route (a shared integration would grant only its first route)
     assert len(permissions) == len(ALL_ROUTES)
     assert sorted(route_keys) == sorted(ALL_ROUTES)
-    # And no other principal may invoke a function
-    assert len(deployed.resources(PERMISSION_TYPE)) == len(_apigateway_permissions(deployed))
+    # And the only other principal that may invoke a function is EventBridge, invoking the sweeper on its
+    # schedule (the rule and its permission are checked in test_functions)
+    others = [
+        permission["Properties"]
+        for logical_id, permission in deployed.resources(PERMISSION_TYPE).items()
+        if logical_id not in _apigateway_permissions(deployed)
+    ]
+    assert [(p["Principal"], p["FunctionName"]) for p in others] == [
+        (EVENTS_PRINCIPAL, get_att(deployed.function_id(SWEEPER_MODULE), "Arn"))
+    ]
 
 
 def test_invoke_permission_source_arn_is_scoped_to_its_route(deployed: Synthesized) -> None:
@@ -208,7 +224,7 @@ def test_invoke_permission_admits_its_route_and_no_other(deployed: Synthesized) 
     # Given each route permission's SourceArn as deployed (IAM ArnLike semantics)
     for permission in _route_permissions(deployed).values():
         route_key = _permission_route_key(deployed, permission)
-        pattern = render(permission["Properties"]["SourceArn"], _names(deployed))
+        pattern = deployed.rendered(permission["Properties"]["SourceArn"])
 
         # When API Gateway invokes the route's function from this environment's stage
         # Then the permission admits it

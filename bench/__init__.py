@@ -1,0 +1,1 @@
+"""Benchmark scripts (not tests): run them as modules from the repo root, e.g. ``python -m bench.gateway_overhead``."""
