@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ class DynamoDBLocal:
         self.data_dir = data_dir
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
+        self._log = tempfile.TemporaryFile()
 
     def start(self, timeout: float = 30.0) -> "DynamoDBLocal":
         java = shutil.which("java")
@@ -60,13 +62,14 @@ class DynamoDBLocal:
             ],
             cwd=jar_dir,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self._log,  # a file, not a pipe: a pipe nobody reads would block Java once full
             start_new_session=True,  # our own process group: Ctrl-C in a terminal does not orphan it
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"DynamoDB Local exited: {self._process.stderr.read().decode()[-2000:]}")
+                self._log.seek(0)
+                raise RuntimeError(f"DynamoDB Local exited: {self._log.read().decode(errors='replace')[-2000:]}")
             try:
                 self.client().list_tables(Limit=1)
                 return self

@@ -41,6 +41,8 @@ from local_run.assembly import (
 
 MAX_FRAME_BYTES = 128 * 1024 * 4  # larger than API Gateway's limit, so handlers see and refuse big frames
 WORKERS_PER_FUNCTION = 8
+# API Gateway waits up to 29 s for the $connect integration before failing the handshake.
+HANDSHAKE_TIMEOUT_SECONDS = 30
 
 
 class FunctionError(Exception):
@@ -75,9 +77,10 @@ class FunctionRuntime:
             "LOCAL_FUNCTION_ARN": f"arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT}:function:{definition.name}",
             "PYTHONUNBUFFERED": "1",
         }
-        self._idle: list[_Worker] = []
+        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self._all: list[_Worker] = []
-        self._slots = asyncio.Semaphore(WORKERS_PER_FUNCTION)
+        self._alive = 0  # workers running or starting
+        self._starting = False
 
     async def _start_worker(self) -> _Worker:
         process = await asyncio.create_subprocess_exec(
@@ -94,19 +97,40 @@ class FunctionRuntime:
         return worker
 
     async def warm(self) -> None:
-        self._idle.append(await self._start_worker())
+        self._alive += 1
+        self._idle.put_nowait(await self._start_worker())
+
+    async def _acquire(self) -> _Worker:
+        """An idle worker, or a new one when none is idle and none is already starting (up to the limit).
+
+        Starting one at a time keeps a burst of requests from starting every worker at once, which on a
+        small machine makes every one of them slow (each start imports the function's code: a cold start).
+        """
+        if not self._idle.empty():
+            return self._idle.get_nowait()
+        if self._alive < WORKERS_PER_FUNCTION and not self._starting:
+            self._alive += 1
+            self._starting = True
+            try:
+                return await self._start_worker()
+            except BaseException:
+                self._alive -= 1
+                raise
+            finally:
+                self._starting = False
+        return await self._idle.get()
 
     async def invoke(self, event: dict[str, Any]) -> Any:
-        async with self._slots:
-            worker = self._idle.pop() if self._idle else await self._start_worker()
-            try:
-                reply = await worker.call({"event": event, "requestId": str(uuid.uuid4())},
-                                          self.definition.timeout_seconds)
-            except (asyncio.TimeoutError, FunctionError, OSError) as error:
+        worker = await self._acquire()
+        try:
+            reply = await worker.call({"event": event, "requestId": str(uuid.uuid4())}, self.definition.timeout_seconds)
+        except (asyncio.TimeoutError, FunctionError, OSError) as error:
+            if worker.process.returncode is None:
                 worker.process.kill()
-                self._all.remove(worker)
-                raise FunctionError(f"{self.definition.name}: {type(error).__name__}") from error
-            self._idle.append(worker)
+            self._all.remove(worker)
+            self._alive -= 1
+            raise FunctionError(f"{self.definition.name}: {type(error).__name__}") from error
+        self._idle.put_nowait(worker)
         if "error" in reply:
             raise FunctionError(reply["error"].get("message", ""))
         return reply.get("result")
@@ -117,7 +141,8 @@ class FunctionRuntime:
                 worker.process.kill()
                 await worker.process.wait()
         self._all.clear()
-        self._idle.clear()
+        self._idle = asyncio.Queue()
+        self._alive = 0
 
 
 @dataclass
@@ -169,6 +194,7 @@ class LocalGateway:
         self._servers.append(await serve(
             self._session, "127.0.0.1", self.websocket_port,
             process_request=self._handshake, max_size=MAX_FRAME_BYTES, ping_interval=None,
+            open_timeout=HANDSHAKE_TIMEOUT_SECONDS,
         ))
         self._servers.append(await asyncio.start_server(self._http, "127.0.0.1", self.http_port))
         if self._streams_client_factory:

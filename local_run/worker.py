@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -33,6 +34,8 @@ class LambdaContext:
 
 
 def main() -> None:
+    # The gateway decides when workers stop; a terminal's Ctrl-C reaches the whole process group.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     handler_path, code_dir = sys.argv[1], sys.argv[2]
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     sys.stdout = sys.stderr  # handler logs (Powertools writes to stdout) go to the run's log, not the protocol

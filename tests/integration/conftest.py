@@ -9,9 +9,13 @@ from typing import Any, Iterator
 
 import pytest
 
+from lambda_src import schema
 from local_run.run import LocalRun
 
 LISTENER_CAP = 3
+# A dropped speaker's window and the sweeper's pace, shortened so the tests can watch a session time out.
+SPEAKER_GRACE_SECONDS = 3
+SCHEDULE_INTERVAL_SECONDS = 0.5
 
 
 class RunningService:
@@ -33,18 +37,25 @@ class RunningService:
     def sessions(self) -> list[dict[str, Any]]:
         return self.db.scan(TableName=self.sessions_table, ConsistentRead=True)["Items"]
 
+    def listener_rows(self, session_id: str) -> int:
+        """Listener rows of the session (the index the fan-out reads), counted page by page."""
+        paginator = self.db.get_paginator("query")
+        return sum(page["Count"] for page in paginator.paginate(
+            TableName=self.connections_table, IndexName=schema.CONNECTIONS_BY_SESSION_INDEX,
+            KeyConditionExpression="sessionId = :s", ExpressionAttributeValues={":s": {"S": session_id}},
+        ))
+
     def session(self, session_id: str) -> dict[str, Any] | None:
         return self.db.get_item(TableName=self.sessions_table, Key={"sessionId": {"S": session_id}},
                                 ConsistentRead=True).get("Item")
 
 
-@pytest.fixture(scope="session")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+def _running(tmp_path_factory: pytest.TempPathFactory, context: dict[str, str]) -> Iterator[RunningService]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     cdk_out: Path = tmp_path_factory.mktemp("cdk.out")
-    run = LocalRun(context={"maxListenersPerSession": str(LISTENER_CAP)}, cdk_out=cdk_out)
+    run = LocalRun(context=context, cdk_out=cdk_out, schedule_interval=SCHEDULE_INTERVAL_SECONDS)
     asyncio.run_coroutine_threadsafe(run.start(), loop).result(timeout=240)
     try:
         yield RunningService(run)
@@ -52,3 +63,17 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService
         asyncio.run_coroutine_threadsafe(run.stop(), loop).result(timeout=60)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    """The local run with a listener cap of LISTENER_CAP, a short speaker window and a fast sweeper."""
+    yield from _running(tmp_path_factory, {
+        "maxListenersPerSession": str(LISTENER_CAP), "speakerGraceSeconds": str(SPEAKER_GRACE_SECONDS),
+    })
+
+
+@pytest.fixture(scope="session")
+def roomy_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    """The local run with the environment's own listener cap (500), for audiences of hundreds."""
+    yield from _running(tmp_path_factory, {"speakerGraceSeconds": str(SPEAKER_GRACE_SECONDS)})
