@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Mapping
 
-from lambda_src import fanout, messages, runtime, validation
+from lambda_src import fanout, messages, runtime, service, validation
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.log import logger
 from lambda_src.repositories.sessions import Session
@@ -59,10 +59,12 @@ def end_session(connection_id: str, body: Mapping[str, Any], now_ms: int) -> dic
 
 
 def _dismiss_listeners(session_id: str, reason: str, now_ms: int) -> None:
-    """Tell an ended session's listeners, close their connections and remove their rows (the session's
-    count was zeroed by the write that ended it, so their later ``$disconnect`` counts nothing)."""
-    result = fanout.notify_listeners(session_id, messages.session_ended(session_id, reason, now_ms), close=True)
-    runtime.connections().delete_many(result.listeners)
+    """Tell an ended session's listeners and close their connections. Each close brings that listener's
+    ``$disconnect``, which removes its row and counts it out; one that vanished already (410) is counted
+    out here. The cost to the caller grows with the audience only by pages of the listener index."""
+    result = fanout.notify_listeners(
+        session_id, messages.session_ended(session_id, reason, now_ms), close=True, on_gone=service.disconnect
+    )
     logger.info("session ended", extra={"session_id": session_id, "reason": reason,
                                         "listeners": len(result.listeners)})
 

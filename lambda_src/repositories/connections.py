@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 from botocore.exceptions import ClientError
 
@@ -29,7 +29,6 @@ ROW_LIFETIME_SECONDS = 3 * 3600
 WELCOME_ATTRIBUTE = "welcome"
 # Set once the client has been asked to refresh its connection before API Gateway's 2-hour limit.
 REFRESH_NOTIFIED_ATTRIBUTE = "refreshNotified"
-_BATCH_WRITE_LIMIT = 25
 _CACHE_SIZE = 4096
 
 
@@ -207,22 +206,6 @@ class ConnectionsRepository:
                 (item[CONNECTIONS_PARTITION_KEY]["S"], item[CONNECTIONS_BY_SESSION_SORT_KEY]["S"])
                 for item in page.get("Items", [])
             ]
-
-    def delete_many(self, connection_ids: Iterable[str]) -> None:
-        """Remove rows in batches (rows of an ended session's listeners); unprocessed ones are resent."""
-        ids = list(connection_ids)
-        for start in range(0, len(ids), _BATCH_WRITE_LIMIT):
-            requests = {
-                self.table_name: [
-                    {"DeleteRequest": {"Key": dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id})}}
-                    for connection_id in ids[start:start + _BATCH_WRITE_LIMIT]
-                ]
-            }
-            for _attempt in range(5):
-                response = dynamodb.client().batch_write_item(RequestItems=requests)
-                requests = response.get("UnprocessedItems") or {}
-                if not requests:
-                    break
 
     def mark_refresh_notified(self, connection_id: str) -> bool:
         """Record that the client was asked to refresh; False when it already was (or the row is gone)."""

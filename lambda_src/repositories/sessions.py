@@ -275,13 +275,16 @@ class SessionsRepository:
             return None
 
     def _end(self, session_id: str, reason: str, now_ms: int, condition: str, **named_values: Any) -> Session:
-        """Mark the session ended: inactive, out of the sweeper's index, no listeners counted (the caller
-        removes their rows)."""
+        """Mark the session ended: inactive (no join succeeds from now on) and out of the sweeper's index.
+
+        The listener count is left to fall as the listeners' connections close and are counted out, so it
+        keeps matching the listener rows.
+        """
         arguments = _update(
             self.table_name, session_id,
-            "SET #active = :false, #reason = :reason, #ended = :ended, #count = :zero REMOVE #sweep, #grace",
+            "SET #active = :false, #reason = :reason, #ended = :ended REMOVE #sweep, #grace",
             f"attribute_exists(#id) AND #active = :true AND {condition}",
-            false=False, true=True, reason=reason, ended=now_ms, zero=0, **named_values,
+            false=False, true=True, reason=reason, ended=now_ms, **named_values,
         )
         arguments["ReturnValues"] = "ALL_OLD"
         connection_id = named_values.get("connection")
