@@ -165,3 +165,33 @@ def disconnect_event(connection_id: str) -> dict[str, Any]:
 
 def body_of(response: dict[str, Any]) -> dict[str, Any]:
     return json.loads(response["body"])
+
+
+# --- request budgets --------------------------------------------------------------------------------
+
+
+class DynamoDBRequests:
+    """Counts the DynamoDB API calls the process's client makes (a botocore event hook), by operation.
+
+    ``with DynamoDBRequests() as requests: ...`` then ``requests.total`` / ``requests.by_operation``.
+    """
+
+    def __init__(self) -> None:
+        self.by_operation: dict[str, int] = {}
+
+    def _count(self, model: Any, **_: Any) -> None:
+        self.by_operation[model.name] = self.by_operation.get(model.name, 0) + 1
+
+    def __enter__(self) -> "DynamoDBRequests":
+        from lambda_src.repositories import dynamodb
+
+        self._events = dynamodb.client().meta.events
+        self._events.register("before-call.dynamodb", self._count, unique_id=f"count-{id(self)}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._events.unregister("before-call.dynamodb", unique_id=f"count-{id(self)}")
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_operation.values())

@@ -1,0 +1,121 @@
+"""DynamoDB requests per operation, counted with a botocore event hook: the deterministic budgets.
+
+createSession 1; join 1 (2 the first time a process sees the session: its source language is read once);
+heartbeat 0, and 1 when the 2-hour notices start; leave and listener disconnect 2; updateSessionConfig 1
+(2 the first time a process serves a speaker that does not name its session); endSession with N listeners
+1 + 1 lookup + one query per page of the listener index.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from lambda_src import limits, runtime
+from lambda_src.handlers import connect, disconnect, message
+from tests.unit.helpers import (
+    DynamoDBRequests,
+    body_of,
+    connect_event,
+    disconnect_event,
+    message_event,
+    new_connection_id,
+)
+
+SESSION_ID = "golden-eagle-427"
+JOIN = {"action": "joinSession", "sessionId": SESSION_ID, "targetLanguage": "es"}
+
+
+def join(connection_id: str | None = None) -> str:
+    connection_id = connection_id or new_connection_id()
+    assert connect.handler(connect_event(JOIN, connection_id=connection_id), None)["statusCode"] == 200
+    return connection_id
+
+
+def send(connection_id: str, **body: object) -> dict:
+    return body_of(message.handler(message_event(body, connection_id=connection_id), None))
+
+
+def test_create_session_costs_one_request(tables) -> None:
+    with DynamoDBRequests() as requests:
+        response = connect.handler(
+            connect_event({"action": "createSession", "sourceLanguage": "en"}, user_id="speaker"), None
+        )
+    assert response["statusCode"] == 200
+    assert requests.by_operation == {"TransactWriteItems": 1}
+
+
+def test_join_costs_one_request_once_the_session_is_known(tables) -> None:
+    tables.put_session(sessionId=SESSION_ID)
+    with DynamoDBRequests() as first:
+        join()
+    with DynamoDBRequests() as later:
+        join()
+    assert first.by_operation == {"GetItem": 1, "TransactWriteItems": 1}
+    assert later.by_operation == {"TransactWriteItems": 1}
+
+
+def test_heartbeat_costs_nothing_until_the_refresh_notice_which_costs_one(tables, gateway) -> None:
+    connection_id = new_connection_id()
+    assert connect.handler(connect_event(None, connection_id=connection_id), None)["statusCode"] == 200
+    old = time.time_ns() // 1_000_000 - limits.REFRESH_REQUIRED_AT_MINUTES * 60_000
+    with DynamoDBRequests() as fresh:
+        assert send(connection_id, action="heartbeat")["type"] == "heartbeatAck"
+    with DynamoDBRequests() as near_limit:
+        response = message.handler(
+            message_event({"action": "heartbeat"}, connection_id=connection_id, connected_at_ms=old), None
+        )
+    assert body_of(response)["type"] == "heartbeatAck"
+    assert fresh.total == 0
+    assert near_limit.by_operation == {"UpdateItem": 1}
+
+
+@pytest.mark.parametrize("how", ["leaveSession", "$disconnect"])
+def test_leave_and_listener_disconnect_cost_two_requests(tables, how: str) -> None:
+    tables.put_session(sessionId=SESSION_ID)
+    listener = join()
+    with DynamoDBRequests() as requests:
+        if how == "leaveSession":
+            assert send(listener, action="leaveSession")["type"] == "sessionLeft"
+        else:
+            disconnect.handler(disconnect_event(listener), None)
+    assert requests.by_operation == {"GetItem": 1, "TransactWriteItems": 1}
+    assert tables.session(SESSION_ID)["listenerCount"] == 0
+
+
+def test_update_session_config_costs_one_request_when_the_session_is_named_or_known(tables) -> None:
+    # Given a session created on $connect by another process (this one has seen neither it nor its speaker)
+    connect.handler(
+        connect_event({"action": "createSession", "sourceLanguage": "en"}, connection_id="speaker-conn", user_id="u"),
+        None,
+    )
+    (session,) = tables.sessions_items()
+    runtime.reset()
+    with DynamoDBRequests() as named:
+        assert send("speaker-conn", action="updateSessionConfig", sessionId=session["sessionId"],
+                    minStability=0.9)["type"] == "sessionConfigUpdated"
+    with DynamoDBRequests() as first_unnamed:
+        assert send("speaker-conn", action="updateSessionConfig", minStability=0.8)["type"] == "sessionConfigUpdated"
+    with DynamoDBRequests() as later_unnamed:
+        assert send("speaker-conn", action="updateSessionConfig", minStability=0.75)["type"] == "sessionConfigUpdated"
+    assert named.by_operation == {"UpdateItem": 1}
+    assert first_unnamed.by_operation == {"GetItem": 1, "UpdateItem": 1}
+    assert later_unnamed.by_operation == {"UpdateItem": 1}
+
+
+@pytest.mark.parametrize("listeners", [0, 1, 3, 5])
+def test_end_session_grows_with_the_audience_only_by_index_pages(
+    tables, gateway, monkeypatch: pytest.MonkeyPatch, listeners: int
+) -> None:
+    # Given index pages of two listeners (so a handful of listeners spans several pages)
+    monkeypatch.setattr(limits, "FANOUT_PAGE_SIZE", 2)
+    tables.put_session(sessionId=SESSION_ID, speakerConnectionId="speaker-conn")
+    for _ in range(listeners):
+        join()
+    with DynamoDBRequests() as requests:
+        ended = send("speaker-conn", action="endSession", sessionId=SESSION_ID)
+    assert ended["type"] == "sessionEnded"
+    pages = listeners // 2 + 1
+    assert requests.by_operation == {"UpdateItem": 1, "Query": pages}
+    assert len(gateway.closed()) == listeners
