@@ -9,7 +9,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambda_src import runtime, schema
+from lambda_src import connections_api, runtime, schema
+from tests.unit.fakes import CALLBACK_URL, FakeConnectionsApi
 from tests.unit.helpers import CONNECTIONS_TABLE, REGION, SESSIONS_TABLE, Tables
 
 
@@ -51,3 +52,14 @@ def tables() -> Iterator[Tables]:
             yield Tables(client)
         finally:
             runtime.reset()
+
+
+@pytest.fixture
+def gateway(monkeypatch: pytest.MonkeyPatch) -> FakeConnectionsApi:
+    """API Gateway's ``@connections`` API replaced by a recorder (posts and closes; chosen ids answer 410)."""
+    monkeypatch.setenv("CALLBACK_URL", CALLBACK_URL)
+    runtime.reset()
+    connections_api.client.cache_clear()
+    fake = FakeConnectionsApi()
+    monkeypatch.setattr(connections_api, "client", lambda: fake)
+    return fake

@@ -1,0 +1,75 @@
+"""A recording stand-in for API Gateway's management API (``@connections``), for the unit suite.
+
+moto does not model ``post_to_connection`` / ``delete_connection`` usefully, so the lifecycle tests replace
+``lambda_src.connections_api.client`` with :class:`FakeConnectionsApi` (see the ``gateway`` fixture in
+``conftest.py``): it records every post and close, and answers 410 Gone (or any other error) for the
+connection ids a test names, exactly as botocore raises them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+CALLBACK_URL = "https://example.execute-api.us-east-1.amazonaws.com/test"
+
+
+def client_error(code: str, status: int, operation: str) -> ClientError:
+    """The ClientError botocore raises for a management API error response."""
+    return ClientError(
+        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation
+    )
+
+
+class FakeConnectionsApi:
+    """Records ``post_to_connection`` and ``delete_connection`` calls (thread-safe: fan-out posts in parallel).
+
+    ``gone``: connection ids that answer 410 GoneException (a vanished client) to posts and closes.
+    ``failing``: connection id -> error code raised on posts (e.g. ``"LimitExceededException"``).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls: list[tuple[str, str, Any]] = []  # (operation, connection id, decoded message or None)
+        self.gone: set[str] = set()
+        self.failing: dict[str, str] = {}
+
+    # -- the boto3 client's surface the code uses -------------------------------------------------------
+    def post_to_connection(self, *, ConnectionId: str, Data: bytes) -> dict[str, Any]:  # noqa: N803
+        if ConnectionId in self.gone:
+            raise client_error("GoneException", 410, "PostToConnection")
+        if ConnectionId in self.failing:
+            raise client_error(self.failing[ConnectionId], 429, "PostToConnection")
+        message = json.loads(Data.decode("utf-8") if isinstance(Data, bytes) else Data)
+        with self._lock:
+            self.calls.append(("post", ConnectionId, message))
+        return {}
+
+    def delete_connection(self, *, ConnectionId: str) -> dict[str, Any]:  # noqa: N803
+        if ConnectionId in self.gone:
+            raise client_error("GoneException", 410, "DeleteConnection")
+        with self._lock:
+            self.calls.append(("delete", ConnectionId, None))
+        return {}
+
+    # -- reading what happened --------------------------------------------------------------------------
+    def posts(self) -> list[tuple[str, dict[str, Any]]]:
+        with self._lock:
+            return [(connection_id, message) for operation, connection_id, message in self.calls if operation == "post"]
+
+    def messages_to(self, connection_id: str) -> list[dict[str, Any]]:
+        return [message for target, message in self.posts() if target == connection_id]
+
+    def types_to(self, connection_id: str) -> list[str]:
+        return [message["type"] for message in self.messages_to(connection_id)]
+
+    def closed(self) -> list[str]:
+        with self._lock:
+            return [connection_id for operation, connection_id, _ in self.calls if operation == "delete"]
+
+    def clear(self) -> None:
+        with self._lock:
+            self.calls.clear()
