@@ -114,3 +114,11 @@ def session_status(session: Session, listeners_by_language: dict[str, int], time
 
 def encode(message: dict[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+# Every server message type (``error`` comes from errors.ServiceError); the README documents each of them.
+SERVER_MESSAGE_TYPES = (
+    "sessionCreated", "sessionResumed", "sessionJoined", "connectionRefreshComplete", "heartbeatAck",
+    "connectionRefreshRequired", "connectionWarning", "speakerDisconnected", "speakerReconnected",
+    "sessionEnded", "sessionLeft", "sessionConfigUpdated", "sessionStatus", "error",
+)

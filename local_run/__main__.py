@@ -11,6 +11,12 @@ from pathlib import Path
 from local_run.run import LocalRun
 
 
+CONTEXT_FROM_ENVIRONMENT = {
+    "MAX_LISTENERS_PER_SESSION": "maxListenersPerSession",
+    "SPEAKER_GRACE_SECONDS": "speakerGraceSeconds",
+}
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -39,8 +45,10 @@ def parse_args() -> argparse.Namespace:
 async def main() -> None:
     args = parse_args()
     context: dict[str, object] = {"env": args.env}
-    if os.environ.get("MAX_LISTENERS_PER_SESSION"):
-        context["maxListenersPerSession"] = os.environ["MAX_LISTENERS_PER_SESSION"]
+    # Per-environment settings a local user commonly wants to change, as CDK context overrides.
+    for variable, context_key in CONTEXT_FROM_ENVIRONMENT.items():
+        if os.environ.get(variable):
+            context[context_key] = os.environ[variable]
     run = LocalRun(port=args.port, http_port=args.http_port or args.port + 1, context=context, data_dir=args.data_dir,
                    schedule_interval=args.schedule_interval)
     stop = asyncio.Event()
