@@ -1,0 +1,132 @@
+"""DynamoDB requests per operation, on DynamoDB Local, counted with a botocore event hook.
+
+Runs the unchanged handlers in this process against tables created from ``lambda_src.schema`` (what the
+stack deploys); ``@connections`` posts go to a recorder, since only DynamoDB requests are counted here.
+Prints a table beside each operation's floor and writes JSON (``--output``).
+
+    .venv/bin/python -m bench.request_counts
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from lambda_src import connections_api, limits, runtime, schema, settings
+from lambda_src.handlers import connect, disconnect, message
+from local_run.dynamodb_local import DynamoDBLocal, endpoint_environment
+from tests.unit.fakes import CALLBACK_URL, FakeConnectionsApi
+from tests.unit.helpers import (
+    DynamoDBRequests,
+    body_of,
+    connect_event,
+    disconnect_event,
+    message_event,
+    new_connection_id,
+)
+
+SESSIONS_TABLE = "bench-sessions"
+CONNECTIONS_TABLE = "bench-connections"
+
+
+def _prepare(database: DynamoDBLocal) -> None:
+    client = database.client()
+    for definition, name in ((schema.SESSIONS, SESSIONS_TABLE), (schema.CONNECTIONS, CONNECTIONS_TABLE)):
+        client.create_table(**definition.create_table_request(name))
+    os.environ.update(endpoint_environment(database.endpoint))
+    os.environ.update({
+        settings.ENV_SESSIONS_TABLE: SESSIONS_TABLE,
+        settings.ENV_CONNECTIONS_TABLE: CONNECTIONS_TABLE,
+        settings.ENV_CALLBACK_URL: CALLBACK_URL,
+    })
+    runtime.reset()
+    fake = FakeConnectionsApi()
+    connections_api.client = lambda: fake  # type: ignore[assignment]
+
+
+def _count(operation: Callable[[], Any]) -> dict[str, int]:
+    with DynamoDBRequests() as requests:
+        operation()
+    return requests.by_operation
+
+
+def _create(connection_id: str) -> str:
+    response = connect.handler(
+        connect_event({"action": "createSession", "sourceLanguage": "en"}, connection_id=connection_id, user_id="u"),
+        None,
+    )
+    assert response["statusCode"] == 200, response
+    return runtime.connections().session_of(connection_id) or ""
+
+
+def _join(session_id: str) -> str:
+    connection_id = new_connection_id()
+    query = {"action": "joinSession", "sessionId": session_id, "targetLanguage": "es"}
+    assert connect.handler(connect_event(query, connection_id=connection_id), None)["statusCode"] == 200
+    return connection_id
+
+
+def _send(connection_id: str, expected: str, **body: Any) -> None:
+    reply = body_of(message.handler(message_event(body, connection_id=connection_id), None))
+    assert reply["type"] == expected, reply
+
+
+def measure(audiences: tuple[int, ...]) -> list[dict[str, Any]]:
+    """(operation, requests by API, total, floor) for every operation."""
+    rows: list[dict[str, Any]] = []
+
+    def record(operation: str, floor: int, counted: dict[str, int]) -> None:
+        rows.append({"operation": operation, "requests": sum(counted.values()), "floor": floor, "by_api": counted})
+
+    speaker = new_connection_id()
+    record("createSession", 1, _count(lambda: _create(speaker)))
+    session_id = runtime.connections().session_of(speaker) or ""
+    runtime.reset()  # a fresh function instance: nothing cached
+    record("joinSession (first in an instance)", 1, _count(lambda: _join(session_id)))
+    listener = _join(session_id)
+    record("joinSession", 1, _count(lambda: _join(session_id)))
+    record("heartbeat", 1, _count(lambda: _send(listener, "heartbeatAck", action="heartbeat")))
+    record("leaveSession", 2, _count(lambda: _send(listener, "sessionLeft", action="leaveSession")))
+    dropping = _join(session_id)
+    record("listener disconnect", 2, _count(lambda: disconnect.handler(disconnect_event(dropping), None)))
+    record("updateSessionConfig (sessionId given)", 1, _count(
+        lambda: _send(speaker, "sessionConfigUpdated", action="updateSessionConfig", sessionId=session_id, minStability=0.9)
+    ))
+    runtime.reset()
+    record("updateSessionConfig (first in an instance)", 1, _count(
+        lambda: _send(speaker, "sessionConfigUpdated", action="updateSessionConfig", minStability=0.8)
+    ))
+    for audience in audiences:
+        owner = new_connection_id()
+        ended_session = _create(owner)
+        for _ in range(audience):
+            _join(ended_session)
+        pages = audience // limits.FANOUT_PAGE_SIZE + 1
+        record(f"endSession, {audience} listeners", 1 + pages, _count(
+            lambda: _send(owner, "sessionEnded", action="endSession", sessionId=ended_session)
+        ))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--audiences", type=int, nargs="*", default=[0, 10, 100])
+    parser.add_argument("--output", type=Path, default=Path(__file__).with_name("results-requests.json"))
+    args = parser.parse_args()
+    started = time.monotonic()
+    with DynamoDBLocal() as database:
+        _prepare(database)
+        rows = measure(tuple(args.audiences))
+    print(f"{'operation':44} {'requests':>8} {'floor':>6}  by API")
+    for row in rows:
+        print(f"{row['operation']:44} {row['requests']:>8} {row['floor']:>6}  {row['by_api']}")
+    args.output.write_text(json.dumps({"engine": "DynamoDB Local", "rows": rows}, indent=2) + "\n")
+    print(f"written to {args.output} in {time.monotonic() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
