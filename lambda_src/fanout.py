@@ -31,12 +31,17 @@ def _deliver(connection_id: str, data: str, close: bool) -> Outcome:
     try:
         if not connections_api.post(connection_id, data):
             return Outcome.GONE
-        if close:
-            connections_api.close(connection_id)
-        return Outcome.DELIVERED
+        outcome = Outcome.DELIVERED
     except Exception:
         logger.exception("could not notify a listener", extra={"listener_connection_id": connection_id})
-        return Outcome.FAILED
+        outcome = Outcome.FAILED
+    if close:
+        try:  # closed even when the message failed: a dismissed listener must not stay attached
+            connections_api.close(connection_id)
+        except Exception:
+            logger.exception("could not close a listener", extra={"listener_connection_id": connection_id})
+            outcome = Outcome.FAILED
+    return outcome
 
 
 def notify_listeners(

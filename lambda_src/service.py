@@ -8,7 +8,7 @@ listener is counted in and out exactly once whatever the interleaving.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
@@ -289,18 +289,21 @@ def _apply_quietly(change: TransactItem) -> None:
             raise
 
 
-def heartbeat(connection_id: str, connected_at_ms: int, now_ms: int) -> list[dict[str, Any]]:
-    """``heartbeatAck``, preceded near API Gateway's 2-hour limit by ``connectionRefreshRequired`` (once)
-    and, from the warning threshold on, ``connectionWarning`` with the minutes left."""
+def heartbeat(
+    connection_id: str, connected_at_ms: int, now_ms: int, notify: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """``heartbeatAck``; near API Gateway's 2-hour limit, first ``notify`` the client with
+    ``connectionRefreshRequired`` (once: recorded on the row, and forgotten again if it could not be
+    delivered) and, from the warning threshold on, ``connectionWarning`` with the minutes left."""
     age_minutes = (now_ms - connected_at_ms) / 60_000
     minutes_left = max(0, math.ceil(limits.CONNECTION_LIMIT_MINUTES - age_minutes))
-    replies: list[dict[str, Any]] = []
-    if age_minutes >= limits.REFRESH_REQUIRED_AT_MINUTES and runtime.connections().mark_refresh_notified(connection_id):
-        replies.append(messages.connection_refresh_required(minutes_left, now_ms))
+    connections = runtime.connections()
+    if age_minutes >= limits.REFRESH_REQUIRED_AT_MINUTES and connections.mark_refresh_notified(connection_id):
+        if not notify(messages.connection_refresh_required(minutes_left, now_ms)):
+            connections.clear_refresh_notified(connection_id)
     if age_minutes >= limits.CONNECTION_WARNING_FROM_MINUTES:
-        replies.append(messages.connection_warning(minutes_left, now_ms))
-    replies.append(messages.heartbeat_ack(now_ms))
-    return replies
+        notify(messages.connection_warning(minutes_left, now_ms))
+    return messages.heartbeat_ack(now_ms)
 
 
 def disconnect(connection_id: str, now_ms: int | None = None) -> None:

@@ -75,17 +75,29 @@ def sweep(now_ms: int) -> list[tuple[str, str]]:
     now_s = now_ms // 1000
     ended: list[tuple[str, str]] = []
     for session_id, sweep_at_s in sessions.due_for_sweep(now_s):
-        session = sessions.get(session_id, None)
-        if session is None or not session.is_active:
+        try:
+            reason = _sweep_one(session_id, sweep_at_s, now_ms)
+        except Exception:  # one session's failure must not keep the others from ending
+            logger.exception("could not sweep a session", extra={"session_id": session_id})
             continue
-        reason = _sweep_reason(session, now_s)
-        if sessions.end_if_due(session_id, sweep_at_s, reason, now_ms) is None:
-            continue  # it changed since the index was read (e.g. the speaker resumed)
-        _dismiss_listeners(session_id, reason, now_ms)
-        if session.speaker_connected:
-            fanout.post_quietly(session.speaker_connection_id, messages.session_ended(session_id, reason, now_ms))
-        ended.append((session_id, reason))
+        if reason is not None:
+            ended.append((session_id, reason))
     return ended
+
+
+def _sweep_one(session_id: str, sweep_at_s: int, now_ms: int) -> str | None:
+    """End one due session; its reason, or None when it is no longer due."""
+    sessions = runtime.sessions()
+    session = sessions.get(session_id, None)
+    if session is None or not session.is_active:
+        return None
+    reason = _sweep_reason(session, now_ms // 1000)
+    if sessions.end_if_due(session_id, sweep_at_s, reason, now_ms) is None:
+        return None  # it changed since the index was read (e.g. the speaker resumed)
+    _dismiss_listeners(session_id, reason, now_ms)
+    if session.speaker_connected:
+        fanout.post_quietly(session.speaker_connection_id, messages.session_ended(session_id, reason, now_ms))
+    return reason
 
 
 def _sweep_reason(session: Session, now_s: int) -> str:

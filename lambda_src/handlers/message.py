@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from lambda_src import connections_api, messages, service, session_control, settings, validation
+from lambda_src import fanout, messages, service, session_control, settings, validation
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.handlers.common import (
     Event,
@@ -61,10 +61,10 @@ def _join_session(event: Event, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _heartbeat(event: Event, body: dict[str, Any]) -> dict[str, Any]:
-    *notices, ack = service.heartbeat(connection_id(event), connected_at_ms(event), messages.now_ms())
-    for notice in notices:
-        connections_api.post(connection_id(event), messages.encode(notice))
-    return ack
+    connection = connection_id(event)
+    return service.heartbeat(
+        connection, connected_at_ms(event), messages.now_ms(), lambda notice: fanout.post_quietly(connection, notice)
+    )
 
 
 def _leave_session(event: Event, body: dict[str, Any]) -> dict[str, Any]:

@@ -225,6 +225,21 @@ class ConnectionsRepository:
             raise
         return True
 
+    def clear_refresh_notified(self, connection_id: str) -> None:
+        """Forget an undelivered refresh notice, so the next heartbeat sends it again."""
+        try:
+            dynamodb.client().update_item(
+                TableName=self.table_name,
+                Key=dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id}),
+                UpdateExpression="REMOVE #notified",
+                ConditionExpression="attribute_exists(#id)",
+                ExpressionAttributeNames={"#id": CONNECTIONS_PARTITION_KEY, "#notified": REFRESH_NOTIFIED_ATTRIBUTE},
+            )
+        except ClientError as error:
+            dynamodb.unavailable_if_throttled(error)
+            if dynamodb.error_code(error) != "ConditionalCheckFailedException":
+                raise
+
     def delete(self, connection_id: str) -> None:
         """Remove the row if present (a connection that never joined a session)."""
         try:
