@@ -37,6 +37,13 @@ CONNECTION_WARNING_FROM_MINUTES: Final = 105
 FANOUT_PARALLELISM: Final = 32
 FANOUT_PAGE_SIZE: Final = 500
 
+# Rate limits (per environment). A whole venue's audience may share one public address and join within a
+# minute, so the per-source and per-session limits sit well above the listener cap; they stop floods and
+# join/leave churn, not audiences.
+DEFAULT_SESSIONS_PER_USER_PER_HOUR: Final = 50
+DEFAULT_JOINS_PER_SESSION_PER_MINUTE: Final = 1000
+DEFAULT_CONNECTIONS_PER_SOURCE_PER_MINUTE: Final = 2000
+
 # Input sizes, refused before any parsing work.
 MAX_FIELD_LENGTH: Final = 256
 # A speaker token (a Cognito JWT is ~1 KB) is the one longer value; its own bound, checked before parsing.

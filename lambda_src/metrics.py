@@ -1,19 +1,57 @@
 """The service's business metrics: one namespace, their names and dimensions, in one place.
 
-The functions emit them through Powertools' EMF (a structured log line, no synchronous PutMetricData); the
-stack's alarms are built from these same constants, so an alarm can only watch a metric the code emits.
-Every metric carries the default dimensions ``service`` and ``environment``; those with an extra dimension
-name it here. Values of the extra dimensions are few (error codes, end reasons), never ids.
+The functions below emit them through Powertools' EMF (a structured line on stdout that CloudWatch Logs
+turns into metrics; no synchronous PutMetricData, no AWS call at all); the stack's alarms are built from
+these same constants, so an alarm can only watch a metric the code emits.
+
+Every metric carries exactly the default dimensions ``service`` (:data:`lambda_src.log.SERVICE_NAME`, the
+value the stack also gives ``POWERTOOLS_SERVICE_NAME``) and ``environment`` (``ENVIRONMENT_NAME``, set by
+the stack); those with an extra dimension name it in :data:`EXTRA_DIMENSION` and carry exactly the defaults
+plus that one. Values of the extra dimensions are few (error codes, end reasons), never ids: session,
+connection and user ids go to the logs, never into a dimension.
+
+What is counted, and when:
+
+- ``SessionsCreated``: a session was written (``createSession`` on connect or as a message).
+- ``ListenersJoined``: a listener connection was counted in (``listenerCount`` went up by one). That is a
+  join, and also a listener refresh that could not take over its old row (no ``previousConnectionId``, or
+  the old connection had closed already): it raises the count until the old connection's close counts it
+  out again, and that close is a ``ListenersLeft``. A refresh that replaced its old row moves no count and
+  emits nothing. So ``ListenersJoined - ListenersLeft`` follows the sum of the sessions' ``listenerCount``.
+- ``ListenersLeft``: a listener connection was counted out, by the one call that decremented the count
+  (``leaveSession``, the listener's ``$disconnect``, or a listener found gone while an ended session is
+  being fanned out). A repeated disconnect, or a departure from a session already gone, emits nothing.
+- ``SessionsEnded`` by ``reason``: ``endedBySpeaker`` (``endSession``), ``speakerTimeout`` and ``expired``
+  (the sweeper), once per session, by the call whose write ended it.
+- ``Rejections`` by ``errorCode``: every ``error`` reply a WebSocket route gives (``INTERNAL_ERROR``
+  included), and ``UNAUTHORIZED`` for every token the ``$connect`` authorizer refuses.
+
+Publishing: metrics with only the default dimensions accumulate in Powertools' ``Metrics`` and are
+published as one EMF line by :func:`flush`, which every handler calls once at the end of each invocation.
+A metric with an extra dimension is published on its own through Powertools' ``single_metric``: adding its
+dimension to ``Metrics`` would put it on every metric of the invocation (``add_dimension``) or publish the
+metric under a second dimension set as well (``add_dimensions``), and neither is an exact dimension set.
+No emission ever raises: a metric that cannot be published is logged, never a failed request.
 """
 
 from __future__ import annotations
 
-from typing import Final
+import functools
+import os
+from typing import Any, Callable, Final, TypeVar
+
+from aws_lambda_powertools import Metrics, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
+
+from lambda_src.log import SERVICE_NAME, logger
 
 NAMESPACE: Final = "SessionService"
 # Default dimensions on every metric: Powertools' service name, and the deployed environment.
 SERVICE_DIMENSION: Final = "service"
 ENVIRONMENT_DIMENSION: Final = "environment"
+# The variable the stack sets to the environment's name (dev, prod, ...); unset (e.g. unit tests): UNKNOWN.
+ENV_ENVIRONMENT_NAME: Final = "ENVIRONMENT_NAME"
+UNKNOWN_ENVIRONMENT: Final = "unknown"
 
 SESSIONS_CREATED: Final = "SessionsCreated"
 LISTENERS_JOINED: Final = "ListenersJoined"
@@ -32,3 +70,92 @@ EXTRA_DIMENSION: Final = {
     SESSIONS_ENDED: REASON_DIMENSION,
     REJECTIONS: ERROR_CODE_DIMENSION,
 }
+
+UNIT: Final = MetricUnit.Count
+
+_metrics = Metrics(namespace=NAMESPACE, service=SERVICE_NAME)
+
+_F = TypeVar("_F", bound=Callable[..., None])
+
+
+def default_dimensions() -> dict[str, str]:
+    """The dimensions every metric carries, in this order."""
+    return {
+        SERVICE_DIMENSION: SERVICE_NAME,
+        ENVIRONMENT_DIMENSION: os.environ.get(ENV_ENVIRONMENT_NAME) or UNKNOWN_ENVIRONMENT,
+    }
+
+
+def dimension_names(metric: str) -> list[str]:
+    """The exact dimension set ``metric`` is published with (what an alarm on it must name)."""
+    extra = EXTRA_DIMENSION[metric]
+    return [SERVICE_DIMENSION, ENVIRONMENT_DIMENSION, *([extra] if extra else [])]
+
+
+def reset() -> None:
+    """Drop unpublished metrics and read the environment again (a Lambda's never changes; tests' does)."""
+    _metrics.clear_default_dimensions()
+    _metrics.clear_metrics()
+    _metrics.set_default_dimensions(**default_dimensions())
+
+
+reset()
+
+
+def _never_raises(emit: _F) -> _F:
+    @functools.wraps(emit)
+    def guarded(*args: Any) -> None:
+        try:
+            emit(*args)
+        except Exception:
+            logger.exception("metric not published", extra={"metric_function": emit.__name__})
+
+    return guarded  # type: ignore[return-value]
+
+
+def _count(name: str) -> None:
+    assert EXTRA_DIMENSION[name] is None, name
+    _metrics.add_metric(name=name, unit=UNIT, value=1)
+
+
+def _count_by(name: str, value: str) -> None:
+    extra = EXTRA_DIMENSION[name]
+    assert extra is not None, name
+    with single_metric(name=name, unit=UNIT, value=1, namespace=NAMESPACE,
+                       default_dimensions=default_dimensions()) as metric:
+        metric.add_dimension(name=extra, value=value)
+
+
+@_never_raises
+def session_created() -> None:
+    _count(SESSIONS_CREATED)
+
+
+@_never_raises
+def listener_joined() -> None:
+    _count(LISTENERS_JOINED)
+
+
+@_never_raises
+def listener_left() -> None:
+    _count(LISTENERS_LEFT)
+
+
+@_never_raises
+def session_ended(reason: str) -> None:
+    """``reason``: one of the contract's end reasons (``endedBySpeaker``, ``speakerTimeout``, ``expired``)."""
+    _count_by(SESSIONS_ENDED, reason)
+
+
+@_never_raises
+def rejected(error_code: str) -> None:
+    """``error_code``: the catalogue name the client received (``ErrorCode.X.name``)."""
+    _count_by(REJECTIONS, error_code)
+
+
+@_never_raises
+def flush() -> None:
+    """Publish the invocation's metrics with only the default dimensions (one EMF line; none when there are
+    none). Every handler calls this once, at the end of each invocation."""
+    if _metrics.metric_set:
+        _metrics.flush_metrics()

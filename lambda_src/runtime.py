@@ -6,6 +6,7 @@ from functools import cache
 
 from lambda_src import settings
 from lambda_src.repositories.connections import ConnectionsRepository
+from lambda_src.repositories.rate_limits import RateLimitsRepository
 from lambda_src.repositories.sessions import SessionsRepository
 
 
@@ -19,9 +20,14 @@ def connections() -> ConnectionsRepository:
     return ConnectionsRepository(settings.load().connections_table)
 
 
+@cache
+def rate_limits() -> RateLimitsRepository:
+    return RateLimitsRepository(settings.load().rate_limits_table)
+
+
 def reset() -> None:
     """Forget every cached object (tests change the environment between cases)."""
     from lambda_src.repositories import dynamodb
 
-    for cached in (sessions, connections, settings.load, dynamodb.client):
+    for cached in (sessions, connections, rate_limits, settings.load, dynamodb.client):
         cached.cache_clear()

@@ -104,4 +104,14 @@ CONNECTIONS: Final = TableDefinition(
     stream="NEW_IMAGE",
 )
 
-TABLES: Final = (SESSIONS, CONNECTIONS)
+RATE_LIMITS_PARTITION_KEY: Final = "limitKey"
+RATE_LIMITS_TTL_ATTRIBUTE: Final = "expiresAt"
+
+# One counter per limit and time window (e.g. joins of one session in one minute); TTL removes old windows.
+RATE_LIMITS: Final = TableDefinition(
+    construct_id="RateLimits",
+    partition_key=KeyAttribute(RATE_LIMITS_PARTITION_KEY),
+    ttl_attribute=RATE_LIMITS_TTL_ATTRIBUTE,
+)
+
+TABLES: Final = (SESSIONS, CONNECTIONS, RATE_LIMITS)

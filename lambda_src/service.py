@@ -8,16 +8,16 @@ listener is counted in and out exactly once whatever the interleaving.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from botocore.exceptions import ClientError
 
-from lambda_src import fanout, limits, messages, runtime, settings
+from lambda_src import fanout, limits, messages, metrics, rate_limits, runtime, settings
 from lambda_src.errors import ErrorCode, ServiceError
-from lambda_src.log import logger
+from lambda_src.log import logger, session_concerned
 from lambda_src.repositories import dynamodb
 from lambda_src.repositories.connections import Connection
-from lambda_src.repositories.dynamodb import TransactItem
+from lambda_src.repositories.dynamodb import Guarded, TransactItem
 from lambda_src.repositories.sessions import Session, SessionIdTaken
 from lambda_src.schema import ROLE_LISTENER, ROLE_SPEAKER
 from lambda_src.session_ids import new_session_id
@@ -43,12 +43,13 @@ def _row(
     welcome: dict[str, Any],
     user_id: str | None,
     target_language: str | None = None,
-) -> TransactItem:
+) -> Guarded:
     """The connection's row for a transaction: written whole on ``$connect`` (carrying the first message for
-    the welcome function), or an existing plain connection attached to the session."""
+    the welcome function), or an existing plain connection attached to the session. Its condition fails
+    only when the connection already belongs to a session."""
     connections = runtime.connections()
     if on_connect:
-        return connections.put_item(
+        item = connections.put_item(
             Connection(
                 connection_id=connection_id,
                 connected_at_ms=connected_at_ms,
@@ -59,7 +60,27 @@ def _row(
                 welcome=messages.encode(welcome),
             )
         )
-    return connections.attach_item(connection_id, session_id, role, target_language)
+    else:
+        item = connections.attach_item(connection_id, session_id, role, target_language)
+    return item, _already_in_a_session
+
+
+def _already_in_a_session(_old: dict[str, Any] | None) -> ServiceError:
+    return ServiceError(
+        ErrorCode.FORBIDDEN,
+        "this connection already belongs to a session; open a new connection for another",
+    )
+
+
+def open_connection(
+    connection_id: str, connected_at_ms: int, user_id: str | None, guards: Sequence[Guarded] = ()
+) -> None:
+    """Register a plain connection (no session yet), counted against ``guards`` when there are any."""
+    connection = Connection(connection_id=connection_id, connected_at_ms=connected_at_ms, user_id=user_id)
+    if not guards:
+        runtime.connections().put(connection)
+        return
+    dynamodb.transact_guarded([(runtime.connections().put_item(connection), _already_in_a_session), *guards])
 
 
 def create_session(
@@ -70,9 +91,16 @@ def create_session(
     user_id: str,
     now_ms: int,
     on_connect: bool,
+    guards: Sequence[Guarded] = (),
 ) -> dict[str, Any]:
-    """Create a session owned by ``user_id`` with ``connection_id`` as its speaker; return ``sessionCreated``."""
+    """Create a session owned by ``user_id`` with ``connection_id`` as its speaker; return ``sessionCreated``.
+
+    One transaction: the session (only if its id is free), the speaker's row, the speaker's creation count
+    and ``guards`` (e.g. the connection's own rate limit).
+    """
     config = settings.load()
+    sessions = runtime.sessions()
+    limit = rate_limits.session_creations(user_id, now_ms // 1000)
     for _attempt in range(limits.SESSION_ID_ATTEMPTS):
         session = Session(
             session_id=new_session_id(),
@@ -90,11 +118,14 @@ def create_session(
             session_id=session.session_id, welcome=created, user_id=user_id,
         )
         try:
-            runtime.sessions().create(session, [speaker_row])
+            dynamodb.transact_guarded([sessions.create_item(session), speaker_row, limit, *guards])
         except SessionIdTaken:
             logger.info("session id collision; drawing another")
             continue
+        sessions.remember(session)
         runtime.connections().remember_session(connection_id, session.session_id)
+        session_concerned(session.session_id)
+        metrics.session_created()
         return created
     raise ServiceError(
         ErrorCode.SERVICE_UNAVAILABLE,
@@ -111,8 +142,11 @@ def join_session(
     user_id: str | None,
     now_ms: int,
     on_connect: bool,
+    guards: Sequence[Guarded] = (),
 ) -> dict[str, Any]:
-    """Add a listener to a live session in one transaction (its row, and the count under the cap)."""
+    """Add a listener to a live session in one transaction (its row, the count under the cap, the session's
+    join rate and ``guards``)."""
+    session_concerned(request.session_id)
     sessions = runtime.sessions()
     now_s = now_ms // 1000
     source_language = sessions.source_language(request.session_id, now_s)
@@ -123,27 +157,21 @@ def join_session(
         connection_id, connected_at_ms, on_connect=on_connect, role=ROLE_LISTENER, session_id=request.session_id,
         welcome=joined, user_id=user_id, target_language=request.target_language,
     )
-    _add_listener(request.session_id, listener_row, now_s, settings.load().max_listeners)
+    _add_listener(
+        request.session_id, listener_row, now_s, settings.load().max_listeners,
+        [rate_limits.joins(request.session_id, now_s), *guards],
+    )
     return joined
 
 
-def _add_listener(session_id: str, listener_row: TransactItem, now_s: int, cap: int) -> None:
+def _add_listener(
+    session_id: str, listener_row: Guarded, now_s: int, cap: int, guards: Sequence[Guarded] = ()
+) -> None:
     """Count the listener in and write its row, atomically; refused with the reason and nothing written."""
     sessions = runtime.sessions()
-    try:
-        dynamodb.transact([sessions.add_listener_item(session_id, now_s, cap), listener_row])
-    except ClientError as error:
-        dynamodb.unavailable_if_throttled(error)
-        reasons = dynamodb.cancellation_reasons(error)
-        if reasons[:1] == [_CONDITION_FAILED]:
-            old = error.response["CancellationReasons"][0].get("Item")
-            raise sessions.refusal(old, session_id, now_s) from error
-        if reasons[1:2] == [_CONDITION_FAILED]:
-            raise ServiceError(
-                ErrorCode.FORBIDDEN,
-                "this connection already belongs to a session; open a new connection to join another",
-            ) from error
-        raise
+    counted_in = sessions.add_listener_item(session_id, now_s, cap), lambda old: sessions.refusal(old, session_id, now_s)
+    dynamodb.transact_guarded([counted_in, listener_row, *guards])
+    metrics.listener_joined()
 
 
 def refresh_connection(
@@ -153,14 +181,16 @@ def refresh_connection(
     connected_at_ms: int,
     user_id: str | None,
     now_ms: int,
+    guards: Sequence[Guarded] = (),
 ) -> dict[str, Any]:
     """A new connection takes over from one nearing API Gateway's 2-hour limit; the count does not move
     (for a listener without ``previousConnectionId``: until the old connection closes)."""
+    session_concerned(request.session_id)
     session = _live_session(request.session_id, now_ms // 1000)
     if request.role == ROLE_SPEAKER:
         owner = require_speaker(user_id, "refreshing a speaker connection")
         complete = messages.connection_refresh_complete(session, ROLE_SPEAKER, None, connection_id, now_ms)
-        _take_over_speaker(session, connection_id, connected_at_ms, owner, complete, now_ms)
+        _take_over_speaker(session, connection_id, connected_at_ms, owner, complete, now_ms, guards)
         return complete
     assert request.target_language is not None  # validation requires it of listeners
     complete = messages.connection_refresh_complete(
@@ -170,42 +200,52 @@ def refresh_connection(
         connection_id, connected_at_ms, on_connect=True, role=ROLE_LISTENER, session_id=session.session_id,
         welcome=complete, user_id=user_id, target_language=request.target_language,
     )
-    if request.previous_connection_id and _replace_listener(session.session_id, request.previous_connection_id, row, now_ms):
+    previous = request.previous_connection_id
+    if previous and _replace_listener(session.session_id, previous, row, now_ms, guards):
         return complete
     # No old row to take over (none named, or it closed already): counted in, allowed one over the cap.
-    _add_listener(session.session_id, row, now_ms // 1000, settings.load().max_listeners + 1)
+    _add_listener(session.session_id, row, now_ms // 1000, settings.load().max_listeners + 1, guards)
     return complete
 
 
-def _replace_listener(session_id: str, previous_connection_id: str, row: TransactItem, now_ms: int) -> bool:
+class _PreviousRowGone(Exception):
+    """The listener's old row is not there to take over (it closed already, or was never this session's)."""
+
+
+def _replace_listener(
+    session_id: str, previous_connection_id: str, row: Guarded, now_ms: int, guards: Sequence[Guarded]
+) -> bool:
     """Swap the old listener row for the new one with the count unchanged; False when the old row is gone."""
     sessions = runtime.sessions()
     now_s = now_ms // 1000
     try:
-        dynamodb.transact([
-            sessions.check_live_item(session_id, now_s),
-            runtime.connections().replace_listener_item(previous_connection_id, session_id),
+        dynamodb.transact_guarded([
+            (sessions.check_live_item(session_id, now_s), lambda old: sessions.refusal(old, session_id, now_s)),
+            (runtime.connections().replace_listener_item(previous_connection_id, session_id),
+             lambda _old: _PreviousRowGone()),
             row,
+            *guards,
         ])
-    except ClientError as error:
-        dynamodb.unavailable_if_throttled(error)
-        reasons = dynamodb.cancellation_reasons(error)
-        if reasons[:1] == [_CONDITION_FAILED]:
-            raise sessions.refusal(error.response["CancellationReasons"][0].get("Item"), session_id, now_s) from error
-        if reasons[1:2] == [_CONDITION_FAILED]:
-            return False
-        raise
+    except _PreviousRowGone:
+        return False
     return True
 
 
 def resume_session(
-    session_id: str, *, connection_id: str, connected_at_ms: int, user_id: str | None, now_ms: int
+    session_id: str,
+    *,
+    connection_id: str,
+    connected_at_ms: int,
+    user_id: str | None,
+    now_ms: int,
+    guards: Sequence[Guarded] = (),
 ) -> dict[str, Any]:
     """The owner's new connection becomes the speaker again (after a drop); listeners are told."""
+    session_concerned(session_id)
     owner = require_speaker(user_id, "resuming a session")
     session = _live_session(session_id, now_ms // 1000)
     resumed = messages.session_resumed(session, connection_id, now_ms)
-    _take_over_speaker(session, connection_id, connected_at_ms, owner, resumed, now_ms)
+    _take_over_speaker(session, connection_id, connected_at_ms, owner, resumed, now_ms, guards)
     return resumed
 
 
@@ -219,7 +259,13 @@ def _live_session(session_id: str, now_s: int) -> Session:
 
 
 def _take_over_speaker(
-    session: Session, connection_id: str, connected_at_ms: int, owner: str, welcome: dict[str, Any], now_ms: int
+    session: Session,
+    connection_id: str,
+    connected_at_ms: int,
+    owner: str,
+    welcome: dict[str, Any],
+    now_ms: int,
+    guards: Sequence[Guarded] = (),
 ) -> None:
     """Move the session's speaker to this connection atomically, so the old connection's close is not a
     drop; listeners hear ``speakerReconnected`` when the speaker had dropped."""
@@ -233,14 +279,11 @@ def _take_over_speaker(
         connection_id, connected_at_ms, on_connect=True, role=ROLE_SPEAKER, session_id=session.session_id,
         welcome=welcome, user_id=owner,
     )
-    try:
-        dynamodb.transact([sessions.take_over_speaker_item(session.session_id, connection_id, owner, now_s), row])
-    except ClientError as error:
-        dynamodb.unavailable_if_throttled(error)
-        if dynamodb.cancellation_reasons(error)[:1] == [_CONDITION_FAILED]:
-            old = error.response["CancellationReasons"][0].get("Item")
-            raise sessions.refusal(old, session.session_id, now_s, user_id=owner) from error
-        raise
+    take_over = (
+        sessions.take_over_speaker_item(session.session_id, connection_id, owner, now_s),
+        lambda old: sessions.refusal(old, session.session_id, now_s, user_id=owner),
+    )
+    dynamodb.transact_guarded([take_over, row, *guards])
     if not session.speaker_connected:
         fanout.notify_listeners(
             session.session_id,
@@ -254,6 +297,7 @@ def leave_session(connection_id: str, now_ms: int) -> dict[str, Any]:
     connection = runtime.connections().get(connection_id)
     if connection is None or connection.session_id is None:
         raise ServiceError(ErrorCode.SESSION_NOT_FOUND, "this connection has not joined a session")
+    session_concerned(connection.session_id)
     if connection.role != ROLE_LISTENER:
         raise ServiceError(ErrorCode.FORBIDDEN, "a speaker ends its session with endSession, not leaveSession")
     connections = runtime.connections()
@@ -277,6 +321,7 @@ def _count_out(session_id: str, row_change: TransactItem) -> None:
             _apply_quietly(row_change)
             return
         raise
+    metrics.listener_left()  # only the call whose transaction decremented the count gets here
 
 
 def _apply_quietly(change: TransactItem) -> None:
@@ -313,6 +358,7 @@ def disconnect(connection_id: str, now_ms: int | None = None) -> None:
     connection = connections.get(connection_id)
     if connection is None:
         return
+    session_concerned(connection.session_id)
     if connection.session_id is None:
         connections.delete(connection_id)
     elif connection.role == ROLE_LISTENER:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Mapping
 
-from lambda_src import fanout, messages, runtime, service, validation
+from lambda_src import fanout, messages, metrics, runtime, service, validation
 from lambda_src.errors import ErrorCode, ServiceError
-from lambda_src.log import logger
+from lambda_src.log import SESSION_ID_KEY, logger, session_concerned
 from lambda_src.repositories.sessions import Session
 
 
@@ -20,10 +20,12 @@ def speaker_session_id(connection_id: str, body: Mapping[str, Any]) -> str:
     """The session a speaker action is about: the message's ``sessionId`` when given (saves a lookup),
     otherwise the session this connection belongs to."""
     if validation.SESSION_ID in body:
-        return validation.parse_session_id(body[validation.SESSION_ID])
-    session_id = runtime.connections().session_of(connection_id)
+        session_id = validation.parse_session_id(body[validation.SESSION_ID])
+    else:
+        session_id = runtime.connections().session_of(connection_id)
     if session_id is None:
         raise ServiceError(ErrorCode.FORBIDDEN, "only a session's speaker may do this; this connection has no session")
+    session_concerned(session_id)
     return session_id
 
 
@@ -54,6 +56,7 @@ def end_session(connection_id: str, body: Mapping[str, Any], now_ms: int) -> dic
     """End the session for good: every listener is told, disconnected and forgotten."""
     session_id = speaker_session_id(connection_id, body)
     runtime.sessions().end_by_speaker(session_id, connection_id, messages.ENDED_BY_SPEAKER, now_ms)
+    metrics.session_ended(messages.ENDED_BY_SPEAKER)
     _dismiss_listeners(session_id, messages.ENDED_BY_SPEAKER, now_ms)
     return messages.session_ended(session_id, messages.ENDED_BY_SPEAKER, now_ms)
 
@@ -76,7 +79,8 @@ def sweep(now_ms: int) -> list[tuple[str, str]]:
     ended: list[tuple[str, str]] = []
     for session_id, sweep_at_s in sessions.due_for_sweep(now_s):
         try:
-            reason = _sweep_one(session_id, sweep_at_s, now_ms)
+            with logger.append_context_keys(**{SESSION_ID_KEY: session_id}):
+                reason = _sweep_one(session_id, sweep_at_s, now_ms)
         except Exception:  # one session's failure must not keep the others from ending
             logger.exception("could not sweep a session", extra={"session_id": session_id})
             continue
@@ -94,6 +98,7 @@ def _sweep_one(session_id: str, sweep_at_s: int, now_ms: int) -> str | None:
     reason = _sweep_reason(session, now_ms // 1000)
     if sessions.end_if_due(session_id, sweep_at_s, reason, now_ms) is None:
         return None  # it changed since the index was read (e.g. the speaker resumed)
+    metrics.session_ended(reason)
     _dismiss_listeners(session_id, reason, now_ms)
     if session.speaker_connected:
         fanout.post_quietly(session.speaker_connection_id, messages.session_ended(session_id, reason, now_ms))

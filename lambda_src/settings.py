@@ -18,6 +18,10 @@ ENV_MAX_LISTENERS: Final = "MAX_LISTENERS_PER_SESSION"
 ENV_SUPPORTED_LANGUAGES: Final = "SUPPORTED_LANGUAGES"
 ENV_CALLBACK_URL: Final = "CALLBACK_URL"
 ENV_SPEAKER_GRACE_SECONDS: Final = "SPEAKER_GRACE_SECONDS"
+ENV_RATE_LIMITS_TABLE: Final = "RATE_LIMITS_TABLE"
+ENV_SESSIONS_PER_USER_PER_HOUR: Final = "SESSIONS_PER_USER_PER_HOUR"
+ENV_JOINS_PER_SESSION_PER_MINUTE: Final = "JOINS_PER_SESSION_PER_MINUTE"
+ENV_CONNECTIONS_PER_SOURCE_PER_MINUTE: Final = "CONNECTIONS_PER_SOURCE_PER_MINUTE"
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,10 @@ class Settings:
     languages: frozenset[str]
     callback_url: str | None
     speaker_grace_seconds: int
+    rate_limits_table: str
+    sessions_per_user_per_hour: int
+    joins_per_session_per_minute: int
+    connections_per_source_per_minute: int
 
 
 @cache
@@ -46,4 +54,14 @@ def load() -> Settings:
         languages=parse_language_list(languages_override) if languages_override else SUPPORTED_LANGUAGES,
         callback_url=env.get(ENV_CALLBACK_URL) or None,
         speaker_grace_seconds=int(env.get(ENV_SPEAKER_GRACE_SECONDS, limits.DEFAULT_SPEAKER_GRACE_SECONDS)),
+        rate_limits_table=env.get(ENV_RATE_LIMITS_TABLE, ""),  # only the route functions use it
+        sessions_per_user_per_hour=int(
+            env.get(ENV_SESSIONS_PER_USER_PER_HOUR, limits.DEFAULT_SESSIONS_PER_USER_PER_HOUR)
+        ),
+        joins_per_session_per_minute=int(
+            env.get(ENV_JOINS_PER_SESSION_PER_MINUTE, limits.DEFAULT_JOINS_PER_SESSION_PER_MINUTE)
+        ),
+        connections_per_source_per_minute=int(
+            env.get(ENV_CONNECTIONS_PER_SOURCE_PER_MINUTE, limits.DEFAULT_CONNECTIONS_PER_SOURCE_PER_MINUTE)
+        ),
     )

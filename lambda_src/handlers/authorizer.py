@@ -3,15 +3,18 @@
 No token means anonymous (listeners are anonymous by design). A token that is present but does not verify
 is refused with 401, never downgraded to anonymous: a client that meant to be a speaker must learn at once
 that its token is bad. Raising ``Exception("Unauthorized")`` is how a Lambda authorizer makes API Gateway
-answer 401. The token itself is never logged, only the reason it was refused.
+answer 401. The token itself is never logged, only the reason it was refused; every refusal is
+counted as a ``Rejections`` metric with ``errorCode`` ``UNAUTHORIZED``.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-from lambda_src import auth
+from lambda_src import auth, metrics
+from lambda_src.errors import ErrorCode
 from lambda_src.handlers.common import Event, logger, query_parameters, request_context
+from lambda_src.log import clear_correlation_keys
 
 TOKEN_PARAMETER: Final = "token"
 ANONYMOUS: Final = "anonymous"
@@ -47,8 +50,12 @@ def handler(event: Event, context: Any) -> Policy:
     )
     try:
         return _authorize(event)
+    except Exception:
+        metrics.rejected(ErrorCode.UNAUTHORIZED.name)  # every way out but a policy is a 401 refusal
+        raise
     finally:
-        logger.remove_keys(["connection_id", "request_id", "route"])
+        metrics.flush()
+        clear_correlation_keys()
 
 
 def _authorize(event: Event) -> Policy:

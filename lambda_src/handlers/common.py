@@ -11,9 +11,9 @@ import json
 from decimal import Decimal
 from typing import Any, Callable, Mapping
 
-from lambda_src import limits, messages
+from lambda_src import limits, messages, metrics
 from lambda_src.errors import ErrorCode, ServiceError
-from lambda_src.log import logger
+from lambda_src.log import clear_correlation_keys, logger
 
 Event = dict[str, Any]
 Response = dict[str, Any]
@@ -31,6 +31,13 @@ def connection_id(event: Event) -> str:
 def connected_at_ms(event: Event) -> int:
     value = request_context(event).get("connectedAt")
     return int(value) if isinstance(value, (int, float)) else messages.now_ms()
+
+
+def source_ip(event: Event) -> str | None:
+    """The client's address as API Gateway saw it (used for rate limiting only, and only as a hash)."""
+    identity = request_context(event).get("identity")
+    address = identity.get("sourceIp") if isinstance(identity, dict) else None
+    return address if isinstance(address, str) and address else None
 
 
 def authorized_user_id(event: Event) -> str | None:
@@ -78,7 +85,8 @@ def error_reply(error: ServiceError) -> Response:
 
 
 def websocket_handler(route: Callable[[Event], Response]) -> Callable[[Event, Any], Response]:
-    """Wrap a route so that every outcome is a reply and every log line carries the correlation ids."""
+    """Wrap a route so that every outcome is a reply, every log line carries the correlation ids, every
+    error reply is counted (``Rejections``) and the invocation's metrics are published once at its end."""
 
     @functools.wraps(route)
     def handler(event: Event, context: Any) -> Response:
@@ -92,10 +100,12 @@ def websocket_handler(route: Callable[[Event], Response]) -> Callable[[Event, An
             return route(event)
         except ServiceError as error:
             logger.info("request refused", extra={"error_code": error.code.name, "field": error.field})
+            metrics.rejected(error.code.name)
             return error_reply(error)
         except Exception:
             correlation_id = ctx.get("requestId") or getattr(context, "aws_request_id", "unknown")
             logger.exception("unhandled error", extra={"correlation_id": correlation_id})
+            metrics.rejected(ErrorCode.INTERNAL_ERROR.name)
             return error_reply(
                 ServiceError(
                     ErrorCode.INTERNAL_ERROR,
@@ -103,6 +113,7 @@ def websocket_handler(route: Callable[[Event], Response]) -> Callable[[Event, An
                 )
             )
         finally:
-            logger.remove_keys(["connection_id", "request_id", "route"])
+            metrics.flush()  # once per invocation, whatever its outcome
+            clear_correlation_keys()
 
     return handler

@@ -8,7 +8,7 @@ function posts it once the handshake has completed.
 
 from __future__ import annotations
 
-from lambda_src import messages, runtime, service, settings, validation
+from lambda_src import messages, rate_limits, service, settings, validation
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.handlers.common import (
     Event,
@@ -17,9 +17,9 @@ from lambda_src.handlers.common import (
     connected_at_ms,
     connection_id,
     query_parameters,
+    source_ip,
     websocket_handler,
 )
-from lambda_src.repositories.connections import Connection
 from lambda_src.routes import CONNECT_ACTIONS, CREATE_SESSION, JOIN_SESSION, REFRESH_CONNECTION, RESUME_SESSION
 
 
@@ -29,11 +29,14 @@ def handler(event: Event) -> Response:
     validation.check_field_sizes(params)
     action = params.get("action")
     user_id = authorized_user_id(event)
+    now_ms = messages.now_ms()
     common = {
         "connection_id": connection_id(event),
         "connected_at_ms": connected_at_ms(event),
         "user_id": user_id,
-        "now_ms": messages.now_ms(),
+        "now_ms": now_ms,
+        # Every accepted connection counts against its source address, in the same transaction.
+        "guards": rate_limits.connection_attempts(source_ip(event), now_ms // 1000),
     }
     languages = settings.load().languages
     if action == CREATE_SESSION:
@@ -46,9 +49,7 @@ def handler(event: Event) -> Response:
     elif action == RESUME_SESSION:
         service.resume_session(validation.parse_session_id(params.get(validation.SESSION_ID)), **common)
     elif action is None:
-        runtime.connections().put(
-            Connection(connection_id=common["connection_id"], connected_at_ms=common["connected_at_ms"], user_id=user_id)
-        )
+        service.open_connection(common["connection_id"], common["connected_at_ms"], user_id, common["guards"])
     else:
         raise ServiceError(
             ErrorCode.UNKNOWN_ACTION,

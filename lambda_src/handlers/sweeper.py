@@ -5,12 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from lambda_src import messages, session_control
-from lambda_src.log import logger
+from lambda_src import messages, metrics, session_control
+from lambda_src.log import REQUEST_ID_KEY, clear_correlation_keys, logger
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
-    ended = session_control.sweep(messages.now_ms())
-    if ended:
-        logger.info("sessions swept", extra={"ended": len(ended)})
-    return {"ended": len(ended)}
+    logger.append_keys(**{REQUEST_ID_KEY: getattr(context, "aws_request_id", None)})
+    try:
+        ended = session_control.sweep(messages.now_ms())
+        if ended:
+            logger.info("sessions swept", extra={"ended": len(ended)})
+        return {"ended": len(ended)}
+    finally:
+        metrics.flush()
+        clear_correlation_keys()

@@ -8,8 +8,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from lambda_src import connections_api
+from lambda_src import connections_api, metrics
 from lambda_src.handlers.common import logger
+from lambda_src.log import REQUEST_ID_KEY, clear_correlation_keys
 from lambda_src.repositories.connections import WELCOME_ATTRIBUTE
 from lambda_src.schema import CONNECTIONS_PARTITION_KEY
 
@@ -38,10 +39,15 @@ def _deliver(connection_id: str, message: str) -> None:
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
-    pending = pending_welcomes(event)
-    if len(pending) == 1:
-        _deliver(*pending[0])
-    elif pending:
-        with ThreadPoolExecutor(max_workers=min(_PARALLEL_POSTS, len(pending))) as pool:
-            list(pool.map(lambda item: _deliver(*item), pending))
-    return {"delivered": len(pending)}
+    logger.append_keys(**{REQUEST_ID_KEY: getattr(context, "aws_request_id", None)})
+    try:
+        pending = pending_welcomes(event)
+        if len(pending) == 1:
+            _deliver(*pending[0])
+        elif pending:
+            with ThreadPoolExecutor(max_workers=min(_PARALLEL_POSTS, len(pending))) as pool:
+                list(pool.map(lambda item: _deliver(*item), pending))
+        return {"delivered": len(pending)}
+    finally:
+        metrics.flush()  # nothing is counted here today; published all the same should that change
+        clear_correlation_keys()

@@ -36,6 +36,8 @@ _CONFLICT_BACKOFF_SECONDS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64)
 _CONFLICT_CODES = frozenset({"TransactionConflict", "TransactionConflictException", "TransactionInProgressException"})
 
 TransactItem = dict[str, Any]
+# A transaction item and what to raise when its condition fails (given the item's old image, if returned).
+Guarded = tuple[TransactItem, Callable[[dict[str, Any] | None], Exception]]
 
 
 @cache
@@ -102,3 +104,16 @@ def with_conflict_retry(operation: Callable[..., Any], **arguments: Any) -> Any:
 def transact(items: Sequence[TransactItem]) -> None:
     """Write ``items`` atomically (one TransactWriteItems request, repeated only on a conflict)."""
     with_conflict_retry(client().transact_write_items, TransactItems=list(items))
+
+
+def transact_guarded(guarded: Sequence[Guarded]) -> None:
+    """Write the items atomically; when one's condition fails, raise that item's refusal (the first one)."""
+    try:
+        transact([item for item, _refusal in guarded])
+    except ClientError as error:
+        unavailable_if_throttled(error)
+        reasons = error.response.get("CancellationReasons", [])
+        for (_item, refusal), reason in zip(guarded, reasons):
+            if reason.get("Code") == "ConditionalCheckFailed":
+                raise refusal(reason.get("Item")) from error
+        raise

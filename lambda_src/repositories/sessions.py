@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 from botocore.exceptions import ClientError
 
@@ -11,7 +11,7 @@ from lambda_src import config as partial_config
 from lambda_src.config import PartialResultConfig
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.repositories import dynamodb
-from lambda_src.repositories.dynamodb import TransactItem
+from lambda_src.repositories.dynamodb import Guarded, TransactItem
 from lambda_src.schema import (
     SESSIONS_BY_SWEEP_TIME_INDEX,
     SESSIONS_PARTITION_KEY,
@@ -129,12 +129,9 @@ class SessionsRepository:
         # An id can be reused only after its session expired, so a fact is trusted until that expiry.
         self._source_languages: dict[str, tuple[str, int]] = {}
 
-    def create(self, session: Session, with_items: Sequence[TransactItem] = ()) -> None:
-        """Write a new session and ``with_items`` (the speaker's connection row) in one transaction.
-
-        Raises :class:`SessionIdTaken` when the id belongs to a live session (an expired one that TTL has
-        not yet deleted may be replaced), and ServiceError when one of ``with_items`` is refused.
-        """
+    def create_item(self, session: Session) -> Guarded:
+        """Transaction item: a new session, only if its id is free (an expired session that TTL has not yet
+        deleted may be replaced); refused with :class:`SessionIdTaken` (draw another id)."""
         put = {
             "Put": {
                 "TableName": self.table_name,
@@ -144,20 +141,7 @@ class SessionsRepository:
                 "ExpressionAttributeValues": dynamodb.values(now=session.created_at_ms // 1000),
             }
         }
-        try:
-            dynamodb.transact([put, *with_items])
-        except ClientError as error:
-            dynamodb.unavailable_if_throttled(error)
-            reasons = dynamodb.cancellation_reasons(error)
-            if reasons and reasons[0] == "ConditionalCheckFailed":
-                raise SessionIdTaken(session.session_id) from error
-            if any(reason == "ConditionalCheckFailed" for reason in reasons[1:]):
-                raise ServiceError(
-                    ErrorCode.FORBIDDEN,
-                    "this connection already belongs to a session; open a new connection to create another",
-                ) from error
-            raise
-        self._remember(session)
+        return put, lambda _old: SessionIdTaken(session.session_id)
 
     def get(self, session_id: str, now_s: int | None) -> Session | None:
         """The session, or None when there is none or it has expired by ``now_s`` (TTL deletion lags);
@@ -175,10 +159,10 @@ class SessionsRepository:
         if item is None:
             return None
         session = Session.from_item(dynamodb.deserialize(item))
-        self._remember(session)
+        self.remember(session)
         return session if now_s is None or session.expires_at_s > now_s else None
 
-    def _remember(self, session: Session) -> None:
+    def remember(self, session: Session) -> None:
         if len(self._source_languages) >= _FACTS_CACHE_SIZE:
             self._source_languages.pop(next(iter(self._source_languages)))
         self._source_languages[session.session_id] = (session.source_language, session.expires_at_s)

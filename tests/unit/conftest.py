@@ -11,7 +11,7 @@ from moto import mock_aws
 
 from lambda_src import connections_api, runtime, schema
 from tests.unit.fakes import CALLBACK_URL, FakeConnectionsApi
-from tests.unit.helpers import CONNECTIONS_TABLE, REGION, SESSIONS_TABLE, Tables
+from tests.unit.helpers import CONNECTIONS_TABLE, RATE_LIMITS_TABLE, REGION, SESSIONS_TABLE, Tables
 
 
 @pytest.fixture(autouse=True)
@@ -26,8 +26,10 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.setenv("SESSIONS_TABLE", SESSIONS_TABLE)
     monkeypatch.setenv("CONNECTIONS_TABLE", CONNECTIONS_TABLE)
+    monkeypatch.setenv("RATE_LIMITS_TABLE", RATE_LIMITS_TABLE)
     for name in ("SESSION_LIFETIME_HOURS", "MAX_LISTENERS_PER_SESSION", "SUPPORTED_LANGUAGES", "CALLBACK_URL",
-                 "SPEAKER_GRACE_SECONDS"):
+                 "SPEAKER_GRACE_SECONDS", "SESSIONS_PER_USER_PER_HOUR", "JOINS_PER_SESSION_PER_MINUTE",
+                 "CONNECTIONS_PER_SOURCE_PER_MINUTE"):
         monkeypatch.delenv(name, raising=False)
     runtime.reset()
     yield
@@ -42,7 +44,8 @@ def tables() -> Iterator[Tables]:
     with mock_aws(config={"core": {"reset_boto3_session": False}}):
         runtime.reset()
         client = boto3.client("dynamodb", region_name=REGION)
-        for definition, name in ((schema.SESSIONS, SESSIONS_TABLE), (schema.CONNECTIONS, CONNECTIONS_TABLE)):
+        names = {schema.SESSIONS: SESSIONS_TABLE, schema.CONNECTIONS: CONNECTIONS_TABLE, schema.RATE_LIMITS: RATE_LIMITS_TABLE}
+        for definition, name in names.items():
             client.create_table(**definition.create_table_request(name))
             client.update_time_to_live(
                 TableName=name,

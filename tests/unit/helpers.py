@@ -14,6 +14,7 @@ from lambda_src import schema
 
 SESSIONS_TABLE = "unit-sessions"
 CONNECTIONS_TABLE = "unit-connections"
+RATE_LIMITS_TABLE = "unit-rate-limits"
 REGION = "us-east-1"
 
 _deserializer = TypeDeserializer()
@@ -106,6 +107,7 @@ def connect_event(
     connection_id: str | None = None,
     user_id: str | None = None,
     connected_at_ms: int | None = None,
+    source_ip: str | None = None,
 ) -> dict[str, Any]:
     """A ``$connect`` event as API Gateway delivers it (``authorizer`` only when a speaker token passed)."""
     context: dict[str, Any] = {
@@ -120,6 +122,8 @@ def connect_event(
     }
     if user_id is not None:
         context["authorizer"] = {"userId": user_id, "principalId": user_id}
+    if source_ip is not None:
+        context["identity"] = {"sourceIp": source_ip}
     return {"requestContext": context, "queryStringParameters": query, "isBase64Encoded": False}
 
 

@@ -475,7 +475,7 @@ def test_unexpected_exception_is_internal_error_without_details(tables, monkeypa
     def explode(*_args, **_kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(SessionsRepository, "create", explode)
+    monkeypatch.setattr(SessionsRepository, "create_item", explode)
     event = connect_event(SEED_QUERY, user_id="u")
     response = call(event)
     assert response["statusCode"] == 500

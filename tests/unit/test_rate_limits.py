@@ -1,0 +1,147 @@
+"""Rate limits: counted inside the operation's own transaction, refused with RATE_LIMIT_EXCEEDED and
+``retryAfter``, and a refused operation writes (and counts) nothing."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from lambda_src import messages, runtime
+from lambda_src.handlers import connect, message
+from tests.unit.helpers import (
+    DynamoDBRequests,
+    body_of,
+    connect_event,
+    message_event,
+    new_connection_id,
+)
+
+CREATE = {"action": "createSession", "sourceLanguage": "en"}
+SESSION_ID = "golden-eagle-427"
+JOIN = {"action": "joinSession", "sessionId": SESSION_ID, "targetLanguage": "es"}
+VENUE = "203.0.113.77"
+WINDOW_START_MS = int(time.time()) // 3600 * 3600 * 1000  # this hour's start: every window starts here
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    now = {"ms": WINDOW_START_MS + 10_000}
+    monkeypatch.setattr(messages, "now_ms", lambda: now["ms"])
+    return now
+
+
+def limit(monkeypatch: pytest.MonkeyPatch, variable: str, allowed: int) -> None:
+    monkeypatch.setenv(variable, str(allowed))
+    runtime.reset()
+
+
+def create(user_id: str = "speaker-1", **kwargs) -> dict:
+    return connect.handler(connect_event(CREATE, user_id=user_id, **kwargs), None)
+
+
+def join(**kwargs) -> dict:
+    return connect.handler(connect_event(JOIN, **kwargs), None)
+
+
+def refusal(response: dict) -> tuple[int, str, int]:
+    body = body_of(response)
+    return response["statusCode"], body["code"], body["retryAfter"]
+
+
+def test_session_creation_is_limited_per_speaker_per_hour(tables, monkeypatch, clock):
+    # Given a limit of 2 sessions per speaker per hour, 2 already created this hour
+    limit(monkeypatch, "SESSIONS_PER_USER_PER_HOUR", 2)
+    assert [create()["statusCode"] for _ in range(2)] == [200, 200]
+    # When the same speaker creates a third, and another speaker creates one
+    refused = create()
+    other = create(user_id="speaker-2")
+    # Then the third is refused until the hour is over, nothing written; the other speaker is unaffected
+    assert refusal(refused) == (429, "RATE_LIMIT_EXCEEDED", 3600 - 10)
+    assert "2 sessions created by one speaker per hour" in body_of(refused)["message"]
+    assert other["statusCode"] == 200
+    assert len(tables.raw_sessions()) == 3
+    assert len([row for row in tables.connections_items() if row.get("role") == "speaker"]) == 3
+    # And in the next hour the speaker may create again
+    clock["ms"] = WINDOW_START_MS + 3600 * 1000
+    assert create()["statusCode"] == 200
+
+
+def test_session_creation_by_message_is_limited_too(tables, monkeypatch, clock):
+    limit(monkeypatch, "SESSIONS_PER_USER_PER_HOUR", 1)
+    assert create()["statusCode"] == 200
+    connection_id = new_connection_id()
+    assert connect.handler(connect_event(None, connection_id=connection_id, user_id="speaker-1"), None)["statusCode"] == 200
+    reply = body_of(message.handler(message_event(CREATE, connection_id=connection_id, user_id="speaker-1"), None))
+    assert (reply["code"], reply["retryAfter"]) == ("RATE_LIMIT_EXCEEDED", 3590)
+    assert len(tables.raw_sessions()) == 1
+
+
+def test_joins_are_limited_per_session_per_minute_and_refusals_count_nothing(tables, monkeypatch, clock):
+    # Given a session that accepts 2 joins a minute
+    limit(monkeypatch, "JOINS_PER_SESSION_PER_MINUTE", 2)
+    tables.put_session(sessionId=SESSION_ID)
+    assert [join()["statusCode"] for _ in range(2)] == [200, 200]
+    # When a third listener joins within the minute
+    refused = join()
+    # Then it is refused with the seconds left in the minute, and the count did not move
+    assert refusal(refused) == (429, "RATE_LIMIT_EXCEEDED", 50)
+    assert tables.session(SESSION_ID)["listenerCount"] == 2
+    # And the next minute admits joins again
+    clock["ms"] += 60_000
+    assert join()["statusCode"] == 200
+
+
+def test_a_venue_behind_one_address_is_limited_only_beyond_its_allowance(tables, monkeypatch, clock):
+    # Given 3 connections a minute per source address
+    limit(monkeypatch, "CONNECTIONS_PER_SOURCE_PER_MINUTE", 3)
+    tables.put_session(sessionId=SESSION_ID)
+    # When four listeners behind one address join, and one from elsewhere
+    statuses = [join(source_ip=VENUE)["statusCode"] for _ in range(3)]
+    fourth = join(source_ip=VENUE)
+    elsewhere = join(source_ip="198.51.100.5")
+    # Then the first three and the other address are admitted; the fourth is refused and not counted
+    assert statuses == [200, 200, 200]
+    assert refusal(fourth)[:2] == (429, "RATE_LIMIT_EXCEEDED")
+    assert elsewhere["statusCode"] == 200
+    assert tables.session(SESSION_ID)["listenerCount"] == 4
+
+
+def test_plain_connections_count_against_their_source(tables, monkeypatch, clock):
+    limit(monkeypatch, "CONNECTIONS_PER_SOURCE_PER_MINUTE", 1)
+    assert connect.handler(connect_event(None, source_ip=VENUE), None)["statusCode"] == 200
+    refused = connect.handler(connect_event(None, source_ip=VENUE), None)
+    assert refusal(refused)[:2] == (429, "RATE_LIMIT_EXCEEDED")
+    assert len(tables.raw_connections()) == 1
+
+
+def test_source_addresses_are_stored_only_as_hashes(tables, clock):
+    tables.put_session(sessionId=SESSION_ID)
+    assert join(source_ip=VENUE)["statusCode"] == 200
+    stored = json.dumps(tables.client.scan(TableName="unit-rate-limits")["Items"])
+    assert VENUE not in stored and "203.0.113" not in stored
+    assert "connectionsBySource#" in stored
+
+
+def test_a_join_refused_for_another_reason_consumes_no_allowance(tables, monkeypatch, clock):
+    # Given a session that is full, and a join allowance of 1 a minute
+    limit(monkeypatch, "JOINS_PER_SESSION_PER_MINUTE", 1)
+    limit(monkeypatch, "MAX_LISTENERS_PER_SESSION", 1)
+    tables.put_session(sessionId=SESSION_ID, listenerCount=1)
+    # When a join is refused as full, and a listener then leaves
+    assert body_of(join())["code"] == "SESSION_FULL"
+    tables.put_session(sessionId=SESSION_ID, listenerCount=0)
+    # Then the next join is still within the allowance
+    assert join()["statusCode"] == 200
+
+
+def test_limits_cost_no_extra_request(tables, clock):
+    tables.put_session(sessionId=SESSION_ID)
+    join()  # the session's source language is now known to this process
+    with DynamoDBRequests() as joining:
+        assert join(source_ip=VENUE)["statusCode"] == 200
+    with DynamoDBRequests() as creating:
+        assert create(source_ip=VENUE)["statusCode"] == 200
+    assert joining.by_operation == {"TransactWriteItems": 1}
+    assert creating.by_operation == {"TransactWriteItems": 1}
