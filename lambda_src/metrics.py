@@ -19,8 +19,9 @@ What is counted, and when:
   out again, and that close is a ``ListenersLeft``. A refresh that replaced its old row moves no count and
   emits nothing. So ``ListenersJoined - ListenersLeft`` follows the sum of the sessions' ``listenerCount``.
 - ``ListenersLeft``: a listener connection was counted out, by the one call that decremented the count
-  (``leaveSession``, the listener's ``$disconnect``, or a listener found gone while an ended session is
-  being fanned out). A repeated disconnect, or a departure from a session already gone, emits nothing.
+  (``leaveSession``, the listener's ``$disconnect``, or a listener a fan-out found gone with 410). A
+  repeated disconnect, a close after ``leaveSession``, or a departure from a session already deleted
+  emits nothing.
 - ``SessionsEnded`` by ``reason``: ``endedBySpeaker`` (``endSession``), ``speakerTimeout`` and ``expired``
   (the sweeper), once per session, by the call whose write ended it.
 - ``Rejections`` by ``errorCode``: every ``error`` reply a WebSocket route gives (``INTERNAL_ERROR``

@@ -97,7 +97,10 @@ def websocket_handler(route: Callable[[Event], Response]) -> Callable[[Event, An
             route=ctx.get("routeKey"),
         )
         try:
-            return route(event)
+            response = route(event)
+            # One outcome line per invocation (this, "request refused" or "unhandled error"), with the ids.
+            logger.info("request handled", extra={"status": response.get("statusCode")})
+            return response
         except ServiceError as error:
             logger.info("request refused", extra={"error_code": error.code.name, "field": error.field})
             metrics.rejected(error.code.name)
