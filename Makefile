@@ -13,13 +13,14 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install test test-unit test-infra test-integration synth synth-all lint local token clean
+.PHONY: help install test test-unit test-infra test-integration synth synth-all lint local token bench clean
 
 help:
 	@echo "make local           run the service locally (DynamoDB Local + local WebSocket gateway)"
 	@echo "make test            install what is missing, then run every test"
 	@echo "make synth ENV=prod  write the CloudFormation template to cdk.out/"
 	@echo "make lint            cfn-lint every environment's template"
+	@echo "make bench           measure every operation beside its floor (ONLY=load,latency for some sections)"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt lambda_deps/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,6 +62,10 @@ lint: synth-all
 
 local: install
 	$(PY) -m local_run --port $(PORT)
+
+# make bench [ONLY=requests,latency,cold_start,load,synth,footprint]: one table, and bench/results.json.
+bench: install
+	$(PY) -m bench $(if $(ONLY),--only $(ONLY))
 
 # make token [USER_ID=alice] [EXPIRES_IN=3600]: a speaker token for the running `make local`.
 token: $(VENV)/.installed

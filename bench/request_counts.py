@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from lambda_src import connections_api, limits, runtime, schema, settings
+from bench.common import Row, create_tables, patched_environ, row, stdout_to_devnull
+from lambda_src import connections_api, limits, runtime, settings
 from lambda_src.handlers import connect, disconnect, message
 from local_run.dynamodb_local import DynamoDBLocal, endpoint_environment
 from tests.unit.fakes import CALLBACK_URL, FakeConnectionsApi
@@ -29,20 +30,15 @@ from tests.unit.helpers import (
     new_connection_id,
 )
 
-SESSIONS_TABLE = "bench-sessions"
-CONNECTIONS_TABLE = "bench-connections"
+TABLE_PREFIX = "bench-requests"
+SECTION = "1 requests"
 
 
 def _prepare(database: DynamoDBLocal) -> None:
-    client = database.client()
-    for definition, name in ((schema.SESSIONS, SESSIONS_TABLE), (schema.CONNECTIONS, CONNECTIONS_TABLE)):
-        client.create_table(**definition.create_table_request(name))
+    """Every table of ``lambda_src.schema`` (Sessions, Connections, RateLimits) and the environment naming them."""
     os.environ.update(endpoint_environment(database.endpoint))
-    os.environ.update({
-        settings.ENV_SESSIONS_TABLE: SESSIONS_TABLE,
-        settings.ENV_CONNECTIONS_TABLE: CONNECTIONS_TABLE,
-        settings.ENV_CALLBACK_URL: CALLBACK_URL,
-    })
+    os.environ.update(create_tables(database.client(), TABLE_PREFIX))
+    os.environ[settings.ENV_CALLBACK_URL] = CALLBACK_URL
     runtime.reset()
     fake = FakeConnectionsApi()
     connections_api.client = lambda: fake  # type: ignore[assignment]
@@ -110,6 +106,24 @@ def measure(audiences: tuple[int, ...]) -> list[dict[str, Any]]:
             lambda: _send(owner, "sessionEnded", action="endSession", sessionId=ended_session)
         ))
     return rows
+
+
+def table_rows(database: DynamoDBLocal, audiences: tuple[int, ...] = (0, 10, 100)) -> list[Row]:
+    """``measure`` on ``database`` as rows of the combined table (``python -m bench``): requests beside the floor."""
+    saved_client = connections_api.client
+    try:
+        with patched_environ({}), stdout_to_devnull():
+            _prepare(database)
+            rows = measure(audiences)
+    finally:
+        connections_api.client = saved_client  # type: ignore[assignment]
+        runtime.reset()
+    return [
+        row(SECTION, r["operation"], r["requests"], "requests", floor=r["floor"],
+            floor_is="the floor bench.request_counts states per operation (endSession: 1 + index pages)",
+            target="<= floor", met=r["requests"] <= r["floor"], by_api=r["by_api"])
+        for r in rows
+    ]
 
 
 def main() -> None:

@@ -72,7 +72,8 @@ def _stored_number(
         return default
     raw = item[name]
     try:
-        value = Decimal(raw) if isinstance(raw, (Decimal, int, str)) and not isinstance(raw, bool) else None
+        # Only a DynamoDB number is a number: a string attribute holding digits is a corrupt item.
+        value = Decimal(raw) if isinstance(raw, (Decimal, int)) and not isinstance(raw, bool) else None
     except InvalidOperation:
         value = None
     if value is None or not value.is_finite() or not lower <= value <= upper:

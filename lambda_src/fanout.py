@@ -65,7 +65,10 @@ def notify_listeners(
                     gone.append(connection_id)
     if on_gone is not None:
         for connection_id in gone:
-            on_gone(connection_id)
+            try:  # the caller's operation is done; a cleanup that fails is left to the row's TTL
+                on_gone(connection_id)
+            except Exception:
+                logger.exception("could not forget a vanished listener", extra={"listener_connection_id": connection_id})
     logger.info(
         "listeners notified",
         extra={"session_id": session_id, "message_type": message.get("type"),

@@ -99,7 +99,7 @@ class ConnectionsRepository:
     def put(self, connection: Connection) -> None:
         """Register a plain connection (no session yet)."""
         try:
-            dynamodb.client().put_item(TableName=self.table_name, Item=dynamodb.serialize(connection.to_item()))
+            dynamodb.request("put_item", TableName=self.table_name, Item=dynamodb.serialize(connection.to_item()))
         except ClientError as error:
             dynamodb.unavailable_if_throttled(error)
             raise
@@ -139,7 +139,7 @@ class ConnectionsRepository:
 
     def get(self, connection_id: str) -> Connection | None:
         try:
-            response = dynamodb.client().get_item(
+            response = dynamodb.request("get_item", 
                 TableName=self.table_name,
                 Key=dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id}),
                 ConsistentRead=True,
@@ -192,14 +192,14 @@ class ConnectionsRepository:
 
     def listener_pages(self, session_id: str) -> Iterator[list[tuple[str, str]]]:
         """The session's listeners as (connection id, target language), one index page at a time."""
-        paginator = dynamodb.client().get_paginator("query")
-        pages = paginator.paginate(
+        pages = dynamodb.pages(
+            "query",
             TableName=self.table_name,
             IndexName=CONNECTIONS_BY_SESSION_INDEX,
             KeyConditionExpression="#session = :session",
             ExpressionAttributeNames={"#session": CONNECTIONS_BY_SESSION_PARTITION_KEY},
             ExpressionAttributeValues=dynamodb.values(session=session_id),
-            PaginationConfig={"PageSize": limits.FANOUT_PAGE_SIZE},
+            Limit=limits.FANOUT_PAGE_SIZE,
         )
         for page in pages:
             yield [
@@ -210,7 +210,7 @@ class ConnectionsRepository:
     def mark_refresh_notified(self, connection_id: str) -> bool:
         """Record that the client was asked to refresh; False when it already was (or the row is gone)."""
         try:
-            dynamodb.client().update_item(
+            dynamodb.request("update_item", 
                 TableName=self.table_name,
                 Key=dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id}),
                 UpdateExpression="SET #notified = :true",
@@ -228,7 +228,7 @@ class ConnectionsRepository:
     def clear_refresh_notified(self, connection_id: str) -> None:
         """Forget an undelivered refresh notice, so the next heartbeat sends it again."""
         try:
-            dynamodb.client().update_item(
+            dynamodb.request("update_item", 
                 TableName=self.table_name,
                 Key=dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id}),
                 UpdateExpression="REMOVE #notified",
@@ -243,7 +243,7 @@ class ConnectionsRepository:
     def delete(self, connection_id: str) -> None:
         """Remove the row if present (a connection that never joined a session)."""
         try:
-            dynamodb.client().delete_item(
+            dynamodb.request("delete_item", 
                 TableName=self.table_name,
                 Key=dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id}),
             )

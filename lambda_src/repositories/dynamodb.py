@@ -5,35 +5,39 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from functools import cache
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 from lambda_src.errors import ErrorCode, ServiceError
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
-# Throttling and 5xx responses: botocore retries them with jitter, bounded well inside the function timeout.
-_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=3)
-_THROTTLING_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-    }
-)
-RETRY_AFTER_SECONDS = 1
-# Writes that collide with a concurrent transaction on the same item (every join touches its session's
-# item) are refused whole and are safe to repeat: retried with full jitter, ~1.3 s at most in all.
-_CONFLICT_BACKOFF_SECONDS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64)
+# botocore does not retry: the one policy below does, for every request, with one time budget.
+_CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=1, read_timeout=2)
+# Refusals worth repeating: throttling, server errors, and collisions with a concurrent transaction on the
+# same item (every join touches its session's item). A cancelled transaction wrote nothing, so repeating it
+# is safe; a request that may have been applied (5xx, timeout) is repeated with the same idempotency token.
+_THROTTLING_CODES = frozenset({
+    "ProvisionedThroughputExceededException", "ProvisionedThroughputExceeded", "ThrottlingException",
+    "ThrottlingError", "RequestLimitExceeded",
+})
+_SERVER_ERROR_CODES = frozenset({"InternalServerError", "ServiceUnavailable"})
 _CONFLICT_CODES = frozenset({"TransactionConflict", "TransactionConflictException", "TransactionInProgressException"})
+_RETRYABLE_CODES = _THROTTLING_CODES | _SERVER_ERROR_CODES | _CONFLICT_CODES
+_AMBIGUOUS_ERRORS = (ConnectionError, HTTPClientError)  # the request may or may not have been applied
+# Full-jitter exponential backoff, at most RETRY_BUDGET_SECONDS of waiting per request: a route makes at
+# most a few requests, so it answers (SERVICE_UNAVAILABLE at worst) well inside its 10 s timeout.
+_FIRST_PAUSE_SECONDS = 0.02
+_MAX_PAUSE_SECONDS = 0.5
+RETRY_BUDGET_SECONDS = 1.5
+RETRY_AFTER_SECONDS = 1
 
 TransactItem = dict[str, Any]
 # A transaction item and what to raise when its condition fails (given the item's old image, if returned).
@@ -68,42 +72,72 @@ def error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-def unavailable_if_throttled(error: ClientError) -> None:
-    """Raise SERVICE_UNAVAILABLE for throttling / server errors that survived the client's retries."""
-    code = error_code(error)
-    reasons = cancellation_reasons(error) if code == "TransactionCanceledException" else []
-    if code in _THROTTLING_CODES or any(reason in _THROTTLING_CODES | {"TransactionConflict"} for reason in reasons):
-        raise ServiceError(
-            ErrorCode.SERVICE_UNAVAILABLE,
-            "the session store is busy; retry shortly",
-            retry_after=RETRY_AFTER_SECONDS,
-        ) from error
-
-
-def _conflicted(error: ClientError) -> bool:
-    """Refused only because another transaction held an item, with no condition failing."""
+def _retryable(error: Exception) -> bool:
+    if isinstance(error, _AMBIGUOUS_ERRORS):
+        return True
+    if not isinstance(error, ClientError):
+        return False
     code = error_code(error)
     if code == "TransactionCanceledException":
         reasons = cancellation_reasons(error)
-        return any(r in _CONFLICT_CODES for r in reasons) and "ConditionalCheckFailed" not in reasons
-    return code in _CONFLICT_CODES
+        return any(r in _RETRYABLE_CODES for r in reasons) and "ConditionalCheckFailed" not in reasons
+    return code in _RETRYABLE_CODES
 
 
-def with_conflict_retry(operation: Callable[..., Any], **arguments: Any) -> Any:
-    """Call ``operation``, repeating it while it is refused only for a conflicting concurrent transaction."""
-    for pause in _CONFLICT_BACKOFF_SECONDS:
+def _unavailable() -> ServiceError:
+    return ServiceError(
+        ErrorCode.SERVICE_UNAVAILABLE, "the session store is busy; retry shortly", retry_after=RETRY_AFTER_SECONDS
+    )
+
+
+def unavailable_if_throttled(error: ClientError) -> None:
+    """Raise SERVICE_UNAVAILABLE for a refusal that only time can cure (what :func:`request` gave up on)."""
+    if _retryable(error):
+        raise _unavailable() from error
+
+
+def request(operation: str, **arguments: Any) -> Any:
+    """One DynamoDB request, repeated with full jitter while it fails for a reason worth repeating, for at
+    most RETRY_BUDGET_SECONDS of waiting; then SERVICE_UNAVAILABLE. Other refusals (a failed condition)
+    are raised as they came."""
+    call = getattr(client(), operation)
+    waited = 0.0
+    pause = _FIRST_PAUSE_SECONDS
+    while True:
         try:
-            return operation(**arguments)
-        except ClientError as error:
-            if not _conflicted(error):
+            return call(**arguments)
+        except (ClientError, *_AMBIGUOUS_ERRORS) as error:
+            if not _retryable(error):
                 raise
-        time.sleep(random.uniform(0, pause))
-    return operation(**arguments)
+            if waited + pause > RETRY_BUDGET_SECONDS:
+                raise _unavailable() from error
+            if operation == "transact_write_items" and not isinstance(error, _AMBIGUOUS_ERRORS) \
+                    and error_code(error) not in _SERVER_ERROR_CODES:
+                # Refused whole (conflict, throttling): the next attempt is a new request.
+                arguments["ClientRequestToken"] = _token()
+        sleep = random.uniform(0, pause)
+        time.sleep(sleep)
+        waited += pause
+        pause = min(pause * 2, _MAX_PAUSE_SECONDS)
+
+
+def _token() -> str:
+    return uuid.uuid4().hex
+
+
+def pages(operation: str, **arguments: Any) -> Iterator[dict[str, Any]]:
+    """Query / Scan results page by page, each page one :func:`request`."""
+    while True:
+        page = request(operation, **arguments)
+        yield page
+        if "LastEvaluatedKey" not in page:
+            return
+        arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def transact(items: Sequence[TransactItem]) -> None:
-    """Write ``items`` atomically (one TransactWriteItems request, repeated only on a conflict)."""
-    with_conflict_retry(client().transact_write_items, TransactItems=list(items))
+    """Write ``items`` atomically (one TransactWriteItems request; idempotent across its repeats)."""
+    request("transact_write_items", TransactItems=list(items), ClientRequestToken=_token())
 
 
 def transact_guarded(guarded: Sequence[Guarded]) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Iterator
 
 from botocore.exceptions import ClientError
@@ -18,6 +20,8 @@ from lambda_src.schema import (
     SESSIONS_SWEEP_AT_ATTRIBUTE,
     SESSIONS_TTL_ATTRIBUTE,
 )
+
+_log = logging.getLogger(__name__)
 
 GRACE_ATTRIBUTE = "speakerGraceEndsAt"
 END_REASON_ATTRIBUTE = "endReason"
@@ -79,20 +83,41 @@ class Session:
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> "Session":
+        """A session from a (deserialized) item; an attribute of the wrong type reads as its default, with a
+        warning (an unreadable ``expiresAt`` reads as 0: the session counts as expired, never as live)."""
+        grace = _number(item, GRACE_ATTRIBUTE, None)
         return cls(
             session_id=item[SESSIONS_PARTITION_KEY],
-            speaker_connection_id=item.get("speakerConnectionId", ""),
-            speaker_user_id=item.get("speakerUserId", ""),
-            source_language=item.get("sourceLanguage", ""),
-            quality_tier=item.get("qualityTier", ""),
-            created_at_ms=int(item.get("createdAt", 0)),
-            expires_at_s=int(item.get(SESSIONS_TTL_ATTRIBUTE, 0)),
-            is_active=bool(item.get("isActive", False)),
-            listener_count=int(item.get("listenerCount", 0)),
+            speaker_connection_id=_text(item, "speakerConnectionId"),
+            speaker_user_id=_text(item, "speakerUserId"),
+            source_language=_text(item, "sourceLanguage"),
+            quality_tier=_text(item, "qualityTier"),
+            created_at_ms=_number(item, "createdAt", 0) or 0,
+            expires_at_s=_number(item, SESSIONS_TTL_ATTRIBUTE, 0) or 0,
+            is_active=item.get("isActive") is True,
+            listener_count=_number(item, "listenerCount", 0) or 0,
             config=partial_config.from_item(item),
-            speaker_grace_ends_at_s=int(item[GRACE_ATTRIBUTE]) if GRACE_ATTRIBUTE in item else None,
-            end_reason=item.get(END_REASON_ATTRIBUTE),
+            speaker_grace_ends_at_s=grace,
+            end_reason=item.get(END_REASON_ATTRIBUTE) if isinstance(item.get(END_REASON_ATTRIBUTE), str) else None,
         )
+
+
+def _number(item: dict[str, Any], name: str, default: int | None) -> int | None:
+    value = item.get(name)
+    if value is None:
+        return default
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool) and Decimal(value).is_finite():
+        return int(value)
+    _log.warning("session item has a non-numeric %s; reading it as %s", name, default)
+    return default
+
+
+def _text(item: dict[str, Any], name: str) -> str:
+    value = item.get(name, "")
+    if isinstance(value, str):
+        return value
+    _log.warning("session item has a non-text %s; reading it as empty", name)
+    return ""
 
 
 class SessionIdTaken(Exception):
@@ -147,7 +172,7 @@ class SessionsRepository:
         """The session, or None when there is none or it has expired by ``now_s`` (TTL deletion lags);
         ``now_s=None`` returns an expired session too (the sweeper ends those)."""
         try:
-            response = dynamodb.client().get_item(
+            response = dynamodb.request("get_item", 
                 TableName=self.table_name,
                 Key=dynamodb.serialize({SESSIONS_PARTITION_KEY: session_id}),
                 ConsistentRead=True,
@@ -279,7 +304,7 @@ class SessionsRepository:
         self, arguments: dict[str, Any], session_id: str, now_s: int | None, *, connection_id: str | None
     ) -> dict[str, Any]:
         try:
-            return dynamodb.with_conflict_retry(dynamodb.client().update_item, **arguments)["Attributes"]
+            return dynamodb.request("update_item", **arguments)["Attributes"]
         except ClientError as error:
             dynamodb.unavailable_if_throttled(error)
             if dynamodb.error_code(error) != "ConditionalCheckFailedException":
@@ -290,8 +315,8 @@ class SessionsRepository:
     # -- the sweeper -------------------------------------------------------------------------------
     def due_for_sweep(self, now_s: int) -> Iterator[tuple[str, int]]:
         """(session id, sweep time) of active sessions whose lifetime or speaker window is over."""
-        paginator = dynamodb.client().get_paginator("scan")
-        pages = paginator.paginate(
+        pages = dynamodb.pages(
+            "scan",
             TableName=self.table_name,
             IndexName=SESSIONS_BY_SWEEP_TIME_INDEX,
             FilterExpression="#sweep <= :now",
