@@ -113,7 +113,14 @@ def session_status(session: Session, listeners_by_language: dict[str, int], time
 
 
 def encode(message: dict[str, Any]) -> str:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON text. A message quoting an unpaired surrogate a client sent (which cannot be UTF-8)
+    is escaped instead, so every frame stays valid UTF-8 text."""
+    text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(message, separators=(",", ":"))
+    return text
 
 
 # Every server message type (``error`` comes from errors.ServiceError); the README documents each of them.

@@ -35,7 +35,7 @@ ROLES = (ROLE_SPEAKER, ROLE_LISTENER)
 
 SESSION_ID_PATTERN = re.compile(r"^[a-z]+-[a-z]+-[1-9][0-9]{2}$")
 # Plain decimal notation with an optional small exponent; anything else (hex, "1_0", "inf", " 1") is refused.
-_DECIMAL_PATTERN = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,3})?$")
+_DECIMAL_PATTERN = re.compile(r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?$")  # ASCII digits only
 # API Gateway connection ids are short base64-like strings (e.g. "L0SM9cOFvHcCIhw=").
 _CONNECTION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_=+/-]{1,128}$")
 _SHOWN_CHARACTERS = 40
