@@ -1,20 +1,30 @@
 """Typed per-environment configuration, chosen with ``-c env=dev|staging|prod`` (default ``dev``).
 
-Single values can be overridden from context too, e.g. ``-c maxListenersPerSession=800``.
+Single values can be overridden from context too, e.g. ``-c maxListenersPerSession=800``; so can the alarm
+e-mail address (``-c alarmEmail=ops@example.com``). The per-route throttles are set here only.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
 
-from lambda_src import limits
+from lambda_src import limits, routes
 
 ENV_CONTEXT_KEY = "env"
 DEFAULT_ENVIRONMENT = "dev"
+
+
+@dataclass(frozen=True)
+class RouteThrottle:
+    """API Gateway's token bucket for one route of the stage: steady requests per second, and burst."""
+
+    rate_limit: float
+    burst_limit: int
 
 
 @dataclass(frozen=True)
@@ -26,14 +36,29 @@ class EnvironmentConfig:
     point_in_time_recovery: bool
     deletion_protection: bool
     log_retention_days: int
-    throttle_rate_limit: float
+    throttle_rate_limit: float  # every route of the stage, unless route_throttles names it
     throttle_burst_limit: int
+    # Tighter limits for the routes that write the most per request (a new connection, a new session, a
+    # join); heartbeat and the other routes keep the stage's limit. Route key -> its limit.
+    route_throttles: Mapping[str, RouteThrottle]
+    # X-Ray: Lambda tracing mode Active (sampled traces of each invocation and its AWS SDK calls' latency).
+    tracing_enabled: bool
     session_lifetime_hours: int = limits.DEFAULT_SESSION_LIFETIME_HOURS
     max_listeners_per_session: int = limits.DEFAULT_MAX_LISTENERS_PER_SESSION
     speaker_grace_seconds: int = limits.DEFAULT_SPEAKER_GRACE_SECONDS
+    sessions_per_user_per_hour: int = limits.DEFAULT_SESSIONS_PER_USER_PER_HOUR
+    joins_per_session_per_minute: int = limits.DEFAULT_JOINS_PER_SESSION_PER_MINUTE
+    connections_per_source_per_minute: int = limits.DEFAULT_CONNECTIONS_PER_SOURCE_PER_MINUTE
     supported_languages: str = ""  # comma-separated ISO 639-1 codes; empty: the code's full list
     user_pool_id: str = ""  # an existing Cognito user pool to trust; empty: the stack creates one
     user_pool_client_id: str = ""
+    alarm_email: str = ""  # subscribed to the alarm topic when set (the address confirms by e-mail)
+    # Rejections with errorCode INVALID_CONFIGURATION in 5 minutes that count as a spike (a client sending
+    # out-of-range partial-result settings over and over, e.g. after a bad release).
+    invalid_configuration_alarm_threshold: int = 25
+    # API Gateway writes a WebSocket stage's access logs with the region's account-wide CloudWatch role.
+    # True: this stack creates that role and sets it (once per account and region; it is retained).
+    create_api_gateway_account_role: bool = False
 
     @property
     def stack_name(self) -> str:
@@ -60,22 +85,44 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
     "dev": EnvironmentConfig(
         name="dev", retain_data=False, point_in_time_recovery=False, deletion_protection=False,
         log_retention_days=7, throttle_rate_limit=50, throttle_burst_limit=100,
+        route_throttles={
+            routes.CONNECT: RouteThrottle(20, 40),
+            routes.CREATE_SESSION: RouteThrottle(2, 5),
+            routes.JOIN_SESSION: RouteThrottle(20, 40),
+        },
+        tracing_enabled=False,
     ),
     "staging": EnvironmentConfig(
         name="staging", retain_data=False, point_in_time_recovery=True, deletion_protection=False,
         log_retention_days=30, throttle_rate_limit=200, throttle_burst_limit=400,
+        route_throttles={
+            routes.CONNECT: RouteThrottle(100, 200),
+            routes.CREATE_SESSION: RouteThrottle(5, 10),
+            routes.JOIN_SESSION: RouteThrottle(100, 200),
+        },
+        tracing_enabled=True,
     ),
     "prod": EnvironmentConfig(
         name="prod", retain_data=True, point_in_time_recovery=True, deletion_protection=True,
         log_retention_days=90, throttle_rate_limit=1000, throttle_burst_limit=2000,
+        # A venue's whole audience joins within a minute or so: the $connect burst covers a full session.
+        route_throttles={
+            routes.CONNECT: RouteThrottle(300, 600),
+            routes.CREATE_SESSION: RouteThrottle(20, 40),
+            routes.JOIN_SESSION: RouteThrottle(300, 600),
+        },
+        tracing_enabled=True,
     ),
 }
 
-# camelCase context keys for the overridable fields, e.g. maxListenersPerSession.
+ROUTE_KEYS = frozenset({routes.CONNECT, routes.DISCONNECT, routes.DEFAULT, *routes.MESSAGE_ROUTES})
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+# camelCase context keys for the overridable (single-valued) fields, e.g. maxListenersPerSession.
 _OVERRIDABLE = {
     "".join(part.capitalize() if i else part for i, part in enumerate(f.name.split("_"))): f
     for f in fields(EnvironmentConfig)
-    if f.name != "name"
+    if f.name not in ("name", "route_throttles")
 }
 
 
@@ -95,9 +142,29 @@ def load(context: Mapping[str, Any] | Any) -> EnvironmentConfig:
     config = replace(config, **overrides)
     if config.log_retention_days not in _RETENTION_BY_DAYS:
         raise ValueError(f"logRetentionDays must be one of {sorted(_RETENTION_BY_DAYS)}")
-    if config.max_listeners_per_session < 1 or config.session_lifetime_hours < 1 or config.speaker_grace_seconds < 1:
-        raise ValueError("maxListenersPerSession, sessionLifetimeHours and speakerGraceSeconds must be positive")
+    positive = ("max_listeners_per_session", "session_lifetime_hours", "speaker_grace_seconds",
+                "sessions_per_user_per_hour", "joins_per_session_per_minute", "connections_per_source_per_minute")
+    for name in positive:
+        if getattr(config, name) < 1:
+            key = next(k for k, f in _OVERRIDABLE.items() if f.name == name)
+            raise ValueError(f"{key} must be positive, got {getattr(config, name)}")
+    _check_operations(config)
     return config
+
+
+def _check_operations(config: EnvironmentConfig) -> None:
+    """Throttles, alarm threshold and alarm address: refused at synth rather than at deploy."""
+    if config.throttle_rate_limit <= 0 or config.throttle_burst_limit < 1:
+        raise ValueError("throttleRateLimit and throttleBurstLimit must be positive")
+    for route_key, throttle in config.route_throttles.items():
+        if route_key not in ROUTE_KEYS:
+            raise ValueError(f"route_throttles names {route_key!r}, not a route; routes: {sorted(ROUTE_KEYS)}")
+        if throttle.rate_limit <= 0 or throttle.burst_limit < 1:
+            raise ValueError(f"the throttle of {route_key} must be positive, got {throttle}")
+    if config.invalid_configuration_alarm_threshold < 1:
+        raise ValueError("invalidConfigurationAlarmThreshold must be positive")
+    if config.alarm_email and not _EMAIL.fullmatch(config.alarm_email):
+        raise ValueError(f"alarmEmail must be an e-mail address, got {config.alarm_email!r}")
 
 
 _FIELD_TYPES = {"bool": bool, "int": int, "float": float, "str": str}

@@ -24,3 +24,7 @@ ROUTE_TIMEOUT: Final = Duration.seconds(10)
 WELCOME_TIMEOUT: Final = Duration.seconds(30)
 # A sweep ends each due session and tells its listeners; it must finish well before the next one starts.
 SWEEPER_TIMEOUT: Final = Duration.seconds(50)
+
+# Powertools reads these: the service name (the logs' and metrics' ``service``) and the metrics namespace.
+ENV_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
+ENV_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"

@@ -1,4 +1,5 @@
-"""The deployable unit: tables and the WebSocket API, composed; outputs for operators and downstream."""
+"""The deployable unit: tables, the WebSocket API and its alarms, composed; outputs for operators and
+downstream."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
+from cdk_app.monitoring import ServiceAlarms
 from cdk_app.tables import SessionTables
 from cdk_app.websocket_api import SessionWebSocketApi
 
@@ -19,6 +21,14 @@ class SessionServiceStack(Stack):
         self.config = config
         self.tables = SessionTables(self, "Tables", config=config)
         self.websocket = SessionWebSocketApi(self, "WebSocket", config=config, tables=self.tables)
+        self.monitoring = ServiceAlarms(
+            self,
+            "Monitoring",
+            config=config,
+            functions=self.websocket.functions,
+            api=self.websocket.api,
+            stage=self.websocket.stage,
+        )
 
         CfnOutput(self, "WebSocketUrl", value=self.websocket.stage.url, description="Clients connect here")
         CfnOutput(self, "CallbackUrl", value=self.websocket.stage.callback_url, description="@connections API")
@@ -26,6 +36,10 @@ class SessionServiceStack(Stack):
         CfnOutput(self, "SessionsTableArn", value=self.tables.sessions.table_arn)
         CfnOutput(self, "ConnectionsTableName", value=self.tables.connections.table_name)
         CfnOutput(self, "ConnectionsTableArn", value=self.tables.connections.table_arn)
+        CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn, description="Alarms notify this")
+        CfnOutput(
+            self, "AccessLogGroupName", value=self.websocket.access_logs.log_group_name, description="Stage access logs"
+        )
 
     def grant_downstream_read(self, grantee: iam.IGrantable) -> None:
         """Wire a downstream processor (transcription, translation) to read session settings."""

@@ -1,13 +1,17 @@
-"""The two DynamoDB tables, built from the definitions in ``lambda_src.schema`` (which the repositories and
+"""The DynamoDB tables, built from the definitions in ``lambda_src.schema`` (which the repositories and
 the unit tests' tables use too); the local run creates its tables from the synthesized template."""
 
 from __future__ import annotations
+
+from typing import Iterable
 
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from cdk_app import nag
 from cdk_app.config import EnvironmentConfig
+from cdk_app.permissions import DOWNSTREAM_READ, TableAccess
 from lambda_src import schema
 
 _ATTRIBUTE_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER}
@@ -19,13 +23,16 @@ _STREAMS = {
 
 
 class SessionTables(Construct):
-    """Sessions (one item per session) and Connections (one row per open WebSocket connection)."""
+    """Sessions (one item per session), Connections (one row per open WebSocket connection) and RateLimits
+    (one counter per limit and time window)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig) -> None:
         super().__init__(scope, construct_id)
         self._config = config
+        self._by_definition: dict[str, dynamodb.Table] = {}
         self.sessions = self._build_table(schema.SESSIONS)
         self.connections = self._build_table(schema.CONNECTIONS)
+        self.rate_limits = self._build_table(schema.RATE_LIMITS)
 
     def _build_table(self, definition: schema.TableDefinition) -> dynamodb.Table:
         config = self._config
@@ -50,12 +57,39 @@ class SessionTables(Construct):
                 sort_key=_attribute(index.sort_key) if index.sort_key else None,
                 projection_type=_PROJECTIONS[index.projection],
             )
+        if not config.point_in_time_recovery:
+            nag.acknowledge(
+                table,
+                "DDB3",
+                f"point-in-time recovery is off for {config.name} by its configuration (point_in_time_recovery, "
+                "on by default in staging and prod only): that environment's data is disposable",
+            )
+        self._by_definition[definition.construct_id] = table
         return table
 
+    def table(self, definition: schema.TableDefinition) -> dynamodb.Table:
+        """The deployed table built from ``definition``."""
+        return self._by_definition[definition.construct_id]
+
+    def grant_access(self, grantee: iam.IGrantable, accesses: Iterable[TableAccess]) -> None:
+        """Grant exactly ``accesses``: item actions on each table, index actions on each named index."""
+        for access in accesses:
+            table = self.table(access.table)
+            if access.actions:
+                iam.Grant.add_to_principal(
+                    grantee=grantee, actions=sorted(access.actions), resource_arns=[table.table_arn]
+                )
+            indexes = {index.name for index in access.table.indexes}
+            for index_name, actions in access.index_actions.items():
+                if index_name not in indexes:
+                    raise ValueError(f"table {access.table.construct_id} has no index {index_name!r}")
+                iam.Grant.add_to_principal(
+                    grantee=grantee, actions=sorted(actions), resource_arns=[f"{table.table_arn}/index/{index_name}"]
+                )
+
     def grant_downstream_read(self, grantee: iam.IGrantable) -> None:
-        """Let a downstream processor read session settings and list listeners by language."""
-        self.sessions.grant_read_data(grantee)
-        self.connections.grant_read_data(grantee)
+        """Let a downstream processor read a session's settings and list its listeners by language."""
+        self.grant_access(grantee, DOWNSTREAM_READ)
 
 
 def _attribute(key: schema.KeyAttribute) -> dynamodb.Attribute:

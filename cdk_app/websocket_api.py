@@ -2,23 +2,59 @@
 
 from __future__ import annotations
 
+import json
+
+import jsii
+from aws_cdk import Aws, RemovalPolicy
+from aws_cdk import aws_apigateway as apigw_v1
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import Duration
 from constructs import Construct
 
-from cdk_app import constants
+from cdk_app import constants, nag
 from cdk_app.auth import SpeakerAuth
 from cdk_app.bundling import dependencies_layer, lambda_code
 from cdk_app.config import EnvironmentConfig
+from cdk_app.permissions import FUNCTION_TABLE_ACCESS
 from cdk_app.tables import SessionTables
-from lambda_src import limits, log, routes, settings
+from lambda_src import limits, log, metrics, routes, settings
 from lambda_src.repositories.connections import WELCOME_ATTRIBUTE
+
+# One JSON object per request or message. Correlation ids, what happened and how it ended; never the
+# client's address or anything else from $context.identity (no full IP address is ever logged).
+ACCESS_LOG_FIELDS = {
+    "requestId": "$context.requestId",
+    "extendedRequestId": "$context.extendedRequestId",
+    "requestTime": "$context.requestTime",
+    "requestTimeEpoch": "$context.requestTimeEpoch",
+    "stage": "$context.stage",
+    "connectionId": "$context.connectionId",
+    "connectedAt": "$context.connectedAt",
+    "eventType": "$context.eventType",
+    "routeKey": "$context.routeKey",
+    "messageId": "$context.messageId",
+    "status": "$context.status",
+    "errorMessage": "$context.error.message",
+    "errorResponseType": "$context.error.responseType",
+    "authorizeStatus": "$context.authorize.status",
+    "authorizerError": "$context.authorizer.error",
+    "integrationStatus": "$context.integration.status",
+    "integrationError": "$context.integration.error",
+    "integrationLatency": "$context.integration.latency",
+    "integrationRequestId": "$context.integration.requestId",
+}
+
+_NO_RESOURCE_LEVEL_XRAY = (
+    "Active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level "
+    "permissions, so CDK grants them on * (the AWS documented policy for Lambda tracing)"
+)
 
 
 class SessionWebSocketApi(Construct):
@@ -32,6 +68,8 @@ class SessionWebSocketApi(Construct):
         self._config = config
         self._tables = tables
         self._code = lambda_code()
+        # Why each role holds a permission on "*" (services without resource-level permissions), by role.
+        self._unscoped: dict[iam.IRole, list[str]] = {}
         self._layer = dependencies_layer(self, "Dependencies")
 
         self.connect_function = self._build_function("Connect", "connect")
@@ -41,30 +79,40 @@ class SessionWebSocketApi(Construct):
         self.sweeper_function = self._build_function("Sweeper", "sweeper", timeout=constants.SWEEPER_TIMEOUT)
         self.authorizer_function = self._build_function("Authorizer", "authorizer", tables=False)
         self.auth = SpeakerAuth(self, "SpeakerAuth", config=config, authorizer_function=self.authorizer_function)
+        # Every function by the handler module it runs (the alarms watch each).
+        self.functions: dict[str, lambda_.Function] = {
+            "connect": self.connect_function,
+            "disconnect": self.disconnect_function,
+            "message": self.message_function,
+            "welcome": self.welcome_function,
+            "sweeper": self.sweeper_function,
+            "authorizer": self.authorizer_function,
+        }
         # Functions that write session state; each of them may also have to tell the connections about it.
         self.posting_functions = (
             self.connect_function, self.disconnect_function, self.message_function, self.sweeper_function,
         )
-        for function in self.posting_functions:
-            tables.sessions.grant_read_write_data(function)
-            tables.connections.grant_read_write_data(function)
 
         self.api = self._build_api()
-        self.stage = apigw.WebSocketStage(
-            self,
-            "Stage",
-            web_socket_api=self.api,
-            stage_name=config.name,
-            auto_deploy=True,
-            throttle=apigw.ThrottleSettings(
-                rate_limit=config.throttle_rate_limit, burst_limit=config.throttle_burst_limit
-            ),
+        self.stage = self._build_stage()
+        connections_arn = (
+            f"arn:{Aws.PARTITION}:execute-api:{Aws.REGION}:{Aws.ACCOUNT_ID}:{self.api.api_id}"
+            f"/{self.stage.stage_name}/*/@connections/*"
         )
         for function in (*self.posting_functions, self.welcome_function):
             function.add_environment(settings.ENV_CALLBACK_URL, self.stage.callback_url)
             self.stage.grant_management_api_access(function)
+            assert function.role is not None
+            nag.acknowledge_wildcard_resource(
+                function.role,
+                connections_arn,
+                "execute-api:ManageConnections on this API's stage only: the first * is the HTTP method (POST "
+                "sends, DELETE closes), the last the connection id, which each client gets at run time",
+            )
         self._wire_welcome()
         self._schedule_sweeper()
+        for role, reasons in self._unscoped.items():
+            nag.acknowledge_wildcard_resource(role, "*", "; ".join(reasons))
 
     def _build_function(
         self, construct_id: str, module: str, timeout: Duration = constants.ROUTE_TIMEOUT, tables: bool = True
@@ -76,18 +124,36 @@ class SessionWebSocketApi(Construct):
             retention=config.log_retention,
             removal_policy=config.removal_policy,
         )
-        environment = {"POWERTOOLS_SERVICE_NAME": log.SERVICE_NAME}
+        # The service name and environment are the default dimensions of the code's metrics, in this namespace.
+        environment = {
+            constants.ENV_SERVICE_NAME: log.SERVICE_NAME,
+            constants.ENV_METRICS_NAMESPACE: metrics.NAMESPACE,
+            metrics.ENV_ENVIRONMENT_NAME: config.name,
+        }
         if tables:
             environment |= {
                 settings.ENV_SESSIONS_TABLE: self._tables.sessions.table_name,
                 settings.ENV_CONNECTIONS_TABLE: self._tables.connections.table_name,
+                settings.ENV_RATE_LIMITS_TABLE: self._tables.rate_limits.table_name,
                 settings.ENV_SESSION_LIFETIME_HOURS: str(config.session_lifetime_hours),
                 settings.ENV_MAX_LISTENERS: str(config.max_listeners_per_session),
                 settings.ENV_SPEAKER_GRACE_SECONDS: str(config.speaker_grace_seconds),
+                settings.ENV_SESSIONS_PER_USER_PER_HOUR: str(config.sessions_per_user_per_hour),
+                settings.ENV_JOINS_PER_SESSION_PER_MINUTE: str(config.joins_per_session_per_minute),
+                settings.ENV_CONNECTIONS_PER_SOURCE_PER_MINUTE: str(config.connections_per_source_per_minute),
             }
         if tables and config.supported_languages:
             environment[settings.ENV_SUPPORTED_LANGUAGES] = config.supported_languages
-        return lambda_.Function(
+        # A role of its own, with no managed policy: writing to its own log group, then exactly the table
+        # actions its code calls (cdk_app.permissions) and whatever else is granted to it below.
+        role = iam.Role(
+            self,
+            f"{construct_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{config.stack_name} {module} function",
+        )
+        log_group.grant_write(role)
+        function = lambda_.Function(
             self,
             construct_id,
             runtime=constants.RUNTIME,
@@ -99,7 +165,20 @@ class SessionWebSocketApi(Construct):
             timeout=timeout,
             environment=environment,
             log_group=log_group,
+            role=role,
+            tracing=lambda_.Tracing.ACTIVE if config.tracing_enabled else None,
         )
+        self._tables.grant_access(function, FUNCTION_TABLE_ACCESS.get(module, ()))
+        nag.acknowledge(
+            function,
+            "L1",
+            f"the runtime is pinned on purpose ({constants.RUNTIME.name}, cdk_app.constants): the layer's wheels "
+            "are built for that Python version, so moving to a newer runtime is a change of its own, tested on "
+            "that version, rather than one a new Lambda release forces at synth",
+        )
+        if config.tracing_enabled:
+            self._unscoped.setdefault(role, []).append(_NO_RESOURCE_LEVEL_XRAY)
+        return function
 
     def _integration(self, route_key: str, function: lambda_.IFunction) -> integrations.WebSocketLambdaIntegration:
         """A fresh integration per route: a shared one grants invoke to its first route only."""
@@ -107,30 +186,93 @@ class SessionWebSocketApi(Construct):
         return integrations.WebSocketLambdaIntegration(f"{name[0].upper()}{name[1:]}Integration", function)
 
     def _build_api(self) -> apigw.WebSocketApi:
-        api = apigw.WebSocketApi(
-            self,
-            "Api",
-            route_selection_expression=routes.ROUTE_SELECTION_EXPRESSION,
-            connect_route_options=apigw.WebSocketRouteOptions(
+        api = apigw.WebSocketApi(self, "Api", route_selection_expression=routes.ROUTE_SELECTION_EXPRESSION)
+        self.routes: dict[str, apigw.WebSocketRoute] = {
+            routes.CONNECT: api.add_route(
+                routes.CONNECT,
                 integration=self._integration(routes.CONNECT, self.connect_function),
                 authorizer=self.auth.authorizer,
             ),
-            disconnect_route_options=apigw.WebSocketRouteOptions(
-                integration=self._integration(routes.DISCONNECT, self.disconnect_function)
+            routes.DISCONNECT: api.add_route(
+                routes.DISCONNECT, integration=self._integration(routes.DISCONNECT, self.disconnect_function)
             ),
-            # Replies are route responses, so API Gateway delivers each handler's returned body.
-            default_route_options=apigw.WebSocketRouteOptions(
-                integration=self._integration(routes.DEFAULT, self.message_function), return_response=True
-            ),
-        )
-        for route_key in routes.MESSAGE_ROUTES:
-            api.add_route(
+        }
+        # Replies are route responses, so API Gateway delivers each handler's returned body.
+        for route_key in (routes.DEFAULT, *routes.MESSAGE_ROUTES):
+            self.routes[route_key] = api.add_route(
                 route_key, integration=self._integration(route_key, self.message_function), return_response=True
             )
+        for route_key, route in self.routes.items():
+            if route_key != routes.CONNECT:
+                nag.acknowledge(
+                    route,
+                    "APIG4",
+                    "API Gateway runs a WebSocket API's authorizer on $connect only; every later message and "
+                    "the $disconnect arrive on that authorized connection (the authorizer's context comes with "
+                    "each), and speaker actions check the session's speaker connection or owner themselves",
+                )
         return api
+
+    def _build_stage(self) -> apigw.WebSocketStage:
+        """The environment's stage: JSON access logs, the stage-wide throttle and tighter per-route ones."""
+        config = self._config
+        self.access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=config.log_retention, removal_policy=config.removal_policy
+        )
+        stage = apigw.WebSocketStage(
+            self,
+            "Stage",
+            web_socket_api=self.api,
+            stage_name=config.name,
+            auto_deploy=True,
+            throttle=apigw.ThrottleSettings(
+                rate_limit=config.throttle_rate_limit, burst_limit=config.throttle_burst_limit
+            ),
+            access_log_settings=_AccessLogSettings(self.access_logs),
+        )
+        cfn_stage = stage.node.default_child
+        assert isinstance(cfn_stage, apigw.CfnStage)
+        cfn_stage.route_settings = {
+            route_key: {"ThrottlingRateLimit": throttle.rate_limit, "ThrottlingBurstLimit": throttle.burst_limit}
+            for route_key, throttle in sorted(config.route_throttles.items())
+        }
+        for route_key in config.route_throttles:
+            stage.node.add_dependency(self.routes[route_key])  # route settings name routes that must exist
+        if config.create_api_gateway_account_role:
+            stage.node.add_dependency(self._api_gateway_account_role())
+        return stage
+
+    def _api_gateway_account_role(self) -> apigw_v1.CfnAccount:
+        """The region's account-wide role API Gateway writes WebSocket (and REST) logs with. Both are kept
+        when the stack goes: other APIs of the account may log through the same setting."""
+        role = iam.Role(
+            self,
+            "ApiGatewayLogsRole",
+            assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name(_API_GATEWAY_LOGS_POLICY)
+            ],
+        )
+        role.apply_removal_policy(RemovalPolicy.RETAIN)
+        nag.acknowledge_managed_policy(
+            role,
+            _API_GATEWAY_LOGS_POLICY,
+            "API Gateway's account-wide logging role: AWS's own policy for it, because API Gateway creates and "
+            "writes the log groups of every API in the account and region, whose names this stack cannot know",
+        )
+        account = apigw_v1.CfnAccount(self, "ApiGatewayAccount", cloud_watch_role_arn=role.role_arn)
+        account.apply_removal_policy(RemovalPolicy.RETAIN)
+        return account
 
     def _wire_welcome(self) -> None:
         """First messages: new Connections rows carrying one are posted once the handshake is done."""
+        # The event source grants the stream reads on the Connections stream, and dynamodb:ListStreams,
+        # which supports no resource-level permission, on *.
+        assert self.welcome_function.role is not None
+        self._unscoped.setdefault(self.welcome_function.role, []).append(
+            "dynamodb:ListStreams supports no resource-level permissions (Lambda's DynamoDB stream event source "
+            "needs it; the stream reads themselves are granted on the Connections stream only)"
+        )
         self.welcome_function.add_event_source(
             event_sources.DynamoEventSource(
                 self._tables.connections,
@@ -157,3 +299,22 @@ class SessionWebSocketApi(Construct):
             schedule=events.Schedule.rate(Duration.minutes(limits.SWEEP_INTERVAL_MINUTES)),
             targets=[targets.LambdaFunction(self.sweeper_function, retry_attempts=0)],
         )
+
+
+_API_GATEWAY_LOGS_POLICY = "service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+
+
+@jsii.implements(apigw.IAccessLogSettings)
+class _AccessLogSettings:
+    """JSON access logs (``ACCESS_LOG_FIELDS``) into ``log_group``."""
+
+    def __init__(self, log_group: logs.ILogGroup) -> None:
+        self._destination = apigw.LogGroupLogDestination(log_group)
+
+    @property
+    def destination(self) -> apigw.IAccessLogDestination:
+        return self._destination
+
+    @property
+    def format(self) -> apigw_v1.AccessLogFormat:
+        return apigw_v1.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS, separators=(",", ":")))

@@ -62,6 +62,12 @@ POLICY_TYPE = "AWS::IAM::Policy"
 ROLE_TYPE = "AWS::IAM::Role"
 EVENT_SOURCE_MAPPING_TYPE = "AWS::Lambda::EventSourceMapping"
 RULE_TYPE = "AWS::Events::Rule"
+ALARM_TYPE = "AWS::CloudWatch::Alarm"
+TOPIC_TYPE = "AWS::SNS::Topic"
+TOPIC_POLICY_TYPE = "AWS::SNS::TopicPolicy"
+SUBSCRIPTION_TYPE = "AWS::SNS::Subscription"
+KEY_TYPE = "AWS::KMS::Key"
+ACCOUNT_TYPE = "AWS::ApiGateway::Account"
 
 EVENTS_PRINCIPAL = "events.amazonaws.com"
 
@@ -117,9 +123,9 @@ def table_arn(logical_id: str) -> str:
     return canonical(get_att(logical_id, "Arn"))
 
 
-def index_arn(logical_id: str) -> str:
-    """Every index of a table, as IAM statements name them, canonical (for ``allowed_pairs``)."""
-    return canonical({"Fn::Join": ["", [get_att(logical_id, "Arn"), "/index/*"]]})
+def index_arn(logical_id: str, index_name: str = "*") -> str:
+    """A table's index (default: every index), as IAM statements name it, canonical (for ``allowed_pairs``)."""
+    return canonical({"Fn::Join": ["", [get_att(logical_id, "Arn"), f"/index/{index_name}"]]})
 
 
 def join_parts(value: Any) -> list[Any]:
@@ -231,6 +237,10 @@ class Synthesized:
     def connections_table_id(self) -> str:
         return self.table_id(schema.CONNECTIONS_PARTITION_KEY)
 
+    @cached_property
+    def rate_limits_table_id(self) -> str:
+        return self.table_id(schema.RATE_LIMITS_PARTITION_KEY)
+
     # The API.
 
     @cached_property
@@ -323,6 +333,18 @@ class Synthesized:
 
     def statements_of_function(self, function_id: str) -> list[dict[str, Any]]:
         return self.statements_of_role(self.function_role_id(function_id))
+
+    # Policy checks.
+
+    @cached_property
+    def acknowledgments(self) -> dict[str, dict[str, str]]:
+        """Construct path -> {acknowledged finding id: reason}, over the whole app (cdk-nag's exceptions)."""
+        found: dict[str, dict[str, str]] = {}
+        for construct in self.app.node.find_all():
+            for entry in construct.node.metadata:
+                if entry.type == cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY:
+                    found.setdefault(construct.node.path, {}).update(entry.data)
+        return found
 
 
 def allowed_pairs(statements: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:

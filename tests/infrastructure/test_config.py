@@ -85,6 +85,10 @@ def test_override_is_coerced_to_the_field_type() -> None:
         ({"retainData": "FALSE"}, "retain_data", False),
         ({"pointInTimeRecovery": True}, "point_in_time_recovery", True),
         ({"supportedLanguages": "en,es"}, "supported_languages", "en,es"),
+        ({"alarmEmail": "ops@example.com"}, "alarm_email", "ops@example.com"),
+        ({"tracingEnabled": "true"}, "tracing_enabled", True),
+        ({"createApiGatewayAccountRole": "true"}, "create_api_gateway_account_role", True),
+        ({"invalidConfigurationAlarmThreshold": "5"}, "invalid_configuration_alarm_threshold", 5),
     ],
 )
 def test_overrides_of_other_fields(context: dict[str, Any], field: str, expected: Any) -> None:
@@ -112,6 +116,12 @@ def test_overrides_of_other_fields(context: dict[str, Any], field: str, expected
         {"logRetentionDays": "8"},
         {"retainData": "yes"},
         {"deletionProtection": "1"},
+        {"alarmEmail": "not-an-address"},
+        {"alarmEmail": "two@at@example.com"},
+        {"tracingEnabled": "maybe"},
+        {"invalidConfigurationAlarmThreshold": "0"},
+        {"throttleRateLimit": "0"},
+        {"throttleBurstLimit": "0"},
     ],
 )
 def test_bad_override_is_refused(context: dict[str, Any]) -> None:
@@ -128,3 +138,42 @@ def test_fractional_throttle_rate_limit_override() -> None:
 
     # Then the rate limit is 12.5 requests per second
     assert loaded.throttle_rate_limit == 12.5
+
+
+def test_tracing_is_off_in_dev_and_on_in_staging_and_prod() -> None:
+    # Given each environment's configuration
+    # Then X-Ray tracing is on where its cost buys something (staging, prod), and off in dev
+    assert {name: config.load({"env": name}).tracing_enabled for name in config.ENVIRONMENTS} == {
+        "dev": False,
+        "staging": True,
+        "prod": True,
+    }
+
+
+def test_route_throttles_name_routes_and_are_tighter_than_the_stage() -> None:
+    # Given each environment's per-route limits
+    for name, environment in config.ENVIRONMENTS.items():
+        # Then they name routes of the API, and each is tighter than the stage's limit
+        assert set(environment.route_throttles) <= config.ROUTE_KEYS, name
+        assert set(environment.route_throttles) == {"$connect", "createSession", "joinSession"}, name
+        for route_key, throttle in environment.route_throttles.items():
+            assert 0 < throttle.rate_limit < environment.throttle_rate_limit, (name, route_key)
+            assert 0 < throttle.burst_limit < environment.throttle_burst_limit, (name, route_key)
+
+
+@pytest.mark.parametrize(
+    "route_throttles",
+    [
+        {"$conect": config.RouteThrottle(10, 20)},
+        {"heartbeat": config.RouteThrottle(0, 20)},
+        {"heartbeat": config.RouteThrottle(10, 0)},
+    ],
+)
+def test_bad_route_throttles_are_refused(monkeypatch: pytest.MonkeyPatch, route_throttles: dict) -> None:
+    # Given an environment whose per-route limits name no route, or are not positive
+    broken = dataclasses.replace(config.ENVIRONMENTS["dev"], route_throttles=route_throttles)
+    monkeypatch.setitem(config.ENVIRONMENTS, "dev", broken)
+
+    # When / Then loading it refuses them
+    with pytest.raises(ValueError, match="route_throttles|throttle of"):
+        config.load({"env": "dev"})

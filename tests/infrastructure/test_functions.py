@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cdk_app import constants
-from lambda_src import limits, settings
+from lambda_src import auth, limits, schema, settings
 from lambda_src.repositories.connections import WELCOME_ATTRIBUTE
 from tests.infrastructure.template_support import (
     ACCOUNT,
@@ -32,7 +32,6 @@ from tests.infrastructure.template_support import (
     SWEEPER_MODULE,
     TABLE_MODULES,
     WELCOME_MODULE,
-    WRITER_MODULES,
     Synthesized,
     allowed_actions,
     allowed_pairs,
@@ -366,36 +365,6 @@ def test_authorizer_can_neither_manage_connections_nor_reach_them(deployed: Synt
         assert name not in variables, name
 
 
-@pytest.mark.parametrize(
-    "action",
-    [
-        "dynamodb:GetItem",
-        "dynamodb:Query",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:DeleteItem",
-        "dynamodb:ConditionCheckItem",
-    ],
-)
-def test_writer_functions_read_and_write_both_tables(deployed: Synthesized, action: str) -> None:
-    # Given the functions that write session state (the route functions and the sweeper)
-    for module in sorted(WRITER_MODULES):
-        pairs = allowed_pairs(deployed.statements_of_function(deployed.function_id(module)))
-
-        # Then each may use the action on both tables (transactions span both) and on the Connections index
-        assert (action, table_arn(deployed.sessions_table_id)) in pairs, (module, action)
-        assert (action, table_arn(deployed.connections_table_id)) in pairs, (module, action)
-        assert (action, index_arn(deployed.connections_table_id)) in pairs, (module, action)
-
-
-def test_sweeper_may_scan_the_sessions_sweep_index(deployed: Synthesized) -> None:
-    # Given the sweeper's grants
-    pairs = allowed_pairs(deployed.statements_of_function(deployed.function_id(SWEEPER_MODULE)))
-
-    # Then it may scan the Sessions table's indexes (it finds due sessions in bySweepTime)
-    assert ("dynamodb:Scan", index_arn(deployed.sessions_table_id)) in pairs
-
-
 def test_welcome_function_reads_no_table_data(deployed: Synthesized) -> None:
     # Given the welcome function's grants
     pairs = allowed_pairs(deployed.statements_of_function(deployed.function_id(WELCOME_MODULE)))
@@ -407,8 +376,11 @@ def test_welcome_function_reads_no_table_data(deployed: Synthesized) -> None:
     table_resources = {
         table_arn(deployed.sessions_table_id),
         table_arn(deployed.connections_table_id),
+        table_arn(deployed.rate_limits_table_id),
         index_arn(deployed.sessions_table_id),
         index_arn(deployed.connections_table_id),
+        index_arn(deployed.sessions_table_id, schema.SESSIONS_BY_SWEEP_TIME_INDEX),
+        index_arn(deployed.connections_table_id, schema.CONNECTIONS_BY_SESSION_INDEX),
     }
     assert not {pair for pair in pairs if pair[1] in table_resources}
 
@@ -472,3 +444,44 @@ def test_eventbridge_may_invoke_the_sweeper_from_its_rule_only(deployed: Synthes
     assert found[0]["Action"] == "lambda:InvokeFunction"
     assert found[0]["FunctionName"] == get_att(deployed.function_id(SWEEPER_MODULE), "Arn")
     assert found[0]["SourceArn"] == get_att(rule_id, "Arn")
+
+
+# --- the speakers' user pool -----------------------------------------------------------------------
+
+
+def test_authorizer_trusts_the_stacks_user_pool(deployed: Synthesized) -> None:
+    # Given the authorizer's environment and the stack's user pool
+    variables = _variables(deployed, deployed.function_id(AUTHORIZER_MODULE))
+    pool_id, pool = deployed.only("AWS::Cognito::UserPool")
+
+    # Then it verifies tokens of that pool (its issuer, and the issuer's JWKS)
+    assert variables[auth.ENV_ISSUER] == {"Fn::Join": ["", ["https://", get_att(pool_id, "ProviderURL")]]}
+    assert variables[auth.ENV_JWKS_URL] == {
+        "Fn::Join": ["", ["https://", get_att(pool_id, "ProviderURL"), "/.well-known/jwks.json"]]
+    }
+    # And the pool takes only strong passwords, from accounts administrators create
+    properties = pool["Properties"]
+    assert properties["Policies"]["PasswordPolicy"] == {
+        "MinimumLength": 12,
+        "RequireLowercase": True,
+        "RequireUppercase": True,
+        "RequireNumbers": True,
+        "RequireSymbols": True,
+    }
+    assert properties["AdminCreateUserConfig"] == {"AllowAdminCreateUserOnly": True}
+
+
+def test_authorizer_trusts_an_imported_user_pool() -> None:
+    # Given -c userPoolId=... -c userPoolClientId=... (an existing pool)
+    synthesized = synthesize({"env": "prod", "userPoolId": "eu-west-1_AbC123", "userPoolClientId": "client-1"})
+
+    # Then the stack creates no pool, and the authorizer trusts that pool's issuer and client
+    assert not synthesized.resources("AWS::Cognito::UserPool")
+    variables = _variables(synthesized, synthesized.function_id(AUTHORIZER_MODULE))
+    assert synthesized.rendered(variables[auth.ENV_ISSUER]) == (
+        f"https://cognito-idp.{REGION}.amazonaws.com/eu-west-1_AbC123"
+    )
+    assert synthesized.rendered(variables[auth.ENV_JWKS_URL]) == (
+        f"https://cognito-idp.{REGION}.amazonaws.com/eu-west-1_AbC123/.well-known/jwks.json"
+    )
+    assert variables[auth.ENV_CLIENT_ID] == "client-1"

@@ -11,12 +11,14 @@ OUTPUTS = {
     "ConnectionsTableName",
     "SessionsTableArn",
     "ConnectionsTableArn",
+    "AlarmTopicArn",
+    "AccessLogGroupName",
 }
 
 
 def test_documented_outputs_exist(deployed: Synthesized) -> None:
     # Given the synthesized stack
-    # Then it exports each of these six outputs
+    # Then it exports each of these eight outputs
     assert set(deployed.template.find_outputs("*")) >= OUTPUTS
     assert set(deployed.json["Outputs"]) >= OUTPUTS
 

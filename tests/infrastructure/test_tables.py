@@ -1,4 +1,4 @@
-"""The Sessions and Connections tables: keys, TTL, encryption, stream, index and data protection."""
+"""The Sessions, Connections and RateLimits tables: keys, TTL, encryption, stream, index and data protection."""
 
 from __future__ import annotations
 
@@ -40,11 +40,25 @@ def _schema_index_key_types(definition: schema.TableDefinition) -> dict[str, str
     }
 
 
-def test_exactly_two_tables(deployed: Synthesized) -> None:
+def test_exactly_three_tables(deployed: Synthesized) -> None:
     # Given the synthesized stack
-    # When / Then it defines the two tables and no other
-    deployed.template.resource_count_is(TABLE_TYPE, 2)
-    assert deployed.sessions_table_id != deployed.connections_table_id
+    # When / Then it defines the three tables and no other
+    deployed.template.resource_count_is(TABLE_TYPE, 3)
+    assert len({deployed.sessions_table_id, deployed.connections_table_id, deployed.rate_limits_table_id}) == 3
+
+
+def test_rate_limits_table_shape(deployed: Synthesized) -> None:
+    # Given the RateLimits table
+    properties = _properties(deployed, deployed.rate_limits_table_id)
+
+    # Then it is keyed by limitKey alone, on demand, expiring on expiresAt, encrypted, with no index or stream
+    assert properties["KeySchema"] == [{"AttributeName": "limitKey", "KeyType": "HASH"}]
+    assert properties["KeySchema"][0]["AttributeName"] == schema.RATE_LIMITS_PARTITION_KEY
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert properties["SSESpecification"] == {"SSEEnabled": True}
+    assert "GlobalSecondaryIndexes" not in properties
+    assert "StreamSpecification" not in properties
 
 
 def test_sessions_table_shape(deployed: Synthesized) -> None:
@@ -146,6 +160,7 @@ def test_local_tables_are_created_like_the_deployed_ones(deployed: Synthesized) 
     for definition, logical_id in (
         (schema.SESSIONS, deployed.sessions_table_id),
         (schema.CONNECTIONS, deployed.connections_table_id),
+        (schema.RATE_LIMITS, deployed.rate_limits_table_id),
     ):
         properties = _properties(deployed, logical_id)
 
@@ -184,7 +199,7 @@ def test_point_in_time_recovery_per_environment(deployed_any: Synthesized) -> No
     expected = EXPECTED[deployed_any.name].point_in_time_recovery
 
     # Then point-in-time recovery is on in staging and prod, off in dev
-    for logical_id in (deployed_any.sessions_table_id, deployed_any.connections_table_id):
+    for logical_id in deployed_any.resources(TABLE_TYPE):
         properties = _properties(deployed_any, logical_id)
         enabled = properties.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled", False)
         assert enabled is expected, f"{logical_id}: PointInTimeRecoveryEnabled={enabled!r} in {deployed_any.name}"
@@ -195,7 +210,7 @@ def test_deletion_protection_only_in_prod(deployed_any: Synthesized) -> None:
     expected = EXPECTED[deployed_any.name].deletion_protection
 
     # Then deletion protection is on in prod only
-    for logical_id in (deployed_any.sessions_table_id, deployed_any.connections_table_id):
+    for logical_id in deployed_any.resources(TABLE_TYPE):
         enabled = _properties(deployed_any, logical_id).get("DeletionProtectionEnabled", False)
         assert enabled is expected, f"{logical_id}: DeletionProtectionEnabled={enabled!r} in {deployed_any.name}"
 
@@ -204,7 +219,7 @@ def test_tables_are_retained_in_prod_and_deleted_elsewhere(deployed_any: Synthes
     # Given an environment's tables, as raw template resources
     expected = EXPECTED[deployed_any.name].removal_policy
     tables = deployed_any.template.find_resources(TABLE_TYPE)
-    assert len(tables) == 2
+    assert len(tables) == 3
 
     # Then deleting the stack or replacing a table keeps the data in prod only
     for logical_id, table in tables.items():

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk.assertions import Capture, Match
 
 from lambda_src import routes
 from tests.infrastructure.template_support import (
     ACCOUNT,
+    ACCOUNT_TYPE,
     ALL_ROUTES,
     API_ID,
     API_TYPE,
     AUTHORIZER_TYPE,
     EVENTS_PRINCIPAL,
+    EXPECTED,
     INTEGRATION_TYPE,
+    LOG_GROUP_TYPE,
     PERMISSION_TYPE,
     REGION,
     RESPONDING_ROUTES,
@@ -27,6 +32,7 @@ from tests.infrastructure.template_support import (
     join_parts,
     ref,
     render,
+    synthesize,
 )
 
 APIGATEWAY = "apigateway.amazonaws.com"
@@ -282,3 +288,112 @@ def test_prod_is_throttled_more_loosely_than_dev(synthesized_environment) -> Non
     # Then the limits differ as configured (dev 50/100, prod 1000/2000 per second)
     assert (dev["ThrottlingRateLimit"], dev["ThrottlingBurstLimit"]) == (50, 100)
     assert (prod["ThrottlingRateLimit"], prod["ThrottlingBurstLimit"]) == (1000, 2000)
+
+
+# Per-route limits (steady per second, burst), written out: tighter on the routes that write the most per
+# request; every other route (heartbeat among them) keeps the stage's limit.
+EXPECTED_ROUTE_THROTTLES = {
+    "dev": {"$connect": (20, 40), "createSession": (2, 5), "joinSession": (20, 40)},
+    "staging": {"$connect": (100, 200), "createSession": (5, 10), "joinSession": (100, 200)},
+    "prod": {"$connect": (300, 600), "createSession": (20, 40), "joinSession": (300, 600)},
+}
+
+
+def test_routes_are_throttled_per_environment(deployed_any: Synthesized) -> None:
+    # Given the stage's per-route settings
+    stage_id, stage = deployed_any.only(STAGE_TYPE)
+    properties = stage["Properties"]
+    route_settings = properties["RouteSettings"]
+    default = properties["DefaultRouteSettings"]
+
+    # Then $connect, createSession and joinSession have their environment's limits, and nothing else
+    # (heartbeat keeps the stage's limit)
+    assert {
+        route_key: (settings["ThrottlingRateLimit"], settings["ThrottlingBurstLimit"])
+        for route_key, settings in route_settings.items()
+    } == EXPECTED_ROUTE_THROTTLES[deployed_any.name]
+    assert routes.HEARTBEAT not in route_settings
+    # And each is tighter than the stage's limit
+    for route_key, settings in route_settings.items():
+        assert settings["ThrottlingRateLimit"] < default["ThrottlingRateLimit"], route_key
+        assert settings["ThrottlingBurstLimit"] < default["ThrottlingBurstLimit"], route_key
+        # And names a route of the API, which the stage waits for (route settings of a missing route fail)
+        route_id, _ = deployed_any.routes[route_key]
+        assert route_id in stage.get("DependsOn", []), route_key
+
+
+ACCESS_LOG_REQUIRED = {
+    "requestId": "$context.requestId",
+    "requestTime": "$context.requestTime",
+    "connectionId": "$context.connectionId",
+    "routeKey": "$context.routeKey",
+    "eventType": "$context.eventType",
+    "status": "$context.status",
+    "integrationError": "$context.integration.error",
+}
+
+
+def test_stage_writes_json_access_logs_to_a_retained_log_group(deployed_any: Synthesized) -> None:
+    # Given the stage's access log settings
+    _, stage = deployed_any.only(STAGE_TYPE)
+    settings = stage["Properties"]["AccessLogSettings"]
+
+    # Then they go to a log group of the stack, kept as long as the environment keeps logs
+    destination = settings["DestinationArn"]
+    assert list(destination) == ["Fn::GetAtt"] and destination["Fn::GetAtt"][1] == "Arn", destination
+    log_group = deployed_any.resource(destination["Fn::GetAtt"][0])
+    assert log_group["Type"] == LOG_GROUP_TYPE
+    assert log_group["Properties"]["RetentionInDays"] == EXPECTED[deployed_any.name].log_retention_days
+    assert log_group.get("DeletionPolicy") == EXPECTED[deployed_any.name].removal_policy
+    # (operators find it by the stack's output)
+    deployed_any.template.has_output("AccessLogGroupName", {"Value": ref(destination["Fn::GetAtt"][0])})
+
+    # And each line is one JSON object naming the request, the connection, the route, the event, the status
+    # and the integration's error
+    fields = json.loads(settings["Format"])
+    assert isinstance(fields, dict)
+    assert ACCESS_LOG_REQUIRED.items() <= fields.items()
+    # And nothing about the client's address (or anything else from $context.identity) is logged
+    for name, value in fields.items():
+        assert "identity" not in value.lower() and "ip" not in value.lower(), (name, value)
+        assert "ip" not in name.lower(), name
+
+
+def test_only_connect_is_authorized_and_the_other_routes_say_why(deployed: Synthesized) -> None:
+    # Given every route
+    for route_key, (route_id, route) in sorted(deployed.routes.items()):
+        properties = route["Properties"]
+        if route_key == routes.CONNECT:
+            # Then $connect runs the Lambda authorizer
+            assert properties["AuthorizationType"] == "CUSTOM"
+            continue
+        # And every other route has none (API Gateway allows authorizers on $connect only), acknowledged
+        # on that route with the reason
+        assert properties.get("AuthorizationType", "NONE") == "NONE", route_key
+        path = f"{deployed.stack.node.path}/WebSocket/Api/{route_key}-Route"
+        reason = deployed.acknowledgments.get(path, {}).get("AwsSolutions::AwsSolutions-APIG4", "")
+        assert "$connect" in reason, route_key
+
+
+def test_api_gateway_account_role_is_not_created_by_default(deployed_any: Synthesized) -> None:
+    # Given an environment's stack without -c createApiGatewayAccountRole=true
+    # Then it leaves the account-wide API Gateway logging role alone
+    assert not deployed_any.resources(ACCOUNT_TYPE)
+
+
+def test_api_gateway_account_role_on_request() -> None:
+    # Given -c createApiGatewayAccountRole=true
+    synthesized = synthesize({"env": "prod", "createApiGatewayAccountRole": "true"})
+
+    # Then the stack sets the account's API Gateway logging role, and keeps both when it is deleted
+    account_id, account = synthesized.only(ACCOUNT_TYPE)
+    role_ref = account["Properties"]["CloudWatchRoleArn"]
+    role_id = role_ref["Fn::GetAtt"][0]
+    role = synthesized.resource(role_id)
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "apigateway.amazonaws.com"
+    }
+    assert account.get("DeletionPolicy") == role.get("DeletionPolicy") == "Retain"
+    # And the stage, whose access logs need that role, is created after it
+    _, stage = synthesized.only(STAGE_TYPE)
+    assert account_id in stage["DependsOn"]

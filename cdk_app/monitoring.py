@@ -1,0 +1,177 @@
+"""Alarms on the functions, the stage and the service's own metrics, and the topic they notify.
+
+Every alarm notifies the topic when it fires and when it recovers; missing data (no traffic) never fires one.
+The topic is encrypted with a key of its own (CloudWatch may use it to publish; an AWS managed key would
+refuse CloudWatch) and accepts only TLS. An e-mail address from ``-c alarmEmail=...`` is subscribed to it.
+
+The alarm on rejected configurations watches a metric the functions emit (``lambda_src.metrics``) and is
+built only from that module's constants: namespace, metric name, and the exact dimension set the code
+publishes it with (the default dimensions ``service`` and ``environment``, plus its extra dimension), with
+the values the stack gives the functions (``POWERTOOLS_SERVICE_NAME``, ``ENVIRONMENT_NAME``).
+"""
+
+from __future__ import annotations
+
+from typing import Final, Mapping
+
+from aws_cdk import Duration
+from aws_cdk import aws_apigatewayv2 as apigw
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from cdk_app.config import EnvironmentConfig
+from lambda_src import log, metrics
+from lambda_src.errors import ErrorCode
+
+PERIOD: Final = Duration.minutes(5)
+# Errors in one period that fire a function's alarm. Every handler turns failures into replies, so a
+# Lambda error is a crash or a timeout: one is worth a look. Except the authorizer's: refusing a token is
+# a Lambda error by design (it raises "Unauthorized"), so only a burst of them (clients with broken or
+# expired tokens, the user pool's keys out of reach) fires its alarm.
+ERRORS_THRESHOLD: Final = 1
+AUTHORIZER_ERRORS_THRESHOLD: Final = 50
+# p99 duration that fires a function's alarm, as a fraction of its timeout (2 of 3 periods).
+DURATION_FRACTION_OF_TIMEOUT: Final = 0.8
+# API Gateway failures to run an integration at all (a client got an internal error) in one period.
+STAGE_EXECUTION_ERRORS_THRESHOLD: Final = 1
+# The rejected-configuration alarm's error code (metrics.REJECTIONS by errorCode).
+REJECTED_CONFIGURATION_CODE: Final = ErrorCode.INVALID_CONFIGURATION.name
+
+
+class ServiceAlarms(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        functions: Mapping[str, lambda_.Function],
+        api: apigw.IWebSocketApi,
+        stage: apigw.WebSocketStage,
+    ) -> None:
+        """``functions``: every function, by the handler module it runs (``connect``, ``authorizer``...)."""
+        super().__init__(scope, construct_id)
+        self._config = config
+        self.topic = self._build_topic()
+        self._actions = cloudwatch_actions.SnsAction(self.topic)
+        self.alarms: list[cloudwatch.Alarm] = []
+        for module, function in functions.items():
+            self._function_alarms(module, function)
+        self._stage_alarm(api, stage)
+        self._rejected_configurations_alarm()
+
+    def _build_topic(self) -> sns.Topic:
+        config = self._config
+        key = kms.Key(
+            self,
+            "TopicKey",
+            description=f"{config.stack_name} alarm topic",
+            enable_key_rotation=True,
+            removal_policy=config.removal_policy,
+        )
+        # CloudWatch encrypts what it publishes to the topic with the topic's key.
+        key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
+        topic = sns.Topic(
+            self,
+            "Topic",
+            display_name=f"Session service ({config.name}) alarms",
+            master_key=key,
+            enforce_ssl=True,
+        )
+        if config.alarm_email:
+            topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+        return topic
+
+    def _alarm(self, construct_id: str, metric: cloudwatch.IMetric, threshold: float, description: str,
+               evaluation_periods: int = 1, datapoints_to_alarm: int = 1) -> cloudwatch.Alarm:
+        alarm = cloudwatch.Alarm(
+            self,
+            construct_id,
+            metric=metric,
+            threshold=threshold,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=evaluation_periods,
+            datapoints_to_alarm=datapoints_to_alarm,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description=f"{self._config.stack_name}: {description}",
+        )
+        alarm.add_alarm_action(self._actions)
+        alarm.add_ok_action(self._actions)
+        self.alarms.append(alarm)
+        return alarm
+
+    def _function_alarms(self, module: str, function: lambda_.Function) -> None:
+        name = module.capitalize()
+        errors = AUTHORIZER_ERRORS_THRESHOLD if module == "authorizer" else ERRORS_THRESHOLD
+        self._alarm(
+            f"{name}Errors",
+            function.metric_errors(period=PERIOD, statistic=cloudwatch.Stats.SUM),
+            errors,
+            f"the {module} function failed {errors}+ times in 5 minutes (crashes or timeouts"
+            + ("; refused tokens count too" if module == "authorizer" else "") + ")",
+        )
+        self._alarm(
+            f"{name}Throttles",
+            function.metric_throttles(period=PERIOD, statistic=cloudwatch.Stats.SUM),
+            1,
+            f"the {module} function was throttled (concurrency exhausted): requests were refused",
+        )
+        timeout = function.timeout
+        assert timeout is not None, module
+        threshold_ms = timeout.to_milliseconds() * DURATION_FRACTION_OF_TIMEOUT
+        self._alarm(
+            f"{name}Duration",
+            function.metric_duration(period=PERIOD, statistic=cloudwatch.Stats.percentile(99)),
+            threshold_ms,
+            f"the {module} function's p99 duration reached {DURATION_FRACTION_OF_TIMEOUT:.0%} of its "
+            f"{timeout.to_seconds()} s timeout in 2 of 3 periods of 5 minutes",
+            evaluation_periods=3,
+            datapoints_to_alarm=2,
+        )
+
+    def _stage_alarm(self, api: apigw.IWebSocketApi, stage: apigw.WebSocketStage) -> None:
+        execution_errors = cloudwatch.Metric(
+            namespace="AWS/ApiGateway",
+            metric_name="ExecutionError",
+            dimensions_map={"ApiId": api.api_id, "Stage": stage.stage_name},
+            period=PERIOD,
+            statistic=cloudwatch.Stats.SUM,
+        )
+        self._alarm(
+            "StageExecutionErrors",
+            execution_errors,
+            STAGE_EXECUTION_ERRORS_THRESHOLD,
+            "API Gateway could not run an integration (Lambda invoke failed, throttled or timed out at 29 s)",
+        )
+
+    def _rejected_configurations_alarm(self) -> None:
+        metric_name = metrics.REJECTIONS
+        extra_dimension = metrics.EXTRA_DIMENSION[metric_name]
+        assert extra_dimension is not None
+        dimensions = {
+            metrics.SERVICE_DIMENSION: log.SERVICE_NAME,
+            metrics.ENVIRONMENT_DIMENSION: self._config.name,
+            extra_dimension: REJECTED_CONFIGURATION_CODE,
+        }
+        # The exact dimension set the code publishes this metric with, or the alarm would watch nothing.
+        assert sorted(dimensions) == sorted(metrics.dimension_names(metric_name)), dimensions
+        threshold = self._config.invalid_configuration_alarm_threshold
+        self._alarm(
+            "RejectedConfigurations",
+            cloudwatch.Metric(
+                namespace=metrics.NAMESPACE,
+                metric_name=metric_name,
+                dimensions_map=dimensions,
+                period=PERIOD,
+                statistic=cloudwatch.Stats.SUM,
+            ),
+            threshold,
+            f"{threshold}+ requests refused with {REJECTED_CONFIGURATION_CODE} in 5 minutes (partial-result "
+            "settings out of range, e.g. a client release sending bad values)",
+        )

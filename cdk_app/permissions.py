@@ -1,0 +1,87 @@
+"""What each function may do to each table: exactly the DynamoDB actions its code calls, and nothing else.
+
+Read off ``lambda_src/handlers`` and ``lambda_src/repositories`` (keep them in step when either changes):
+
+- A transaction (``TransactWriteItems``) needs no action of its own: IAM authorizes each of its items, so a
+  ``Put`` needs ``PutItem``, an ``Update`` ``UpdateItem``, a ``Delete`` ``DeleteItem`` and a
+  ``ConditionCheck`` ``ConditionCheckItem``, each on the item's table.
+- ``Query`` and ``Scan`` are granted on the one index they read (``<table arn>/index/<name>``), never on the
+  table or on every index.
+- Every function that tells listeners something may find some of them gone (410) and clean up after them
+  with the ``$disconnect`` logic (read the row, remove it, count the listener out), so each of them holds
+  those actions too.
+
+Adding a table to a function is one line: ``TableAccess(schema.NEW_TABLE, {UPDATE})`` in its tuple below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import AbstractSet, Final, Mapping
+
+from lambda_src import schema
+
+GET: Final = "dynamodb:GetItem"
+PUT: Final = "dynamodb:PutItem"
+UPDATE: Final = "dynamodb:UpdateItem"
+DELETE: Final = "dynamodb:DeleteItem"
+CONDITION_CHECK: Final = "dynamodb:ConditionCheckItem"
+QUERY: Final = "dynamodb:Query"
+SCAN: Final = "dynamodb:Scan"
+
+
+@dataclass(frozen=True)
+class TableAccess:
+    """``actions`` on a table's items, and ``index_actions`` (index name -> actions) on named indexes."""
+
+    table: schema.TableDefinition
+    actions: AbstractSet[str] = frozenset()
+    index_actions: Mapping[str, AbstractSet[str]] = field(default_factory=dict)
+
+
+_LISTENERS_INDEX: Final = schema.CONNECTIONS_BY_SESSION_INDEX
+_SWEEP_INDEX: Final = schema.SESSIONS_BY_SWEEP_TIME_INDEX
+
+# Handler module (``lambda_src.handlers.<module>``) -> its function's access. A module not listed (the
+# authorizer, the welcome function: it reads the Connections stream through its event source) gets none.
+FUNCTION_TABLE_ACCESS: Final[Mapping[str, tuple[TableAccess, ...]]] = {
+    # createSession / joinSession / refreshConnection / resumeSession / a plain connection, each one
+    # transaction (session Put or Update, or a ConditionCheck that the session is live on a listener's
+    # refresh; the connection's row Put, and the old listener row's Delete on a refresh; the rate-limit
+    # counters' Update); a GetItem for the session first on join, refresh and resume;
+    # speakerReconnected to the listeners on resume (index Query, cleanup of the gone).
+    "connect": (
+        TableAccess(schema.SESSIONS, {GET, PUT, UPDATE, CONDITION_CHECK}),
+        TableAccess(schema.CONNECTIONS, {GET, PUT, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
+        TableAccess(schema.RATE_LIMITS, {UPDATE}),
+    ),
+    # The message routes: createSession / joinSession on an open connection (session Put or Update, the row
+    # attached by Update, rate-limit counters' Update), heartbeat (the row's refresh notice, Update),
+    # leaveSession (row read, detached and counted out), updateSessionConfig / endSession (row read for the
+    # session, session Update), getSessionStatus (session read, listeners by index Query), endSession's
+    # fan-out (index Query, cleanup of the gone).
+    "message": (
+        TableAccess(schema.SESSIONS, {GET, PUT, UPDATE}),
+        TableAccess(schema.CONNECTIONS, {GET, UPDATE, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
+        TableAccess(schema.RATE_LIMITS, {UPDATE}),
+    ),
+    # $disconnect: read the row; delete it and count the listener out, or open the speaker's resume
+    # window (session Update); speakerDisconnected to the listeners (index Query, cleanup of the gone).
+    "disconnect": (
+        TableAccess(schema.SESSIONS, {UPDATE}),
+        TableAccess(schema.CONNECTIONS, {GET, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
+    ),
+    # Scheduled: due sessions from the sparse sweep index (Scan), each read and ended (Update), its
+    # listeners told and dismissed (index Query, cleanup of the gone).
+    "sweeper": (
+        TableAccess(schema.SESSIONS, {GET, UPDATE}, {_SWEEP_INDEX: {SCAN}}),
+        TableAccess(schema.CONNECTIONS, {GET, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
+    ),
+}
+
+# A downstream processor (transcription, translation): a session's settings (``lambda_src.downstream``)
+# and its listeners by target language (the listeners index).
+DOWNSTREAM_READ: Final = (
+    TableAccess(schema.SESSIONS, {GET}),
+    TableAccess(schema.CONNECTIONS, index_actions={_LISTENERS_INDEX: {QUERY}}),
+)

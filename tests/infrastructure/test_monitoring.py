@@ -1,0 +1,225 @@
+"""The alarms and their topic: one of each kind per function, the stage's execution errors, and the spike of
+rejected configurations, on exactly a metric and a dimension set the code emits (``lambda_src.metrics``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lambda_src import metrics
+from tests.infrastructure.template_support import (
+    ALARM_TYPE,
+    ALL_MODULES,
+    KEY_TYPE,
+    SUBSCRIPTION_TYPE,
+    TOPIC_POLICY_TYPE,
+    TOPIC_TYPE,
+    Synthesized,
+    ref,
+    synthesize,
+)
+
+LAMBDA_NAMESPACE = "AWS/Lambda"
+# Timeouts (s) by handler module, and the share of it a p99 duration may reach before its alarm fires.
+TIMEOUT_SECONDS = {"connect": 10, "disconnect": 10, "message": 10, "authorizer": 10, "welcome": 30, "sweeper": 50}
+DURATION_FRACTION = 0.8
+# Errors in 5 minutes that fire a function's alarm (the authorizer refuses tokens by raising: only a burst).
+ERRORS_THRESHOLD = {module: 1 for module in TIMEOUT_SECONDS} | {"authorizer": 50}
+REJECTED_CONFIGURATION_THRESHOLD = 25
+SERVICE_ENV = "POWERTOOLS_SERVICE_NAME"
+ENVIRONMENT_ENV = "ENVIRONMENT_NAME"
+NAMESPACE_ENV = "POWERTOOLS_METRICS_NAMESPACE"
+
+
+def _alarms(deployed: Synthesized) -> dict[str, dict]:
+    return {logical_id: alarm["Properties"] for logical_id, alarm in deployed.resources(ALARM_TYPE).items()}
+
+
+def _function_alarms(deployed: Synthesized, function_id: str) -> dict[str, dict]:
+    """The function's alarms on AWS/Lambda, by metric name."""
+    found: dict[str, dict] = {}
+    for properties in _alarms(deployed).values():
+        if properties.get("Namespace") != LAMBDA_NAMESPACE:
+            continue
+        if properties.get("Dimensions") == [{"Name": "FunctionName", "Value": ref(function_id)}]:
+            assert properties["MetricName"] not in found, (function_id, properties["MetricName"])
+            found[properties["MetricName"]] = properties
+    return found
+
+
+def _custom_alarms(deployed: Synthesized) -> list[dict]:
+    return [p for p in _alarms(deployed).values() if p.get("Namespace") == metrics.NAMESPACE]
+
+
+def _variables(deployed: Synthesized, function_id: str) -> dict:
+    return deployed.functions[function_id]["Properties"]["Environment"]["Variables"]
+
+
+def test_topic_is_encrypted_with_a_rotated_key_cloudwatch_may_use(deployed_any: Synthesized) -> None:
+    # Given the alarm topic
+    topic_id, topic = deployed_any.only(TOPIC_TYPE)
+    key_ref = topic["Properties"]["KmsMasterKeyId"]
+
+    # Then it is encrypted with a key of the stack, rotated yearly
+    key_id = key_ref["Fn::GetAtt"][0]
+    key = deployed_any.resource(key_id)
+    assert key["Type"] == KEY_TYPE
+    assert key["Properties"]["EnableKeyRotation"] is True
+    # And CloudWatch (which publishes the alarms) may use it
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    cloudwatch = [s for s in statements if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
+    assert len(cloudwatch) == 1
+    assert set(cloudwatch[0]["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+
+
+def test_topic_refuses_anything_but_tls(deployed_any: Synthesized) -> None:
+    # Given the alarm topic's policy
+    topic_id, _ = deployed_any.only(TOPIC_TYPE)
+    _, policy = deployed_any.only(TOPIC_POLICY_TYPE)
+    assert policy["Properties"]["Topics"] == [ref(topic_id)]
+
+    # Then it denies every action on the topic over plain HTTP
+    deny = [
+        s
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+    ]
+    assert len(deny) == 1 and deny[0]["Resource"] == ref(topic_id)
+
+
+def test_no_subscription_without_an_alarm_email(deployed_any: Synthesized) -> None:
+    assert not deployed_any.resources(SUBSCRIPTION_TYPE)
+
+
+def test_alarm_email_from_context_is_subscribed() -> None:
+    # Given -c alarmEmail=ops@example.com
+    synthesized = synthesize({"env": "prod", "alarmEmail": "ops@example.com"})
+
+    # Then the address is subscribed to the alarm topic by e-mail
+    topic_id, _ = synthesized.only(TOPIC_TYPE)
+    _, subscription = synthesized.only(SUBSCRIPTION_TYPE)
+    assert subscription["Properties"] == {
+        "Endpoint": "ops@example.com",
+        "Protocol": "email",
+        "TopicArn": ref(topic_id),
+    }
+
+
+def test_every_alarm_notifies_the_topic_and_ignores_missing_data(deployed: Synthesized) -> None:
+    # Given every alarm
+    topic_id, _ = deployed.only(TOPIC_TYPE)
+    alarms = _alarms(deployed)
+    # (6 functions x 3, the stage, the rejected configurations)
+    assert len(alarms) == len(ALL_MODULES) * 3 + 2
+
+    # Then it notifies the topic when it fires and when it recovers, and no traffic never fires it
+    for logical_id, properties in alarms.items():
+        assert properties["AlarmActions"] == [ref(topic_id)], logical_id
+        assert properties["OKActions"] == [ref(topic_id)], logical_id
+        assert properties["TreatMissingData"] == "notBreaching", logical_id
+        assert properties["ComparisonOperator"] == "GreaterThanOrEqualToThreshold", logical_id
+        assert deployed.name in properties["AlarmDescription"], logical_id
+
+
+@pytest.mark.parametrize("module", sorted(TIMEOUT_SECONDS))
+def test_each_function_alarms_on_errors_throttles_and_slow_p99(deployed: Synthesized, module: str) -> None:
+    # Given the function's alarms
+    function_id = deployed.function_id(module)
+    alarms = _function_alarms(deployed, function_id)
+
+    # Then there is one on its errors, one on its throttles and one on its p99 duration
+    assert set(alarms) == {"Errors", "Throttles", "Duration"}, module
+    assert alarms["Errors"]["Statistic"] == "Sum"
+    assert alarms["Errors"]["Threshold"] == ERRORS_THRESHOLD[module]
+    assert alarms["Throttles"]["Statistic"] == "Sum"
+    assert alarms["Throttles"]["Threshold"] == 1
+    # And the duration alarm fires at 80 % of the function's timeout, in 2 of 3 periods
+    duration = alarms["Duration"]
+    assert duration["ExtendedStatistic"] == "p99"
+    timeout = deployed.functions[function_id]["Properties"]["Timeout"]
+    assert timeout == TIMEOUT_SECONDS[module]
+    assert duration["Threshold"] == timeout * 1000 * DURATION_FRACTION
+    assert (duration["EvaluationPeriods"], duration["DatapointsToAlarm"]) == (3, 2)
+    for properties in alarms.values():
+        assert properties["Period"] == 300
+
+
+def test_stage_execution_errors_alarm(deployed: Synthesized) -> None:
+    # Given the alarms on API Gateway's metrics
+    found = [p for p in _alarms(deployed).values() if p.get("Namespace") == "AWS/ApiGateway"]
+
+    # Then one watches this stage's execution errors (integrations API Gateway could not run)
+    assert len(found) == 1
+    alarm = found[0]
+    assert alarm["MetricName"] == "ExecutionError"
+    assert alarm["Statistic"] == "Sum"
+    assert alarm["Threshold"] == 1
+    assert sorted(alarm["Dimensions"], key=lambda d: d["Name"]) == [
+        {"Name": "ApiId", "Value": ref(deployed.api_id)},
+        {"Name": "Stage", "Value": deployed.name},
+    ]
+
+
+def test_every_function_is_told_the_metrics_namespace_and_its_environment(deployed_any: Synthesized) -> None:
+    # Given every function
+    for logical_id in deployed_any.functions:
+        variables = _variables(deployed_any, logical_id)
+
+        # Then its metrics go to the service's namespace, with the service and environment it runs in
+        assert variables[NAMESPACE_ENV] == metrics.NAMESPACE == "SessionService", logical_id
+        assert variables[ENVIRONMENT_ENV] == deployed_any.name, logical_id
+        assert variables[SERVICE_ENV] == "session-service", logical_id
+    assert metrics.ENV_ENVIRONMENT_NAME == ENVIRONMENT_ENV
+
+
+def test_rejected_configurations_alarm(deployed_any: Synthesized) -> None:
+    # Given the alarms on the service's own metrics
+    found = _custom_alarms(deployed_any)
+
+    # Then one fires on a spike of requests refused with INVALID_CONFIGURATION, in this environment
+    assert len(found) == 1
+    alarm = found[0]
+    assert alarm["MetricName"] == "Rejections"
+    assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {
+        "service": "session-service",
+        "environment": deployed_any.name,
+        "errorCode": "INVALID_CONFIGURATION",
+    }
+    assert alarm["Statistic"] == "Sum"
+    assert alarm["Period"] == 300
+    assert alarm["Threshold"] == REJECTED_CONFIGURATION_THRESHOLD
+
+
+def test_rejected_configurations_threshold_override() -> None:
+    synthesized = synthesize({"env": "dev", "invalidConfigurationAlarmThreshold": "5"})
+    (alarm,) = _custom_alarms(synthesized)
+    assert alarm["Threshold"] == 5
+
+
+def test_custom_metric_alarms_name_exactly_what_the_code_emits(deployed_any: Synthesized) -> None:
+    # Given every alarm on the service's namespace, and the values every function publishes its metrics with
+    service_values = {_variables(deployed_any, f)[SERVICE_ENV] for f in deployed_any.functions}
+    environment_values = {_variables(deployed_any, f)[ENVIRONMENT_ENV] for f in deployed_any.functions}
+    namespaces = {_variables(deployed_any, f)[NAMESPACE_ENV] for f in deployed_any.functions}
+    assert len(service_values) == len(environment_values) == len(namespaces) == 1
+    alarms = _custom_alarms(deployed_any)
+    assert alarms
+
+    for alarm in alarms:
+        # Then it watches a metric of lambda_src.metrics, in the namespace the functions publish to
+        assert alarm["Namespace"] in namespaces
+        assert alarm["MetricName"] in metrics.EXTRA_DIMENSION, alarm["MetricName"]
+        dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+        # With exactly the dimension set the code publishes that metric with: the two defaults, plus its
+        # extra dimension when it has one (a different set would be another metric, one nobody emits)
+        extra = metrics.EXTRA_DIMENSION[alarm["MetricName"]]
+        expected_names = {metrics.SERVICE_DIMENSION, metrics.ENVIRONMENT_DIMENSION} | ({extra} if extra else set())
+        assert set(dimensions) == expected_names, alarm["MetricName"]
+        assert set(dimensions) == set(metrics.dimension_names(alarm["MetricName"]))
+        # And the default dimensions' values are the ones the functions' environment gives them
+        assert {dimensions[metrics.SERVICE_DIMENSION]} == service_values
+        assert {dimensions[metrics.ENVIRONMENT_DIMENSION]} == environment_values
+
+
+def test_alarm_topic_is_an_output(deployed: Synthesized) -> None:
+    topic_id, _ = deployed.only(TOPIC_TYPE)
+    deployed.template.has_output("AlarmTopicArn", {"Value": ref(topic_id)})

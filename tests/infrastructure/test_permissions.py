@@ -1,0 +1,204 @@
+"""Least privilege: each function's own role holds exactly the DynamoDB actions its code calls, on exactly the
+tables and indexes it touches; nothing on ``*`` but what has no resource-level permission; no managed policy.
+
+The expectations are written out here, read off ``lambda_src`` (handlers, service, repositories), not taken
+from ``cdk_app.permissions``: a grant that drifts from this table fails, whichever side moved.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cdk_app.permissions import GET, TableAccess
+from cdk_app.stack import SessionServiceStack
+from lambda_src import schema
+from tests.infrastructure.template_support import (
+    ALL_MODULES,
+    LOG_GROUP_TYPE,
+    Synthesized,
+    allowed_pairs,
+    canonical,
+    get_att,
+    index_arn,
+    ref,
+    synthesize,
+    table_arn,
+)
+
+# Handler module -> resource -> the exact DynamoDB actions (without the "dynamodb:" prefix) it may call.
+# Transactions need the per-item actions (Put/Update/Delete/ConditionCheck) on each table they touch.
+EXPECTED_DYNAMODB_ACCESS: dict[str, dict[str, set[str]]] = {
+    # create (session Put + row Put + counters), join (session read, count Update + row Put + counters),
+    # refresh (session read; count Update or ConditionCheck + old row Delete + new row Put), resume (session
+    # read, speaker Update + row Put), plain connection (row Put + counter); a resume tells the listeners
+    # (index Query) and counts out the gone ones (row read, Delete, session Update).
+    "connect": {
+        "Sessions": {"GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"},
+        "Connections": {"GetItem", "PutItem", "DeleteItem"},
+        "Connections/index/bySessionLanguage": {"Query"},
+        "RateLimits": {"UpdateItem"},
+    },
+    # createSession / joinSession on an open connection (row attached by Update), heartbeat notices (row
+    # Update), leave (row read, detach Update, count Update), config / status / end (row read, session read
+    # or Update, index Query), and the gone listeners of an ended session (row read, Delete).
+    "message": {
+        "Sessions": {"GetItem", "PutItem", "UpdateItem"},
+        "Connections": {"GetItem", "UpdateItem", "DeleteItem"},
+        "Connections/index/bySessionLanguage": {"Query"},
+        "RateLimits": {"UpdateItem"},
+    },
+    # Row read; row Delete with the count Update, or the speaker's window Update; listeners told.
+    "disconnect": {
+        "Sessions": {"UpdateItem"},
+        "Connections": {"GetItem", "DeleteItem"},
+        "Connections/index/bySessionLanguage": {"Query"},
+    },
+    # Due sessions from the sparse sweep index (Scan), each read and ended; listeners told and dismissed.
+    "sweeper": {
+        "Sessions": {"GetItem", "UpdateItem"},
+        "Sessions/index/bySweepTime": {"Scan"},
+        "Connections": {"GetItem", "DeleteItem"},
+        "Connections/index/bySessionLanguage": {"Query"},
+    },
+    # The Connections stream only (its event source); ListStreams has no resource-level permission.
+    "welcome": {
+        "Connections/stream": {"DescribeStream", "GetRecords", "GetShardIterator"},
+        "*": {"ListStreams"},
+    },
+    "authorizer": {},
+}
+
+# Actions that may be granted on "*": their services support no resource-level permission.
+XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+LIST_STREAMS = "dynamodb:ListStreams"
+TRACED_ENVIRONMENTS = {"staging", "prod"}
+
+
+def _labels(deployed: Synthesized) -> dict[str, str]:
+    """Canonical IAM resource -> the label the expectations use."""
+    return {
+        table_arn(deployed.sessions_table_id): "Sessions",
+        index_arn(deployed.sessions_table_id, "bySweepTime"): "Sessions/index/bySweepTime",
+        table_arn(deployed.connections_table_id): "Connections",
+        index_arn(deployed.connections_table_id, "bySessionLanguage"): "Connections/index/bySessionLanguage",
+        canonical(get_att(deployed.connections_table_id, "StreamArn")): "Connections/stream",
+        table_arn(deployed.rate_limits_table_id): "RateLimits",
+        canonical("*"): "*",
+    }
+
+
+def _dynamodb_access(deployed: Synthesized, module: str) -> dict[str, set[str]]:
+    """Resource label (or the raw resource, when unknown) -> DynamoDB actions granted to the module's role."""
+    labels = _labels(deployed)
+    access: dict[str, set[str]] = {}
+    for action, resource in allowed_pairs(deployed.statements_of_function(deployed.function_id(module))):
+        if action.startswith("dynamodb:"):
+            access.setdefault(labels.get(resource, resource), set()).add(action.removeprefix("dynamodb:"))
+    return access
+
+
+def test_the_expectations_cover_every_function() -> None:
+    assert set(EXPECTED_DYNAMODB_ACCESS) == ALL_MODULES
+    # (the labels name the schema's indexes)
+    assert schema.SESSIONS_BY_SWEEP_TIME_INDEX == "bySweepTime"
+    assert schema.CONNECTIONS_BY_SESSION_INDEX == "bySessionLanguage"
+
+
+@pytest.mark.parametrize("module", sorted(EXPECTED_DYNAMODB_ACCESS))
+def test_each_function_holds_exactly_the_dynamodb_actions_it_calls(deployed: Synthesized, module: str) -> None:
+    # Given the function's role, as deployed
+    access = _dynamodb_access(deployed, module)
+
+    # Then it holds exactly the expected actions, table by table and index by index: no other action (no
+    # Scan of a table, no BatchWriteItem, no dynamodb:*), no other table, no index wildcard
+    assert access == EXPECTED_DYNAMODB_ACCESS[module], module
+
+
+def test_no_table_action_is_granted_on_every_index(deployed: Synthesized) -> None:
+    # Given every function's grants
+    every_index = {index_arn(table_id) for table_id in (deployed.sessions_table_id, deployed.connections_table_id)}
+    for module in sorted(ALL_MODULES):
+        pairs = allowed_pairs(deployed.statements_of_function(deployed.function_id(module)))
+
+        # Then none names <table>/index/* (each Query or Scan names its one index)
+        assert not {pair for pair in pairs if pair[1] in every_index}, module
+
+
+def test_nothing_on_star_but_what_has_no_resource_level_permission(deployed_any: Synthesized) -> None:
+    # Given every function of an environment
+    traced = deployed_any.name in TRACED_ENVIRONMENTS
+    for module in sorted(ALL_MODULES):
+        pairs = allowed_pairs(deployed_any.statements_of_function(deployed_any.function_id(module)))
+        on_star = {action for action, resource in pairs if resource == canonical("*")}
+
+        # Then the only actions on "*" are X-Ray's (where tracing is on) and the welcome function's
+        # dynamodb:ListStreams
+        expected = (XRAY_ACTIONS if traced else set()) | ({LIST_STREAMS} if module == "welcome" else set())
+        assert on_star == expected, (deployed_any.name, module)
+
+
+def test_roles_have_no_managed_policy_and_write_only_their_own_logs(deployed_any: Synthesized) -> None:
+    # Given every function and its role
+    for module in sorted(ALL_MODULES):
+        function_id = deployed_any.function_id(module)
+        role = deployed_any.resource(deployed_any.function_role_id(function_id))
+        log_group_id = deployed_any.functions[function_id]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+
+        # Then the role trusts Lambda only and carries no AWS managed policy
+        assert "ManagedPolicyArns" not in role["Properties"], module
+        assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
+            {"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}}
+        ], module
+        # And its only logs actions write to its function's own log group
+        logs_pairs = {
+            pair
+            for pair in allowed_pairs(deployed_any.statements_of_function(function_id))
+            if pair[0].startswith("logs:")
+        }
+        assert deployed_any.resource(log_group_id)["Type"] == LOG_GROUP_TYPE
+        assert logs_pairs == {
+            ("logs:CreateLogStream", canonical(get_att(log_group_id, "Arn"))),
+            ("logs:PutLogEvents", canonical(get_att(log_group_id, "Arn"))),
+        }, module
+
+
+def test_tracing_is_active_where_configured(deployed_any: Synthesized) -> None:
+    # Given every function of an environment
+    traced = deployed_any.name in TRACED_ENVIRONMENTS
+    assert deployed_any.config.tracing_enabled is traced
+    for logical_id, function in deployed_any.functions.items():
+        # Then X-Ray tracing is Active in staging and prod, and not configured in dev
+        tracing = function["Properties"].get("TracingConfig")
+        assert tracing == ({"Mode": "Active"} if traced else None), (deployed_any.name, logical_id)
+
+
+def test_tracing_override_from_context() -> None:
+    # Given dev with -c tracingEnabled=true
+    synthesized = synthesize({"env": "dev", "tracingEnabled": "true"})
+
+    # Then every function traces, and may write its traces
+    for logical_id, function in synthesized.functions.items():
+        assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}, logical_id
+        pairs = allowed_pairs(synthesized.statements_of_function(logical_id))
+        assert {(action, canonical("*")) for action in XRAY_ACTIONS} <= pairs, logical_id
+
+
+def test_a_grant_naming_an_index_the_table_lacks_is_refused() -> None:
+    # Given a grant naming an index the Sessions table does not have
+    def grant(stack: SessionServiceStack) -> None:
+        function = stack.websocket.authorizer_function
+        stack.tables.grant_access(function, [TableAccess(schema.SESSIONS, {GET}, {"noSuchIndex": {GET}})])
+
+    # When / Then the synth refuses it, naming the index
+    with pytest.raises(ValueError, match="noSuchIndex"):
+        synthesize({"env": "dev"}, customize=grant)
+
+
+def test_function_role_ids_are_the_functions_own(deployed: Synthesized) -> None:
+    # Given every function
+    for logical_id in deployed.functions:
+        role_id = deployed.function_role_id(logical_id)
+
+        # Then its role's policies are attached to that role alone
+        for policy in deployed.policies_of_role(role_id).values():
+            assert policy["Properties"]["Roles"] == [ref(role_id)], logical_id
