@@ -12,10 +12,12 @@ from botocore.exceptions import ClientError
 
 from lambda_src import limits, settings
 
+# One retry at most (botocore's jittered backoff, under a second): a fan-out posts to hundreds of listeners
+# inside a route's 10 s, so a throttled post is given up rather than waited out.
 _CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 3},
-    connect_timeout=2,
-    read_timeout=3,
+    retries={"mode": "standard", "total_max_attempts": 2},
+    connect_timeout=1,
+    read_timeout=2,
     max_pool_connections=limits.FANOUT_PARALLELISM,  # one pooled connection per fan-out thread
 )
 

@@ -13,6 +13,7 @@ from lambda_src.config import PartialResultConfig
 
 
 def read_partial_result_config(session_id: str) -> PartialResultConfig | None:
-    """The live session's partial-result configuration (defaults for fields it predates), or None."""
+    """The live session's partial-result configuration (defaults for fields it predates), or None when
+    there is no such session, it expired, or it ended."""
     session = runtime.sessions().get(session_id, messages.now_ms() // 1000)
-    return session.config if session is not None else None
+    return session.config if session is not None and session.is_active else None

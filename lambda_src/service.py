@@ -345,7 +345,11 @@ def heartbeat(
     connections = runtime.connections()
     if age_minutes >= limits.REFRESH_REQUIRED_AT_MINUTES and connections.mark_refresh_notified(connection_id):
         if not notify(messages.connection_refresh_required(minutes_left, now_ms)):
-            connections.clear_refresh_notified(connection_id)
+            try:
+                connections.clear_refresh_notified(connection_id)
+            except ServiceError:
+                # The ack still goes out; from 105 minutes every heartbeat carries connectionWarning anyway.
+                logger.warning("an undelivered refresh notice could not be forgotten")
     if age_minutes >= limits.CONNECTION_WARNING_FROM_MINUTES:
         notify(messages.connection_warning(minutes_left, now_ms))
     return messages.heartbeat_ack(now_ms)

@@ -53,12 +53,24 @@ def session_status(connection_id: str, body: Mapping[str, Any], now_ms: int) -> 
 
 
 def end_session(connection_id: str, body: Mapping[str, Any], now_ms: int) -> dict[str, Any]:
-    """End the session for good: every listener is told, disconnected and forgotten."""
+    """End the session for good: every listener is told, disconnected and forgotten.
+
+    Repeating it is safe: the speaker of an ended session gets ``sessionEnded`` again, and any listener a
+    failed earlier attempt did not reach is dismissed now (so a retry after SERVICE_UNAVAILABLE finishes
+    the job).
+    """
     session_id = speaker_session_id(connection_id, body)
-    runtime.sessions().end_by_speaker(session_id, connection_id, messages.ENDED_BY_SPEAKER, now_ms)
-    metrics.session_ended(messages.ENDED_BY_SPEAKER)
-    _dismiss_listeners(session_id, messages.ENDED_BY_SPEAKER, now_ms)
-    return messages.session_ended(session_id, messages.ENDED_BY_SPEAKER, now_ms)
+    reason = messages.ENDED_BY_SPEAKER
+    try:
+        runtime.sessions().end_by_speaker(session_id, connection_id, reason, now_ms)
+        metrics.session_ended(reason)
+    except ServiceError as refused:
+        ended = runtime.sessions().get(session_id, None) if refused.code is ErrorCode.SESSION_ENDED else None
+        if ended is None or ended.speaker_connection_id != connection_id:
+            raise
+        reason = ended.end_reason or reason
+    _dismiss_listeners(session_id, reason, now_ms)
+    return messages.session_ended(session_id, reason, now_ms)
 
 
 def _dismiss_listeners(session_id: str, reason: str, now_ms: int) -> None:

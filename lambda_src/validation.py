@@ -91,7 +91,7 @@ def check_field_sizes(fields: Mapping[str, Any]) -> None:
             code = ErrorCode.INVALID_CONFIGURATION if name in CONFIG_FIELDS else ErrorCode.INVALID_PARAMETERS
             raise ServiceError(
                 code,
-                f"{name} must be at most {limit} characters, got {len(value)}",
+                f"{shown(str(name))} must be at most {limit} characters, got {len(value)}",
                 field=str(name)[: limits.MAX_FIELD_LENGTH],
             )
 

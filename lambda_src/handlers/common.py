@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 
 from lambda_src import limits, messages, metrics
 from lambda_src.errors import ErrorCode, ServiceError
+from lambda_src.repositories import dynamodb
 from lambda_src.log import clear_correlation_keys, logger
 
 Event = dict[str, Any]
@@ -56,6 +57,15 @@ def _refuse_constant(name: str) -> Any:
     raise ServiceError(ErrorCode.INVALID_MESSAGE, f"the message must be JSON without {name}")
 
 
+def _without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are unique: a frame naming ``action`` twice is ambiguous (API Gateway may
+    have routed it on either), so it is refused rather than read one way."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ServiceError(ErrorCode.INVALID_MESSAGE, "the message must not repeat a key")
+    return obj
+
+
 def message_body(event: Event) -> dict[str, Any]:
     """The frame as a JSON object, numbers as exact Decimals; refused before parsing when too large."""
     body = event.get("body")
@@ -66,7 +76,9 @@ def message_body(event: Event) -> dict[str, Any]:
             ErrorCode.INVALID_MESSAGE, f"the message must be at most {limits.MAX_FRAME_BYTES} bytes"
         )
     try:
-        parsed = json.loads(body, parse_float=Decimal, parse_constant=_refuse_constant)
+        parsed = json.loads(
+            body, parse_float=Decimal, parse_constant=_refuse_constant, object_pairs_hook=_without_duplicates
+        )
     except (ValueError, RecursionError):
         raise ServiceError(ErrorCode.INVALID_MESSAGE, "the message must be a JSON object, got invalid JSON") from None
     if not isinstance(parsed, dict):
@@ -91,6 +103,7 @@ def websocket_handler(route: Callable[[Event], Response]) -> Callable[[Event, An
     @functools.wraps(route)
     def handler(event: Event, context: Any) -> Response:
         ctx = request_context(event)
+        dynamodb.start_invocation(context)
         logger.append_keys(
             connection_id=ctx.get("connectionId"),
             request_id=ctx.get("requestId") or getattr(context, "aws_request_id", None),

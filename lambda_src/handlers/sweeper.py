@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from lambda_src import messages, metrics, session_control
+from lambda_src.repositories import dynamodb
 from lambda_src.log import REQUEST_ID_KEY, clear_correlation_keys, logger
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     logger.append_keys(**{REQUEST_ID_KEY: getattr(context, "aws_request_id", None)})
+    dynamodb.start_invocation(context)
     try:
         ended = session_control.sweep(messages.now_ms())
         if ended:

@@ -38,6 +38,29 @@ _FIRST_PAUSE_SECONDS = 0.02
 _MAX_PAUSE_SECONDS = 0.5
 RETRY_BUDGET_SECONDS = 1.5
 RETRY_AFTER_SECONDS = 1
+# And all the requests of one invocation together stop waiting this long before the function's timeout
+# (or after INVOCATION_BUDGET_SECONDS when there is no Lambda context, e.g. in tests and tools).
+REPLY_MARGIN_SECONDS = 2.0
+INVOCATION_BUDGET_SECONDS = 6.0
+# Waiting left to this invocation (seconds); counted in pauses, so it is exact whatever the clock does.
+_invocation_wait_left: float = INVOCATION_BUDGET_SECONDS
+
+
+def start_invocation(context: Any) -> None:
+    """Bound the waiting of every request in this invocation by the function's remaining time."""
+    global _invocation_wait_left
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    budget = remaining() / 1000 - REPLY_MARGIN_SECONDS if callable(remaining) else INVOCATION_BUDGET_SECONDS
+    _invocation_wait_left = max(0.0, budget)
+
+
+def _take_wait(waited: float, pause: float) -> bool:
+    """Whether this request may wait ``pause`` more (and, if so, charge it to the invocation)."""
+    global _invocation_wait_left
+    if waited + pause > RETRY_BUDGET_SECONDS or pause > _invocation_wait_left:
+        return False
+    _invocation_wait_left -= pause
+    return True
 
 TransactItem = dict[str, Any]
 # A transaction item and what to raise when its condition fails (given the item's old image, if returned).
@@ -109,7 +132,7 @@ def request(operation: str, **arguments: Any) -> Any:
         except (ClientError, *_AMBIGUOUS_ERRORS) as error:
             if not _retryable(error):
                 raise
-            if waited + pause > RETRY_BUDGET_SECONDS:
+            if not _take_wait(waited, pause):
                 raise _unavailable() from error
             if operation == "transact_write_items" and not isinstance(error, _AMBIGUOUS_ERRORS) \
                     and error_code(error) not in _SERVER_ERROR_CODES:

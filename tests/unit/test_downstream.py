@@ -63,3 +63,8 @@ def test_expired_session_is_none(tables):
 def test_session_expiring_now_is_none(tables):
     tables.put_session(sessionId="golden-eagle-427", expiresAt=int(time.time()))
     assert read_partial_result_config("golden-eagle-427") is None
+
+
+def test_an_ended_session_has_no_configuration_to_follow(tables):
+    tables.put_session(sessionId="golden-eagle-427", isActive=False, endReason="endedBySpeaker")
+    assert read_partial_result_config("golden-eagle-427") is None

@@ -324,3 +324,18 @@ def test_unexpected_exception_is_internal_error_without_details(tables, monkeypa
     assert "boom" not in response["body"]
     assert "RuntimeError" not in response["body"]
     assert event["requestContext"]["requestId"] in body["message"]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    ['{"action":"joinSession","action":"heartbeat"}', '{"action":"heartbeat","x":{"a":1,"a":2}}'],
+)
+def test_a_frame_that_repeats_a_key_is_refused_as_ambiguous(tables, frame):
+    # Given a plain connection
+    connection_id = new_connection_id()
+    assert connect.handler(connect_event(None, connection_id=connection_id), None)["statusCode"] == 200
+    # When it sends a frame naming a key twice (at any depth)
+    reply = body_of(send(frame, connection_id))
+    # Then it is refused as an invalid message, not read one way or the other
+    assert (reply["type"], reply["code"]) == ("error", "INVALID_MESSAGE")
+    assert "repeat" in reply["message"]
