@@ -28,7 +28,8 @@ class LocalWheelBundling:
     def try_bundle(self, output_dir: str, *_args: Any, **_options: Any) -> bool:
         subprocess.run(
             [
-                sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                # --no-compile: bytecode built by this machine's Python would not match the Lambda runtime's.
+                sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
                 "--platform", constants.WHEEL_PLATFORM,
                 "--python-version", constants.WHEEL_PYTHON_VERSION,
                 "--implementation", "cp", "--only-binary=:all:",
