@@ -136,8 +136,8 @@ def main() -> None:
         _prepare(database)
         rows = measure(tuple(args.audiences))
     print(f"{'operation':44} {'requests':>8} {'floor':>6}  by API")
-    for row in rows:
-        print(f"{row['operation']:44} {row['requests']:>8} {row['floor']:>6}  {row['by_api']}")
+    for measured in rows:
+        print(f"{measured['operation']:44} {measured['requests']:>8} {measured['floor']:>6}  {measured['by_api']}")
     args.output.write_text(json.dumps({"engine": "DynamoDB Local", "rows": rows}, indent=2) + "\n")
     print(f"written to {args.output} in {time.monotonic() - started:.1f} s")
 

@@ -18,7 +18,6 @@ import asyncio
 import base64
 import itertools
 import json
-import os
 import secrets
 import sys
 import time

@@ -128,6 +128,14 @@ def index_arn(logical_id: str, index_name: str = "*") -> str:
     return canonical({"Fn::Join": ["", [get_att(logical_id, "Arn"), f"/index/{index_name}"]]})
 
 
+def execute_api_arn_parts(api_logical_id: str, path: str) -> list[Any]:
+    """The ``Fn::Join`` parts of an ``execute-api`` ARN of this API, followed by ``path``."""
+    return [
+        "arn:", ref("AWS::Partition"), ":execute-api:", ref("AWS::Region"), ":", ref("AWS::AccountId"), ":",
+        ref(api_logical_id), path,
+    ]
+
+
 def join_parts(value: Any) -> list[Any]:
     """The parts of an ``Fn::Join`` with an empty separator (fails on anything else)."""
     assert isinstance(value, dict) and list(value) == ["Fn::Join"], f"expected an Fn::Join, got {value!r}"

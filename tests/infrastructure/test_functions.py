@@ -38,6 +38,7 @@ from tests.infrastructure.template_support import (
     arn_like,
     as_list,
     canonical,
+    execute_api_arn_parts,
     get_att,
     index_arn,
     join_parts,
@@ -292,17 +293,7 @@ def test_each_function_has_its_own_role(deployed: Synthesized) -> None:
 
 def _connections_arn_parts(deployed: Synthesized) -> list:
     """This stage's @connections API, any method and connection: ``.../<api>/<env>/*/@connections/*``."""
-    return [
-        "arn:",
-        ref("AWS::Partition"),
-        ":execute-api:",
-        ref("AWS::Region"),
-        ":",
-        ref("AWS::AccountId"),
-        ":",
-        ref(deployed.api_id),
-        f"/{deployed.name}/*/@connections/*",
-    ]
+    return execute_api_arn_parts(deployed.api_id, f"/{deployed.name}/*/@connections/*")
 
 
 def test_posting_functions_may_manage_connections_of_this_stage(deployed: Synthesized) -> None:

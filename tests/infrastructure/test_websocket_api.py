@@ -28,6 +28,7 @@ from tests.infrastructure.template_support import (
     SWEEPER_MODULE,
     Synthesized,
     arn_like,
+    execute_api_arn_parts,
     get_att,
     join_parts,
     ref,
@@ -212,17 +213,7 @@ def test_invoke_permission_source_arn_is_scoped_to_its_route(deployed: Synthesiz
 
         # Then its SourceArn is this API's execute-api ARN for any stage and exactly this route key
         # (CDK renders "<api id>/*<route key>", e.g. ".../*$connect", with no slash after the wildcard)
-        assert join_parts(properties["SourceArn"]) == [
-            "arn:",
-            ref("AWS::Partition"),
-            ":execute-api:",
-            ref("AWS::Region"),
-            ":",
-            ref("AWS::AccountId"),
-            ":",
-            ref(deployed.api_id),
-            f"/*{route_key}",
-        ]
+        assert join_parts(properties["SourceArn"]) == execute_api_arn_parts(deployed.api_id, f"/*{route_key}")
         assert properties["Action"] == "lambda:InvokeFunction"
 
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterator
 
 from botocore.exceptions import ClientError
 
@@ -73,3 +76,43 @@ class FakeConnectionsApi:
     def clear(self) -> None:
         with self._lock:
             self.calls.clear()
+
+
+@dataclass
+class JwksServer:
+    """A JWKS endpoint on 127.0.0.1 (what Cognito serves) that records every path requested."""
+
+    url: str
+    requests: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def serve_jwks(jwks: dict[str, Any]) -> Iterator[JwksServer]:
+    """Serve ``jwks`` at ``/.well-known/jwks.json`` over loopback HTTP for as long as the block runs."""
+    body = json.dumps(jwks).encode()
+    requests: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            requests.append(self.path)
+            if self.path != "/.well-known/jwks.json":
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield JwksServer(url=f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json", requests=requests)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -14,9 +14,7 @@ import os
 import stat
 import subprocess
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -29,6 +27,7 @@ from lambda_src import auth
 from lambda_src.handlers import authorizer
 from lambda_src.handlers.common import logger
 from local_run.dev_issuer import KEY_FILE_NAME, DevIssuer
+from tests.unit.fakes import JwksServer, serve_jwks
 
 ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_UnitTest"
 CLIENT_ID = "unit-test-client"
@@ -37,14 +36,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 # ---------------------------------------------------------------------------------------------- fixtures
-
-
-@dataclass
-class JwksServer:
-    """A JWKS endpoint on 127.0.0.1 that counts how often it is fetched."""
-
-    url: str
-    requests: list[str] = field(default_factory=list)
 
 
 @pytest.fixture(scope="module")
@@ -60,33 +51,8 @@ def other_key() -> rsa.RSAPrivateKey:
 
 @pytest.fixture(scope="module")
 def jwks_server(issuer: DevIssuer) -> Iterator[JwksServer]:
-    body = json.dumps(issuer.jwks()).encode()
-    requests: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            requests.append(self.path)
-            if self.path != "/.well-known/jwks.json":
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield JwksServer(url=f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json", requests=requests)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve_jwks(issuer.jwks()) as server:
+        yield server
 
 
 @pytest.fixture

@@ -13,9 +13,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -25,6 +23,7 @@ from lambda_src import auth, log, metrics, runtime
 from lambda_src.handlers import authorizer, connect, disconnect, message, sweeper, welcome
 from lambda_src.log import logger
 from local_run.dev_issuer import DevIssuer
+from tests.unit.fakes import serve_jwks
 from tests.unit.flows import Clock, welcome_of_row
 from tests.unit.helpers import body_of, connect_event, disconnect_event, message_event, new_connection_id
 
@@ -43,33 +42,15 @@ OUTCOMES = {"request handled", "request refused", "unhandled error"}
 def issuer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DevIssuer]:
     """The local dev issuer, its JWKS served on loopback, and the authorizer's environment pointing at it."""
     issuer = DevIssuer(tmp_path, ISSUER, CLIENT_ID)
-    body = json.dumps(issuer.jwks()).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv(auth.ENV_JWKS_URL, f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json")
-    monkeypatch.setenv(auth.ENV_ISSUER, ISSUER)
-    monkeypatch.setenv(auth.ENV_CLIENT_ID, CLIENT_ID)
-    auth.verifier_from_environment.cache_clear()
-    try:
-        yield issuer
-    finally:
+    with serve_jwks(issuer.jwks()) as server:
+        monkeypatch.setenv(auth.ENV_JWKS_URL, server.url)
+        monkeypatch.setenv(auth.ENV_ISSUER, ISSUER)
+        monkeypatch.setenv(auth.ENV_CLIENT_ID, CLIENT_ID)
         auth.verifier_from_environment.cache_clear()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+        try:
+            yield issuer
+        finally:
+            auth.verifier_from_environment.cache_clear()
 
 
 @dataclass
