@@ -13,7 +13,7 @@ Every floor is measured in the same run on the same machine (see each section's 
 Figures are reports, not assertions: the exit status is non-zero only when a correctness check fails (the
 final listener count, or the number admitted under the cap, is not exact) or a section could not run.
 
-    .venv/bin/python -m bench [--only load,latency] [--output bench/results.json]
+    .venv/bin/python -m bench [--only load,latency] [--output FILE]   (--only writes bench/results-partial.json)
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from bench import common
 from bench.common import Context, Row
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.json"
+PARTIAL_OUTPUT = Path(__file__).resolve().parent / "results-partial.json"  # --only runs: the full record stays
 SECTION_NAMES = ("requests", "latency", "cold_start", "load", "synth", "footprint")
 ALIASES = {"coldstart": "cold_start", "cold-start": "cold_start", "request_counts": "requests", "memory": "footprint",
            "size": "footprint"}
@@ -81,10 +82,11 @@ SECTIONS: dict[str, Callable[[Context, argparse.Namespace], list[Row]]] = {
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="", help=f"comma-separated sections, run in the usual order: {', '.join(SECTION_NAMES)}")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"JSON results (default {DEFAULT_OUTPUT})")
+    parser.add_argument("--output", type=Path, default=None,
+                        help=f"JSON results (default {DEFAULT_OUTPUT.name}, or {PARTIAL_OUTPUT.name} with --only)")
     parser.add_argument("--iterations", type=int, default=200, help="latency: timed calls per operation (default 200)")
     parser.add_argument("--warmup", type=int, default=20, help="latency: untimed calls first (default 20)")
-    parser.add_argument("--cold-runs", type=int, default=9, help="cold start: timed runs per module (default 9, >= 7)")
+    parser.add_argument("--cold-runs", type=int, default=15, help="cold start: timed runs per module (default 15, >= 7)")
     parser.add_argument("--listeners", type=int, default=500, help="load: listeners and cap (default 500)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (cloud assemblies, logs)")
     args = parser.parse_args(argv)
@@ -94,6 +96,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTION_NAMES)}")
     args.sections = [name for name in SECTION_NAMES if not chosen or name in chosen]
+    if args.output is None:
+        args.output = DEFAULT_OUTPUT if args.sections == list(SECTION_NAMES) else PARTIAL_OUTPUT
     if args.iterations < 2 or args.warmup < 0 or args.cold_runs < 1 or args.listeners < 1:
         parser.error("--iterations >= 2, --warmup >= 0, --cold-runs >= 1 and --listeners >= 1 please")
     return args

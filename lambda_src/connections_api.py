@@ -6,11 +6,10 @@ import time
 from functools import cache
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from lambda_src import limits, settings
+from lambda_src import aws, limits, settings
 
 # One retry at most (botocore's jittered backoff, under a second): a fan-out posts to hundreds of listeners
 # inside a route's 10 s, so a throttled post is given up rather than waited out.
@@ -27,7 +26,7 @@ def client() -> Any:
     callback_url = settings.load().callback_url
     if not callback_url:
         raise RuntimeError(f"{settings.ENV_CALLBACK_URL} is not set")
-    return boto3.client("apigatewaymanagementapi", endpoint_url=callback_url, config=_CLIENT_CONFIG)
+    return aws.session().create_client("apigatewaymanagementapi", endpoint_url=callback_url, config=_CLIENT_CONFIG)
 
 
 def _is_gone(error: ClientError) -> bool:

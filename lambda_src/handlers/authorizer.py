@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from lambda_src import auth, metrics
+from lambda_src.handlers import finish_loading
 from lambda_src.errors import ErrorCode
 from lambda_src.handlers.common import Event, logger, query_parameters, request_context
 from lambda_src.log import clear_correlation_keys
@@ -87,3 +88,6 @@ def _authorize(event: Event) -> Policy:
         user.user_id,
         {"userId": user.user_id, "username": user.username or "", "role": SPEAKER},
     )
+
+
+finish_loading()  # the last statement: see lambda_src/handlers/__init__.py

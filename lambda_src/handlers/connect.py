@@ -9,6 +9,7 @@ function posts it once the handshake has completed.
 from __future__ import annotations
 
 from lambda_src import messages, rate_limits, service, settings, validation
+from lambda_src.handlers import finish_loading
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.handlers.common import (
     Event,
@@ -57,3 +58,6 @@ def handler(event: Event) -> Response:
             field="action",
         )
     return {"statusCode": 200}
+
+
+finish_loading()  # the last statement: see lambda_src/handlers/__init__.py

@@ -4,6 +4,7 @@ its resume window; nothing here ever resurrects a session."""
 from __future__ import annotations
 
 from lambda_src import messages, service
+from lambda_src.handlers import finish_loading
 from lambda_src.handlers.common import Event, Response, connection_id, websocket_handler
 
 
@@ -11,3 +12,6 @@ from lambda_src.handlers.common import Event, Response, connection_id, websocket
 def handler(event: Event) -> Response:
     service.disconnect(connection_id(event), messages.now_ms())
     return {"statusCode": 200}
+
+
+finish_loading()  # the last statement: see lambda_src/handlers/__init__.py

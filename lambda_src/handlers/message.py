@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from lambda_src import fanout, messages, service, session_control, settings, validation
+from lambda_src.handlers import finish_loading
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.handlers.common import (
     Event,
@@ -104,3 +105,6 @@ def handler(event: Event) -> Response:
             field="action",
         )
     return reply(ACTIONS[action](event, body))
+
+
+finish_loading()  # the last statement: see lambda_src/handlers/__init__.py

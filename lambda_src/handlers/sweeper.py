@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from lambda_src import messages, metrics, session_control
+from lambda_src.handlers import finish_loading
 from lambda_src.repositories import dynamodb
 from lambda_src.log import REQUEST_ID_KEY, clear_correlation_keys, logger
 
@@ -21,3 +22,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     finally:
         metrics.flush()
         clear_correlation_keys()
+
+
+finish_loading()  # the last statement: see lambda_src/handlers/__init__.py

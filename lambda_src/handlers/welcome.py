@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from lambda_src import connections_api, metrics
+from lambda_src.handlers import finish_loading
 from lambda_src.handlers.common import logger
 from lambda_src.log import REQUEST_ID_KEY, clear_correlation_keys
 from lambda_src.repositories.connections import WELCOME_ATTRIBUTE
@@ -51,3 +52,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     finally:
         metrics.flush()  # nothing is counted here today; published all the same should that change
         clear_correlation_keys()
+
+
+finish_loading()  # the last statement: see lambda_src/handlers/__init__.py

@@ -9,15 +9,12 @@ import uuid
 from functools import cache
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
+from lambda_src import aws
 from lambda_src.errors import ErrorCode, ServiceError
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
+from lambda_src.repositories.attribute_values import from_attribute, to_attribute
 
 # botocore does not retry: the one policy below does, for every request, with one time budget.
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=1, read_timeout=2)
@@ -70,20 +67,20 @@ Guarded = tuple[TransactItem, Callable[[dict[str, Any] | None], Exception]]
 @cache
 def client() -> Any:
     """The process's DynamoDB client (created once, reused across invocations)."""
-    return boto3.client("dynamodb", config=_CLIENT_CONFIG)
+    return aws.session().create_client("dynamodb", config=_CLIENT_CONFIG)
 
 
 def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: _serializer.serialize(value) for key, value in item.items()}
+    return {key: to_attribute(value) for key, value in item.items()}
 
 
 def deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: _deserializer.deserialize(value) for key, value in item.items()}
+    return {key: from_attribute(value) for key, value in item.items()}
 
 
 def values(**named: Any) -> dict[str, Any]:
     """ExpressionAttributeValues from keyword arguments: ``values(now=1)`` -> ``{":now": {"N": "1"}}``."""
-    return {f":{name}": _serializer.serialize(value) for name, value in named.items()}
+    return {f":{name}": to_attribute(value) for name, value in named.items()}
 
 
 def cancellation_reasons(error: ClientError) -> list[str]:
