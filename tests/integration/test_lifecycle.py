@@ -40,12 +40,13 @@ def ask(ws: ClientConnection, **message: Any) -> dict[str, Any]:
 
 
 def speaker(service: RunningService, user_id: str = "speaker-1") -> tuple[ClientConnection, dict[str, Any]]:
-    ws = connect(f"{service.url}?{CREATE}&token={service.token(user_id=user_id)}", open_timeout=10)
+    ws = connect(f"{service.url}?{CREATE}&token={service.token(user_id=user_id)}", open_timeout=10, legacy=True)
     return ws, receive(ws)
 
 
 def listener(service: RunningService, session_id: str, language: str = "es") -> tuple[ClientConnection, dict[str, Any]]:
-    ws = connect(f"{service.url}?action=joinSession&sessionId={session_id}&targetLanguage={language}", open_timeout=10)
+    ws = connect(f"{service.url}?action=joinSession&sessionId={session_id}&targetLanguage={language}",
+                 open_timeout=10, legacy=True)
     return ws, receive(ws)
 
 

@@ -35,7 +35,7 @@ def refused_status(url: str) -> tuple[int, dict]:
 
 
 def create_session(service: RunningService, query: str = SEED_QUERY):
-    ws = connect(f"{service.url}?{query}&token={service.token()}", open_timeout=10)
+    ws = connect(f"{service.url}?{query}&token={service.token()}", open_timeout=10, legacy=True)
     return ws, first_message(ws)
 
 
@@ -145,7 +145,7 @@ def test_join_beyond_the_cap_is_refused_with_503(service: RunningService) -> Non
     # Given a session already holding the configured number of listeners
     speaker, created = create_session(service)
     url = f"{service.url}?action=joinSession&sessionId={created['sessionId']}&targetLanguage=fr"
-    listeners = [connect(url, open_timeout=10) for _ in range(LISTENER_CAP)]
+    listeners = [connect(url, open_timeout=10, legacy=True) for _ in range(LISTENER_CAP)]
     try:
         # When one more listener joins
         status, body = refused_status(url)
