@@ -1,11 +1,11 @@
 """API Gateway entry points: parse the event, call the service, shape the reply. Nothing else.
 
-Loading a handler module brings in botocore, Powertools and this package: hundreds of thousands of objects
-that live as long as the process. Python's cyclic garbage collector would walk them again and again while they
+Loading a handler module brings in botocore, Powertools and this package: tens of thousands of objects that
+live as long as the process. Python's cyclic garbage collector would walk them again and again while they
 load, and again in every full collection after, for nothing: none of them is garbage. So the collector is
 paused while the package loads, and each handler module ends with ``finish_loading()``, which moves what
 loading created out of the collector's reach (``gc.freeze``) and resumes it. Measured by ``make bench``,
-section 3: about a fifth of a cold start on a small machine.
+section 3: about a tenth of a cold start on a small machine.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any, Final
 
 from lambda_src import auth, metrics
-from lambda_src.handlers import finish_loading
 from lambda_src.errors import ErrorCode
+from lambda_src.handlers import finish_loading
 from lambda_src.handlers.common import Event, logger, query_parameters, request_context
 from lambda_src.log import clear_correlation_keys
 

@@ -9,8 +9,8 @@ function posts it once the handshake has completed.
 from __future__ import annotations
 
 from lambda_src import messages, rate_limits, service, settings, validation
-from lambda_src.handlers import finish_loading
 from lambda_src.errors import ErrorCode, ServiceError
+from lambda_src.handlers import finish_loading
 from lambda_src.handlers.common import (
     Event,
     Response,

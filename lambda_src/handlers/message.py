@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from lambda_src import fanout, messages, service, session_control, settings, validation
-from lambda_src.handlers import finish_loading
 from lambda_src.errors import ErrorCode, ServiceError
+from lambda_src.handlers import finish_loading
 from lambda_src.handlers.common import (
     Event,
     Response,
