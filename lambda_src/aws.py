@@ -6,11 +6,23 @@ load its resource layer and s3transfer on every cold start (``make bench``, sect
 
 from __future__ import annotations
 
+import threading
 from functools import cache
+from typing import Any
 
 from botocore.session import Session, get_session
 
+# Clients are thread-safe; a session creating them is not, and a fan-out's threads may all want their first
+# client at once (the first post of a cold instance).
+_CREATING = threading.Lock()
+
 
 @cache
-def session() -> Session:
+def _session() -> Session:
     return get_session()
+
+
+def create_client(service_name: str, **options: Any) -> Any:
+    """A new low-level client from the shared session (callers keep the one they create)."""
+    with _CREATING:
+        return _session().create_client(service_name, **options)

@@ -26,7 +26,7 @@ def client() -> Any:
     callback_url = settings.load().callback_url
     if not callback_url:
         raise RuntimeError(f"{settings.ENV_CALLBACK_URL} is not set")
-    return aws.session().create_client("apigatewaymanagementapi", endpoint_url=callback_url, config=_CLIENT_CONFIG)
+    return aws.create_client("apigatewaymanagementapi", endpoint_url=callback_url, config=_CLIENT_CONFIG)
 
 
 def _is_gone(error: ClientError) -> bool:

@@ -67,7 +67,7 @@ Guarded = tuple[TransactItem, Callable[[dict[str, Any] | None], Exception]]
 @cache
 def client() -> Any:
     """The process's DynamoDB client (created once, reused across invocations)."""
-    return aws.session().create_client("dynamodb", config=_CLIENT_CONFIG)
+    return aws.create_client("dynamodb", config=_CLIENT_CONFIG)
 
 
 def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
