@@ -9,6 +9,8 @@ Every floor is measured in the same run on the same machine (see each section's 
 5. synth      make synth ENV=prod vs a minimal one-table CDK app (bench.synth)
 6. footprint  code asset and layer sizes; each handler's peak memory vs its MemorySize; the local run's
               memory during the load (bench.footprint)
+7. contention simultaneous joins of one session with DynamoDB's transaction-conflict rule emulated, and
+              without (bench.contention)
 
 Figures are reports, not assertions: the exit status is non-zero only when a correctness check fails (the
 final listener count, or the number admitted under the cap, is not exact) or a section could not run.
@@ -32,7 +34,7 @@ from bench.common import Context, Row
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.json"
 PARTIAL_OUTPUT = Path(__file__).resolve().parent / "results-partial.json"  # --only runs: the full record stays
-SECTION_NAMES = ("requests", "latency", "cold_start", "load", "synth", "footprint")
+SECTION_NAMES = ("requests", "latency", "cold_start", "load", "synth", "footprint", "contention")
 ALIASES = {"coldstart": "cold_start", "cold-start": "cold_start", "request_counts": "requests", "memory": "footprint",
            "size": "footprint"}
 
@@ -73,9 +75,15 @@ def _footprint(context: Context, args: argparse.Namespace) -> list[Row]:
     return footprint.measure(context)
 
 
+def _contention(context: Context, args: argparse.Namespace) -> list[Row]:
+    from bench import contention
+
+    return contention.measure(context.database(), context.failures)
+
+
 SECTIONS: dict[str, Callable[[Context, argparse.Namespace], list[Row]]] = {
     "requests": _requests, "latency": _latency, "cold_start": _cold_start, "load": _load, "synth": _synth,
-    "footprint": _footprint,
+    "footprint": _footprint, "contention": _contention,
 }
 
 

@@ -34,10 +34,10 @@ TABLE_PREFIX = "bench-requests"
 SECTION = "1 requests"
 
 
-def _prepare(database: DynamoDBLocal) -> None:
+def _prepare(database: DynamoDBLocal, prefix: str = TABLE_PREFIX) -> None:
     """Every table of ``lambda_src.schema`` (Sessions, Connections, RateLimits) and the environment naming them."""
     os.environ.update(endpoint_environment(database.endpoint))
-    os.environ.update(create_tables(database.client(), TABLE_PREFIX))
+    os.environ.update(create_tables(database.client(), prefix))
     os.environ[settings.ENV_CALLBACK_URL] = CALLBACK_URL
     runtime.reset()
     fake = FakeConnectionsApi()
