@@ -34,12 +34,17 @@ _AMBIGUOUS_ERRORS = (ConnectionError, HTTPClientError)  # the request may or may
 _FIRST_PAUSE_SECONDS = 0.02
 _MAX_PAUSE_SECONDS = 0.5
 RETRY_BUDGET_SECONDS = 1.5
+# A conflict means another request on the same item is being applied at that moment, so waiting is progress
+# (an audience joining on cue queues on its session's item this way: ``make bench``, section 7). Conflicts
+# may wait this long, still within the invocation's budget below.
+CONFLICT_RETRY_BUDGET_SECONDS = 6.0
 RETRY_AFTER_SECONDS = 1
 # And all the requests of one invocation together stop waiting this long before the function's timeout
 # (or after INVOCATION_BUDGET_SECONDS when there is no Lambda context, e.g. in tests and tools).
 REPLY_MARGIN_SECONDS = 2.0
 INVOCATION_BUDGET_SECONDS = 6.0
-# Waiting left to this invocation (seconds); counted in pauses, so it is exact whatever the clock does.
+# Waiting left to this invocation (seconds); counted in the pauses asked for, so it is exact whatever the
+# clock does.
 _invocation_wait_left: float = INVOCATION_BUDGET_SECONDS
 
 
@@ -51,10 +56,10 @@ def start_invocation(context: Any) -> None:
     _invocation_wait_left = max(0.0, budget)
 
 
-def _take_wait(waited: float, pause: float) -> bool:
-    """Whether this request may wait ``pause`` more (and, if so, charge it to the invocation)."""
+def _take_wait(waited: float, pause: float, budget: float) -> bool:
+    """Whether this request may wait ``pause`` more within ``budget`` (and, if so, charge it to the invocation)."""
     global _invocation_wait_left
-    if waited + pause > RETRY_BUDGET_SECONDS or pause > _invocation_wait_left:
+    if waited + pause > budget or pause > _invocation_wait_left:
         return False
     _invocation_wait_left -= pause
     return True
@@ -104,6 +109,17 @@ def _retryable(error: Exception) -> bool:
     return code in _RETRYABLE_CODES
 
 
+def _conflict(error: Exception) -> bool:
+    """Refused only because a concurrent transaction held one of the items (nothing was written)."""
+    if not isinstance(error, ClientError):
+        return False
+    code = error_code(error)
+    if code == "TransactionCanceledException":
+        reasons = set(cancellation_reasons(error)) - {"None"}
+        return bool(reasons) and reasons <= _CONFLICT_CODES
+    return code in _CONFLICT_CODES
+
+
 def _unavailable() -> ServiceError:
     return ServiceError(
         ErrorCode.SERVICE_UNAVAILABLE, "the session store is busy; retry shortly", retry_after=RETRY_AFTER_SECONDS
@@ -118,8 +134,8 @@ def unavailable_if_throttled(error: ClientError) -> None:
 
 def request(operation: str, **arguments: Any) -> Any:
     """One DynamoDB request, repeated with full jitter while it fails for a reason worth repeating, for at
-    most RETRY_BUDGET_SECONDS of waiting; then SERVICE_UNAVAILABLE. Other refusals (a failed condition)
-    are raised as they came."""
+    most RETRY_BUDGET_SECONDS of waiting (CONFLICT_RETRY_BUDGET_SECONDS while it meets conflicts); then
+    SERVICE_UNAVAILABLE. Other refusals (a failed condition) are raised as they came."""
     call = getattr(client(), operation)
     waited = 0.0
     pause = _FIRST_PAUSE_SECONDS
@@ -129,15 +145,16 @@ def request(operation: str, **arguments: Any) -> Any:
         except (ClientError, *_AMBIGUOUS_ERRORS) as error:
             if not _retryable(error):
                 raise
-            if not _take_wait(waited, pause):
+            sleep = random.uniform(0, pause)
+            budget = CONFLICT_RETRY_BUDGET_SECONDS if _conflict(error) else RETRY_BUDGET_SECONDS
+            if not _take_wait(waited, sleep, budget):
                 raise _unavailable() from error
             if operation == "transact_write_items" and not isinstance(error, _AMBIGUOUS_ERRORS) \
                     and error_code(error) not in _SERVER_ERROR_CODES:
                 # Refused whole (conflict, throttling): the next attempt is a new request.
                 arguments["ClientRequestToken"] = _token()
-        sleep = random.uniform(0, pause)
         time.sleep(sleep)
-        waited += pause
+        waited += sleep
         pause = min(pause * 2, _MAX_PAUSE_SECONDS)
 
 

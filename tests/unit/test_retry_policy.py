@@ -1,0 +1,87 @@
+"""The one retry policy (``lambda_src.repositories.dynamodb.request``) on its own: how long it may wait for
+each kind of refusal, and that what it charges is the waiting it asked for."""
+
+from __future__ import annotations
+
+import functools
+import random
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from lambda_src.errors import ErrorCode, ServiceError
+from lambda_src.repositories import dynamodb
+
+
+def _cancelled(*reasons: str) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+         "CancellationReasons": [{"Code": reason} for reason in reasons]},
+        "TransactWriteItems",
+    )
+
+
+def _throttled() -> ClientError:
+    return ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "TransactWriteItems")
+
+
+class _AlwaysRefusing:
+    def __init__(self, error: ClientError) -> None:
+        self.error = error
+        self.attempts = 0
+
+    def transact_write_items(self, **_: Any) -> None:
+        self.attempts += 1
+        raise self.error
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    recorded: list[float] = []
+    monkeypatch.setattr(time, "sleep", recorded.append)
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)  # every jitter at its maximum
+    dynamodb.start_invocation(None)
+    return recorded
+
+
+def _give_up(monkeypatch: pytest.MonkeyPatch, error: ClientError) -> _AlwaysRefusing:
+    refusing = _AlwaysRefusing(error)
+    monkeypatch.setattr(dynamodb, "client", functools.cache(lambda: refusing))  # cached, as the real one is
+    with pytest.raises(ServiceError) as raised:
+        dynamodb.transact([{"Put": {}}])
+    assert raised.value.code is ErrorCode.SERVICE_UNAVAILABLE
+    return refusing
+
+
+def test_throttling_waits_at_most_the_retry_budget(monkeypatch, sleeps) -> None:
+    _give_up(monkeypatch, _throttled())
+    assert 1.0 < sum(sleeps) <= dynamodb.RETRY_BUDGET_SECONDS
+
+
+def test_a_conflict_waits_longer_since_another_request_is_making_progress(monkeypatch, sleeps) -> None:
+    _give_up(monkeypatch, _cancelled("None", "TransactionConflict"))
+    assert dynamodb.RETRY_BUDGET_SECONDS < sum(sleeps) <= dynamodb.CONFLICT_RETRY_BUDGET_SECONDS
+
+
+def test_a_cancellation_that_is_not_only_conflicts_keeps_the_shorter_budget(monkeypatch, sleeps) -> None:
+    _give_up(monkeypatch, _cancelled("TransactionConflict", "ThrottlingError"))
+    assert sum(sleeps) <= dynamodb.RETRY_BUDGET_SECONDS
+
+
+def test_conflicts_stay_within_what_the_invocation_has_left(monkeypatch, sleeps) -> None:
+    dynamodb.start_invocation(SimpleNamespace(get_remaining_time_in_millis=lambda: 3_000))
+    _give_up(monkeypatch, _cancelled("TransactionConflict"))
+    assert sum(sleeps) <= 3.0 - dynamodb.REPLY_MARGIN_SECONDS
+
+
+def test_the_budget_is_charged_the_waiting_asked_for_not_the_longest_it_could_have_been(monkeypatch, sleeps) -> None:
+    at_most = _give_up(monkeypatch, _throttled()).attempts
+    sleeps.clear()
+    dynamodb.start_invocation(None)
+    monkeypatch.setattr(random, "uniform", lambda low, high: high / 4)  # shorter jitters: more attempts
+    shorter = _give_up(monkeypatch, _throttled())
+    assert shorter.attempts > at_most
+    assert sum(sleeps) <= dynamodb.RETRY_BUDGET_SECONDS < sum(sleeps) + dynamodb._MAX_PAUSE_SECONDS / 4 + 1e-9
