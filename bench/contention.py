@@ -10,7 +10,8 @@ This section emulates the rule in front of DynamoDB Local with botocore event ho
 items for as long as DynamoDB Local takes to apply it, and one that meets a held item is answered with the
 cancellation DynamoDB would send, without reaching DynamoDB Local. N threads, standing in for N function
 instances each with its own invocation, then join one session at the same moment through the unchanged
-connect handler and its one retry policy. Reported: joins admitted within the policy's budget (the floor:
+connect handler and its one retry policy (N = 64, then 256: more threads than that measure this process and
+DynamoDB Local's two cores rather than the rule). Reported: joins admitted within the policy's budget (the floor:
 all N), joins answered SERVICE_UNAVAILABLE, cancellations per join, and the time until the last answer; the
 same joins without the emulation are the control. Correctness check: the session's listenerCount equals the
 joins admitted, conflicts or not.
@@ -132,16 +133,16 @@ def _listener_count(session_id: str) -> int:
     return int(item["listenerCount"]["N"])
 
 
-def measure(database: Any, failures: list[str], joins: int = 64) -> list[Row]:
+def measure(database: Any, failures: list[str], sizes: tuple[int, ...] = (64, 256)) -> list[Row]:
     saved_client, saved_budget = connections_api.client, dynamodb.INVOCATION_BUDGET_SECONDS
     rows: list[Row] = []
     try:
-        with patched_environ({"MAX_LISTENERS_PER_SESSION": str(joins * 2)}), stdout_to_devnull():
+        with patched_environ({"MAX_LISTENERS_PER_SESSION": str(max(sizes) * 2)}), stdout_to_devnull():
             request_counts._prepare(database, TABLE_PREFIX)
             # Each thread stands for its own function instance: the per-request budget (1.5 s) binds, as it
             # does in a join's own invocation, rather than one invocation budget the threads would share.
             dynamodb.INVOCATION_BUDGET_SECONDS = 1e9
-            for emulated in (False, True):
+            for joins, emulated in ((joins, emulated) for joins in sizes for emulated in (False, True)):
                 session_id = request_counts._create(new_connection_id())
                 conflicts = TransactionConflicts()
                 if emulated:
