@@ -5,6 +5,7 @@ is measured by ``make bench``, section 3."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -29,14 +30,19 @@ print(json.dumps({{
 """
 
 
-def _load(handler: str) -> dict:
+def _run(code: str) -> str:
+    """What ``python -c code`` prints, in a fresh interpreter started from the project's root."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
-    result = subprocess.run(
-        [sys.executable, "-c", _PROBE.format(handler=handler)],
-        cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=60,
-    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=environment,
+                            capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return result.stdout.strip().splitlines()[-1]
+
+
+@functools.cache
+def _load(handler: str) -> dict:
+    """One fresh interpreter per handler, shared by the tests that look at it."""
+    return json.loads(_run(_PROBE.format(handler=handler)))
 
 
 @pytest.mark.parametrize("handler", HANDLERS)
@@ -57,8 +63,4 @@ def test_every_entry_point_is_checked() -> None:
 
 
 def test_the_collector_stays_off_for_a_process_that_had_turned_it_off() -> None:
-    probe = "import gc; gc.disable()\nimport lambda_src.handlers.disconnect\nprint(gc.isenabled())"
-    result = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                            timeout=60, env={k: v for k, v in os.environ.items() if not k.startswith("PYTHON")})
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "False"
+    assert _run("import gc; gc.disable()\nimport lambda_src.handlers.disconnect\nprint(gc.isenabled())") == "False"
