@@ -1,0 +1,292 @@
+"""The partial-result processor, fed scripted Transcribe-shaped result streams (a test source, nothing else).
+
+Times: ``now`` is the wall clock the caller passes (seconds); item times are seconds of audio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lambda_src.transcription.processor import (
+    DEDUP_WINDOW_SECONDS,
+    NO_STABILITY_TIMEOUT_SECONDS,
+    ORPHAN_FLUSH_SECONDS,
+    PARTIAL_WINDOW_SECONDS,
+    Item,
+    PartialResultProcessor,
+    RecognitionResult,
+    Segment,
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    partial_results_enabled: bool = True
+    min_stability_threshold: Decimal = Decimal("0.85")
+    max_buffer_timeout: Decimal = Decimal("5.0")
+
+
+def words(*spec: Any, start: float = 0.0) -> tuple[Item, ...]:
+    """Items from ``"word"`` / ``("word", stability)`` / ``"."``; each word 0.3 s, back to back."""
+    items = []
+    t = start
+    for entry in spec:
+        content, stability = (entry, None) if isinstance(entry, str) else entry
+        if content in {".", "?", "!", ","}:
+            items.append(Item(content, t, t, punctuation=True, stability=stability))
+        else:
+            items.append(Item(content, t, t + 0.3, stability=stability))
+            t += 0.3
+    return tuple(items)
+
+
+def result(result_id: str, items: tuple[Item, ...], partial: bool = True) -> RecognitionResult:
+    start = items[0].start_time if items else 0.0
+    end = max((i.end_time for i in items), default=0.0)
+    return RecognitionResult(result_id, start, end, partial, items)
+
+
+def stable(*names: str, s: float = 0.95) -> tuple[Any, ...]:
+    return tuple((name, s) for name in names)
+
+
+def test_a_partial_that_reaches_the_threshold_goes_on_at_once_and_its_final_replaces_it() -> None:
+    processor = PartialResultProcessor(Config())
+    out = processor.feed(result("r1", words(*stable("hello", "world"))), now=0.0)
+    assert out == [Segment("r1-0", "hello world", True, 0.95, 0.0)]
+    final = processor.feed(result("r1", words("hello", "world", "."), partial=False), now=0.5)
+    assert final == [Segment("r1-0", "hello world.", False, None, 0.0)]
+
+
+def test_a_less_stable_partial_waits_the_buffer_timeout_and_not_a_moment_less() -> None:
+    processor = PartialResultProcessor(Config(max_buffer_timeout=Decimal("2.0")))
+    assert processor.feed(result("r1", words(("hello", 0.5), ("there", 0.9))), now=10.0) == []
+    assert processor.tick(11.99) == []
+    assert processor.tick(12.0) == [Segment("r1-0", "hello there", True, 0.5, 0.0)]
+
+
+def test_the_threshold_is_the_sessions_own() -> None:
+    strict = PartialResultProcessor(Config(min_stability_threshold=Decimal("0.95")))
+    lenient = PartialResultProcessor(Config(min_stability_threshold=Decimal("0.70")))
+    partial = result("r1", words(("maybe", 0.8)))
+    assert strict.feed(partial, now=0.0) == []
+    assert [s.text for s in lenient.feed(partial, now=0.0)] == ["maybe"]
+
+
+def test_with_partial_results_disabled_only_finals_go_on() -> None:
+    processor = PartialResultProcessor(Config(partial_results_enabled=False))
+    assert processor.feed(result("r1", words(*stable("one", "two"))), now=0.0) == []
+    assert processor.tick(ORPHAN_FLUSH_SECONDS - 1) == []
+    out = processor.feed(result("r1", words("one", "two"), partial=False), now=1.0)
+    assert out == [Segment("r1-0", "one two", False, None, 0.0)]
+    assert processor.counters.partials_forwarded == 0
+
+
+def test_without_stability_a_partial_goes_on_by_its_flag_after_the_fixed_timeout() -> None:
+    processor = PartialResultProcessor(Config(max_buffer_timeout=Decimal("10.0")))
+    assert processor.feed(result("r1", words("no", "scores")), now=0.0) == []
+    assert processor.tick(NO_STABILITY_TIMEOUT_SECONDS - 0.01) == []
+    assert [s.text for s in processor.tick(NO_STABILITY_TIMEOUT_SECONDS)] == ["no scores"]
+
+
+def test_at_most_five_partials_a_second_the_latest_kept_and_finals_never_held_back() -> None:
+    processor = PartialResultProcessor(Config())
+    spoken = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]
+    forwarded: list[tuple[float, Segment]] = []
+    for step in range(len(spoken)):  # a growing partial every 50 ms
+        now = step * 0.05
+        forwarded += [(now, s) for s in processor.feed(result("r1", words(*stable(*spoken[: step + 1]))), now)]
+    forwarded += [(0.6, s) for s in processor.tick(0.6)]
+    times = [t for t, _s in forwarded]
+    assert all(b - a >= PARTIAL_WINDOW_SECONDS - 1e-9 for a, b in zip(times, times[1:]))
+    assert forwarded[-1][1].text == "a b c d e f g h i j"  # the most recent survived
+    assert processor.counters.partials_dropped > 0
+    final = processor.feed(result("r1", words(*spoken), partial=False), now=0.61)  # 10 ms after a partial
+    assert [s.is_partial for s in final] == [False]
+
+
+def test_the_waiting_partial_with_the_highest_stability_goes_first() -> None:
+    processor = PartialResultProcessor(Config(min_stability_threshold=Decimal("0.70")))
+    processor.feed(result("r1", words(*stable("first", s=0.9))), now=0.0)  # takes this window
+    processor.feed(result("r2", words(*stable("shaky", s=0.75), start=5.0)), now=0.05)
+    processor.feed(result("r3", words(*stable("solid", s=0.99), start=9.0)), now=0.06)
+    assert [s.text for s in processor.tick(0.2)] == ["solid"]
+    assert [s.text for s in processor.tick(0.4)] == ["shaky"]
+
+
+def test_sentences_split_at_punctuation_and_at_a_pause_of_two_seconds() -> None:
+    processor = PartialResultProcessor(Config())
+    items = words(*stable("good", "morning"), (".", 0.95), *stable("welcome")) + words(
+        *stable("everyone"), start=10.0
+    )
+    out = processor.feed(result("r1", items, partial=False), now=0.0)
+    assert [(s.segment_id, s.text) for s in out] == [("r1-0", "good morning."), ("r1-1", "welcome"), ("r1-2", "everyone")]
+
+
+def test_a_final_withdraws_a_sentence_the_recognizer_took_back() -> None:
+    processor = PartialResultProcessor(Config())
+    processor.feed(result("r1", words(*stable("ice", "cream"), (".", 0.95), *stable("scream"))), now=0.0)
+    processor.tick(1.0)
+    out = processor.feed(result("r1", words("I", "scream"), partial=False), now=2.0)
+    assert [(s.segment_id, s.text, s.is_partial) for s in out] == [("r1-0", "I scream", False), ("r1-1", "", False)]
+
+
+def test_a_final_far_from_its_partial_is_reported() -> None:
+    reports: list[tuple[str, str, str, float]] = []
+    processor = PartialResultProcessor(Config(), on_discrepancy=lambda *report: reports.append(report))
+    processor.feed(result("r1", words(*stable("wreck", "a", "nice", "beach"))), now=0.0)
+    processor.feed(result("r1", words("recognize", "speech"), partial=False), now=1.0)
+    assert reports and reports[0][:3] == ("r1-0", "wreck a nice beach", "recognize speech")
+    assert reports[0][3] > 0.2
+    assert processor.counters.discrepancies == 1
+    processor.feed(result("r2", words(*stable("close", "enough"), start=5.0)), now=2.0)
+    processor.feed(result("r2", words("close", "enough", ".", start=5.0), partial=False), now=3.0)
+    assert processor.counters.discrepancies == 1  # punctuation and case do not count
+
+
+def test_the_same_final_twice_within_the_window_goes_on_once() -> None:
+    processor = PartialResultProcessor(Config(partial_results_enabled=False))
+    assert len(processor.feed(result("r1", words("thank", "you", "."), partial=False), now=0.0)) == 1
+    assert processor.feed(result("r2", words("Thank", "you", start=1.0), partial=False), now=1.0) == []
+    assert processor.counters.duplicates_skipped == 1
+    later = processor.feed(result("r3", words("thank", "you", start=9.0), partial=False), now=DEDUP_WINDOW_SECONDS + 1)
+    assert [s.text for s in later] == ["thank you"]
+
+
+def test_a_partial_that_changes_nothing_is_not_sent_again() -> None:
+    processor = PartialResultProcessor(Config())
+    assert len(processor.feed(result("r1", words(*stable("same", "words"))), now=0.0)) == 1
+    assert processor.feed(result("r1", words(*stable("same", "words", s=0.99))), now=1.0) == []
+    assert processor.feed(result("r1", words(*stable("Same", "words"), (",", 0.99))), now=2.0) == []
+
+
+def test_an_orphaned_partial_is_flushed_as_final_after_fifteen_seconds() -> None:
+    processor = PartialResultProcessor(Config())
+    processor.feed(result("r1", words(*stable("left", "hanging"))), now=0.0)
+    assert processor.tick(ORPHAN_FLUSH_SECONDS - 0.1) == []
+    assert processor.tick(ORPHAN_FLUSH_SECONDS) == [Segment("r1-0", "left hanging", False, None, 0.0)]
+    assert processor.counters.orphans_flushed == 1
+    assert processor.feed(result("r1", words("left", "hanging", "now"), partial=False), now=16.0) == []
+
+
+def test_results_arriving_out_of_order_never_move_a_segment_backwards() -> None:
+    processor = PartialResultProcessor(Config())
+    newer = result("r1", words(*stable("one", "two", "three")))
+    older = result("r1", words(*stable("one", "two")))
+    assert [s.text for s in processor.feed(newer, now=0.0)] == ["one two three"]
+    assert processor.feed(older, now=0.5) == []
+    processor.feed(result("r1", words("one", "two", "three"), partial=False), now=1.0)
+    assert processor.feed(result("r1", words(*stable("one", "two", "three", "four"))), now=1.5) == []
+    assert processor.counters.stale_ignored == 2
+
+
+def test_outputs_of_one_call_follow_the_audio_not_the_arrival() -> None:
+    processor = PartialResultProcessor(Config(partial_results_enabled=False))
+    processor.feed(result("late", words("second", start=5.0)), now=0.0)
+    processor.feed(result("early", words("first", start=1.0)), now=0.0)
+    assert [s.text for s in processor.close(now=1.0)] == ["first", "second"]
+
+
+def test_empty_partials_are_ignored() -> None:
+    processor = PartialResultProcessor(Config())
+    assert processor.feed(result("r1", ()), now=0.0) == []
+    assert processor.feed(result("r1", words((",", 0.99))), now=0.1) == []
+    assert processor.close(now=1.0) == []
+
+
+def test_a_settings_change_applies_from_the_next_segment() -> None:
+    processor = PartialResultProcessor(Config())
+    processor.feed(result("r1", words(("open", 0.8))), now=0.0)
+    processor.update_settings(Config(min_stability_threshold=Decimal("0.70")))
+    assert processor.feed(result("r1", words(("open", 0.8), ("still", 0.8))), now=0.5) == []  # r1 keeps 0.85
+    assert [s.text for s in processor.feed(result("r2", words(("next", 0.8), start=4.0)), now=0.6)] == ["next"]
+
+
+def test_the_least_stable_word_decides_and_words_without_a_score_do_not() -> None:
+    processor = PartialResultProcessor(Config())
+    assert processor.feed(result("r1", words(("sure", 0.99), ("unsure", 0.6))), now=0.0) == []
+    mixed = processor.feed(result("r2", words(("sure", 0.99), "unscored", start=3.0)), now=0.0)
+    assert [(s.text, s.stability) for s in mixed] == [("sure unscored", 0.99)]
+
+
+# -- properties ----------------------------------------------------------------------------------------
+
+_VOCABULARY = ["alpha", "beta", "gamma", "delta", "echo", "fox", "golf", "hotel"]
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> tuple[Config, list[tuple[float, RecognitionResult | None]]]:
+    """A session's settings and a timeline of (now, result or None for a tick)."""
+    config = Config(
+        partial_results_enabled=draw(st.booleans()),
+        min_stability_threshold=Decimal(draw(st.sampled_from(["0.70", "0.85", "0.95"]))),
+        max_buffer_timeout=Decimal(draw(st.sampled_from(["2.0", "5.0", "10.0"]))),
+    )
+    timeline: list[tuple[float, RecognitionResult | None]] = []
+    now = 0.0
+    audio = 0.0
+    for n in range(draw(st.integers(1, 4))):
+        spoken = draw(st.lists(st.sampled_from(_VOCABULARY + ["."]), min_size=1, max_size=8))
+        scores = st.one_of(st.none(), st.floats(0.0, 1.0))
+        for length in range(1, len(spoken) + 1):
+            if draw(st.booleans()):
+                items = words(*[(w, draw(scores)) for w in spoken[:length]], start=audio)
+                timeline.append((now, result(f"r{n}", items)))
+            now += draw(st.sampled_from([0.01, 0.05, 0.2, 1.0, 3.0]))
+            timeline.append((now, None))
+        if draw(st.integers(0, 4)):  # most results end with a final
+            timeline.append((now, result(f"r{n}", words(*spoken, start=audio), partial=False)))
+        audio += 0.3 * len(spoken) + draw(st.sampled_from([0.1, 2.5]))
+        now += draw(st.sampled_from([0.05, 1.0, 16.0]))
+    return config, timeline
+
+
+@settings(max_examples=300, deadline=None)
+@given(streams())
+def test_properties_of_any_stream(stream: tuple[Config, list[tuple[float, RecognitionResult | None]]]) -> None:
+    config, timeline = stream
+    processor = PartialResultProcessor(config)
+    out: list[tuple[float, Segment]] = []
+    first_fed: dict[str, float] = {}
+    for now, fed in timeline:
+        if fed is not None:
+            for index in range(len(fed.items) + 1):
+                first_fed.setdefault(f"{fed.result_id}-{index}", now)
+        out += [(now, s) for s in (processor.feed(fed, now) if fed else processor.tick(now))]
+    end = timeline[-1][0] + 1.0
+    out += [(end, s) for s in processor.close(end)]
+
+    by_segment: dict[str, list[tuple[float, Segment]]] = {}
+    for now, segment in out:
+        by_segment.setdefault(segment.segment_id, []).append((now, segment))
+    partial_times = [now for now, s in out if s.is_partial]
+    # Finals only when partial results are off; otherwise at most 5 partials a second.
+    assert config.partial_results_enabled or not partial_times
+    assert all(b - a >= PARTIAL_WINDOW_SECONDS - 1e-9 for a, b in zip(partial_times, partial_times[1:]))
+    for segment_id, sent in by_segment.items():
+        kinds = [s.is_partial for _t, s in sent]
+        # Every segment shown ends with exactly one final, and nothing follows it.
+        assert kinds.count(False) == 1 and kinds[-1] is False, (segment_id, sent)
+        # No text twice in a row for a segment.
+        texts = [(s.text, s.is_partial) for _t, s in sent]
+        assert all(a != b for a, b in zip(texts, texts[1:])), (segment_id, texts)
+        # Nothing below the threshold before its timeout: such a partial waited from the segment's first
+        # text (or its previous forward) for the buffer timeout (3 s without stability).
+        previous = first_fed[segment_id]
+        for now, s in sent:
+            if s.is_partial and (s.stability is None or s.stability < float(config.min_stability_threshold)):
+                wait = NO_STABILITY_TIMEOUT_SECONDS if s.stability is None else float(config.max_buffer_timeout)
+                assert now - previous >= wait - 1e-9, (segment_id, sent)
+            previous = now
+    # Every final result's words went on (as its own segments' finals, or as a recent duplicate's).
+    finals_text = " ".join(s.text for _t, s in out if not s.is_partial).lower()
+    for _now, fed in timeline:
+        if fed is not None and not fed.is_partial:
+            for item in fed.items:
+                if not item.punctuation:
+                    assert item.content in finals_text
