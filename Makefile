@@ -1,5 +1,5 @@
 # The project's commands. `make local` runs the service on this machine; `make test` runs every test.
-# Both install what is missing first (venv, Python packages, npm packages, Java 17).
+# Both install what is missing first (venv, Python packages, npm packages, Java 17, espeak-ng and sox).
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -38,7 +38,14 @@ node_modules/.installed: package.json package-lock.json
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; }
 	@touch $@
 
-install: $(VENV)/.installed node_modules/.installed .java
+# espeak-ng speaks the test audio; sox converts it to the speaker app's PCM format.
+.speech:
+	@command -v espeak-ng >/dev/null && command -v sox >/dev/null || { \
+	  echo "Installing espeak-ng and sox (the audio tests speak with them)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox; }
+	@touch $@
+
+install: $(VENV)/.installed node_modules/.installed .java .speech
 
 test: install
 	$(PY) -m pytest
@@ -72,4 +79,4 @@ token: $(VENV)/.installed
 	$(PY) -m local_run.token $(if $(USER_ID),--user-id $(USER_ID)) $(if $(EXPIRES_IN),--expires-in $(EXPIRES_IN))
 
 clean:
-	rm -rf cdk.out .pytest_cache .hypothesis .java
+	rm -rf cdk.out .pytest_cache .hypothesis .java .speech

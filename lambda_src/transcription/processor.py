@@ -4,8 +4,8 @@ A streaming recognizer (Amazon Transcribe, or the local run's stand-in) revises 
 second. The session's own settings decide what of that goes on:
 
 - with ``partialResultsEnabled``, a partial goes on as soon as its stability (the least stable of its words)
-  reaches ``minStabilityThreshold``; a less stable one is held at most ``maxBufferTimeout`` seconds, then goes
-  on anyway; a recognizer that reports no stability is trusted by its partial flag alone, held
+  reaches ``minStabilityThreshold``, and its leading words that each reach it go on before the rest; what is
+  less stable is held at most ``maxBufferTimeout`` seconds, then goes on anyway; a recognizer that reports no stability is trusted by its partial flag alone, held
   :data:`NO_STABILITY_TIMEOUT_SECONDS`;
 - without it, finals only;
 - a final replaces the partials of its segment (same ``segment_id``); a segment whose final never comes is
@@ -190,8 +190,8 @@ class PartialResultProcessor:
             if now - segment.updated_at >= ORPHAN_FLUSH_SECONDS:
                 self.counters.orphans_flushed += 1
                 out.extend(self._final(segment, segment.text, now))
-            elif segment.held_since is not None and now - segment.held_since >= _timeout(segment):
-                self._offer(segment, now)
+            elif segment.policy.partials and segment.held_since is not None and now - segment.held_since >= _timeout(segment):
+                self._offer(segment, segment.text, segment.stability, settled=True)
         out.extend(self._release(now))
         return _ordered(out)
 
@@ -216,8 +216,7 @@ class PartialResultProcessor:
         if segment.final or not _normalized(text) or text == segment.text:
             return
         segment.text, segment.updated_at = text, now
-        known = [item.stability for item in items if item.stability is not None and not item.punctuation]
-        segment.stability = min(known) if known else None
+        segment.stability = _stability(items)
         if not segment.policy.partials:
             return
         if _normalized(text) == segment.shown:
@@ -227,16 +226,20 @@ class PartialResultProcessor:
         if segment.held_since is None:
             segment.held_since = now
         if segment.stability is not None and segment.stability >= segment.policy.threshold:
-            self._offer(segment, now)
+            self._offer(segment, text, segment.stability, settled=True)
+            return
+        # The words that already reach the threshold go on; the rest waits (at most the timeout).
+        prefix = _stable_prefix(items, segment.policy.threshold)
+        if prefix and _normalized(_text(prefix)) != segment.shown:
+            self._offer(segment, _text(prefix), _stability(prefix), settled=False)
 
-    def _offer(self, segment: _Segment, now: float) -> None:
-        """Queue the segment's current text for the rate limit's next window."""
-        if segment.policy.partials and segment.held_since is not None:
-            if segment.segment_id in self._pending:
-                self.counters.partials_dropped += 1
-            self._pending[segment.segment_id] = Segment(
-                segment.segment_id, segment.text, True, segment.stability, segment.start_time
-            )
+    def _offer(self, segment: _Segment, text: str, stability: float | None, *, settled: bool) -> None:
+        """Queue ``text`` of the segment for the rate limit's next window; ``settled`` when it is all of the
+        segment's current text (nothing of it waits any longer)."""
+        if segment.segment_id in self._pending:
+            self.counters.partials_dropped += 1
+        self._pending[segment.segment_id] = Segment(segment.segment_id, text, True, stability, segment.start_time)
+        if settled:
             segment.held_since = None
 
     def _release(self, now: float) -> list[Segment]:
@@ -284,6 +287,22 @@ def _policy(settings: Settings) -> _Policy:
         threshold=float(settings.min_stability_threshold),
         timeout=float(settings.max_buffer_timeout),
     )
+
+
+def _stability(items: list[Item]) -> float | None:
+    """The least stable word's stability; None when the recognizer gave none (punctuation does not count)."""
+    known = [item.stability for item in items if item.stability is not None and not item.punctuation]
+    return min(known) if known else None
+
+
+def _stable_prefix(items: list[Item], threshold: float) -> list[Item]:
+    """The leading words (with their punctuation) that each reach ``threshold``."""
+    prefix: list[Item] = []
+    for item in items:
+        if not item.punctuation and (item.stability is None or item.stability < threshold):
+            break
+        prefix.append(item)
+    return prefix if any(not item.punctuation for item in prefix) else []
 
 
 def _timeout(segment: _Segment) -> float:

@@ -207,9 +207,16 @@ def test_a_settings_change_applies_from_the_next_segment() -> None:
     assert [s.text for s in processor.feed(result("r2", words(("next", 0.8), start=4.0)), now=0.6)] == ["next"]
 
 
-def test_the_least_stable_word_decides_and_words_without_a_score_do_not() -> None:
+def test_the_stable_leading_words_go_on_before_the_rest_which_waits_the_timeout() -> None:
+    processor = PartialResultProcessor(Config(max_buffer_timeout=Decimal("2.0")))
+    out = processor.feed(result("r1", words(("sure", 0.99), ("unsure", 0.6), ("sure", 0.99))), now=0.0)
+    assert [(s.text, s.stability) for s in out] == [("sure", 0.99)]
+    assert processor.tick(1.9) == []
+    assert [(s.text, s.stability) for s in processor.tick(2.0)] == [("sure unsure sure", 0.6)]
+
+
+def test_words_without_a_score_do_not_lower_the_stability_of_the_rest() -> None:
     processor = PartialResultProcessor(Config())
-    assert processor.feed(result("r1", words(("sure", 0.99), ("unsure", 0.6))), now=0.0) == []
     mixed = processor.feed(result("r2", words(("sure", 0.99), "unscored", start=3.0)), now=0.0)
     assert [(s.text, s.stability) for s in mixed] == [("sure unscored", 0.99)]
 
@@ -275,14 +282,14 @@ def test_properties_of_any_stream(stream: tuple[Config, list[tuple[float, Recogn
         # No text twice in a row for a segment.
         texts = [(s.text, s.is_partial) for _t, s in sent]
         assert all(a != b for a, b in zip(texts, texts[1:])), (segment_id, texts)
-        # Nothing below the threshold before its timeout: such a partial waited from the segment's first
-        # text (or its previous forward) for the buffer timeout (3 s without stability).
+        # Nothing below the threshold before its timeout: such a partial waited, since the segment's first
+        # text or the previous such partial, the buffer timeout (3 s without stability).
         previous = first_fed[segment_id]
         for now, s in sent:
             if s.is_partial and (s.stability is None or s.stability < float(config.min_stability_threshold)):
                 wait = NO_STABILITY_TIMEOUT_SECONDS if s.stability is None else float(config.max_buffer_timeout)
                 assert now - previous >= wait - 1e-9, (segment_id, sent)
-            previous = now
+                previous = now
     # Every final result's words went on (as its own segments' finals, or as a recent duplicate's).
     finals_text = " ".join(s.text for _t, s in out if not s.is_partial).lower()
     for _now, fed in timeline:
