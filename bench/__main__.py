@@ -11,6 +11,8 @@ Every floor is measured in the same run on the same machine (see each section's 
               memory during the load (bench.footprint)
 7. contention simultaneous joins of one session with DynamoDB's transaction-conflict rule emulated, and
               without (bench.contention)
+8. transcription the partial-result processor per recognizer result vs a no-op consumer; the local
+              recognizer's real-time factor (bench.transcription)
 
 Figures are reports, not assertions: the exit status is non-zero only when a correctness check fails (the
 final listener count, or the number admitted under the cap, is not exact) or a section could not run.
@@ -34,7 +36,7 @@ from bench.common import Context, Row
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.json"
 PARTIAL_OUTPUT = Path(__file__).resolve().parent / "results-partial.json"  # --only runs: the full record stays
-SECTION_NAMES = ("requests", "latency", "cold_start", "load", "synth", "footprint", "contention")
+SECTION_NAMES = ("requests", "latency", "cold_start", "load", "synth", "footprint", "contention", "transcription")
 ALIASES = {"coldstart": "cold_start", "cold-start": "cold_start", "request_counts": "requests", "memory": "footprint",
            "size": "footprint"}
 
@@ -81,9 +83,15 @@ def _contention(context: Context, args: argparse.Namespace) -> list[Row]:
     return contention.measure(context.database(), context.failures)
 
 
+def _transcription(context: Context, args: argparse.Namespace) -> list[Row]:
+    from bench import transcription
+
+    return transcription.measure()
+
+
 SECTIONS: dict[str, Callable[[Context, argparse.Namespace], list[Row]]] = {
     "requests": _requests, "latency": _latency, "cold_start": _cold_start, "load": _load, "synth": _synth,
-    "footprint": _footprint, "contention": _contention,
+    "footprint": _footprint, "contention": _contention, "transcription": _transcription,
 }
 
 

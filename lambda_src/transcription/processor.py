@@ -29,7 +29,7 @@ milliseconds for the timers, and :meth:`~PartialResultProcessor.close` at the en
 
 from __future__ import annotations
 
-import unicodedata
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Callable, Protocol
@@ -40,12 +40,15 @@ PAUSE_BOUNDARY_SECONDS = 2.0
 NO_STABILITY_TIMEOUT_SECONDS = 3.0
 ORPHAN_FLUSH_SECONDS = 15.0
 DEDUP_WINDOW_SECONDS = 5.0
+# A result idle this long with every segment final is forgotten (a later result with its id would start over).
+FORGET_AFTER_SECONDS = 2 * ORPHAN_FLUSH_SECONDS
 PARTIAL_WINDOW_SECONDS = 0.2
 # A final differing from the last partial shown for its segment by more than this (normalized edit distance)
 # is reported: a sign that partials are being shown too early for this recognizer and language.
 DISCREPANCY_THRESHOLD = 0.20
 SENTENCE_END = frozenset(".?!。？！")
 _EPSILON = 1e-9  # times are floats: 0.6 - 0.4 < 0.2
+_NOT_WORD = re.compile(r"[^\w\s]")  # punctuation (and symbols), in any script
 
 
 class Settings(Protocol):
@@ -134,6 +137,7 @@ class _Segment:
 
 @dataclass
 class _Result:
+    fed_at: float
     end_time: float = -1.0
     final: bool = False
     segments: list[str] = field(default_factory=list)
@@ -148,7 +152,9 @@ class PartialResultProcessor:
     def __init__(self, settings: Settings, on_discrepancy: Discrepancy | None = None) -> None:
         self._policy = _policy(settings)
         self._segments: dict[str, _Segment] = {}
+        self._open: dict[str, _Segment] = {}  # the segments without a final yet (what the timers look at)
         self._results: dict[str, _Result] = {}
+        self._forgotten_at = 0.0
         self._pending: dict[str, Segment] = {}  # partials waiting for the rate limit's next window
         self._last_partial_at: float | None = None
         self._recent_finals: list[tuple[float, str]] = []  # (forwarded at, normalized text)
@@ -162,11 +168,11 @@ class PartialResultProcessor:
     # -- input -----------------------------------------------------------------------------------------
     def feed(self, result: RecognitionResult, now: float) -> list[Segment]:
         """Take one recognizer result received at ``now`` (seconds); what goes on now."""
-        state = self._results.setdefault(result.result_id, _Result())
+        state = self._results.setdefault(result.result_id, _Result(fed_at=now))
         if state.final or (result.is_partial and result.end_time < state.end_time):
             self.counters.stale_ignored += 1
             return self.tick(now)
-        state.end_time = result.end_time
+        state.end_time, state.fed_at = result.end_time, now
         sentences = _sentences(result.items)
         out: list[Segment] = []
         if result.is_partial:
@@ -184,21 +190,31 @@ class PartialResultProcessor:
         """What the timers release at ``now``: held partials past their timeout, the rate limit's next
         window, and orphaned segments."""
         out: list[Segment] = []
-        for segment in list(self._segments.values()):
-            if segment.final:
-                continue
+        for segment in list(self._open.values()):
             if now - segment.updated_at >= ORPHAN_FLUSH_SECONDS:
                 self.counters.orphans_flushed += 1
                 out.extend(self._final(segment, segment.text, now))
             elif segment.policy.partials and segment.held_since is not None and now - segment.held_since >= _timeout(segment):
                 self._offer(segment, segment.text, segment.stability, settled=True)
         out.extend(self._release(now))
+        if now - self._forgotten_at >= 1.0:
+            self._forget(now)
         return _ordered(out)
+
+    def _forget(self, now: float) -> None:
+        """Drop what no longer matters: results idle for FORGET_AFTER_SECONDS whose segments are all final
+        (memory stays bounded however long the session runs), and finals past the dedup window."""
+        self._forgotten_at = now
+        for result_id, state in list(self._results.items()):
+            if now - state.fed_at >= FORGET_AFTER_SECONDS and not any(s in self._open for s in state.segments):
+                for segment_id in state.segments:
+                    self._segments.pop(segment_id, None)
+                del self._results[result_id]
+        self._recent_finals = [(at, seen) for at, seen in self._recent_finals if now - at < DEDUP_WINDOW_SECONDS]
 
     def close(self, now: float) -> list[Segment]:
         """The stream ended: every open segment goes on as final."""
-        out = [s for segment in list(self._segments.values()) if not segment.final
-               for s in self._final(segment, segment.text, now)]
+        out = [s for segment in list(self._open.values()) for s in self._final(segment, segment.text, now)]
         return _ordered(out)
 
     # -- segments --------------------------------------------------------------------------------------
@@ -207,19 +223,22 @@ class PartialResultProcessor:
         segment = self._segments.get(segment_id)
         if segment is None:
             segment = _Segment(segment_id, self._policy, result.start_time, opened_at=now, updated_at=now)
-            self._segments[segment_id] = segment
+            self._segments[segment_id] = self._open[segment_id] = segment
             state.segments.append(segment_id)
         return segment
 
     def _partial(self, segment: _Segment, items: list[Item], now: float) -> None:
         text = _text(items)
-        if segment.final or not _normalized(text) or text == segment.text:
+        if segment.final or text == segment.text:
+            return
+        normalized = _normalized(text)
+        if not normalized:
             return
         segment.text, segment.updated_at = text, now
         segment.stability = _stability(items)
         if not segment.policy.partials:
             return
-        if _normalized(text) == segment.shown:
+        if normalized == segment.shown:
             segment.held_since = None  # already showing these words: nothing waiting supersedes them
             self._pending.pop(segment.segment_id, None)
             return
@@ -261,12 +280,13 @@ class PartialResultProcessor:
             self.counters.stale_ignored += 1
             return []
         segment.final = True
+        del self._open[segment.segment_id]
         if self._pending.pop(segment.segment_id, None) is not None:
             self.counters.partials_dropped += 1
         normalized = _normalized(text)
         if segment.shown is None:
-            self._recent_finals = [(at, seen) for at, seen in self._recent_finals if now - at < DEDUP_WINDOW_SECONDS]
-            if not normalized or any(seen == normalized for _at, seen in self._recent_finals):
+            if not normalized or any(seen == normalized and now - at < DEDUP_WINDOW_SECONDS
+                                     for at, seen in self._recent_finals):
                 if normalized:
                     self.counters.duplicates_skipped += 1
                 return []
@@ -340,8 +360,7 @@ def _text(items: list[Item]) -> str:
 
 def _normalized(text: str) -> str:
     """Lower case, no punctuation, single spaces: what "the same text" means."""
-    kept = "".join(" " if unicodedata.category(c).startswith("P") else c for c in text.lower())
-    return " ".join(kept.split())
+    return " ".join(_NOT_WORD.sub(" ", text.lower()).split())
 
 
 def _ordered(segments: list[Segment]) -> list[Segment]:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from lambda_src.transcription.processor import (
     DEDUP_WINDOW_SECONDS,
+    FORGET_AFTER_SECONDS,
     NO_STABILITY_TIMEOUT_SECONDS,
     ORPHAN_FLUSH_SECONDS,
     PARTIAL_WINDOW_SECONDS,
@@ -297,3 +298,15 @@ def test_properties_of_any_stream(stream: tuple[Config, list[tuple[float, Recogn
             for item in fed.items:
                 if not item.punctuation:
                     assert item.content in finals_text
+
+
+def test_memory_stays_bounded_however_long_the_session_runs() -> None:
+    processor = PartialResultProcessor(Config())
+    for n in range(2000):  # an utterance every 2 s for over an hour
+        now = n * 2.0
+        processor.feed(result(f"r{n}", words(*stable("word", str(n)), start=now)), now)
+        processor.feed(result(f"r{n}", words("word", str(n), start=now), partial=False), now + 1.0)
+        processor.tick(now + 1.5)
+    held = len(processor._results) + len(processor._segments)  # noqa: SLF001 - the state under test
+    assert held <= 2 * (FORGET_AFTER_SECONDS / 2.0 + 2), held
+    assert processor.counters.finals_forwarded == 2000
