@@ -145,3 +145,50 @@ def test_limits_cost_no_extra_request(tables, clock):
         assert create(source_ip=VENUE)["statusCode"] == 200
     assert joining.by_operation == {"TransactWriteItems": 1}
     assert creating.by_operation == {"TransactWriteItems": 1}
+
+
+REFRESH = {"action": "refreshConnection", "sessionId": SESSION_ID, "role": "listener", "targetLanguage": "es"}
+
+
+def refresh(**query: str) -> dict:
+    return connect.handler(connect_event({**REFRESH, **query}), None)
+
+
+@pytest.mark.parametrize("previous", ["none named", "already gone"])
+def test_a_listener_refresh_that_counts_a_listener_in_is_metered_like_a_join(tables, monkeypatch, clock, previous):
+    # (Regression: a listener refresh without previousConnectionId, or naming a row already gone, counted a
+    # listener in without the join limit: with a limit of 2, five listeners were counted.)
+    # Given a session that accepts 2 joins a minute
+    limit(monkeypatch, "JOINS_PER_SESSION_PER_MINUTE", 2)
+    tables.put_session(sessionId=SESSION_ID)
+
+    def counting_refresh() -> dict:
+        if previous == "none named":
+            return refresh()
+        return refresh(previousConnectionId=new_connection_id())  # a row that is not there (closed already)
+
+    # When five listeners refresh in a way that counts each of them in
+    responses = [counting_refresh() for _ in range(5)]
+    # Then two are admitted and the rest refused like joins, with nothing written for them
+    assert [response["statusCode"] for response in responses[:2]] == [200, 200]
+    for response in responses[2:]:
+        assert refusal(response) == (429, "RATE_LIMIT_EXCEEDED", 50)
+    assert tables.session(SESSION_ID)["listenerCount"] == 2
+    assert len([row for row in tables.connections_items() if row.get("role") == "listener"]) == 2
+    # And they share the joins' allowance: a join within the minute is refused too
+    assert refusal(join())[:2] == (429, "RATE_LIMIT_EXCEEDED")
+
+
+def test_a_listener_refresh_that_swaps_rows_is_not_metered(tables, monkeypatch, clock):
+    # Given a session whose join allowance for this minute is used up by its listeners
+    limit(monkeypatch, "JOINS_PER_SESSION_PER_MINUTE", 2)
+    tables.put_session(sessionId=SESSION_ID)
+    first = new_connection_id()
+    assert join(connection_id=first)["statusCode"] == 200
+    assert join()["statusCode"] == 200
+    assert refusal(join())[:2] == (429, "RATE_LIMIT_EXCEEDED")
+    # When a listener refreshes naming its old connection (the rows are swapped, the count does not move)
+    response = refresh(previousConnectionId=first)
+    # Then it is admitted
+    assert response["statusCode"] == 200
+    assert tables.session(SESSION_ID)["listenerCount"] == 2
