@@ -49,11 +49,12 @@ FUNCTION_TABLE_ACCESS: Final[Mapping[str, tuple[TableAccess, ...]]] = {
     # transaction (session Put or Update, or a ConditionCheck that the session is live on a listener's
     # refresh; the connection's row Put, and the old listener row's Delete on a refresh; the rate-limit
     # counters' Update); a GetItem for the session first on join, refresh and resume;
-    # speakerReconnected to the listeners on resume (index Query, cleanup of the gone).
+    # speakerReconnected to the listeners on resume (index Query, cleanup of the gone); the secret that keys
+    # source addresses (GetItem, and a conditional PutItem by the first process that finds none).
     "connect": (
         TableAccess(schema.SESSIONS, {GET, PUT, UPDATE, CONDITION_CHECK}),
         TableAccess(schema.CONNECTIONS, {GET, PUT, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
-        TableAccess(schema.RATE_LIMITS, {UPDATE}),
+        TableAccess(schema.RATE_LIMITS, {GET, PUT, UPDATE}),
     ),
     # The message routes: createSession / joinSession on an open connection (session Put or Update, the row
     # attached by Update, rate-limit counters' Update), heartbeat (the row's refresh notice, Update),

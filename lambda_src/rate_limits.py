@@ -2,12 +2,14 @@
 
 - session creation per speaker (user id) per hour;
 - joins per session per minute (join/leave churn);
-- accepted connections per source address per minute (the address is stored only as a hash).
+- accepted connections per source address per minute (the address is stored only as a keyed hash: HMAC-SHA256
+  with the deployment's secret, which lives in the RateLimits table and nowhere else).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 
 from lambda_src import runtime, settings
 from lambda_src.repositories.dynamodb import Guarded
@@ -15,6 +17,7 @@ from lambda_src.repositories.rate_limits import Limit
 
 _MINUTE = 60
 _HOUR = 3600
+_SOURCE_KEY_HEX_CHARACTERS = 32  # 128 bits of the HMAC: collisions between addresses are out of reach
 
 
 def _guard(limit: Limit, key: str, now_s: int) -> Guarded:
@@ -37,5 +40,12 @@ def connection_attempts(source_ip: str | None, now_s: int) -> list[Guarded]:
     if not source_ip:
         return []
     allowed = settings.load().connections_per_source_per_minute
-    digest = hashlib.sha256(source_ip.encode("utf-8")).hexdigest()[:32]
-    return [_guard(Limit("connectionsBySource", allowed, _MINUTE, "connections from one address"), digest, now_s)]
+    limit = Limit("connectionsBySource", allowed, _MINUTE, "connections from one address")
+    return [_guard(limit, source_address_key(source_ip), now_s)]
+
+
+def source_address_key(source_ip: str) -> str:
+    """How a source address is stored: keyed with the deployment's secret, so that the address space cannot
+    be hashed through to reverse it (an unkeyed SHA-256 of every IPv4 address takes hours)."""
+    secret = runtime.rate_limits().source_address_secret()
+    return hmac.new(secret, source_ip.encode("utf-8"), hashlib.sha256).hexdigest()[:_SOURCE_KEY_HEX_CHARACTERS]

@@ -184,7 +184,8 @@ def refresh_connection(
     guards: Sequence[Guarded] = (),
 ) -> dict[str, Any]:
     """A new connection takes over from one nearing API Gateway's 2-hour limit; the count does not move
-    (for a listener without ``previousConnectionId``: until the old connection closes)."""
+    (for a listener without ``previousConnectionId``, or whose old row is gone: it is counted in, under the
+    session's join limit, until the old connection closes)."""
     session_concerned(request.session_id)
     session = _live_session(request.session_id, now_ms // 1000)
     if request.role == ROLE_SPEAKER:
@@ -202,9 +203,14 @@ def refresh_connection(
     )
     previous = request.previous_connection_id
     if previous and _replace_listener(session.session_id, previous, row, now_ms, guards):
-        return complete
-    # No old row to take over (none named, or it closed already): counted in, allowed one over the cap.
-    _add_listener(session.session_id, row, now_ms // 1000, settings.load().max_listeners + 1, guards)
+        return complete  # rows swapped, count unchanged: not a join, so not metered as one
+    # No old row to take over (none named, or it closed already): counted in like a join, under the session's
+    # join limit, and allowed one over the cap.
+    now_s = now_ms // 1000
+    _add_listener(
+        session.session_id, row, now_s, settings.load().max_listeners + 1,
+        [rate_limits.joins(session.session_id, now_s), *guards],
+    )
     return complete
 
 

@@ -162,8 +162,11 @@ def parse_join_session(fields: Mapping[str, Any], languages: frozenset[str]) -> 
     )
 
 
-def parse_refresh_connection(fields: Mapping[str, Any], languages: frozenset[str]) -> RefreshConnectionRequest:
-    """Validate ``refreshConnection``: a listener names its target language, a speaker needs none."""
+def parse_refresh_connection(
+    fields: Mapping[str, Any], languages: frozenset[str], connection_id: str
+) -> RefreshConnectionRequest:
+    """Validate ``refreshConnection`` arriving on ``connection_id``: a listener names its target language, a
+    speaker needs none; a ``previousConnectionId`` must name another connection than this one."""
     check_field_sizes(fields)
     session_id = parse_session_id(fields.get(SESSION_ID))
     role = fields.get(ROLE)
@@ -179,6 +182,13 @@ def parse_refresh_connection(fields: Mapping[str, Any], languages: frozenset[str
         raise ServiceError(
             ErrorCode.INVALID_PARAMETERS,
             f"{PREVIOUS_CONNECTION_ID} must be the connectionId of the connection being replaced, got {shown(previous)}",
+            field=PREVIOUS_CONNECTION_ID,
+        )
+    if previous is not None and previous == connection_id:
+        raise ServiceError(
+            ErrorCode.INVALID_PARAMETERS,
+            f"{PREVIOUS_CONNECTION_ID} must be the connectionId of another connection (the one being replaced), "
+            f"got this connection's own id {shown(previous)}",
             field=PREVIOUS_CONNECTION_ID,
         )
     return RefreshConnectionRequest(session_id, role, target_language, previous)

@@ -46,7 +46,8 @@ def handler(event: Event) -> Response:
     elif action == JOIN_SESSION:
         service.join_session(validation.parse_join_session(params, languages), **common, on_connect=True)
     elif action == REFRESH_CONNECTION:
-        service.refresh_connection(validation.parse_refresh_connection(params, languages), **common)
+        request = validation.parse_refresh_connection(params, languages, common["connection_id"])
+        service.refresh_connection(request, **common)
     elif action == RESUME_SESSION:
         service.resume_session(validation.parse_session_id(params.get(validation.SESSION_ID)), **common)
     elif action is None:

@@ -20,13 +20,16 @@ from lambda_src.repositories.attribute_values import from_attribute, to_attribut
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=1, read_timeout=2)
 # Refusals worth repeating: throttling, server errors, and collisions with a concurrent transaction on the
 # same item (every join touches its session's item). A cancelled transaction wrote nothing, so repeating it
-# is safe; a request that may have been applied (5xx, timeout) is repeated with the same idempotency token.
+# is safe; once an attempt may have been applied (5xx, timeout, token in progress), every later attempt of
+# that request keeps its idempotency token.
 _THROTTLING_CODES = frozenset({
     "ProvisionedThroughputExceededException", "ProvisionedThroughputExceeded", "ThrottlingException",
     "ThrottlingError", "RequestLimitExceeded",
 })
 _SERVER_ERROR_CODES = frozenset({"InternalServerError", "ServiceUnavailable"})
-_CONFLICT_CODES = frozenset({"TransactionConflict", "TransactionConflictException", "TransactionInProgressException"})
+# DynamoDB's answer while the first use of a ClientRequestToken is still being processed: repeat it, same token.
+_IN_PROGRESS_CODE = "TransactionInProgressException"
+_CONFLICT_CODES = frozenset({"TransactionConflict", "TransactionConflictException", _IN_PROGRESS_CODE})
 _RETRYABLE_CODES = _THROTTLING_CODES | _SERVER_ERROR_CODES | _CONFLICT_CODES
 _AMBIGUOUS_ERRORS = (ConnectionError, HTTPClientError)  # the request may or may not have been applied
 # Full-jitter exponential backoff, at most RETRY_BUDGET_SECONDS of waiting per request: a route makes at
@@ -109,6 +112,14 @@ def _retryable(error: Exception) -> bool:
     return code in _RETRYABLE_CODES
 
 
+def _maybe_applied(error: Exception) -> bool:
+    """The request may have been applied though it failed: no answer (timeout), a server error, or a
+    transaction whose token DynamoDB is still processing (an earlier attempt is being applied)."""
+    if isinstance(error, _AMBIGUOUS_ERRORS):
+        return True
+    return isinstance(error, ClientError) and error_code(error) in _SERVER_ERROR_CODES | {_IN_PROGRESS_CODE}
+
+
 def _conflict(error: Exception) -> bool:
     """Refused only because a concurrent transaction held one of the items (nothing was written)."""
     if not isinstance(error, ClientError):
@@ -139,6 +150,7 @@ def request(operation: str, **arguments: Any) -> Any:
     call = getattr(client(), operation)
     waited = 0.0
     pause = _FIRST_PAUSE_SECONDS
+    maybe_applied = False
     while True:
         try:
             return call(**arguments)
@@ -149,9 +161,11 @@ def request(operation: str, **arguments: Any) -> Any:
             budget = CONFLICT_RETRY_BUDGET_SECONDS if _conflict(error) else RETRY_BUDGET_SECONDS
             if not _take_wait(waited, sleep, budget):
                 raise _unavailable() from error
-            if operation == "transact_write_items" and not isinstance(error, _AMBIGUOUS_ERRORS) \
-                    and error_code(error) not in _SERVER_ERROR_CODES:
-                # Refused whole (conflict, throttling): the next attempt is a new request.
+            maybe_applied = maybe_applied or _maybe_applied(error)
+            if operation == "transact_write_items" and not maybe_applied:
+                # Refused whole (conflict, throttling) and no earlier attempt can have been applied: the next
+                # attempt is a new request. Once one may have been, every repeat keeps its token, so DynamoDB
+                # answers it as the transaction it already applied instead of applying it again.
                 arguments["ClientRequestToken"] = _token()
         time.sleep(sleep)
         waited += sleep

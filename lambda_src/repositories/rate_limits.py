@@ -1,9 +1,13 @@
 """The RateLimits table: one counter per limit, key and fixed time window, written only inside the
-transaction of the operation it limits (so a refused operation counts nothing, and a counted one happened)."""
+transaction of the operation it limits (so a refused operation counts nothing, and a counted one happened);
+and one item holding the deployment's secret for keying source addresses."""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
+
+from botocore.exceptions import ClientError
 
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.repositories import dynamodb
@@ -12,6 +16,12 @@ from lambda_src.schema import RATE_LIMITS_PARTITION_KEY, RATE_LIMITS_TTL_ATTRIBU
 
 # A window's counter outlives the window a little (TTL deletion lags anyway); reads never look back.
 _EXPIRY_MARGIN_SECONDS = 60
+# The item holding the secret that keys source addresses. No limit can produce this key (a counter's key is
+# ``<limit name>#<key>#<window start>``, and the window start is a number), and the item has no TTL attribute,
+# so it lives as long as the table. Losing it only yields a new secret: the per-source windows restart.
+SOURCE_ADDRESS_SECRET_KEY = "secret#sourceAddressKey"
+_SECRET_ATTRIBUTE = "secret"
+SOURCE_ADDRESS_SECRET_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,55 @@ class RateLimitsRepository:
         if not table_name:
             raise RuntimeError("RATE_LIMITS_TABLE is not set")
         self.table_name = table_name
+        self._source_address_secret: bytes | None = None
+
+    def source_address_secret(self) -> bytes:
+        """The deployment's secret for keying source addresses, cached for the life of the process: read with
+        one consistent GetItem; created by the first process that finds none (a conditional PutItem, so
+        processes racing to create it all end up with the one that was written first)."""
+        if self._source_address_secret is None:
+            self._source_address_secret = self._read_secret() or self._create_secret()
+        return self._source_address_secret
+
+    def _secret_key(self) -> dict[str, dict[str, str]]:
+        return dynamodb.serialize({RATE_LIMITS_PARTITION_KEY: SOURCE_ADDRESS_SECRET_KEY})
+
+    def _read_secret(self) -> bytes | None:
+        """The stored secret; None when there is none (or what is stored is not one: it is then replaced)."""
+        try:
+            response = dynamodb.request(
+                "get_item", TableName=self.table_name, Key=self._secret_key(), ConsistentRead=True
+            )
+        except ClientError as error:
+            dynamodb.unavailable_if_throttled(error)
+            raise
+        value = response.get("Item", {}).get(_SECRET_ATTRIBUTE, {}).get("B")
+        return value if isinstance(value, bytes) and len(value) == SOURCE_ADDRESS_SECRET_BYTES else None
+
+    def _create_secret(self) -> bytes:
+        secret = secrets.token_bytes(SOURCE_ADDRESS_SECRET_BYTES)
+        try:
+            dynamodb.request(
+                "put_item",
+                TableName=self.table_name,
+                Item={**self._secret_key(), _SECRET_ATTRIBUTE: {"B": secret}},
+                # Absent, or not a secret (wrong type or length): written; a valid one is never overwritten.
+                ConditionExpression=(
+                    "attribute_not_exists(#secret) OR NOT attribute_type(#secret, :binary) OR size(#secret) <> :size"
+                ),
+                ExpressionAttributeNames={"#secret": _SECRET_ATTRIBUTE},
+                ExpressionAttributeValues=dynamodb.values(binary="B", size=SOURCE_ADDRESS_SECRET_BYTES),
+            )
+        except ClientError as error:
+            dynamodb.unavailable_if_throttled(error)
+            if dynamodb.error_code(error) != "ConditionalCheckFailedException":
+                raise
+            # Another process created it first: use that one.
+            stored = self._read_secret()
+            if stored is None:
+                raise
+            return stored
+        return secret
 
     def count_item(self, limit: Limit, key: str, now_s: int) -> TransactItem:
         """Transaction item: one more in this window, only while under the limit."""

@@ -121,7 +121,8 @@ def _text(item: dict[str, Any], name: str) -> str:
 
 
 class SessionIdTaken(Exception):
-    """The conditional put found a live session with the same id; draw another id."""
+    """The conditional put found a session with the same id that cannot be replaced (live, or expired with
+    listeners still attached); draw another id."""
 
 
 def _names(expression: str) -> dict[str, str]:
@@ -155,15 +156,17 @@ class SessionsRepository:
         self._source_languages: dict[str, tuple[str, int]] = {}
 
     def create_item(self, session: Session) -> Guarded:
-        """Transaction item: a new session, only if its id is free (an expired session that TTL has not yet
-        deleted may be replaced); refused with :class:`SessionIdTaken` (draw another id)."""
+        """Transaction item: a new session, only if its id is free — no item, or an expired session that TTL
+        has not yet deleted and that has nothing attached any more (its ``listenerCount``, which equals its
+        listener rows, is 0: otherwise they would become listeners of the new session); refused with
+        :class:`SessionIdTaken` (draw another id)."""
         put = {
             "Put": {
                 "TableName": self.table_name,
                 "Item": dynamodb.serialize(session.to_item()),
-                "ConditionExpression": "attribute_not_exists(#id) OR #expires <= :now",
-                "ExpressionAttributeNames": {"#id": SESSIONS_PARTITION_KEY, "#expires": SESSIONS_TTL_ATTRIBUTE},
-                "ExpressionAttributeValues": dynamodb.values(now=session.created_at_ms // 1000),
+                "ConditionExpression": "attribute_not_exists(#id) OR (#expires <= :now AND #count = :zero)",
+                "ExpressionAttributeNames": _names("#id #expires #count"),
+                "ExpressionAttributeValues": dynamodb.values(now=session.created_at_ms // 1000, zero=0),
             }
         }
         return put, lambda _old: SessionIdTaken(session.session_id)

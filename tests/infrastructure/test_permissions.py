@@ -31,12 +31,13 @@ EXPECTED_DYNAMODB_ACCESS: dict[str, dict[str, set[str]]] = {
     # create (session Put + row Put + counters), join (session read, count Update + row Put + counters),
     # refresh (session read; count Update or ConditionCheck + old row Delete + new row Put), resume (session
     # read, speaker Update + row Put), plain connection (row Put + counter); a resume tells the listeners
-    # (index Query) and counts out the gone ones (row read, Delete, session Update).
+    # (index Query) and counts out the gone ones (row read, Delete, session Update); the secret that keys
+    # source addresses (read, or created by a conditional Put).
     "connect": {
         "Sessions": {"GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"},
         "Connections": {"GetItem", "PutItem", "DeleteItem"},
         "Connections/index/bySessionLanguage": {"Query"},
-        "RateLimits": {"UpdateItem"},
+        "RateLimits": {"GetItem", "PutItem", "UpdateItem"},
     },
     # createSession / joinSession on an open connection (row attached by Update), heartbeat notices (row
     # Update), leave (row read, detach Update, count Update), config / status / end (row read, session read

@@ -352,6 +352,33 @@ def test_an_expired_session_id_may_be_reused(tables, monkeypatch):
     assert item["expiresAt"] > time.time()
 
 
+def test_an_expired_session_id_with_listeners_still_attached_is_not_reused(tables, monkeypatch):
+    # (Regression: the new session replaced the expired item, and its listeners silently became listeners
+    # of the new session, whose count then drifted from its rows.)
+    # Given a session with a listener, which then expired (TTL has not deleted it yet; the listener is still
+    # attached and counted)
+    tables.put_session(sessionId="golden-eagle-427", speakerUserId="old")
+    listener = new_connection_id()
+    joining = {"action": "joinSession", "sessionId": "golden-eagle-427", "targetLanguage": "es"}
+    assert call(connect_event(joining, connection_id=listener))["statusCode"] == 200
+    tables.client.update_item(
+        TableName=tables.sessions, Key={"sessionId": {"S": "golden-eagle-427"}},
+        UpdateExpression="SET expiresAt = :past", ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 10)}},
+    )
+    before = tables.session("golden-eagle-427")
+    # When a speaker creates a session and the generator draws that id first
+    draws = iter(["golden-eagle-427", "brave-otter-321"])
+    monkeypatch.setattr(service, "new_session_id", lambda: next(draws))
+    connection_id = new_connection_id()
+    response = call(connect_event(SEED_QUERY, connection_id=connection_id, user_id="new"))
+    # Then the new session gets another id, and the expired one (with its listener) is left as it was
+    assert response["statusCode"] == 200
+    assert tables.connection(connection_id)["sessionId"] == "brave-otter-321"
+    assert tables.session("brave-otter-321")["speakerUserId"] == "new"
+    assert tables.session("golden-eagle-427") == before
+    assert before["listenerCount"] == 1 and tables.connection(listener)["sessionId"] == "golden-eagle-427"
+
+
 def test_a_connection_id_already_registered_cannot_create(tables):
     # Given a connection id that already has a row (a duplicate $connect delivery)
     connection_id = new_connection_id()

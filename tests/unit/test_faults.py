@@ -31,6 +31,7 @@ from decimal import Decimal
 from typing import Any, Callable, Iterator
 
 import pytest
+from botocore.exceptions import ReadTimeoutError
 from botocore.retries import standard as botocore_retries
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -91,12 +92,24 @@ class Fault:
         return self.reason or self.code
 
 
+@dataclass(frozen=True)
+class AnswerLost:
+    """The request reaches the store and is applied, but its answer never arrives (a read timeout): the
+    caller cannot tell it from a request that was never applied."""
+
+    def __str__(self) -> str:
+        return "applied, answer lost"
+
+
+APPLIED_ANSWER_LOST = AnswerLost()
 PROVISIONED = Fault("ProvisionedThroughputExceededException")
 THROTTLED = Fault("ThrottlingException")
 SERVER_ERROR = Fault("InternalServerError", status=500)
 STORE_DOWN = [PROVISIONED, THROTTLED, SERVER_ERROR]
 TRANSACTION_CONFLICT = Fault("TransactionCanceledException", reason="TransactionConflict")
 WRITE_CONFLICT = Fault("TransactionConflictException")  # a single-item write meeting an ongoing transaction
+# DynamoDB's answer to a TransactWriteItems whose ClientRequestToken is still being processed (an earlier attempt)
+IN_PROGRESS = Fault("TransactionInProgressException")
 PASS = None
 
 
@@ -106,10 +119,11 @@ class StoreFaults:
     def __init__(self) -> None:
         self.armed = False
         self.attempts: Counter[str] = Counter()
-        self._scripts: dict[str, list[Fault | None]] = {}
-        self._cycles: dict[str, tuple[list[Fault | None], list[int]]] = {}
+        self._scripts: dict[str, list[Fault | AnswerLost | None]] = {}
+        self._cycles: dict[str, tuple[list[Fault | AnswerLost | None], list[int]]] = {}
+        self.applied_tokens: set[str] = set()
 
-    def script(self, operation: str, *outcomes: Fault | None) -> None:
+    def script(self, operation: str, *outcomes: Fault | AnswerLost | None) -> None:
         """The next attempts of ``operation`` answer ``outcomes`` in turn, then it works again."""
         self._scripts.setdefault(operation, []).extend(outcomes)
 
@@ -120,7 +134,7 @@ class StoreFaults:
         """Every attempt of ``operation`` answers the next of ``outcomes``, repeating forever."""
         self._cycles[operation] = (list(outcomes), [0])
 
-    def outcome(self, operation: str) -> Fault | None:
+    def outcome(self, operation: str) -> Fault | AnswerLost | None:
         self.attempts[operation] += 1
         script = self._scripts.get(operation)
         if script:
@@ -158,14 +172,31 @@ def faults(tables, monkeypatch: pytest.MonkeyPatch) -> StoreFaults:
     injected = StoreFaults()
     answer = BotocoreStubber.process_request
 
+    def once_per_token(stubber: BotocoreStubber, request: Any) -> Any:
+        """DynamoDB's idempotency, which moto lacks: a TransactWriteItems repeating the ClientRequestToken of
+        one that was applied is answered success and applies nothing."""
+        if _operation(request) != TRANSACT:
+            return answer(stubber, request)
+        body = request.body.decode() if isinstance(request.body, bytes) else request.body
+        token = json.loads(body or "{}").get("ClientRequestToken")
+        if token in injected.applied_tokens:
+            return 200, {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "repeat"}, "{}"
+        status, headers, text = answer(stubber, request)
+        if token and status == 200:
+            injected.applied_tokens.add(token)
+        return status, headers, text
+
     def process_request(stubber: BotocoreStubber, request: Any) -> Any:
         operation = _operation(request) if injected.armed else None
         if operation is not None:
             fault = injected.outcome(operation)
+            if isinstance(fault, AnswerLost):
+                once_per_token(stubber, request)
+                raise ReadTimeoutError(endpoint_url=request.url)
             if fault is not None:
                 body = request.body.decode() if isinstance(request.body, bytes) else request.body
                 return fault.response(json.loads(body or "{}"))
-        return answer(stubber, request)
+        return once_per_token(stubber, request)
 
     monkeypatch.setattr(BotocoreStubber, "process_request", process_request)
     return injected
@@ -600,6 +631,45 @@ def test_a_transaction_that_keeps_conflicting_is_service_unavailable(
     # progress on the item), but leaving the reply its margin inside the route's timeout
     assert dynamodb.RETRY_BUDGET_SECONDS < sum(sleeps) <= dynamodb.CONFLICT_RETRY_BUDGET_SECONDS
     assert sum(sleeps) < ROUTE_TIMEOUT_SECONDS - dynamodb.REPLY_MARGIN_SECONDS
+
+
+WRITES_WHOSE_ANSWER_CAN_BE_LOST = ["createSession on $connect", "createSession message", "joinSession on $connect",
+                                   "joinSession message"]
+
+
+@pytest.mark.parametrize("repeat_refused", [IN_PROGRESS, THROTTLED], ids=str)
+@pytest.mark.parametrize("route_name", WRITES_WHOSE_ANSWER_CAN_BE_LOST)
+def test_a_write_applied_whose_answer_was_lost_succeeds_once_even_if_its_repeat_is_refused(
+    tables, gateway, faults, sleeps, route_name: str, repeat_refused: Fault
+) -> None:
+    # (Regression: a repeat refused as in progress or throttled made the next attempt a new transaction with
+    # a new token, which found its own first attempt's rows: a join answered FORBIDDEN while counted in, a
+    # createSession answered FORBIDDEN while its session existed with this connection as speaker.)
+    # Given a route whose transaction is applied but whose answer is lost, whose repeat is refused (still
+    # in progress, or throttled), and whose next repeat reaches the store
+    route = ROUTES_BY_NAME[route_name]
+    act = prepared(route, gateway)
+    sessions_before = {item["sessionId"] for item in tables.sessions_items()}
+    faults.script(TRANSACT, APPLIED_ANSWER_LOST, repeat_refused)
+    with faults.active():
+        response = act()
+    # Then the client hears success
+    assert faults.attempts[TRANSACT] == 3
+    assert_succeeded(response, route.reply)
+    # And the write was applied once: one new session with its speaker, or one listener counted once
+    new_sessions = [item for item in tables.sessions_items() if item["sessionId"] not in sessions_before]
+    if route_name.startswith("createSession"):
+        assert len(new_sessions) == 1, new_sessions
+        (session,) = new_sessions
+        speaker = tables.connection(session["speakerConnectionId"])
+        assert speaker is not None and speaker["sessionId"] == session["sessionId"]
+        assert speaker["role"] == "speaker"
+    else:
+        assert new_sessions == []
+        (session,) = tables.sessions_items()
+        listeners = [row for row in tables.connections_items() if row.get("role") == "listener"]
+        assert session["listenerCount"] == len(listeners) == 1
+    assert_counts_match_rows(tables)
 
 
 @pytest.mark.parametrize("route_name", ["updateSessionConfig", "endSession"])

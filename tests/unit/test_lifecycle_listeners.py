@@ -12,6 +12,7 @@ from lambda_src import runtime, schema
 from lambda_src.repositories.connections import ConnectionsRepository
 from lambda_src.repositories.sessions import SessionsRepository
 from tests.unit.flows import (
+    OWNER,
     SESSION_ID,
     connect_with,
     create_session,
@@ -433,6 +434,27 @@ def test_listener_refresh_of_an_expired_session_is_not_found(tables):
     assert error_of(response) == (404, "SESSION_NOT_FOUND")
     assert tables.raw_connections() == []
     assert count(tables) == 0
+
+
+@pytest.mark.parametrize("role", ["listener", "speaker"])
+def test_a_refresh_naming_its_own_connection_as_previous_is_invalid_parameters_and_writes_nothing(tables, role):
+    # (Regression: a listener refresh whose previousConnectionId was its own connection id wrote its row and
+    # removed it in one transaction, which DynamoDB rejects: INTERNAL_ERROR.)
+    # Given a live session with a listener
+    tables.put_session(sessionId=SESSION_ID)
+    join()
+    before = (tables.raw_sessions(), tables.raw_connections())
+    # When a new connection refreshes naming itself as the connection it replaces
+    own = new_connection_id()
+    query = {"action": "refreshConnection", "sessionId": SESSION_ID, "role": role, "targetLanguage": "es",
+             "previousConnectionId": own}
+    _connection, response = connect_with(query, connection_id=own, user_id=OWNER if role == "speaker" else None)
+    # Then the handshake is refused naming the field, what was expected and what came; nothing is written
+    assert error_of(response) == (400, "INVALID_PARAMETERS")
+    body = json.loads(response["body"])
+    assert body["field"] == "previousConnectionId"
+    assert "another connection" in body["message"] and own in body["message"]
+    assert (tables.raw_sessions(), tables.raw_connections()) == before
 
 
 def test_listener_refresh_needs_a_target_language(tables):

@@ -10,6 +10,7 @@ earlier invocation), and no line may carry the token, the client's IP address or
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -22,10 +23,11 @@ import pytest
 from lambda_src import auth, log, metrics, runtime
 from lambda_src.handlers import authorizer, connect, disconnect, message, sweeper, welcome
 from lambda_src.log import logger
+from lambda_src.repositories.rate_limits import SOURCE_ADDRESS_SECRET_KEY
 from local_run.dev_issuer import DevIssuer
 from tests.unit.fakes import serve_jwks
 from tests.unit.flows import Clock, welcome_of_row
-from tests.unit.helpers import body_of, connect_event, disconnect_event, message_event, new_connection_id
+from tests.unit.helpers import RATE_LIMITS_TABLE, body_of, connect_event, disconnect_event, message_event, new_connection_id
 
 ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_LogHygiene"
 CLIENT_ID = "log-hygiene-client"
@@ -299,6 +301,12 @@ def test_a_whole_session_logs_correlated_lines_without_secrets_addresses_or_fram
     for secret in (token, forged, payload, signature, forged.split(".")[2]):
         assert secret not in text
     assert SOURCE_IP not in text
+    # nor the secret that keys source addresses (created by the first $connect above), in any encoding
+    secret = tables.client.get_item(
+        TableName=RATE_LIMITS_TABLE, Key={"limitKey": {"S": SOURCE_ADDRESS_SECRET_KEY}}, ConsistentRead=True
+    )["Item"]["secret"]["B"]
+    for encoded in (secret.hex(), base64.b64encode(secret).decode(), repr(secret)[2:-1]):
+        assert encoded not in text
     assert MARKER not in text
     for frame in frames:  # as received, or as a JSON string inside a line
         assert frame not in text and json.dumps(frame)[1:-1] not in text, frame

@@ -3,7 +3,9 @@
 createSession 1; join 1 (2 the first time a process sees the session: its source language is read once);
 heartbeat 0, and 1 when the 2-hour notices start; leave and listener disconnect 2; updateSessionConfig 1
 (2 the first time a process serves a speaker that does not name its session); endSession with N listeners
-1 + 1 lookup + one query per page of the listener index.
+1 + 1 lookup + one query per page of the listener index. A ``$connect`` with a source address costs one more
+the first time a process handles one (the secret that keys addresses is read, then cached), two more for the
+deployment's very first one (the secret is created).
 """
 
 from __future__ import annotations
@@ -44,6 +46,24 @@ def test_create_session_costs_one_request(tables) -> None:
         )
     assert response["statusCode"] == 200
     assert requests.by_operation == {"TransactWriteItems": 1}
+
+
+def test_a_source_address_costs_one_request_the_first_time_a_process_meets_one(tables) -> None:
+    def create(source_ip: str) -> None:
+        event = connect_event({"action": "createSession", "sourceLanguage": "en"}, user_id="speaker", source_ip=source_ip)
+        assert connect.handler(event, None)["statusCode"] == 200
+
+    # The deployment's first connection with a source address creates the secret that keys addresses
+    with DynamoDBRequests() as deployment_first:
+        create("198.51.100.1")
+    runtime.reset()  # another process
+    with DynamoDBRequests() as process_first:
+        create("198.51.100.2")
+    with DynamoDBRequests() as later:
+        create("198.51.100.3")
+    assert deployment_first.by_operation == {"GetItem": 1, "PutItem": 1, "TransactWriteItems": 1}
+    assert process_first.by_operation == {"GetItem": 1, "TransactWriteItems": 1}
+    assert later.by_operation == {"TransactWriteItems": 1}
 
 
 def test_join_costs_one_request_once_the_session_is_known(tables) -> None:

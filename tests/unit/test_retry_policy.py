@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ReadTimeoutError
 
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.repositories import dynamodb
@@ -85,3 +85,51 @@ def test_the_budget_is_charged_the_waiting_asked_for_not_the_longest_it_could_ha
     shorter = _give_up(monkeypatch, _throttled())
     assert shorter.attempts > at_most
     assert sum(sleeps) <= dynamodb.RETRY_BUDGET_SECONDS < sum(sleeps) + dynamodb._MAX_PAUSE_SECONDS / 4 + 1e-9
+
+
+class _Scripted:
+    """Answers each attempt with the next error (None: success), recording the token each one carried."""
+
+    def __init__(self, *errors: Exception | None) -> None:
+        self.errors = list(errors)
+        self.tokens: list[str] = []
+
+    def transact_write_items(self, **arguments: Any) -> dict[str, Any]:
+        self.tokens.append(arguments["ClientRequestToken"])
+        error = self.errors.pop(0)
+        if error is not None:
+            raise error
+        return {}
+
+
+def _in_progress() -> ClientError:
+    return ClientError(
+        {"Error": {"Code": "TransactionInProgressException", "Message": "in progress"}}, "TransactWriteItems"
+    )
+
+
+def _run(monkeypatch: pytest.MonkeyPatch, *errors: Exception | None) -> list[str]:
+    scripted = _Scripted(*errors)
+    monkeypatch.setattr(dynamodb, "client", functools.cache(lambda: scripted))
+    dynamodb.transact([{"Put": {}}])
+    return scripted.tokens
+
+
+@pytest.mark.parametrize("then", [_throttled, _in_progress, lambda: _cancelled("TransactionConflict")],
+                         ids=["throttled", "in progress", "conflict"])
+def test_once_an_attempt_may_have_been_applied_every_repeat_keeps_its_token(monkeypatch, sleeps, then) -> None:
+    # Given a transaction whose first attempt timed out (maybe applied), whose repeats are refused whole
+    tokens = _run(monkeypatch, ReadTimeoutError(endpoint_url="https://dynamodb"), then(), then(), None)
+    # Then every attempt carried the first attempt's token (DynamoDB answers a repeat of an applied one as done)
+    assert len(tokens) == 4 and len(set(tokens)) == 1
+
+
+def test_a_server_error_makes_every_later_repeat_keep_the_token(monkeypatch, sleeps) -> None:
+    server_error = ClientError({"Error": {"Code": "InternalServerError", "Message": "oops"}}, "TransactWriteItems")
+    tokens = _run(monkeypatch, _throttled(), server_error, _throttled(), None)
+    assert len(tokens) == 4 and tokens[0] != tokens[1] and len(set(tokens[1:])) == 1
+
+
+def test_a_transaction_refused_before_any_attempt_could_apply_is_repeated_as_a_new_request(monkeypatch, sleeps) -> None:
+    tokens = _run(monkeypatch, _throttled(), _cancelled("TransactionConflict"), None)
+    assert len(set(tokens)) == 3
