@@ -194,8 +194,12 @@ class PartialResultProcessor:
             if now - segment.updated_at >= ORPHAN_FLUSH_SECONDS:
                 self.counters.orphans_flushed += 1
                 out.extend(self._final(segment, segment.text, now))
-            elif segment.policy.partials and segment.held_since is not None and now - segment.held_since >= _timeout(segment):
-                self._offer(segment, segment.text, segment.stability, settled=True)
+            elif (
+                segment.policy.partials
+                and segment.held_since is not None
+                and now - segment.held_since >= _timeout(segment) - _EPSILON
+            ):
+                self._offer(segment, segment.text, segment.stability)
         out.extend(self._release(now))
         if now - self._forgotten_at >= 1.0:
             self._forget(now)
@@ -243,23 +247,27 @@ class PartialResultProcessor:
             self._pending.pop(segment.segment_id, None)
             return
         if segment.held_since is None:
-            segment.held_since = now
+            segment.held_since = now  # from now on, words of this segment wait to be shown
         if segment.stability is not None and segment.stability >= segment.policy.threshold:
-            self._offer(segment, text, segment.stability, settled=True)
-            return
-        # The words that already reach the threshold go on; the rest waits (at most the timeout).
-        prefix = _stable_prefix(items, segment.policy.threshold)
-        if prefix and _normalized(_text(prefix)) != segment.shown:
-            self._offer(segment, _text(prefix), _stability(prefix), settled=False)
+            self._offer(segment, text, segment.stability)
+        elif now - segment.held_since >= _timeout(segment) - _EPSILON:
+            self._offer(segment, text, segment.stability)  # its words have waited their time already
+        else:
+            # The leading words that already reach the threshold go on; the rest waits (at most the timeout).
+            prefix = _stable_prefix(items, segment.policy.threshold)
+            if prefix and _normalized(_text(prefix)) != segment.shown:
+                self._offer(segment, _text(prefix), _stability(prefix))
+            elif self._pending.pop(segment.segment_id, None) is not None:
+                self.counters.partials_dropped += 1  # what waited is no longer what the recognizer says
 
-    def _offer(self, segment: _Segment, text: str, stability: float | None, *, settled: bool) -> None:
-        """Queue ``text`` of the segment for the rate limit's next window; ``settled`` when it is all of the
-        segment's current text (nothing of it waits any longer)."""
-        if segment.segment_id in self._pending:
+    def _offer(self, segment: _Segment, text: str, stability: float | None) -> None:
+        """Queue ``text`` of the segment for the rate limit's next window (replacing what waited)."""
+        waiting = self._pending.get(segment.segment_id)
+        if waiting is not None:
+            if waiting.text == text:
+                return
             self.counters.partials_dropped += 1
         self._pending[segment.segment_id] = Segment(segment.segment_id, text, True, stability, segment.start_time)
-        if settled:
-            segment.held_since = None
 
     def _release(self, now: float) -> list[Segment]:
         if not self._pending:
@@ -271,6 +279,8 @@ class PartialResultProcessor:
         del self._pending[best.segment_id]
         segment = self._segments[best.segment_id]
         segment.shown, segment.shown_text = _normalized(best.text), best.text
+        if best.text == segment.text:
+            segment.held_since = None  # all of it is shown now
         self._last_partial_at = now
         self.counters.partials_forwarded += 1
         return [best]

@@ -283,14 +283,12 @@ def test_properties_of_any_stream(stream: tuple[Config, list[tuple[float, Recogn
         # No text twice in a row for a segment.
         texts = [(s.text, s.is_partial) for _t, s in sent]
         assert all(a != b for a, b in zip(texts, texts[1:])), (segment_id, texts)
-        # Nothing below the threshold before its timeout: such a partial waited, since the segment's first
-        # text or the previous such partial, the buffer timeout (3 s without stability).
-        previous = first_fed[segment_id]
+        # Nothing below the threshold before its timeout: such a partial's segment had been waiting at least
+        # the buffer timeout (3 s without stability) since its first text.
         for now, s in sent:
             if s.is_partial and (s.stability is None or s.stability < float(config.min_stability_threshold)):
                 wait = NO_STABILITY_TIMEOUT_SECONDS if s.stability is None else float(config.max_buffer_timeout)
-                assert now - previous >= wait - 1e-9, (segment_id, sent)
-                previous = now
+                assert now - first_fed[segment_id] >= wait - 1e-9, (segment_id, sent)
     # Every final result's words went on (as its own segments' finals, or as a recent duplicate's).
     finals_text = " ".join(s.text for _t, s in out if not s.is_partial).lower()
     for _now, fed in timeline:
