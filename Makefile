@@ -33,8 +33,8 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 .java:
-	@java -version 2>&1 | grep -qE 'version "(1[7-9]|[2-9][0-9])' || { \
-	  echo "Installing Java 17 (DynamoDB Local runs on it)"; \
+	@java -version 2>&1 | grep -qE 'version "(1[7-9]|[2-9][0-9])' && java --list-modules | grep -q '^jdk.compiler@' || { \
+	  echo "Installing Java 17 (DynamoDB Local runs on it; its loopback launcher needs the jdk.compiler module)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; }
 	@touch $@
 

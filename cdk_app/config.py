@@ -1,7 +1,9 @@
 """Typed per-environment configuration, chosen with ``-c env=dev|staging|prod`` (default ``dev``).
 
 Single values can be overridden from context too, e.g. ``-c maxListenersPerSession=800``; so can the alarm
-e-mail address (``-c alarmEmail=ops@example.com``). The per-route throttles are set here only.
+e-mail address (``-c alarmEmail=ops@example.com``), the customer managed keys (``-c customerManagedKeys=true``)
+and each function's reserved concurrency (``-c reservedConcurrency=connect:300,welcome:30``, or ``none``).
+The per-route throttles are set here only.
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ class EnvironmentConfig:
     route_throttles: Mapping[str, RouteThrottle]
     # X-Ray: Lambda tracing mode Active (sampled traces of each invocation and its AWS SDK calls' latency).
     tracing_enabled: bool
+    # True: the tables and the log groups are encrypted with keys of the stack's own (rotated yearly, their
+    # use in CloudTrail, revocable); False: with the AWS managed keys (tables) and CloudWatch Logs' own.
+    customer_managed_keys: bool
+    # Handler module -> the concurrency reserved for its function (also its cap); a module not named draws on
+    # the account's unreserved pool. See RESERVED_CONCURRENCY_MODULES and the README (Operations).
+    reserved_concurrency: Mapping[str, int]
     session_lifetime_hours: int = limits.DEFAULT_SESSION_LIFETIME_HOURS
     max_listeners_per_session: int = limits.DEFAULT_MAX_LISTENERS_PER_SESSION
     speaker_grace_seconds: int = limits.DEFAULT_SPEAKER_GRACE_SECONDS
@@ -73,6 +81,16 @@ class EnvironmentConfig:
         return _RETENTION_BY_DAYS[self.log_retention_days]
 
 
+# The functions a reservation may name (by handler module), and the ones that must hold one whenever any
+# function does: a flood of connects may then exhaust its own reservation, never the first messages' or the
+# sweeper's.
+RESERVED_CONCURRENCY_MODULES = ("connect", "disconnect", "message", "authorizer", "welcome", "sweeper")
+ALWAYS_RESERVED_MODULES = ("welcome", "sweeper")
+# Lambda refuses a reservation that leaves fewer than this many executions unreserved in the account; an
+# account's concurrency quota is 1000 unless raised (a new account's can be lower still).
+LAMBDA_MINIMUM_UNRESERVED = 100
+DEFAULT_ACCOUNT_CONCURRENCY = 1000
+
 _RETENTION_BY_DAYS = {
     7: logs.RetentionDays.ONE_WEEK,
     14: logs.RetentionDays.TWO_WEEKS,
@@ -91,6 +109,9 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
             routes.JOIN_SESSION: RouteThrottle(20, 40),
         },
         tracing_enabled=False,
+        customer_managed_keys=False,
+        # A new account's concurrency quota can be as low as 10, where Lambda refuses any reservation.
+        reserved_concurrency={},
     ),
     "staging": EnvironmentConfig(
         name="staging", retain_data=False, point_in_time_recovery=True, deletion_protection=False,
@@ -101,6 +122,11 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
             routes.JOIN_SESSION: RouteThrottle(100, 200),
         },
         tracing_enabled=True,
+        customer_managed_keys=False,
+        # 107 of the account's default quota of 1000, for a stage throttled at 200 requests/s.
+        reserved_concurrency={
+            "connect": 30, "disconnect": 20, "message": 30, "authorizer": 20, "welcome": 5, "sweeper": 2,
+        },
     ),
     "prod": EnvironmentConfig(
         name="prod", retain_data=True, point_in_time_recovery=True, deletion_protection=True,
@@ -112,6 +138,12 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
             routes.JOIN_SESSION: RouteThrottle(300, 600),
         },
         tracing_enabled=True,
+        customer_managed_keys=True,
+        # 622 of the account's default quota of 1000 (378 left unreserved): caps well above what the stage's
+        # throttles admit at the functions' usual durations, so only a slow DynamoDB turns them into throttles.
+        reserved_concurrency={
+            "connect": 200, "disconnect": 100, "message": 200, "authorizer": 100, "welcome": 20, "sweeper": 2,
+        },
     ),
 }
 
@@ -122,8 +154,9 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _OVERRIDABLE = {
     "".join(part.capitalize() if i else part for i, part in enumerate(f.name.split("_"))): f
     for f in fields(EnvironmentConfig)
-    if f.name not in ("name", "route_throttles")
+    if f.name not in ("name", "route_throttles", "reserved_concurrency")
 }
+RESERVED_CONCURRENCY_KEY = "reservedConcurrency"
 
 
 def load(context: Mapping[str, Any] | Any) -> EnvironmentConfig:
@@ -139,6 +172,9 @@ def load(context: Mapping[str, Any] | Any) -> EnvironmentConfig:
         if raw is None:
             continue
         overrides[field.name] = _coerce(key, raw, _FIELD_TYPES[str(field.type)])
+    reserved = get(RESERVED_CONCURRENCY_KEY)
+    if reserved is not None:
+        overrides["reserved_concurrency"] = _reserved_concurrency(config.reserved_concurrency, reserved)
     config = replace(config, **overrides)
     if config.log_retention_days not in _RETENTION_BY_DAYS:
         raise ValueError(f"logRetentionDays must be one of {sorted(_RETENTION_BY_DAYS)}")
@@ -165,6 +201,49 @@ def _check_operations(config: EnvironmentConfig) -> None:
         raise ValueError("invalidConfigurationAlarmThreshold must be positive")
     if config.alarm_email and not _EMAIL.fullmatch(config.alarm_email):
         raise ValueError(f"alarmEmail must be an e-mail address, got {config.alarm_email!r}")
+    _check_reserved_concurrency(config.reserved_concurrency)
+
+
+def _check_reserved_concurrency(reserved: Mapping[str, int]) -> None:
+    """Known functions, positive reservations (0 would stop a function), and the welcome and sweeper
+    functions reserved whenever anything is."""
+    unknown = sorted(set(reserved) - set(RESERVED_CONCURRENCY_MODULES))
+    if unknown:
+        raise ValueError(f"{RESERVED_CONCURRENCY_KEY} names {unknown}; functions: {list(RESERVED_CONCURRENCY_MODULES)}")
+    for module, value in reserved.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{RESERVED_CONCURRENCY_KEY}: {module} must be a positive integer, got {value!r}")
+    missing = [module for module in ALWAYS_RESERVED_MODULES if module not in reserved]
+    if reserved and missing:
+        raise ValueError(
+            f"{RESERVED_CONCURRENCY_KEY} reserves for some functions but not for {missing}: a flood on the others "
+            "could then starve them of the account's unreserved pool"
+        )
+
+
+def _reserved_concurrency(current: Mapping[str, int], raw: Any) -> dict[str, int]:
+    """``current`` changed by a context value: ``"none"`` (reserve nothing), or ``"module:N,module:none"``
+    (each named module set or cleared; the others kept), or the same as a JSON object (cdk.json)."""
+    if isinstance(raw, str) and raw.strip().lower() == "none":
+        return {}
+    if isinstance(raw, str):
+        entries: dict[str, Any] = {}
+        for part in raw.split(","):
+            module, separator, value = part.partition(":")
+            if not separator or not module.strip():
+                raise ValueError(f"{RESERVED_CONCURRENCY_KEY} must be none or module:N,..., got {raw!r}")
+            entries[module.strip()] = value.strip()
+    elif isinstance(raw, Mapping):
+        entries = dict(raw)
+    else:
+        raise ValueError(f"{RESERVED_CONCURRENCY_KEY} must be none or module:N,..., got {raw!r}")
+    result = dict(current)
+    for module, value in entries.items():
+        if value is None or str(value).lower() == "none":
+            result.pop(module, None)
+        else:
+            result[module] = _coerce(f"{RESERVED_CONCURRENCY_KEY} {module}", value, int)
+    return result
 
 
 _FIELD_TYPES = {"bool": bool, "int": int, "float": float, "str": str}

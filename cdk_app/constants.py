@@ -28,3 +28,17 @@ SWEEPER_TIMEOUT: Final = Duration.seconds(50)
 # Powertools reads these: the service name (the logs' and metrics' ``service``) and the metrics namespace.
 ENV_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
 ENV_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
+
+# The welcome function's stream: a failed batch is split in two to isolate a bad record, and retried at most
+# WELCOME_RETRY_ATTEMPTS times; a record older than WELCOME_MAX_RECORD_AGE is dropped to the failure queue
+# instead. 60 s is the least Lambda accepts, and already too late for a first message: its client has been
+# waiting a minute for the reply to its handshake, and a shard delivers in order, so a stale backlog would
+# hold back the fresh first messages behind it.
+WELCOME_RETRY_ATTEMPTS: Final = 2
+WELCOME_MAX_RECORD_AGE: Final = Duration.seconds(60)
+# The sweeper is invoked asynchronously by its schedule: a failed sweep is not retried, and one that waited
+# (throttled) longer than SWEEPER_MAX_EVENT_AGE is dropped, since the next minute's sweep redoes its work.
+SWEEPER_RETRY_ATTEMPTS: Final = 0
+SWEEPER_MAX_EVENT_AGE: Final = Duration.seconds(60)
+# How long a failure record waits in its queue for someone to look at it (SQS's longest).
+FAILURE_RETENTION: Final = Duration.days(14)

@@ -18,11 +18,13 @@ from aws_cdk import Duration
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
@@ -40,6 +42,10 @@ AUTHORIZER_ERRORS_THRESHOLD: Final = 50
 DURATION_FRACTION_OF_TIMEOUT: Final = 0.8
 # API Gateway failures to run an integration at all (a client got an internal error) in one period.
 STAGE_EXECUTION_ERRORS_THRESHOLD: Final = 1
+# Records in a failure queue that fire its alarm: one is an invocation Lambda gave up on.
+FAILURE_QUEUE_THRESHOLD: Final = 1
+# A scheduled rule's failures to invoke its target at all (the event never reached the function).
+SCHEDULE_FAILED_INVOCATIONS_THRESHOLD: Final = 1
 # The rejected-configuration alarm's error code (metrics.REJECTIONS by errorCode).
 REJECTED_CONFIGURATION_CODE: Final = ErrorCode.INVALID_CONFIGURATION.name
 
@@ -54,8 +60,12 @@ class ServiceAlarms(Construct):
         functions: Mapping[str, lambda_.Function],
         api: apigw.IWebSocketApi,
         stage: apigw.WebSocketStage,
+        failure_queues: Mapping[str, sqs.IQueue] | None = None,
+        schedules: Mapping[str, events.IRule] | None = None,
     ) -> None:
-        """``functions``: every function, by the handler module it runs (``connect``, ``authorizer``...)."""
+        """``functions``: every function, by the handler module it runs (``connect``, ``authorizer``...);
+        ``failure_queues``: each function's on-failure queue, by module; ``schedules``: each scheduled rule,
+        by the module of the function it invokes."""
         super().__init__(scope, construct_id)
         self._config = config
         self.topic = self._build_topic()
@@ -65,6 +75,10 @@ class ServiceAlarms(Construct):
             self._function_alarms(module, function)
         self._stage_alarm(api, stage)
         self._rejected_configurations_alarm()
+        for module, queue in (failure_queues or {}).items():
+            self._failure_queue_alarm(module, queue)
+        for module, rule in (schedules or {}).items():
+            self._schedule_alarm(module, rule)
 
     def _build_topic(self) -> sns.Topic:
         config = self._config
@@ -133,6 +147,30 @@ class ServiceAlarms(Construct):
             f"{timeout.to_seconds()} s timeout in 2 of 3 periods of 5 minutes",
             evaluation_periods=3,
             datapoints_to_alarm=2,
+        )
+
+    def _failure_queue_alarm(self, module: str, queue: sqs.IQueue) -> None:
+        """Fires while the queue holds a record (until someone redrives or purges it), not just on arrival."""
+        self._alarm(
+            f"{module.capitalize()}FailureQueue",
+            queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic=cloudwatch.Stats.MAXIMUM),
+            FAILURE_QUEUE_THRESHOLD,
+            f"the {module} function gave up on an invocation: its record waits in the {module} failure queue",
+        )
+
+    def _schedule_alarm(self, module: str, rule: events.IRule) -> None:
+        failed = cloudwatch.Metric(
+            namespace="AWS/Events",
+            metric_name="FailedInvocations",
+            dimensions_map={"RuleName": rule.rule_name},
+            period=PERIOD,
+            statistic=cloudwatch.Stats.SUM,
+        )
+        self._alarm(
+            f"{module.capitalize()}ScheduleFailedInvocations",
+            failed,
+            SCHEDULE_FAILED_INVOCATIONS_THRESHOLD,
+            f"EventBridge could not invoke the {module} function on its schedule (permission, or the function gone)",
         )
 
     def _stage_alarm(self, api: apigw.IWebSocketApi, stage: apigw.WebSocketStage) -> None:

@@ -12,6 +12,15 @@ Read off ``lambda_src/handlers`` and ``lambda_src/repositories`` (keep them in s
   those actions too.
 
 Adding a table to a function is one line: ``TableAccess(schema.NEW_TABLE, {UPDATE})`` in its tuple below.
+
+With customer managed keys (``customer_managed_keys``), DynamoDB encrypts each table's data keys under a table
+key, itself encrypted with the KMS key, and decrypts that table key with the *caller's* permission when it serves
+the caller (refreshed every few minutes per caller with traffic): every request on an item or an index, read or
+write, needs ``kms:Decrypt`` on the key, and nothing more (the table key is generated, and DynamoDB's grants
+created, by whoever creates the table: the deployment). ``TABLE_KEY_ACTIONS`` is granted on the tables' key,
+only through DynamoDB (``kms:ViaService``), to every role with any item or index action. A stream reader needs
+``STREAM_KEY_ACTIONS`` (the records are encrypted with the table key too), granted without a ``kms:ViaService``
+condition, as CDK's own stream grant does: the service name DynamoDB Streams presents to KMS is not documented.
 """
 
 from __future__ import annotations
@@ -28,6 +37,12 @@ DELETE: Final = "dynamodb:DeleteItem"
 CONDITION_CHECK: Final = "dynamodb:ConditionCheckItem"
 QUERY: Final = "dynamodb:Query"
 SCAN: Final = "dynamodb:Scan"
+
+KMS_DECRYPT: Final = "kms:Decrypt"
+# What a role with item or index actions on a table with a customer managed key needs of that key.
+TABLE_KEY_ACTIONS: Final = frozenset({KMS_DECRYPT})
+# What a stream reader (the welcome function's event source) needs of that key.
+STREAM_KEY_ACTIONS: Final = frozenset({KMS_DECRYPT})
 
 
 @dataclass(frozen=True)

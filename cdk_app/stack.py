@@ -10,6 +10,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
+from cdk_app.encryption import ServiceKeys
 from cdk_app.monitoring import ServiceAlarms
 from cdk_app.tables import SessionTables
 from cdk_app.websocket_api import SessionWebSocketApi
@@ -19,8 +20,11 @@ class SessionServiceStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.config = config
-        self.tables = SessionTables(self, "Tables", config=config)
-        self.websocket = SessionWebSocketApi(self, "WebSocket", config=config, tables=self.tables)
+        self.keys = ServiceKeys(self, "Keys", config=config)
+        self.tables = SessionTables(self, "Tables", config=config, key=self.keys.tables)
+        self.websocket = SessionWebSocketApi(
+            self, "WebSocket", config=config, tables=self.tables, logs_key=self.keys.logs
+        )
         self.monitoring = ServiceAlarms(
             self,
             "Monitoring",
@@ -28,6 +32,8 @@ class SessionServiceStack(Stack):
             functions=self.websocket.functions,
             api=self.websocket.api,
             stage=self.websocket.stage,
+            failure_queues=self.websocket.failure_queues,
+            schedules={"sweeper": self.websocket.sweeper_schedule},
         )
 
         CfnOutput(self, "WebSocketUrl", value=self.websocket.stage.url, description="Clients connect here")
@@ -37,6 +43,13 @@ class SessionServiceStack(Stack):
         CfnOutput(self, "ConnectionsTableName", value=self.tables.connections.table_name)
         CfnOutput(self, "ConnectionsTableArn", value=self.tables.connections.table_arn)
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn, description="Alarms notify this")
+        for module, queue in sorted(self.websocket.failure_queues.items()):
+            CfnOutput(
+                self,
+                f"{module.capitalize()}FailureQueueUrl",
+                value=queue.queue_url,
+                description=f"What the {module} function failed to do (inspect, then redrive or purge)",
+            )
         CfnOutput(
             self, "AccessLogGroupName", value=self.websocket.access_logs.log_group_name, description="Stage access logs"
         )

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from aws_cdk import Aws
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from cdk_app import nag
 from cdk_app.config import EnvironmentConfig
-from cdk_app.permissions import DOWNSTREAM_READ, TableAccess
+from cdk_app.permissions import DOWNSTREAM_READ, STREAM_KEY_ACTIONS, TABLE_KEY_ACTIONS, TableAccess
 from lambda_src import schema
 
 _ATTRIBUTE_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER}
@@ -24,11 +26,15 @@ _STREAMS = {
 
 class SessionTables(Construct):
     """Sessions (one item per session), Connections (one row per open WebSocket connection) and RateLimits
-    (one counter per limit and time window)."""
+    (one counter per limit and time window). ``key``: the customer managed key that encrypts them, or None for
+    the AWS managed key."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, key: kms.IKey | None = None
+    ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
+        self.key = key
         self._by_definition: dict[str, dynamodb.Table] = {}
         self.sessions = self._build_table(schema.SESSIONS)
         self.connections = self._build_table(schema.CONNECTIONS)
@@ -41,7 +47,10 @@ class SessionTables(Construct):
             definition.construct_id,
             partition_key=_attribute(definition.partition_key),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            encryption=(
+                dynamodb.TableEncryption.CUSTOMER_MANAGED if self.key else dynamodb.TableEncryption.AWS_MANAGED
+            ),
+            encryption_key=self.key,
             time_to_live_attribute=definition.ttl_attribute,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=config.point_in_time_recovery
@@ -72,7 +81,9 @@ class SessionTables(Construct):
         return self._by_definition[definition.construct_id]
 
     def grant_access(self, grantee: iam.IGrantable, accesses: Iterable[TableAccess]) -> None:
-        """Grant exactly ``accesses``: item actions on each table, index actions on each named index."""
+        """Grant exactly ``accesses``: item actions on each table, index actions on each named index; and, with a
+        customer managed key, what DynamoDB needs of the caller on that key (``TABLE_KEY_ACTIONS``)."""
+        accesses = tuple(accesses)
         for access in accesses:
             table = self.table(access.table)
             if access.actions:
@@ -86,6 +97,32 @@ class SessionTables(Construct):
                 iam.Grant.add_to_principal(
                     grantee=grantee, actions=sorted(actions), resource_arns=[f"{table.table_arn}/index/{index_name}"]
                 )
+        if self.key is not None and any(access.actions or access.index_actions for access in accesses):
+            grantee.grant_principal.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=sorted(TABLE_KEY_ACTIONS),
+                    resources=[self.key.key_arn],
+                    conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{Aws.REGION}.amazonaws.com"}},
+                )
+            )
+
+    def stream_source(self, scope: Construct, construct_id: str, definition: schema.TableDefinition) -> dynamodb.ITable:
+        """The table ``definition`` as a stream event source sees it: its ARNs without its key. Given the table
+        itself, the event source would grant ``kms:DescribeKey`` besides ``kms:Decrypt`` on a customer managed
+        key; ``grant_stream_key`` grants exactly what reading the stream needs."""
+        table = self.table(definition)
+        if table.table_stream_arn is None:
+            raise ValueError(f"table {definition.construct_id} has no stream")
+        return dynamodb.Table.from_table_attributes(
+            scope, construct_id, table_arn=table.table_arn, table_stream_arn=table.table_stream_arn
+        )
+
+    def grant_stream_key(self, grantee: iam.IGrantable) -> None:
+        """With a customer managed key, what a stream reader needs of it (``STREAM_KEY_ACTIONS``)."""
+        if self.key is not None:
+            iam.Grant.add_to_principal(
+                grantee=grantee, actions=sorted(STREAM_KEY_ACTIONS), resource_arns=[self.key.key_arn]
+            )
 
     def grant_downstream_read(self, grantee: iam.IGrantable) -> None:
         """Let a downstream processor read a session's settings and list its listeners by language."""

@@ -12,9 +12,12 @@ from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import Duration
 from constructs import Construct
 
@@ -24,7 +27,7 @@ from cdk_app.bundling import dependencies_layer, lambda_code
 from cdk_app.config import EnvironmentConfig
 from cdk_app.permissions import FUNCTION_TABLE_ACCESS
 from cdk_app.tables import SessionTables
-from lambda_src import limits, log, metrics, routes, settings
+from lambda_src import limits, log, metrics, routes, schema, settings
 from lambda_src.repositories.connections import WELCOME_ATTRIBUTE
 
 # One JSON object per request or message. Correlation ids, what happened and how it ended; never the
@@ -59,14 +62,22 @@ _NO_RESOURCE_LEVEL_XRAY = (
 
 class SessionWebSocketApi(Construct):
     """Routes: ``$connect``, ``$disconnect``, ``$default`` and one route per message action; the welcome
-    function (first messages) and the sweeper (sessions nobody ended)."""
+    function (first messages) and the sweeper (sessions nobody ended), each with a queue for what it failed
+    to do. ``logs_key``: the customer managed key of every log group, or None for CloudWatch Logs' own."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, tables: SessionTables
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        tables: SessionTables,
+        logs_key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
         self._tables = tables
+        self._logs_key = logs_key
         self._code = lambda_code()
         # Why each role holds a permission on "*" (services without resource-level permissions), by role.
         self._unscoped: dict[iam.IRole, list[str]] = {}
@@ -109,8 +120,10 @@ class SessionWebSocketApi(Construct):
                 "execute-api:ManageConnections on this API's stage only: the first * is the HTTP method (POST "
                 "sends, DELETE closes), the last the connection id, which each client gets at run time",
             )
+        # Handler module -> the queue that receives what its function failed to do (alarmed on).
+        self.failure_queues: dict[str, sqs.Queue] = {}
         self._wire_welcome()
-        self._schedule_sweeper()
+        self.sweeper_schedule = self._schedule_sweeper()
         for role, reasons in self._unscoped.items():
             nag.acknowledge_wildcard_resource(role, "*", "; ".join(reasons))
 
@@ -123,6 +136,7 @@ class SessionWebSocketApi(Construct):
             f"{construct_id}Logs",
             retention=config.log_retention,
             removal_policy=config.removal_policy,
+            encryption_key=self._logs_key,
         )
         # The service name and environment are the default dimensions of the code's metrics, in this namespace.
         environment = {
@@ -167,6 +181,7 @@ class SessionWebSocketApi(Construct):
             log_group=log_group,
             role=role,
             tracing=lambda_.Tracing.ACTIVE if config.tracing_enabled else None,
+            reserved_concurrent_executions=config.reserved_concurrency.get(module),
         )
         self._tables.grant_access(function, FUNCTION_TABLE_ACCESS.get(module, ()))
         nag.acknowledge(
@@ -217,7 +232,11 @@ class SessionWebSocketApi(Construct):
         """The environment's stage: JSON access logs, the stage-wide throttle and tighter per-route ones."""
         config = self._config
         self.access_logs = logs.LogGroup(
-            self, "AccessLogs", retention=config.log_retention, removal_policy=config.removal_policy
+            self,
+            "AccessLogs",
+            retention=config.log_retention,
+            removal_policy=config.removal_policy,
+            encryption_key=self._logs_key,
         )
         stage = apigw.WebSocketStage(
             self,
@@ -273,13 +292,17 @@ class SessionWebSocketApi(Construct):
             "dynamodb:ListStreams supports no resource-level permissions (Lambda's DynamoDB stream event source "
             "needs it; the stream reads themselves are granted on the Connections stream only)"
         )
+        self._tables.grant_stream_key(self.welcome_function)
         self.welcome_function.add_event_source(
             event_sources.DynamoEventSource(
-                self._tables.connections,
+                self._tables.stream_source(self, "ConnectionsStream", schema.CONNECTIONS),
                 starting_position=lambda_.StartingPosition.LATEST,
                 batch_size=100,
                 max_batching_window=Duration.seconds(0),
-                retry_attempts=2,
+                bisect_batch_on_error=True,
+                retry_attempts=constants.WELCOME_RETRY_ATTEMPTS,
+                max_record_age=constants.WELCOME_MAX_RECORD_AGE,
+                on_failure=event_sources.SqsDlq(self._failure_queue("welcome", "Welcome")),
                 filters=[
                     lambda_.FilterCriteria.filter(
                         {
@@ -291,14 +314,41 @@ class SessionWebSocketApi(Construct):
             )
         )
 
-    def _schedule_sweeper(self) -> None:
+    def _schedule_sweeper(self) -> events.Rule:
         """Dropped speakers that never resumed, and sessions past their lifetime, end without any client."""
-        events.Rule(
+        self.sweeper_function.configure_async_invoke(
+            retry_attempts=constants.SWEEPER_RETRY_ATTEMPTS,
+            max_event_age=constants.SWEEPER_MAX_EVENT_AGE,
+            on_failure=destinations.SqsDestination(self._failure_queue("sweeper", "Sweeper")),
+        )
+        return events.Rule(
             self,
             "SweeperSchedule",
             schedule=events.Schedule.rate(Duration.minutes(limits.SWEEP_INTERVAL_MINUTES)),
             targets=[targets.LambdaFunction(self.sweeper_function, retry_attempts=0)],
         )
+
+    def _failure_queue(self, module: str, construct_prefix: str) -> sqs.Queue:
+        """Where Lambda puts a record of each invocation of ``module``'s function that failed for good: encrypted
+        (SQS managed keys: the records hold a batch's position in the stream, or the failed event and its
+        error, never table data), TLS only, kept 14 days."""
+        queue = sqs.Queue(
+            self,
+            f"{construct_prefix}Failures",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=constants.FAILURE_RETENTION,
+            removal_policy=self._config.removal_policy,
+        )
+        nag.acknowledge(
+            queue,
+            "SQS3",
+            f"this queue is itself the dead-letter destination of the {module} function (Lambda's on-failure "
+            "destination): its records are inspected and redriven by an operator, alarmed on arrival, so a further "
+            "dead-letter queue behind it would have no consumer",
+        )
+        self.failure_queues[module] = queue
+        return queue
 
 
 _API_GATEWAY_LOGS_POLICY = "service-role/AmazonAPIGatewayPushToCloudWatchLogs"

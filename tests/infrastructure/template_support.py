@@ -67,6 +67,9 @@ TOPIC_TYPE = "AWS::SNS::Topic"
 TOPIC_POLICY_TYPE = "AWS::SNS::TopicPolicy"
 SUBSCRIPTION_TYPE = "AWS::SNS::Subscription"
 KEY_TYPE = "AWS::KMS::Key"
+QUEUE_TYPE = "AWS::SQS::Queue"
+QUEUE_POLICY_TYPE = "AWS::SQS::QueuePolicy"
+EVENT_INVOKE_CONFIG_TYPE = "AWS::Lambda::EventInvokeConfig"
 ACCOUNT_TYPE = "AWS::ApiGateway::Account"
 
 EVENTS_PRINCIPAL = "events.amazonaws.com"
@@ -85,17 +88,28 @@ class Expected:
     deletion_protection: bool
     removal_policy: str  # the resources' DeletionPolicy and UpdateReplacePolicy
     log_retention_days: int
+    customer_managed_keys: bool  # the tables and log groups encrypted with the stack's own keys
+    reserved_concurrency: dict[str, int]  # handler module -> ReservedConcurrentExecutions (absent: none)
 
 
 EXPECTED = {
     "dev": Expected(
-        point_in_time_recovery=False, deletion_protection=False, removal_policy="Delete", log_retention_days=7
+        point_in_time_recovery=False, deletion_protection=False, removal_policy="Delete", log_retention_days=7,
+        customer_managed_keys=False, reserved_concurrency={},
     ),
     "staging": Expected(
-        point_in_time_recovery=True, deletion_protection=False, removal_policy="Delete", log_retention_days=30
+        point_in_time_recovery=True, deletion_protection=False, removal_policy="Delete", log_retention_days=30,
+        customer_managed_keys=False,
+        reserved_concurrency={
+            "connect": 30, "disconnect": 20, "message": 30, "authorizer": 20, "welcome": 5, "sweeper": 2,
+        },
     ),
     "prod": Expected(
-        point_in_time_recovery=True, deletion_protection=True, removal_policy="Retain", log_retention_days=90
+        point_in_time_recovery=True, deletion_protection=True, removal_policy="Retain", log_retention_days=90,
+        customer_managed_keys=True,
+        reserved_concurrency={
+            "connect": 200, "disconnect": 100, "message": 200, "authorizer": 100, "welcome": 20, "sweeper": 2,
+        },
     ),
 }
 
@@ -248,6 +262,27 @@ class Synthesized:
     @cached_property
     def rate_limits_table_id(self) -> str:
         return self.table_id(schema.RATE_LIMITS_PARTITION_KEY)
+
+    # Keys.
+
+    def key_id(self, described_as: str) -> str | None:
+        """The one KMS key whose description contains ``described_as`` (``"tables"``, ``"log groups"``,
+        ``"alarm topic"``), or None when the stack has none."""
+        found = [
+            logical_id
+            for logical_id, key in self.resources(KEY_TYPE).items()
+            if described_as in key["Properties"].get("Description", "")
+        ]
+        assert len(found) <= 1, f"more than one key described as {described_as!r}: {found}"
+        return found[0] if found else None
+
+    @cached_property
+    def tables_key_id(self) -> str | None:
+        return self.key_id("tables")
+
+    @cached_property
+    def logs_key_id(self) -> str | None:
+        return self.key_id("log groups")
 
     # The API.
 

@@ -89,6 +89,9 @@ def test_override_is_coerced_to_the_field_type() -> None:
         ({"tracingEnabled": "true"}, "tracing_enabled", True),
         ({"createApiGatewayAccountRole": "true"}, "create_api_gateway_account_role", True),
         ({"invalidConfigurationAlarmThreshold": "5"}, "invalid_configuration_alarm_threshold", 5),
+        ({"customerManagedKeys": "true"}, "customer_managed_keys", True),
+        ({"reservedConcurrency": "welcome:3,sweeper:1"}, "reserved_concurrency", {"welcome": 3, "sweeper": 1}),
+        ({"reservedConcurrency": {"welcome": 3, "sweeper": "1"}}, "reserved_concurrency", {"welcome": 3, "sweeper": 1}),
     ],
 )
 def test_overrides_of_other_fields(context: dict[str, Any], field: str, expected: Any) -> None:
@@ -122,6 +125,17 @@ def test_overrides_of_other_fields(context: dict[str, Any], field: str, expected
         {"invalidConfigurationAlarmThreshold": "0"},
         {"throttleRateLimit": "0"},
         {"throttleBurstLimit": "0"},
+        {"customerManagedKeys": "maybe"},
+        {"reservedConcurrency": "connect"},
+        {"reservedConcurrency": "connect:0"},
+        {"reservedConcurrency": "connect:-5"},
+        {"reservedConcurrency": "connect:lots"},
+        {"reservedConcurrency": "connect:2.5"},
+        {"reservedConcurrency": "nosuchfunction:5"},
+        {"reservedConcurrency": ":5"},
+        {"reservedConcurrency": "welcome:none"},  # prod reserves for others: welcome must keep its own
+        {"reservedConcurrency": "sweeper:none"},
+        {"reservedConcurrency": 12},
     ],
 )
 def test_bad_override_is_refused(context: dict[str, Any]) -> None:
@@ -177,3 +191,47 @@ def test_bad_route_throttles_are_refused(monkeypatch: pytest.MonkeyPatch, route_
     # When / Then loading it refuses them
     with pytest.raises(ValueError, match="route_throttles|throttle of"):
         config.load({"env": "dev"})
+
+
+def test_customer_managed_keys_in_prod_only_by_default() -> None:
+    # Given each environment's configuration
+    # Then prod's tables and log groups use the stack's own keys; dev and staging AWS managed keys
+    assert {name: config.load({"env": name}).customer_managed_keys for name in config.ENVIRONMENTS} == {
+        "dev": False,
+        "staging": False,
+        "prod": True,
+    }
+
+
+def test_reserved_concurrency_defaults_fit_a_default_account() -> None:
+    # Given each environment's reservations
+    for name, environment in config.ENVIRONMENTS.items():
+        reserved = environment.reserved_concurrency
+        # Then dev reserves nothing (a new account's quota may be 10, where Lambda refuses any reservation);
+        # staging and prod reserve for every function, and leave Lambda's minimum unreserved in an account of
+        # the default quota
+        if name == "dev":
+            assert reserved == {}
+            continue
+        assert set(reserved) == set(config.RESERVED_CONCURRENCY_MODULES), name
+        assert config.DEFAULT_ACCOUNT_CONCURRENCY - sum(reserved.values()) >= config.LAMBDA_MINIMUM_UNRESERVED, name
+
+
+def test_reserved_concurrency_override_changes_only_the_named_functions() -> None:
+    # Given prod with connect raised and staging cleared
+    prod = config.load({"env": "prod", "reservedConcurrency": "connect:400"})
+    staging = config.load({"env": "staging", "reservedConcurrency": "NONE"})
+
+    # Then prod's other reservations stay; staging reserves nothing; the shared defaults are untouched
+    assert prod.reserved_concurrency == {**config.ENVIRONMENTS["prod"].reserved_concurrency, "connect": 400}
+    assert staging.reserved_concurrency == {}
+    assert config.ENVIRONMENTS["prod"].reserved_concurrency["connect"] == 200
+
+
+def test_reserved_concurrency_can_clear_one_function_where_the_rest_allows_it() -> None:
+    # Given staging with the authorizer's reservation removed
+    loaded = config.load({"env": "staging", "reservedConcurrency": "authorizer:none"})
+
+    # Then the authorizer draws on the unreserved pool and the others keep theirs
+    assert "authorizer" not in loaded.reserved_concurrency
+    assert loaded.reserved_concurrency["welcome"] == config.ENVIRONMENTS["staging"].reserved_concurrency["welcome"]

@@ -17,6 +17,7 @@ from tests.infrastructure.template_support import (
     ALL_MODULES,
     API_ID,
     AUTHORIZER_MODULE,
+    EVENT_INVOKE_CONFIG_TYPE,
     EVENT_SOURCE_MAPPING_TYPE,
     EVENTS_PRINCIPAL,
     EXPECTED,
@@ -26,6 +27,8 @@ from tests.infrastructure.template_support import (
     PERMISSION_TYPE,
     POLICY_TYPE,
     POSTING_MODULES,
+    QUEUE_POLICY_TYPE,
+    QUEUE_TYPE,
     REGION,
     ROLE_TYPE,
     RULE_TYPE,
@@ -398,6 +401,121 @@ def test_welcome_function_consumes_new_connections_with_a_first_message(deployed
         "eventName": ["INSERT"],
         "dynamodb": {"NewImage": {WELCOME_ATTRIBUTE: {"S": [{"exists": True}]}}},
     }
+
+
+def test_welcome_stream_isolates_bad_records_gives_up_within_a_minute_and_keeps_a_record(
+    deployed: Synthesized,
+) -> None:
+    # Given the welcome function's event source mapping
+    _, mapping = deployed.only(EVENT_SOURCE_MAPPING_TYPE)
+    properties = mapping["Properties"]
+
+    # Then a failing batch is split in two (a bad record cannot hold back the others), retried twice at most,
+    # and a record older than a minute (a first message nobody waits for any more) is given up on
+    assert properties["BisectBatchOnFunctionError"] is True
+    assert properties["MaximumRetryAttempts"] == 2
+    assert properties["MaximumRecordAgeInSeconds"] == 60
+    # And what is given up on is recorded in the welcome failure queue
+    queue_id = _queue_of(properties["DestinationConfig"]["OnFailure"]["Destination"])
+    assert queue_id == _failure_queue_id(deployed, "Welcome")
+
+
+def _queue_of(destination: dict) -> str:
+    assert list(destination) == ["Fn::GetAtt"] and destination["Fn::GetAtt"][1] == "Arn", destination
+    return destination["Fn::GetAtt"][0]
+
+
+def _failure_queue_id(deployed: Synthesized, prefix: str) -> str:
+    (queue_id,) = [logical_id for logical_id in deployed.resources(QUEUE_TYPE) if f"{prefix}Failures" in logical_id]
+    return queue_id
+
+
+def test_sweeper_failures_are_not_retried_and_are_recorded(deployed: Synthesized) -> None:
+    # Given the sweeper's asynchronous invocation settings (its schedule invokes it asynchronously)
+    _, config = deployed.only(EVENT_INVOKE_CONFIG_TYPE)
+    properties = config["Properties"]
+
+    # Then a failed sweep is not retried and one that waited over a minute is dropped (the next minute's sweep
+    # redoes its work), and either is recorded in the sweeper failure queue
+    assert properties["FunctionName"] == ref(deployed.function_id(SWEEPER_MODULE))
+    assert properties["Qualifier"] == "$LATEST"
+    assert properties["MaximumRetryAttempts"] == 0
+    assert properties["MaximumEventAgeInSeconds"] == 60
+    assert _queue_of(properties["DestinationConfig"]["OnFailure"]["Destination"]) == _failure_queue_id(
+        deployed, "Sweeper"
+    )
+
+
+def test_failure_queues_are_encrypted_tls_only_and_kept_two_weeks(deployed_any: Synthesized) -> None:
+    # Given the stack's queues
+    queues = deployed_any.resources(QUEUE_TYPE)
+    assert set(queues) == {_failure_queue_id(deployed_any, "Welcome"), _failure_queue_id(deployed_any, "Sweeper")}
+    policies = deployed_any.resources(QUEUE_POLICY_TYPE)
+    for queue_id, queue in queues.items():
+        # Then each is encrypted (SQS managed keys), keeps a record 14 days, and stays with the data
+        assert queue["Properties"] == {"MessageRetentionPeriod": 14 * 24 * 3600, "SqsManagedSseEnabled": True}
+        assert queue.get("DeletionPolicy") == EXPECTED[deployed_any.name].removal_policy, queue_id
+        # And its policy refuses every request not made over TLS
+        (policy,) = [p for p in policies.values() if p["Properties"]["Queues"] == [ref(queue_id)]]
+        assert policy["Properties"]["PolicyDocument"]["Statement"] == [{
+            "Action": "sqs:*",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Resource": get_att(queue_id, "Arn"),
+        }], queue_id
+
+
+def test_only_each_failing_function_may_send_to_its_failure_queue(deployed: Synthesized) -> None:
+    # Given every function's grants on the failure queues
+    owners = {WELCOME_MODULE: "Welcome", SWEEPER_MODULE: "Sweeper"}
+    queue_arns = {canonical(get_att(_failure_queue_id(deployed, prefix), "Arn")): module
+                  for module, prefix in owners.items()}
+    for module in sorted(ALL_MODULES):
+        pairs = allowed_pairs(deployed.statements_of_function(deployed.function_id(module)))
+        on_queues = {(action, queue_arns[resource]) for action, resource in pairs if resource in queue_arns}
+
+        # Then the welcome and sweeper functions may send to their own queue (Lambda sends with their role),
+        # and no function may do anything else to any queue
+        expected = (
+            {(action, module) for action in ("sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl")}
+            if module in owners else set()
+        )
+        assert on_queues == expected, module
+
+
+# --- reserved concurrency --------------------------------------------------------------------------
+
+
+def _reserved(synthesized: Synthesized) -> dict[str, int]:
+    return {
+        synthesized.function_module(logical_id) or logical_id: function["Properties"]["ReservedConcurrentExecutions"]
+        for logical_id, function in synthesized.functions.items()
+        if "ReservedConcurrentExecutions" in function["Properties"]
+    }
+
+
+def test_reserved_concurrency_per_environment(deployed_any: Synthesized) -> None:
+    # Given every function of an environment
+    reserved = _reserved(deployed_any)
+
+    # Then each reserves (and is capped at) the environment's value: nothing in dev, where a new account's
+    # quota may be 10; in staging and prod every function, the welcome and sweeper functions included
+    assert reserved == EXPECTED[deployed_any.name].reserved_concurrency
+    if reserved:
+        assert set(reserved) == ALL_MODULES
+        # And the reservations leave Lambda's minimum of 100 unreserved in an account of the default 1000
+        assert sum(reserved.values()) <= 1000 - 100
+
+
+def test_reserved_concurrency_override_from_context() -> None:
+    # Given prod with two reservations changed, and staging with none
+    changed = synthesize({"env": "prod", "reservedConcurrency": "connect:300,sweeper:3"})
+    cleared = synthesize({"env": "staging", "reservedConcurrency": "none"})
+
+    # Then the named functions take the new values and the others keep prod's; "none" reserves nothing
+    assert _reserved(changed) == EXPECTED["prod"].reserved_concurrency | {"connect": 300, "sweeper": 3}
+    assert _reserved(cleared) == {}
 
 
 # --- the sweeper's schedule ------------------------------------------------------------------------

@@ -10,10 +10,13 @@ from tests.infrastructure.template_support import (
     ALARM_TYPE,
     ALL_MODULES,
     KEY_TYPE,
+    QUEUE_TYPE,
+    RULE_TYPE,
     SUBSCRIPTION_TYPE,
     TOPIC_POLICY_TYPE,
     TOPIC_TYPE,
     Synthesized,
+    get_att,
     ref,
     synthesize,
 )
@@ -108,8 +111,8 @@ def test_every_alarm_notifies_the_topic_and_ignores_missing_data(deployed: Synth
     # Given every alarm
     topic_id, _ = deployed.only(TOPIC_TYPE)
     alarms = _alarms(deployed)
-    # (6 functions x 3, the stage, the rejected configurations)
-    assert len(alarms) == len(ALL_MODULES) * 3 + 2
+    # (6 functions x 3, the stage, the rejected configurations, 2 failure queues, the sweeper's schedule)
+    assert len(alarms) == len(ALL_MODULES) * 3 + 5
 
     # Then it notifies the topic when it fires and when it recovers, and no traffic never fires it
     for logical_id, properties in alarms.items():
@@ -218,6 +221,43 @@ def test_custom_metric_alarms_name_exactly_what_the_code_emits(deployed_any: Syn
         # And the default dimensions' values are the ones the functions' environment gives them
         assert {dimensions[metrics.SERVICE_DIMENSION]} == service_values
         assert {dimensions[metrics.ENVIRONMENT_DIMENSION]} == environment_values
+
+
+@pytest.mark.parametrize("prefix", ["Welcome", "Sweeper"])
+def test_each_failure_queue_alarms_while_it_holds_a_record(deployed: Synthesized, prefix: str) -> None:
+    # Given the function's failure queue
+    (queue_id,) = [logical_id for logical_id in deployed.resources(QUEUE_TYPE) if f"{prefix}Failures" in logical_id]
+
+    # Then exactly one alarm watches it: one visible record or more (the highest count in 5 minutes) fires it,
+    # and it stays in alarm until the queue is redriven or purged
+    watching = [
+        properties for properties in _alarms(deployed).values()
+        if properties.get("Dimensions") == [{"Name": "QueueName", "Value": get_att(queue_id, "QueueName")}]
+    ]
+    assert len(watching) == 1, watching
+    (alarm,) = watching
+    assert alarm["Namespace"] == "AWS/SQS"
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["Statistic"] == "Maximum"
+    assert alarm["Period"] == 300
+    assert alarm["Threshold"] == 1
+    assert alarm["EvaluationPeriods"] == 1
+
+
+def test_sweeper_schedule_alarms_when_eventbridge_cannot_invoke_it(deployed: Synthesized) -> None:
+    # Given the sweeper's schedule
+    rule_id, _ = deployed.only(RULE_TYPE)
+
+    # Then one failed invocation of its target in 5 minutes fires an alarm (the event never reached Lambda)
+    watching = [
+        properties for properties in _alarms(deployed).values()
+        if properties.get("Dimensions") == [{"Name": "RuleName", "Value": ref(rule_id)}]
+    ]
+    assert len(watching) == 1, watching
+    (alarm,) = watching
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == ("AWS/Events", "FailedInvocations", "Sum")
+    assert alarm["Period"] == 300
+    assert alarm["Threshold"] == 1
 
 
 def test_alarm_topic_is_an_output(deployed: Synthesized) -> None:

@@ -26,6 +26,9 @@ def _expected(environment: str) -> set[tuple[str, str]]:
         *{(f"WebSocket/{function}Role", "IAM5[@connections]") for function in POSTING},
         # dynamodb:ListStreams has no resource-level permission.
         ("WebSocket/WelcomeRole", "IAM5[*]"),
+        # The failure queues are themselves dead-letter destinations (nothing would read a queue behind them).
+        ("WebSocket/WelcomeFailures", "SQS3"),
+        ("WebSocket/SweeperFailures", "SQS3"),
         # MFA and the Plus plan for the speakers' user pool.
         ("WebSocket/SpeakerAuth/UserPool", "COG2"),
         ("WebSocket/SpeakerAuth/UserPool", "COG8"),

@@ -13,12 +13,14 @@ OUTPUTS = {
     "ConnectionsTableArn",
     "AlarmTopicArn",
     "AccessLogGroupName",
+    "WelcomeFailureQueueUrl",
+    "SweeperFailureQueueUrl",
 }
 
 
 def test_documented_outputs_exist(deployed: Synthesized) -> None:
     # Given the synthesized stack
-    # Then it exports each of these eight outputs
+    # Then it exports each of these ten outputs
     assert set(deployed.template.find_outputs("*")) >= OUTPUTS
     assert set(deployed.json["Outputs"]) >= OUTPUTS
 

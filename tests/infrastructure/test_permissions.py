@@ -17,6 +17,7 @@ from tests.infrastructure.template_support import (
     LOG_GROUP_TYPE,
     Synthesized,
     allowed_pairs,
+    as_list,
     canonical,
     get_att,
     index_arn,
@@ -69,6 +70,24 @@ EXPECTED_DYNAMODB_ACCESS: dict[str, dict[str, set[str]]] = {
     "authorizer": {},
 }
 
+# With customer managed keys: handler module -> the exact KMS actions (without "kms:") on the tables' key, and
+# how. DynamoDB decrypts the table key with the caller's permission on every request, read or write, so each
+# function with item or index actions holds kms:Decrypt, through DynamoDB only; the welcome function reads the
+# stream, whose records the same key protects. Nothing else (no Encrypt, GenerateDataKey, DescribeKey).
+VIA_DYNAMODB = "via DynamoDB"
+FOR_THE_STREAM = "unconditioned"
+EXPECTED_TABLE_KEY_ACCESS: dict[str, set[tuple[str, str]]] = {
+    "connect": {("Decrypt", VIA_DYNAMODB)},
+    "message": {("Decrypt", VIA_DYNAMODB)},
+    "disconnect": {("Decrypt", VIA_DYNAMODB)},
+    "sweeper": {("Decrypt", VIA_DYNAMODB)},
+    "welcome": {("Decrypt", FOR_THE_STREAM)},
+    "authorizer": set(),
+}
+DYNAMODB_VIA_SERVICE = {
+    "StringEquals": {"kms:ViaService": {"Fn::Join": ["", ["dynamodb.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}}
+}
+
 # Actions that may be granted on "*": their services support no resource-level permission.
 XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 LIST_STREAMS = "dynamodb:ListStreams"
@@ -100,6 +119,7 @@ def _dynamodb_access(deployed: Synthesized, module: str) -> dict[str, set[str]]:
 
 def test_the_expectations_cover_every_function() -> None:
     assert set(EXPECTED_DYNAMODB_ACCESS) == ALL_MODULES
+    assert set(EXPECTED_TABLE_KEY_ACCESS) == ALL_MODULES
     # (the labels name the schema's indexes)
     assert schema.SESSIONS_BY_SWEEP_TIME_INDEX == "bySweepTime"
     assert schema.CONNECTIONS_BY_SESSION_INDEX == "bySessionLanguage"
@@ -113,6 +133,51 @@ def test_each_function_holds_exactly_the_dynamodb_actions_it_calls(deployed: Syn
     # Then it holds exactly the expected actions, table by table and index by index: no other action (no
     # Scan of a table, no BatchWriteItem, no dynamodb:*), no other table, no index wildcard
     assert access == EXPECTED_DYNAMODB_ACCESS[module], module
+
+
+def _kms_access(synthesized: Synthesized, module: str) -> set[tuple[str, str, str]]:
+    """(action, resource label, condition label) for every KMS action the module's role is allowed."""
+    labels = {canonical(get_att(synthesized.tables_key_id, "Arn")): "tables key"} if synthesized.tables_key_id else {}
+    found = set()
+    for statement in synthesized.statements_of_function(synthesized.function_id(module)):
+        if statement.get("Effect") != "Allow":
+            continue
+        condition = statement.get("Condition")
+        condition_label = (
+            FOR_THE_STREAM if condition is None else VIA_DYNAMODB if condition == DYNAMODB_VIA_SERVICE
+            else canonical(condition)
+        )
+        for action in as_list(statement.get("Action", [])):
+            if action.startswith("kms:"):
+                for resource in as_list(statement.get("Resource", [])):
+                    found.add((action.removeprefix("kms:"), labels.get(canonical(resource), canonical(resource)),
+                               condition_label))
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(EXPECTED_TABLE_KEY_ACCESS))
+def test_each_function_holds_exactly_the_kms_actions_its_table_access_needs(
+    deployed: Synthesized, module: str
+) -> None:
+    # Given the function's role, in dev (AWS managed keys) and prod (customer managed keys)
+    access = _kms_access(deployed, module)
+
+    # Then with customer managed keys it holds exactly the expected actions on the tables' key, each with the
+    # expected condition; with AWS managed keys it holds no KMS action at all
+    if deployed.config.customer_managed_keys:
+        expected = {(action, "tables key", how) for action, how in EXPECTED_TABLE_KEY_ACCESS[module]}
+    else:
+        expected = set()
+    assert access == expected, (deployed.name, module)
+
+
+def test_customer_managed_keys_grant_the_same_kms_actions_when_overridden() -> None:
+    # Given dev with -c customerManagedKeys=true
+    synthesized = synthesize({"env": "dev", "customerManagedKeys": "true"})
+
+    # Then every function holds exactly the expected KMS actions, as in prod
+    for module, expected in EXPECTED_TABLE_KEY_ACCESS.items():
+        assert _kms_access(synthesized, module) == {(action, "tables key", how) for action, how in expected}, module
 
 
 def test_no_table_action_is_granted_on_every_index(deployed: Synthesized) -> None:

@@ -5,7 +5,17 @@ from __future__ import annotations
 from aws_cdk.assertions import Match
 
 from lambda_src import schema
-from tests.infrastructure.template_support import EXPECTED, TABLE_TYPE, Synthesized
+from tests.infrastructure.template_support import EXPECTED, TABLE_TYPE, Synthesized, get_att
+
+
+def expected_encryption(deployed: Synthesized) -> dict:
+    """A table's SSESpecification: the stack's tables key where the environment uses customer managed keys
+    (prod), else the AWS managed key (SSE on, no key named, no explicit KMS type)."""
+    if not EXPECTED[deployed.name].customer_managed_keys:
+        assert deployed.tables_key_id is None
+        return {"SSEEnabled": True}
+    assert deployed.tables_key_id is not None
+    return {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": get_att(deployed.tables_key_id, "Arn")}
 
 
 def _properties(deployed: Synthesized, logical_id: str) -> dict:
@@ -56,7 +66,7 @@ def test_rate_limits_table_shape(deployed: Synthesized) -> None:
     assert properties["KeySchema"][0]["AttributeName"] == schema.RATE_LIMITS_PARTITION_KEY
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
-    assert properties["SSESpecification"] == {"SSEEnabled": True}
+    assert properties["SSESpecification"] == expected_encryption(deployed)
     assert "GlobalSecondaryIndexes" not in properties
     assert "StreamSpecification" not in properties
 
@@ -65,7 +75,7 @@ def test_sessions_table_shape(deployed: Synthesized) -> None:
     # Given the Sessions table
     properties = _properties(deployed, deployed.sessions_table_id)
 
-    # Then it is keyed by sessionId alone, on demand, expiring on expiresAt, encrypted with the AWS managed key
+    # Then it is keyed by sessionId alone, on demand, expiring on expiresAt, encrypted as the environment says
     assert properties["KeySchema"] == [{"AttributeName": schema.SESSIONS_PARTITION_KEY, "KeyType": "HASH"}]
     assert properties["KeySchema"] == [{"AttributeName": "sessionId", "KeyType": "HASH"}]
     # (sessionId a string; sweepAt, the key of its one index, a number)
@@ -80,8 +90,7 @@ def test_sessions_table_shape(deployed: Synthesized) -> None:
         "Enabled": True,
     }
     assert properties["TimeToLiveSpecification"]["AttributeName"] == "expiresAt"
-    # AWS managed key: SSE on, no customer key, no explicit KMS key type.
-    assert properties["SSESpecification"] == {"SSEEnabled": True}
+    assert properties["SSESpecification"] == expected_encryption(deployed)
     assert [index["IndexName"] for index in properties["GlobalSecondaryIndexes"]] == ["bySweepTime"]
     assert "StreamSpecification" not in properties
 
@@ -119,7 +128,7 @@ def test_connections_table_shape(deployed: Synthesized) -> None:
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
     assert properties["TimeToLiveSpecification"]["AttributeName"] == schema.CONNECTIONS_TTL_ATTRIBUTE
-    assert properties["SSESpecification"] == {"SSEEnabled": True}
+    assert properties["SSESpecification"] == expected_encryption(deployed)
     assert properties["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
 
 

@@ -1,0 +1,53 @@
+"""The local run reads the synthesized template: what it cannot emulate (failure queues and their policies,
+the sweeper's asynchronous invocation settings, KMS keys, reserved concurrency, alarms) is left out quietly,
+and what it runs (functions, tables, the stream trigger, the schedule) is read as before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from local_run import assembly as cloud_assembly
+from tests.infrastructure.template_support import (
+    ALL_MODULES,
+    EVENT_INVOKE_CONFIG_TYPE,
+    KEY_TYPE,
+    QUEUE_TYPE,
+    Synthesized,
+    synthesize,
+)
+
+
+@pytest.fixture(scope="module")
+def prod_with_everything() -> Synthesized:
+    """prod: customer managed keys, failure queues, the sweeper's invoke settings, reserved concurrency."""
+    return synthesize({"env": "prod"})
+
+
+def test_local_run_reads_a_template_with_resources_it_cannot_emulate(
+    prod_with_everything: Synthesized, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given prod's cloud assembly, which holds keys, queues and an event invoke config
+    synthesized = prod_with_everything
+    assert synthesized.resources(KEY_TYPE) and synthesized.resources(QUEUE_TYPE)
+    assert synthesized.resources(EVENT_INVOKE_CONFIG_TYPE)
+    directory = Path(synthesized.app.synth().directory)
+
+    # When the local run loads it
+    loaded = cloud_assembly.load(directory, cloud_assembly.LocalAddresses(8080, 8081), synthesized.stack.stack_name)
+
+    # Then it runs the six functions, creates the three tables, feeds the welcome function from the stream and
+    # runs the sweeper on its schedule, and says nothing about the rest
+    assert {function.handler.split(".")[-2] for function in loaded.functions.values()} == ALL_MODULES
+    assert len(loaded.tables) == 3
+    (trigger,) = loaded.triggers
+    assert loaded.functions[trigger.function].handler.endswith(".welcome.handler")
+    (schedule,) = loaded.schedules
+    assert loaded.functions[schedule.function].handler.endswith(".sweeper.handler")
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+    # And no function's environment names a queue or a key (nothing there points at AWS)
+    for function in loaded.functions.values():
+        for value in function.environment.values():
+            assert "sqs" not in value and "kms" not in value, (function.name, value)
