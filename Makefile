@@ -13,13 +13,14 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install test test-unit test-infra test-integration synth synth-all lint local token bench clean
+.PHONY: help install test test-unit test-infra test-integration synth synth-all lint lint-python format local token bench clean
 
 help:
 	@echo "make local           run the service locally (DynamoDB Local + local WebSocket gateway)"
 	@echo "make test            install what is missing, then run every test"
 	@echo "make synth ENV=prod  write the CloudFormation template to cdk.out/"
-	@echo "make lint            cfn-lint every environment's template"
+	@echo "make lint            ruff check, ruff format --check and mypy, then cfn-lint every environment's template"
+	@echo "make format          apply ruff's fixes and formatter"
 	@echo "make bench           measure every operation beside its floor (ONLY=load,latency for some sections)"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt lambda_deps/requirements.txt
@@ -63,9 +64,22 @@ synth: $(VENV)/.installed node_modules/.installed
 synth-all:
 	@for env in $(ENVIRONMENTS); do $(MAKE) --no-print-directory synth ENV=$$env || exit 1; done
 
-lint: synth-all
+# The Python checks come first: they take seconds, the synth of every environment takes a minute.
+lint: lint-python
+	@$(MAKE) --no-print-directory synth-all
 	# Errors fail the build; warnings are printed for review (cfn-lint exits 4 on warnings alone).
 	$(VENV)/bin/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
+
+# ruff and mypy read pyproject.toml; .pre-commit-config.yaml runs the same three commands.
+lint-python: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+# Fixes first (they can leave lines for the formatter); what cannot be fixed is left for `make lint` to report.
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff check --fix --exit-zero .
+	$(VENV)/bin/ruff format .
 
 local: install
 	$(PY) -m local_run --port $(PORT)
@@ -79,4 +93,4 @@ token: $(VENV)/.installed
 	$(PY) -m local_run.token $(if $(USER_ID),--user-id $(USER_ID)) $(if $(EXPIRES_IN),--expires-in $(EXPIRES_IN))
 
 clean:
-	rm -rf cdk.out .pytest_cache .hypothesis .java .speech
+	rm -rf cdk.out .pytest_cache .hypothesis .mypy_cache .ruff_cache .java .speech

@@ -9,13 +9,13 @@ The per-route throttles are set here only.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
 
-from lambda_src import limits, routes
+from lambda_src import routes, settings
 
 ENV_CONTEXT_KEY = "env"
 DEFAULT_ENVIRONMENT = "dev"
@@ -51,13 +51,9 @@ class EnvironmentConfig:
     # Handler module -> the concurrency reserved for its function (also its cap); a module not named draws on
     # the account's unreserved pool. See RESERVED_CONCURRENCY_MODULES and the README (Operations).
     reserved_concurrency: Mapping[str, int]
-    session_lifetime_hours: int = limits.DEFAULT_SESSION_LIFETIME_HOURS
-    max_listeners_per_session: int = limits.DEFAULT_MAX_LISTENERS_PER_SESSION
-    speaker_grace_seconds: int = limits.DEFAULT_SPEAKER_GRACE_SECONDS
-    sessions_per_user_per_hour: int = limits.DEFAULT_SESSIONS_PER_USER_PER_HOUR
-    joins_per_session_per_minute: int = limits.DEFAULT_JOINS_PER_SESSION_PER_MINUTE
-    connections_per_source_per_minute: int = limits.DEFAULT_CONNECTIONS_PER_SOURCE_PER_MINUTE
-    supported_languages: str = ""  # comma-separated ISO 639-1 codes; empty: the code's full list
+    # The functions' per-environment settings by name (lambda_src.settings.FUNCTION_SETTINGS declares them:
+    # variable, kind, default, context key), e.g. function_settings["max_listeners_per_session"].
+    function_settings: Mapping[str, int | str] = field(default_factory=settings.defaults)
     user_pool_id: str = ""  # an existing Cognito user pool to trust; empty: the stack creates one
     user_pool_client_id: str = ""
     alarm_email: str = ""  # subscribed to the alarm topic when set (the address confirms by e-mail)
@@ -150,11 +146,12 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
 ROUTE_KEYS = frozenset({routes.CONNECT, routes.DISCONNECT, routes.DEFAULT, *routes.MESSAGE_ROUTES})
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
-# camelCase context keys for the overridable (single-valued) fields, e.g. maxListenersPerSession.
+# camelCase context keys for the overridable (single-valued) fields, e.g. logRetentionDays; the functions'
+# settings are overridden by their own context keys (settings.FunctionSetting.context_key).
 _OVERRIDABLE = {
     "".join(part.capitalize() if i else part for i, part in enumerate(f.name.split("_"))): f
     for f in fields(EnvironmentConfig)
-    if f.name not in ("name", "route_throttles", "reserved_concurrency")
+    if f.name not in ("name", "route_throttles", "reserved_concurrency", "function_settings")
 }
 RESERVED_CONCURRENCY_KEY = "reservedConcurrency"
 
@@ -166,24 +163,27 @@ def load(context: Mapping[str, Any] | Any) -> EnvironmentConfig:
     if name not in ENVIRONMENTS:
         raise ValueError(f"unknown environment {name!r}; choose one of {', '.join(ENVIRONMENTS)}")
     config = ENVIRONMENTS[name]
-    overrides = {}
-    for key, field in _OVERRIDABLE.items():
+    overrides: dict[str, Any] = {}
+    for key, config_field in _OVERRIDABLE.items():
         raw = get(key)
         if raw is None:
             continue
-        overrides[field.name] = _coerce(key, raw, _FIELD_TYPES[str(field.type)])
+        overrides[config_field.name] = _coerce(key, raw, _FIELD_TYPES[str(config_field.type)])
     reserved = get(RESERVED_CONCURRENCY_KEY)
     if reserved is not None:
         overrides["reserved_concurrency"] = _reserved_concurrency(config.reserved_concurrency, reserved)
-    config = replace(config, **overrides)
+    function_settings = dict(config.function_settings)
+    for setting in settings.FUNCTION_SETTINGS:
+        raw = get(setting.context_key)
+        if raw is not None:
+            function_settings[setting.name] = _coerce(setting.context_key, raw, setting.kind)
+    config = replace(config, **overrides, function_settings=function_settings)
     if config.log_retention_days not in _RETENTION_BY_DAYS:
         raise ValueError(f"logRetentionDays must be one of {sorted(_RETENTION_BY_DAYS)}")
-    positive = ("max_listeners_per_session", "session_lifetime_hours", "speaker_grace_seconds",
-                "sessions_per_user_per_hour", "joins_per_session_per_minute", "connections_per_source_per_minute")
-    for name in positive:
-        if getattr(config, name) < 1:
-            key = next(k for k, f in _OVERRIDABLE.items() if f.name == name)
-            raise ValueError(f"{key} must be positive, got {getattr(config, name)}")
+    for setting in settings.FUNCTION_SETTINGS:
+        value = config.function_settings[setting.name]
+        if setting.minimum is not None and isinstance(value, int) and value < setting.minimum:
+            raise ValueError(f"{setting.context_key} must be at least {setting.minimum}, got {value}")
     _check_operations(config)
     return config
 

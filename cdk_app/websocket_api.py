@@ -149,15 +149,12 @@ class SessionWebSocketApi(Construct):
                 settings.ENV_SESSIONS_TABLE: self._tables.sessions.table_name,
                 settings.ENV_CONNECTIONS_TABLE: self._tables.connections.table_name,
                 settings.ENV_RATE_LIMITS_TABLE: self._tables.rate_limits.table_name,
-                settings.ENV_SESSION_LIFETIME_HOURS: str(config.session_lifetime_hours),
-                settings.ENV_MAX_LISTENERS: str(config.max_listeners_per_session),
-                settings.ENV_SPEAKER_GRACE_SECONDS: str(config.speaker_grace_seconds),
-                settings.ENV_SESSIONS_PER_USER_PER_HOUR: str(config.sessions_per_user_per_hour),
-                settings.ENV_JOINS_PER_SESSION_PER_MINUTE: str(config.joins_per_session_per_minute),
-                settings.ENV_CONNECTIONS_PER_SOURCE_PER_MINUTE: str(config.connections_per_source_per_minute),
             }
-        if tables and config.supported_languages:
-            environment[settings.ENV_SUPPORTED_LANGUAGES] = config.supported_languages
+            # Every per-environment setting, from the one table the functions read them by.
+            for setting in settings.FUNCTION_SETTINGS:
+                value = setting.environment_value(config.function_settings[setting.name])
+                if value is not None:
+                    environment[setting.env_var] = value
         # A role of its own, with no managed policy: writing to its own log group, then exactly the table
         # actions its code calls (cdk_app.permissions) and whatever else is granted to it below.
         role = iam.Role(

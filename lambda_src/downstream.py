@@ -1,6 +1,6 @@
 """The typed reader downstream processors (transcription, translation) use to read a session's settings.
 
-Usage from a function the stack granted read access (``SessionTables.grant_read_sessions``)::
+Usage from a function the stack granted read access (``SessionServiceStack.grant_downstream_read``)::
 
     from lambda_src.downstream import read_partial_result_config
     config = read_partial_result_config("golden-eagle-427")   # None when there is no live session

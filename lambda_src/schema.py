@@ -1,4 +1,4 @@
-"""The two tables' definitions: keys, indexes, TTL and stream. The CDK tables construct builds the deployed
+"""The tables' definitions: keys, indexes, TTL and stream. The CDK tables construct builds the deployed
 tables from these, the unit tests' moto tables are created from them, and the repositories read the
 names, so a deployed table and the code that uses it cannot disagree."""
 

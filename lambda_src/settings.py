@@ -1,27 +1,118 @@
-"""Runtime settings of a function, read once from the environment the stack sets."""
+"""Runtime settings of a function, read once from the environment the stack sets.
+
+:data:`FUNCTION_SETTINGS` declares each per-environment setting once: its name (the CDK configuration's key;
+camelCased, the ``-c`` context key), the environment variable that carries it, its kind and its default
+(from :mod:`lambda_src.limits`). The loader below, the stack's function environment
+(``cdk_app/websocket_api.py``), the CDK configuration (``cdk_app/config.py``) and the tests all read this
+table. This module imports nothing from outside the standard library, so ``cdk synth`` needs only
+``requirements.txt``.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Final
+from typing import Any, Final
 
 from lambda_src import limits
 from lambda_src.languages import SUPPORTED_LANGUAGES, parse_language_list
 
-# Environment variable names: the stack sets them, the functions read them.
+
+@dataclass(frozen=True)
+class FunctionSetting:
+    """One per-environment setting of the functions, as the stack configures it and the functions read it."""
+
+    name: str  # the CDK configuration's key (snake_case); its camelCase form is the context key
+    env_var: str  # the variable the stack sets and the functions read
+    kind: type  # int or str: what the CDK configuration holds
+    default: int | str
+    attribute: str  # the :class:`Settings` field it becomes
+    # raw environment value -> the Settings value; None: the value as ``kind`` reads it
+    read: Callable[[str], Any] | None = None
+    minimum: int | None = None  # the smallest value the CDK configuration accepts (ints)
+
+    @property
+    def context_key(self) -> str:
+        first, *rest = self.name.split("_")
+        return first + "".join(part.capitalize() for part in rest)
+
+    def environment_value(self, value: int | str) -> str | None:
+        """The variable's value for a configured value; None leaves the variable unset (the code's default)."""
+        text = str(value)
+        return text or None
+
+    def parse(self, raw: str | None) -> Any:
+        text = str(self.default) if raw is None or raw.strip() == "" else raw
+        return self.read(text) if self.read is not None else self.kind(text)
+
+
+def _hours_to_seconds(raw: str) -> int:
+    return int(float(raw) * 3600)
+
+
+def _languages(raw: str) -> frozenset[str]:
+    return parse_language_list(raw) if raw.strip() else SUPPORTED_LANGUAGES
+
+
+SESSION_LIFETIME_HOURS: Final = FunctionSetting(
+    "session_lifetime_hours", "SESSION_LIFETIME_HOURS", int, limits.DEFAULT_SESSION_LIFETIME_HOURS,
+    "session_lifetime_seconds", read=_hours_to_seconds, minimum=1,
+)
+MAX_LISTENERS_PER_SESSION: Final = FunctionSetting(
+    "max_listeners_per_session", "MAX_LISTENERS_PER_SESSION", int, limits.DEFAULT_MAX_LISTENERS_PER_SESSION,
+    "max_listeners", minimum=1,
+)
+SPEAKER_GRACE_SECONDS: Final = FunctionSetting(
+    "speaker_grace_seconds", "SPEAKER_GRACE_SECONDS", int, limits.DEFAULT_SPEAKER_GRACE_SECONDS,
+    "speaker_grace_seconds", minimum=1,
+)
+SESSIONS_PER_USER_PER_HOUR: Final = FunctionSetting(
+    "sessions_per_user_per_hour", "SESSIONS_PER_USER_PER_HOUR", int, limits.DEFAULT_SESSIONS_PER_USER_PER_HOUR,
+    "sessions_per_user_per_hour", minimum=1,
+)
+JOINS_PER_SESSION_PER_MINUTE: Final = FunctionSetting(
+    "joins_per_session_per_minute", "JOINS_PER_SESSION_PER_MINUTE", int,
+    limits.DEFAULT_JOINS_PER_SESSION_PER_MINUTE, "joins_per_session_per_minute", minimum=1,
+)
+CONNECTIONS_PER_SOURCE_PER_MINUTE: Final = FunctionSetting(
+    "connections_per_source_per_minute", "CONNECTIONS_PER_SOURCE_PER_MINUTE", int,
+    limits.DEFAULT_CONNECTIONS_PER_SOURCE_PER_MINUTE, "connections_per_source_per_minute", minimum=1,
+)
+# Comma-separated ISO 639-1 codes; empty (the default): the code's full list, and the variable is not set.
+SUPPORTED_LANGUAGES_SETTING: Final = FunctionSetting(
+    "supported_languages", "SUPPORTED_LANGUAGES", str, "", "languages", read=_languages,
+)
+
+FUNCTION_SETTINGS: Final = (
+    SESSION_LIFETIME_HOURS,
+    MAX_LISTENERS_PER_SESSION,
+    SPEAKER_GRACE_SECONDS,
+    SESSIONS_PER_USER_PER_HOUR,
+    JOINS_PER_SESSION_PER_MINUTE,
+    CONNECTIONS_PER_SOURCE_PER_MINUTE,
+    SUPPORTED_LANGUAGES_SETTING,
+)
+
+# Set by the stack from its own resources, not configured per environment.
 ENV_SESSIONS_TABLE: Final = "SESSIONS_TABLE"
 ENV_CONNECTIONS_TABLE: Final = "CONNECTIONS_TABLE"
-ENV_SESSION_LIFETIME_HOURS: Final = "SESSION_LIFETIME_HOURS"
-ENV_MAX_LISTENERS: Final = "MAX_LISTENERS_PER_SESSION"
-ENV_SUPPORTED_LANGUAGES: Final = "SUPPORTED_LANGUAGES"
-ENV_CALLBACK_URL: Final = "CALLBACK_URL"
-ENV_SPEAKER_GRACE_SECONDS: Final = "SPEAKER_GRACE_SECONDS"
 ENV_RATE_LIMITS_TABLE: Final = "RATE_LIMITS_TABLE"
-ENV_SESSIONS_PER_USER_PER_HOUR: Final = "SESSIONS_PER_USER_PER_HOUR"
-ENV_JOINS_PER_SESSION_PER_MINUTE: Final = "JOINS_PER_SESSION_PER_MINUTE"
-ENV_CONNECTIONS_PER_SOURCE_PER_MINUTE: Final = "CONNECTIONS_PER_SOURCE_PER_MINUTE"
+ENV_CALLBACK_URL: Final = "CALLBACK_URL"
+# The variables of the per-environment settings, under the names the code has always used.
+ENV_SESSION_LIFETIME_HOURS: Final = SESSION_LIFETIME_HOURS.env_var
+ENV_MAX_LISTENERS: Final = MAX_LISTENERS_PER_SESSION.env_var
+ENV_SPEAKER_GRACE_SECONDS: Final = SPEAKER_GRACE_SECONDS.env_var
+ENV_SESSIONS_PER_USER_PER_HOUR: Final = SESSIONS_PER_USER_PER_HOUR.env_var
+ENV_JOINS_PER_SESSION_PER_MINUTE: Final = JOINS_PER_SESSION_PER_MINUTE.env_var
+ENV_CONNECTIONS_PER_SOURCE_PER_MINUTE: Final = CONNECTIONS_PER_SOURCE_PER_MINUTE.env_var
+ENV_SUPPORTED_LANGUAGES: Final = SUPPORTED_LANGUAGES_SETTING.env_var
+
+
+def defaults() -> dict[str, int | str]:
+    """Every per-environment setting at its default, by name (the CDK configuration's starting point)."""
+    return {setting.name: setting.default for setting in FUNCTION_SETTINGS}
 
 
 @dataclass(frozen=True)
@@ -43,25 +134,10 @@ class Settings:
 def load() -> Settings:
     """The settings of this process; a missing table name is a deployment bug and fails loudly."""
     env = os.environ
-    languages_override = env.get(ENV_SUPPORTED_LANGUAGES, "").strip()
     return Settings(
         sessions_table=env[ENV_SESSIONS_TABLE],
         connections_table=env[ENV_CONNECTIONS_TABLE],
-        session_lifetime_seconds=int(
-            float(env.get(ENV_SESSION_LIFETIME_HOURS, limits.DEFAULT_SESSION_LIFETIME_HOURS)) * 3600
-        ),
-        max_listeners=int(env.get(ENV_MAX_LISTENERS, limits.DEFAULT_MAX_LISTENERS_PER_SESSION)),
-        languages=parse_language_list(languages_override) if languages_override else SUPPORTED_LANGUAGES,
         callback_url=env.get(ENV_CALLBACK_URL) or None,
-        speaker_grace_seconds=int(env.get(ENV_SPEAKER_GRACE_SECONDS, limits.DEFAULT_SPEAKER_GRACE_SECONDS)),
         rate_limits_table=env.get(ENV_RATE_LIMITS_TABLE, ""),  # only the route functions use it
-        sessions_per_user_per_hour=int(
-            env.get(ENV_SESSIONS_PER_USER_PER_HOUR, limits.DEFAULT_SESSIONS_PER_USER_PER_HOUR)
-        ),
-        joins_per_session_per_minute=int(
-            env.get(ENV_JOINS_PER_SESSION_PER_MINUTE, limits.DEFAULT_JOINS_PER_SESSION_PER_MINUTE)
-        ),
-        connections_per_source_per_minute=int(
-            env.get(ENV_CONNECTIONS_PER_SOURCE_PER_MINUTE, limits.DEFAULT_CONNECTIONS_PER_SOURCE_PER_MINUTE)
-        ),
+        **{setting.attribute: setting.parse(env.get(setting.env_var)) for setting in FUNCTION_SETTINGS},
     )

@@ -8,13 +8,12 @@ import os
 import signal
 from pathlib import Path
 
+from lambda_src import settings
 from local_run.run import LocalRun
 
 
-CONTEXT_FROM_ENVIRONMENT = {
-    "MAX_LISTENERS_PER_SESSION": "maxListenersPerSession",
-    "SPEAKER_GRACE_SECONDS": "speakerGraceSeconds",
-}
+# `make local MAX_LISTENERS_PER_SESSION=50 ...`: each function setting by its variable, passed as its context key.
+CONTEXT_FROM_ENVIRONMENT = {setting.env_var: setting.context_key for setting in settings.FUNCTION_SETTINGS}
 
 
 def _seconds(text: str) -> float:
@@ -45,7 +44,7 @@ def parse_args() -> argparse.Namespace:
 async def main() -> None:
     args = parse_args()
     context: dict[str, object] = {"env": args.env}
-    # Per-environment settings a local user commonly wants to change, as CDK context overrides.
+    # Every per-environment function setting set in the environment, as its CDK context override.
     for variable, context_key in CONTEXT_FROM_ENVIRONMENT.items():
         if os.environ.get(variable):
             context[context_key] = os.environ[variable]

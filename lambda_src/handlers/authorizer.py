@@ -9,13 +9,15 @@ counted as a ``Rejections`` metric with ``errorCode`` ``UNAUTHORIZED``.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from lambda_src import auth, metrics
 from lambda_src.errors import ErrorCode
 from lambda_src.handlers import finish_loading
-from lambda_src.handlers.common import Event, logger, query_parameters, request_context
-from lambda_src.log import clear_correlation_keys
+from lambda_src.handlers.common import Event, entry_point, logger, query_parameters
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 TOKEN_PARAMETER: Final = "token"
 ANONYMOUS: Final = "anonymous"
@@ -42,21 +44,13 @@ def _refuse(reason: str) -> Exception:
     return Exception(UNAUTHORIZED)
 
 
-def handler(event: Event, context: Any) -> Policy:
-    ctx = request_context(event)
-    logger.append_keys(
-        connection_id=ctx.get("connectionId"),
-        request_id=ctx.get("requestId") or getattr(context, "aws_request_id", None),
-        route="$authorizer",
-    )
+@entry_point(route="$authorizer")
+def handler(event: Event, context: LambdaContext | None) -> Policy:
     try:
         return _authorize(event)
     except Exception:
         metrics.rejected(ErrorCode.UNAUTHORIZED.name)  # every way out but a policy is a 401 refusal
         raise
-    finally:
-        metrics.flush()
-        clear_correlation_keys()
 
 
 def _authorize(event: Event) -> Policy:

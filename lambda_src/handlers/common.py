@@ -1,23 +1,29 @@
-"""What every WebSocket handler shares: reading the event, and turning any outcome into a reply.
+"""What every entry point shares: one invocation wrapper (:func:`entry_point`) for all six functions, and,
+for the WebSocket routes, reading the event and turning any outcome into a reply.
 
-No exception leaves a handler: catalogue errors become ``error`` replies with their status, anything
-else is logged with the request id and becomes ``INTERNAL_ERROR`` without a stack trace.
+No exception leaves a WebSocket handler: catalogue errors become ``error`` replies with their status,
+anything else is logged with the request id and becomes ``INTERNAL_ERROR`` without a stack trace.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lambda_src import limits, messages, metrics
 from lambda_src.errors import ErrorCode, ServiceError
+from lambda_src.log import CONNECTION_ID_KEY, REQUEST_ID_KEY, ROUTE_KEY, clear_correlation_keys, logger
 from lambda_src.repositories import dynamodb
-from lambda_src.log import clear_correlation_keys, logger
+
+if TYPE_CHECKING:  # for annotations only: nothing more is imported when a function loads
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 Event = dict[str, Any]
 Response = dict[str, Any]
+_Result = TypeVar("_Result")
 
 
 def request_context(event: Event) -> dict[str, Any]:
@@ -96,19 +102,50 @@ def error_reply(error: ServiceError) -> Response:
     return reply(error.to_message(messages.now_ms()), error.code.status)
 
 
-def websocket_handler(route: Callable[[Event], Response]) -> Callable[[Event, Any], Response]:
-    """Wrap a route so that every outcome is a reply, every log line carries the correlation ids, every
-    error reply is counted (``Rejections``) and the invocation's metrics are published once at its end."""
+def invocation_request_id(event: Event, context: LambdaContext | None) -> str | None:
+    """API Gateway's request id when the event has one, else Lambda's."""
+    return request_context(event).get("requestId") or getattr(context, "aws_request_id", None)
 
+
+def entry_point(
+    route: str | None = None,
+) -> Callable[[Callable[[Event, LambdaContext | None], _Result]], Callable[[Event, LambdaContext | None], _Result]]:
+    """The one invocation wrapper of every function: bound the invocation's DynamoDB waits by its remaining time,
+    append the correlation keys (``request_id``; ``connection_id`` and ``route`` when the event has them, or
+    ``route`` as given), and whatever the outcome, publish the invocation's metrics once and forget the keys so
+    that a warm instance's next invocation starts clean. What the body raises is raised on."""
+
+    def decorate(
+        body: Callable[[Event, LambdaContext | None], _Result],
+    ) -> Callable[[Event, LambdaContext | None], _Result]:
+        @functools.wraps(body)
+        def handler(event: Event, context: LambdaContext | None) -> _Result:
+            ctx = request_context(event)
+            dynamodb.start_invocation(context)
+            keys = {
+                CONNECTION_ID_KEY: ctx.get("connectionId"),
+                REQUEST_ID_KEY: invocation_request_id(event, context),
+                ROUTE_KEY: route or ctx.get("routeKey"),
+            }
+            logger.append_keys(**{key: value for key, value in keys.items() if value is not None})
+            try:
+                return body(event, context)
+            finally:
+                metrics.flush()  # once per invocation, whatever its outcome
+                clear_correlation_keys()
+
+        return handler
+
+    return decorate
+
+
+def websocket_handler(route: Callable[[Event], Response]) -> Callable[[Event, LambdaContext | None], Response]:
+    """An :func:`entry_point` whose every outcome is a reply and whose every error reply is counted
+    (``Rejections``)."""
+
+    @entry_point()
     @functools.wraps(route)
-    def handler(event: Event, context: Any) -> Response:
-        ctx = request_context(event)
-        dynamodb.start_invocation(context)
-        logger.append_keys(
-            connection_id=ctx.get("connectionId"),
-            request_id=ctx.get("requestId") or getattr(context, "aws_request_id", None),
-            route=ctx.get("routeKey"),
-        )
+    def handler(event: Event, context: LambdaContext | None) -> Response:
         try:
             response = route(event)
             # One outcome line per invocation (this, "request refused" or "unhandled error"), with the ids.
@@ -119,7 +156,7 @@ def websocket_handler(route: Callable[[Event], Response]) -> Callable[[Event, An
             metrics.rejected(error.code.name)
             return error_reply(error)
         except Exception:
-            correlation_id = ctx.get("requestId") or getattr(context, "aws_request_id", "unknown")
+            correlation_id = invocation_request_id(event, context) or "unknown"
             logger.exception("unhandled error", extra={"correlation_id": correlation_id})
             metrics.rejected(ErrorCode.INTERNAL_ERROR.name)
             return error_reply(
@@ -128,8 +165,5 @@ def websocket_handler(route: Callable[[Event], Response]) -> Callable[[Event, An
                     f"internal error; quote correlation id {correlation_id} when reporting it",
                 )
             )
-        finally:
-            metrics.flush()  # once per invocation, whatever its outcome
-            clear_correlation_keys()
 
     return handler

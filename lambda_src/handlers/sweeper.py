@@ -3,25 +3,23 @@ lifetime is over (``expired``), telling their listeners, without any client acti
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lambda_src import messages, metrics, session_control
+from lambda_src import messages, session_control
 from lambda_src.handlers import finish_loading
-from lambda_src.repositories import dynamodb
-from lambda_src.log import REQUEST_ID_KEY, clear_correlation_keys, logger
+from lambda_src.handlers.common import entry_point
+from lambda_src.log import logger
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
-    logger.append_keys(**{REQUEST_ID_KEY: getattr(context, "aws_request_id", None)})
-    dynamodb.start_invocation(context)
-    try:
-        ended = session_control.sweep(messages.now_ms())
-        if ended:
-            logger.info("sessions swept", extra={"ended": len(ended)})
-        return {"ended": len(ended)}
-    finally:
-        metrics.flush()
-        clear_correlation_keys()
+@entry_point()
+def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, int]:
+    ended = session_control.sweep(messages.now_ms())
+    if ended:
+        logger.info("sessions swept", extra={"ended": len(ended)})
+    return {"ended": len(ended)}
 
 
 finish_loading()  # the last statement: see lambda_src/handlers/__init__.py

@@ -6,14 +6,16 @@ Triggered by the Connections table's stream: a row inserted by ``$connect`` with
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lambda_src import connections_api, metrics
+from lambda_src import connections_api
 from lambda_src.handlers import finish_loading
-from lambda_src.handlers.common import logger
-from lambda_src.log import REQUEST_ID_KEY, clear_correlation_keys
+from lambda_src.handlers.common import entry_point, logger
 from lambda_src.repositories.connections import WELCOME_ATTRIBUTE
 from lambda_src.schema import CONNECTIONS_PARTITION_KEY
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 # A handshake completes within milliseconds of $connect returning; these cover a slow one (~3 s in all).
 HANDSHAKE_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.5)
@@ -39,19 +41,15 @@ def _deliver(connection_id: str, message: str) -> None:
         logger.exception("first message not delivered", extra={"connection_id": connection_id})
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
-    logger.append_keys(**{REQUEST_ID_KEY: getattr(context, "aws_request_id", None)})
-    try:
-        pending = pending_welcomes(event)
-        if len(pending) == 1:
-            _deliver(*pending[0])
-        elif pending:
-            with ThreadPoolExecutor(max_workers=min(_PARALLEL_POSTS, len(pending))) as pool:
-                list(pool.map(lambda item: _deliver(*item), pending))
-        return {"delivered": len(pending)}
-    finally:
-        metrics.flush()  # nothing is counted here today; published all the same should that change
-        clear_correlation_keys()
+@entry_point()
+def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, int]:
+    pending = pending_welcomes(event)
+    if len(pending) == 1:
+        _deliver(*pending[0])
+    elif pending:
+        with ThreadPoolExecutor(max_workers=min(_PARALLEL_POSTS, len(pending))) as pool:
+            list(pool.map(lambda item: _deliver(*item), pending))
+    return {"delivered": len(pending)}
 
 
 finish_loading()  # the last statement: see lambda_src/handlers/__init__.py

@@ -9,7 +9,7 @@ import aws_cdk as cdk
 import pytest
 
 from cdk_app import config
-from lambda_src import limits
+from lambda_src import limits, settings
 
 
 def test_default_environment_is_dev() -> None:
@@ -34,9 +34,10 @@ def test_each_environment_is_selectable_by_name(name: str) -> None:
     assert loaded == config.ENVIRONMENTS[name]
     assert loaded.name == name
     assert loaded.stack_name == f"SessionService-{name}"
-    assert loaded.session_lifetime_hours == limits.DEFAULT_SESSION_LIFETIME_HOURS == 3
-    assert loaded.max_listeners_per_session == limits.DEFAULT_MAX_LISTENERS_PER_SESSION == 500
-    assert loaded.speaker_grace_seconds == limits.DEFAULT_SPEAKER_GRACE_SECONDS == 120
+    assert loaded.function_settings == settings.defaults()
+    assert loaded.function_settings["session_lifetime_hours"] == limits.DEFAULT_SESSION_LIFETIME_HOURS == 3
+    assert loaded.function_settings["max_listeners_per_session"] == limits.DEFAULT_MAX_LISTENERS_PER_SESSION == 500
+    assert loaded.function_settings["speaker_grace_seconds"] == limits.DEFAULT_SPEAKER_GRACE_SECONDS == 120
 
 
 def test_environment_is_read_from_a_cdk_node() -> None:
@@ -67,24 +68,52 @@ def test_override_is_coerced_to_the_field_type() -> None:
     loaded = config.load(context)
 
     # Then the cap is the integer 800 and everything else is prod's
-    assert loaded.max_listeners_per_session == 800
-    assert isinstance(loaded.max_listeners_per_session, int)
-    assert loaded == dataclasses.replace(config.ENVIRONMENTS["prod"], max_listeners_per_session=800)
+    assert loaded.function_settings["max_listeners_per_session"] == 800
+    assert isinstance(loaded.function_settings["max_listeners_per_session"], int)
+    expected = {**settings.defaults(), "max_listeners_per_session": 800}
+    assert loaded == dataclasses.replace(config.ENVIRONMENTS["prod"], function_settings=expected)
     # And the shared table of environments is untouched
-    assert config.ENVIRONMENTS["prod"].max_listeners_per_session == 500
+    assert config.ENVIRONMENTS["prod"].function_settings["max_listeners_per_session"] == 500
+
+
+@pytest.mark.parametrize(
+    ("context", "name", "expected"),
+    [
+        ({"sessionLifetimeHours": "6"}, "session_lifetime_hours", 6),
+        ({"speakerGraceSeconds": "45"}, "speaker_grace_seconds", 45),
+        ({"sessionsPerUserPerHour": "7"}, "sessions_per_user_per_hour", 7),
+        ({"joinsPerSessionPerMinute": "70"}, "joins_per_session_per_minute", 70),
+        ({"connectionsPerSourcePerMinute": "700"}, "connections_per_source_per_minute", 700),
+        ({"supportedLanguages": "en,es"}, "supported_languages", "en,es"),
+    ],
+)
+def test_overrides_of_function_settings(context: dict[str, Any], name: str, expected: Any) -> None:
+    # Given dev with one of the functions' settings overridden by its context key
+    loaded = config.load({"env": "dev", **context})
+
+    # Then that setting has the coerced value, and the others keep their defaults
+    assert loaded.function_settings == {**settings.defaults(), name: expected}
+    assert type(loaded.function_settings[name]) is type(expected)
+
+
+def test_every_function_setting_is_overridable_by_its_context_key() -> None:
+    # Given each setting the table declares, overridden by its camelCase context key
+    for setting in settings.FUNCTION_SETTINGS:
+        value = "en" if setting.kind is str else "9"
+        # Then the configuration holds it, of the setting's kind
+        assert config.load({"env": "dev", setting.context_key: value}).function_settings[setting.name] == (
+            setting.kind(value)
+        ), setting.name
 
 
 @pytest.mark.parametrize(
     ("context", "field", "expected"),
     [
-        ({"sessionLifetimeHours": "6"}, "session_lifetime_hours", 6),
-        ({"speakerGraceSeconds": "45"}, "speaker_grace_seconds", 45),
         ({"logRetentionDays": "30"}, "log_retention_days", 30),
         ({"throttleBurstLimit": "250"}, "throttle_burst_limit", 250),
         ({"retainData": "true"}, "retain_data", True),
         ({"retainData": "FALSE"}, "retain_data", False),
         ({"pointInTimeRecovery": True}, "point_in_time_recovery", True),
-        ({"supportedLanguages": "en,es"}, "supported_languages", "en,es"),
         ({"alarmEmail": "ops@example.com"}, "alarm_email", "ops@example.com"),
         ({"tracingEnabled": "true"}, "tracing_enabled", True),
         ({"createApiGatewayAccountRole": "true"}, "create_api_gateway_account_role", True),
@@ -116,6 +145,9 @@ def test_overrides_of_other_fields(context: dict[str, Any], field: str, expected
         {"sessionLifetimeHours": "three"},
         {"speakerGraceSeconds": "0"},
         {"speakerGraceSeconds": "soon"},
+        {"sessionsPerUserPerHour": "0"},
+        {"joinsPerSessionPerMinute": "-1"},
+        {"connectionsPerSourcePerMinute": "many"},
         {"logRetentionDays": "8"},
         {"retainData": "yes"},
         {"deletionProtection": "1"},

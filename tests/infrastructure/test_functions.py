@@ -197,6 +197,31 @@ def test_every_table_function_gets_the_table_names_and_limits(deployed: Synthesi
     )
 
 
+def test_every_table_function_gets_every_declared_setting_at_its_default(deployed: Synthesized) -> None:
+    # Given the environment of every function that works on the tables
+    table_functions = deployed.functions_running(TABLE_MODULES)
+    for logical_id in table_functions:
+        variables = _variables(deployed, logical_id)
+        # Then each setting lambda_src.settings declares is set to its default (unset when that is empty)
+        for setting in settings.FUNCTION_SETTINGS:
+            expected = setting.environment_value(setting.default)
+            assert variables.get(setting.env_var) == expected, (logical_id, setting.env_var)
+
+
+def test_every_declared_setting_override_reaches_every_table_function() -> None:
+    # Given every setting overridden by its context key
+    overrides = {
+        setting.context_key: ("en,de" if setting.kind is str else "7") for setting in settings.FUNCTION_SETTINGS
+    }
+    synthesized = synthesize({"env": "dev", **overrides})
+
+    # Then every function that works on the tables is told each value, under the setting's variable
+    for logical_id in synthesized.functions_running(TABLE_MODULES):
+        variables = _variables(synthesized, logical_id)
+        for setting in settings.FUNCTION_SETTINGS:
+            assert variables[setting.env_var] == overrides[setting.context_key], (logical_id, setting.env_var)
+
+
 def test_every_table_function_gets_the_default_speaker_grace_window(deployed_any: Synthesized) -> None:
     # Given the environment of every function that works on the tables, in each environment
     table_functions = deployed_any.functions_running(TABLE_MODULES)

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambda_src import connections_api, runtime, schema
+from lambda_src import connections_api, runtime, schema, settings
 from tests.unit.fakes import CALLBACK_URL, FakeConnectionsApi
 from tests.unit.helpers import CONNECTIONS_TABLE, RATE_LIMITS_TABLE, REGION, SESSIONS_TABLE, Tables
 
@@ -27,9 +27,7 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("SESSIONS_TABLE", SESSIONS_TABLE)
     monkeypatch.setenv("CONNECTIONS_TABLE", CONNECTIONS_TABLE)
     monkeypatch.setenv("RATE_LIMITS_TABLE", RATE_LIMITS_TABLE)
-    for name in ("SESSION_LIFETIME_HOURS", "MAX_LISTENERS_PER_SESSION", "SUPPORTED_LANGUAGES", "CALLBACK_URL",
-                 "SPEAKER_GRACE_SECONDS", "SESSIONS_PER_USER_PER_HOUR", "JOINS_PER_SESSION_PER_MINUTE",
-                 "CONNECTIONS_PER_SOURCE_PER_MINUTE"):
+    for name in (settings.ENV_CALLBACK_URL, *(setting.env_var for setting in settings.FUNCTION_SETTINGS)):
         monkeypatch.delenv(name, raising=False)
     runtime.reset()
     yield

@@ -1,0 +1,81 @@
+"""``lambda_src.settings``: each per-environment setting declared once, read by the functions from its variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from lambda_src import runtime, settings
+from lambda_src.languages import SUPPORTED_LANGUAGES
+
+# A value for each setting other than its default, and what the functions read it as.
+CHANGED = {
+    "session_lifetime_hours": ("2", 7200),
+    "max_listeners_per_session": ("42", 42),
+    "speaker_grace_seconds": ("9", 9),
+    "sessions_per_user_per_hour": ("3", 3),
+    "joins_per_session_per_minute": ("30", 30),
+    "connections_per_source_per_minute": ("300", 300),
+    "supported_languages": ("en, es", frozenset({"en", "es"})),
+}
+
+
+def test_every_declared_setting_has_a_case() -> None:
+    assert sorted(CHANGED) == sorted(setting.name for setting in settings.FUNCTION_SETTINGS)
+
+
+@pytest.mark.parametrize("setting", settings.FUNCTION_SETTINGS, ids=lambda setting: setting.name)
+def test_each_setting_is_read_from_its_variable(setting: settings.FunctionSetting, monkeypatch) -> None:
+    raw, expected = CHANGED[setting.name]
+    monkeypatch.setenv(setting.env_var, raw)
+    runtime.reset()
+    assert getattr(settings.load(), setting.attribute) == expected
+
+
+@pytest.mark.parametrize("setting", settings.FUNCTION_SETTINGS, ids=lambda setting: setting.name)
+def test_an_unset_or_empty_variable_is_the_declared_default(setting: settings.FunctionSetting, monkeypatch) -> None:
+    runtime.reset()
+    unset = getattr(settings.load(), setting.attribute)
+    monkeypatch.setenv(setting.env_var, "")
+    runtime.reset()
+    assert getattr(settings.load(), setting.attribute) == unset == setting.parse(str(setting.default))
+
+
+def test_defaults_are_the_limits() -> None:
+    loaded = settings.load()
+    assert loaded.session_lifetime_seconds == 3 * 3600
+    assert loaded.max_listeners == 500
+    assert loaded.languages == SUPPORTED_LANGUAGES
+    assert settings.defaults()["supported_languages"] == ""
+
+
+def test_context_keys_are_the_camel_case_names() -> None:
+    assert {setting.context_key for setting in settings.FUNCTION_SETTINGS} == {
+        "sessionLifetimeHours",
+        "maxListenersPerSession",
+        "speakerGraceSeconds",
+        "sessionsPerUserPerHour",
+        "joinsPerSessionPerMinute",
+        "connectionsPerSourcePerMinute",
+        "supportedLanguages",
+    }
+
+
+def test_settings_and_what_it_imports_need_only_the_standard_library() -> None:
+    """``cdk synth`` imports these with only requirements.txt installed."""
+    import ast
+    import inspect
+    import sys
+
+    from lambda_src import languages, limits
+
+    for module in (settings, limits, languages):
+        tree = ast.parse(inspect.getsource(module))
+        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        outside = {name.split(".")[0] for name in imported} - {"__future__", "lambda_src"}
+        assert outside <= set(sys.stdlib_module_names), module.__name__
+        assert {name for name in imported if name.startswith("lambda_src")} <= {
+            "lambda_src",
+            "lambda_src.limits",
+            "lambda_src.languages",
+        }, module.__name__
