@@ -107,7 +107,7 @@ class SessionWebSocketApi(Construct):
                 function.role,
                 connections_arn,
                 "execute-api:ManageConnections on this API's stage only: the first * is the HTTP method (POST "
-                "sends, DELETE closes), the last the connection id, which each client gets at run time",
+                "sends, GET asks, DELETE closes), the last the connection id, which each client gets at run time",
             )
         self._wire_welcome()
         self._schedule_sweeper()
