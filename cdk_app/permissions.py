@@ -87,8 +87,9 @@ FUNCTION_TABLE_ACCESS: Final[Mapping[str, tuple[TableAccess, ...]]] = {
         TableAccess(schema.SESSIONS, {UPDATE}),
         TableAccess(schema.CONNECTIONS, {GET, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
     ),
-    # Scheduled: due sessions from the sparse sweep index (Scan), each read and ended (Update), its
-    # listeners told and dismissed (index Query, cleanup of the gone).
+    # Scheduled: the sparse sweep index (Scan); due sessions read and ended, or revisited (Update), their
+    # listeners told and dismissed, and a share of the others' listeners probed (index Query; a vanished
+    # listener's row read, removed and counted out: Delete + session Update in one transaction).
     "sweeper": (
         TableAccess(schema.SESSIONS, {GET, UPDATE}, {_SWEEP_INDEX: {SCAN}}),
         TableAccess(schema.CONNECTIONS, {GET, DELETE}, {_LISTENERS_INDEX: {QUERY}}),

@@ -118,7 +118,7 @@ class SessionWebSocketApi(Construct):
                 function.role,
                 connections_arn,
                 "execute-api:ManageConnections on this API's stage only: the first * is the HTTP method (POST "
-                "sends, DELETE closes), the last the connection id, which each client gets at run time",
+                "sends, GET asks, DELETE closes), the last the connection id, which each client gets at run time",
             )
         # Handler module -> the queue that receives what its function failed to do (alarmed on).
         self.failure_queues: dict[str, sqs.Queue] = {}

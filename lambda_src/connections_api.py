@@ -1,4 +1,5 @@
-"""Posting to WebSocket connections through API Gateway's management API (``@connections``)."""
+"""Posting to, asking about and closing WebSocket connections through API Gateway's management API
+(``@connections``)."""
 
 from __future__ import annotations
 
@@ -65,3 +66,18 @@ def close(connection_id: str) -> None:
     except ClientError as error:
         if not _is_gone(error):
             raise
+
+
+def is_connected(connection_id: str) -> bool:
+    """Whether API Gateway still holds the connection (``GET``); False when it answers 410.
+
+    A connection whose handshake has not completed answers 410 too, so False proves a connection gone only
+    once it is older than the handshake window (``limits.HANDSHAKE_WINDOW_SECONDS``).
+    """
+    try:
+        client().get_connection(ConnectionId=connection_id)
+    except ClientError as error:
+        if _is_gone(error):
+            return False
+        raise
+    return True

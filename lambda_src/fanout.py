@@ -1,7 +1,9 @@
-"""Telling a session's listeners what happened to it: posts in parallel, one index page at a time.
+"""Telling a session's listeners what happened to it, or asking API Gateway which of them are still there:
+calls in parallel, one index page at a time.
 
-A listener that vanished without its ``$disconnect`` (410 Gone) is handed to ``on_gone`` so its row can be
-cleaned up; no single listener's failure stops the others from being told.
+A listener that answers 410 Gone is handed to ``on_gone``, which says whether that proves it gone (its row
+is then cleaned up) or not yet (a connection whose handshake has not completed answers 410 too); no single
+listener's failure stops the others.
 """
 
 from __future__ import annotations
@@ -17,8 +19,16 @@ from lambda_src.log import logger
 
 class Outcome(enum.Enum):
     DELIVERED = "delivered"
+    CONNECTED = "connected"  # a probe found the connection open
     GONE = "gone"
+    # 410 from a connection whose handshake may still be completing: neither reached nor proved gone.
+    HANDSHAKING = "handshaking"
     FAILED = "failed"
+
+
+# Given a listener's connection id that answered 410: True when that proves it gone (its row is cleaned up),
+# False when it may still be completing its handshake.
+OnGone = Callable[[str], bool]
 
 
 @dataclass
@@ -44,37 +54,64 @@ def _deliver(connection_id: str, data: str, close: bool) -> Outcome:
     return outcome
 
 
-def notify_listeners(
-    session_id: str,
-    message: dict[str, Any],
-    *,
-    close: bool = False,
-    on_gone: Callable[[str], None] | None = None,
+def _probe(connection_id: str) -> Outcome:
+    try:
+        return Outcome.CONNECTED if connections_api.is_connected(connection_id) else Outcome.GONE
+    except Exception:
+        logger.exception("could not ask about a listener", extra={"listener_connection_id": connection_id})
+        return Outcome.FAILED
+
+
+def _each_listener(
+    session_id: str, call: Callable[[str], Outcome], on_gone: OnGone | None, what: str, **log_extra: Any
 ) -> FanoutResult:
-    """Post ``message`` to every listener of the session (and close their connections when ``close``)."""
-    data = messages.encode(message)
+    """``call`` for every listener of the session (in parallel, page by page), then ``on_gone`` for each
+    that answered 410; the outcomes are logged under ``what``."""
     result = FanoutResult()
     gone: list[str] = []
     with ThreadPoolExecutor(max_workers=limits.FANOUT_PARALLELISM) as pool:
         for page in runtime.connections().listener_pages(session_id):
             ids = [connection_id for connection_id, _language in page]
             result.listeners.extend(ids)
-            for connection_id, outcome in zip(ids, pool.map(lambda c: _deliver(c, data, close), ids)):
+            for connection_id, outcome in zip(ids, pool.map(call, ids)):
                 result.outcomes[outcome] += 1
                 if outcome is Outcome.GONE:
                     gone.append(connection_id)
     if on_gone is not None:
         for connection_id in gone:
-            try:  # the caller's operation is done; a cleanup that fails is left to the row's TTL
-                on_gone(connection_id)
+            try:  # the caller's operation is done; a cleanup that fails is left to a later one, or the TTL
+                proved_gone = on_gone(connection_id)
             except Exception:
                 logger.exception("could not forget a vanished listener", extra={"listener_connection_id": connection_id})
+                continue
+            if not proved_gone:
+                result.outcomes[Outcome.GONE] -= 1
+                result.outcomes[Outcome.HANDSHAKING] += 1
     logger.info(
-        "listeners notified",
-        extra={"session_id": session_id, "message_type": message.get("type"),
+        what,
+        extra={"session_id": session_id, **log_extra,
                **{outcome.value: count for outcome, count in result.outcomes.items()}},
     )
     return result
+
+
+def notify_listeners(
+    session_id: str,
+    message: dict[str, Any],
+    *,
+    close: bool = False,
+    on_gone: OnGone | None = None,
+) -> FanoutResult:
+    """Post ``message`` to every listener of the session (and close their connections when ``close``)."""
+    data = messages.encode(message)
+    return _each_listener(
+        session_id, lambda c: _deliver(c, data, close), on_gone, "listeners notified", message_type=message.get("type")
+    )
+
+
+def probe_listeners(session_id: str, on_gone: OnGone) -> FanoutResult:
+    """Ask API Gateway about every listener of the session (``GET @connections``, nothing is sent)."""
+    return _each_listener(session_id, _probe, on_gone, "listeners probed")
 
 
 def post_quietly(connection_id: str, message: dict[str, Any]) -> bool:

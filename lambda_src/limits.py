@@ -26,6 +26,19 @@ DEFAULT_SPEAKER_GRACE_SECONDS: Final = 120
 # How often the deployed sweeper ends sessions whose speaker's grace window or lifetime has passed
 # (EventBridge's finest schedule); a session ends at most this long after its deadline.
 SWEEP_INTERVAL_MINUTES: Final = 1
+SWEEP_INTERVAL_SECONDS: Final = SWEEP_INTERVAL_MINUTES * 60
+# The sweeper also probes every indexed session's listeners (``GET @connections``) once per this period,
+# a tenth of the sessions each minute, and counts out those whose connection is gone without a
+# ``$disconnect``: a lost ``$disconnect`` is counted out within this period plus one sweep interval.
+RECONCILE_PERIOD_MINUTES: Final = 10
+# A sweep starts no more probing once fewer than this many seconds of its function's time are left (the
+# sessions it had no time for are probed in a later round).
+RECONCILE_RESERVE_SECONDS: Final = 15
+
+# API Gateway waits up to 29 s for the $connect integration; until the handshake completes, @connections
+# answers 410 for the connection exactly as for one that is gone. So a 410 proves a connection gone only
+# once it is older than this (or once it has sent a message).
+HANDSHAKE_WINDOW_SECONDS: Final = 30
 
 # API Gateway closes every WebSocket connection after 2 hours. Clients are asked to refresh at 100 minutes
 # (once), and warned with the minutes left on every heartbeat from 105 minutes.

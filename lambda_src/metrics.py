@@ -19,7 +19,8 @@ What is counted, and when:
   out again, and that close is a ``ListenersLeft``. A refresh that replaced its old row moves no count and
   emits nothing. So ``ListenersJoined - ListenersLeft`` follows the sum of the sessions' ``listenerCount``.
 - ``ListenersLeft``: a listener connection was counted out, by the one call that decremented the count
-  (``leaveSession``, the listener's ``$disconnect``, or a listener a fan-out found gone with 410). A
+  (``leaveSession``, the listener's ``$disconnect``, or a listener a fan-out or the sweeper's probe found
+  gone: 410 past its handshake window). A
   repeated disconnect, a close after ``leaveSession``, or a departure from a session already deleted
   emits nothing.
 - ``SessionsEnded`` by ``reason``: ``endedBySpeaker`` (``endSession``), ``speakerTimeout`` and ``expired``

@@ -9,8 +9,9 @@ from typing import Any, Final, Literal
 
 SESSIONS_PARTITION_KEY: Final = "sessionId"
 SESSIONS_TTL_ATTRIBUTE: Final = "expiresAt"
-# Active sessions only (sparse): when the sweeper must next look at the session (its expiry, or the end of
-# its speaker's reconnection window). Ended sessions drop out of the index.
+# Sparse: when the sweeper must next look at the session. An active session's expiry, or the end of its
+# speaker's reconnection window; an ended session's next look for listeners still attached (one sweep
+# interval on), until none is left (or the rows' lifetime since the end is over): then it drops out.
 SESSIONS_BY_SWEEP_TIME_INDEX: Final = "bySweepTime"
 SESSIONS_SWEEP_AT_ATTRIBUTE: Final = "sweepAt"
 

@@ -290,12 +290,20 @@ def _take_over_speaker(
         lambda old: sessions.refusal(old, session.session_id, now_s, user_id=owner),
     )
     dynamodb.transact_guarded([take_over, row, *guards])
+    # Committed: from here nothing may refuse the handshake (no $disconnect would follow a refused one, and
+    # the session would show a speaker connection that does not exist).
     if not session.speaker_connected:
-        fanout.notify_listeners(
-            session.session_id,
-            messages.session_event("speakerReconnected", session.session_id, now_ms),
-            on_gone=disconnect,
-        )
+        reconnected = messages.session_event("speakerReconnected", session.session_id, now_ms)
+        tell_listeners_quietly(session.session_id, reconnected)
+
+
+def tell_listeners_quietly(session_id: str, message: dict[str, Any]) -> None:
+    """Tell the listeners after the caller's write is committed: best effort, so a failure (e.g. the listener
+    index read throttled) is logged and never turns the committed operation into a refusal."""
+    try:
+        fanout.notify_listeners(session_id, message, on_gone=count_out_if_vanished)
+    except Exception:
+        logger.exception("listeners not told", extra={"session_id": session_id, "message_type": message.get("type")})
 
 
 def leave_session(connection_id: str, now_ms: int) -> dict[str, Any]:
@@ -379,6 +387,34 @@ def disconnect(connection_id: str, now_ms: int | None = None) -> None:
         connections.delete(connection_id)
 
 
+def count_out_if_vanished(connection_id: str) -> bool:
+    """A listener's connection answered 410 Gone to a notice or a probe: forget its row and count it out
+    (once: only the write that removes the row counts), unless its handshake may still be completing.
+
+    Until API Gateway completes a handshake (its ``$connect`` integration may take up to 29 s) the
+    connection answers 410 exactly as a vanished one does, so a 410 proves a connection gone only when it
+    is older than ``HANDSHAKE_WINDOW_SECONDS`` or it was attached by a message (its row carries no first
+    message: the connection was open to send it). True when it is gone; False when it is too young to tell
+    (left alone: its own ``$disconnect``, a later notice, or the sweeper's probe settles it).
+    Unlike :func:`disconnect`, where API Gateway itself says the connection closed, this never opens a
+    speaker's resume window: it only ever counts out a listener.
+    """
+    connections = runtime.connections()
+    connection = connections.get(connection_id)
+    if connection is None:
+        return True  # its $disconnect, or another cleanup, removed it already
+    age_ms = messages.now_ms() - connection.connected_at_ms
+    if connection.welcome is not None and age_ms < limits.HANDSHAKE_WINDOW_SECONDS * 1000:
+        logger.info(
+            "a listener answered 410 within its handshake window; not taken as gone",
+            extra={"listener_connection_id": connection_id, "age_ms": age_ms},
+        )
+        return False
+    if connection.role == ROLE_LISTENER and connection.session_id is not None:
+        _count_out(connection.session_id, connections.delete_item(connection_id))
+    return True
+
+
 def _speaker_dropped(connection: Connection, now_ms: int) -> None:
     assert connection.session_id is not None
     grace = settings.load().speaker_grace_seconds
@@ -399,8 +435,7 @@ def _speaker_dropped(connection: Connection, now_ms: int) -> None:
             connections.delete(connection.connection_id)
             return
         raise
-    fanout.notify_listeners(
+    tell_listeners_quietly(
         connection.session_id,
         messages.session_event("speakerDisconnected", connection.session_id, now_ms, graceSeconds=grace),
-        on_gone=disconnect,
     )

@@ -409,9 +409,10 @@ class LocalGateway:
                 sent = await self._send(client, body.decode("utf-8"))
                 return (200, "", b"") if sent else (410, "x-amzn-ErrorType: GoneException\r\n", b'{"message":"Gone"}')
             if method == "GET":
-                info = {"ConnectedAt": datetime.utcfromtimestamp(client.connected_at / 1000).isoformat() + "Z",
-                        "Identity": {"SourceIp": client.source_ip},
-                        "LastActiveAt": datetime.utcfromtimestamp(client.last_active / 1000).isoformat() + "Z"}
+                # The wire format's member names (what botocore reads as ConnectedAt, Identity, LastActiveAt).
+                info = {"connectedAt": datetime.utcfromtimestamp(client.connected_at / 1000).isoformat() + "Z",
+                        "identity": {"sourceIp": client.source_ip},
+                        "lastActiveAt": datetime.utcfromtimestamp(client.last_active / 1000).isoformat() + "Z"}
                 return 200, "", json.dumps(info).encode()
             if method == "DELETE":
                 assert client.websocket is not None

@@ -1,5 +1,6 @@
 """Scheduled: ends sessions whose dropped speaker did not resume in time (``speakerTimeout``) or whose
-lifetime is over (``expired``), telling their listeners, without any client acting."""
+lifetime is over (``expired``), telling their listeners, without any client acting; finishes dismissing
+ended sessions' listeners; and counts out listeners whose ``$disconnect`` was lost."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ if TYPE_CHECKING:
 
 @entry_point()
 def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, int]:
-    ended = session_control.sweep(messages.now_ms())
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    time_left = (lambda: remaining() / 1000) if callable(remaining) else None
+    ended = session_control.sweep(messages.now_ms(), time_left)
     if ended:
         logger.info("sessions swept", extra={"ended": len(ended)})
     return {"ended": len(ended)}

@@ -10,6 +10,7 @@ from typing import Any, Iterator
 from botocore.exceptions import ClientError
 
 from lambda_src import config as partial_config
+from lambda_src import limits
 from lambda_src.config import PartialResultConfig
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.repositories import dynamodb
@@ -60,6 +61,7 @@ class Session:
     # Set while the speaker's connection has dropped: when its reconnection window closes (epoch seconds).
     speaker_grace_ends_at_s: int | None = None
     end_reason: str | None = None
+    ended_at_ms: int | None = None
 
     @property
     def speaker_connected(self) -> bool:
@@ -99,6 +101,7 @@ class Session:
             config=partial_config.from_item(item),
             speaker_grace_ends_at_s=grace,
             end_reason=item.get(END_REASON_ATTRIBUTE) if isinstance(item.get(END_REASON_ATTRIBUTE), str) else None,
+            ended_at_ms=_number(item, ENDED_AT_ATTRIBUTE, None),
         )
 
 
@@ -287,21 +290,57 @@ class SessionsRepository:
             return None
 
     def _end(self, session_id: str, reason: str, now_ms: int, condition: str, **named_values: Any) -> Session:
-        """Mark the session ended: inactive (no join succeeds from now on) and out of the sweeper's index.
+        """Mark the session ended: inactive (no join succeeds from now on), and due for one more sweep a
+        sweep interval later, so that the sweeper dismisses any listener this ending did not reach (it
+        takes the session out of its index once no listener is left). The session as it was before.
 
         The listener count is left to fall as the listeners' connections close and are counted out, so it
-        keeps matching the listener rows.
+        keeps matching the listener rows. A repeat whose first attempt was applied but whose reply was lost
+        finds the session inactive with this call's reason and ``endedAt``: it was this very call, so that
+        is a success (the session as it is then).
         """
         arguments = _update(
             self.table_name, session_id,
-            "SET #active = :false, #reason = :reason, #ended = :ended REMOVE #sweep, #grace",
+            "SET #active = :false, #reason = :reason, #ended = :ended, #sweep = :revisit REMOVE #grace",
             f"attribute_exists(#id) AND #active = :true AND {condition}",
-            false=False, true=True, reason=reason, ended=now_ms, **named_values,
+            false=False, true=True, reason=reason, ended=now_ms,
+            revisit=now_ms // 1000 + limits.SWEEP_INTERVAL_SECONDS, **named_values,
         )
         arguments["ReturnValues"] = "ALL_OLD"
-        connection_id = named_values.get("connection")
-        attributes = self._conditional_update(arguments, session_id, None, connection_id=connection_id)
+        try:
+            attributes = dynamodb.request("update_item", **arguments)["Attributes"]
+        except ClientError as error:
+            dynamodb.unavailable_if_throttled(error)
+            if dynamodb.error_code(error) != "ConditionalCheckFailedException":
+                raise
+            old = error.response.get("Item")
+            current = Session.from_item(dynamodb.deserialize(old)) if old is not None else None
+            if current is not None and not current.is_active and (current.end_reason, current.ended_at_ms) == (
+                reason, now_ms
+            ):
+                _log.info("session %s: an earlier attempt of this ending was applied", session_id)
+                return current
+            raise self.refusal(old, session_id, None, connection_id=named_values.get("connection")) from error
         return Session.from_item(dynamodb.deserialize(attributes))
+
+    def revisit_ended(self, session_id: str, seen_s: int, next_s: int | None) -> bool:
+        """An ended session the sweeper looked at again: due again at ``next_s`` (listeners were still
+        attached), or out of the sweeper's index for good (``None``). Only if ``sweepAt`` is still
+        ``seen_s`` (another sweep got there first otherwise); whether this call changed it."""
+        update = "SET #sweep = :next" if next_s is not None else "REMOVE #sweep"
+        arguments = _update(
+            self.table_name, session_id, update, "attribute_exists(#id) AND #active = :false AND #sweep = :seen",
+            false=False, seen=seen_s, **({"next": next_s} if next_s is not None else {}),
+        )
+        del arguments["ReturnValuesOnConditionCheckFailure"]
+        try:
+            dynamodb.request("update_item", **arguments)
+        except ClientError as error:
+            dynamodb.unavailable_if_throttled(error)
+            if dynamodb.error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def _conditional_update(
         self, arguments: dict[str, Any], session_id: str, now_s: int | None, *, connection_id: str | None
@@ -316,16 +355,11 @@ class SessionsRepository:
             raise self.refusal(old, session_id, now_s, connection_id=connection_id) from error
 
     # -- the sweeper -------------------------------------------------------------------------------
-    def due_for_sweep(self, now_s: int) -> Iterator[tuple[str, int]]:
-        """(session id, sweep time) of active sessions whose lifetime or speaker window is over."""
-        pages = dynamodb.pages(
-            "scan",
-            TableName=self.table_name,
-            IndexName=SESSIONS_BY_SWEEP_TIME_INDEX,
-            FilterExpression="#sweep <= :now",
-            ExpressionAttributeNames={"#sweep": SESSIONS_SWEEP_AT_ATTRIBUTE},
-            ExpressionAttributeValues=dynamodb.values(now=now_s),
-        )
+    def sweep_index(self) -> Iterator[tuple[str, int]]:
+        """(session id, sweep time) of every session in the sweeper's sparse index: the active ones, and
+        ended ones whose listeners are still being dismissed. The whole index is read (a filtered Scan
+        reads, and costs, every item all the same); the sweeper picks the due ones and those to probe."""
+        pages = dynamodb.pages("scan", TableName=self.table_name, IndexName=SESSIONS_BY_SWEEP_TIME_INDEX)
         for page in pages:
             for item in page.get("Items", []):
                 row = dynamodb.deserialize(item)

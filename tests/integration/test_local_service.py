@@ -203,3 +203,22 @@ def test_connections_api_answers_410_for_unknown_connection(service: RunningServ
         client.post_to_connection(ConnectionId="bm9uZQ==", Data=b"{}")
     # Then the error is GoneException, as in the cloud
     assert gone.value.response["Error"]["Code"] == "GoneException"
+
+
+def test_connections_api_get_answers_for_an_open_connection_and_410_once_it_closed(service: RunningService) -> None:
+    # (The sweeper asks about listeners with GET @connections/{id} to find those whose $disconnect was lost.)
+    stage = service.run.assembly.stage
+    client = boto3.client("apigatewaymanagementapi", endpoint_url=f"http://127.0.0.1:{service.run.http_port}/{stage}",
+                          region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local")
+    speaker, created = create_session(service)
+    with speaker:
+        # Given an open listener connection
+        with connect(f"{service.url}?action=joinSession&sessionId={created['sessionId']}&targetLanguage=es",
+                     open_timeout=10) as ws:
+            connection_id = first_message(ws)["connectionId"]
+            # Then GET answers for it
+            assert "ConnectedAt" in client.get_connection(ConnectionId=connection_id)
+        # And once it closed, GET answers 410 GoneException, as in the cloud
+        with pytest.raises(ClientError) as gone:
+            client.get_connection(ConnectionId=connection_id)
+        assert gone.value.response["Error"]["Code"] == "GoneException"

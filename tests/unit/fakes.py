@@ -28,10 +28,11 @@ def client_error(code: str, status: int, operation: str) -> ClientError:
 
 
 class FakeConnectionsApi:
-    """Records ``post_to_connection`` and ``delete_connection`` calls (thread-safe: fan-out posts in parallel).
+    """Records ``post_to_connection``, ``get_connection`` and ``delete_connection`` calls (thread-safe: fan-out
+    posts in parallel).
 
-    ``gone``: connection ids that answer 410 GoneException (a vanished client) to posts and closes.
-    ``failing``: connection id -> error code raised on posts (e.g. ``"LimitExceededException"``).
+    ``gone``: connection ids that answer 410 GoneException (a vanished client) to posts, gets and closes.
+    ``failing``: connection id -> error code raised on posts and gets (e.g. ``"LimitExceededException"``).
     """
 
     def __init__(self) -> None:
@@ -58,6 +59,15 @@ class FakeConnectionsApi:
             self.calls.append(("delete", ConnectionId, None))
         return {}
 
+    def get_connection(self, *, ConnectionId: str) -> dict[str, Any]:  # noqa: N803
+        if ConnectionId in self.gone:
+            raise client_error("GoneException", 410, "GetConnection")
+        if ConnectionId in self.failing:
+            raise client_error(self.failing[ConnectionId], 429, "GetConnection")
+        with self._lock:
+            self.calls.append(("get", ConnectionId, None))
+        return {}
+
     # -- reading what happened --------------------------------------------------------------------------
     def posts(self) -> list[tuple[str, dict[str, Any]]]:
         with self._lock:
@@ -68,6 +78,11 @@ class FakeConnectionsApi:
 
     def types_to(self, connection_id: str) -> list[str]:
         return [message["type"] for message in self.messages_to(connection_id)]
+
+    def asked_about(self) -> list[str]:
+        """Connection ids asked about (``get_connection``) that answered; in order."""
+        with self._lock:
+            return [connection_id for operation, connection_id, _ in self.calls if operation == "get"]
 
     def closed(self) -> list[str]:
         with self._lock:

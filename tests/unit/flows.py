@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lambda_src import messages, runtime
+from lambda_src import limits, messages, runtime
 from lambda_src.handlers import connect, disconnect, message
 from tests.unit.helpers import body_of, connect_event, disconnect_event, message_event, new_connection_id
 
@@ -38,10 +38,10 @@ def create_session(user_id: str = OWNER, **query: str) -> tuple[str, str]:
     return welcome_of_row(connection_id)["sessionId"], connection_id
 
 
-def join(session_id: str = SESSION_ID, language: str = "es") -> str:
+def join(session_id: str = SESSION_ID, language: str = "es", connected_at_ms: int | None = None) -> str:
     """A listener joins from the query string; its connection id."""
     connection_id, response = connect_with(
-        {"action": "joinSession", "sessionId": session_id, "targetLanguage": language}
+        {"action": "joinSession", "sessionId": session_id, "targetLanguage": language}, connected_at_ms=connected_at_ms
     )
     assert response["statusCode"] == 200, response
     return connection_id
@@ -103,6 +103,12 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now_ms += int(seconds * 1000)
+
+
+def handshake_done_ms() -> int:
+    """A ``connectedAt`` whose handshake is surely over (older than the handshake window): a 410 from such a
+    connection proves it gone."""
+    return messages.now_ms() - (limits.HANDSHAKE_WINDOW_SECONDS + 1) * 1000
 
 
 def deliver_disconnects(connection_ids) -> None:

@@ -50,6 +50,7 @@ from tests.unit.flows import (
     connect_with,
     create_session,
     drop,
+    handshake_done_ms,
     join,
     plain,
     send,
@@ -844,9 +845,10 @@ def _count(tables, session_id: str) -> int:
 
 
 def test_end_session_removes_a_vanished_listener_and_counts_it_out_once(tables, gateway) -> None:
-    # Given a session with a present listener and one that vanished without its $disconnect (410)
+    # Given a session with a present listener and one that vanished without its $disconnect (410, its
+    # handshake long done)
     session_id, speaker = create_session()
-    present, vanished = join(session_id, "es"), join(session_id, "de")
+    present, vanished = join(session_id, "es"), join(session_id, "de", handshake_done_ms())
     gateway.gone.add(vanished)
     # When its speaker ends it
     response = send({"action": "endSession"}, speaker)
@@ -866,7 +868,7 @@ def test_end_session_removes_a_vanished_listener_and_counts_it_out_once(tables, 
 
 def test_speaker_drop_announcement_removes_a_vanished_listener_and_counts_it_out_once(tables, gateway) -> None:
     session_id, speaker = create_session()
-    present, vanished = join(session_id, "es"), join(session_id, "de")
+    present, vanished = join(session_id, "es"), join(session_id, "de", handshake_done_ms())
     gateway.gone.add(vanished)
     # When the speaker's connection drops and the listeners are told
     assert drop(speaker)["statusCode"] == 200
@@ -881,7 +883,7 @@ def test_speaker_drop_announcement_removes_a_vanished_listener_and_counts_it_out
 
 def test_every_listener_vanished_still_ends_the_session(tables, gateway) -> None:
     session_id, speaker = create_session()
-    listeners = [join(session_id, language) for language in ("es", "de", "fr")]
+    listeners = [join(session_id, language, handshake_done_ms()) for language in ("es", "de", "fr")]
     gateway.gone.update(listeners)
     response = send({"action": "endSession", "sessionId": session_id}, speaker)
     assert_succeeded(response, "sessionEnded")
@@ -899,7 +901,7 @@ def test_a_throttled_cleanup_of_a_vanished_listener_never_fails_the_callers_oper
     session_id, speaker = create_session()
     if route_name == "resumeSession":
         assert drop(speaker)["statusCode"] == 200
-    vanished = join(session_id, "es")
+    vanished = join(session_id, "es", handshake_done_ms())
     gateway.gone.add(vanished)
     runtime.reset()
     if route_name == "endSession":

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import pytest
 
-from lambda_src import runtime
+from lambda_src import limits, runtime
 from lambda_src.config import PartialResultConfig
 from lambda_src.downstream import read_partial_result_config
 from lambda_src.handlers import sweeper
@@ -126,9 +126,10 @@ def test_a_repeated_speaker_disconnect_neither_moves_the_window_nor_tells_listen
 
 
 def test_a_listener_that_vanished_is_counted_out_when_the_speaker_drop_is_announced(tables, gateway, clock):
-    # Given a session whose listener connection vanished without its $disconnect (410 Gone)
+    # Given a session whose listener connection vanished without its $disconnect (410 Gone), after its handshake
     session_id, speaker, [present, vanished] = session_with_listeners("es", "de")
     gateway.gone.add(vanished)
+    clock.advance(limits.HANDSHAKE_WINDOW_SECONDS + 1)
     # When the speaker drops and the listeners are told
     drop(speaker)
     # Then the present listener hears it, and the vanished one is counted out and forgotten
@@ -558,11 +559,12 @@ def test_end_session_ends_it_for_good_and_dismisses_every_listener(tables, gatew
     assert body_of(response) == {
         "type": "sessionEnded", "sessionId": session_id, "reason": "endedBySpeaker", "timestamp": clock.now_ms,
     }
-    # And the session is inactive for good and out of the sweeper's index
+    # And the session is inactive for good, due for one more sweep (which dismisses any listener left)
     item = tables.session(session_id)
     assert item["isActive"] is False
     assert item["endReason"] == "endedBySpeaker"
-    assert "sweepAt" not in item and "speakerGraceEndsAt" not in item
+    assert item["sweepAt"] == clock.now_s + limits.SWEEP_INTERVAL_SECONDS
+    assert "speakerGraceEndsAt" not in item
     # And every listener was told, then closed (sessionEnded posted before the close)
     for listener in listeners:
         assert gateway.messages_to(listener) == [{
@@ -591,11 +593,13 @@ def test_end_session_by_explicit_session_id(tables, gateway):
     assert gateway.types_to(listener) == ["sessionEnded"]
 
 
-def test_a_vanished_listener_does_not_stop_the_others_from_being_dismissed(tables, gateway):
-    # Given a session with listeners, one of which vanished (410) and one whose post fails otherwise
+def test_a_vanished_listener_does_not_stop_the_others_from_being_dismissed(tables, gateway, clock):
+    # Given a session with listeners, one of which vanished (410, after its handshake) and one whose post
+    # fails otherwise
     session_id, speaker, [first, vanished, failing, last] = session_with_listeners("es", "de", "fr", "it")
     gateway.gone.add(vanished)
     gateway.failing[failing] = "LimitExceededException"
+    clock.advance(limits.HANDSHAKE_WINDOW_SECONDS + 1)
     # When the speaker ends the session
     response = send(END, speaker)
     # Then the end succeeds and the reachable listeners are told and closed
@@ -700,7 +704,8 @@ def test_sweeper_ends_a_session_whose_speaker_did_not_resume_in_time(tables, gat
     item = tables.session(session_id)
     assert item["isActive"] is False
     assert item["endReason"] == "speakerTimeout"
-    assert "sweepAt" not in item and "speakerGraceEndsAt" not in item
+    assert item["sweepAt"] == clock.now_s + limits.SWEEP_INTERVAL_SECONDS  # one more pass, for any listener left
+    assert "speakerGraceEndsAt" not in item
     # And every listener was told and closed; their $disconnects remove their rows
     for listener in listeners:
         assert gateway.messages_to(listener) == [{
@@ -725,10 +730,10 @@ def test_sweeper_leaves_a_session_in_its_window_alone(tables, gateway, clock):
     clock.advance(DEFAULT_GRACE - 1)
     # When the sweeper runs before the window closes
     result = run_sweeper()
-    # Then nothing changes
+    # Then nothing changes, and nobody is told anything (its listeners may be probed, never posted to)
     assert result == {"ended": 0}
     assert tables.session(session_id) == before
-    assert gateway.calls == []
+    assert gateway.posts() == [] and gateway.closed() == []
 
 
 def test_sweeper_ends_an_expired_session_and_tells_its_connected_speaker(tables, gateway, clock):
@@ -777,11 +782,11 @@ def test_sweeper_ends_only_the_sessions_that_are_due(tables, gateway, clock):
 def _resume_inside(monkeypatch, method: str, resume_once) -> None:
     """Run ``resume_once`` just before the sweeper's ``method`` does its work (after it read the index)."""
     original = getattr(SessionsRepository, method)
-    if method == "due_for_sweep":
-        def wrapped(self, now_s):
-            due = list(original(self, now_s))
+    if method == "sweep_index":
+        def wrapped(self):
+            indexed = list(original(self))
             resume_once()
-            yield from due
+            yield from indexed
     else:
         def wrapped(self, *args, **kwargs):
             resume_once()
@@ -789,7 +794,7 @@ def _resume_inside(monkeypatch, method: str, resume_once) -> None:
     monkeypatch.setattr(SessionsRepository, method, wrapped)
 
 
-@pytest.mark.parametrize("moment", ["due_for_sweep", "end_if_due"],
+@pytest.mark.parametrize("moment", ["sweep_index", "end_if_due"],
                          ids=["after-the-index-was-read", "after-the-session-was-read"])
 def test_sweeper_does_not_end_a_session_whose_speaker_resumed_meanwhile(tables, gateway, clock, monkeypatch, moment):
     # Given a session whose speaker's window has closed, with a listener

@@ -25,6 +25,7 @@ from tests.unit.flows import (
     deliver_disconnects,
     drop,
     error_of,
+    handshake_done_ms,
     join,
     plain,
     send,
@@ -286,7 +287,7 @@ def test_sessions_ended_by_reason(tables, gateway, emf: Emf, clock: Clock, monke
 def test_an_invocations_metrics_are_published_once_at_its_end(tables, gateway, emf: Emf) -> None:
     # Given a session whose three listeners vanished without their $disconnect (410 on the fan-out)
     session_id, speaker = create_session()
-    gone = [join(session_id) for _ in range(3)]
+    gone = [join(session_id, connected_at_ms=handshake_done_ms()) for _ in range(3)]
     gateway.gone.update(gone)
     emf.read()
     # When the speaker ends it (the fan-out counts each vanished listener out within this one invocation)
