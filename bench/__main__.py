@@ -37,8 +37,13 @@ from bench.common import Context, Row
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.json"
 PARTIAL_OUTPUT = Path(__file__).resolve().parent / "results-partial.json"  # --only runs: the full record stays
 SECTION_NAMES = ("requests", "latency", "cold_start", "load", "synth", "footprint", "contention", "transcription")
-ALIASES = {"coldstart": "cold_start", "cold-start": "cold_start", "request_counts": "requests", "memory": "footprint",
-           "size": "footprint"}
+ALIASES = {
+    "coldstart": "cold_start",
+    "cold-start": "cold_start",
+    "request_counts": "requests",
+    "memory": "footprint",
+    "size": "footprint",
+}
 
 
 def _requests(context: Context, args: argparse.Namespace) -> list[Row]:
@@ -90,24 +95,41 @@ def _transcription(context: Context, args: argparse.Namespace) -> list[Row]:
 
 
 SECTIONS: dict[str, Callable[[Context, argparse.Namespace], list[Row]]] = {
-    "requests": _requests, "latency": _latency, "cold_start": _cold_start, "load": _load, "synth": _synth,
-    "footprint": _footprint, "contention": _contention, "transcription": _transcription,
+    "requests": _requests,
+    "latency": _latency,
+    "cold_start": _cold_start,
+    "load": _load,
+    "synth": _synth,
+    "footprint": _footprint,
+    "contention": _contention,
+    "transcription": _transcription,
 }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="", help=f"comma-separated sections, run in the usual order: {', '.join(SECTION_NAMES)}")
-    parser.add_argument("--output", type=Path, default=None,
-                        help=f"JSON results (default {DEFAULT_OUTPUT.name}, or {PARTIAL_OUTPUT.name} with --only)")
+    parser.add_argument(
+        "--only", default="", help=f"comma-separated sections, run in the usual order: {', '.join(SECTION_NAMES)}"
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help=f"JSON results (default {DEFAULT_OUTPUT.name}, or {PARTIAL_OUTPUT.name} with --only)",
+    )
     parser.add_argument("--iterations", type=int, default=200, help="latency: timed calls per operation (default 200)")
     parser.add_argument("--warmup", type=int, default=20, help="latency: untimed calls first (default 20)")
-    parser.add_argument("--cold-runs", type=int, default=15, help="cold start: timed runs per module (default 15, >= 7)")
+    parser.add_argument(
+        "--cold-runs", type=int, default=15, help="cold start: timed runs per module (default 15, >= 7)"
+    )
     parser.add_argument("--listeners", type=int, default=500, help="load: listeners and cap (default 500)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (cloud assemblies, logs)")
     args = parser.parse_args(argv)
-    chosen = [ALIASES.get(name.strip().lower().replace("-", "_"), name.strip().lower().replace("-", "_"))
-              for name in args.only.split(",") if name.strip()]
+    chosen = [
+        ALIASES.get(name.strip().lower().replace("-", "_"), name.strip().lower().replace("-", "_"))
+        for name in args.only.split(",")
+        if name.strip()
+    ]
     unknown = [name for name in chosen if name not in SECTIONS]
     if unknown:
         parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTION_NAMES)}")
@@ -133,7 +155,15 @@ def _number(value: Any) -> str:
         if math.isnan(value):
             return "n/a"
         magnitude = abs(value)
-        return f"{value:.0f}" if magnitude >= 1000 else f"{value:.1f}" if magnitude >= 100 else f"{value:.2f}" if magnitude >= 1 else f"{value:.3f}"
+        return (
+            f"{value:.0f}"
+            if magnitude >= 1000
+            else f"{value:.1f}"
+            if magnitude >= 100
+            else f"{value:.2f}"
+            if magnitude >= 1
+            else f"{value:.3f}"
+        )
     return str(value)
 
 
@@ -147,13 +177,24 @@ def render(rows: list[Row], machine: dict[str, Any], seconds: float, failures: l
     body = []
     for r in rows:
         met = "" if r.get("met") is None else ("yes" if r["met"] else "NO")
-        body.append((r["section"], r["figure"], _with_unit(r["value"], r["unit"]), _with_unit(r["floor"], r["unit"]),
-                     "-" if r.get("ratio") is None else f"{r['ratio']:.2f}x", r.get("target") or "-", met))
+        body.append(
+            (
+                r["section"],
+                r["figure"],
+                _with_unit(r["value"], r["unit"]),
+                _with_unit(r["floor"], r["unit"]),
+                "-" if r.get("ratio") is None else f"{r['ratio']:.2f}x",
+                r.get("target") or "-",
+                met,
+            )
+        )
     widths = [max(len(str(line[i])) for line in [header, *body]) for i in range(len(header))]
     numeric = {2, 3, 4}
 
     def line(cells: tuple[str, ...]) -> str:
-        return "  ".join(str(c).rjust(w) if i in numeric else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(
+            str(c).rjust(w) if i in numeric else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        )
 
     out = [
         f"Machine: {machine['cpu']} ({machine['architecture']}), {machine['cores']} cores "
@@ -213,18 +254,29 @@ def main(argv: list[str] | None = None) -> int:
     machine["loadavg_at_end"] = common.loadavg()
     print(render(rows, machine, seconds, failures))
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": machine,
-        "sections": args.sections,
-        "section_seconds": timings,
-        "total_seconds": round(seconds, 1),
-        "options": {"iterations": args.iterations, "warmup": args.warmup, "cold_runs": args.cold_runs,
-                    "listeners": args.listeners},
-        "correctness_failures": failures,
-        "ok": not failures,
-        "rows": rows,
-    }, indent=2, default=str) + "\n")
+    args.output.write_text(
+        json.dumps(
+            {
+                "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "machine": machine,
+                "sections": args.sections,
+                "section_seconds": timings,
+                "total_seconds": round(seconds, 1),
+                "options": {
+                    "iterations": args.iterations,
+                    "warmup": args.warmup,
+                    "cold_runs": args.cold_runs,
+                    "listeners": args.listeners,
+                },
+                "correctness_failures": failures,
+                "ok": not failures,
+                "rows": rows,
+            },
+            indent=2,
+            default=str,
+        )
+        + "\n"
+    )
     print(f"written to {args.output}")
     return 1 if failures else 0
 

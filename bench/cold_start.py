@@ -73,7 +73,9 @@ def child_environment() -> dict[str, str]:
 def time_child(code: str, env: dict[str, str]) -> float:
     """Seconds from spawning ``python -c code`` to the time.time() the child prints."""
     start = time.time()
-    result = subprocess.run([PYTHON, "-c", code], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [PYTHON, "-c", code], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
+    )
     if result.returncode != 0:
         raise RuntimeError(f"cold-start child failed:\n{code}\n{result.stderr[-2000:]}")
     return float(result.stdout.strip().splitlines()[-1]) - start
@@ -97,14 +99,31 @@ def measure(runs: int = 15) -> list[Row]:
     for function in INITS:
         median = statistics.median(samples[function])
         ratio = statistics.median(own / floor for own, floor in zip(samples[function], samples[None]))
-        rows.append(row(
-            SECTION, f"{function}: import + first client", round(median, 1), "ms", floor=round(bare, 1),
-            floor_is="bare `import boto3; boto3.client('dynamodb')` in a fresh interpreter (median)",
-            ratio=ratio, target=f"<= {TARGET_RATIO}x floor", met=ratio <= TARGET_RATIO, runs=runs,
-            samples_ms=[round(s, 1) for s in samples[function]],
-            note="ratio: median of per-round ratios to the bare client",
-        ))
-    rows.append(row(SECTION, "bare boto3 + DynamoDB client", round(bare, 1), "ms", runs=runs,
-                    samples_ms=[round(s, 1) for s in samples[None]],
-                    note="the floor of this section, in a fresh interpreter"))
+        rows.append(
+            row(
+                SECTION,
+                f"{function}: import + first client",
+                round(median, 1),
+                "ms",
+                floor=round(bare, 1),
+                floor_is="bare `import boto3; boto3.client('dynamodb')` in a fresh interpreter (median)",
+                ratio=ratio,
+                target=f"<= {TARGET_RATIO}x floor",
+                met=ratio <= TARGET_RATIO,
+                runs=runs,
+                samples_ms=[round(s, 1) for s in samples[function]],
+                note="ratio: median of per-round ratios to the bare client",
+            )
+        )
+    rows.append(
+        row(
+            SECTION,
+            "bare boto3 + DynamoDB client",
+            round(bare, 1),
+            "ms",
+            runs=runs,
+            samples_ms=[round(s, 1) for s in samples[None]],
+            note="the floor of this section, in a fresh interpreter",
+        )
+    )
     return rows

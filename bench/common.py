@@ -18,8 +18,11 @@ from typing import Any, Iterator, Mapping
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 # Every CDK / jsii child process of the bench runs with these (as the Makefile exports them).
-CDK_ENV = {"JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "CDK_DISABLE_CLI_TELEMETRY": "true",
-           "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+CDK_ENV = {
+    "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    "CDK_DISABLE_CLI_TELEMETRY": "true",
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+}
 
 Row = dict[str, Any]
 
@@ -42,8 +45,16 @@ def row(
     if ratio is None and isinstance(value, (int, float)) and isinstance(floor, (int, float)) and floor > 0:
         ratio = value / floor
     return {
-        "section": section, "figure": figure, "value": value, "unit": unit, "floor": floor, "floor_is": floor_is,
-        "ratio": None if ratio is None else round(ratio, 3), "target": target, "met": met, "note": note,
+        "section": section,
+        "figure": figure,
+        "value": value,
+        "unit": unit,
+        "floor": floor,
+        "floor_is": floor_is,
+        "ratio": None if ratio is None else round(ratio, 3),
+        "target": target,
+        "met": met,
+        "note": note,
         **details,
     }
 

@@ -90,7 +90,9 @@ class TransactionConflicts:
 
     def __enter__(self) -> "TransactionConflicts":
         events = dynamodb.client().meta.events
-        events.register("before-parameter-build.dynamodb.TransactWriteItems", self._note_items, unique_id="conflicts-note")
+        events.register(
+            "before-parameter-build.dynamodb.TransactWriteItems", self._note_items, unique_id="conflicts-note"
+        )
         events.register("before-call.dynamodb.TransactWriteItems", self._hold_or_cancel, unique_id="conflicts-hold")
         events.register("after-call.dynamodb.TransactWriteItems", self._release, unique_id="conflicts-release")
         return self
@@ -109,8 +111,10 @@ def _simultaneous_joins(session_id: str, joins: int) -> tuple[dict[int, int], fl
     start = threading.Barrier(joins + 1)
 
     def join() -> None:
-        event = connect_event({"action": "joinSession", "sessionId": session_id, "targetLanguage": "es"},
-                              connection_id=new_connection_id())
+        event = connect_event(
+            {"action": "joinSession", "sessionId": session_id, "targetLanguage": "es"},
+            connection_id=new_connection_id(),
+        )
         start.wait()
         status = connect.handler(event, None)["statusCode"]
         with lock:
@@ -155,15 +159,30 @@ def measure(database: Any, failures: list[str], sizes: tuple[int, ...] = (64, 25
                 if counted != admitted:
                     failures.append(f"contention: listenerCount {counted} after {admitted} admitted joins")
                 label = "DynamoDB's conflict rule emulated" if emulated else "DynamoDB Local as it is (control)"
-                rows.append(row(
-                    SECTION, f"{joins} simultaneous joins, {label}: admitted", admitted, "joins", floor=joins,
-                    floor_is="every join admitted", target="= floor", met=admitted == joins,
-                    statuses=statuses, listener_count=counted, seconds=round(seconds, 2),
-                    note=(f"{statuses.get(503, 0)} answered SERVICE_UNAVAILABLE; "
-                          + (f"{conflicts.cancelled} of {conflicts.transactions} transactions cancelled; "
-                             if emulated else "DynamoDB Local applied them one after the other; ")
-                          + f"last answer after {seconds:.2f} s; listenerCount {counted}"),
-                ))
+                rows.append(
+                    row(
+                        SECTION,
+                        f"{joins} simultaneous joins, {label}: admitted",
+                        admitted,
+                        "joins",
+                        floor=joins,
+                        floor_is="every join admitted",
+                        target="= floor",
+                        met=admitted == joins,
+                        statuses=statuses,
+                        listener_count=counted,
+                        seconds=round(seconds, 2),
+                        note=(
+                            f"{statuses.get(503, 0)} answered SERVICE_UNAVAILABLE; "
+                            + (
+                                f"{conflicts.cancelled} of {conflicts.transactions} transactions cancelled; "
+                                if emulated
+                                else "DynamoDB Local applied them one after the other; "
+                            )
+                            + f"last answer after {seconds:.2f} s; listenerCount {counted}"
+                        ),
+                    )
+                )
     finally:
         connections_api.client = saved_client  # type: ignore[assignment]
         dynamodb.INVOCATION_BUDGET_SECONDS = saved_budget

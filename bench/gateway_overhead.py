@@ -95,11 +95,13 @@ def load_handler(run: LocalRun) -> tuple[FunctionDefinition, Handler]:
     """Import the route's handler from its code asset with the environment its worker process gets."""
     assert run.assembly is not None
     function = run.assembly.functions[run.assembly.routes[ROUTE_KEY].function]
-    os.environ.update({
-        **endpoint_environment(run.database.endpoint),
-        **function.environment,
-        "AWS_LAMBDA_FUNCTION_NAME": function.name,
-    })
+    os.environ.update(
+        {
+            **endpoint_environment(run.database.endpoint),
+            **function.environment,
+            "AWS_LAMBDA_FUNCTION_NAME": function.name,
+        }
+    )
     sys.path.insert(0, str(function.code_dir))
     module_name, _, attribute = function.handler.rpartition(".")
     module = importlib.import_module(module_name)
@@ -169,8 +171,7 @@ def report(direct: Percentiles, gateway: Percentiles, messages: int, warmup: int
 
 
 def print_table(results: dict[str, Any]) -> None:
-    rows = [("direct", results["direct"]), ("through gateway", results["throughGateway"]),
-            ("added", results["added"])]
+    rows = [("direct", results["direct"]), ("through gateway", results["throughGateway"]), ("added", results["added"])]
     print(f"{ROUTE_KEY}: {results['messages']} messages each ({results['warmup']} warm-up discarded)")
     print(f"{'':<16}{'p50 ms':>10}{'p99 ms':>10}")
     for name, figures in rows:

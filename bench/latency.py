@@ -163,12 +163,22 @@ class Fixtures:
 
 
 def operations(fixtures: Fixtures, connections_table: str) -> list[Operation]:
-    create_query = {"action": "createSession", "sourceLanguage": "en", "qualityTier": "standard",
-                    "partialResults": "true", "minStability": "0.85", "maxBufferTimeout": "5.0"}
+    create_query = {
+        "action": "createSession",
+        "sourceLanguage": "en",
+        "qualityTier": "standard",
+        "partialResults": "true",
+        "minStability": "0.85",
+        "maxBufferTimeout": "5.0",
+    }
 
     def create_ids(role: str, index: int) -> Ids:
-        ids = {"conn": f"lat{role}c{index:05d}=", "user": f"lat{role}u{index:05d}", "source": source_hash(address(role, index)),
-               "_ip": address(role, index)}
+        ids = {
+            "conn": f"lat{role}c{index:05d}=",
+            "user": f"lat{role}u{index:05d}",
+            "source": source_hash(address(role, index)),
+            "_ip": address(role, index),
+        }
         if role == "f":
             ids["session"] = f"floor-sess-{index:05d}"
         return ids
@@ -180,7 +190,11 @@ def operations(fixtures: Fixtures, connections_table: str) -> list[Operation]:
     fixtures.listener(join_session)  # this "instance" has seen the session: joins take their 1-request path
 
     def join_ids(role: str, index: int) -> Ids:
-        return {"conn": f"lat{role}j{index:05d}=", "source": source_hash(address(role, index)), "_ip": address(role, index)}
+        return {
+            "conn": f"lat{role}j{index:05d}=",
+            "source": source_hash(address(role, index)),
+            "_ip": address(role, index),
+        }
 
     heartbeat_connection = fixtures.plain_connection()
     leave_session, _ = fixtures.session()
@@ -196,42 +210,77 @@ def operations(fixtures: Fixtures, connections_table: str) -> list[Operation]:
 
     return [
         Operation(
-            "createSession on connect", "connect", connect.handler, create_ids,
-            lambda ids: connect_event(create_query, connection_id=ids["conn"], user_id=ids["user"], source_ip=ids["_ip"]),
-            _status_ok, learn=learn_session,
+            "createSession on connect",
+            "connect",
+            connect.handler,
+            create_ids,
+            lambda ids: connect_event(
+                create_query, connection_id=ids["conn"], user_id=ids["user"], source_ip=ids["_ip"]
+            ),
+            _status_ok,
+            learn=learn_session,
         ),
         Operation(
-            "joinSession on connect", "connect", connect.handler, join_ids,
-            lambda ids: connect_event({"action": "joinSession", "sessionId": join_session, "targetLanguage": "es"},
-                                      connection_id=ids["conn"], source_ip=ids["_ip"]),
+            "joinSession on connect",
+            "connect",
+            connect.handler,
+            join_ids,
+            lambda ids: connect_event(
+                {"action": "joinSession", "sessionId": join_session, "targetLanguage": "es"},
+                connection_id=ids["conn"],
+                source_ip=ids["_ip"],
+            ),
             _status_ok,
         ),
         Operation(
-            "heartbeat", "message", message.handler, lambda role, index: {},
-            lambda ids: message_event({"action": "heartbeat"}, connection_id=heartbeat_connection, route_key="heartbeat"),
+            "heartbeat",
+            "message",
+            message.handler,
+            lambda role, index: {},
+            lambda ids: message_event(
+                {"action": "heartbeat"}, connection_id=heartbeat_connection, route_key="heartbeat"
+            ),
             _reply("heartbeatAck"),
-            fallback_floor=lambda: [["GetItem", {"TableName": connections_table,
-                                                 "Key": {"connectionId": {"S": heartbeat_connection}}}]],
+            fallback_floor=lambda: [
+                ["GetItem", {"TableName": connections_table, "Key": {"connectionId": {"S": heartbeat_connection}}}]
+            ],
         ),
         Operation(
-            "leaveSession", "message", message.handler, listener_of(leave_session),
+            "leaveSession",
+            "message",
+            message.handler,
+            listener_of(leave_session),
             lambda ids: message_event({"action": "leaveSession"}, connection_id=ids["conn"], route_key="leaveSession"),
             _reply("sessionLeft"),
         ),
         Operation(
-            "listener disconnect", "disconnect", disconnect.handler, listener_of(disconnect_session),
-            lambda ids: disconnect_event(ids["conn"]), _status_ok,
+            "listener disconnect",
+            "disconnect",
+            disconnect.handler,
+            listener_of(disconnect_session),
+            lambda ids: disconnect_event(ids["conn"]),
+            _status_ok,
         ),
         Operation(
-            "updateSessionConfig", "message", message.handler, lambda role, index: {},
-            lambda ids: message_event({"action": "updateSessionConfig", "sessionId": update_session, "minStability": "0.9"},
-                                      connection_id=update_speaker, route_key="updateSessionConfig"),
+            "updateSessionConfig",
+            "message",
+            message.handler,
+            lambda role, index: {},
+            lambda ids: message_event(
+                {"action": "updateSessionConfig", "sessionId": update_session, "minStability": "0.9"},
+                connection_id=update_speaker,
+                route_key="updateSessionConfig",
+            ),
             _reply("sessionConfigUpdated"),
         ),
         Operation(
-            "endSession, 0 listeners", "message", message.handler, ending_session,
-            lambda ids: message_event({"action": "endSession", "sessionId": ids["session"]}, connection_id=ids["conn"],
-                                      route_key="endSession"),
+            "endSession, 0 listeners",
+            "message",
+            message.handler,
+            ending_session,
+            lambda ids: message_event(
+                {"action": "endSession", "sessionId": ids["session"]}, connection_id=ids["conn"], route_key="endSession"
+            ),
             _reply("sessionEnded"),
         ),
     ]
@@ -266,7 +315,7 @@ def run_operation(operation: Operation, iterations: int, warmup: int) -> dict[st
     handler_ms: list[float] = []
     floor_ms: list[float] = []
     for index in range(total):
-        for which in (("handler", "floor") if index % 2 == 0 else ("floor", "handler")):
+        for which in ("handler", "floor") if index % 2 == 0 else ("floor", "handler"):
             if which == "handler":
                 start = time.perf_counter_ns()
                 response = operation.handler(events[index], contexts[index])
@@ -284,8 +333,10 @@ def run_operation(operation: Operation, iterations: int, warmup: int) -> dict[st
     return {
         "floor": describe(template) + (" (the handler sends no request)" if not recorder.calls else ""),
         "handler_requests": describe(recorder.calls) or "none",
-        "handler_p50": percentile(handler_ms, 50), "handler_p99": percentile(handler_ms, 99),
-        "floor_p50": percentile(floor_ms, 50), "floor_p99": percentile(floor_ms, 99),
+        "handler_p50": percentile(handler_ms, 50),
+        "handler_p99": percentile(handler_ms, 99),
+        "floor_p50": percentile(floor_ms, 50),
+        "floor_p99": percentile(floor_ms, 99),
         "iterations": iterations,
     }
 
@@ -295,8 +346,12 @@ def measure(database: Any, iterations: int = 200, warmup: int = 20) -> list[Row]
     rows: list[Row] = []
     saved_client = connections_api.client
     try:
-        with stdout_to_devnull(), patched_environ({**endpoint_environment(database.endpoint), **UNLIMITED,
-                                                   settings.ENV_CALLBACK_URL: CALLBACK_URL}):
+        with (
+            stdout_to_devnull(),
+            patched_environ(
+                {**endpoint_environment(database.endpoint), **UNLIMITED, settings.ENV_CALLBACK_URL: CALLBACK_URL}
+            ),
+        ):
             tables = create_tables(database.client(), TABLE_PREFIX)
             with patched_environ(tables):
                 runtime.reset()
@@ -306,12 +361,20 @@ def measure(database: Any, iterations: int = 200, warmup: int = 20) -> list[Row]
                     result = run_operation(operation, iterations, warmup)
                     for p in (50, 99):
                         value, floor = result[f"handler_p{p}"], result[f"floor_p{p}"]
-                        rows.append(row(
-                            SECTION, f"{operation.name} p{p}", round(value, 3), "ms", floor=round(floor, 3),
-                            floor_is=f"bare {result['floor']}", target=f"<= {TARGET_RATIO}x floor",
-                            met=value <= TARGET_RATIO * floor, iterations=iterations,
-                            handler_requests=result["handler_requests"],
-                        ))
+                        rows.append(
+                            row(
+                                SECTION,
+                                f"{operation.name} p{p}",
+                                round(value, 3),
+                                "ms",
+                                floor=round(floor, 3),
+                                floor_is=f"bare {result['floor']}",
+                                target=f"<= {TARGET_RATIO}x floor",
+                                met=value <= TARGET_RATIO * floor,
+                                iterations=iterations,
+                                handler_requests=result["handler_requests"],
+                            )
+                        )
     finally:
         connections_api.client = saved_client  # type: ignore[assignment]
         runtime.reset()

@@ -85,9 +85,22 @@ class Server:
         self.log_path = workdir / "load-server.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [PYTHON, "-m", "bench.load_server", "--port", str(port), "--cdk-out", str(workdir / "load-cdk.out"),
-             "--context", json.dumps(context)],
-            cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=self._log, text=True, start_new_session=True,
+            [
+                PYTHON,
+                "-m",
+                "bench.load_server",
+                "--port",
+                str(port),
+                "--cdk-out",
+                str(workdir / "load-cdk.out"),
+                "--context",
+                json.dumps(context),
+            ],
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            start_new_session=True,
         )
         self._lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -145,8 +158,9 @@ async def _open(url: str, expect_message: bool) -> tuple[ClientConnection | None
 
 
 async def _speaker(url: str, token: str) -> tuple[ClientConnection, str]:
-    ws = await connect(f"{url}?action=createSession&sourceLanguage=en&token={token}", open_timeout=OPEN_TIMEOUT,
-                       ping_interval=None)
+    ws = await connect(
+        f"{url}?action=createSession&sourceLanguage=en&token={token}", open_timeout=OPEN_TIMEOUT, ping_interval=None
+    )
     created = json.loads(await asyncio.wait_for(ws.recv(), OPEN_TIMEOUT))
     if created.get("type") != "sessionCreated":
         raise RuntimeError(f"expected sessionCreated, got {created}")
@@ -162,8 +176,13 @@ async def _status(speaker: ClientConnection) -> dict[str, Any]:
 
 
 def _joins(url: str, session_id: str, count: int) -> list[Any]:
-    return [_open(f"{url}?action=joinSession&sessionId={session_id}&targetLanguage={LANGUAGES[i % len(LANGUAGES)]}",
-                  expect_message=True) for i in range(count)]
+    return [
+        _open(
+            f"{url}?action=joinSession&sessionId={session_id}&targetLanguage={LANGUAGES[i % len(LANGUAGES)]}",
+            expect_message=True,
+        )
+        for i in range(count)
+    ]
 
 
 async def scenario(url: str, token: str, listeners: int, cap: int, attempts: int) -> dict[str, Any]:
@@ -247,8 +266,11 @@ def measure(context: Context, listeners: int = 500) -> list[Row]:
     during = sampler.since(load_started) if sampler else []
     peak = max(during, default=0)
     context.local_run_memory = {
-        "peak_bytes": peak, "idle_bytes": idle[1], "processes_peak": max((s[2] for s in sampler.samples), default=0),
-        "samples": len(during), "connections_open_at_peak": WARMUP_JOINS + 2 * listeners + cap + 3,
+        "peak_bytes": peak,
+        "idle_bytes": idle[1],
+        "processes_peak": max((s[2] for s in sampler.samples), default=0),
+        "samples": len(during),
+        "connections_open_at_peak": WARMUP_JOINS + 2 * listeners + cap + 3,
     }
 
     def joined_ok(first: Any) -> bool:
@@ -259,32 +281,78 @@ def measure(context: Context, listeners: int = 500) -> list[Row]:
     count_a, rows_a = _listeners_by_status(results["status_a"])
     admitted = sum(1 for ws, first, *_ in results["capped"] if ws is not None and joined_ok(first))
     outcomes = Counter(
-        "admitted" if ws is not None and joined_ok(first) else (str(first) if not isinstance(first, dict) else first.get("type"))
+        "admitted"
+        if ws is not None and joined_ok(first)
+        else (str(first) if not isinstance(first, dict) else first.get("type"))
         for ws, first, *_ in results["capped"]
     )
     count_b, rows_b = _listeners_by_status(results["status_b"])
-    join_failures = Counter(str(first) for ws, first, *_ in results["joined"] if not (ws is not None and joined_ok(first)))
+    join_failures = Counter(
+        str(first) for ws, first, *_ in results["joined"] if not (ws is not None and joined_ok(first))
+    )
 
     count_ok = join_n == listeners and count_a == listeners and rows_a == listeners
     cap_ok = admitted == cap and count_b == cap and rows_b == cap and outcomes.get("503", 0) == attempts - cap
     if not count_ok:
-        context.failures.append(f"load: {join_n} of {listeners} joined, listenerCount {count_a}, listener rows {rows_a}"
-                                + (f", failures {dict(join_failures)}" if join_failures else ""))
+        context.failures.append(
+            f"load: {join_n} of {listeners} joined, listenerCount {count_a}, listener rows {rows_a}"
+            + (f", failures {dict(join_failures)}" if join_failures else "")
+        )
     if not cap_ok:
-        context.failures.append(f"load: {admitted} of {attempts} admitted under a cap of {cap} (outcomes "
-                                f"{dict(outcomes)}), listenerCount {count_b}, listener rows {rows_b}")
+        context.failures.append(
+            f"load: {admitted} of {attempts} admitted under a cap of {cap} (outcomes "
+            f"{dict(outcomes)}), listenerCount {count_b}, listener rows {rows_b}"
+        )
     plain_floor = "plain connections (no action: authorizer + $connect with one write) opened at the same concurrency"
     return [
-        row(SECTION, "local run start (synth + DynamoDB Local + workers)", round(start_seconds, 1), "s",
-            note="not a target; how long `make local` takes to be ready here"),
-        row(SECTION, f"joins per second ({listeners} concurrent)", round(join_rate, 1), "joins/s",
-            floor=round(plain_rate, 1), floor_is=f"{plain_floor}, per second", note=f"{join_n} joined"),
-        row(SECTION, "time to sessionJoined p50", round(join_p50, 1), "ms", floor=round(plain_p50, 1),
-            floor_is=f"{plain_floor}: time to the completed handshake"),
-        row(SECTION, "time to sessionJoined p99", round(join_p99, 1), "ms", floor=round(plain_p99, 1),
-            floor_is=f"{plain_floor}: time to the completed handshake"),
-        row(SECTION, f"final listenerCount ({listeners} joined)", count_a, "listeners", target=f"= {listeners}",
-            met=count_ok, note=f"listener rows {rows_a}; {plain_n} plain connections opened"),
-        row(SECTION, f"admitted of {attempts} concurrent joins, cap {cap}", admitted, "joins", target=f"= {cap}",
-            met=cap_ok, note=f"outcomes {dict(outcomes)}; listenerCount {count_b}, rows {rows_b}"),
+        row(
+            SECTION,
+            "local run start (synth + DynamoDB Local + workers)",
+            round(start_seconds, 1),
+            "s",
+            note="not a target; how long `make local` takes to be ready here",
+        ),
+        row(
+            SECTION,
+            f"joins per second ({listeners} concurrent)",
+            round(join_rate, 1),
+            "joins/s",
+            floor=round(plain_rate, 1),
+            floor_is=f"{plain_floor}, per second",
+            note=f"{join_n} joined",
+        ),
+        row(
+            SECTION,
+            "time to sessionJoined p50",
+            round(join_p50, 1),
+            "ms",
+            floor=round(plain_p50, 1),
+            floor_is=f"{plain_floor}: time to the completed handshake",
+        ),
+        row(
+            SECTION,
+            "time to sessionJoined p99",
+            round(join_p99, 1),
+            "ms",
+            floor=round(plain_p99, 1),
+            floor_is=f"{plain_floor}: time to the completed handshake",
+        ),
+        row(
+            SECTION,
+            f"final listenerCount ({listeners} joined)",
+            count_a,
+            "listeners",
+            target=f"= {listeners}",
+            met=count_ok,
+            note=f"listener rows {rows_a}; {plain_n} plain connections opened",
+        ),
+        row(
+            SECTION,
+            f"admitted of {attempts} concurrent joins, cap {cap}",
+            admitted,
+            "joins",
+            target=f"= {cap}",
+            met=cap_ok,
+            note=f"outcomes {dict(outcomes)}; listenerCount {count_b}, rows {rows_b}",
+        ),
     ]

@@ -34,8 +34,17 @@ async def main() -> None:
         loop.add_signal_handler(sig, stop.set)
     await run.start()
     try:
-        print(json.dumps({"ready": True, "url": run.url, "token": run.mint_token(user_id="bench-speaker"),
-                          "dynamodb": run.database.endpoint}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "ready": True,
+                    "url": run.url,
+                    "token": run.mint_token(user_id="bench-speaker"),
+                    "dynamodb": run.database.endpoint,
+                }
+            ),
+            flush=True,
+        )
         await stop.wait()
     finally:
         await run.stop()

@@ -89,22 +89,32 @@ def measure(audiences: tuple[int, ...]) -> list[dict[str, Any]]:
     record("leaveSession", 2, _count(lambda: _send(listener, "sessionLeft", action="leaveSession")))
     dropping = _join(session_id)
     record("listener disconnect", 2, _count(lambda: disconnect.handler(disconnect_event(dropping), None)))
-    record("updateSessionConfig (sessionId given)", 1, _count(
-        lambda: _send(speaker, "sessionConfigUpdated", action="updateSessionConfig", sessionId=session_id, minStability=0.9)
-    ))
+    record(
+        "updateSessionConfig (sessionId given)",
+        1,
+        _count(
+            lambda: _send(
+                speaker, "sessionConfigUpdated", action="updateSessionConfig", sessionId=session_id, minStability=0.9
+            )
+        ),
+    )
     runtime.reset()
-    record("updateSessionConfig (first in an instance)", 1, _count(
-        lambda: _send(speaker, "sessionConfigUpdated", action="updateSessionConfig", minStability=0.8)
-    ))
+    record(
+        "updateSessionConfig (first in an instance)",
+        1,
+        _count(lambda: _send(speaker, "sessionConfigUpdated", action="updateSessionConfig", minStability=0.8)),
+    )
     for audience in audiences:
         owner = new_connection_id()
         ended_session = _create(owner)
         for _ in range(audience):
             _join(ended_session)
         pages = audience // limits.FANOUT_PAGE_SIZE + 1
-        record(f"endSession, {audience} listeners", 1 + pages, _count(
-            lambda: _send(owner, "sessionEnded", action="endSession", sessionId=ended_session)
-        ))
+        record(
+            f"endSession, {audience} listeners",
+            1 + pages,
+            _count(lambda: _send(owner, "sessionEnded", action="endSession", sessionId=ended_session)),
+        )
     return rows
 
 
@@ -119,9 +129,17 @@ def table_rows(database: DynamoDBLocal, audiences: tuple[int, ...] = (0, 10, 100
         connections_api.client = saved_client  # type: ignore[assignment]
         runtime.reset()
     return [
-        row(SECTION, r["operation"], r["requests"], "requests", floor=r["floor"],
+        row(
+            SECTION,
+            r["operation"],
+            r["requests"],
+            "requests",
+            floor=r["floor"],
             floor_is="the floor bench.request_counts states per operation (endSession: 1 + index pages)",
-            target="<= floor", met=r["requests"] <= r["floor"], by_api=r["by_api"])
+            target="<= floor",
+            met=r["requests"] <= r["floor"],
+            by_api=r["by_api"],
+        )
         for r in rows
     ]
 

@@ -24,7 +24,7 @@ from bench.common import CDK_ENV, PROJECT_ROOT, PYTHON, Context, Row, row
 SECTION = "5 synth"
 CDK_CLI = PROJECT_ROOT / "node_modules" / ".bin" / "cdk"
 
-MINIMAL_APP = textwrap.dedent('''\
+MINIMAL_APP = textwrap.dedent("""\
     import aws_cdk as cdk
     from aws_cdk import aws_dynamodb as dynamodb
 
@@ -32,13 +32,15 @@ MINIMAL_APP = textwrap.dedent('''\
     stack = cdk.Stack(app, "Minimal")
     dynamodb.Table(stack, "Table", partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING))
     app.synth()
-''')
+""")
 
 
 def _synth(cwd: Path, outdir: Path, *context: str) -> float:
     command = [str(CDK_CLI), "synth", "--no-notices", "--quiet", *context, "-o", str(outdir)]
     start = time.monotonic()
-    result = subprocess.run(command, cwd=cwd, env={**os.environ, **CDK_ENV}, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        command, cwd=cwd, env={**os.environ, **CDK_ENV}, capture_output=True, text=True, timeout=600
+    )
     elapsed = time.monotonic() - start
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed in {cwd}:\n{(result.stdout + result.stderr)[-3000:]}")
@@ -58,8 +60,11 @@ def counters(outdir: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     data = json.loads(path.read_text()).get("counters", {})
-    return {name: value for name, value in data.items() if name.startswith("phase:") and "(cnt)" not in name
-            or name == "validateTemplates"}
+    return {
+        name: value
+        for name, value in data.items()
+        if name.startswith("phase:") and "(cnt)" not in name or name == "validateTemplates"
+    }
 
 
 def measure(context: Context) -> list[Row]:
@@ -72,11 +77,26 @@ def measure(context: Context) -> list[Row]:
     phases = counters(context.workdir / "synth-prod-2")
     validation = phases.get("validateTemplates")
     return [
-        row(SECTION, "make synth ENV=prod (pip cache warm)", round(prod_warm, 1), "s", floor=round(minimal_time, 1),
-            floor_is=floor_is, phases_ms=phases, minimal_phases_ms=counters(context.workdir / "synth-minimal"),
+        row(
+            SECTION,
+            "make synth ENV=prod (pip cache warm)",
+            round(prod_warm, 1),
+            "s",
+            floor=round(minimal_time, 1),
+            floor_is=floor_is,
+            phases_ms=phases,
+            minimal_phases_ms=counters(context.workdir / "synth-minimal"),
             note=f"of which the app's policy validation (cdk-nag on the templates) {validation / 1000:.1f} s"
-                 if validation else ""),
-        row(SECTION, "make synth ENV=prod (first run of this bench)", round(prod_first, 1), "s",
-            floor=round(minimal_time, 1), floor_is=floor_is,
-            note="may include filling pip's cache with the layer's wheels, and a cold OS file cache"),
+            if validation
+            else "",
+        ),
+        row(
+            SECTION,
+            "make synth ENV=prod (first run of this bench)",
+            round(prod_first, 1),
+            "s",
+            floor=round(minimal_time, 1),
+            floor_is=floor_is,
+            note="may include filling pip's cache with the layer's wheels, and a cold OS file cache",
+        ),
     ]

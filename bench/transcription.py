@@ -43,8 +43,9 @@ def speech(directory: Path) -> bytes:
             raise RuntimeError(f"{tool} is missing (make install brings it)")
     wav, raw = directory / "speech.wav", directory / "speech.raw"
     subprocess.run(["espeak-ng", "-v", "en-us", "-s", "130", "-w", str(wav), SPOKEN], check=True)
-    subprocess.run(["sox", str(wav), "-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer", str(raw)],
-                   check=True)
+    subprocess.run(
+        ["sox", str(wav), "-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer", str(raw)], check=True
+    )
     return raw.read_bytes()
 
 
@@ -53,7 +54,8 @@ def recognize(pcm: bytes) -> tuple[list[tuple[float, RecognitionResult]], float]
     recognizer = PocketsphinxRecognizer("en")
     started = time.perf_counter()
     results = [
-        (offset / BYTES_PER_SECOND, r) for offset in range(0, len(pcm), CHUNK_BYTES)
+        (offset / BYTES_PER_SECOND, r)
+        for offset in range(0, len(pcm), CHUNK_BYTES)
         for r in recognizer.feed(pcm[offset : offset + CHUNK_BYTES])
     ]
     results += [(len(pcm) / BYTES_PER_SECOND, r) for r in recognizer.close()]
@@ -89,13 +91,32 @@ def measure() -> list[Row]:
     timed = _per_event_us(results, consume=True)
     p50, p99 = percentile(timed, 50), percentile(timed, 99)
     return [
-        row(SECTION, "processor per recognizer result, p50", round(p50, 1), "µs",
-            floor=round(percentile(floor, 50), 2), floor_is="a no-op consumer of the same results",
-            note=f"{len(results)} results of {duration:.1f} s of speech, replayed {REPLAYS} times"),
-        row(SECTION, "processor per recognizer result, p99", round(p99, 1), "µs",
-            floor=round(percentile(floor, 99), 2), floor_is="a no-op consumer of the same results",
-            target=f"≤ {OVERHEAD_TARGET_US:.0f} µs", met=p99 <= OVERHEAD_TARGET_US),
-        row(SECTION, "local recognizer real-time factor (pocketsphinx, 100 ms chunks)", round(seconds / duration, 3),
-            "× real time", target="< 1 (keeps up)", met=seconds < duration,
-            note="one core; includes a partial hypothesis after every chunk"),
+        row(
+            SECTION,
+            "processor per recognizer result, p50",
+            round(p50, 1),
+            "µs",
+            floor=round(percentile(floor, 50), 2),
+            floor_is="a no-op consumer of the same results",
+            note=f"{len(results)} results of {duration:.1f} s of speech, replayed {REPLAYS} times",
+        ),
+        row(
+            SECTION,
+            "processor per recognizer result, p99",
+            round(p99, 1),
+            "µs",
+            floor=round(percentile(floor, 99), 2),
+            floor_is="a no-op consumer of the same results",
+            target=f"≤ {OVERHEAD_TARGET_US:.0f} µs",
+            met=p99 <= OVERHEAD_TARGET_US,
+        ),
+        row(
+            SECTION,
+            "local recognizer real-time factor (pocketsphinx, 100 ms chunks)",
+            round(seconds / duration, 3),
+            "× real time",
+            target="< 1 (keeps up)",
+            met=seconds < duration,
+            note="one core; includes a partial hypothesis after every chunk",
+        ),
     ]

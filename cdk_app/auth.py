@@ -44,7 +44,10 @@ class SpeakerAuth(Construct):
                 self_sign_up_enabled=False,
                 sign_in_aliases=cognito.SignInAliases(email=True, username=True),
                 password_policy=cognito.PasswordPolicy(
-                    min_length=12, require_lowercase=True, require_uppercase=True, require_digits=True,
+                    min_length=12,
+                    require_lowercase=True,
+                    require_uppercase=True,
+                    require_digits=True,
                     require_symbols=True,
                 ),
                 removal_policy=config.removal_policy,

@@ -29,12 +29,24 @@ class LocalWheelBundling:
         subprocess.run(
             [
                 # --no-compile: bytecode built by this machine's Python would not match the Lambda runtime's.
-                sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-                "--platform", constants.WHEEL_PLATFORM,
-                "--python-version", constants.WHEEL_PYTHON_VERSION,
-                "--implementation", "cp", "--only-binary=:all:",
-                "--target", f"{output_dir}/python",
-                "-r", str(constants.LAMBDA_DEPENDENCIES_DIR / _REQUIREMENTS_FILE),
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-compile",
+                "--platform",
+                constants.WHEEL_PLATFORM,
+                "--python-version",
+                constants.WHEEL_PYTHON_VERSION,
+                "--implementation",
+                "cp",
+                "--only-binary=:all:",
+                "--target",
+                f"{output_dir}/python",
+                "-r",
+                str(constants.LAMBDA_DEPENDENCIES_DIR / _REQUIREMENTS_FILE),
             ],
             check=True,
         )
@@ -45,7 +57,14 @@ def lambda_code() -> lambda_.Code:
     """Only ``lambda_src/`` from the repository root, so handlers are ``lambda_src.handlers.<module>``."""
     return lambda_.Code.from_asset(
         str(constants.PROJECT_ROOT),
-        exclude=["*", ".*", f"!{constants.LAMBDA_PACKAGE}", f"!{constants.LAMBDA_PACKAGE}/**", "**/__pycache__", "**/*.pyc"],
+        exclude=[
+            "*",
+            ".*",
+            f"!{constants.LAMBDA_PACKAGE}",
+            f"!{constants.LAMBDA_PACKAGE}/**",
+            "**/__pycache__",
+            "**/*.pyc",
+        ],
         ignore_mode=IgnoreMode.GLOB,
     )
 

@@ -97,8 +97,13 @@ _RETENTION_BY_DAYS = {
 
 ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
     "dev": EnvironmentConfig(
-        name="dev", retain_data=False, point_in_time_recovery=False, deletion_protection=False,
-        log_retention_days=7, throttle_rate_limit=50, throttle_burst_limit=100,
+        name="dev",
+        retain_data=False,
+        point_in_time_recovery=False,
+        deletion_protection=False,
+        log_retention_days=7,
+        throttle_rate_limit=50,
+        throttle_burst_limit=100,
         route_throttles={
             routes.CONNECT: RouteThrottle(20, 40),
             routes.CREATE_SESSION: RouteThrottle(2, 5),
@@ -110,8 +115,13 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
         reserved_concurrency={},
     ),
     "staging": EnvironmentConfig(
-        name="staging", retain_data=False, point_in_time_recovery=True, deletion_protection=False,
-        log_retention_days=30, throttle_rate_limit=200, throttle_burst_limit=400,
+        name="staging",
+        retain_data=False,
+        point_in_time_recovery=True,
+        deletion_protection=False,
+        log_retention_days=30,
+        throttle_rate_limit=200,
+        throttle_burst_limit=400,
         route_throttles={
             routes.CONNECT: RouteThrottle(100, 200),
             routes.CREATE_SESSION: RouteThrottle(5, 10),
@@ -121,12 +131,22 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
         customer_managed_keys=False,
         # 107 of the account's default quota of 1000, for a stage throttled at 200 requests/s.
         reserved_concurrency={
-            "connect": 30, "disconnect": 20, "message": 30, "authorizer": 20, "welcome": 5, "sweeper": 2,
+            "connect": 30,
+            "disconnect": 20,
+            "message": 30,
+            "authorizer": 20,
+            "welcome": 5,
+            "sweeper": 2,
         },
     ),
     "prod": EnvironmentConfig(
-        name="prod", retain_data=True, point_in_time_recovery=True, deletion_protection=True,
-        log_retention_days=90, throttle_rate_limit=1000, throttle_burst_limit=2000,
+        name="prod",
+        retain_data=True,
+        point_in_time_recovery=True,
+        deletion_protection=True,
+        log_retention_days=90,
+        throttle_rate_limit=1000,
+        throttle_burst_limit=2000,
         # A venue's whole audience joins within a minute or so: the $connect burst covers a full session.
         route_throttles={
             routes.CONNECT: RouteThrottle(300, 600),
@@ -138,7 +158,12 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
         # 622 of the account's default quota of 1000 (378 left unreserved): caps well above what the stage's
         # throttles admit at the functions' usual durations, so only a slow DynamoDB turns them into throttles.
         reserved_concurrency={
-            "connect": 200, "disconnect": 100, "message": 200, "authorizer": 100, "welcome": 20, "sweeper": 2,
+            "connect": 200,
+            "disconnect": 100,
+            "message": 200,
+            "authorizer": 100,
+            "welcome": 20,
+            "sweeper": 2,
         },
     ),
 }

@@ -102,8 +102,15 @@ class ServiceAlarms(Construct):
             topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
         return topic
 
-    def _alarm(self, construct_id: str, metric: cloudwatch.IMetric, threshold: float, description: str,
-               evaluation_periods: int = 1, datapoints_to_alarm: int = 1) -> cloudwatch.Alarm:
+    def _alarm(
+        self,
+        construct_id: str,
+        metric: cloudwatch.IMetric,
+        threshold: float,
+        description: str,
+        evaluation_periods: int = 1,
+        datapoints_to_alarm: int = 1,
+    ) -> cloudwatch.Alarm:
         alarm = cloudwatch.Alarm(
             self,
             construct_id,
@@ -128,7 +135,8 @@ class ServiceAlarms(Construct):
             function.metric_errors(period=PERIOD, statistic=cloudwatch.Stats.SUM),
             errors,
             f"the {module} function failed {errors}+ times in 5 minutes (crashes or timeouts"
-            + ("; refused tokens count too" if module == "authorizer" else "") + ")",
+            + ("; refused tokens count too" if module == "authorizer" else "")
+            + ")",
         )
         self._alarm(
             f"{name}Throttles",

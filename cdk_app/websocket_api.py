@@ -101,7 +101,10 @@ class SessionWebSocketApi(Construct):
         }
         # Functions that write session state; each of them may also have to tell the connections about it.
         self.posting_functions = (
-            self.connect_function, self.disconnect_function, self.message_function, self.sweeper_function,
+            self.connect_function,
+            self.disconnect_function,
+            self.message_function,
+            self.sweeper_function,
         )
 
         self.api = self._build_api()
@@ -265,9 +268,7 @@ class SessionWebSocketApi(Construct):
             self,
             "ApiGatewayLogsRole",
             assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
-            managed_policies=[
-                iam.ManagedPolicy.from_aws_managed_policy_name(_API_GATEWAY_LOGS_POLICY)
-            ],
+            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(_API_GATEWAY_LOGS_POLICY)],
         )
         role.apply_removal_policy(RemovalPolicy.RETAIN)
         nag.acknowledge_managed_policy(

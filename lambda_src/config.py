@@ -55,19 +55,23 @@ def from_item(item: Mapping[str, Any]) -> PartialResultConfig:
     return PartialResultConfig(
         partial_results_enabled=enabled,
         min_stability_threshold=_stored_number(
-            item, STABILITY_ATTRIBUTE, defaults.min_stability_threshold,
-            limits.MIN_STABILITY_LOWER, limits.MIN_STABILITY_UPPER,
+            item,
+            STABILITY_ATTRIBUTE,
+            defaults.min_stability_threshold,
+            limits.MIN_STABILITY_LOWER,
+            limits.MIN_STABILITY_UPPER,
         ),
         max_buffer_timeout=_stored_number(
-            item, TIMEOUT_ATTRIBUTE, defaults.max_buffer_timeout,
-            limits.MAX_BUFFER_TIMEOUT_LOWER, limits.MAX_BUFFER_TIMEOUT_UPPER,
+            item,
+            TIMEOUT_ATTRIBUTE,
+            defaults.max_buffer_timeout,
+            limits.MAX_BUFFER_TIMEOUT_LOWER,
+            limits.MAX_BUFFER_TIMEOUT_UPPER,
         ),
     )
 
 
-def _stored_number(
-    item: Mapping[str, Any], name: str, default: Decimal, lower: Decimal, upper: Decimal
-) -> Decimal:
+def _stored_number(item: Mapping[str, Any], name: str, default: Decimal, lower: Decimal, upper: Decimal) -> Decimal:
     if name not in item:
         return default
     raw = item[name]

@@ -82,15 +82,20 @@ def _each_listener(
             try:  # the caller's operation is done; a cleanup that fails is left to a later one, or the TTL
                 proved_gone = on_gone(connection_id)
             except Exception:
-                logger.exception("could not forget a vanished listener", extra={"listener_connection_id": connection_id})
+                logger.exception(
+                    "could not forget a vanished listener", extra={"listener_connection_id": connection_id}
+                )
                 continue
             if not proved_gone:
                 result.outcomes[Outcome.GONE] -= 1
                 result.outcomes[Outcome.HANDSHAKING] += 1
     logger.info(
         what,
-        extra={"session_id": session_id, **log_extra,
-               **{outcome.value: count for outcome, count in result.outcomes.items()}},
+        extra={
+            "session_id": session_id,
+            **log_extra,
+            **{outcome.value: count for outcome, count in result.outcomes.items()},
+        },
     )
     return result
 

@@ -125,7 +125,18 @@ def encode(message: dict[str, Any]) -> str:
 
 # Every server message type (``error`` comes from errors.ServiceError); the README documents each of them.
 SERVER_MESSAGE_TYPES = (
-    "sessionCreated", "sessionResumed", "sessionJoined", "connectionRefreshComplete", "heartbeatAck",
-    "connectionRefreshRequired", "connectionWarning", "speakerDisconnected", "speakerReconnected",
-    "sessionEnded", "sessionLeft", "sessionConfigUpdated", "sessionStatus", "error",
+    "sessionCreated",
+    "sessionResumed",
+    "sessionJoined",
+    "connectionRefreshComplete",
+    "heartbeatAck",
+    "connectionRefreshRequired",
+    "connectionWarning",
+    "speakerDisconnected",
+    "speakerReconnected",
+    "sessionEnded",
+    "sessionLeft",
+    "sessionConfigUpdated",
+    "sessionStatus",
+    "error",
 )

@@ -123,8 +123,9 @@ def _count(name: str) -> None:
 def _count_by(name: str, value: str) -> None:
     extra = EXTRA_DIMENSION[name]
     assert extra is not None, name
-    with single_metric(name=name, unit=UNIT, value=1, namespace=NAMESPACE,
-                       default_dimensions=default_dimensions()) as metric:
+    with single_metric(
+        name=name, unit=UNIT, value=1, namespace=NAMESPACE, default_dimensions=default_dimensions()
+    ) as metric:
         metric.add_dimension(name=extra, value=value)
 
 

@@ -114,8 +114,13 @@ def create_session(
         )
         created = messages.session_created(session, connection_id, now_ms)
         speaker_row = _row(
-            connection_id, connected_at_ms, on_connect=on_connect, role=ROLE_SPEAKER,
-            session_id=session.session_id, welcome=created, user_id=user_id,
+            connection_id,
+            connected_at_ms,
+            on_connect=on_connect,
+            role=ROLE_SPEAKER,
+            session_id=session.session_id,
+            welcome=created,
+            user_id=user_id,
         )
         try:
             dynamodb.transact_guarded([sessions.create_item(session), speaker_row, limit, *guards])
@@ -154,22 +159,32 @@ def join_session(
         request.session_id, source_language, request.target_language, connection_id, now_ms
     )
     listener_row = _row(
-        connection_id, connected_at_ms, on_connect=on_connect, role=ROLE_LISTENER, session_id=request.session_id,
-        welcome=joined, user_id=user_id, target_language=request.target_language,
+        connection_id,
+        connected_at_ms,
+        on_connect=on_connect,
+        role=ROLE_LISTENER,
+        session_id=request.session_id,
+        welcome=joined,
+        user_id=user_id,
+        target_language=request.target_language,
     )
     _add_listener(
-        request.session_id, listener_row, now_s, settings.load().max_listeners,
+        request.session_id,
+        listener_row,
+        now_s,
+        settings.load().max_listeners,
         [rate_limits.joins(request.session_id, now_s), *guards],
     )
     return joined
 
 
-def _add_listener(
-    session_id: str, listener_row: Guarded, now_s: int, cap: int, guards: Sequence[Guarded] = ()
-) -> None:
+def _add_listener(session_id: str, listener_row: Guarded, now_s: int, cap: int, guards: Sequence[Guarded] = ()) -> None:
     """Count the listener in and write its row, atomically; refused with the reason and nothing written."""
     sessions = runtime.sessions()
-    counted_in = sessions.add_listener_item(session_id, now_s, cap), lambda old: sessions.refusal(old, session_id, now_s)
+    counted_in = (
+        sessions.add_listener_item(session_id, now_s, cap),
+        lambda old: sessions.refusal(old, session_id, now_s),
+    )
     dynamodb.transact_guarded([counted_in, listener_row, *guards])
     metrics.listener_joined()
 
@@ -198,8 +213,14 @@ def refresh_connection(
         session, ROLE_LISTENER, request.target_language, connection_id, now_ms
     )
     row = _row(
-        connection_id, connected_at_ms, on_connect=True, role=ROLE_LISTENER, session_id=session.session_id,
-        welcome=complete, user_id=user_id, target_language=request.target_language,
+        connection_id,
+        connected_at_ms,
+        on_connect=True,
+        role=ROLE_LISTENER,
+        session_id=session.session_id,
+        welcome=complete,
+        user_id=user_id,
+        target_language=request.target_language,
     )
     previous = request.previous_connection_id
     if previous and _replace_listener(session.session_id, previous, row, now_ms, guards):
@@ -208,7 +229,10 @@ def refresh_connection(
     # join limit, and allowed one over the cap.
     now_s = now_ms // 1000
     _add_listener(
-        session.session_id, row, now_s, settings.load().max_listeners + 1,
+        session.session_id,
+        row,
+        now_s,
+        settings.load().max_listeners + 1,
         [rate_limits.joins(session.session_id, now_s), *guards],
     )
     return complete
@@ -225,13 +249,17 @@ def _replace_listener(
     sessions = runtime.sessions()
     now_s = now_ms // 1000
     try:
-        dynamodb.transact_guarded([
-            (sessions.check_live_item(session_id, now_s), lambda old: sessions.refusal(old, session_id, now_s)),
-            (runtime.connections().replace_listener_item(previous_connection_id, session_id),
-             lambda _old: _PreviousRowGone()),
-            row,
-            *guards,
-        ])
+        dynamodb.transact_guarded(
+            [
+                (sessions.check_live_item(session_id, now_s), lambda old: sessions.refusal(old, session_id, now_s)),
+                (
+                    runtime.connections().replace_listener_item(previous_connection_id, session_id),
+                    lambda _old: _PreviousRowGone(),
+                ),
+                row,
+                *guards,
+            ]
+        )
     except _PreviousRowGone:
         return False
     return True
@@ -282,8 +310,13 @@ def _take_over_speaker(
     sessions = runtime.sessions()
     now_s = now_ms // 1000
     row = _row(
-        connection_id, connected_at_ms, on_connect=True, role=ROLE_SPEAKER, session_id=session.session_id,
-        welcome=welcome, user_id=owner,
+        connection_id,
+        connected_at_ms,
+        on_connect=True,
+        role=ROLE_SPEAKER,
+        session_id=session.session_id,
+        welcome=welcome,
+        user_id=owner,
     )
     take_over = (
         sessions.take_over_speaker_item(session.session_id, connection_id, owner, now_s),
@@ -421,10 +454,14 @@ def _speaker_dropped(connection: Connection, now_ms: int) -> None:
     now_s = now_ms // 1000
     connections = runtime.connections()
     try:
-        dynamodb.transact([
-            connections.delete_item(connection.connection_id),
-            runtime.sessions().speaker_dropped_item(connection.session_id, connection.connection_id, now_s, now_s + grace),
-        ])
+        dynamodb.transact(
+            [
+                connections.delete_item(connection.connection_id),
+                runtime.sessions().speaker_dropped_item(
+                    connection.session_id, connection.connection_id, now_s, now_s + grace
+                ),
+            ]
+        )
     except ClientError as error:
         dynamodb.unavailable_if_throttled(error)
         reasons = dynamodb.cancellation_reasons(error)

@@ -51,7 +51,9 @@ def session_status(connection_id: str, body: Mapping[str, Any], now_ms: int) -> 
     if session is None:
         raise ServiceError(ErrorCode.SESSION_NOT_FOUND, f"no session {session_id}", field="sessionId")
     if session.speaker_connection_id != connection_id:
-        raise ServiceError(ErrorCode.FORBIDDEN, f"only the speaker of session {session_id} may do this", field="sessionId")
+        raise ServiceError(
+            ErrorCode.FORBIDDEN, f"only the speaker of session {session_id} may do this", field="sessionId"
+        )
     by_language = Counter(
         language for page in runtime.connections().listener_pages(session_id) for _connection, language in page
     )
@@ -79,16 +81,16 @@ def end_session(connection_id: str, body: Mapping[str, Any], now_ms: int) -> dic
     return messages.session_ended(session_id, reason, now_ms)
 
 
-def _dismiss_listeners(
-    session_id: str, reason: str, now_ms: int, what: str = "session ended"
-) -> fanout.FanoutResult:
+def _dismiss_listeners(session_id: str, reason: str, now_ms: int, what: str = "session ended") -> fanout.FanoutResult:
     """Tell an ended session's listeners and close their connections. Each close brings that listener's
     ``$disconnect``, which removes its row and counts it out; one that vanished already (410, past its
     handshake) is counted out here. The cost to the caller grows with the audience only by pages of the
     listener index. Whoever this misses (a failure, a handshake still completing) the sweeper dismisses
     on its next pass: the ended session stays in its index while listeners are attached."""
     result = fanout.notify_listeners(
-        session_id, messages.session_ended(session_id, reason, now_ms), close=True,
+        session_id,
+        messages.session_ended(session_id, reason, now_ms),
+        close=True,
         on_gone=service.count_out_if_vanished,
     )
     logger.info(what, extra={"session_id": session_id, "reason": reason, "listeners": len(result.listeners)})
@@ -124,8 +126,10 @@ def sweep(now_ms: int, time_left: TimeLeft | None = None) -> list[tuple[str, str
     random.shuffle(to_probe)  # so that, when time runs short, no session is always the one left out
     for probed, session_id in enumerate(to_probe):
         if time_left is not None and time_left() < limits.RECONCILE_RESERVE_SECONDS:
-            logger.warning("sweep out of time: sessions left to a later round",
-                           extra={"sessions_not_probed": len(to_probe) - probed})
+            logger.warning(
+                "sweep out of time: sessions left to a later round",
+                extra={"sessions_not_probed": len(to_probe) - probed},
+            )
             break
         _for_one_session(session_id, "could not probe a session's listeners", _probe_listeners, session_id)
     return ended
@@ -186,14 +190,18 @@ def _dismiss_remaining_listeners(session: Session, sweep_at_s: int, now_ms: int)
     revisit_s = now_ms // 1000 + limits.SWEEP_INTERVAL_SECONDS if remaining and not rows_outlived else None
     runtime.sessions().revisit_ended(session.session_id, sweep_at_s, revisit_s)
     if remaining and rows_outlived:
-        logger.warning("an ended session's listener rows outlived their lifetime; left to their TTL",
-                       extra={"session_id": session.session_id, "listeners": len(remaining)})
+        logger.warning(
+            "an ended session's listener rows outlived their lifetime; left to their TTL",
+            extra={"session_id": session.session_id, "listeners": len(remaining)},
+        )
 
 
 def _probe_listeners(session_id: str) -> None:
     """Ask API Gateway about each listener of the session; one gone without its ``$disconnect`` (and past
     its handshake) is counted out, once."""
     fanout.probe_listeners(session_id, on_gone=service.count_out_if_vanished)
+
+
 def _sweep_reason(session: Session, now_s: int) -> str:
     grace_over = session.speaker_grace_ends_at_s is not None and session.speaker_grace_ends_at_s <= now_s
     return messages.SPEAKER_TIMEOUT if grace_over else messages.EXPIRED

@@ -57,32 +57,62 @@ def _languages(raw: str) -> frozenset[str]:
 
 
 SESSION_LIFETIME_HOURS: Final = FunctionSetting(
-    "session_lifetime_hours", "SESSION_LIFETIME_HOURS", int, limits.DEFAULT_SESSION_LIFETIME_HOURS,
-    "session_lifetime_seconds", read=_hours_to_seconds, minimum=1,
+    "session_lifetime_hours",
+    "SESSION_LIFETIME_HOURS",
+    int,
+    limits.DEFAULT_SESSION_LIFETIME_HOURS,
+    "session_lifetime_seconds",
+    read=_hours_to_seconds,
+    minimum=1,
 )
 MAX_LISTENERS_PER_SESSION: Final = FunctionSetting(
-    "max_listeners_per_session", "MAX_LISTENERS_PER_SESSION", int, limits.DEFAULT_MAX_LISTENERS_PER_SESSION,
-    "max_listeners", minimum=1,
+    "max_listeners_per_session",
+    "MAX_LISTENERS_PER_SESSION",
+    int,
+    limits.DEFAULT_MAX_LISTENERS_PER_SESSION,
+    "max_listeners",
+    minimum=1,
 )
 SPEAKER_GRACE_SECONDS: Final = FunctionSetting(
-    "speaker_grace_seconds", "SPEAKER_GRACE_SECONDS", int, limits.DEFAULT_SPEAKER_GRACE_SECONDS,
-    "speaker_grace_seconds", minimum=1,
+    "speaker_grace_seconds",
+    "SPEAKER_GRACE_SECONDS",
+    int,
+    limits.DEFAULT_SPEAKER_GRACE_SECONDS,
+    "speaker_grace_seconds",
+    minimum=1,
 )
 SESSIONS_PER_USER_PER_HOUR: Final = FunctionSetting(
-    "sessions_per_user_per_hour", "SESSIONS_PER_USER_PER_HOUR", int, limits.DEFAULT_SESSIONS_PER_USER_PER_HOUR,
-    "sessions_per_user_per_hour", minimum=1,
+    "sessions_per_user_per_hour",
+    "SESSIONS_PER_USER_PER_HOUR",
+    int,
+    limits.DEFAULT_SESSIONS_PER_USER_PER_HOUR,
+    "sessions_per_user_per_hour",
+    minimum=1,
 )
 JOINS_PER_SESSION_PER_MINUTE: Final = FunctionSetting(
-    "joins_per_session_per_minute", "JOINS_PER_SESSION_PER_MINUTE", int,
-    limits.DEFAULT_JOINS_PER_SESSION_PER_MINUTE, "joins_per_session_per_minute", minimum=1,
+    "joins_per_session_per_minute",
+    "JOINS_PER_SESSION_PER_MINUTE",
+    int,
+    limits.DEFAULT_JOINS_PER_SESSION_PER_MINUTE,
+    "joins_per_session_per_minute",
+    minimum=1,
 )
 CONNECTIONS_PER_SOURCE_PER_MINUTE: Final = FunctionSetting(
-    "connections_per_source_per_minute", "CONNECTIONS_PER_SOURCE_PER_MINUTE", int,
-    limits.DEFAULT_CONNECTIONS_PER_SOURCE_PER_MINUTE, "connections_per_source_per_minute", minimum=1,
+    "connections_per_source_per_minute",
+    "CONNECTIONS_PER_SOURCE_PER_MINUTE",
+    int,
+    limits.DEFAULT_CONNECTIONS_PER_SOURCE_PER_MINUTE,
+    "connections_per_source_per_minute",
+    minimum=1,
 )
 # Comma-separated ISO 639-1 codes; empty (the default): the code's full list, and the variable is not set.
 SUPPORTED_LANGUAGES_SETTING: Final = FunctionSetting(
-    "supported_languages", "SUPPORTED_LANGUAGES", str, "", "languages", read=_languages,
+    "supported_languages",
+    "SUPPORTED_LANGUAGES",
+    str,
+    "",
+    "languages",
+    read=_languages,
 )
 
 FUNCTION_SETTINGS: Final = (

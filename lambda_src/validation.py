@@ -120,7 +120,9 @@ def parse_partial_result_config(
     fields: Mapping[str, Any], base: PartialResultConfig | None = None
 ) -> PartialResultConfig:
     """The configuration ``fields`` ask for: absent fields keep ``base`` (the defaults when creating)."""
-    return partial_config.from_item({**(base or PartialResultConfig()).to_item(), **parse_partial_result_changes(fields)})
+    return partial_config.from_item(
+        {**(base or PartialResultConfig()).to_item(), **parse_partial_result_changes(fields)}
+    )
 
 
 def parse_config_update(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -176,7 +178,9 @@ def parse_refresh_connection(
         raise ServiceError(
             ErrorCode.INVALID_PARAMETERS, f"{ROLE} must be one of {', '.join(ROLES)}, got {shown(role)}", field=ROLE
         )
-    target_language = parse_language(TARGET_LANGUAGE, fields.get(TARGET_LANGUAGE), languages) if role == ROLE_LISTENER else None
+    target_language = (
+        parse_language(TARGET_LANGUAGE, fields.get(TARGET_LANGUAGE), languages) if role == ROLE_LISTENER else None
+    )
     previous = fields.get(PREVIOUS_CONNECTION_ID)
     if previous is not None and (not isinstance(previous, str) or not _CONNECTION_ID_PATTERN.fullmatch(previous)):
         raise ServiceError(
@@ -227,9 +231,7 @@ def _parse_bool(name: str, value: Any) -> bool:
         return value
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
-    raise ServiceError(
-        ErrorCode.INVALID_CONFIGURATION, f"{name} must be true or false, got {shown(value)}", field=name
-    )
+    raise ServiceError(ErrorCode.INVALID_CONFIGURATION, f"{name} must be true or false, got {shown(value)}", field=name)
 
 
 def _parse_bounded_decimal(name: str, value: Any, lower: Decimal, upper: Decimal, unit: str) -> Decimal:

@@ -29,15 +29,27 @@ def _seconds(text: str) -> float:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make local", description=__doc__)
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
-    parser.add_argument("--http-port", type=int, default=int(os.environ.get("HTTP_PORT", "0")) or None,
-                        help="@connections API and JWKS (default: PORT + 1)")
-    parser.add_argument("--data-dir", type=Path, default=os.environ.get("DATA_DIR") or None,
-                        help="keep DynamoDB Local's data in this folder (default: in memory)")
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        default=int(os.environ.get("HTTP_PORT", "0")) or None,
+        help="@connections API and JWKS (default: PORT + 1)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=os.environ.get("DATA_DIR") or None,
+        help="keep DynamoDB Local's data in this folder (default: in memory)",
+    )
     parser.add_argument("--env", default=os.environ.get("ENV", "dev"))
     # A string default goes through ``type`` too, so a bad SCHEDULE_INTERVAL is reported like a bad option.
-    parser.add_argument("--schedule-interval", type=_seconds, default=os.environ.get("SCHEDULE_INTERVAL") or None,
-                        metavar="SECONDS",
-                        help="run every scheduled rule every SECONDS (env SCHEDULE_INTERVAL; default: the rules' rates)")
+    parser.add_argument(
+        "--schedule-interval",
+        type=_seconds,
+        default=os.environ.get("SCHEDULE_INTERVAL") or None,
+        metavar="SECONDS",
+        help="run every scheduled rule every SECONDS (env SCHEDULE_INTERVAL; default: the rules' rates)",
+    )
     return parser.parse_args()
 
 
@@ -48,18 +60,28 @@ async def main() -> None:
     for variable, context_key in CONTEXT_FROM_ENVIRONMENT.items():
         if os.environ.get(variable):
             context[context_key] = os.environ[variable]
-    run = LocalRun(port=args.port, http_port=args.http_port or args.port + 1, context=context, data_dir=args.data_dir,
-                   schedule_interval=args.schedule_interval)
+    run = LocalRun(
+        port=args.port,
+        http_port=args.http_port or args.port + 1,
+        context=context,
+        data_dir=args.data_dir,
+        schedule_interval=args.schedule_interval,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await run.start()
     try:
-        print(f"Session service ready: {run.url}  (DynamoDB Local {run.database.endpoint}, "
-              f"@connections http://127.0.0.1:{run.http_port}/{run.assembly.stage})", flush=True)
-        print(f"  try: npx wscat -c '{run.url}?action=joinSession&sessionId=golden-eagle-427&targetLanguage=es'",
-              flush=True)
+        print(
+            f"Session service ready: {run.url}  (DynamoDB Local {run.database.endpoint}, "
+            f"@connections http://127.0.0.1:{run.http_port}/{run.assembly.stage})",
+            flush=True,
+        )
+        print(
+            f"  try: npx wscat -c '{run.url}?action=joinSession&sessionId=golden-eagle-427&targetLanguage=es'",
+            flush=True,
+        )
         await stop.wait()
     finally:
         await run.stop()

@@ -54,7 +54,11 @@ class TableDefinition:
         for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
             if props.get(key):
                 request[key] = [
-                    {k: v for k, v in index.items() if k in ("IndexName", "KeySchema", "Projection", "ProvisionedThroughput")}
+                    {
+                        k: v
+                        for k, v in index.items()
+                        if k in ("IndexName", "KeySchema", "Projection", "ProvisionedThroughput")
+                    }
                     for index in props[key]
                 ]
         stream = props.get("StreamSpecification")
@@ -238,7 +242,7 @@ class _Reader:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (fn, arg), = value.items()
+            ((fn, arg),) = value.items()
             if fn == "Ref":
                 return _PSEUDO.get(arg) or (self.physical_name(arg) if arg in self.resources else arg)
             if fn == "Fn::GetAtt":
@@ -295,13 +299,19 @@ class _Reader:
 
     # -- the assembly ------------------------------------------------------------------------------
     def assembly(self) -> Assembly:
-        apis = {lid: r for lid, r in self.of_type("AWS::ApiGatewayV2::Api").items()
-                if r["Properties"].get("ProtocolType") == "WEBSOCKET"}
+        apis = {
+            lid: r
+            for lid, r in self.of_type("AWS::ApiGatewayV2::Api").items()
+            if r["Properties"].get("ProtocolType") == "WEBSOCKET"
+        }
         if len(apis) != 1:
             raise RuntimeError(f"expected one WebSocket API in {self.stack}, found {len(apis)}")
         api_id, api = next(iter(apis.items()))
-        stages = [r["Properties"]["StageName"] for r in self.of_type("AWS::ApiGatewayV2::Stage").values()
-                  if r["Properties"].get("ApiId") == {"Ref": api_id}]
+        stages = [
+            r["Properties"]["StageName"]
+            for r in self.of_type("AWS::ApiGatewayV2::Stage").values()
+            if r["Properties"].get("ApiId") == {"Ref": api_id}
+        ]
         functions = self.functions()
         return Assembly(
             stack_name=self.stack,
@@ -309,8 +319,10 @@ class _Reader:
             route_selection_expression=api["Properties"]["RouteSelectionExpression"],
             routes=self.routes(api_id),
             functions=functions,
-            tables={lid: TableDefinition(lid, self.physical_name(lid), r["Properties"])
-                    for lid, r in self.of_type("AWS::DynamoDB::Table").items()},
+            tables={
+                lid: TableDefinition(lid, self.physical_name(lid), r["Properties"])
+                for lid, r in self.of_type("AWS::DynamoDB::Table").items()
+            },
             triggers=self.triggers(),
             user_pools=self.user_pools(),
             schedules=self.schedules(functions),
@@ -325,7 +337,9 @@ class _Reader:
         return pools
 
     def routes(self, api_id: str) -> dict[str, RouteDefinition]:
-        responding = {r["Properties"]["RouteId"]["Ref"] for r in self.of_type("AWS::ApiGatewayV2::RouteResponse").values()}
+        responding = {
+            r["Properties"]["RouteId"]["Ref"] for r in self.of_type("AWS::ApiGatewayV2::RouteResponse").values()
+        }
         routes = {}
         for lid, resource in self.of_type("AWS::ApiGatewayV2::Route").items():
             props = resource["Properties"]
@@ -334,7 +348,9 @@ class _Reader:
             integration_id = self.referenced(props["Target"], "AWS::ApiGatewayV2::Integration")
             if integration_id is None:
                 continue
-            function = self.referenced(self.resources[integration_id]["Properties"]["IntegrationUri"], "AWS::Lambda::Function")
+            function = self.referenced(
+                self.resources[integration_id]["Properties"]["IntegrationUri"], "AWS::Lambda::Function"
+            )
             if function is None:
                 raise RuntimeError(f"route {props['RouteKey']}: only Lambda proxy integrations run locally")
             authorizer = None
@@ -378,13 +394,15 @@ class _Reader:
             if table is None or function is None:
                 continue
             filters = (props.get("FilterCriteria") or {}).get("Filters", [])
-            triggers.append(StreamTrigger(
-                table=table,
-                function=function,
-                patterns=tuple(json.loads(f["Pattern"]) for f in filters),
-                batch_size=int(props.get("BatchSize", 100)),
-                starting_position=props.get("StartingPosition", "LATEST"),
-            ))
+            triggers.append(
+                StreamTrigger(
+                    table=table,
+                    function=function,
+                    patterns=tuple(json.loads(f["Pattern"]) for f in filters),
+                    batch_size=int(props.get("BatchSize", 100)),
+                    starting_position=props.get("StartingPosition", "LATEST"),
+                )
+            )
         return triggers
 
     def schedules(self, functions: dict[str, FunctionDefinition]) -> list[ScheduledTrigger]:
@@ -401,20 +419,28 @@ class _Reader:
                 continue
             interval = rate_seconds(str(expression))
             if interval is None:
-                print(f"local run: rule {lid}: schedule {expression!r} is not run locally "
-                      f"(only rate(N minutes|hours|days) is supported)", file=sys.stderr)
+                print(
+                    f"local run: rule {lid}: schedule {expression!r} is not run locally "
+                    f"(only rate(N minutes|hours|days) is supported)",
+                    file=sys.stderr,
+                )
                 continue
             for target, function in targets:
                 if "InputPath" in target or "InputTransformer" in target:
-                    print(f"local run: rule {lid}: InputPath/InputTransformer of target {target.get('Id')} "
-                          f"are not applied locally; {function} receives the scheduled event", file=sys.stderr)
-                schedules.append(ScheduledTrigger(
-                    function=function,
-                    interval_seconds=interval,
-                    input=json.loads(str(self.resolve(target["Input"]))) if "Input" in target else None,
-                    rule_arn=self.attribute(lid, "Arn"),
-                    expression=str(expression),
-                ))
+                    print(
+                        f"local run: rule {lid}: InputPath/InputTransformer of target {target.get('Id')} "
+                        f"are not applied locally; {function} receives the scheduled event",
+                        file=sys.stderr,
+                    )
+                schedules.append(
+                    ScheduledTrigger(
+                        function=function,
+                        interval_seconds=interval,
+                        input=json.loads(str(self.resolve(target["Input"]))) if "Input" in target else None,
+                        rule_arn=self.attribute(lid, "Arn"),
+                        expression=str(expression),
+                    )
+                )
         return schedules
 
 
@@ -433,8 +459,12 @@ def matches(pattern: Any, value: Any) -> bool:
     if isinstance(pattern, dict):
         if not isinstance(value, dict):
             return False
-        return all(_matches_rules(rules, key in value, value.get(key)) if isinstance(rules, list)
-                   else matches(rules, value.get(key)) for key, rules in pattern.items())
+        return all(
+            _matches_rules(rules, key in value, value.get(key))
+            if isinstance(rules, list)
+            else matches(rules, value.get(key))
+            for key, rules in pattern.items()
+        )
     return False
 
 

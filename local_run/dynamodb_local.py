@@ -53,7 +53,9 @@ def _jar_dir() -> Path:
 
 
 def _class_path(jar_dir: Path, *first: Path) -> str:
-    return os.pathsep.join([*map(str, first), str(jar_dir / "DynamoDBLocal.jar"), str(jar_dir / "DynamoDBLocal_lib" / "*")])
+    return os.pathsep.join(
+        [*map(str, first), str(jar_dir / "DynamoDBLocal.jar"), str(jar_dir / "DynamoDBLocal_lib" / "*")]
+    )
 
 
 def launcher_classes(java: str, jar_dir: Path) -> Path:
@@ -66,9 +68,22 @@ def launcher_classes(java: str, jar_dir: Path) -> Path:
     building = Path(tempfile.mkdtemp(prefix=f"{digest}.", dir=LAUNCHER_CACHE))
     try:
         result = subprocess.run(
-            [java, "-m", "jdk.compiler/com.sun.tools.javac.Main", "--release", JAVA_RELEASE, "-nowarn",
-             "-d", str(building), "-cp", _class_path(jar_dir), str(LAUNCHER_SOURCE)],
-            capture_output=True, text=True, check=False,
+            [
+                java,
+                "-m",
+                "jdk.compiler/com.sun.tools.javac.Main",
+                "--release",
+                JAVA_RELEASE,
+                "-nowarn",
+                "-d",
+                str(building),
+                "-cp",
+                _class_path(jar_dir),
+                str(LAUNCHER_SOURCE),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             detail = (result.stderr or result.stdout).strip()[-2000:]
@@ -110,9 +125,18 @@ class DynamoDBLocal:
         classes = launcher_classes(java, jar_dir)
         self._process = subprocess.Popen(
             [
-                java, f"-Djava.library.path={jar_dir / 'DynamoDBLocal_lib'}", "-Xmx512m",
-                f"-Ddynamodb.local.host={LISTEN_HOST}", "-cp", _class_path(jar_dir, classes), LAUNCHER_CLASS,
-                *storage, "-sharedDb", "-disableTelemetry", "-port", str(self.port),
+                java,
+                f"-Djava.library.path={jar_dir / 'DynamoDBLocal_lib'}",
+                "-Xmx512m",
+                f"-Ddynamodb.local.host={LISTEN_HOST}",
+                "-cp",
+                _class_path(jar_dir, classes),
+                LAUNCHER_CLASS,
+                *storage,
+                "-sharedDb",
+                "-disableTelemetry",
+                "-port",
+                str(self.port),
             ],
             cwd=jar_dir,
             stdout=subprocess.DEVNULL,

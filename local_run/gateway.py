@@ -35,7 +35,13 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from local_run.assembly import (
-    LOCAL_ACCOUNT, LOCAL_API_ID, LOCAL_REGION, Assembly, FunctionDefinition, ScheduledTrigger, matches,
+    LOCAL_ACCOUNT,
+    LOCAL_API_ID,
+    LOCAL_REGION,
+    Assembly,
+    FunctionDefinition,
+    ScheduledTrigger,
+    matches,
 )
 
 MAX_FRAME_BYTES = 128 * 1024 * 4  # larger than API Gateway's limit, so handlers see and refuse big frames
@@ -83,9 +89,17 @@ class FunctionRuntime:
 
     async def _start_worker(self) -> _Worker:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "local_run.worker", self.definition.handler, str(self.definition.code_dir),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=None,
-            env=self.env, cwd=str(Path(__file__).resolve().parent.parent), limit=16 * 1024 * 1024,
+            sys.executable,
+            "-m",
+            "local_run.worker",
+            self.definition.handler,
+            str(self.definition.code_dir),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=None,
+            env=self.env,
+            cwd=str(Path(__file__).resolve().parent.parent),
+            limit=16 * 1024 * 1024,
         )
         assert process.stdout
         ready = await asyncio.wait_for(process.stdout.readline(), 60)
@@ -190,11 +204,17 @@ class LocalGateway:
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
         await asyncio.gather(*(runtime.warm() for runtime in self.runtimes.values()))
-        self._servers.append(await serve(
-            self._session, "127.0.0.1", self.websocket_port,
-            process_request=self._handshake, max_size=MAX_FRAME_BYTES, ping_interval=None,
-            open_timeout=HANDSHAKE_TIMEOUT_SECONDS,
-        ))
+        self._servers.append(
+            await serve(
+                self._session,
+                "127.0.0.1",
+                self.websocket_port,
+                process_request=self._handshake,
+                max_size=MAX_FRAME_BYTES,
+                ping_interval=None,
+                open_timeout=HANDSHAKE_TIMEOUT_SECONDS,
+            )
+        )
         self._servers.append(await asyncio.start_server(self._http, "127.0.0.1", self.http_port))
         if self._streams_client_factory:
             for trigger in self.assembly.triggers:
@@ -305,7 +325,9 @@ class LocalGateway:
         except FunctionError as error:
             return 401 if str(error) == "Unauthorized" else 500
         statements = (result or {}).get("policyDocument", {}).get("Statement", [])
-        if not any(s.get("Effect") == "Allow" for s in statements) or any(s.get("Effect") == "Deny" for s in statements):
+        if not any(s.get("Effect") == "Allow" for s in statements) or any(
+            s.get("Effect") == "Deny" for s in statements
+        ):
             return 403
         client.authorizer = {**(result.get("context") or {}), "principalId": result.get("principalId")}
         return None
@@ -316,7 +338,9 @@ class LocalGateway:
         client.open = True
         try:
             async for frame in websocket:
-                asyncio.create_task(self._message(client, frame if isinstance(frame, str) else frame.decode("utf-8", "replace")))
+                asyncio.create_task(
+                    self._message(client, frame if isinstance(frame, str) else frame.decode("utf-8", "replace"))
+                )
         except ConnectionClosed:
             pass
         finally:
@@ -349,8 +373,16 @@ class LocalGateway:
         try:
             result = await self._invoke_route(route_key, event)
         except FunctionError:
-            await self._send(client, json.dumps({"message": "Internal server error", "connectionId": client.connection_id,
-                                                 "requestId": context["requestId"]}))
+            await self._send(
+                client,
+                json.dumps(
+                    {
+                        "message": "Internal server error",
+                        "connectionId": client.connection_id,
+                        "requestId": context["requestId"],
+                    }
+                ),
+            )
             return
         if route.returns_response and isinstance(result, dict) and result.get("body") is not None:
             await self._send(client, str(result["body"]))
@@ -362,7 +394,9 @@ class LocalGateway:
         context["disconnectStatusCode"] = websocket.close_code or 1006
         context["disconnectReason"] = websocket.close_reason or ""
         try:
-            await self._invoke_route("$disconnect", {"headers": {}, "requestContext": context, "isBase64Encoded": False})
+            await self._invoke_route(
+                "$disconnect", {"headers": {}, "requestContext": context, "isBase64Encoded": False}
+            )
         except FunctionError:
             pass
 
@@ -391,7 +425,8 @@ class LocalGateway:
                 status, extra, payload = await self._http_route(method, unquote(urlsplit(target).path), body)
                 writer.write(
                     f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Length: {len(payload)}\r\n"
-                    f"Content-Type: application/json\r\n{extra}Connection: keep-alive\r\n\r\n".encode() + payload
+                    f"Content-Type: application/json\r\n{extra}Connection: keep-alive\r\n\r\n".encode()
+                    + payload
                 )
                 await writer.drain()
         except (ConnectionError, ValueError, asyncio.IncompleteReadError):
@@ -410,9 +445,11 @@ class LocalGateway:
                 return (200, "", b"") if sent else (410, "x-amzn-ErrorType: GoneException\r\n", b'{"message":"Gone"}')
             if method == "GET":
                 # The wire format's member names (what botocore reads as ConnectedAt, Identity, LastActiveAt).
-                info = {"connectedAt": datetime.utcfromtimestamp(client.connected_at / 1000).isoformat() + "Z",
-                        "identity": {"sourceIp": client.source_ip},
-                        "lastActiveAt": datetime.utcfromtimestamp(client.last_active / 1000).isoformat() + "Z"}
+                info = {
+                    "connectedAt": datetime.utcfromtimestamp(client.connected_at / 1000).isoformat() + "Z",
+                    "identity": {"sourceIp": client.source_ip},
+                    "lastActiveAt": datetime.utcfromtimestamp(client.last_active / 1000).isoformat() + "Z",
+                }
                 return 200, "", json.dumps(info).encode()
             if method == "DELETE":
                 assert client.websocket is not None
@@ -443,7 +480,9 @@ class LocalGateway:
         if runtime is None:
             return
         streams, dynamodb = self._streams_client_factory()
-        stream_arn = (await asyncio.to_thread(dynamodb.describe_table, TableName=table.name))["Table"]["LatestStreamArn"]
+        stream_arn = (await asyncio.to_thread(dynamodb.describe_table, TableName=table.name))["Table"][
+            "LatestStreamArn"
+        ]
         # DynamoDB Local refuses LATEST iterators on fresh shards, so read from the start and, for a LATEST
         # mapping, drop what the first read finds (written before the poller started).
         skip_backlog = trigger.starting_position != "TRIM_HORIZON"
@@ -484,7 +523,7 @@ class LocalGateway:
                 records = [_lambda_record(r) for r in records]
                 records = [r for r in records if not trigger.patterns or any(matches(p, r) for p in trigger.patterns)]
                 for start in range(0, len(records), trigger.batch_size):
-                    batch = records[start:start + trigger.batch_size]
+                    batch = records[start : start + trigger.batch_size]
                     asyncio.create_task(self._invoke_quietly(runtime, {"Records": batch}))
                 await asyncio.sleep(0.02 if not records else 0)
 
@@ -543,5 +582,7 @@ def _json_response(status: int, body: dict[str, Any]) -> Response:
 
 def _raw_response(status: int, body: str) -> Response:
     payload = body.encode()
-    headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(payload))), ("Connection", "close")])
+    headers = Headers(
+        [("Content-Type", "application/json"), ("Content-Length", str(len(payload))), ("Connection", "close")]
+    )
     return Response(status, HTTPStatus(status).phrase, headers, payload)

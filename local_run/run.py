@@ -91,9 +91,9 @@ class LocalRun:
     def _write_issuer_file(self) -> None:
         """Where ``make token`` learns which issuer and client the running local service trusts."""
         ISSUER_FILE.parent.mkdir(parents=True, exist_ok=True)
-        ISSUER_FILE.write_text(json.dumps(
-            [{"issuer": issuer.issuer, "clientId": issuer.client_id} for issuer in self.issuers.values()]
-        ))
+        ISSUER_FILE.write_text(
+            json.dumps([{"issuer": issuer.issuer, "clientId": issuer.client_id} for issuer in self.issuers.values()])
+        )
 
     def mint_token(self, user_id: str = "local-speaker", expires_in: int = 3600, **claims: Any) -> str:
         """A speaker token from the first user pool's dev issuer (what a Cognito sign-in returns)."""

@@ -17,8 +17,9 @@ def main(argv: list[str]) -> int:
         print("start the service first: make local (it writes the issuer this token is for)", file=sys.stderr)
         return 1
     pool = json.loads(ISSUER_FILE.read_text())[0]
-    return dev_issuer.main(["--issuer", pool["issuer"], "--client-id", pool["clientId"],
-                            "--key-dir", str(ISSUER_FILE.parent), *argv])
+    return dev_issuer.main(
+        ["--issuer", pool["issuer"], "--client-id", pool["clientId"], "--key-dir", str(ISSUER_FILE.parent), *argv]
+    )
 
 
 if __name__ == "__main__":

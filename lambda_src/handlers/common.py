@@ -78,9 +78,7 @@ def message_body(event: Event) -> dict[str, Any]:
     if not isinstance(body, str) or not body:
         raise ServiceError(ErrorCode.INVALID_MESSAGE, "the message must be a JSON object, got an empty frame")
     if len(body) > limits.MAX_FRAME_BYTES or len(body.encode("utf-8")) > limits.MAX_FRAME_BYTES:
-        raise ServiceError(
-            ErrorCode.INVALID_MESSAGE, f"the message must be at most {limits.MAX_FRAME_BYTES} bytes"
-        )
+        raise ServiceError(ErrorCode.INVALID_MESSAGE, f"the message must be at most {limits.MAX_FRAME_BYTES} bytes")
     try:
         parsed = json.loads(
             body, parse_float=Decimal, parse_constant=_refuse_constant, object_pairs_hook=_without_duplicates

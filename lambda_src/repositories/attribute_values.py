@@ -17,9 +17,7 @@ from decimal import Clamped, Context, Decimal, Inexact, Overflow, Rounded, Under
 from typing import Any, Final
 
 # DynamoDB numbers: 38 significant digits, exponents -130..125 (boto3's DYNAMODB_CONTEXT).
-NUMBER_CONTEXT: Final = Context(
-    Emin=-128, Emax=126, prec=38, traps=[Clamped, Overflow, Inexact, Rounded, Underflow]
-)
+NUMBER_CONTEXT: Final = Context(Emin=-128, Emax=126, prec=38, traps=[Clamped, Overflow, Inexact, Rounded, Underflow])
 
 
 def _number(value: int | Decimal) -> str:

@@ -139,7 +139,8 @@ class ConnectionsRepository:
 
     def get(self, connection_id: str) -> Connection | None:
         try:
-            response = dynamodb.request("get_item", 
+            response = dynamodb.request(
+                "get_item",
                 TableName=self.table_name,
                 Key=dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id}),
                 ConsistentRead=True,
@@ -182,7 +183,9 @@ class ConnectionsRepository:
                 "UpdateExpression": "SET #role = :none REMOVE #session, #language",
                 "ConditionExpression": "#session = :session AND #role = :listener",
                 "ExpressionAttributeNames": {
-                    "#session": "sessionId", "#role": "role", "#language": CONNECTIONS_BY_SESSION_SORT_KEY,
+                    "#session": "sessionId",
+                    "#role": "role",
+                    "#language": CONNECTIONS_BY_SESSION_SORT_KEY,
                 },
                 "ExpressionAttributeValues": dynamodb.values(
                     session=session_id, listener=ROLE_LISTENER, none=ROLE_NONE
@@ -210,7 +213,8 @@ class ConnectionsRepository:
     def mark_refresh_notified(self, connection_id: str) -> bool:
         """Record that the client was asked to refresh; False when it already was (or the row is gone)."""
         try:
-            dynamodb.request("update_item", 
+            dynamodb.request(
+                "update_item",
                 TableName=self.table_name,
                 Key=dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id}),
                 UpdateExpression="SET #notified = :true",
@@ -228,7 +232,8 @@ class ConnectionsRepository:
     def clear_refresh_notified(self, connection_id: str) -> None:
         """Forget an undelivered refresh notice, so the next heartbeat sends it again."""
         try:
-            dynamodb.request("update_item", 
+            dynamodb.request(
+                "update_item",
                 TableName=self.table_name,
                 Key=dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id}),
                 UpdateExpression="REMOVE #notified",
@@ -243,7 +248,8 @@ class ConnectionsRepository:
     def delete(self, connection_id: str) -> None:
         """Remove the row if present (a connection that never joined a session)."""
         try:
-            dynamodb.request("delete_item", 
+            dynamodb.request(
+                "delete_item",
                 TableName=self.table_name,
                 Key=dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id}),
             )

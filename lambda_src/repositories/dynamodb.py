@@ -22,10 +22,15 @@ _CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1}, c
 # same item (every join touches its session's item). A cancelled transaction wrote nothing, so repeating it
 # is safe; once an attempt may have been applied (5xx, timeout, token in progress), every later attempt of
 # that request keeps its idempotency token.
-_THROTTLING_CODES = frozenset({
-    "ProvisionedThroughputExceededException", "ProvisionedThroughputExceeded", "ThrottlingException",
-    "ThrottlingError", "RequestLimitExceeded",
-})
+_THROTTLING_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ProvisionedThroughputExceeded",
+        "ThrottlingException",
+        "ThrottlingError",
+        "RequestLimitExceeded",
+    }
+)
 _SERVER_ERROR_CODES = frozenset({"InternalServerError", "ServiceUnavailable"})
 # DynamoDB's answer while the first use of a ClientRequestToken is still being processed: repeat it, same token.
 _IN_PROGRESS_CODE = "TransactionInProgressException"
@@ -66,6 +71,7 @@ def _take_wait(waited: float, pause: float, budget: float) -> bool:
         return False
     _invocation_wait_left -= pause
     return True
+
 
 TransactItem = dict[str, Any]
 # A transaction item and what to raise when its condition fails (given the item's old image, if returned).

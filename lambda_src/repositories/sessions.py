@@ -133,9 +133,7 @@ def _names(expression: str) -> dict[str, str]:
     return {placeholder: name for placeholder, name in _NAMES.items() if placeholder in expression}
 
 
-def _update(
-    table: str, session_id: str, update: str, condition: str, **named_values: Any
-) -> dict[str, Any]:
+def _update(table: str, session_id: str, update: str, condition: str, **named_values: Any) -> dict[str, Any]:
     """UpdateItem arguments whose failed condition returns the old item (to say why it was refused)."""
     arguments: dict[str, Any] = {
         "TableName": table,
@@ -178,7 +176,8 @@ class SessionsRepository:
         """The session, or None when there is none or it has expired by ``now_s`` (TTL deletion lags);
         ``now_s=None`` returns an expired session too (the sweeper ends those)."""
         try:
-            response = dynamodb.request("get_item", 
+            response = dynamodb.request(
+                "get_item",
                 TableName=self.table_name,
                 Key=dynamodb.serialize({SESSIONS_PARTITION_KEY: session_id}),
                 ConsistentRead=True,
@@ -217,8 +216,14 @@ class SessionsRepository:
         """Transaction item: count one more listener, only on a live, active session under the cap."""
         return {
             "Update": _update(
-                self.table_name, session_id, "ADD #count :one", f"{_LIVE} AND #count < :cap",
-                one=1, true=True, now=now_s, cap=cap,
+                self.table_name,
+                session_id,
+                "ADD #count :one",
+                f"{_LIVE} AND #count < :cap",
+                one=1,
+                true=True,
+                now=now_s,
+                cap=cap,
             )
         }
 
@@ -232,8 +237,12 @@ class SessionsRepository:
         """Transaction item: count one listener less; never below zero and never on a deleted session."""
         return {
             "Update": _update(
-                self.table_name, session_id, "ADD #count :minus", "attribute_exists(#id) AND #count > :zero",
-                minus=-1, zero=0,
+                self.table_name,
+                session_id,
+                "ADD #count :minus",
+                "attribute_exists(#id) AND #count > :zero",
+                minus=-1,
+                zero=0,
             )
         }
 
@@ -246,9 +255,14 @@ class SessionsRepository:
         """
         return {
             "Update": _update(
-                self.table_name, session_id, "SET #grace = :grace, #sweep = :grace",
+                self.table_name,
+                session_id,
+                "SET #grace = :grace, #sweep = :grace",
                 f"{_LIVE} AND #speaker = :connection",
-                grace=grace_ends_s, true=True, now=now_s, connection=connection_id,
+                grace=grace_ends_s,
+                true=True,
+                now=now_s,
+                connection=connection_id,
             )
         }
 
@@ -256,21 +270,29 @@ class SessionsRepository:
         """Transaction item: ``connection_id`` becomes the speaker connection of the owner's live session."""
         return {
             "Update": _update(
-                self.table_name, session_id, "SET #speaker = :connection, #sweep = #expires REMOVE #grace",
+                self.table_name,
+                session_id,
+                "SET #speaker = :connection, #sweep = #expires REMOVE #grace",
                 f"{_LIVE} AND #user = :user",
-                connection=connection_id, user=user_id, true=True, now=now_s,
+                connection=connection_id,
+                user=user_id,
+                true=True,
+                now=now_s,
             )
         }
 
-    def update_config(
-        self, session_id: str, connection_id: str, changes: dict[str, Any], now_s: int
-    ) -> Session:
+    def update_config(self, session_id: str, connection_id: str, changes: dict[str, Any], now_s: int) -> Session:
         """Apply partial-result ``changes`` (attribute -> value) as the session's speaker; the new session."""
         names = {f"#c{i}": attribute for i, attribute in enumerate(changes)}
         assignments = ", ".join(f"{placeholder} = :c{i}" for i, placeholder in enumerate(names))
         arguments = _update(
-            self.table_name, session_id, f"SET {assignments}", f"{_LIVE} AND #speaker = :connection",
-            true=True, now=now_s, connection=connection_id,
+            self.table_name,
+            session_id,
+            f"SET {assignments}",
+            f"{_LIVE} AND #speaker = :connection",
+            true=True,
+            now=now_s,
+            connection=connection_id,
             **{f"c{i}": value for i, value in enumerate(changes.values())},
         )
         arguments["ExpressionAttributeNames"].update(names)
@@ -300,11 +322,16 @@ class SessionsRepository:
         is a success (the session as it is then).
         """
         arguments = _update(
-            self.table_name, session_id,
+            self.table_name,
+            session_id,
             "SET #active = :false, #reason = :reason, #ended = :ended, #sweep = :revisit REMOVE #grace",
             f"attribute_exists(#id) AND #active = :true AND {condition}",
-            false=False, true=True, reason=reason, ended=now_ms,
-            revisit=now_ms // 1000 + limits.SWEEP_INTERVAL_SECONDS, **named_values,
+            false=False,
+            true=True,
+            reason=reason,
+            ended=now_ms,
+            revisit=now_ms // 1000 + limits.SWEEP_INTERVAL_SECONDS,
+            **named_values,
         )
         arguments["ReturnValues"] = "ALL_OLD"
         try:
@@ -315,8 +342,10 @@ class SessionsRepository:
                 raise
             old = error.response.get("Item")
             current = Session.from_item(dynamodb.deserialize(old)) if old is not None else None
-            if current is not None and not current.is_active and (current.end_reason, current.ended_at_ms) == (
-                reason, now_ms
+            if (
+                current is not None
+                and not current.is_active
+                and (current.end_reason, current.ended_at_ms) == (reason, now_ms)
             ):
                 _log.info("session %s: an earlier attempt of this ending was applied", session_id)
                 return current
@@ -329,8 +358,13 @@ class SessionsRepository:
         ``seen_s`` (another sweep got there first otherwise); whether this call changed it."""
         update = "SET #sweep = :next" if next_s is not None else "REMOVE #sweep"
         arguments = _update(
-            self.table_name, session_id, update, "attribute_exists(#id) AND #active = :false AND #sweep = :seen",
-            false=False, seen=seen_s, **({"next": next_s} if next_s is not None else {}),
+            self.table_name,
+            session_id,
+            update,
+            "attribute_exists(#id) AND #active = :false AND #sweep = :seen",
+            false=False,
+            seen=seen_s,
+            **({"next": next_s} if next_s is not None else {}),
         )
         del arguments["ReturnValuesOnConditionCheckFailure"]
         try:

@@ -120,9 +120,12 @@ class PocketsphinxRecognizer:
     def _result(self, words: list[tuple[str, float, float]], *, partial: bool) -> RecognitionResult:
         items = tuple(
             Item(
-                word, start, end,
+                word,
+                start,
+                end,
                 stability=round(1 - 0.5 ** self._survivals[index][1], 3)
-                if partial and index < len(self._survivals) else None,
+                if partial and index < len(self._survivals)
+                else None,
             )
             for index, (word, start, end) in enumerate(words)
         )

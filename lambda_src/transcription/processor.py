@@ -182,7 +182,7 @@ class PartialResultProcessor:
             state.final = True
             for index, items in enumerate(sentences):
                 out.extend(self._final(self._segment(result, index, state, now), _text(items), now))
-            for segment_id in state.segments[len(sentences):]:  # sentences the final took back
+            for segment_id in state.segments[len(sentences) :]:  # sentences the final took back
                 out.extend(self._final(self._segments[segment_id], "", now))
         return _ordered(out + self.tick(now))
 
@@ -295,8 +295,9 @@ class PartialResultProcessor:
             self.counters.partials_dropped += 1
         normalized = _normalized(text)
         if segment.shown is None:
-            if not normalized or any(seen == normalized and now - at < DEDUP_WINDOW_SECONDS
-                                     for at, seen in self._recent_finals):
+            if not normalized or any(
+                seen == normalized and now - at < DEDUP_WINDOW_SECONDS for at, seen in self._recent_finals
+            ):
                 if normalized:
                     self.counters.duplicates_skipped += 1
                 return []

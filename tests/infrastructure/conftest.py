@@ -48,8 +48,6 @@ def deployed(request: pytest.FixtureRequest, synthesized_environment: Callable[[
 
 
 @pytest.fixture(scope="session", params=ALL_ENVIRONMENTS)
-def deployed_any(
-    request: pytest.FixtureRequest, synthesized_environment: Callable[[str], Synthesized]
-) -> Synthesized:
+def deployed_any(request: pytest.FixtureRequest, synthesized_environment: Callable[[str], Synthesized]) -> Synthesized:
     """Every environment's stack (dev, staging, prod), for what differs between them."""
     return synthesized_environment(request.param)

@@ -94,21 +94,41 @@ class Expected:
 
 EXPECTED = {
     "dev": Expected(
-        point_in_time_recovery=False, deletion_protection=False, removal_policy="Delete", log_retention_days=7,
-        customer_managed_keys=False, reserved_concurrency={},
+        point_in_time_recovery=False,
+        deletion_protection=False,
+        removal_policy="Delete",
+        log_retention_days=7,
+        customer_managed_keys=False,
+        reserved_concurrency={},
     ),
     "staging": Expected(
-        point_in_time_recovery=True, deletion_protection=False, removal_policy="Delete", log_retention_days=30,
+        point_in_time_recovery=True,
+        deletion_protection=False,
+        removal_policy="Delete",
+        log_retention_days=30,
         customer_managed_keys=False,
         reserved_concurrency={
-            "connect": 30, "disconnect": 20, "message": 30, "authorizer": 20, "welcome": 5, "sweeper": 2,
+            "connect": 30,
+            "disconnect": 20,
+            "message": 30,
+            "authorizer": 20,
+            "welcome": 5,
+            "sweeper": 2,
         },
     ),
     "prod": Expected(
-        point_in_time_recovery=True, deletion_protection=True, removal_policy="Retain", log_retention_days=90,
+        point_in_time_recovery=True,
+        deletion_protection=True,
+        removal_policy="Retain",
+        log_retention_days=90,
         customer_managed_keys=True,
         reserved_concurrency={
-            "connect": 200, "disconnect": 100, "message": 200, "authorizer": 100, "welcome": 20, "sweeper": 2,
+            "connect": 200,
+            "disconnect": 100,
+            "message": 200,
+            "authorizer": 100,
+            "welcome": 20,
+            "sweeper": 2,
         },
     ),
 }
@@ -145,8 +165,15 @@ def index_arn(logical_id: str, index_name: str = "*") -> str:
 def execute_api_arn_parts(api_logical_id: str, path: str) -> list[Any]:
     """The ``Fn::Join`` parts of an ``execute-api`` ARN of this API, followed by ``path``."""
     return [
-        "arn:", ref("AWS::Partition"), ":execute-api:", ref("AWS::Region"), ":", ref("AWS::AccountId"), ":",
-        ref(api_logical_id), path,
+        "arn:",
+        ref("AWS::Partition"),
+        ":execute-api:",
+        ref("AWS::Region"),
+        ":",
+        ref("AWS::AccountId"),
+        ":",
+        ref(api_logical_id),
+        path,
     ]
 
 

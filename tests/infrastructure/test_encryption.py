@@ -17,13 +17,22 @@ from tests.infrastructure.template_support import (
     synthesize,
 )
 
-ACCOUNT_ROOT = {"AWS": {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::", {"Ref": "AWS::AccountId"}, ":root"]]}}
+ACCOUNT_ROOT = {
+    "AWS": {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::", {"Ref": "AWS::AccountId"}, ":root"]]}
+}
 ACCOUNT_ADMINISTERS = {"Action": "kms:*", "Effect": "Allow", "Principal": ACCOUNT_ROOT, "Resource": "*"}
 THIS_ACCOUNTS_LOG_GROUPS = {
     "Fn::Join": [
         "",
-        ["arn:", {"Ref": "AWS::Partition"}, ":logs:", {"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"},
-         ":log-group:*"],
+        [
+            "arn:",
+            {"Ref": "AWS::Partition"},
+            ":logs:",
+            {"Ref": "AWS::Region"},
+            ":",
+            {"Ref": "AWS::AccountId"},
+            ":log-group:*",
+        ],
     ]
 }
 LOGS_SERVICE = {"Service": {"Fn::Join": ["", ["logs.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}}
@@ -34,7 +43,9 @@ def _assert_encrypted_with_own_keys(synthesized: Synthesized) -> None:
     assert tables_key is not None and logs_key is not None and tables_key != logs_key
     for logical_id, table in synthesized.resources(TABLE_TYPE).items():
         assert table["Properties"]["SSESpecification"] == {
-            "SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": get_att(tables_key, "Arn"),
+            "SSEEnabled": True,
+            "SSEType": "KMS",
+            "KMSMasterKeyId": get_att(tables_key, "Arn"),
         }, logical_id
     for logical_id, log_group in synthesized.resources(LOG_GROUP_TYPE).items():
         assert log_group["Properties"]["KmsKeyId"] == get_att(logs_key, "Arn"), logical_id
@@ -106,11 +117,13 @@ def test_logs_key_admits_cloudwatch_logs_for_this_accounts_log_groups_only(synth
     assert logs_statement["Principal"] == LOGS_SERVICE
     assert logs_statement["Effect"] == "Allow"
     assert sorted(logs_statement["Action"]) == [
-        "kms:Decrypt*", "kms:Describe*", "kms:Encrypt*", "kms:GenerateDataKey*", "kms:ReEncrypt*",
+        "kms:Decrypt*",
+        "kms:Describe*",
+        "kms:Encrypt*",
+        "kms:GenerateDataKey*",
+        "kms:ReEncrypt*",
     ]
-    assert logs_statement["Condition"] == {
-        "ArnLike": {"kms:EncryptionContext:aws:logs:arn": THIS_ACCOUNTS_LOG_GROUPS}
-    }
+    assert logs_statement["Condition"] == {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": THIS_ACCOUNTS_LOG_GROUPS}}
 
 
 def test_no_key_but_the_alarm_topics_without_customer_managed_keys(synthesized_environment) -> None:

@@ -482,20 +482,23 @@ def test_failure_queues_are_encrypted_tls_only_and_kept_two_weeks(deployed_any: 
         assert queue.get("DeletionPolicy") == EXPECTED[deployed_any.name].removal_policy, queue_id
         # And its policy refuses every request not made over TLS
         (policy,) = [p for p in policies.values() if p["Properties"]["Queues"] == [ref(queue_id)]]
-        assert policy["Properties"]["PolicyDocument"]["Statement"] == [{
-            "Action": "sqs:*",
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            "Effect": "Deny",
-            "Principal": {"AWS": "*"},
-            "Resource": get_att(queue_id, "Arn"),
-        }], queue_id
+        assert policy["Properties"]["PolicyDocument"]["Statement"] == [
+            {
+                "Action": "sqs:*",
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                "Effect": "Deny",
+                "Principal": {"AWS": "*"},
+                "Resource": get_att(queue_id, "Arn"),
+            }
+        ], queue_id
 
 
 def test_only_each_failing_function_may_send_to_its_failure_queue(deployed: Synthesized) -> None:
     # Given every function's grants on the failure queues
     owners = {WELCOME_MODULE: "Welcome", SWEEPER_MODULE: "Sweeper"}
-    queue_arns = {canonical(get_att(_failure_queue_id(deployed, prefix), "Arn")): module
-                  for module, prefix in owners.items()}
+    queue_arns = {
+        canonical(get_att(_failure_queue_id(deployed, prefix), "Arn")): module for module, prefix in owners.items()
+    }
     for module in sorted(ALL_MODULES):
         pairs = allowed_pairs(deployed.statements_of_function(deployed.function_id(module)))
         on_queues = {(action, queue_arns[resource]) for action, resource in pairs if resource in queue_arns}
@@ -504,7 +507,8 @@ def test_only_each_failing_function_may_send_to_its_failure_queue(deployed: Synt
         # and no function may do anything else to any queue
         expected = (
             {(action, module) for action in ("sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl")}
-            if module in owners else set()
+            if module in owners
+            else set()
         )
         assert on_queues == expected, module
 

@@ -231,7 +231,8 @@ def test_each_failure_queue_alarms_while_it_holds_a_record(deployed: Synthesized
     # Then exactly one alarm watches it: one visible record or more (the highest count in 5 minutes) fires it,
     # and it stays in alarm until the queue is redriven or purged
     watching = [
-        properties for properties in _alarms(deployed).values()
+        properties
+        for properties in _alarms(deployed).values()
         if properties.get("Dimensions") == [{"Name": "QueueName", "Value": get_att(queue_id, "QueueName")}]
     ]
     assert len(watching) == 1, watching
@@ -250,7 +251,8 @@ def test_sweeper_schedule_alarms_when_eventbridge_cannot_invoke_it(deployed: Syn
 
     # Then one failed invocation of its target in 5 minutes fires an alarm (the event never reached Lambda)
     watching = [
-        properties for properties in _alarms(deployed).values()
+        properties
+        for properties in _alarms(deployed).values()
         if properties.get("Dimensions") == [{"Name": "RuleName", "Value": ref(rule_id)}]
     ]
     assert len(watching) == 1, watching

@@ -144,21 +144,27 @@ def _kms_access(synthesized: Synthesized, module: str) -> set[tuple[str, str, st
             continue
         condition = statement.get("Condition")
         condition_label = (
-            FOR_THE_STREAM if condition is None else VIA_DYNAMODB if condition == DYNAMODB_VIA_SERVICE
+            FOR_THE_STREAM
+            if condition is None
+            else VIA_DYNAMODB
+            if condition == DYNAMODB_VIA_SERVICE
             else canonical(condition)
         )
         for action in as_list(statement.get("Action", [])):
             if action.startswith("kms:"):
                 for resource in as_list(statement.get("Resource", [])):
-                    found.add((action.removeprefix("kms:"), labels.get(canonical(resource), canonical(resource)),
-                               condition_label))
+                    found.add(
+                        (
+                            action.removeprefix("kms:"),
+                            labels.get(canonical(resource), canonical(resource)),
+                            condition_label,
+                        )
+                    )
     return found
 
 
 @pytest.mark.parametrize("module", sorted(EXPECTED_TABLE_KEY_ACCESS))
-def test_each_function_holds_exactly_the_kms_actions_its_table_access_needs(
-    deployed: Synthesized, module: str
-) -> None:
+def test_each_function_holds_exactly_the_kms_actions_its_table_access_needs(deployed: Synthesized, module: str) -> None:
     # Given the function's role, in dev (AWS managed keys) and prod (customer managed keys)
     access = _kms_access(deployed, module)
 

@@ -40,14 +40,20 @@ class RunningService:
     def listener_rows(self, session_id: str) -> int:
         """Listener rows of the session (the index the fan-out reads), counted page by page."""
         paginator = self.db.get_paginator("query")
-        return sum(page["Count"] for page in paginator.paginate(
-            TableName=self.connections_table, IndexName=schema.CONNECTIONS_BY_SESSION_INDEX,
-            KeyConditionExpression="sessionId = :s", ExpressionAttributeValues={":s": {"S": session_id}},
-        ))
+        return sum(
+            page["Count"]
+            for page in paginator.paginate(
+                TableName=self.connections_table,
+                IndexName=schema.CONNECTIONS_BY_SESSION_INDEX,
+                KeyConditionExpression="sessionId = :s",
+                ExpressionAttributeValues={":s": {"S": session_id}},
+            )
+        )
 
     def session(self, session_id: str) -> dict[str, Any] | None:
-        return self.db.get_item(TableName=self.sessions_table, Key={"sessionId": {"S": session_id}},
-                                ConsistentRead=True).get("Item")
+        return self.db.get_item(
+            TableName=self.sessions_table, Key={"sessionId": {"S": session_id}}, ConsistentRead=True
+        ).get("Item")
 
 
 def _running(tmp_path_factory: pytest.TempPathFactory, context: dict[str, str]) -> Iterator[RunningService]:
@@ -68,9 +74,13 @@ def _running(tmp_path_factory: pytest.TempPathFactory, context: dict[str, str]) 
 @pytest.fixture(scope="session")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
     """The local run with a listener cap of LISTENER_CAP, a short speaker window and a fast sweeper."""
-    yield from _running(tmp_path_factory, {
-        "maxListenersPerSession": str(LISTENER_CAP), "speakerGraceSeconds": str(SPEAKER_GRACE_SECONDS),
-    })
+    yield from _running(
+        tmp_path_factory,
+        {
+            "maxListenersPerSession": str(LISTENER_CAP),
+            "speakerGraceSeconds": str(SPEAKER_GRACE_SECONDS),
+        },
+    )
 
 
 @pytest.fixture(scope="session")

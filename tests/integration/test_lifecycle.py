@@ -45,8 +45,11 @@ def speaker(service: RunningService, user_id: str = "speaker-1") -> tuple[Client
 
 
 def listener(service: RunningService, session_id: str, language: str = "es") -> tuple[ClientConnection, dict[str, Any]]:
-    ws = connect(f"{service.url}?action=joinSession&sessionId={session_id}&targetLanguage={language}",
-                 open_timeout=10, legacy=True)
+    ws = connect(
+        f"{service.url}?action=joinSession&sessionId={session_id}&targetLanguage={language}",
+        open_timeout=10,
+        legacy=True,
+    )
     return ws, receive(ws)
 
 
@@ -122,8 +125,10 @@ def test_owner_resumes_within_the_window_and_the_session_lives_on(service: Runni
         receive_type(listener_ws, "speakerDisconnected")
         # When another user tries to resume it, and then the owner does
         with pytest.raises(InvalidStatus) as refused:
-            connect(f"{service.url}?action=resumeSession&sessionId={session_id}&token={service.token(user_id='intruder')}",
-                    open_timeout=10)
+            connect(
+                f"{service.url}?action=resumeSession&sessionId={session_id}&token={service.token(user_id='intruder')}",
+                open_timeout=10,
+            )
         resumed_ws = connect(
             f"{service.url}?action=resumeSession&sessionId={session_id}&token={service.token(user_id='resumer')}",
             open_timeout=10,
@@ -167,7 +172,11 @@ def test_refreshed_speakers_old_socket_closing_leaves_the_session_active(service
                 listener_ws.recv(timeout=0.2)
             # And the new connection acts as the speaker
             status = ask(new_ws, action="getSessionStatus")
-            assert (status["type"], status["listenerCount"], status["listenersByLanguage"]) == ("sessionStatus", 1, {"es": 1})
+            assert (status["type"], status["listenerCount"], status["listenersByLanguage"]) == (
+                "sessionStatus",
+                1,
+                {"es": 1},
+            )
 
 
 def test_listener_refresh_with_previous_connection_keeps_the_count(service: RunningService) -> None:
@@ -230,8 +239,14 @@ def test_live_configuration_update_reaches_the_downstream_reader(service: Runnin
         invalid = ask(speaker_ws, action="updateSessionConfig", maxBufferTimeout=11)
         forbidden = ask(listener_ws, action="updateSessionConfig", minStability=0.8)
         # Then the reply carries the full new config; the bad value and the listener are refused
-        assert updated == {**updated, "type": "sessionConfigUpdated", "sessionId": session_id,
-                           "partialResultsEnabled": False, "minStabilityThreshold": 0.9, "maxBufferTimeout": 5.0}
+        assert updated == {
+            **updated,
+            "type": "sessionConfigUpdated",
+            "sessionId": session_id,
+            "partialResultsEnabled": False,
+            "minStabilityThreshold": 0.9,
+            "maxBufferTimeout": 5.0,
+        }
         assert (invalid["code"], invalid["field"]) == ("INVALID_CONFIGURATION", "maxBufferTimeout")
         assert forbidden["code"] == "FORBIDDEN"
         # And the stored item holds exact numbers

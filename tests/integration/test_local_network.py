@@ -35,7 +35,7 @@ def _socket_inodes(pids: set[int]) -> set[str]:
             for fd in Path(f"/proc/{pid}/fd").iterdir():
                 target = os.readlink(fd)
                 if target.startswith("socket:["):
-                    inodes.add(target[len("socket:["):-1])
+                    inodes.add(target[len("socket:[") : -1])
         except (FileNotFoundError, PermissionError, ProcessLookupError):
             continue
     return inodes
@@ -46,7 +46,7 @@ def _address(hex_address: str) -> str:
     if len(raw) == 4:
         return str(ipaddress.IPv4Address(raw[::-1]))
     # /proc/net/tcp6: four 32-bit words, each in host (little-endian) order
-    return str(ipaddress.IPv6Address(b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))))
+    return str(ipaddress.IPv6Address(b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))))
 
 
 def listening_sockets(pid: int) -> set[tuple[str, int]]:
@@ -109,7 +109,9 @@ def test_every_port_the_local_run_opens_is_refused_from_other_addresses(service:
     assert addresses, "this machine has no address but loopback to test from"
 
     # Then connecting to any of them through each of the machine's other addresses is refused
-    reachable = {(address, port) for port in sorted(ports) for address in sorted(addresses) if not _refused(address, port)}
+    reachable = {
+        (address, port) for port in sorted(ports) for address in sorted(addresses) if not _refused(address, port)
+    }
     assert reachable == set()
     # And every one of them is bound to a loopback address
     assert {(address, port) for address, port in listening if not _is_loopback(address)} == set()

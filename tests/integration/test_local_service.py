@@ -18,8 +18,17 @@ from tests.integration.conftest import LISTENER_CAP, RunningService
 pytestmark = pytest.mark.integration
 
 SEED_QUERY = "action=createSession&sourceLanguage=en&qualityTier=standard&partialResults=true&minStability=0.85&maxBufferTimeout=5.0"
-SEED_KEYS = ["type", "sessionId", "sourceLanguage", "qualityTier", "partialResultsEnabled",
-             "minStabilityThreshold", "maxBufferTimeout", "connectionId", "timestamp"]
+SEED_KEYS = [
+    "type",
+    "sessionId",
+    "sourceLanguage",
+    "qualityTier",
+    "partialResultsEnabled",
+    "minStabilityThreshold",
+    "maxBufferTimeout",
+    "connectionId",
+    "timestamp",
+]
 
 
 def first_message(ws) -> dict:
@@ -128,7 +137,9 @@ def test_listener_joins_by_query_string_and_first_receives_session_joined(servic
     with speaker:
         session_id = created["sessionId"]
         # When a listener joins anonymously by query string
-        with connect(f"{service.url}?action=joinSession&sessionId={session_id}&targetLanguage=es", open_timeout=10) as ws:
+        with connect(
+            f"{service.url}?action=joinSession&sessionId={session_id}&targetLanguage=es", open_timeout=10
+        ) as ws:
             joined = first_message(ws)
             # Then its first message is sessionJoined and the count moved by one
             assert joined["type"] == "sessionJoined"
@@ -183,12 +194,25 @@ def test_create_session_message_on_an_authenticated_connection(service: RunningS
     # Given a connection opened with a speaker token but no action
     with connect(f"{service.url}?token={service.token()}", open_timeout=10) as ws:
         # When it sends createSession as a JSON message with numbers
-        ws.send(json.dumps({"action": "createSession", "sourceLanguage": "de", "partialResults": False,
-                            "minStability": 0.7, "maxBufferTimeout": 10}))
+        ws.send(
+            json.dumps(
+                {
+                    "action": "createSession",
+                    "sourceLanguage": "de",
+                    "partialResults": False,
+                    "minStability": 0.7,
+                    "maxBufferTimeout": 10,
+                }
+            )
+        )
         created = json.loads(ws.recv(timeout=10))
     # Then the reply is sessionCreated with the requested configuration, stored exactly
     assert list(created) == SEED_KEYS
-    assert (created["partialResultsEnabled"], created["minStabilityThreshold"], created["maxBufferTimeout"]) == (False, 0.7, 10.0)
+    assert (created["partialResultsEnabled"], created["minStabilityThreshold"], created["maxBufferTimeout"]) == (
+        False,
+        0.7,
+        10.0,
+    )
     item = service.session(created["sessionId"])
     assert item["minStabilityThreshold"] == {"N": "0.7"}
 
@@ -196,8 +220,13 @@ def test_create_session_message_on_an_authenticated_connection(service: RunningS
 def test_connections_api_answers_410_for_unknown_connection(service: RunningService) -> None:
     # Given boto3's own management API client pointed at the local gateway
     stage = service.run.assembly.stage
-    client = boto3.client("apigatewaymanagementapi", endpoint_url=f"http://127.0.0.1:{service.run.http_port}/{stage}",
-                          region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local")
+    client = boto3.client(
+        "apigatewaymanagementapi",
+        endpoint_url=f"http://127.0.0.1:{service.run.http_port}/{stage}",
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
     # When it posts to a connection that does not exist
     with pytest.raises(ClientError) as gone:
         client.post_to_connection(ConnectionId="bm9uZQ==", Data=b"{}")
@@ -208,13 +237,19 @@ def test_connections_api_answers_410_for_unknown_connection(service: RunningServ
 def test_connections_api_get_answers_for_an_open_connection_and_410_once_it_closed(service: RunningService) -> None:
     # (The sweeper asks about listeners with GET @connections/{id} to find those whose $disconnect was lost.)
     stage = service.run.assembly.stage
-    client = boto3.client("apigatewaymanagementapi", endpoint_url=f"http://127.0.0.1:{service.run.http_port}/{stage}",
-                          region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local")
+    client = boto3.client(
+        "apigatewaymanagementapi",
+        endpoint_url=f"http://127.0.0.1:{service.run.http_port}/{stage}",
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
     speaker, created = create_session(service)
     with speaker:
         # Given an open listener connection
-        with connect(f"{service.url}?action=joinSession&sessionId={created['sessionId']}&targetLanguage=es",
-                     open_timeout=10) as ws:
+        with connect(
+            f"{service.url}?action=joinSession&sessionId={created['sessionId']}&targetLanguage=es", open_timeout=10
+        ) as ws:
             connection_id = first_message(ws)["connectionId"]
             # Then GET answers for it
             assert "ConnectedAt" in client.get_connection(ConnectionId=connection_id)

@@ -57,7 +57,9 @@ def read_process(pid: int) -> ProcessInfo | None:
     """None when the process is gone (or vanished while being read)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-        argv = tuple(part for part in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0") if part)
+        argv = tuple(
+            part for part in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0") if part
+        )
     except (FileNotFoundError, ProcessLookupError):
         return None
     # The command name (field 2) is in parentheses and may itself contain spaces or parentheses.
@@ -171,7 +173,10 @@ def test_make_local_stops_every_process_it_started(signum: signal.Signals) -> No
     port, http_port = two_free_ports()
     process = subprocess.Popen(
         [sys.executable, "-m", "local_run", "--port", str(port), "--http-port", str(http_port)],
-        cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
+        cwd=REPO_ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     recorded: dict[int, ProcessInfo] = {}
     try:

@@ -42,7 +42,11 @@ def tables() -> Iterator[Tables]:
     with mock_aws(config={"core": {"reset_boto3_session": False}}):
         runtime.reset()
         client = boto3.client("dynamodb", region_name=REGION)
-        names = {schema.SESSIONS: SESSIONS_TABLE, schema.CONNECTIONS: CONNECTIONS_TABLE, schema.RATE_LIMITS: RATE_LIMITS_TABLE}
+        names = {
+            schema.SESSIONS: SESSIONS_TABLE,
+            schema.CONNECTIONS: CONNECTIONS_TABLE,
+            schema.RATE_LIMITS: RATE_LIMITS_TABLE,
+        }
         for definition, name in names.items():
             client.create_table(**definition.create_table_request(name))
             client.update_time_to_live(

@@ -19,8 +19,13 @@ SESSION_ID = "golden-eagle-427"
 OWNER = "user-1"  # put_session's default speakerUserId
 
 
-def connect_with(query: dict[str, str] | None, *, user_id: str | None = None, connection_id: str | None = None,
-                 connected_at_ms: int | None = None) -> tuple[str, dict[str, Any]]:
+def connect_with(
+    query: dict[str, str] | None,
+    *,
+    user_id: str | None = None,
+    connection_id: str | None = None,
+    connected_at_ms: int | None = None,
+) -> tuple[str, dict[str, Any]]:
     """``$connect`` with ``query``; (connection id, handler response)."""
     connection_id = connection_id or new_connection_id()
     response = connect.handler(
@@ -54,14 +59,21 @@ def plain(user_id: str | None = None, connected_at_ms: int | None = None) -> str
     return connection_id
 
 
-def send(body: Any, connection_id: str, route_key: str | None = None, *, user_id: str | None = None,
-         connected_at_ms: int | None = None) -> dict[str, Any]:
+def send(
+    body: Any,
+    connection_id: str,
+    route_key: str | None = None,
+    *,
+    user_id: str | None = None,
+    connected_at_ms: int | None = None,
+) -> dict[str, Any]:
     """A message frame on ``connection_id``, routed like API Gateway routes it (on ``action``)."""
     if route_key is None:
         route_key = body.get("action", "$default") if isinstance(body, dict) else "$default"
     return message.handler(
-        message_event(body, connection_id=connection_id, route_key=route_key, user_id=user_id,
-                      connected_at_ms=connected_at_ms),
+        message_event(
+            body, connection_id=connection_id, route_key=route_key, user_id=user_id, connected_at_ms=connected_at_ms
+        ),
         None,
     )
 

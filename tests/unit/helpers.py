@@ -90,6 +90,7 @@ class _Absent:
 _ABSENT = _Absent()
 ABSENT: Any = _ABSENT  # pass as an override to leave an attribute out of put_session's item
 
+
 def deserialize(item: dict[str, Any]) -> dict[str, Any]:
     return {key: _deserializer.deserialize(value) for key, value in item.items()}
 

@@ -65,51 +65,63 @@ def test_deserializes_as_boto3_does_and_round_trips(value: Any) -> None:
     assert to_attribute(ours) == attribute
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("golden-eagle-427", {"S": "golden-eagle-427"}),
-    (Decimal("0.85"), {"N": "0.85"}),
-    (Decimal("5.0"), {"N": "5.0"}),
-    (1764222000, {"N": "1764222000"}),
-    (True, {"BOOL": True}),
-    (None, {"NULL": True}),
-    ({"fr": 2}, {"M": {"fr": {"N": "2"}}}),
-    (["fr", "de"], {"L": [{"S": "fr"}, {"S": "de"}]}),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("golden-eagle-427", {"S": "golden-eagle-427"}),
+        (Decimal("0.85"), {"N": "0.85"}),
+        (Decimal("5.0"), {"N": "5.0"}),
+        (1764222000, {"N": "1764222000"}),
+        (True, {"BOOL": True}),
+        (None, {"NULL": True}),
+        ({"fr": 2}, {"M": {"fr": {"N": "2"}}}),
+        (["fr", "de"], {"L": [{"S": "fr"}, {"S": "de"}]}),
+    ],
+)
 def test_the_stored_forms(value: Any, expected: dict[str, Any]) -> None:
     assert to_attribute(value) == expected
 
 
-@pytest.mark.parametrize("value", [
-    0.85,  # floats are refused, not rounded
-    Decimal("NaN"),
-    Decimal("Infinity"),
-    Decimal("-Infinity"),  # boto3 lets this one through; DynamoDB would refuse it
-    {"a", "b"},  # sets are not stored by this service
-    b"bytes",
-    object(),
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        0.85,  # floats are refused, not rounded
+        Decimal("NaN"),
+        Decimal("Infinity"),
+        Decimal("-Infinity"),  # boto3 lets this one through; DynamoDB would refuse it
+        {"a", "b"},  # sets are not stored by this service
+        b"bytes",
+        object(),
+    ],
+)
 def test_refuses_what_it_does_not_store(value: Any) -> None:
     with pytest.raises(TypeError):
         to_attribute(value)
 
 
-@pytest.mark.parametrize("value", [
-    Decimal("1." + "1" * 40),  # more than 38 significant digits: DynamoDB would round it
-    Decimal("1E+200"),  # beyond DynamoDB's exponent range
-    Decimal("1E-200"),
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        Decimal("1." + "1" * 40),  # more than 38 significant digits: DynamoDB would round it
+        Decimal("1E+200"),  # beyond DynamoDB's exponent range
+        Decimal("1E-200"),
+    ],
+)
 def test_refuses_numbers_it_cannot_store_unchanged(value: Decimal) -> None:
     with pytest.raises(ArithmeticError):
         to_attribute(value)
 
 
-@pytest.mark.parametrize("attribute, expected", [
-    ({"B": b"0.9"}, b"0.9"),
-    ({"SS": ["a", "b"]}, {"a", "b"}),
-    ({"NS": ["1", "0.85"]}, {Decimal("1"), Decimal("0.85")}),
-    ({"BS": [b"x"]}, {b"x"}),
-    ({"L": [{"B": b"x"}, {"NS": ["2"]}]}, [b"x", {Decimal("2")}]),
-])
+@pytest.mark.parametrize(
+    "attribute, expected",
+    [
+        ({"B": b"0.9"}, b"0.9"),
+        ({"SS": ["a", "b"]}, {"a", "b"}),
+        ({"NS": ["1", "0.85"]}, {Decimal("1"), Decimal("0.85")}),
+        ({"BS": [b"x"]}, {b"x"}),
+        ({"L": [{"B": b"x"}, {"NS": ["2"]}]}, [b"x", {Decimal("2")}]),
+    ],
+)
 def test_reads_every_type_another_writer_may_have_stored(attribute: dict[str, Any], expected: Any) -> None:
     assert from_attribute(attribute) == expected
     assert _plain(_boto3_deserializer.deserialize(attribute)) == expected
@@ -135,7 +147,10 @@ def test_refuses_what_is_not_one_attribute_value(attribute: dict[str, Any]) -> N
 def test_item_helpers_convert_every_attribute() -> None:
     item = {"sessionId": "golden-eagle-427", "minStabilityThreshold": Decimal("0.85"), "partialResultsEnabled": True}
     stored = dynamodb.serialize(item)
-    assert stored == {"sessionId": {"S": "golden-eagle-427"}, "minStabilityThreshold": {"N": "0.85"},
-                      "partialResultsEnabled": {"BOOL": True}}
+    assert stored == {
+        "sessionId": {"S": "golden-eagle-427"},
+        "minStabilityThreshold": {"N": "0.85"},
+        "partialResultsEnabled": {"BOOL": True},
+    }
     assert dynamodb.deserialize(stored) == item
     assert dynamodb.values(now=1, id="x") == {":now": {"N": "1"}, ":id": {"S": "x"}}

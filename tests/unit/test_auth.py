@@ -339,9 +339,7 @@ def test_the_environment_verifier_is_built_once(environment: None) -> None:
     assert (first.issuer, first.client_id) == (ISSUER, CLIENT_ID)
 
 
-def test_a_missing_variable_is_a_loud_configuration_error(
-    environment: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_missing_variable_is_a_loud_configuration_error(environment: None, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a deployment that forgot the client id
     monkeypatch.delenv(auth.ENV_CLIENT_ID)
     auth.verifier_from_environment.cache_clear()
@@ -524,7 +522,10 @@ def test_the_dev_issuer_mints_cognito_shaped_id_tokens(issuer: DevIssuer) -> Non
     claims = jwt.decode(token, options={"verify_signature": False})
     assert {"sub", "iss", "aud", "token_use", "iat", "exp", "auth_time", "cognito:username"} <= set(claims)
     assert (claims["sub"], claims["iss"], claims["aud"], claims["token_use"]) == (
-        "local-speaker", ISSUER, CLIENT_ID, "id"
+        "local-speaker",
+        ISSUER,
+        CLIENT_ID,
+        "id",
     )
     assert claims["exp"] - claims["iat"] == 3600
 
@@ -533,11 +534,25 @@ def test_the_dev_issuer_cli_prints_the_token_last(tmp_path: Path, jwks_server: J
     # Given the CLI run as documented
     result = subprocess.run(
         [
-            sys.executable, "-m", "local_run.dev_issuer",
-            "--issuer", ISSUER, "--client-id", CLIENT_ID, "--user-id", "cli-user",
-            "--expires-in", "120", "--key-dir", str(tmp_path),
+            sys.executable,
+            "-m",
+            "local_run.dev_issuer",
+            "--issuer",
+            ISSUER,
+            "--client-id",
+            CLIENT_ID,
+            "--user-id",
+            "cli-user",
+            "--expires-in",
+            "120",
+            "--key-dir",
+            str(tmp_path),
         ],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=True,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
 
     # When its last stdout line is verified against the key set of the same key directory

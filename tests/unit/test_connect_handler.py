@@ -129,8 +129,13 @@ def test_seed_query_writes_the_speaker_row_carrying_session_created(tables):
 
 
 def test_create_with_custom_configuration_is_stored_exactly(tables):
-    query = {**SEED_QUERY, "qualityTier": "premium", "partialResults": "FALSE", "minStability": "0.7",
-             "maxBufferTimeout": "10"}
+    query = {
+        **SEED_QUERY,
+        "qualityTier": "premium",
+        "partialResults": "FALSE",
+        "minStability": "0.7",
+        "maxBufferTimeout": "10",
+    }
     assert call(connect_event(query, user_id="u"))["statusCode"] == 200
     item = tables.sessions_items()[0]
     assert item["qualityTier"] == "premium"
@@ -143,7 +148,9 @@ def test_create_uses_defaults_for_absent_configuration(tables):
     assert call(connect_event({"action": "createSession", "sourceLanguage": "de"}, user_id="u"))["statusCode"] == 200
     item = tables.sessions_items()[0]
     assert (item["partialResultsEnabled"], item["minStabilityThreshold"], item["maxBufferTimeout"]) == (
-        True, Decimal("0.85"), Decimal("5.0"),
+        True,
+        Decimal("0.85"),
+        Decimal("5.0"),
     )
     assert item["qualityTier"] == "standard"
 
@@ -215,8 +222,13 @@ def test_out_of_range_message_is_the_contracts(tables):
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("sourceLanguage", "xx"), ("sourceLanguage", "EN"), ("qualityTier", "gold"), ("qualityTier", "Standard"),
-     ("sourceLanguage", "e" * 257)],
+    [
+        ("sourceLanguage", "xx"),
+        ("sourceLanguage", "EN"),
+        ("qualityTier", "gold"),
+        ("qualityTier", "Standard"),
+        ("sourceLanguage", "e" * 257),
+    ],
 )
 def test_invalid_parameters_refuse_the_handshake_and_write_nothing(tables, field, value):
     response = call(connect_event({**SEED_QUERY, field: value}, user_id="u"))
@@ -245,6 +257,7 @@ def test_unknown_action_refuses_the_handshake(tables, action):
 
 def _fake_jwt() -> str:
     """A token shaped like a Cognito RS256 JWT (its signature alone is 342 characters)."""
+
     def part(data: bytes) -> str:
         return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -313,9 +326,10 @@ def test_session_id_collision_is_retried_with_a_fresh_id(tables, monkeypatch):
     assert row["sessionId"] == "brave-otter-321"
     assert json.loads(row["welcome"])["sessionId"] == "brave-otter-321"
     # And the existing session is untouched
-    assert tables.client.get_item(TableName=tables.sessions, Key={"sessionId": {"S": "golden-eagle-427"}})[
-        "Item"
-    ] == before
+    assert (
+        tables.client.get_item(TableName=tables.sessions, Key={"sessionId": {"S": "golden-eagle-427"}})["Item"]
+        == before
+    )
     assert existing["speakerUserId"] == "owner"
     assert len(tables.raw_sessions()) == 2
 
@@ -362,8 +376,10 @@ def test_an_expired_session_id_with_listeners_still_attached_is_not_reused(table
     joining = {"action": "joinSession", "sessionId": "golden-eagle-427", "targetLanguage": "es"}
     assert call(connect_event(joining, connection_id=listener))["statusCode"] == 200
     tables.client.update_item(
-        TableName=tables.sessions, Key={"sessionId": {"S": "golden-eagle-427"}},
-        UpdateExpression="SET expiresAt = :past", ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 10)}},
+        TableName=tables.sessions,
+        Key={"sessionId": {"S": "golden-eagle-427"}},
+        UpdateExpression="SET expiresAt = :past",
+        ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 10)}},
     )
     before = tables.session("golden-eagle-427")
     # When a speaker creates a session and the generator draws that id first
@@ -399,8 +415,10 @@ def test_join_from_the_query_string(tables):
     connection_id = new_connection_id()
     # When a listener connects with joinSession
     response = call(
-        connect_event({"action": "joinSession", "sessionId": "golden-eagle-427", "targetLanguage": "es"},
-                      connection_id=connection_id)
+        connect_event(
+            {"action": "joinSession", "sessionId": "golden-eagle-427", "targetLanguage": "es"},
+            connection_id=connection_id,
+        )
     )
     # Then the handshake is accepted and the count rises by one
     assert response["statusCode"] == 200

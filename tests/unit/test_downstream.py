@@ -22,8 +22,13 @@ def test_returns_the_stored_configuration(tables):
 
 
 def test_returns_what_create_session_stored(tables):
-    query = {"action": "createSession", "sourceLanguage": "en", "partialResults": "false", "minStability": "0.9",
-             "maxBufferTimeout": "3.5"}
+    query = {
+        "action": "createSession",
+        "sourceLanguage": "en",
+        "partialResults": "false",
+        "minStability": "0.9",
+        "maxBufferTimeout": "3.5",
+    }
     assert connect.handler(connect_event(query, user_id="u"), None)["statusCode"] == 200
     session_id = tables.sessions_items()[0]["sessionId"]
     config = read_partial_result_config(session_id)

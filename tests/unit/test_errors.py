@@ -30,8 +30,12 @@ def test_catalogue_is_exactly_the_contracts():
 @pytest.mark.parametrize("code", list(ErrorCode), ids=lambda code: code.name)
 def test_error_message_shape(code):
     message = ServiceError(code, "something is wrong").to_message(1_700_000_000_000)
-    assert message == {"type": "error", "code": code.name, "message": "something is wrong",
-                       "timestamp": 1_700_000_000_000}
+    assert message == {
+        "type": "error",
+        "code": code.name,
+        "message": "something is wrong",
+        "timestamp": 1_700_000_000_000,
+    }
 
 
 def test_field_and_retry_after_appear_only_when_set():

@@ -249,7 +249,9 @@ def store_snapshot() -> dict[str, list[str]]:
 def assert_counts_match_rows(tables) -> None:
     """The contract's invariant: each session's listenerCount equals its listener rows, never negative."""
     rows = Counter(
-        item["sessionId"] for item in tables.connections_items() if item.get("role") == "listener" and "sessionId" in item
+        item["sessionId"]
+        for item in tables.connections_items()
+        if item.get("role") == "listener" and "sessionId" in item
     )
     for session in tables.sessions_items():
         assert session["listenerCount"] == rows.get(session["sessionId"], 0) >= 0, session
@@ -358,8 +360,13 @@ def _session_status():
 def _refresh_listener():
     session_id, _speaker = create_session()
     listener = join(session_id)
-    query = {"action": "refreshConnection", "sessionId": session_id, "role": "listener", "targetLanguage": "es",
-             "previousConnectionId": listener}
+    query = {
+        "action": "refreshConnection",
+        "sessionId": session_id,
+        "role": "listener",
+        "targetLanguage": "es",
+        "previousConnectionId": listener,
+    }
     return lambda: connect_with(query)[1]
 
 
@@ -386,7 +393,14 @@ def _connect_plain():
     return lambda: connect_with(None)[1]
 
 
-GET, TRANSACT, UPDATE, QUERY, PUT, DELETE = "GetItem", "TransactWriteItems", "UpdateItem", "Query", "PutItem", "DeleteItem"
+GET, TRANSACT, UPDATE, QUERY, PUT, DELETE = (
+    "GetItem",
+    "TransactWriteItems",
+    "UpdateItem",
+    "Query",
+    "PutItem",
+    "DeleteItem",
+)
 
 ROUTES = [
     Route("createSession on $connect", _connect_create, (TRANSACT,)),
@@ -410,7 +424,6 @@ ROUTES_BY_NAME = {route.name: route for route in ROUTES}
 TRANSACT_ROUTES = [route for route in ROUTES if TRANSACT in route.operations]
 
 # Open bugs (strict xfail: the test turns red the day the bug is fixed, so the mark is removed then).
-
 
 
 def prepared(route: Route, gateway) -> Callable[[], dict[str, Any]]:
@@ -443,7 +456,9 @@ def _ident(route: Route, *rest: Any) -> str:
 @pytest.mark.parametrize(
     "route, operation, fault",
     _params(
-        _operations_with_a_fault(lambda route: [op for op in dict.fromkeys(route.operations) if op not in route.after_commit]),
+        _operations_with_a_fault(
+            lambda route: [op for op in dict.fromkeys(route.operations) if op not in route.after_commit]
+        ),
         _ident,
     ),
 )
@@ -523,9 +538,7 @@ def test_an_end_session_whose_fanout_failed_still_reaches_every_listener(tables,
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=str)
-def test_two_throttles_then_success_recover_inside_the_retries(
-    tables, gateway, faults, sleeps, route: Route
-) -> None:
+def test_two_throttles_then_success_recover_inside_the_retries(tables, gateway, faults, sleeps, route: Route) -> None:
     # Given every request the route makes throttled twice (two kinds of throttling), then answered
     act = prepared(route, gateway)
     for operation in route.operations:
@@ -558,9 +571,14 @@ def test_server_errors_are_retried_then_succeed(tables, gateway, faults, sleeps,
 
 @pytest.mark.parametrize(
     "route_name, reason",
-    [("createSession on $connect", "ThrottlingError"), ("createSession on $connect", "ProvisionedThroughputExceeded"),
-     ("joinSession on $connect", "ThrottlingError"), ("joinSession message", "ProvisionedThroughputExceeded"),
-     ("$disconnect listener", "ThrottlingError"), ("resumeSession", "ThrottlingError")],
+    [
+        ("createSession on $connect", "ThrottlingError"),
+        ("createSession on $connect", "ProvisionedThroughputExceeded"),
+        ("joinSession on $connect", "ThrottlingError"),
+        ("joinSession message", "ProvisionedThroughputExceeded"),
+        ("$disconnect listener", "ThrottlingError"),
+        ("resumeSession", "ThrottlingError"),
+    ],
 )
 def test_a_transaction_cancelled_for_throttling_is_service_unavailable(
     tables, gateway, faults, route_name: str, reason: str
@@ -584,8 +602,11 @@ def test_a_transaction_cancelled_for_throttling_is_retried_then_succeeds(
 ) -> None:
     route = ROUTES_BY_NAME[route_name]
     act = prepared(route, gateway)
-    faults.script(TRANSACT, Fault("TransactionCanceledException", reason="ThrottlingError"),
-                  Fault("TransactionCanceledException", reason="ProvisionedThroughputExceeded"))
+    faults.script(
+        TRANSACT,
+        Fault("TransactionCanceledException", reason="ThrottlingError"),
+        Fault("TransactionCanceledException", reason="ProvisionedThroughputExceeded"),
+    )
     with faults.active():
         response = act()
     assert faults.attempts[TRANSACT] == 3
@@ -595,10 +616,19 @@ def test_a_transaction_cancelled_for_throttling_is_retried_then_succeeds(
 
 # --- conflicting transactions ------------------------------------------------------------------------
 
-CONFLICT_ROUTES = [ROUTES_BY_NAME[name] for name in (
-    "createSession on $connect", "createSession message", "joinSession on $connect", "leaveSession",
-    "$disconnect listener", "$disconnect speaker", "refreshConnection listener", "resumeSession",
-)]
+CONFLICT_ROUTES = [
+    ROUTES_BY_NAME[name]
+    for name in (
+        "createSession on $connect",
+        "createSession message",
+        "joinSession on $connect",
+        "leaveSession",
+        "$disconnect listener",
+        "$disconnect speaker",
+        "refreshConnection listener",
+        "resumeSession",
+    )
+]
 
 
 @pytest.mark.parametrize("route", CONFLICT_ROUTES, ids=str)
@@ -634,8 +664,12 @@ def test_a_transaction_that_keeps_conflicting_is_service_unavailable(
     assert sum(sleeps) < ROUTE_TIMEOUT_SECONDS - dynamodb.REPLY_MARGIN_SECONDS
 
 
-WRITES_WHOSE_ANSWER_CAN_BE_LOST = ["createSession on $connect", "createSession message", "joinSession on $connect",
-                                   "joinSession message"]
+WRITES_WHOSE_ANSWER_CAN_BE_LOST = [
+    "createSession on $connect",
+    "createSession message",
+    "joinSession on $connect",
+    "joinSession message",
+]
 
 
 @pytest.mark.parametrize("repeat_refused", [IN_PROGRESS, THROTTLED], ids=str)
@@ -686,9 +720,7 @@ def test_a_conflicting_single_write_is_retried_then_succeeds(tables, gateway, fa
 
 
 @pytest.mark.parametrize("route_name", ["updateSessionConfig", "endSession", "heartbeat near the limit"])
-def test_a_single_write_that_keeps_conflicting_is_service_unavailable(
-    tables, gateway, faults, route_name: str
-) -> None:
+def test_a_single_write_that_keeps_conflicting_is_service_unavailable(tables, gateway, faults, route_name: str) -> None:
     # (Regression: a TransactionConflictException on UpdateItem used to end as INTERNAL_ERROR.)
     act = prepared(ROUTES_BY_NAME[route_name], gateway)
     before = store_snapshot()
@@ -769,9 +801,11 @@ def test_worst_case_sleep_when_every_request_recovers_at_its_last_attempt_fits_t
 
 @pytest.mark.parametrize(
     "route_name, operation, conflict",
-    [("createSession on $connect", TRANSACT, TRANSACTION_CONFLICT),
-     ("joinSession on $connect", TRANSACT, TRANSACTION_CONFLICT),
-     ("updateSessionConfig", UPDATE, WRITE_CONFLICT)],
+    [
+        ("createSession on $connect", TRANSACT, TRANSACTION_CONFLICT),
+        ("joinSession on $connect", TRANSACT, TRANSACTION_CONFLICT),
+        ("updateSessionConfig", UPDATE, WRITE_CONFLICT),
+    ],
 )
 def test_worst_case_sleep_of_throttled_conflicting_writes_fits_the_route_timeout(
     tables, gateway, faults, sleeps, route_name: str, operation: str, conflict: Fault
@@ -810,8 +844,6 @@ def throttled_gateway(tables, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[
     monkeypatch.setattr(BotocoreStubber, "process_request", process_request)
     yield tried
     connections_api.client.cache_clear()
-
-
 
 
 def test_end_session_with_a_throttled_gateway_fits_the_route_timeout(throttled_gateway, sleeps) -> None:
@@ -923,12 +955,19 @@ def test_a_throttled_cleanup_of_a_vanished_listener_never_fails_the_callers_oper
 # --- downstream readers and corrupted session items --------------------------------------------------
 
 
-CONFIG_ATTRIBUTES = (partial_config.ENABLED_ATTRIBUTE, partial_config.STABILITY_ATTRIBUTE, partial_config.TIMEOUT_ATTRIBUTE)
+CONFIG_ATTRIBUTES = (
+    partial_config.ENABLED_ATTRIBUTE,
+    partial_config.STABILITY_ATTRIBUTE,
+    partial_config.TIMEOUT_ATTRIBUTE,
+)
 
 
 def _config_warnings(caplog) -> list[str]:
-    return [record.getMessage() for record in caplog.records
-            if record.levelno == logging.WARNING and record.name == partial_config.__name__]
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.levelno == logging.WARNING and record.name == partial_config.__name__
+    ]
 
 
 CORRUPT_CONFIG_VALUES = [
@@ -968,7 +1007,9 @@ IN_PYTHON_ONLY = [
 
 
 @pytest.mark.parametrize("attribute, value", CORRUPT_CONFIG_VALUES + IN_PYTHON_ONLY, ids=repr)
-def test_from_item_gives_the_default_and_a_warning_for_a_corrupt_config_field(caplog, attribute: str, value: Any) -> None:
+def test_from_item_gives_the_default_and_a_warning_for_a_corrupt_config_field(
+    caplog, attribute: str, value: Any
+) -> None:
     caplog.set_level(logging.WARNING, logger=partial_config.__name__)
     stored = {**PartialResultConfig(False, Decimal("0.72"), Decimal("9.5")).to_item(), attribute: value}
     config = partial_config.from_item(stored)
@@ -988,8 +1029,11 @@ def test_reader_gives_the_defaults_and_a_warning_for_corrupt_items_in_the_table(
         assert any(attribute in message for message in _config_warnings(caplog)), (attribute, value, caplog.text)
 
 
-@pytest.mark.parametrize("attribute, value", [(partial_config.STABILITY_ATTRIBUTE, "0.9"),
-                                              (partial_config.TIMEOUT_ATTRIBUTE, " 7.5")], ids=repr)
+@pytest.mark.parametrize(
+    "attribute, value",
+    [(partial_config.STABILITY_ATTRIBUTE, "0.9"), (partial_config.TIMEOUT_ATTRIBUTE, " 7.5")],
+    ids=repr,
+)
 def test_reader_treats_a_string_for_a_number_as_corrupt(caplog, attribute: str, value: str) -> None:
     caplog.set_level(logging.WARNING, logger=partial_config.__name__)
     assert partial_config.from_item({attribute: value}) == PartialResultConfig()
@@ -1010,9 +1054,7 @@ def test_reader_gives_the_defaults_without_a_warning_for_missing_fields(tables, 
     [("createdAt", "yesterday"), ("listenerCount", "many"), ("speakerGraceEndsAt", "soon"), ("listenerCount", "NaN")],
     ids=repr,
 )
-def test_reader_survives_a_corrupt_attribute_outside_the_configuration(
-    tables, attribute: str, value: Any
-) -> None:
+def test_reader_survives_a_corrupt_attribute_outside_the_configuration(tables, attribute: str, value: Any) -> None:
     stored = PartialResultConfig(False, Decimal("0.72"), Decimal("9.5"))
     tables.put_session(sessionId="golden-eagle-427", **stored.to_item(), **{attribute: value})
     assert read_partial_result_config("golden-eagle-427") == stored
@@ -1029,8 +1071,24 @@ _anything = st.one_of(
     st.integers(min_value=-(10**40), max_value=10**40),
     st.floats(allow_nan=True, allow_infinity=True),
     st.decimals(allow_nan=True, allow_infinity=True),
-    st.sampled_from([Decimal("0.70"), Decimal("0.95"), Decimal("0.85"), Decimal("2.0"), Decimal("10.0"),
-                     Decimal("sNaN"), Decimal("-0"), "0.8", "NaN", "inf", "1e999999999", "0x1", " 5 ", "1_0"]),
+    st.sampled_from(
+        [
+            Decimal("0.70"),
+            Decimal("0.95"),
+            Decimal("0.85"),
+            Decimal("2.0"),
+            Decimal("10.0"),
+            Decimal("sNaN"),
+            Decimal("-0"),
+            "0.8",
+            "NaN",
+            "inf",
+            "1e999999999",
+            "0x1",
+            " 5 ",
+            "1_0",
+        ]
+    ),
     st.text(max_size=20),
     st.binary(max_size=8),
     st.lists(st.integers(), max_size=3),
@@ -1057,7 +1115,8 @@ def test_from_item_never_raises_and_warns_whenever_it_falls_back(caplog, item: d
     for attribute, stored in item.items():
         kept = stored is used[attribute] or (
             attribute != partial_config.ENABLED_ATTRIBUTE
-            and isinstance(stored, (int, Decimal, str)) and not isinstance(stored, bool)
+            and isinstance(stored, (int, Decimal, str))
+            and not isinstance(stored, bool)
             and _same_number(stored, used[attribute])
         )
         if not kept:

@@ -16,8 +16,11 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Every entry point: each module of the handlers package but the shared one.
-HANDLERS = sorted(path.stem for path in (PROJECT_ROOT / "lambda_src" / "handlers").glob("*.py")
-                  if path.stem not in ("__init__", "common"))
+HANDLERS = sorted(
+    path.stem
+    for path in (PROJECT_ROOT / "lambda_src" / "handlers").glob("*.py")
+    if path.stem not in ("__init__", "common")
+)
 
 _PROBE = """
 import gc, json, sys
@@ -33,8 +36,9 @@ print(json.dumps({{
 def _run(code: str) -> str:
     """What ``python -c code`` prints, in a fresh interpreter started from the project's root."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
-    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=environment,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]
 

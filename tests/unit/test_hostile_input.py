@@ -32,6 +32,7 @@ from lambda_src.routes import CONNECT_ACTIONS, DEFAULT, MESSAGE_ROUTES
 from tests.unit.flows import OWNER, create_session, drop, join, plain, send
 from tests.unit.helpers import REGION, connect_event, message_event, new_connection_id
 
+
 def bounded(max_examples: int) -> settings:
     return settings(
         max_examples=max_examples,
@@ -43,6 +44,8 @@ def bounded(max_examples: int) -> settings:
             HealthCheck.large_base_example,
         ],
     )
+
+
 INTRUDER = "intruder-7"
 
 
@@ -110,8 +113,14 @@ class Scene:
     def senders(self) -> list[tuple[str, str | None]]:
         """(connection id, authorized user id) of every kind of connection, and of one with no row."""
         return [
-            (self.speaker, OWNER), (self.listener, None), (self.ended_speaker, OWNER), (self.plain, None),
-            (self.plain_speaker, OWNER), (self.plain_speaker, INTRUDER), ("ghost-conn=", None), ("ghost-conn=", OWNER),
+            (self.speaker, OWNER),
+            (self.listener, None),
+            (self.ended_speaker, OWNER),
+            (self.plain, None),
+            (self.plain_speaker, OWNER),
+            (self.plain_speaker, INTRUDER),
+            ("ghost-conn=", None),
+            ("ghost-conn=", OWNER),
         ]
 
 
@@ -167,20 +176,97 @@ def check_reply(response: Any, scene: Scene, *, on_connect: bool) -> None:
 # --- strategies --------------------------------------------------------------------------------------
 
 FIELDS = (
-    "action", "sourceLanguage", "targetLanguage", "qualityTier", "partialResults", "minStability",
-    "maxBufferTimeout", "sessionId", "role", "previousConnectionId", "token",
+    "action",
+    "sourceLanguage",
+    "targetLanguage",
+    "qualityTier",
+    "partialResults",
+    "minStability",
+    "maxBufferTimeout",
+    "sessionId",
+    "role",
+    "previousConnectionId",
+    "token",
 )
 VALID_LITERALS = [
-    "en", "es", "de", "zh", "standard", "premium", "true", "false", "TRUE", "False", "0.85", "0.70", "0.95", "0.7",
-    "5.0", "2.0", "10.0", "2", "10", "speaker", "listener", *CONNECT_ACTIONS, *MESSAGE_ROUTES,
+    "en",
+    "es",
+    "de",
+    "zh",
+    "standard",
+    "premium",
+    "true",
+    "false",
+    "TRUE",
+    "False",
+    "0.85",
+    "0.70",
+    "0.95",
+    "0.7",
+    "5.0",
+    "2.0",
+    "10.0",
+    "2",
+    "10",
+    "speaker",
+    "listener",
+    *CONNECT_ACTIONS,
+    *MESSAGE_ROUTES,
 ]
 TRICKY = [
-    "", " ", "\x00", "\u202e", "\u200f", "\u202eneserp", "\ufeff", "\u200b", "NaN", "nan", "-NaN", "sNaN",
-    "Infinity", "-Infinity", "inf", "1e999999999", "1E-999999999", "-0", "0x1", "1_0", "0.85\n", " 0.85",
-    "0.85 ", "٠.٨٥", "０.８５", "1e3", "8.5e-1", "85e-2", "0." + "0" * 300 + "1", "9" * 40, "null", "None",
-    "[]", "{}", "\"en\"", "en\x00", "e\u0301n", "EN", "ｅｎ", "golden-eagle-427", "golden-eagle-042",
-    "Golden-Eagle-427", "golden-eagle-4270", "golden_eagle_427", "../../etc/passwd", "' OR 1=1 --",
-    "<script>", "%00", "%2e%2e", "\\u0000", "\U0001f600", "premium\u200b", "standard ",
+    "",
+    " ",
+    "\x00",
+    "\u202e",
+    "\u200f",
+    "\u202eneserp",
+    "\ufeff",
+    "\u200b",
+    "NaN",
+    "nan",
+    "-NaN",
+    "sNaN",
+    "Infinity",
+    "-Infinity",
+    "inf",
+    "1e999999999",
+    "1E-999999999",
+    "-0",
+    "0x1",
+    "1_0",
+    "0.85\n",
+    " 0.85",
+    "0.85 ",
+    "٠.٨٥",
+    "０.８５",
+    "1e3",
+    "8.5e-1",
+    "85e-2",
+    "0." + "0" * 300 + "1",
+    "9" * 40,
+    "null",
+    "None",
+    "[]",
+    "{}",
+    '"en"',
+    "en\x00",
+    "e\u0301n",
+    "EN",
+    "ｅｎ",
+    "golden-eagle-427",
+    "golden-eagle-042",
+    "Golden-Eagle-427",
+    "golden-eagle-4270",
+    "golden_eagle_427",
+    "../../etc/passwd",
+    "' OR 1=1 --",
+    "<script>",
+    "%00",
+    "%2e%2e",
+    "\\u0000",
+    "\U0001f600",
+    "premium\u200b",
+    "standard ",
 ]
 
 
@@ -197,8 +283,11 @@ def _hostile_text(scene: Scene) -> st.SearchStrategy[str]:
         st.sampled_from(TRICKY),
         st.text(st.characters(exclude_categories=["Cs"]), max_size=24),
         st.builds(lambda value, mark, first: mark + value if first else value + mark, known, marks, st.booleans()),
-        st.builds(lambda n, char: char * n, st.integers(limits.MAX_FIELD_LENGTH - 2, 3000),
-                  st.sampled_from(["x", "é", "\U0001f600", "٠"])),
+        st.builds(
+            lambda n, char: char * n,
+            st.integers(limits.MAX_FIELD_LENGTH - 2, 3000),
+            st.sampled_from(["x", "é", "\U0001f600", "٠"]),
+        ),
         st.binary(max_size=24).map(lambda raw: raw.decode("latin-1")),
         st.from_regex(r"[+-]?[0-9]{1,4}(\.[0-9]{0,45})?([eE][+-]?[0-9]{1,12})?", fullmatch=True),
     )
@@ -233,16 +322,21 @@ def request_fields(scene: Scene, action: str, *, typed: bool) -> st.SearchStrate
         text = st.decimals(lower, upper, places=2).map(str)
         return st.one_of(st.decimals(lower, upper, places=2).map(float), text) if typed else text
 
-    flag = st.one_of(st.booleans(), st.sampled_from(["true", "FALSE"])) if typed else st.sampled_from(
-        ["true", "false", "TRUE", "False"])
+    flag = (
+        st.one_of(st.booleans(), st.sampled_from(["true", "FALSE"]))
+        if typed
+        else st.sampled_from(["true", "false", "TRUE", "False"])
+    )
     config = {"partialResults": flag, "minStability": number("0.70", "0.95"), "maxBufferTimeout": number("2.0", "10.0")}
     templates = {
         "createSession": st.fixed_dictionaries(
-            {"sourceLanguage": languages}, optional={"qualityTier": st.sampled_from(limits.QUALITY_TIERS), **config}),
+            {"sourceLanguage": languages}, optional={"qualityTier": st.sampled_from(limits.QUALITY_TIERS), **config}
+        ),
         "joinSession": st.fixed_dictionaries({"sessionId": session_ids, "targetLanguage": languages}),
         "refreshConnection": st.fixed_dictionaries(
             {"sessionId": session_ids, "role": st.sampled_from(["speaker", "listener"]), "targetLanguage": languages},
-            optional={"previousConnectionId": st.sampled_from(scene.connection_ids)}),
+            optional={"previousConnectionId": st.sampled_from(scene.connection_ids)},
+        ),
         "resumeSession": st.fixed_dictionaries({"sessionId": session_ids}),
         "updateSessionConfig": st.fixed_dictionaries({}, optional={**config, "sessionId": session_ids}),
         "getSessionStatus": st.fixed_dictionaries({}, optional={"sessionId": session_ids}),
@@ -267,14 +361,17 @@ def near_valid(scene: Scene, action: str, *, typed: bool) -> st.SearchStrategy[d
     hostile values, maybe one left out, maybe unknown ones added."""
     hostile = json_values(scene) if typed else hostile_text(scene)
     relevant = st.sampled_from(RELEVANT_FIELDS.get(action) or FIELDS[1:])
-    overrides = st.dictionaries(st.one_of(relevant, relevant, st.sampled_from(FIELDS[1:])), hostile,
-                                min_size=1, max_size=3)
+    overrides = st.dictionaries(
+        st.one_of(relevant, relevant, st.sampled_from(FIELDS[1:])), hostile, min_size=1, max_size=3
+    )
     extras = st.dictionaries(st.text(max_size=12), hostile, max_size=2)
     left_out = st.sets(st.sampled_from(FIELDS[1:]), max_size=1)
     return st.builds(
         lambda extra, base, over, drop: {k: v for k, v in {**extra, **base, **over}.items() if k not in drop},
-        st.one_of(st.just({}), extras), request_fields(scene, action, typed=typed),
-        st.one_of(overrides, overrides, st.just({})), st.one_of(st.just(set()), left_out),
+        st.one_of(st.just({}), extras),
+        request_fields(scene, action, typed=typed),
+        st.one_of(overrides, overrides, st.just({})),
+        st.one_of(st.just(set()), left_out),
     )
 
 
@@ -301,37 +398,85 @@ def raw_frames(scene: Scene, action: st.SearchStrategy[str], key: Any) -> st.Sea
 
 def _raw_frames(scene: Scene, action: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     field_name = st.sampled_from(FIELDS[1:])
-    literal = st.sampled_from(["NaN", "Infinity", "-Infinity", "nan", "undefined", "0x10", "+1", ".5", "1.", "01",
-                               "true", "null", "'en'"])
+    literal = st.sampled_from(
+        ["NaN", "Infinity", "-Infinity", "nan", "undefined", "0x10", "+1", ".5", "1.", "01", "true", "null", "'en'"]
+    )
     huge_frame = st.builds(
-        lambda name, char, extra: '{"action":"%s","pad":"%s"}' % (name, char * (limits.MAX_FRAME_BYTES // len(char.encode()) + extra)),
-        action, st.sampled_from(["x", "é", "\U0001f600"]), st.integers(-40, 40),
+        lambda name, char, extra: (
+            '{"action":"%s","pad":"%s"}' % (name, char * (limits.MAX_FRAME_BYTES // len(char.encode()) + extra))
+        ),
+        action,
+        st.sampled_from(["x", "é", "\U0001f600"]),
+        st.integers(-40, 40),
     )
     return st.one_of(
         frame_objects(scene, action).map(json.dumps),
         frame_objects(scene, action).map(lambda obj: json.dumps(obj, ensure_ascii=False)),
         st.builds(lambda a, f, lit: '{"action":"%s","%s":%s}' % (a, f, lit), action, field_name, literal),
-        st.builds(lambda a, f, exp: '{"action":"%s","%s":1e%d}' % (a, f, exp), action, field_name,
-                  st.integers(-(10**12), 10**12)),
-        st.builds(lambda a, f, n: '{"action":"%s","%s":%s}' % (a, f, "9" * n), action, field_name,
-                  st.integers(1, 6000)),
-        st.builds(lambda a, f, d: '{"action":"%s","%s":%s}' % (a, f, "[" * d + "]" * d), action, field_name,
-                  st.integers(1, 60000)),
+        st.builds(
+            lambda a, f, exp: '{"action":"%s","%s":1e%d}' % (a, f, exp),
+            action,
+            field_name,
+            st.integers(-(10**12), 10**12),
+        ),
+        st.builds(
+            lambda a, f, n: '{"action":"%s","%s":%s}' % (a, f, "9" * n), action, field_name, st.integers(1, 6000)
+        ),
+        st.builds(
+            lambda a, f, d: '{"action":"%s","%s":%s}' % (a, f, "[" * d + "]" * d),
+            action,
+            field_name,
+            st.integers(1, 60000),
+        ),
         st.builds(lambda d: "[" * d + "]" * d, st.integers(1, 60000)),
         st.builds(lambda d: '{"a":' * d + "0" + "}" * d, st.integers(1, 30000)),
         # duplicate keys: two actions, or a field given twice
-        st.builds(lambda a, b, rest: '{"action":%s,"action":%s%s}' % (json.dumps(a), json.dumps(b), rest),
-                  action, st.sampled_from([*MESSAGE_ROUTES, "nope"]),
-                  st.sampled_from(["", ',"sessionId":"%s","targetLanguage":"es"' % scene.live, ',"minStability":0.9'])),
-        st.builds(lambda a, f, x, y: '{"action":"%s","%s":%s,"%s":%s}' % (a, f, json.dumps(x), f, json.dumps(y)),
-                  action, field_name, json_values(scene), json_values(scene)),
+        st.builds(
+            lambda a, b, rest: '{"action":%s,"action":%s%s}' % (json.dumps(a), json.dumps(b), rest),
+            action,
+            st.sampled_from([*MESSAGE_ROUTES, "nope"]),
+            st.sampled_from(["", ',"sessionId":"%s","targetLanguage":"es"' % scene.live, ',"minStability":0.9']),
+        ),
+        st.builds(
+            lambda a, f, x, y: '{"action":"%s","%s":%s,"%s":%s}' % (a, f, json.dumps(x), f, json.dumps(y)),
+            action,
+            field_name,
+            json_values(scene),
+            json_values(scene),
+        ),
         # escaped control characters (valid JSON text, odd strings once parsed); escaped lone surrogates
         # have their own test below
-        st.builds(lambda a, f, esc: '{"action":"%s","%s":"%s"}' % (a, f, esc), action, field_name,
-                  st.sampled_from(["\\u0000", "\\u202e", "es\\u0000", "\\ud83d\\ude00", "\\"])),
-        st.sampled_from(["", " ", "\n", "[]", "1", "-0", "1e400", '"joinSession"', "null", "true", '""', "{",
-                         "}", '{"action"}', '{"action":}', "{'action':'heartbeat'}", "\ufeff{}", "{}{}",
-                         '{"action":"heartbeat"} trailing', "\x00", "\x00" * 64]),
+        st.builds(
+            lambda a, f, esc: '{"action":"%s","%s":"%s"}' % (a, f, esc),
+            action,
+            field_name,
+            st.sampled_from(["\\u0000", "\\u202e", "es\\u0000", "\\ud83d\\ude00", "\\"]),
+        ),
+        st.sampled_from(
+            [
+                "",
+                " ",
+                "\n",
+                "[]",
+                "1",
+                "-0",
+                "1e400",
+                '"joinSession"',
+                "null",
+                "true",
+                '""',
+                "{",
+                "}",
+                '{"action"}',
+                '{"action":}',
+                "{'action':'heartbeat'}",
+                "\ufeff{}",
+                "{}{}",
+                '{"action":"heartbeat"} trailing',
+                "\x00",
+                "\x00" * 64,
+            ]
+        ),
         hostile_text(scene),
         huge_frame,
         st.builds(lambda obj, cut: json.dumps(obj)[:cut], frame_objects(scene, action), st.integers(0, 60)),
@@ -349,8 +494,9 @@ def api_gateway_route(frame: str) -> str:
 
 
 def send_frame(scene: Scene, frame: Any, sender: tuple[str, str | None], route_key: str) -> dict[str, Any]:
-    event = message_event(frame if isinstance(frame, str) else "", connection_id=sender[0], route_key=route_key,
-                          user_id=sender[1])
+    event = message_event(
+        frame if isinstance(frame, str) else "", connection_id=sender[0], route_key=route_key, user_id=sender[1]
+    )
     if not isinstance(frame, str):
         event["body"] = frame  # API Gateway shapes we should never see, and must survive all the same
     return message.handler(event, None)
@@ -366,11 +512,23 @@ CONNECT_CASES = [*CONNECT_ACTIONS, "absent", "hostile"]
 @given(data=st.data())
 def test_connect_survives_any_query_string(scene: Scene, data: st.DataObject, action: str) -> None:
     text = hostile_text(scene)
-    anything = scene.strategy("queries", lambda: st.one_of(st.none(), st.dictionaries(
-        st.one_of(st.sampled_from(FIELDS[1:]), st.text(st.characters(exclude_categories=["Cs"]), max_size=12)),
-        text, max_size=7)))
-    near = scene.strategy(("near query", action), lambda: st.sampled_from(CONNECT_ACTIONS).flatmap(
-        lambda chosen: near_valid(scene, action if action in CONNECT_ACTIONS else chosen, typed=False)))
+    anything = scene.strategy(
+        "queries",
+        lambda: st.one_of(
+            st.none(),
+            st.dictionaries(
+                st.one_of(st.sampled_from(FIELDS[1:]), st.text(st.characters(exclude_categories=["Cs"]), max_size=12)),
+                text,
+                max_size=7,
+            ),
+        ),
+    )
+    near = scene.strategy(
+        ("near query", action),
+        lambda: st.sampled_from(CONNECT_ACTIONS).flatmap(
+            lambda chosen: near_valid(scene, action if action in CONNECT_ACTIONS else chosen, typed=False)
+        ),
+    )
     query = data.draw(st.one_of(near, anything), label="query")
     if action == "hostile":
         query = {**(query or {}), "action": data.draw(text, label="action")}
@@ -391,8 +549,12 @@ def test_connect_survives_any_query_string(scene: Scene, data: st.DataObject, ac
 @bounded(60)
 @given(data=st.data())
 def test_every_message_route_survives_any_frame(scene: Scene, data: st.DataObject, action: str) -> None:
-    frames = scene.strategy(("route frames", action), lambda: st.one_of(
-        frame_objects(scene, st.just(action)).map(json.dumps), raw_frames(scene, st.just(action), action)))
+    frames = scene.strategy(
+        ("route frames", action),
+        lambda: st.one_of(
+            frame_objects(scene, st.just(action)).map(json.dumps), raw_frames(scene, st.just(action), action)
+        ),
+    )
     frame = data.draw(frames, label="frame")
     sender = data.draw(st.sampled_from(scene.senders), label="sender")
     # API Gateway routes on the frame's action; the route's own key also comes with frames it cannot parse
@@ -404,11 +566,16 @@ def test_every_message_route_survives_any_frame(scene: Scene, data: st.DataObjec
 @bounded(150)
 @given(data=st.data())
 def test_default_route_survives_any_frame(scene: Scene, data: st.DataObject) -> None:
-    frames = scene.strategy("default frames", lambda: st.one_of(
-        raw_frames(scene, st.one_of(st.sampled_from([*MESSAGE_ROUTES, *CONNECT_ACTIONS]), hostile_text(scene)), "any"),
-        frame_objects(scene, st.one_of(st.just(_ABSENT), json_values(scene))).map(json.dumps),
-        st.sampled_from([None, 0, b"{}", ["x"]]),  # not a string at all
-    ))
+    frames = scene.strategy(
+        "default frames",
+        lambda: st.one_of(
+            raw_frames(
+                scene, st.one_of(st.sampled_from([*MESSAGE_ROUTES, *CONNECT_ACTIONS]), hostile_text(scene)), "any"
+            ),
+            frame_objects(scene, st.one_of(st.just(_ABSENT), json_values(scene))).map(json.dumps),
+            st.sampled_from([None, 0, b"{}", ["x"]]),  # not a string at all
+        ),
+    )
     frame = data.draw(frames, label="frame")
     sender = data.draw(st.sampled_from(scene.senders), label="sender")
     scene.restore()
@@ -433,16 +600,25 @@ def _named_frames(scene: Scene) -> list[tuple[str, str]]:
         ("deep nesting", "[" * 100_000 + "]" * 100_000),
         ("deep nesting in a field", '{"action":"joinSession","sessionId":%s}' % ("[" * 900 + "]" * 900)),
         ("frame over 128 KB", '{"action":"heartbeat","pad":"%s"}' % ("x" * limits.MAX_FRAME_BYTES)),
-        ("128 KB of characters, more bytes", '{"action":"heartbeat","pad":"%s"}' % ("é" * (limits.MAX_FRAME_BYTES // 2))),
+        (
+            "128 KB of characters, more bytes",
+            '{"action":"heartbeat","pad":"%s"}' % ("é" * (limits.MAX_FRAME_BYTES // 2)),
+        ),
         ("field over 256 characters", '{"action":"joinSession","sessionId":"%s","targetLanguage":"es"}' % ("a" * 300)),
         ("NUL in a field", '{"action":"joinSession","sessionId":"%s\\u0000","targetLanguage":"es"}' % live),
         ("RTL mark in a field", '{"action":"joinSession","sessionId":"%s","targetLanguage":"\u202ees"}' % live),
         ("duplicate actions", '{"action":"joinSession","action":"heartbeat"}'),
-        ("duplicate session ids", '{"action":"joinSession","sessionId":"%s","sessionId":7,"targetLanguage":"es"}' % live),
-        ("wrong types", '{"action":"createSession","sourceLanguage":["en"],"qualityTier":{},"partialResults":1,'
-                        '"minStability":true,"maxBufferTimeout":"5.0s"}'),
+        (
+            "duplicate session ids",
+            '{"action":"joinSession","sessionId":"%s","sessionId":7,"targetLanguage":"es"}' % live,
+        ),
+        (
+            "wrong types",
+            '{"action":"createSession","sourceLanguage":["en"],"qualityTier":{},"partialResults":1,'
+            '"minStability":true,"maxBufferTimeout":"5.0s"}',
+        ),
         ("action of the wrong type", '{"action":["heartbeat"]}'),
-        ("BOM", "\ufeff{\"action\":\"heartbeat\"}"),
+        ("BOM", '\ufeff{"action":"heartbeat"}'),
     ]
 
 
@@ -474,15 +650,23 @@ def test_duplicate_action_keys_are_handled_safely_today(scene: Scene) -> None:
 
 def test_the_scene_is_restored_between_examples(scene: Scene) -> None:
     # A join changes the tables; restore() brings them back exactly
-    response = send_frame(scene, json.dumps({"action": "joinSession", "sessionId": scene.live, "targetLanguage": "de"}),
-                          (scene.plain, None), "joinSession")
+    response = send_frame(
+        scene,
+        json.dumps({"action": "joinSession", "sessionId": scene.live, "targetLanguage": "de"}),
+        (scene.plain, None),
+        "joinSession",
+    )
     assert json.loads(response["body"])["type"] == "sessionJoined"
     assert snapshot() != scene.baseline
     scene.restore()
     assert snapshot() == scene.baseline
     # And the restored tables serve requests as before
-    again = send_frame(scene, json.dumps({"action": "joinSession", "sessionId": scene.live, "targetLanguage": "de"}),
-                       (scene.plain, None), "joinSession")
+    again = send_frame(
+        scene,
+        json.dumps({"action": "joinSession", "sessionId": scene.live, "targetLanguage": "de"}),
+        (scene.plain, None),
+        "joinSession",
+    )
     assert json.loads(again["body"])["type"] == "sessionJoined"
 
 
@@ -503,8 +687,9 @@ def test_replies_never_echo_an_unpaired_surrogate(tables, frame: str) -> None:
     frame = frame.replace("%s", "golden-eagle-427") if "%s" in frame else frame
     sender = plain(user_id=OWNER)
     before = snapshot()
-    response = message.handler(message_event(frame, connection_id=sender, route_key=api_gateway_route(frame),
-                                             user_id=OWNER), None)
+    response = message.handler(
+        message_event(frame, connection_id=sender, route_key=api_gateway_route(frame), user_id=OWNER), None
+    )
     assert json.loads(response["body"])["code"] != ErrorCode.INTERNAL_ERROR.name
     assert snapshot() == before
     response["body"].encode("utf-8")  # a text frame is valid UTF-8

@@ -36,7 +36,8 @@ def count(tables, session_id: str = SESSION_ID) -> int:
 def listener_rows(tables, session_id: str = SESSION_ID) -> list[str]:
     """Connection ids of the session's listener rows (the table, not the counter)."""
     return sorted(
-        item["connectionId"] for item in tables.connections_items()
+        item["connectionId"]
+        for item in tables.connections_items()
         if item.get("sessionId") == session_id and item.get("role") == "listener"
     )
 
@@ -321,9 +322,20 @@ def test_listener_refresh_with_previous_connection_replaces_the_row_and_keeps_th
     # And its first message is connectionRefreshComplete
     complete = welcome_of_row(new)
     assert set(complete) == REFRESH_COMPLETE_KEYS
-    assert (complete["type"], complete["sessionId"], complete["role"], complete["targetLanguage"],
-            complete["sourceLanguage"], complete["connectionId"]) == (
-        "connectionRefreshComplete", SESSION_ID, "listener", "es", "en", new,
+    assert (
+        complete["type"],
+        complete["sessionId"],
+        complete["role"],
+        complete["targetLanguage"],
+        complete["sourceLanguage"],
+        complete["connectionId"],
+    ) == (
+        "connectionRefreshComplete",
+        SESSION_ID,
+        "listener",
+        "es",
+        "en",
+        new,
     )
     # And the old connection's later $disconnect counts nothing
     drop(old)
@@ -446,8 +458,13 @@ def test_a_refresh_naming_its_own_connection_as_previous_is_invalid_parameters_a
     before = (tables.raw_sessions(), tables.raw_connections())
     # When a new connection refreshes naming itself as the connection it replaces
     own = new_connection_id()
-    query = {"action": "refreshConnection", "sessionId": SESSION_ID, "role": role, "targetLanguage": "es",
-             "previousConnectionId": own}
+    query = {
+        "action": "refreshConnection",
+        "sessionId": SESSION_ID,
+        "role": role,
+        "targetLanguage": "es",
+        "previousConnectionId": own,
+    }
     _connection, response = connect_with(query, connection_id=own, user_id=OWNER if role == "speaker" else None)
     # Then the handshake is refused naming the field, what was expected and what came; nothing is written
     assert error_of(response) == (400, "INVALID_PARAMETERS")
@@ -522,8 +539,10 @@ def test_count_zeroed_inside_a_disconnect_never_goes_negative(tables, monkeypatc
 
     def zero_count():
         tables.client.update_item(
-            TableName=tables.sessions, Key={"sessionId": {"S": SESSION_ID}},
-            UpdateExpression="SET listenerCount = :zero", ExpressionAttributeValues={":zero": {"N": "0"}},
+            TableName=tables.sessions,
+            Key={"sessionId": {"S": SESSION_ID}},
+            UpdateExpression="SET listenerCount = :zero",
+            ExpressionAttributeValues={":zero": {"N": "0"}},
         )
 
     fired = run_once_after(monkeypatch, ConnectionsRepository, "get", zero_count)

@@ -36,11 +36,23 @@ from tests.unit.flows import (
 from tests.unit.helpers import body_of
 
 SESSION_CREATED_KEYS = {
-    "type", "sessionId", "sourceLanguage", "qualityTier", "partialResultsEnabled",
-    "minStabilityThreshold", "maxBufferTimeout", "connectionId", "timestamp",
+    "type",
+    "sessionId",
+    "sourceLanguage",
+    "qualityTier",
+    "partialResultsEnabled",
+    "minStabilityThreshold",
+    "maxBufferTimeout",
+    "connectionId",
+    "timestamp",
 }
 CONFIG_UPDATED_KEYS = {
-    "type", "sessionId", "partialResultsEnabled", "minStabilityThreshold", "maxBufferTimeout", "timestamp",
+    "type",
+    "sessionId",
+    "partialResultsEnabled",
+    "minStabilityThreshold",
+    "maxBufferTimeout",
+    "timestamp",
 }
 DEFAULT_GRACE = 120
 END = {"action": "endSession"}
@@ -92,10 +104,14 @@ def test_speaker_drop_opens_the_grace_window_and_tells_listeners(tables, gateway
     assert tables.connection(speaker) is None
     # And every listener is told once, with the window's length, and nobody is closed
     for listener in listeners:
-        assert gateway.messages_to(listener) == [{
-            "type": "speakerDisconnected", "sessionId": session_id, "graceSeconds": DEFAULT_GRACE,
-            "timestamp": clock.now_ms,
-        }]
+        assert gateway.messages_to(listener) == [
+            {
+                "type": "speakerDisconnected",
+                "sessionId": session_id,
+                "graceSeconds": DEFAULT_GRACE,
+                "timestamp": clock.now_ms,
+            }
+        ]
     assert gateway.messages_to(speaker) == []
     assert gateway.closed() == []
 
@@ -176,14 +192,22 @@ def test_owner_resumes_a_dropped_session(tables, gateway, clock):
     resumed = welcome_of_row(new)
     assert set(resumed) == SESSION_CREATED_KEYS
     assert resumed == {
-        "type": "sessionResumed", "sessionId": session_id, "sourceLanguage": "en", "qualityTier": "premium",
-        "partialResultsEnabled": False, "minStabilityThreshold": 0.9, "maxBufferTimeout": 3.5,
-        "connectionId": new, "timestamp": clock.now_ms,
+        "type": "sessionResumed",
+        "sessionId": session_id,
+        "sourceLanguage": "en",
+        "qualityTier": "premium",
+        "partialResultsEnabled": False,
+        "minStabilityThreshold": 0.9,
+        "maxBufferTimeout": 3.5,
+        "connectionId": new,
+        "timestamp": clock.now_ms,
     }
     # And the listener heard the speaker come back, after hearing it leave
     assert gateway.types_to(listener) == ["speakerDisconnected", "speakerReconnected"]
     assert gateway.messages_to(listener)[1] == {
-        "type": "speakerReconnected", "sessionId": session_id, "timestamp": clock.now_ms,
+        "type": "speakerReconnected",
+        "sessionId": session_id,
+        "timestamp": clock.now_ms,
     }
 
 
@@ -234,10 +258,16 @@ def test_resume_while_the_speaker_is_still_connected_takes_over_without_telling_
 def test_resume_refusals_write_nothing(tables, gateway, user_id, overrides, expected):
     # Given a session whose speaker dropped (grace window open), with a listener
     now_s = int(time.time())
-    tables.put_session(**{
-        "sessionId": SESSION_ID, "speakerConnectionId": "gone-speaker", "speakerUserId": OWNER,
-        "speakerGraceEndsAt": now_s + 60, "sweepAt": now_s + 60, **overrides,
-    })
+    tables.put_session(
+        **{
+            "sessionId": SESSION_ID,
+            "speakerConnectionId": "gone-speaker",
+            "speakerUserId": OWNER,
+            "speakerGraceEndsAt": now_s + 60,
+            "sweepAt": now_s + 60,
+            **overrides,
+        }
+    )
     listener = None
     if overrides.get("isActive", True) and "sessionId" not in overrides and "expiresAt" not in overrides:
         listener = join()
@@ -276,8 +306,12 @@ def test_speaker_refresh_moves_the_speaker_so_the_old_close_is_not_a_drop(tables
     assert tables.session(session_id)["speakerConnectionId"] == new
     complete = welcome_of_row(new)
     assert complete == {
-        "type": "connectionRefreshComplete", "sessionId": session_id, "role": "speaker", "sourceLanguage": "en",
-        "connectionId": new, "timestamp": clock.now_ms,
+        "type": "connectionRefreshComplete",
+        "sessionId": session_id,
+        "role": "speaker",
+        "sourceLanguage": "en",
+        "connectionId": new,
+        "timestamp": clock.now_ms,
     }
     # When the old connection's $disconnect arrives later
     clock.advance(5)
@@ -296,8 +330,11 @@ def test_speaker_refresh_moves_the_speaker_so_the_old_close_is_not_a_drop(tables
     assert error_of(send({"action": "updateSessionConfig", "minStability": 0.8}, old)) == (403, "FORBIDDEN")
 
 
-@pytest.mark.parametrize(("user_id", "expected"), [("user-2", (403, "FORBIDDEN")), (None, (401, "UNAUTHORIZED"))],
-                         ids=["another-user", "no-token"])
+@pytest.mark.parametrize(
+    ("user_id", "expected"),
+    [("user-2", (403, "FORBIDDEN")), (None, (401, "UNAUTHORIZED"))],
+    ids=["another-user", "no-token"],
+)
 def test_speaker_refresh_by_anyone_but_the_owner_writes_nothing(tables, gateway, user_id, expected):
     # Given a live session
     session_id, speaker = create_session()
@@ -328,8 +365,12 @@ def test_update_config_replies_the_full_config_and_stores_exact_numbers(tables, 
     reply = body_of(response)
     assert set(reply) == CONFIG_UPDATED_KEYS
     assert reply == {
-        "type": "sessionConfigUpdated", "sessionId": session_id, "partialResultsEnabled": True,
-        "minStabilityThreshold": 0.9, "maxBufferTimeout": 5.0, "timestamp": clock.now_ms,
+        "type": "sessionConfigUpdated",
+        "sessionId": session_id,
+        "partialResultsEnabled": True,
+        "minStabilityThreshold": 0.9,
+        "maxBufferTimeout": 5.0,
+        "timestamp": clock.now_ms,
     }
     assert '"minStabilityThreshold":0.9,' in response["body"]
     # And it is stored as an exact DynamoDB number, the other fields untouched
@@ -345,18 +386,26 @@ def test_update_config_with_string_forms_and_every_field(tables, gateway, clock)
     # Given a speaker's session
     session_id, speaker = create_session()
     # When it changes all three settings with their string forms
-    body = {"action": "updateSessionConfig", "partialResults": "FALSE", "minStability": "0.72",
-            "maxBufferTimeout": "7.25"}
+    body = {
+        "action": "updateSessionConfig",
+        "partialResults": "FALSE",
+        "minStability": "0.72",
+        "maxBufferTimeout": "7.25",
+    }
     response = send(body, speaker)
     # Then the reply and the stored item carry exactly those values
     assert response["statusCode"] == 200
     reply = body_of(response)
     assert (reply["partialResultsEnabled"], reply["minStabilityThreshold"], reply["maxBufferTimeout"]) == (
-        False, 0.72, 7.25,
+        False,
+        0.72,
+        7.25,
     )
     raw = tables.raw_sessions()[0]
     assert (raw["partialResultsEnabled"], raw["minStabilityThreshold"], raw["maxBufferTimeout"]) == (
-        {"BOOL": False}, {"N": "0.72"}, {"N": "7.25"},
+        {"BOOL": False},
+        {"N": "0.72"},
+        {"N": "7.25"},
     )
     assert read_partial_result_config(session_id) == PartialResultConfig(False, Decimal("0.72"), Decimal("7.25"))
 
@@ -402,8 +451,9 @@ def test_update_config_validates_exactly_as_creation_and_writes_nothing(tables, 
     session_id, speaker = create_session()
     before = tables.raw_sessions()
     # When the same value is sent at creation and as an update
-    creation = send(_with_field({"action": "createSession", "sourceLanguage": "en"}, field, raw), plain("user-9"),
-                    user_id="user-9")
+    creation = send(
+        _with_field({"action": "createSession", "sourceLanguage": "en"}, field, raw), plain("user-9"), user_id="user-9"
+    )
     update = send(_with_field({"action": "updateSessionConfig"}, field, raw), speaker)
     # Then both are refused identically: INVALID_CONFIGURATION naming the field, the same message
     assert _refusal(update) == _refusal(creation)
@@ -431,8 +481,11 @@ def test_update_config_accepts_the_inclusive_bounds_and_string_forms(tables, gat
     response = send(_with_field({"action": "updateSessionConfig"}, field, raw), speaker)
     # Then it is accepted and stored exactly
     assert response["statusCode"] == 200, response
-    attribute = {"minStability": "minStabilityThreshold", "maxBufferTimeout": "maxBufferTimeout",
-                 "partialResults": "partialResultsEnabled"}[field]
+    attribute = {
+        "minStability": "minStabilityThreshold",
+        "maxBufferTimeout": "maxBufferTimeout",
+        "partialResults": "partialResultsEnabled",
+    }[field]
     assert tables.raw_sessions()[0][attribute] == stored
 
 
@@ -504,12 +557,17 @@ def test_session_status_for_the_speaker(tables, gateway, clock, explicit_session
     assert status["listenerCount"] == 3
     assert status["listenersByLanguage"] == {"de": 1, "es": 2}
     assert (status["partialResultsEnabled"], status["minStabilityThreshold"], status["maxBufferTimeout"]) == (
-        True, 0.9, 3.0,
+        True,
+        0.9,
+        3.0,
     )
     assert status["ageSeconds"] == 90
     assert status["createdAt"] == created_at
     assert (status["isActive"], status["speakerConnected"], status["sourceLanguage"], status["qualityTier"]) == (
-        True, True, "en", "premium",
+        True,
+        True,
+        "en",
+        "premium",
     )
     assert status["timestamp"] == clock.now_ms
 
@@ -557,7 +615,10 @@ def test_end_session_ends_it_for_good_and_dismisses_every_listener(tables, gatew
     # Then the speaker gets sessionEnded
     assert response["statusCode"] == 200
     assert body_of(response) == {
-        "type": "sessionEnded", "sessionId": session_id, "reason": "endedBySpeaker", "timestamp": clock.now_ms,
+        "type": "sessionEnded",
+        "sessionId": session_id,
+        "reason": "endedBySpeaker",
+        "timestamp": clock.now_ms,
     }
     # And the session is inactive for good, due for one more sweep (which dismisses any listener left)
     item = tables.session(session_id)
@@ -567,9 +628,14 @@ def test_end_session_ends_it_for_good_and_dismisses_every_listener(tables, gatew
     assert "speakerGraceEndsAt" not in item
     # And every listener was told, then closed (sessionEnded posted before the close)
     for listener in listeners:
-        assert gateway.messages_to(listener) == [{
-            "type": "sessionEnded", "sessionId": session_id, "reason": "endedBySpeaker", "timestamp": clock.now_ms,
-        }]
+        assert gateway.messages_to(listener) == [
+            {
+                "type": "sessionEnded",
+                "sessionId": session_id,
+                "reason": "endedBySpeaker",
+                "timestamp": clock.now_ms,
+            }
+        ]
         operations = [op for op, target, _ in gateway.calls if target == listener]
         assert operations == ["post", "delete"]
     assert sorted(gateway.closed()) == sorted(listeners)
@@ -708,9 +774,14 @@ def test_sweeper_ends_a_session_whose_speaker_did_not_resume_in_time(tables, gat
     assert "speakerGraceEndsAt" not in item
     # And every listener was told and closed; their $disconnects remove their rows
     for listener in listeners:
-        assert gateway.messages_to(listener) == [{
-            "type": "sessionEnded", "sessionId": session_id, "reason": "speakerTimeout", "timestamp": clock.now_ms,
-        }]
+        assert gateway.messages_to(listener) == [
+            {
+                "type": "sessionEnded",
+                "sessionId": session_id,
+                "reason": "speakerTimeout",
+                "timestamp": clock.now_ms,
+            }
+        ]
     assert sorted(gateway.closed()) == sorted(listeners)
     deliver_disconnects(gateway.closed())
     assert tables.session(session_id)["listenerCount"] == 0
@@ -783,19 +854,23 @@ def _resume_inside(monkeypatch, method: str, resume_once) -> None:
     """Run ``resume_once`` just before the sweeper's ``method`` does its work (after it read the index)."""
     original = getattr(SessionsRepository, method)
     if method == "sweep_index":
+
         def wrapped(self):
             indexed = list(original(self))
             resume_once()
             yield from indexed
     else:
+
         def wrapped(self, *args, **kwargs):
             resume_once()
             return original(self, *args, **kwargs)
+
     monkeypatch.setattr(SessionsRepository, method, wrapped)
 
 
-@pytest.mark.parametrize("moment", ["sweep_index", "end_if_due"],
-                         ids=["after-the-index-was-read", "after-the-session-was-read"])
+@pytest.mark.parametrize(
+    "moment", ["sweep_index", "end_if_due"], ids=["after-the-index-was-read", "after-the-session-was-read"]
+)
 def test_sweeper_does_not_end_a_session_whose_speaker_resumed_meanwhile(tables, gateway, clock, monkeypatch, moment):
     # Given a session whose speaker's window has closed, with a listener
     session_id, speaker, [listener] = session_with_listeners("es")

@@ -26,7 +26,9 @@ def speech_pcm(directory: Path, text: str) -> bytes:
         assert shutil.which(tool), f"{tool} is missing: `make test` installs it (apt package {tool})"
     wav, raw = directory / "speech.wav", directory / "speech.raw"
     subprocess.run(["espeak-ng", "-v", "en-us", "-s", "130", "-w", str(wav), text], check=True)
-    subprocess.run(["sox", str(wav), "-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer", str(raw)], check=True)
+    subprocess.run(
+        ["sox", str(wav), "-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer", str(raw)], check=True
+    )
     return raw.read_bytes()
 
 
@@ -40,7 +42,8 @@ def results(pcm: bytes) -> list[tuple[float, RecognitionResult]]:
     """Every result of one pass, with the audio time (seconds) at which it came out."""
     recognizer = PocketsphinxRecognizer("en")
     out = [
-        (offset / 32000, r) for offset in range(0, len(pcm), CHUNK_BYTES)
+        (offset / 32000, r)
+        for offset in range(0, len(pcm), CHUNK_BYTES)
         for r in recognizer.feed(pcm[offset : offset + CHUNK_BYTES])
     ]
     return out + [(len(pcm) / 32000, r) for r in recognizer.close()]
@@ -87,7 +90,8 @@ def test_stability_grows_while_a_word_survives(results: list[tuple[float, Recogn
     partials = [r for _t, r in results if r.is_partial]
     assert all(0.5 <= i.stability <= 1.0 for r in partials for i in r.items if i.stability is not None)
     grew = any(
-        a.result_id == b.result_id and a.items[0].content == b.items[0].content
+        a.result_id == b.result_id
+        and a.items[0].content == b.items[0].content
         and (b.items[0].stability or 0) > (a.items[0].stability or 0)
         for a, b in zip(partials, partials[1:])
     )

@@ -27,7 +27,14 @@ from lambda_src.repositories.rate_limits import SOURCE_ADDRESS_SECRET_KEY
 from local_run.dev_issuer import DevIssuer
 from tests.unit.fakes import serve_jwks
 from tests.unit.flows import Clock, welcome_of_row
-from tests.unit.helpers import RATE_LIMITS_TABLE, body_of, connect_event, disconnect_event, message_event, new_connection_id
+from tests.unit.helpers import (
+    RATE_LIMITS_TABLE,
+    body_of,
+    connect_event,
+    disconnect_event,
+    message_event,
+    new_connection_id,
+)
 
 ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_LogHygiene"
 CLIENT_ID = "log-hygiene-client"
@@ -122,15 +129,19 @@ def with_source_ip(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def authorizer_event(connection_id: str, query: dict[str, str] | None) -> dict[str, Any]:
-    return with_source_ip({
-        "type": "REQUEST",
-        "methodArn": METHOD_ARN,
-        "queryStringParameters": query,
-        "requestContext": {
-            "routeKey": "$connect", "eventType": "CONNECT", "connectionId": connection_id,
-            "requestId": f"auth-{connection_id}",
-        },
-    })
+    return with_source_ip(
+        {
+            "type": "REQUEST",
+            "methodArn": METHOD_ARN,
+            "queryStringParameters": query,
+            "requestContext": {
+                "routeKey": "$connect",
+                "eventType": "CONNECT",
+                "connectionId": connection_id,
+                "requestId": f"auth-{connection_id}",
+            },
+        }
+    )
 
 
 @dataclass
@@ -230,7 +241,9 @@ def test_a_whole_session_logs_correlated_lines_without_secrets_addresses_or_fram
     assert_correlated(step, request_id=request_id, connection_id=listener, session_id=None)
 
     response, step, request_id = send(
-        speaker, {"action": "updateSessionConfig", "minStability": 0.9, "partialResults": "false"}, "updateSessionConfig"
+        speaker,
+        {"action": "updateSessionConfig", "minStability": 0.9, "partialResults": "false"},
+        "updateSessionConfig",
     )
     assert body_of(response)["type"] == "sessionConfigUpdated"
     assert [line["message"] for line in step.lines] == ["session configuration updated", "request handled"]
@@ -296,7 +309,9 @@ def test_a_whole_session_logs_correlated_lines_without_secrets_addresses_or_fram
     assert sum(len(lines.lines) for lines in by_session.values()) == len(step.lines) - 1
     assert [line["message"] for line in by_session[second_session].lines] == ["listeners notified", "session ended"]
     assert [line["message"] for line in by_session[session_id].lines] == [
-        "listeners notified", "ended session revisited"]
+        "listeners notified",
+        "ended session revisited",
+    ]
     for sid, per_session in by_session.items():
         assert_correlated(per_session, request_id="sweep-1", connection_id=None, session_id=sid)
     summary = Step("sweeper: summary", step.lines[-1:])

@@ -14,8 +14,15 @@ from lambda_src.repositories.sessions import SessionsRepository
 from tests.unit.helpers import body_of, connect_event, message_event, new_connection_id
 
 SESSION_CREATED_KEYS = {
-    "type", "sessionId", "sourceLanguage", "qualityTier", "partialResultsEnabled",
-    "minStabilityThreshold", "maxBufferTimeout", "connectionId", "timestamp",
+    "type",
+    "sessionId",
+    "sourceLanguage",
+    "qualityTier",
+    "partialResultsEnabled",
+    "minStabilityThreshold",
+    "maxBufferTimeout",
+    "connectionId",
+    "timestamp",
 }
 SESSION_JOINED_KEYS = {"type", "sessionId", "sourceLanguage", "targetLanguage", "connectionId", "timestamp"}
 CREATE_NUMBERS = (
@@ -87,7 +94,9 @@ def test_create_session_message_with_string_forms(tables):
     assert reply["maxBufferTimeout"] == 2.0
     item = tables.session(reply["sessionId"])
     assert (item["partialResultsEnabled"], item["minStabilityThreshold"], item["maxBufferTimeout"]) == (
-        False, Decimal("0.9"), Decimal("2"),
+        False,
+        Decimal("0.9"),
+        Decimal("2"),
     )
 
 
@@ -170,23 +179,28 @@ def test_join_session_by_query_and_by_message_each_count_once(tables):
     # When one listener joins via the query string
     by_query = new_connection_id()
     response = connect.handler(
-        connect_event({"action": "joinSession", "sessionId": "golden-eagle-427", "targetLanguage": "es"},
-                      connection_id=by_query),
+        connect_event(
+            {"action": "joinSession", "sessionId": "golden-eagle-427", "targetLanguage": "es"}, connection_id=by_query
+        ),
         None,
     )
     assert response["statusCode"] == 200
     assert tables.session("golden-eagle-427")["listenerCount"] == 1
     # And another joins by message
     by_message = plain_connection()
-    response = send({"action": "joinSession", "sessionId": "golden-eagle-427", "targetLanguage": "de"},
-                    by_message, "joinSession")
+    response = send(
+        {"action": "joinSession", "sessionId": "golden-eagle-427", "targetLanguage": "de"}, by_message, "joinSession"
+    )
     # Then the reply is sessionJoined and the count rose by one more
     assert response["statusCode"] == 200
     body = body_of(response)
     assert set(body) == SESSION_JOINED_KEYS
     assert body["type"] == "sessionJoined"
     assert (body["sessionId"], body["sourceLanguage"], body["targetLanguage"], body["connectionId"]) == (
-        "golden-eagle-427", "en", "de", by_message,
+        "golden-eagle-427",
+        "en",
+        "de",
+        by_message,
     )
     assert abs(body["timestamp"] - time.time() * 1000) < 10_000
     assert tables.session("golden-eagle-427")["listenerCount"] == 2
@@ -206,8 +220,9 @@ def test_join_twice_from_one_connection_counts_once(tables):
 
 def test_join_unknown_session_by_message(tables):
     connection_id = plain_connection()
-    response = send({"action": "joinSession", "sessionId": "brave-otter-321", "targetLanguage": "es"},
-                    connection_id, "joinSession")
+    response = send(
+        {"action": "joinSession", "sessionId": "brave-otter-321", "targetLanguage": "es"}, connection_id, "joinSession"
+    )
     assert response["statusCode"] == 404
     assert body_of(response)["code"] == "SESSION_NOT_FOUND"
     assert tables.raw_sessions() == []
@@ -220,8 +235,9 @@ def test_join_session_expired_by_expires_at(tables, seconds_ago):
     tables.put_session(sessionId="golden-eagle-427", expiresAt=int(time.time()) - seconds_ago)
     connection_id = plain_connection()
     # When a listener joins
-    response = send({"action": "joinSession", "sessionId": "golden-eagle-427", "targetLanguage": "es"},
-                    connection_id, "joinSession")
+    response = send(
+        {"action": "joinSession", "sessionId": "golden-eagle-427", "targetLanguage": "es"}, connection_id, "joinSession"
+    )
     # Then it is not found and nothing changes
     assert response["statusCode"] == 404
     assert body_of(response)["code"] == "SESSION_NOT_FOUND"
@@ -236,8 +252,9 @@ def test_join_full_session_by_message(tables, monkeypatch):
     tables.put_session(sessionId="golden-eagle-427", listenerCount=2)
     connection_id = plain_connection()
     # When one more listener joins
-    response = send({"action": "joinSession", "sessionId": "golden-eagle-427", "targetLanguage": "es"},
-                    connection_id, "joinSession")
+    response = send(
+        {"action": "joinSession", "sessionId": "golden-eagle-427", "targetLanguage": "es"}, connection_id, "joinSession"
+    )
     # Then it is refused 503 SESSION_FULL and nothing is written
     assert response["statusCode"] == 503
     assert body_of(response)["code"] == "SESSION_FULL"
@@ -274,8 +291,19 @@ def test_joins_fill_up_to_the_cap_and_no_further(tables, monkeypatch):
         '{"action": "heartbeat", "pad": "' + "x" * (limits.MAX_FRAME_BYTES + 1) + '"}',
         '{"action": "heartbeat", "pad": "' + "\u00e9" * (limits.MAX_FRAME_BYTES // 2 + 1) + '"}',
     ],
-    ids=["text", "truncated", "array", "string", "number", "null", "empty", "NaN", "Infinity", "over-128KB",
-         "over-128KB-in-utf8"],
+    ids=[
+        "text",
+        "truncated",
+        "array",
+        "string",
+        "number",
+        "null",
+        "empty",
+        "NaN",
+        "Infinity",
+        "over-128KB",
+        "over-128KB-in-utf8",
+    ],
 )
 def test_frames_that_are_not_a_json_object_are_invalid_message(tables, body):
     response = send(body, plain_connection(), "$default")
@@ -286,8 +314,9 @@ def test_frames_that_are_not_a_json_object_are_invalid_message(tables, body):
     assert len(response["body"]) < 1000  # the frame is not echoed back
 
 
-@pytest.mark.parametrize("body", [{"action": "nope"}, {}, {"action": 5}, {"action": None}, {"action": "HEARTBEAT"}],
-                         ids=repr)
+@pytest.mark.parametrize(
+    "body", [{"action": "nope"}, {}, {"action": 5}, {"action": None}, {"action": "HEARTBEAT"}], ids=repr
+)
 def test_unknown_actions(tables, body):
     response = send(body, plain_connection(), "$default")
     assert response["statusCode"] == 400
@@ -312,8 +341,11 @@ def test_unexpected_exception_is_internal_error_without_details(tables, monkeypa
         raise RuntimeError("boom")
 
     monkeypatch.setattr(SessionsRepository, "get", explode)
-    event = message_event({"action": "joinSession", "sessionId": "golden-eagle-427", "targetLanguage": "es"},
-                          connection_id=plain_connection(), route_key="joinSession")
+    event = message_event(
+        {"action": "joinSession", "sessionId": "golden-eagle-427", "targetLanguage": "es"},
+        connection_id=plain_connection(),
+        route_key="joinSession",
+    )
     # When a message reaches it
     response = message.handler(event, None)
     # Then the client gets 500 INTERNAL_ERROR with a correlation id and no internals

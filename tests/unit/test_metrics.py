@@ -155,10 +155,14 @@ def test_every_error_reply_is_a_rejection_by_its_code(tables, gateway, emf: Emf)
     assert error_of(send("not json", connection))[1] == "INVALID_MESSAGE"
     assert error_of(send({"action": "dance"}, connection))[1] == "UNKNOWN_ACTION"
     assert error_of(send({"action": "createSession", "sourceLanguage": "en"}, connection))[1] == "UNAUTHORIZED"
-    assert error_of(send({"action": "joinSession", "sessionId": "no-such-101", "targetLanguage": "es"},
-                         connection))[1] == "SESSION_NOT_FOUND"
+    assert (
+        error_of(send({"action": "joinSession", "sessionId": "no-such-101", "targetLanguage": "es"}, connection))[1]
+        == "SESSION_NOT_FOUND"
+    )
     assert error_of(connect_with({"action": "joinSession", "sessionId": "x", "targetLanguage": "es"})[1]) == (
-        400, "INVALID_PARAMETERS")
+        400,
+        "INVALID_PARAMETERS",
+    )
     # Then each is counted once under its code, on its own exact dimension set
     lines = emf.read()
     for line in lines:
@@ -294,8 +298,9 @@ def test_an_invocations_metrics_are_published_once_at_its_end(tables, gateway, e
     assert body_of(send({"action": "endSession"}, speaker))["type"] == "sessionEnded"
     lines = emf.read()
     # Then the three departures are one line (one flush), beside the ended session's own line
-    default_lines = [line for line in lines if line["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [
-        ["service", "environment"]]]
+    default_lines = [
+        line for line in lines if line["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service", "environment"]]
+    ]
     assert len(default_lines) == 1
     assert default_lines[0]["ListenersLeft"] == [1.0, 1.0, 1.0]
     assert emf.counts(lines) == {("ListenersLeft", None): 3, ("SessionsEnded", "endedBySpeaker"): 1}
@@ -303,9 +308,7 @@ def test_an_invocations_metrics_are_published_once_at_its_end(tables, gateway, e
     assert metrics._metrics.metric_set == {}
 
 
-def test_publishing_metrics_costs_no_aws_request(
-    tables, gateway, emf: Emf, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_publishing_metrics_costs_no_aws_request(tables, gateway, emf: Emf, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given every AWS API call of the process recorded by service
     services: list[str] = []
     original = botocore.client.BaseClient._make_api_call
@@ -339,4 +342,3 @@ def test_a_metric_that_cannot_be_published_never_fails_the_request(
     # When a session is created / Then it is created all the same
     session_id, _speaker = create_session()
     assert tables.session(session_id)["isActive"] is True
-

@@ -122,11 +122,13 @@ def test_the_waiting_partial_with_the_highest_stability_goes_first() -> None:
 
 def test_sentences_split_at_punctuation_and_at_a_pause_of_two_seconds() -> None:
     processor = PartialResultProcessor(Config())
-    items = words(*stable("good", "morning"), (".", 0.95), *stable("welcome")) + words(
-        *stable("everyone"), start=10.0
-    )
+    items = words(*stable("good", "morning"), (".", 0.95), *stable("welcome")) + words(*stable("everyone"), start=10.0)
     out = processor.feed(result("r1", items, partial=False), now=0.0)
-    assert [(s.segment_id, s.text) for s in out] == [("r1-0", "good morning."), ("r1-1", "welcome"), ("r1-2", "everyone")]
+    assert [(s.segment_id, s.text) for s in out] == [
+        ("r1-0", "good morning."),
+        ("r1-1", "welcome"),
+        ("r1-2", "everyone"),
+    ]
 
 
 def test_a_final_withdraws_a_sentence_the_recognizer_took_back() -> None:

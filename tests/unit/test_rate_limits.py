@@ -76,7 +76,10 @@ def test_session_creation_by_message_is_limited_too(tables, monkeypatch, clock):
     limit(monkeypatch, "SESSIONS_PER_USER_PER_HOUR", 1)
     assert create()["statusCode"] == 200
     connection_id = new_connection_id()
-    assert connect.handler(connect_event(None, connection_id=connection_id, user_id="speaker-1"), None)["statusCode"] == 200
+    assert (
+        connect.handler(connect_event(None, connection_id=connection_id, user_id="speaker-1"), None)["statusCode"]
+        == 200
+    )
     reply = body_of(message.handler(message_event(CREATE, connection_id=connection_id, user_id="speaker-1"), None))
     assert (reply["code"], reply["retryAfter"]) == ("RATE_LIMIT_EXCEEDED", 3590)
     assert len(tables.raw_sessions()) == 1
@@ -121,16 +124,20 @@ def test_plain_connections_count_against_their_source(tables, monkeypatch, clock
 
 
 def stored_secret(tables) -> bytes:
-    item = tables.client.get_item(TableName=RATE_LIMITS_TABLE, Key={"limitKey": {"S": SOURCE_ADDRESS_SECRET_KEY}},
-                                  ConsistentRead=True)["Item"]
+    item = tables.client.get_item(
+        TableName=RATE_LIMITS_TABLE, Key={"limitKey": {"S": SOURCE_ADDRESS_SECRET_KEY}}, ConsistentRead=True
+    )["Item"]
     assert set(item) == {"limitKey", "secret"}, item  # no TTL attribute: it lives as long as the table
     return item["secret"]["B"]
 
 
 def source_counter_keys(tables) -> list[str]:
     items = tables.client.scan(TableName=RATE_LIMITS_TABLE)["Items"]
-    return [item["limitKey"]["S"].split("#")[1] for item in items
-            if item["limitKey"]["S"].startswith("connectionsBySource#")]
+    return [
+        item["limitKey"]["S"].split("#")[1]
+        for item in items
+        if item["limitKey"]["S"].startswith("connectionsBySource#")
+    ]
 
 
 def test_source_addresses_are_stored_only_as_hashes_keyed_with_the_deployments_secret(tables, clock):
@@ -179,8 +186,9 @@ def test_processes_creating_the_secret_at_once_end_up_with_one(tables, monkeypat
 
 
 def test_a_stored_value_that_is_not_a_secret_is_replaced(tables):
-    tables.client.put_item(TableName=RATE_LIMITS_TABLE,
-                           Item={"limitKey": {"S": SOURCE_ADDRESS_SECRET_KEY}, "secret": {"S": "not bytes"}})
+    tables.client.put_item(
+        TableName=RATE_LIMITS_TABLE, Item={"limitKey": {"S": SOURCE_ADDRESS_SECRET_KEY}, "secret": {"S": "not bytes"}}
+    )
     secret = runtime.rate_limits().source_address_secret()
     assert len(secret) == 32 and stored_secret(tables) == secret
 

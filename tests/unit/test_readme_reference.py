@@ -16,7 +16,7 @@ def _table_after(heading: str) -> list[list[str]]:
     lines = README.split(heading, 1)[1].splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("|"))
     end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
-    return [[cell.strip() for cell in re.split(r"(?<!\\)\|", row)[1:-1]] for row in lines[start + 2:end]]
+    return [[cell.strip() for cell in re.split(r"(?<!\\)\|", row)[1:-1]] for row in lines[start + 2 : end]]
 
 
 def _names(rows: list[list[str]]) -> list[str]:

@@ -50,7 +50,9 @@ def test_create_session_costs_one_request(tables) -> None:
 
 def test_a_source_address_costs_one_request_the_first_time_a_process_meets_one(tables) -> None:
     def create(source_ip: str) -> None:
-        event = connect_event({"action": "createSession", "sourceLanguage": "en"}, user_id="speaker", source_ip=source_ip)
+        event = connect_event(
+            {"action": "createSession", "sourceLanguage": "en"}, user_id="speaker", source_ip=source_ip
+        )
         assert connect.handler(event, None)["statusCode"] == 200
 
     # The deployment's first connection with a source address creates the secret that keys addresses
@@ -113,8 +115,10 @@ def test_update_session_config_costs_one_request_when_the_session_is_named_or_kn
     (session,) = tables.sessions_items()
     runtime.reset()
     with DynamoDBRequests() as named:
-        assert send("speaker-conn", action="updateSessionConfig", sessionId=session["sessionId"],
-                    minStability=0.9)["type"] == "sessionConfigUpdated"
+        assert (
+            send("speaker-conn", action="updateSessionConfig", sessionId=session["sessionId"], minStability=0.9)["type"]
+            == "sessionConfigUpdated"
+        )
     with DynamoDBRequests() as first_unnamed:
         assert send("speaker-conn", action="updateSessionConfig", minStability=0.8)["type"] == "sessionConfigUpdated"
     with DynamoDBRequests() as later_unnamed:

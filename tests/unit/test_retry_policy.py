@@ -18,8 +18,10 @@ from lambda_src.repositories import dynamodb
 
 def _cancelled(*reasons: str) -> ClientError:
     return ClientError(
-        {"Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
-         "CancellationReasons": [{"Code": reason} for reason in reasons]},
+        {
+            "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+            "CancellationReasons": [{"Code": reason} for reason in reasons],
+        },
         "TransactWriteItems",
     )
 
@@ -115,8 +117,11 @@ def _run(monkeypatch: pytest.MonkeyPatch, *errors: Exception | None) -> list[str
     return scripted.tokens
 
 
-@pytest.mark.parametrize("then", [_throttled, _in_progress, lambda: _cancelled("TransactionConflict")],
-                         ids=["throttled", "in progress", "conflict"])
+@pytest.mark.parametrize(
+    "then",
+    [_throttled, _in_progress, lambda: _cancelled("TransactionConflict")],
+    ids=["throttled", "in progress", "conflict"],
+)
 def test_once_an_attempt_may_have_been_applied_every_repeat_keeps_its_token(monkeypatch, sleeps, then) -> None:
     # Given a transaction whose first attempt timed out (maybe applied), whose repeats are refused whole
     tokens = _run(monkeypatch, ReadTimeoutError(endpoint_url="https://dynamodb"), then(), then(), None)

@@ -268,8 +268,10 @@ def test_a_410_from_a_listener_that_joined_by_message_is_counted_out_at_once(tab
     # Given a listener that joined by a message (so its handshake had completed), whose connection vanished
     session_id, speaker = create_session()
     listener = plain()
-    assert body_of(send({"action": "joinSession", "sessionId": session_id, "targetLanguage": "es"}, listener))[
-        "type"] == "sessionJoined"
+    assert (
+        body_of(send({"action": "joinSession", "sessionId": session_id, "targetLanguage": "es"}, listener))["type"]
+        == "sessionJoined"
+    )
     gateway.gone.add(listener)
     # When the speaker drops and the listeners are told, however young the connection
     assert drop(speaker)["statusCode"] == 200

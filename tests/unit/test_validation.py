@@ -377,8 +377,6 @@ def test_malformed_session_ids_are_refused(session_id):
     assert error.field == "sessionId"
 
 
-
-
 def test_session_id_with_trailing_newline_is_refused():
     # Given a session id followed by a newline (not of the form adjective-noun-NNN)
     error = refusal(parse_join_session, {"sessionId": "golden-eagle-427\n", "targetLanguage": "es"}, LANGUAGES)
@@ -457,9 +455,7 @@ def test_any_float_in_range_is_accepted_for_min_stability(value):
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    st.floats(allow_nan=False, allow_infinity=False).filter(lambda value: not 0.70 <= value <= 0.95)
-)
+@given(st.floats(allow_nan=False, allow_infinity=False).filter(lambda value: not 0.70 <= value <= 0.95))
 def test_any_finite_float_outside_is_refused_for_min_stability(value):
     assert math.isfinite(value)
     error = refusal(parse_partial_result_config, {"minStability": value})

@@ -50,7 +50,9 @@ def test_pending_welcomes_of_an_empty_event():
 
 def test_handler_posts_the_message_to_its_connection(monkeypatch, no_sleep):
     calls = []
-    monkeypatch.setattr(connections_api, "post", lambda connection_id, data: calls.append((connection_id, data)) or True)
+    monkeypatch.setattr(
+        connections_api, "post", lambda connection_id, data: calls.append((connection_id, data)) or True
+    )
     result = welcome.handler({"Records": [record("INSERT", "conn-1", '{"type":"sessionCreated"}')]}, None)
     assert calls == [("conn-1", '{"type":"sessionCreated"}')]
     assert no_sleep == []
@@ -93,7 +95,9 @@ def test_one_failing_post_does_not_stop_the_others(monkeypatch, no_sleep):
         return True
 
     monkeypatch.setattr(connections_api, "post", post)
-    event = {"Records": [record("INSERT", "bad", "x"), record("INSERT", "good-1", "y"), record("INSERT", "good-2", "z")]}
+    event = {
+        "Records": [record("INSERT", "bad", "x"), record("INSERT", "good-1", "y"), record("INSERT", "good-2", "z")]
+    }
     welcome.handler(event, None)  # no exception escapes
     assert sorted(delivered) == [("good-1", "y"), ("good-2", "z")]
 
