@@ -28,8 +28,9 @@ import math
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench import common
 from bench.common import Context, Row

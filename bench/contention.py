@@ -88,7 +88,7 @@ class TransactionConflicts:
             with self._lock:
                 self._held.difference_update(items)
 
-    def __enter__(self) -> "TransactionConflicts":
+    def __enter__(self) -> TransactionConflicts:
         events = dynamodb.client().meta.events
         events.register(
             "before-parameter-build.dynamodb.TransactWriteItems", self._note_items, unique_id="conflicts-note"

@@ -30,9 +30,10 @@ import subprocess
 import tempfile
 import threading
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench import synth
 from bench.common import (

@@ -25,9 +25,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from websockets.asyncio.client import connect
 
@@ -50,11 +51,11 @@ class Percentiles:
     p99_ms: float
 
     @classmethod
-    def of(cls, samples_ns: list[int]) -> "Percentiles":
+    def of(cls, samples_ns: list[int]) -> Percentiles:
         cuts = statistics.quantiles(samples_ns, n=100, method="inclusive")
         return cls(p50_ms=round(cuts[49] / 1e6, 4), p99_ms=round(cuts[98] / 1e6, 4))
 
-    def minus(self, other: "Percentiles") -> "Percentiles":
+    def minus(self, other: Percentiles) -> Percentiles:
         return Percentiles(round(self.p50_ms - other.p50_ms, 4), round(self.p99_ms - other.p99_ms, 4))
 
 

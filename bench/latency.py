@@ -25,8 +25,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from botocore import xform_name
 
@@ -77,7 +78,7 @@ class RequestRecorder:
         recorded.pop("ClientRequestToken", None)  # replays are new requests: botocore gives each its own token
         self.calls.append([model.name, recorded])
 
-    def __enter__(self) -> "RequestRecorder":
+    def __enter__(self) -> RequestRecorder:
         self.client.meta.events.register("before-parameter-build.dynamodb", self._record, unique_id="bench-recorder")
         return self
 

@@ -25,8 +25,8 @@ import asyncio
 import json
 import os
 import queue
-import socket
 import signal
+import socket
 import subprocess
 import threading
 import time

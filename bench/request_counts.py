@@ -13,8 +13,9 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench.common import Row, create_tables, patched_environ, row, stdout_to_devnull
 from lambda_src import connections_api, limits, runtime, settings

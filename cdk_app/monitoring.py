@@ -12,7 +12,8 @@ the values the stack gives the functions (``POWERTOOLS_SERVICE_NAME``, ``ENVIRON
 
 from __future__ import annotations
 
-from typing import Final, Mapping
+from collections.abc import Mapping
+from typing import Final
 
 from aws_cdk import Duration
 from aws_cdk import aws_apigatewayv2 as apigw

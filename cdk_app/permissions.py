@@ -25,8 +25,9 @@ condition, as CDK's own stream grant does: the service name DynamoDB Streams pre
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import AbstractSet, Final, Mapping
+from typing import AbstractSet, Final
 
 from lambda_src import schema
 

@@ -3,7 +3,7 @@ the unit tests' tables use too); the local run creates its tables from the synth
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from aws_cdk import Aws
 from aws_cdk import aws_dynamodb as dynamodb

@@ -7,9 +7,10 @@ written before these fields existed, or with a field of the wrong type, read bac
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping
+from typing import Any
 
 from lambda_src import limits
 

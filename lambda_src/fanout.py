@@ -9,9 +9,10 @@ listener's failure stops the others.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from lambda_src import connections_api, limits, messages, runtime
 from lambda_src.log import logger

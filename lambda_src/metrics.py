@@ -40,7 +40,8 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Callable, Final, TypeVar
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
 
 from aws_lambda_powertools import Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit

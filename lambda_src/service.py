@@ -8,7 +8,8 @@ listener is counted in and out exactly once whatever the interleaving.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from botocore.exceptions import ClientError
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import random
 import zlib
 from collections import Counter
-from typing import Any, Callable, Mapping, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from lambda_src import fanout, limits, messages, metrics, runtime, service, validation
 from lambda_src.errors import ErrorCode, ServiceError

@@ -11,7 +11,6 @@ from pathlib import Path
 from lambda_src import settings
 from local_run.run import LocalRun
 
-
 # `make local MAX_LISTENERS_PER_SESSION=50 ...`: each function setting by its variable, passed as its context key.
 CONTEXT_FROM_ENVIRONMENT = {setting.env_var: setting.context_key for setting in settings.FUNCTION_SETTINGS}
 

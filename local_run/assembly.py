@@ -19,7 +19,7 @@ import re
 import sys
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -115,14 +115,14 @@ class ScheduledTrigger:
         """What EventBridge delivers to the function at one firing of the rule."""
         if self.input is not None:
             return self.input
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         return {
             "version": "0",
             "id": str(uuid.uuid4()),
             "detail-type": "Scheduled Event",
             "source": "aws.events",
             "account": LOCAL_ACCOUNT,
-            "time": now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "time": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": LOCAL_REGION,
             "resources": [self.rule_arn] if self.rule_arn else [],
             "detail": {},

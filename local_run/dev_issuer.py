@@ -15,8 +15,9 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final, Sequence
+from typing import Any, Final
 
 import jwt
 from cryptography.hazmat.primitives import serialization

@@ -114,7 +114,7 @@ class DynamoDBLocal:
         self._process: subprocess.Popen[bytes] | None = None
         self._log = tempfile.TemporaryFile()
 
-    def start(self, timeout: float = 30.0) -> "DynamoDBLocal":
+    def start(self, timeout: float = 30.0) -> DynamoDBLocal:
         java = shutil.which("java")
         if java is None:
             raise RuntimeError("Java 17 or newer is needed for DynamoDB Local (`make local` installs it)")
@@ -167,7 +167,7 @@ class DynamoDBLocal:
             process.kill()
             process.wait()
 
-    def __enter__(self) -> "DynamoDBLocal":
+    def __enter__(self) -> DynamoDBLocal:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -22,11 +22,12 @@ import secrets
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
@@ -137,7 +138,7 @@ class FunctionRuntime:
         worker = await self._acquire()
         try:
             reply = await worker.call({"event": event, "requestId": str(uuid.uuid4())}, self.definition.timeout_seconds)
-        except (asyncio.TimeoutError, FunctionError, OSError) as error:
+        except (TimeoutError, FunctionError, OSError) as error:
             if worker.process.returncode is None:
                 worker.process.kill()
             self._all.remove(worker)

@@ -53,7 +53,7 @@ class LocalRun:
         self.assembly: cloud_assembly.Assembly | None = None
         self.issuers: dict[str, Any] = {}
 
-    async def start(self, synth: bool = True) -> "LocalRun":
+    async def start(self, synth: bool = True) -> LocalRun:
         if synth:
             synthesize(self.cdk_out, self.context)
         addresses = cloud_assembly.LocalAddresses(self.port, self.http_port)
@@ -105,7 +105,7 @@ class LocalRun:
             self.gateway = None
         self.database.stop()
 
-    async def __aenter__(self) -> "LocalRun":
+    async def __aenter__(self) -> LocalRun:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:

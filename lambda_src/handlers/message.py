@@ -6,7 +6,8 @@ one message to send (a heartbeat near the 2-hour limit) posts the others first.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from lambda_src import fanout, messages, service, session_control, settings, validation
 from lambda_src.errors import ErrorCode, ServiceError

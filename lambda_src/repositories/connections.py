@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from botocore.exceptions import ClientError
 
+from lambda_src import limits
 from lambda_src.repositories import dynamodb
 from lambda_src.repositories.dynamodb import TransactItem
-from lambda_src import limits
 from lambda_src.schema import (
     CONNECTIONS_BY_SESSION_INDEX,
     CONNECTIONS_BY_SESSION_PARTITION_KEY,
@@ -20,7 +21,6 @@ from lambda_src.schema import (
     ROLE_NONE,
     ROLE_SPEAKER,
 )
-
 
 # API Gateway closes every WebSocket connection after 2 hours; a row outlives it by a margin so that a
 # late $disconnect still finds it, then TTL removes rows whose $disconnect never came.
@@ -59,7 +59,7 @@ class Connection:
         return item
 
     @classmethod
-    def from_item(cls, item: dict[str, Any]) -> "Connection":
+    def from_item(cls, item: dict[str, Any]) -> Connection:
         return cls(
             connection_id=item[CONNECTIONS_PARTITION_KEY],
             connected_at_ms=int(item.get("connectedAt", 0)),

@@ -6,8 +6,9 @@ from __future__ import annotations
 import random
 import time
 import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cache
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -84,7 +85,7 @@ class Session:
         }
 
     @classmethod
-    def from_item(cls, item: dict[str, Any]) -> "Session":
+    def from_item(cls, item: dict[str, Any]) -> Session:
         """A session from a (deserialized) item; an attribute of the wrong type reads as its default, with a
         warning (an unreadable ``expiresAt`` reads as 0: the session counts as expired, never as live)."""
         grace = _number(item, GRACE_ATTRIBUTE, None)

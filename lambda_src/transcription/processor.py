@@ -30,9 +30,10 @@ milliseconds for the timers, and :meth:`~PartialResultProcessor.close` at the en
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Callable, Protocol
+from typing import Protocol
 
 from rapidfuzz.distance import Levenshtein
 

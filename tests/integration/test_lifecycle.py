@@ -7,7 +7,8 @@ import asyncio
 import json
 import random
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect as connect_async

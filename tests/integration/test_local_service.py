@@ -36,9 +36,8 @@ def first_message(ws) -> dict:
 
 
 def refused_status(url: str) -> tuple[int, dict]:
-    with pytest.raises(InvalidStatus) as refused:
-        with connect(url, open_timeout=10):
-            pass
+    with pytest.raises(InvalidStatus) as refused, connect(url, open_timeout=10):
+        pass
     response = refused.value.response
     return response.status_code, json.loads(response.body or b"{}")
 

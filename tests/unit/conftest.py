@@ -3,7 +3,7 @@ tables created exactly like the stack creates them."""
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import boto3
 import pytest

@@ -104,7 +104,7 @@ class Clock:
         self.now_ms = now_ms
 
     @classmethod
-    def install(cls, monkeypatch: pytest.MonkeyPatch) -> "Clock":
+    def install(cls, monkeypatch: pytest.MonkeyPatch) -> Clock:
         clock = cls(time.time_ns() // 1_000_000)
         monkeypatch.setattr(messages, "now_ms", lambda: clock.now_ms)
         return clock

@@ -187,7 +187,7 @@ class DynamoDBRequests:
     def _count(self, model: Any, **_: Any) -> None:
         self.by_operation[model.name] = self.by_operation.get(model.name, 0) + 1
 
-    def __enter__(self) -> "DynamoDBRequests":
+    def __enter__(self) -> DynamoDBRequests:
         from lambda_src.repositories import dynamodb
 
         self._events = dynamodb.client().meta.events

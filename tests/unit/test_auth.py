@@ -15,9 +15,10 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import jwt
 import pytest

@@ -25,10 +25,11 @@ import logging
 import random
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from botocore.exceptions import ReadTimeoutError
@@ -45,6 +46,7 @@ from lambda_src.config import PartialResultConfig
 from lambda_src.downstream import read_partial_result_config
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.repositories import dynamodb
+from tests.unit.fakes import CALLBACK_URL
 from tests.unit.flows import (
     OWNER,
     connect_with,
@@ -55,7 +57,6 @@ from tests.unit.flows import (
     plain,
     send,
 )
-from tests.unit.fakes import CALLBACK_URL
 from tests.unit.helpers import REGION, body_of
 
 # cdk_app/constants.py ROUTE_TIMEOUT: every WebSocket route function times out after 10 s.
@@ -153,7 +154,7 @@ class StoreFaults:
         self._cycles.clear()
 
     @contextmanager
-    def active(self) -> Iterator["StoreFaults"]:
+    def active(self) -> Iterator[StoreFaults]:
         self.armed = True
         try:
             yield self
@@ -220,13 +221,12 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return recorded
 
 
-def attempts_per_request(faults: "StoreFaults", sleeps: list[float]) -> int:
+def attempts_per_request(faults: StoreFaults, sleeps: list[float]) -> int:
     """How many attempts one request gets before the service gives up on a store that stays throttled
     (whoever retries: botocore or the code); measured on a read of a connection row, then forgotten."""
     faults.always(GET, THROTTLED)
-    with faults.active():
-        with pytest.raises(ServiceError):
-            runtime.connections().get("probe-connection")
+    with faults.active(), pytest.raises(ServiceError):
+        runtime.connections().get("probe-connection")
     attempts = faults.attempts[GET]
     faults.reset()
     sleeps.clear()

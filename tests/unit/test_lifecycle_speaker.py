@@ -21,13 +21,13 @@ from lambda_src.repositories.connections import ConnectionsRepository
 from lambda_src.repositories.sessions import SessionsRepository
 from tests.unit.flows import (
     OWNER,
-    Clock,
     SESSION_ID,
+    Clock,
     connect_with,
     create_session,
+    deliver_disconnects,
     drop,
     error_of,
-    deliver_disconnects,
     join,
     plain,
     send,

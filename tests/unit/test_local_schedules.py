@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +146,7 @@ def test_rate_expressions(expression: str, seconds: float | None) -> None:
 
 def test_without_input_the_event_is_eventbridges_scheduled_event() -> None:
     trigger = ScheduledTrigger("Fn", 60.0, None, rule_arn="arn:aws:events:us-east-1:000000000000:rule/r")
-    event = trigger.event(datetime(2024, 5, 1, 12, 30, 5, tzinfo=timezone.utc))
+    event = trigger.event(datetime(2024, 5, 1, 12, 30, 5, tzinfo=UTC))
     assert event["detail-type"] == "Scheduled Event" and event["source"] == "aws.events"
     assert (event["version"], event["account"], event["region"]) == ("0", LOCAL_ACCOUNT, LOCAL_REGION)
     assert event["time"] == "2024-05-01T12:30:05Z"

@@ -9,7 +9,8 @@ clock; DynamoDB faults are injected where moto answers (see ``test_faults``).
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from botocore.exceptions import ReadTimeoutError
