@@ -194,7 +194,8 @@ def render(rows: list[Row], machine: dict[str, Any], seconds: float, failures: l
 
     def line(cells: tuple[str, ...]) -> str:
         return "  ".join(
-            str(c).rjust(w) if i in numeric else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+            str(c).rjust(w) if i in numeric else str(c).ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         )
 
     out = [
@@ -207,7 +208,7 @@ def render(rows: list[Row], machine: dict[str, Any], seconds: float, failures: l
         line(tuple("-" * w for w in widths)),
     ]
     previous = None
-    for r, cells in zip(rows, body):
+    for r, cells in zip(rows, body, strict=True):
         if previous is not None and r["section"] != previous:
             out.append("")
         previous = r["section"]

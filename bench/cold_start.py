@@ -98,7 +98,7 @@ def measure(runs: int = 15) -> list[Row]:
     rows = []
     for function in INITS:
         median = statistics.median(samples[function])
-        ratio = statistics.median(own / floor for own, floor in zip(samples[function], samples[None]))
+        ratio = statistics.median(own / floor for own, floor in zip(samples[function], samples[None], strict=True))
         rows.append(
             row(
                 SECTION,

@@ -230,10 +230,8 @@ def rss_bytes(pids: list[int]) -> int:
     """Sum of the resident set sizes of ``pids`` (processes that exited meanwhile count 0)."""
     total = 0
     for pid in pids:
-        try:
+        with contextlib.suppress(OSError, IndexError, ValueError):
             total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE_SIZE
-        except (OSError, IndexError, ValueError):
-            pass
     return total
 
 

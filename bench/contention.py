@@ -184,7 +184,7 @@ def measure(database: Any, failures: list[str], sizes: tuple[int, ...] = (64, 25
                     )
                 )
     finally:
-        connections_api.client = saved_client  # type: ignore[assignment]
+        connections_api.client = saved_client
         dynamodb.INVOCATION_BUDGET_SECONDS = saved_budget
         runtime.reset()
     return rows

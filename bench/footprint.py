@@ -7,11 +7,11 @@ code asset's floor is the ``lambda_src`` package's own ``.py`` files in the repo
 the asset carries files nobody imports.
 
 Peak memory is the peak RSS (``VmHWM`` in /proc/self/status, read at the end; ``ru_maxrss`` would include the
-spawning parent's high-water mark, which Linux carries into a child across fork and exec) of a process that imports the handler from the function's code asset (the
-synthesized directory, as Lambda would) with the function's own environment from the template (table names
-and URLs made local, as ``make local`` does), and runs one invocation against DynamoDB Local, with
-``@connections`` and the user pool's JWKS served by a stub on loopback. The floor is the same child importing
-only boto3 and making one GetItem. The invocations:
+spawning parent's high-water mark, which Linux carries into a child across fork and exec) of a process that imports
+the handler from the function's code asset (the synthesized directory, as Lambda would) with the function's own
+environment from the template (table names and URLs made local, as ``make local`` does), and runs one invocation
+against DynamoDB Local, with ``@connections`` and the user pool's JWKS served by a stub on loopback. The floor is
+the same child importing only boto3 and making one GetItem. The invocations:
 
 - connect: ``joinSession`` on connect (the first in the process: a GetItem, then the transaction);
 - disconnect: a listener's ``$disconnect``;

@@ -377,6 +377,6 @@ def measure(database: Any, iterations: int = 200, warmup: int = 20) -> list[Row]
                             )
                         )
     finally:
-        connections_api.client = saved_client  # type: ignore[assignment]
+        connections_api.client = saved_client
         runtime.reset()
     return rows

@@ -10,6 +10,7 @@ Prints a table beside each operation's floor and writes JSON (``--output``).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import time
@@ -114,7 +115,7 @@ def measure(audiences: tuple[int, ...]) -> list[dict[str, Any]]:
         record(
             f"endSession, {audience} listeners",
             1 + pages,
-            _count(lambda: _send(owner, "sessionEnded", action="endSession", sessionId=ended_session)),
+            _count(functools.partial(_send, owner, "sessionEnded", action="endSession", sessionId=ended_session)),
         )
     return rows
 
@@ -127,7 +128,7 @@ def table_rows(database: DynamoDBLocal, audiences: tuple[int, ...] = (0, 10, 100
             _prepare(database)
             rows = measure(audiences)
     finally:
-        connections_api.client = saved_client  # type: ignore[assignment]
+        connections_api.client = saved_client
         runtime.reset()
     return [
         row(

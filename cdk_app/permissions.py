@@ -26,8 +26,9 @@ condition, as CDK's own stream grant does: the service name DynamoDB Streams pre
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import AbstractSet, Final
+from typing import Final
 
 from lambda_src import schema
 

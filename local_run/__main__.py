@@ -71,6 +71,7 @@ async def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await run.start()
+    assert run.assembly is not None  # start() loaded it
     try:
         print(
             f"Session service ready: {run.url}  (DynamoDB Local {run.database.endpoint}, "

@@ -413,8 +413,11 @@ class _Reader:
             expression = props.get("ScheduleExpression")
             if not expression or str(props.get("State", "ENABLED")).upper() == "DISABLED":
                 continue
-            targets = [(t, self.referenced(t.get("Arn"), "AWS::Lambda::Function")) for t in props.get("Targets", [])]
-            targets = [(t, function) for t, function in targets if function in functions]
+            targets: list[tuple[dict[str, Any], str]] = []
+            for target in props.get("Targets", []):
+                function = self.referenced(target.get("Arn"), "AWS::Lambda::Function")
+                if function is not None and function in functions:
+                    targets.append((target, function))
             if not targets:
                 continue
             interval = rate_seconds(str(expression))

@@ -10,6 +10,7 @@ minted by the CLI stay valid across restarts of the local gateway.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import sys
@@ -45,10 +46,8 @@ def _load_or_create_key(key_dir: Path) -> rsa.RSAPrivateKey:
             with os.fdopen(descriptor, "wb") as file:
                 file.write(pem)
             # A hard link never overwrites: whoever links first owns the key, everyone else reads it.
-            try:
+            with contextlib.suppress(FileExistsError):
                 os.link(temporary, path)
-            except FileExistsError:
-                pass
         finally:
             temporary.unlink(missing_ok=True)
     loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)

@@ -112,7 +112,7 @@ class DynamoDBLocal:
         self.data_dir = data_dir
         self.endpoint = f"http://{LISTEN_HOST}:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - DynamoDB Local writes to it for its whole life
 
     def start(self, timeout: float = 30.0) -> DynamoDBLocal:
         java = shutil.which("java")
@@ -174,7 +174,7 @@ class DynamoDBLocal:
         self.stop()
 
     def client(self, service: str = "dynamodb") -> Any:
-        return boto3.client(
+        return boto3.client(  # type: ignore[call-overload]  # a service named at run time, not a literal
             service,
             endpoint_url=self.endpoint,
             region_name=LOCAL_REGION,

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
 import secrets
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
@@ -313,7 +314,9 @@ class LocalGateway:
                 return 401  # API Gateway does not call the authorizer when an identity source is missing
         event = {
             "type": "REQUEST",
-            "methodArn": f"arn:aws:execute-api:{LOCAL_REGION}:{LOCAL_ACCOUNT}:{LOCAL_API_ID}/{self.assembly.stage}/$connect",
+            "methodArn": (
+                f"arn:aws:execute-api:{LOCAL_REGION}:{LOCAL_ACCOUNT}:{LOCAL_API_ID}/{self.assembly.stage}/$connect"
+            ),
             "headers": headers,
             "multiValueHeaders": {k: [v] for k, v in headers.items()},
             "queryStringParameters": query,
@@ -394,12 +397,10 @@ class LocalGateway:
         context = self._request_context(client, "$disconnect", "DISCONNECT")
         context["disconnectStatusCode"] = websocket.close_code or 1006
         context["disconnectReason"] = websocket.close_reason or ""
-        try:
+        with contextlib.suppress(FunctionError):  # the connection is gone either way
             await self._invoke_route(
                 "$disconnect", {"headers": {}, "requestContext": context, "isBase64Encoded": False}
             )
-        except FunctionError:
-            pass
 
     async def _send(self, client: _Client, data: str) -> bool:
         if not client.open or client.websocket is None:
@@ -505,28 +506,43 @@ class LocalGateway:
                 if shard["ShardId"] not in iterators:
                     iterators[shard["ShardId"]] = await fresh_iterator(shard["ShardId"])
             for _ in range(200):  # re-list shards every ~10 s
-                records: list[dict[str, Any]] = []
-                for shard_id, iterator in list(iterators.items()):
-                    if iterator is None:
-                        continue
-                    try:
-                        response = await asyncio.to_thread(streams.get_records, ShardIterator=iterator, Limit=1000)
-                    except streams.exceptions.TrimmedDataAccessException:
-                        # DynamoDB Local answers this for an iterator taken while its shard was empty.
-                        iterators[shard_id] = await fresh_iterator(shard_id)
-                        continue
-                    iterators[shard_id] = response.get("NextShardIterator")
-                    if response.get("Records"):
-                        last_sequence[shard_id] = response["Records"][-1]["dynamodb"]["SequenceNumber"]
-                    records.extend(response.get("Records", []))
+                records = await self._read_shards(streams, iterators, last_sequence, fresh_iterator)
                 if skip_backlog:
                     records, skip_backlog = [], False
-                records = [_lambda_record(r) for r in records]
-                records = [r for r in records if not trigger.patterns or any(matches(p, r) for p in trigger.patterns)]
-                for start in range(0, len(records), trigger.batch_size):
-                    batch = records[start : start + trigger.batch_size]
-                    asyncio.create_task(self._invoke_quietly(runtime, {"Records": batch}))
+                self._dispatch_records(trigger, runtime, records)
                 await asyncio.sleep(0.02 if not records else 0)
+
+    @staticmethod
+    async def _read_shards(
+        streams: Any,
+        iterators: dict[str, str | None],
+        last_sequence: dict[str, str],
+        fresh_iterator: Callable[[str], Awaitable[str | None]],
+    ) -> list[dict[str, Any]]:
+        """One GetRecords per open shard; advances ``iterators`` and remembers each shard's last sequence."""
+        records: list[dict[str, Any]] = []
+        for shard_id, iterator in list(iterators.items()):
+            if iterator is None:
+                continue
+            try:
+                response = await asyncio.to_thread(streams.get_records, ShardIterator=iterator, Limit=1000)
+            except streams.exceptions.TrimmedDataAccessException:
+                # DynamoDB Local answers this for an iterator taken while its shard was empty.
+                iterators[shard_id] = await fresh_iterator(shard_id)
+                continue
+            iterators[shard_id] = response.get("NextShardIterator")
+            if response.get("Records"):
+                last_sequence[shard_id] = response["Records"][-1]["dynamodb"]["SequenceNumber"]
+            records.extend(response.get("Records", []))
+        return records
+
+    def _dispatch_records(self, trigger: Any, runtime: FunctionRuntime, records: list[dict[str, Any]]) -> None:
+        """Invoke the function with the records its filter patterns admit, in batches of the mapping's size."""
+        events = [_lambda_record(r) for r in records]
+        events = [r for r in events if not trigger.patterns or any(matches(p, r) for p in trigger.patterns)]
+        for start in range(0, len(events), trigger.batch_size):
+            batch = events[start : start + trigger.batch_size]
+            asyncio.create_task(self._invoke_quietly(runtime, {"Records": batch}))
 
     async def _invoke_quietly(self, runtime: FunctionRuntime, event: Any, trigger: str = "stream-triggered") -> None:
         try:

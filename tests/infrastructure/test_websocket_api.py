@@ -352,7 +352,7 @@ def test_stage_writes_json_access_logs_to_a_retained_log_group(deployed_any: Syn
 
 def test_only_connect_is_authorized_and_the_other_routes_say_why(deployed: Synthesized) -> None:
     # Given every route
-    for route_key, (route_id, route) in sorted(deployed.routes.items()):
+    for route_key, (_route_id, route) in sorted(deployed.routes.items()):
         properties = route["Properties"]
         if route_key == routes.CONNECT:
             # Then $connect runs the Lambda authorizer

@@ -17,7 +17,10 @@ from tests.integration.conftest import LISTENER_CAP, RunningService
 
 pytestmark = pytest.mark.integration
 
-SEED_QUERY = "action=createSession&sourceLanguage=en&qualityTier=standard&partialResults=true&minStability=0.85&maxBufferTimeout=5.0"
+SEED_QUERY = (
+    "action=createSession&sourceLanguage=en&qualityTier=standard&partialResults=true&minStability=0.85"
+    "&maxBufferTimeout=5.0"
+)
 SEED_KEYS = [
     "type",
     "sessionId",

@@ -7,6 +7,7 @@ and the clean-up kills processes one by one by pid, never by group.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -159,10 +160,8 @@ def kill_leftovers(process: subprocess.Popen[str], recorded: dict[int, ProcessIn
         known.update(descendants(process.pid))
     for info in known.values():
         if still_running(info) is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(info.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     if process.poll() is None:
         process.kill()
     process.wait(timeout=10)

@@ -23,9 +23,8 @@ CALLBACK_URL = "https://example.execute-api.us-east-1.amazonaws.com/test"
 
 def client_error(code: str, status: int, operation: str) -> ClientError:
     """The ClientError botocore raises for a management API error response."""
-    return ClientError(
-        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation
-    )
+    response: Any = {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return ClientError(response, operation)
 
 
 class FakeConnectionsApi:

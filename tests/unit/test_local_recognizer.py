@@ -93,7 +93,7 @@ def test_stability_grows_while_a_word_survives(results: list[tuple[float, Recogn
         a.result_id == b.result_id
         and a.items[0].content == b.items[0].content
         and (b.items[0].stability or 0) > (a.items[0].stability or 0)
-        for a, b in zip(partials, partials[1:])
+        for a, b in zip(partials, partials[1:], strict=False)
     )
     assert grew
 

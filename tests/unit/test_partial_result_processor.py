@@ -104,7 +104,7 @@ def test_at_most_five_partials_a_second_the_latest_kept_and_finals_never_held_ba
         forwarded += [(now, s) for s in processor.feed(result("r1", words(*stable(*spoken[: step + 1]))), now)]
     forwarded += [(0.6, s) for s in processor.tick(0.6)]
     times = [t for t, _s in forwarded]
-    assert all(b - a >= PARTIAL_WINDOW_SECONDS - 1e-9 for a, b in zip(times, times[1:]))
+    assert all(b - a >= PARTIAL_WINDOW_SECONDS - 1e-9 for a, b in zip(times, times[1:], strict=False))
     assert forwarded[-1][1].text == "a b c d e f g h i j"  # the most recent survived
     assert processor.counters.partials_dropped > 0
     final = processor.feed(result("r1", words(*spoken), partial=False), now=0.61)  # 10 ms after a partial
@@ -277,14 +277,14 @@ def test_properties_of_any_stream(stream: tuple[Config, list[tuple[float, Recogn
     partial_times = [now for now, s in out if s.is_partial]
     # Finals only when partial results are off; otherwise at most 5 partials a second.
     assert config.partial_results_enabled or not partial_times
-    assert all(b - a >= PARTIAL_WINDOW_SECONDS - 1e-9 for a, b in zip(partial_times, partial_times[1:]))
+    assert all(b - a >= PARTIAL_WINDOW_SECONDS - 1e-9 for a, b in zip(partial_times, partial_times[1:], strict=False))
     for segment_id, sent in by_segment.items():
         kinds = [s.is_partial for _t, s in sent]
         # Every segment shown ends with exactly one final, and nothing follows it.
         assert kinds.count(False) == 1 and kinds[-1] is False, (segment_id, sent)
         # No text twice in a row for a segment.
         texts = [(s.text, s.is_partial) for _t, s in sent]
-        assert all(a != b for a, b in zip(texts, texts[1:])), (segment_id, texts)
+        assert all(a != b for a, b in zip(texts, texts[1:], strict=False)), (segment_id, texts)
         # Nothing below the threshold before its timeout: such a partial's segment had been waiting at least
         # the buffer timeout (3 s without stability) since its first text.
         for now, s in sent:

@@ -137,7 +137,10 @@ def test_an_end_session_whose_write_was_applied_but_whose_reply_was_lost_is_coun
 
 
 def test_listeners_the_sweeper_could_not_reach_when_it_ended_the_session_are_dismissed_by_a_later_sweep(
-    tables, gateway, clock, faults
+    tables,
+    gateway,
+    clock,
+    faults,  # noqa: F811 - pytest injects the faults fixture imported above
 ) -> None:
     # (Regression: once ended, the session left the sweeper's index; its listeners stayed attached to a
     # dead session with no sessionEnded until their connections' 2-hour limit.)
@@ -169,7 +172,10 @@ def test_listeners_the_sweeper_could_not_reach_when_it_ended_the_session_are_dis
 
 
 def test_listeners_an_end_session_could_not_reach_are_dismissed_by_the_sweeper_without_a_retry(
-    tables, gateway, clock, faults
+    tables,
+    gateway,
+    clock,
+    faults,  # noqa: F811 - pytest injects the faults fixture imported above
 ) -> None:
     # Given a session ended by its speaker while the listener index was unreadable, never ended again
     session_id, speaker = create_session()
@@ -284,7 +290,7 @@ def test_a_410_from_a_listener_that_joined_by_message_is_counted_out_at_once(tab
 # --- 3. after a $connect commit, nothing refuses the handshake -------------------------------------------
 
 
-def test_a_resume_whose_listener_notice_fails_still_opens_the_connection(tables, gateway, clock, faults) -> None:
+def test_a_resume_whose_listener_notice_fails_still_opens_the_connection(tables, gateway, clock, faults) -> None:  # noqa: F811 - pytest injects the faults fixture imported above
     # (Regression: the takeover was committed, then a throttled listener query answered the handshake 503;
     # no $disconnect ever came, so the session showed a speaker connection that did not exist.)
     session_id, speaker = create_session()
@@ -300,7 +306,10 @@ def test_a_resume_whose_listener_notice_fails_still_opens_the_connection(tables,
 
 
 def test_a_speaker_drop_whose_listener_notice_fails_still_opens_the_resume_window(
-    tables, gateway, clock, faults
+    tables,
+    gateway,
+    clock,
+    faults,  # noqa: F811 - pytest injects the faults fixture imported above
 ) -> None:
     session_id, speaker = create_session()
     join(session_id)
