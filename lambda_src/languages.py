@@ -53,6 +53,17 @@ SUPPORTED_LANGUAGES: Final[frozenset[str]] = frozenset(
 )
 
 
+# The Amazon Transcribe streaming locale each supported language is transcribed in (the deployed recognizer).
+TRANSCRIBE_STREAMING_LOCALES: Final[dict[str, str]] = {
+    "af": "af-ZA", "ar": "ar-SA", "ca": "ca-ES", "cs": "cs-CZ", "da": "da-DK", "de": "de-DE", "el": "el-GR",
+    "en": "en-US", "es": "es-US", "eu": "eu-ES", "fa": "fa-IR", "fi": "fi-FI", "fr": "fr-FR", "gl": "gl-ES",
+    "he": "he-IL", "hi": "hi-IN", "hr": "hr-HR", "id": "id-ID", "it": "it-IT", "ja": "ja-JP", "ko": "ko-KR",
+    "lv": "lv-LV", "ms": "ms-MY", "nl": "nl-NL", "no": "no-NO", "pl": "pl-PL", "pt": "pt-BR", "ro": "ro-RO",
+    "ru": "ru-RU", "sk": "sk-SK", "so": "so-SO", "sr": "sr-RS", "sv": "sv-SE", "th": "th-TH", "tl": "tl-PH",
+    "uk": "uk-UA", "vi": "vi-VN", "zh": "zh-CN", "zu": "zu-ZA",
+}  # fmt: skip
+
+
 def parse_language_list(raw: str) -> frozenset[str]:
     """Read a comma-separated override such as ``"en,es,fr"``."""
     codes = frozenset(code.strip() for code in raw.split(",") if code.strip())
