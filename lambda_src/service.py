@@ -104,7 +104,7 @@ def create_session(
     limit = rate_limits.session_creations(user_id, now_ms // 1000)
     for _attempt in range(limits.SESSION_ID_ATTEMPTS):
         session = Session(
-            session_id=new_session_id(),
+            session_id=new_session_id(config.session_id_vocabulary),
             speaker_connection_id=connection_id,
             speaker_user_id=user_id,
             source_language=request.source_language,
