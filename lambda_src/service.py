@@ -84,6 +84,7 @@ def open_connection(
     dynamodb.transact_guarded([(runtime.connections().put_item(connection), _already_in_a_session), *guards])
 
 
+@metrics.timed(metrics.SESSION_CREATION_LATENCY)
 def create_session(
     request: CreateSessionRequest,
     *,
@@ -140,6 +141,7 @@ def create_session(
     )
 
 
+@metrics.timed(metrics.LISTENER_JOIN_LATENCY)
 def join_session(
     request: JoinSessionRequest,
     *,
