@@ -18,7 +18,7 @@ function's errors, p99 duration and throttles.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from aws_cdk import Duration
@@ -338,15 +338,15 @@ class ServiceDashboard(Construct):
     @staticmethod
     def _graph(
         title: str,
-        left: list[cloudwatch.IMetric],
+        left: Sequence[cloudwatch.IMetric],
         *,
-        right: list[cloudwatch.IMetric] | None = None,
+        right: Sequence[cloudwatch.IMetric] = (),
         stacked: bool = False,
     ) -> cloudwatch.GraphWidget:
         return cloudwatch.GraphWidget(
             title=title,
-            left=left,
-            right=right or [],
+            left=list(left),
+            right=list(right),
             stacked=stacked,
             width=WIDGET_WIDTH,
             height=WIDGET_HEIGHT,
