@@ -1,4 +1,5 @@
-"""Alarms on the functions, the stage and the service's own metrics, and the topic they notify.
+"""Alarms on the functions, the stage and the service's own metrics, the topic they notify, and the
+operators' dashboard.
 
 Every alarm notifies the topic when it fires and when it recovers; missing data (no traffic) never fires one.
 The topic is encrypted with a key of its own (CloudWatch may use it to publish; an AWS managed key would
@@ -8,11 +9,16 @@ The alarm on rejected configurations watches a metric the functions emit (``lamb
 built only from that module's constants: namespace, metric name, and the exact dimension set the code
 publishes it with (the default dimensions ``service`` and ``environment``, plus its extra dimension), with
 the values the stack gives the functions (``POWERTOOLS_SERVICE_NAME``, ``ENVIRONMENT_NAME``).
+
+The dashboard (:class:`ServiceDashboard`) shows every metric of that module through the same function
+(:func:`service_metric`), so it too can only show what the code emits: sessions created and ended (by reason),
+listeners joined and left, the two latencies at p50/p95/p99, the two gauges, rejections by error code, and each
+function's errors, p99 duration and throttles.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from aws_cdk import Duration
@@ -29,7 +35,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
-from lambda_src import log, metrics
+from lambda_src import log, messages, metrics
 from lambda_src.errors import ErrorCode
 
 PERIOD: Final = Duration.minutes(5)
@@ -49,6 +55,45 @@ FAILURE_QUEUE_THRESHOLD: Final = 1
 SCHEDULE_FAILED_INVOCATIONS_THRESHOLD: Final = 1
 # The rejected-configuration alarm's error code (metrics.REJECTIONS by errorCode).
 REJECTED_CONFIGURATION_CODE: Final = ErrorCode.INVALID_CONFIGURATION.name
+
+
+# The dashboard: counts and latencies per 5 minutes (the alarms' period), the gauges per minute (published
+# once a minute), the latencies' percentiles, and the values of the extra dimensions it draws one line for.
+GAUGE_PERIOD: Final = Duration.minutes(1)
+LATENCY_PERCENTILES: Final = (50, 95, 99)
+END_REASONS: Final = (messages.ENDED_BY_SPEAKER, messages.SPEAKER_TIMEOUT, messages.EXPIRED)
+ERROR_CODES: Final = tuple(code.name for code in ErrorCode)
+WIDGET_WIDTH: Final = 8  # three widgets a row (a dashboard row is 24 wide)
+WIDGET_HEIGHT: Final = 6
+
+
+def service_metric(
+    config: EnvironmentConfig,
+    metric_name: str,
+    statistic: str,
+    period: Duration = PERIOD,
+    *,
+    extra_value: str | None = None,
+    label: str | None = None,
+) -> cloudwatch.Metric:
+    """A metric of ``lambda_src.metrics`` exactly as the functions of ``config``'s environment publish it:
+    its namespace and name, and its dimension set (the defaults, with the values the stack gives the
+    functions, plus its extra dimension with ``extra_value`` when it has one)."""
+    dimensions = {metrics.SERVICE_DIMENSION: log.SERVICE_NAME, metrics.ENVIRONMENT_DIMENSION: config.name}
+    extra_dimension = metrics.EXTRA_DIMENSION[metric_name]
+    assert (extra_dimension is None) == (extra_value is None), (metric_name, extra_value)
+    if extra_dimension is not None and extra_value is not None:
+        dimensions[extra_dimension] = extra_value
+    # The exact dimension set the code publishes this metric with, or it would show (or watch) nothing.
+    assert sorted(dimensions) == sorted(metrics.dimension_names(metric_name)), dimensions
+    return cloudwatch.Metric(
+        namespace=metrics.NAMESPACE,
+        metric_name=metric_name,
+        dimensions_map=dimensions,
+        period=period,
+        statistic=statistic,
+        label=label,
+    )
 
 
 class ServiceAlarms(Construct):
@@ -198,27 +243,111 @@ class ServiceAlarms(Construct):
         )
 
     def _rejected_configurations_alarm(self) -> None:
-        metric_name = metrics.REJECTIONS
-        extra_dimension = metrics.EXTRA_DIMENSION[metric_name]
-        assert extra_dimension is not None
-        dimensions = {
-            metrics.SERVICE_DIMENSION: log.SERVICE_NAME,
-            metrics.ENVIRONMENT_DIMENSION: self._config.name,
-            extra_dimension: REJECTED_CONFIGURATION_CODE,
-        }
-        # The exact dimension set the code publishes this metric with, or the alarm would watch nothing.
-        assert sorted(dimensions) == sorted(metrics.dimension_names(metric_name)), dimensions
         threshold = self._config.invalid_configuration_alarm_threshold
         self._alarm(
             "RejectedConfigurations",
-            cloudwatch.Metric(
-                namespace=metrics.NAMESPACE,
-                metric_name=metric_name,
-                dimensions_map=dimensions,
-                period=PERIOD,
-                statistic=cloudwatch.Stats.SUM,
+            service_metric(
+                self._config, metrics.REJECTIONS, cloudwatch.Stats.SUM, extra_value=REJECTED_CONFIGURATION_CODE
             ),
             threshold,
             f"{threshold}+ requests refused with {REJECTED_CONFIGURATION_CODE} in 5 minutes (partial-result "
             "settings out of range, e.g. a client release sending bad values)",
+        )
+
+
+class ServiceDashboard(Construct):
+    """The operators' CloudWatch dashboard of one environment (named like its stack)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        functions: Mapping[str, lambda_.Function],
+    ) -> None:
+        """``functions``: every function, by the handler module it runs."""
+        super().__init__(scope, construct_id)
+        self._config = config
+        sum_ = cloudwatch.Stats.SUM
+        self.dashboard = cloudwatch.Dashboard(
+            self, "Dashboard", dashboard_name=config.stack_name, default_interval=Duration.hours(3)
+        )
+        self.dashboard.add_widgets(
+            self._graph(
+                "Sessions created and ended (per 5 minutes)",
+                [self._metric(metrics.SESSIONS_CREATED, sum_)]
+                + [self._metric(metrics.SESSIONS_ENDED, sum_, extra_value=reason) for reason in END_REASONS],
+            ),
+            self._graph(
+                "Listeners joined and left (per 5 minutes)",
+                [self._metric(metrics.LISTENERS_JOINED, sum_), self._metric(metrics.LISTENERS_LEFT, sum_)],
+            ),
+            self._graph(
+                "Active sessions and connected listeners (each minute)",
+                [self._metric(metrics.ACTIVE_SESSIONS, cloudwatch.Stats.MAXIMUM, GAUGE_PERIOD)],
+                right=[self._metric(metrics.CONNECTED_LISTENERS, cloudwatch.Stats.MAXIMUM, GAUGE_PERIOD)],
+            ),
+        )
+        self.dashboard.add_widgets(
+            *(self._latency_graph(name) for name in metrics.LATENCIES),
+            self._graph(
+                "Rejections by error code (per 5 minutes)",
+                [self._metric(metrics.REJECTIONS, sum_, extra_value=code, label=code) for code in ERROR_CODES],
+                stacked=True,
+            ),
+        )
+        modules = sorted(functions)
+        self.dashboard.add_widgets(
+            self._graph(
+                "Function errors (per 5 minutes)",
+                [functions[m].metric_errors(period=PERIOD, statistic=sum_, label=m) for m in modules],
+            ),
+            self._graph(
+                "Function duration, p99 (ms)",
+                [
+                    functions[m].metric_duration(period=PERIOD, statistic=cloudwatch.Stats.percentile(99), label=m)
+                    for m in modules
+                ],
+            ),
+            self._graph(
+                "Function throttles (per 5 minutes)",
+                [functions[m].metric_throttles(period=PERIOD, statistic=sum_, label=m) for m in modules],
+            ),
+        )
+
+    def _metric(
+        self,
+        metric_name: str,
+        statistic: str,
+        period: Duration = PERIOD,
+        *,
+        extra_value: str | None = None,
+        label: str | None = None,
+    ) -> cloudwatch.Metric:
+        return service_metric(
+            self._config, metric_name, statistic, period, extra_value=extra_value, label=label or extra_value
+        )
+
+    def _latency_graph(self, metric_name: str) -> cloudwatch.GraphWidget:
+        return self._graph(
+            f"{metric_name} (ms): p50, p95, p99",
+            [self._metric(metric_name, cloudwatch.Stats.percentile(p), label=f"p{p}") for p in LATENCY_PERCENTILES],
+        )
+
+    @staticmethod
+    def _graph(
+        title: str,
+        left: Sequence[cloudwatch.IMetric],
+        *,
+        right: Sequence[cloudwatch.IMetric] = (),
+        stacked: bool = False,
+    ) -> cloudwatch.GraphWidget:
+        return cloudwatch.GraphWidget(
+            title=title,
+            left=list(left),
+            right=list(right),
+            stacked=stacked,
+            width=WIDGET_WIDTH,
+            height=WIDGET_HEIGHT,
         )

@@ -33,6 +33,7 @@ from typing import Final
 from lambda_src import schema
 
 GET: Final = "dynamodb:GetItem"
+BATCH_GET: Final = "dynamodb:BatchGetItem"
 PUT: Final = "dynamodb:PutItem"
 UPDATE: Final = "dynamodb:UpdateItem"
 DELETE: Final = "dynamodb:DeleteItem"
@@ -90,10 +91,11 @@ FUNCTION_TABLE_ACCESS: Final[Mapping[str, tuple[TableAccess, ...]]] = {
         TableAccess(schema.CONNECTIONS, {GET, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
     ),
     # Scheduled: the sparse sweep index (Scan); due sessions read and ended, or revisited (Update), their
-    # listeners told and dismissed, and a share of the others' listeners probed (index Query; a vanished
-    # listener's row read, removed and counted out: Delete + session Update in one transaction).
+    # listeners told and dismissed, the indexed sessions' activity read for the gauges (BatchGet), and a share
+    # of the others' listeners probed (index Query; a vanished listener's row read, removed and counted out:
+    # Delete + session Update in one transaction).
     "sweeper": (
-        TableAccess(schema.SESSIONS, {GET, UPDATE}, {_SWEEP_INDEX: {SCAN}}),
+        TableAccess(schema.SESSIONS, {GET, BATCH_GET, UPDATE}, {_SWEEP_INDEX: {SCAN}}),
         TableAccess(schema.CONNECTIONS, {GET, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
     ),
 }

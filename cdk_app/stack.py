@@ -1,5 +1,5 @@
-"""The deployable unit: tables, the WebSocket API and its alarms, composed; outputs for operators and
-downstream."""
+"""The deployable unit: tables, the WebSocket API, its alarms and dashboard, composed; outputs for operators
+and downstream."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
 from cdk_app.encryption import ServiceKeys
-from cdk_app.monitoring import ServiceAlarms
+from cdk_app.monitoring import ServiceAlarms, ServiceDashboard
 from cdk_app.tables import SessionTables
 from cdk_app.websocket_api import SessionWebSocketApi
 
@@ -35,6 +35,7 @@ class SessionServiceStack(Stack):
             failure_queues=self.websocket.failure_queues,
             schedules={"sweeper": self.websocket.sweeper_schedule},
         )
+        self.dashboard = ServiceDashboard(self, "Dashboard", config=config, functions=self.websocket.functions)
 
         CfnOutput(self, "WebSocketUrl", value=self.websocket.stage.url, description="Clients connect here")
         CfnOutput(self, "CallbackUrl", value=self.websocket.stage.callback_url, description="@connections API")
@@ -43,6 +44,12 @@ class SessionServiceStack(Stack):
         CfnOutput(self, "ConnectionsTableName", value=self.tables.connections.table_name)
         CfnOutput(self, "ConnectionsTableArn", value=self.tables.connections.table_arn)
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn, description="Alarms notify this")
+        CfnOutput(
+            self,
+            "DashboardName",
+            value=self.dashboard.dashboard.dashboard_name,
+            description="The operators' CloudWatch dashboard",
+        )
         for module, queue in sorted(self.websocket.failure_queues.items()):
             CfnOutput(
                 self,

@@ -28,6 +28,17 @@ What is counted, and when:
 - ``Rejections`` by ``errorCode``: every ``error`` reply a WebSocket route gives (``INTERNAL_ERROR``
   included), and ``UNAUTHORIZED`` for every token the ``$connect`` authorizer refuses.
 
+- ``SessionCreationLatency`` and ``ListenerJoinLatency`` (milliseconds): how long each successful
+  ``createSession`` and ``joinSession`` took, from the handler's view (the service call: validation done,
+  through the transaction that wrote it, on connect or as a message); CloudWatch gives their p50/p95/p99. A
+  refused call records no latency (it is a ``Rejections`` count, and its time says nothing of the operation's).
+- ``ActiveSessions`` and ``ConnectedListeners`` (gauges): once a minute, from the sweeper, the number of
+  active sessions and the sum of their ``listenerCount`` (ended sessions whose listeners are still being
+  dismissed are not counted). Read them with ``Maximum`` (or ``Average``) per minute, never ``Sum``.
+
+:data:`COUNTS`, :data:`LATENCIES` and :data:`GAUGES` say which is which (so how each is read), and
+:data:`UNITS` the unit each is published with.
+
 Publishing: metrics with only the default dimensions accumulate in Powertools' ``Metrics`` and are
 published as one EMF line by :func:`flush`, which every handler calls once at the end of each invocation.
 A metric with an extra dimension is published on its own through Powertools' ``single_metric``: adding its
@@ -40,8 +51,9 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from typing import Any, Final, ParamSpec, TypeVar
 
 from aws_lambda_powertools import Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
@@ -62,6 +74,11 @@ LISTENERS_LEFT: Final = "ListenersLeft"
 SESSIONS_ENDED: Final = "SessionsEnded"  # extra dimension: REASON_DIMENSION
 REJECTIONS: Final = "Rejections"  # extra dimension: ERROR_CODE_DIMENSION
 
+SESSION_CREATION_LATENCY: Final = "SessionCreationLatency"
+LISTENER_JOIN_LATENCY: Final = "ListenerJoinLatency"
+ACTIVE_SESSIONS: Final = "ActiveSessions"
+CONNECTED_LISTENERS: Final = "ConnectedListeners"
+
 REASON_DIMENSION: Final = "reason"
 ERROR_CODE_DIMENSION: Final = "errorCode"
 
@@ -72,13 +89,27 @@ EXTRA_DIMENSION: Final = {
     LISTENERS_LEFT: None,
     SESSIONS_ENDED: REASON_DIMENSION,
     REJECTIONS: ERROR_CODE_DIMENSION,
+    SESSION_CREATION_LATENCY: None,
+    LISTENER_JOIN_LATENCY: None,
+    ACTIVE_SESSIONS: None,
+    CONNECTED_LISTENERS: None,
 }
 
-UNIT: Final = MetricUnit.Count
+# What each metric is, which says how it is read: counts are summed, latencies read as percentiles, gauges
+# as the level (the highest of a period).
+COUNTS: Final = (SESSIONS_CREATED, LISTENERS_JOINED, LISTENERS_LEFT, SESSIONS_ENDED, REJECTIONS)
+LATENCIES: Final = (SESSION_CREATION_LATENCY, LISTENER_JOIN_LATENCY)
+GAUGES: Final = (ACTIVE_SESSIONS, CONNECTED_LISTENERS)
+
+UNIT: Final = MetricUnit.Count  # the counts' and the gauges'
+LATENCY_UNIT: Final = MetricUnit.Milliseconds
+UNITS: Final = {**{name: UNIT for name in COUNTS + GAUGES}, **{name: LATENCY_UNIT for name in LATENCIES}}
 
 _metrics = Metrics(namespace=NAMESPACE, service=SERVICE_NAME)
 
 _F = TypeVar("_F", bound=Callable[..., None])
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 def default_dimensions() -> dict[str, str]:
@@ -117,15 +148,15 @@ def _never_raises(emit: _F) -> _F:
 
 
 def _count(name: str) -> None:
-    assert EXTRA_DIMENSION[name] is None, name
-    _metrics.add_metric(name=name, unit=UNIT, value=1)
+    assert EXTRA_DIMENSION[name] is None and name in COUNTS, name
+    _metrics.add_metric(name=name, unit=UNITS[name], value=1)
 
 
 def _count_by(name: str, value: str) -> None:
     extra = EXTRA_DIMENSION[name]
     assert extra is not None, name
     with single_metric(
-        name=name, unit=UNIT, value=1, namespace=NAMESPACE, default_dimensions=default_dimensions()
+        name=name, unit=UNITS[name], value=1, namespace=NAMESPACE, default_dimensions=default_dimensions()
     ) as metric:
         metric.add_dimension(name=extra, value=value)
 
@@ -155,6 +186,36 @@ def session_ended(reason: str) -> None:
 def rejected(error_code: str) -> None:
     """``error_code``: the catalogue name the client received (``ErrorCode.X.name``)."""
     _count_by(REJECTIONS, error_code)
+
+
+def timed(name: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Decorator: each call of the decorated function that returns records its duration, in milliseconds, as
+    the latency metric ``name``; a call that raises records nothing."""
+    assert name in LATENCIES, name
+
+    def decorate(function: Callable[_P, _R]) -> Callable[_P, _R]:
+        @functools.wraps(function)
+        def timed_call(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            started = time.perf_counter()
+            result = function(*args, **kwargs)
+            _latency(name, (time.perf_counter() - started) * 1000)
+            return result
+
+        return timed_call
+
+    return decorate
+
+
+@_never_raises
+def _latency(name: str, milliseconds: float) -> None:
+    _metrics.add_metric(name=name, unit=UNITS[name], value=round(milliseconds, 3))
+
+
+@_never_raises
+def gauges(active_sessions: int, connected_listeners: int) -> None:
+    """The levels the sweeper measures once a minute: active sessions, and the listeners counted in them."""
+    _metrics.add_metric(name=ACTIVE_SESSIONS, unit=UNITS[ACTIVE_SESSIONS], value=active_sessions)
+    _metrics.add_metric(name=CONNECTED_LISTENERS, unit=UNITS[CONNECTED_LISTENERS], value=connected_listeners)
 
 
 @_never_raises

@@ -84,6 +84,7 @@ def open_connection(
     dynamodb.transact_guarded([(runtime.connections().put_item(connection), _already_in_a_session), *guards])
 
 
+@metrics.timed(metrics.SESSION_CREATION_LATENCY)
 def create_session(
     request: CreateSessionRequest,
     *,
@@ -104,7 +105,7 @@ def create_session(
     limit = rate_limits.session_creations(user_id, now_ms // 1000)
     for _attempt in range(limits.SESSION_ID_ATTEMPTS):
         session = Session(
-            session_id=new_session_id(),
+            session_id=new_session_id(config.session_id_vocabulary),
             speaker_connection_id=connection_id,
             speaker_user_id=user_id,
             source_language=request.source_language,
@@ -140,6 +141,7 @@ def create_session(
     )
 
 
+@metrics.timed(metrics.LISTENER_JOIN_LATENCY)
 def join_session(
     request: JoinSessionRequest,
     *,

@@ -114,7 +114,9 @@ def sweep(now_ms: int, time_left: TimeLeft | None = None) -> list[tuple[str, str
     now_s = now_ms // 1000
     due: list[tuple[str, int]] = []
     to_probe: list[str] = []
+    indexed: list[str] = []
     for session_id, sweep_at_s in runtime.sessions().sweep_index():
+        indexed.append(session_id)
         if sweep_at_s <= now_s:
             due.append((session_id, sweep_at_s))
         elif reconcile_round(session_id) == reconcile_round_at(now_s):
@@ -124,6 +126,7 @@ def sweep(now_ms: int, time_left: TimeLeft | None = None) -> list[tuple[str, str
         reason = _for_one_session(session_id, "could not sweep a session", _sweep_one, session_id, sweep_at_s, now_ms)
         if reason is not None:
             ended.append((session_id, reason))
+    _publish_gauges(indexed)  # once the due sessions are ended; before the probes, which may run out of time
     random.shuffle(to_probe)  # so that, when time runs short, no session is always the one left out
     for probed, session_id in enumerate(to_probe):
         if time_left is not None and time_left() < limits.RECONCILE_RESERVE_SECONDS:
@@ -206,3 +209,14 @@ def _probe_listeners(session_id: str) -> None:
 def _sweep_reason(session: Session, now_s: int) -> str:
     grace_over = session.speaker_grace_ends_at_s is not None and session.speaker_grace_ends_at_s <= now_s
     return messages.SPEAKER_TIMEOUT if grace_over else messages.EXPIRED
+
+
+def _publish_gauges(indexed: list[str]) -> None:
+    """``ActiveSessions`` and ``ConnectedListeners`` from the indexed sessions' items (one BatchGetItem per
+    100); a read that fails publishes neither this minute (a gap, never a wrong level)."""
+    try:
+        active, listeners = runtime.sessions().activity(indexed)
+    except Exception:
+        logger.exception("gauges not published: the sessions' activity could not be read")
+        return
+    metrics.gauges(active, listeners)

@@ -1,15 +1,25 @@
 """Human-friendly session ids such as ``golden-eagle-427``.
 
-Ids are drawn with a cryptographic random source from two curated word lists; any id that contains a
-blocked word (in a word, or across the joins) is drawn again. Uniqueness is not decided here: the Sessions
-repository writes with ``attribute_not_exists`` and asks for a new id on collision.
+Ids are drawn with a cryptographic random source from two curated word lists, an adjective and a noun, of
+the environment's vocabulary (:data:`VOCABULARIES`: the ``general`` one by default, or the ``themed`` one, of
+Christian and Bible words, chosen per environment by the ``sessionIdVocabulary`` setting); any id that
+contains a blocked word (in a word, or across the joins) is drawn again, whatever the vocabulary.
+Uniqueness is not decided here: the Sessions repository writes with ``attribute_not_exists`` and asks for a
+new id on collision.
+
+Words are picked to be said aloud to an audience and typed by ear: common spellings, no homophone in the
+same slot (``peace``/``piece``, ``prophet``/``profit``, ``morning``/``mourning``), no silent letter that
+changes the spelling (``psalm``), no two words of one list that sound nearly alike (``grateful``/``graceful``).
+This module imports nothing outside the standard library (the settings read its vocabulary names at synth).
 """
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from typing import Final
 
+# The general vocabulary (the default).
 ADJECTIVES: Final = (
     "able",
     "agile",
@@ -238,6 +248,300 @@ NOUNS: Final = (
     "zebra",
 )
 
+# The themed vocabulary: Christian and Bible words.
+THEMED_ADJECTIVES: Final = (
+    "abiding",
+    "abundant",
+    "almighty",
+    "angelic",
+    "anointed",
+    "beloved",
+    "benevolent",
+    "blameless",
+    "blessed",
+    "blissful",
+    "bold",
+    "boundless",
+    "bountiful",
+    "brave",
+    "calm",
+    "caring",
+    "celestial",
+    "charitable",
+    "cheerful",
+    "cherished",
+    "chosen",
+    "comforting",
+    "constant",
+    "devoted",
+    "diligent",
+    "divine",
+    "earnest",
+    "enduring",
+    "eternal",
+    "everlasting",
+    "exalted",
+    "faithful",
+    "fearless",
+    "fervent",
+    "forgiving",
+    "fruitful",
+    "generous",
+    "gentle",
+    "glad",
+    "glorious",
+    "glowing",
+    "godly",
+    "golden",
+    "good",
+    "gracious",
+    "grateful",
+    "guiding",
+    "healing",
+    "heavenly",
+    "holy",
+    "honest",
+    "honorable",
+    "hopeful",
+    "humble",
+    "immortal",
+    "joyful",
+    "jubilant",
+    "just",
+    "kindly",
+    "loving",
+    "lowly",
+    "majestic",
+    "meek",
+    "merciful",
+    "mighty",
+    "mindful",
+    "modest",
+    "noble",
+    "patient",
+    "peaceful",
+    "prayerful",
+    "pure",
+    "quiet",
+    "radiant",
+    "ready",
+    "redeemed",
+    "rejoicing",
+    "renewed",
+    "restored",
+    "reverent",
+    "righteous",
+    "risen",
+    "royal",
+    "sacred",
+    "saintly",
+    "serene",
+    "shining",
+    "simple",
+    "sincere",
+    "singing",
+    "spotless",
+    "steadfast",
+    "still",
+    "strong",
+    "tender",
+    "thankful",
+    "timeless",
+    "tranquil",
+    "treasured",
+    "triumphant",
+    "true",
+    "trusting",
+    "truthful",
+    "unfailing",
+    "upright",
+    "valiant",
+    "victorious",
+    "virtuous",
+    "warm",
+    "watchful",
+    "welcoming",
+    "willing",
+    "wise",
+    "wondrous",
+    "worthy",
+    "zealous",
+)
+
+THEMED_NOUNS: Final = (
+    "abbey",
+    "advent",
+    "amen",
+    "anchor",
+    "angel",
+    "anthem",
+    "apostle",
+    "banner",
+    "barley",
+    "basin",
+    "basket",
+    "bell",
+    "bethlehem",
+    "blessing",
+    "boat",
+    "bread",
+    "builder",
+    "camel",
+    "candle",
+    "carpenter",
+    "cathedral",
+    "cedar",
+    "chalice",
+    "chapel",
+    "charity",
+    "cherub",
+    "chorus",
+    "church",
+    "city",
+    "cloak",
+    "cloud",
+    "covenant",
+    "cross",
+    "crown",
+    "crystal",
+    "dawn",
+    "deacon",
+    "disciple",
+    "donkey",
+    "dove",
+    "eagle",
+    "easter",
+    "eden",
+    "elder",
+    "emerald",
+    "faith",
+    "feast",
+    "field",
+    "fig",
+    "fish",
+    "fisherman",
+    "flame",
+    "flock",
+    "fortress",
+    "fountain",
+    "garden",
+    "genesis",
+    "glory",
+    "gospel",
+    "grace",
+    "harp",
+    "harvest",
+    "heaven",
+    "honey",
+    "hope",
+    "jasper",
+    "jericho",
+    "jordan",
+    "journey",
+    "joy",
+    "jubilee",
+    "king",
+    "kingdom",
+    "lamb",
+    "lampstand",
+    "lantern",
+    "leaven",
+    "light",
+    "lion",
+    "loaf",
+    "meadow",
+    "mercy",
+    "messenger",
+    "miracle",
+    "mountain",
+    "mustard",
+    "nazareth",
+    "net",
+    "offering",
+    "oil",
+    "olive",
+    "orchard",
+    "palm",
+    "parable",
+    "paradise",
+    "pastor",
+    "path",
+    "pearl",
+    "pentecost",
+    "pilgrim",
+    "potter",
+    "prayer",
+    "preacher",
+    "priest",
+    "promise",
+    "proverb",
+    "pulpit",
+    "rainbow",
+    "raven",
+    "redeemer",
+    "refuge",
+    "river",
+    "robe",
+    "rock",
+    "ruby",
+    "sabbath",
+    "salt",
+    "sanctuary",
+    "sandal",
+    "scripture",
+    "scroll",
+    "seed",
+    "seraph",
+    "servant",
+    "shalom",
+    "sheaf",
+    "sheep",
+    "shelter",
+    "shepherd",
+    "shield",
+    "sparrow",
+    "spirit",
+    "spring",
+    "staff",
+    "star",
+    "steeple",
+    "stone",
+    "tabernacle",
+    "tablet",
+    "temple",
+    "tent",
+    "topaz",
+    "trinity",
+    "trumpet",
+    "truth",
+    "valley",
+    "vine",
+    "vineyard",
+    "weaver",
+    "wheat",
+    "wisdom",
+    "witness",
+    "zion",
+)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The two word lists an id is drawn from."""
+
+    adjectives: tuple[str, ...]
+    nouns: tuple[str, ...]
+
+
+GENERAL: Final = "general"
+THEMED: Final = "themed"
+# Vocabulary name (the value of the ``sessionIdVocabulary`` setting) -> its word lists.
+VOCABULARIES: Final = {
+    GENERAL: Vocabulary(ADJECTIVES, NOUNS),
+    THEMED: Vocabulary(THEMED_ADJECTIVES, THEMED_NOUNS),
+}
+DEFAULT_VOCABULARY: Final = GENERAL
+
 # Words that must not appear anywhere in an id, including across the joins ("...-ass..." etc.).
 BLOCKLIST: Final = frozenset(
     {
@@ -299,9 +603,11 @@ def is_blocked(session_id: str) -> bool:
     return any(word in letters for word in BLOCKLIST) or (number.isdigit() and int(number) in BLOCKED_NUMBERS)
 
 
-def new_session_id() -> str:
-    """A fresh ``adjective-noun-NNN`` id (NNN from 100 to 999) that passes the blocklist."""
+def new_session_id(vocabulary: str = DEFAULT_VOCABULARY) -> str:
+    """A fresh ``adjective-noun-NNN`` id (NNN from 100 to 999) from the named vocabulary that passes the
+    blocklist."""
+    words = VOCABULARIES[vocabulary]
     while True:
-        candidate = f"{secrets.choice(ADJECTIVES)}-{secrets.choice(NOUNS)}-{100 + secrets.randbelow(900)}"
+        candidate = f"{secrets.choice(words.adjectives)}-{secrets.choice(words.nouns)}-{100 + secrets.randbelow(900)}"
         if not is_blocked(candidate):
             return candidate

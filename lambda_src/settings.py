@@ -4,8 +4,8 @@
 camelCased, the ``-c`` context key), the environment variable that carries it, its kind and its default
 (from :mod:`lambda_src.limits`). The loader below, the stack's function environment
 (``cdk_app/websocket_api.py``), the CDK configuration (``cdk_app/config.py``) and the tests all read this
-table. This module imports nothing from outside the standard library, so ``cdk synth`` needs only
-``requirements.txt``.
+table. A setting with ``choices`` accepts only those values, at synth and when a function starts. This module
+imports nothing from outside the standard library, so ``cdk synth`` needs only ``requirements.txt``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Final
 
-from lambda_src import limits
+from lambda_src import limits, session_ids
 from lambda_src.languages import SUPPORTED_LANGUAGES, parse_language_list
 
 
@@ -32,6 +32,7 @@ class FunctionSetting:
     # raw environment value -> the Settings value; None: the value as ``kind`` reads it
     read: Callable[[str], Any] | None = None
     minimum: int | None = None  # the smallest value the CDK configuration accepts (ints)
+    choices: tuple[str, ...] | None = None  # the only values the CDK configuration accepts (strs)
 
     @property
     def context_key(self) -> str:
@@ -54,6 +55,14 @@ def _hours_to_seconds(raw: str) -> int:
 
 def _languages(raw: str) -> frozenset[str]:
     return parse_language_list(raw) if raw.strip() else SUPPORTED_LANGUAGES
+
+
+def _vocabulary(raw: str) -> str:
+    name = raw.strip()
+    if name not in session_ids.VOCABULARIES:
+        names = ", ".join(session_ids.VOCABULARIES)
+        raise ValueError(f"{ENV_SESSION_ID_VOCABULARY} must be one of {names}, got {raw!r}")
+    return name
 
 
 SESSION_LIFETIME_HOURS: Final = FunctionSetting(
@@ -115,6 +124,17 @@ SUPPORTED_LANGUAGES_SETTING: Final = FunctionSetting(
     read=_languages,
 )
 
+# The word lists session ids are drawn from (lambda_src.session_ids.VOCABULARIES): general, or themed.
+SESSION_ID_VOCABULARY: Final = FunctionSetting(
+    "session_id_vocabulary",
+    "SESSION_ID_VOCABULARY",
+    str,
+    session_ids.DEFAULT_VOCABULARY,
+    "session_id_vocabulary",
+    read=_vocabulary,
+    choices=tuple(session_ids.VOCABULARIES),
+)
+
 FUNCTION_SETTINGS: Final = (
     SESSION_LIFETIME_HOURS,
     MAX_LISTENERS_PER_SESSION,
@@ -123,6 +143,7 @@ FUNCTION_SETTINGS: Final = (
     JOINS_PER_SESSION_PER_MINUTE,
     CONNECTIONS_PER_SOURCE_PER_MINUTE,
     SUPPORTED_LANGUAGES_SETTING,
+    SESSION_ID_VOCABULARY,
 )
 
 # Set by the stack from its own resources, not configured per environment.
@@ -138,6 +159,7 @@ ENV_SESSIONS_PER_USER_PER_HOUR: Final = SESSIONS_PER_USER_PER_HOUR.env_var
 ENV_JOINS_PER_SESSION_PER_MINUTE: Final = JOINS_PER_SESSION_PER_MINUTE.env_var
 ENV_CONNECTIONS_PER_SOURCE_PER_MINUTE: Final = CONNECTIONS_PER_SOURCE_PER_MINUTE.env_var
 ENV_SUPPORTED_LANGUAGES: Final = SUPPORTED_LANGUAGES_SETTING.env_var
+ENV_SESSION_ID_VOCABULARY: Final = SESSION_ID_VOCABULARY.env_var
 
 
 def defaults() -> dict[str, int | str]:
@@ -158,6 +180,7 @@ class Settings:
     sessions_per_user_per_hour: int
     joins_per_session_per_minute: int
     connections_per_source_per_minute: int
+    session_id_vocabulary: str
 
 
 @cache

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -400,6 +402,35 @@ class SessionsRepository:
                 row = dynamodb.deserialize(item)
                 yield row[SESSIONS_PARTITION_KEY], int(row[SESSIONS_SWEEP_AT_ATTRIBUTE])
 
+    def activity(self, session_ids: Iterable[str]) -> tuple[int, int]:
+        """(active sessions, the sum of their ``listenerCount``) among ``session_ids`` (the sweep index's: every
+        active session is in it). Read with BatchGetItem, ``BATCH_GET_SIZE`` keys a request, projected to
+        ``isActive`` and ``listenerCount`` and eventually consistent (half a read unit per session: a level
+        published once a minute needs no more). Keys DynamoDB leaves unprocessed are asked again, up to
+        ``BATCH_GET_ATTEMPTS`` times; then this raises rather than count short."""
+        keys = [dynamodb.serialize({SESSIONS_PARTITION_KEY: s}) for s in dict.fromkeys(session_ids)]
+        projection = {"ProjectionExpression": "#active, #count", "ExpressionAttributeNames": _names("#active #count")}
+        active = listeners = 0
+        for start in range(0, len(keys), BATCH_GET_SIZE):
+            pending = keys[start : start + BATCH_GET_SIZE]
+            for attempt in range(BATCH_GET_ATTEMPTS):
+                if attempt:
+                    time.sleep(random.uniform(0, 0.05 * 2**attempt))
+                response = dynamodb.request(
+                    "batch_get_item", RequestItems={self.table_name: {"Keys": pending, **projection}}
+                )
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    session = dynamodb.deserialize(item)
+                    if session.get("isActive") is True:
+                        active += 1
+                        listeners += _number(session, "listenerCount", 0) or 0
+                pending = response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+                if not pending:
+                    break
+            else:
+                raise RuntimeError(f"{len(pending)} sessions left unprocessed after {BATCH_GET_ATTEMPTS} attempts")
+        return active, listeners
+
     # -- refusals ----------------------------------------------------------------------------------
     @staticmethod
     def refusal(
@@ -438,6 +469,9 @@ class SessionsRepository:
 
 
 _FACTS_CACHE_SIZE = 4096
+# BatchGetItem's most keys a request, and the requests made for keys it leaves unprocessed (throttled).
+BATCH_GET_SIZE = 100
+BATCH_GET_ATTEMPTS = 4
 
 
 def _not_found(session_id: str) -> ServiceError:

@@ -85,6 +85,7 @@ def test_override_is_coerced_to_the_field_type() -> None:
         ({"joinsPerSessionPerMinute": "70"}, "joins_per_session_per_minute", 70),
         ({"connectionsPerSourcePerMinute": "700"}, "connections_per_source_per_minute", 700),
         ({"supportedLanguages": "en,es"}, "supported_languages", "en,es"),
+        ({"sessionIdVocabulary": "themed"}, "session_id_vocabulary", "themed"),
     ],
 )
 def test_overrides_of_function_settings(context: dict[str, Any], name: str, expected: Any) -> None:
@@ -99,7 +100,7 @@ def test_overrides_of_function_settings(context: dict[str, Any], name: str, expe
 def test_every_function_setting_is_overridable_by_its_context_key() -> None:
     # Given each setting the table declares, overridden by its camelCase context key
     for setting in settings.FUNCTION_SETTINGS:
-        value = "en" if setting.kind is str else "9"
+        value = setting.choices[-1] if setting.choices else "en" if setting.kind is str else "9"
         # Then the configuration holds it, of the setting's kind
         assert config.load({"env": "dev", setting.context_key: value}).function_settings[setting.name] == (
             setting.kind(value)
@@ -175,6 +176,18 @@ def test_bad_override_is_refused(context: dict[str, Any]) -> None:
     # When / Then loading refuses it
     with pytest.raises(ValueError):
         config.load({"env": "prod", **context})
+
+
+@pytest.mark.parametrize("name", ["klingon", "Themed", ""])
+def test_an_unknown_session_id_vocabulary_is_refused_with_the_choices(name: str) -> None:
+    # Given a vocabulary the functions do not have / Then loading the configuration says which ones exist
+    with pytest.raises(ValueError, match=f"sessionIdVocabulary must be one of general, themed, got '{name}'"):
+        config.load({"env": "dev", "sessionIdVocabulary": name})
+
+
+def test_the_general_vocabulary_is_every_environments_default() -> None:
+    for name in config.ENVIRONMENTS:
+        assert config.load({"env": name}).function_settings["session_id_vocabulary"] == "general", name
 
 
 def test_fractional_throttle_rate_limit_override() -> None:

@@ -211,7 +211,8 @@ def test_every_table_function_gets_every_declared_setting_at_its_default(deploye
 def test_every_declared_setting_override_reaches_every_table_function() -> None:
     # Given every setting overridden by its context key
     overrides = {
-        setting.context_key: ("en,de" if setting.kind is str else "7") for setting in settings.FUNCTION_SETTINGS
+        setting.context_key: (setting.choices[-1] if setting.choices else "en,de" if setting.kind is str else "7")
+        for setting in settings.FUNCTION_SETTINGS
     }
     synthesized = synthesize({"env": "dev", **overrides})
 

@@ -55,9 +55,10 @@ EXPECTED_DYNAMODB_ACCESS: dict[str, dict[str, set[str]]] = {
         "Connections": {"GetItem", "DeleteItem"},
         "Connections/index/bySessionLanguage": {"Query"},
     },
-    # Due sessions from the sparse sweep index (Scan), each read and ended; listeners told and dismissed.
+    # Due sessions from the sparse sweep index (Scan), each read and ended; listeners told and dismissed; the
+    # indexed sessions' activity for the gauges (BatchGetItem).
     "sweeper": {
-        "Sessions": {"GetItem", "UpdateItem"},
+        "Sessions": {"GetItem", "BatchGetItem", "UpdateItem"},
         "Sessions/index/bySweepTime": {"Scan"},
         "Connections": {"GetItem", "DeleteItem"},
         "Connections/index/bySessionLanguage": {"Query"},

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 
 from lambda_src import log, metrics, service
 from lambda_src.handlers import authorizer, sweeper
+from lambda_src.repositories import sessions as sessions_repository
 from tests.unit.flows import (
     Clock,
     connect_with,
@@ -52,16 +54,27 @@ class Emf:
         return new
 
     def counts(self, lines: list[dict[str, Any]] | None = None) -> Counter[tuple[str, str | None]]:
-        """(metric, value of its extra dimension or None) -> how many were counted."""
+        """(count metric, value of its extra dimension or None) -> how many were counted (latencies and gauges
+        are read with :meth:`values`)."""
         totals: Counter[tuple[str, str | None]] = Counter()
         for line in self.read() if lines is None else lines:
             for directive in line["_aws"]["CloudWatchMetrics"]:
                 for definition in directive["Metrics"]:
                     name = definition["Name"]
+                    if name not in metrics.COUNTS:
+                        continue
                     extra = metrics.EXTRA_DIMENSION[name]
                     values = line[name] if isinstance(line[name], list) else [line[name]]
                     totals[(name, line[extra] if extra else None)] += int(sum(values))
         return totals
+
+    def values(self, name: str, lines: list[dict[str, Any]] | None = None) -> list[float]:
+        """Every value published for the (latency or gauge) metric ``name``, in order."""
+        found: list[float] = []
+        for line in self.read() if lines is None else lines:
+            if any(d["Name"] == name for directive in line["_aws"]["CloudWatchMetrics"] for d in directive["Metrics"]):
+                found.extend(line[name] if isinstance(line[name], list) else [line[name]])
+        return found
 
 
 @pytest.fixture
@@ -88,7 +101,10 @@ def assert_well_formed(line: dict[str, Any]) -> None:
     assert directive["Namespace"] == metrics.NAMESPACE
     names = [definition["Name"] for definition in directive["Metrics"]]
     assert names and set(names) <= set(metrics.EXTRA_DIMENSION), names
-    assert all(definition["Unit"] == "Count" for definition in directive["Metrics"])
+    # Each with its unit: milliseconds for the latencies, Count for the counts and the gauges
+    for definition in directive["Metrics"]:
+        expected_unit = "Milliseconds" if definition["Name"] in metrics.LATENCIES else "Count"
+        assert definition["Unit"] == expected_unit == metrics.UNITS[definition["Name"]].value, definition
     # One dimension set per line, the exact set every metric of the line is defined with
     assert len(directive["Dimensions"]) == 1, directive["Dimensions"]
     (dimensions,) = directive["Dimensions"]
@@ -113,7 +129,7 @@ def allowed_values(dimension: str) -> set[str]:
 
 
 def test_the_module_names_every_metric_with_its_dimension_set() -> None:
-    # The alarms' source of truth: five metrics, two of them with one extra dimension each
+    # The alarms' and the dashboard's source of truth: nine metrics, two of them with one extra dimension each
     assert metrics.NAMESPACE == "SessionService"
     assert {name: metrics.dimension_names(name) for name in metrics.EXTRA_DIMENSION} == {
         "SessionsCreated": ["service", "environment"],
@@ -121,6 +137,19 @@ def test_the_module_names_every_metric_with_its_dimension_set() -> None:
         "ListenersLeft": ["service", "environment"],
         "SessionsEnded": ["service", "environment", "reason"],
         "Rejections": ["service", "environment", "errorCode"],
+        "SessionCreationLatency": ["service", "environment"],
+        "ListenerJoinLatency": ["service", "environment"],
+        "ActiveSessions": ["service", "environment"],
+        "ConnectedListeners": ["service", "environment"],
+    }
+    # Each metric is exactly one of a count, a latency (milliseconds) or a gauge
+    kinds = metrics.COUNTS + metrics.LATENCIES + metrics.GAUGES
+    assert sorted(kinds) == sorted(metrics.EXTRA_DIMENSION) == sorted(metrics.UNITS)
+    assert {name: metrics.UNITS[name].value for name in metrics.LATENCIES + metrics.GAUGES} == {
+        "SessionCreationLatency": "Milliseconds",
+        "ListenerJoinLatency": "Milliseconds",
+        "ActiveSessions": "Count",
+        "ConnectedListeners": "Count",
     }
 
 
@@ -286,7 +315,10 @@ def test_sessions_ended_by_reason(tables, gateway, emf: Emf, clock: Clock, monke
     assert {tables.session(s)["endReason"] for s in (timed_out, expiring)} == {"speakerTimeout", "expired"}
     # And nothing is counted twice: the sweeper finds nothing more to end
     assert sweeper.handler({"source": "aws.events"}, None) == {"ended": 0}
-    assert emf.read() == []
+    again = emf.read()
+    assert emf.counts(again) == {}
+    # (only the minute's levels: no session is active any more)
+    assert (emf.values("ActiveSessions", again), emf.values("ConnectedListeners", again)) == ([0], [0])
 
 
 def test_an_invocations_metrics_are_published_once_at_its_end(tables, gateway, emf: Emf) -> None:
@@ -343,3 +375,161 @@ def test_a_metric_that_cannot_be_published_never_fails_the_request(
     # When a session is created / Then it is created all the same
     session_id, _speaker = create_session()
     assert tables.session(session_id)["isActive"] is True
+
+
+def test_creation_and_join_latencies_are_the_service_calls_duration_in_milliseconds(
+    tables, gateway, emf: Emf, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given every transaction taking at least 40 ms (so the figure must include the write, not just the code)
+    from lambda_src.repositories import dynamodb
+
+    real_transact = dynamodb.transact_guarded
+
+    def slow_transact(*args: Any, **kwargs: Any) -> None:
+        time.sleep(0.04)
+        real_transact(*args, **kwargs)
+
+    monkeypatch.setattr(dynamodb, "transact_guarded", slow_transact)
+    # When a session is created on $connect and another as a message, and listeners join both ways
+    session_id, _speaker = create_session()
+    created_on_connect = emf.read()
+    as_message = send({"action": "createSession", "sourceLanguage": "en"}, plain(user_id="user-2"), user_id="user-2")
+    assert body_of(as_message)["type"] == "sessionCreated"
+    created_as_message = emf.read()
+    join(session_id)
+    joined_on_connect = emf.read()
+    assert body_of(send({"action": "joinSession", "sessionId": session_id, "targetLanguage": "de"}, plain()))[
+        "type"
+    ] == ("sessionJoined")
+    joined_as_message = emf.read()
+
+    # Then each success published its latency once, in milliseconds, on the default dimensions only
+    for lines, name in (
+        (created_on_connect, "SessionCreationLatency"),
+        (created_as_message, "SessionCreationLatency"),
+        (joined_on_connect, "ListenerJoinLatency"),
+        (joined_as_message, "ListenerJoinLatency"),
+    ):
+        for line in lines:
+            assert_well_formed(line)
+        (value,) = emf.values(name, lines)
+        assert 40 <= value < 10_000, (name, value)
+        other = ({"SessionCreationLatency", "ListenerJoinLatency"} - {name}).pop()
+        assert emf.values(other, lines) == []
+    # (beside the counts they always came with)
+    assert emf.counts(created_on_connect + created_as_message) == {("SessionsCreated", None): 2}
+    assert emf.counts(joined_on_connect + joined_as_message) == {("ListenersJoined", None): 2}
+
+
+def test_a_refused_join_or_creation_publishes_no_latency(tables, gateway, emf: Emf) -> None:
+    connection = plain()
+    emf.read()
+    # When a join names no such session, and a creation comes without a token
+    join_refused = send({"action": "joinSession", "sessionId": "no-such-101", "targetLanguage": "es"}, connection)
+    assert error_of(join_refused)[1] == "SESSION_NOT_FOUND"
+    assert error_of(send({"action": "createSession", "sourceLanguage": "en"}, connection))[1] == "UNAUTHORIZED"
+    # Then only the rejections are counted: a refusal's time is not the operation's latency
+    lines = emf.read()
+    assert emf.values("ListenerJoinLatency", lines) == emf.values("SessionCreationLatency", lines) == []
+    assert emf.counts(lines) == {("Rejections", "SESSION_NOT_FOUND"): 1, ("Rejections", "UNAUTHORIZED"): 1}
+
+
+def test_each_sweep_publishes_the_active_sessions_and_their_listeners(tables, gateway, emf: Emf) -> None:
+    # Given two active sessions with two and one listeners, and an ended one whose listener is still attached
+    two, _ = create_session()
+    one, _ = create_session()
+    ended, ender = create_session()
+    for session_id in (two, two, one, ended):
+        join(session_id)
+    assert body_of(send({"action": "endSession"}, ender))["type"] == "sessionEnded"
+    assert tables.session(ended)["listenerCount"] == 1  # (its $disconnect has not come yet)
+    emf.read()
+
+    # When the sweeper runs
+    assert sweeper.handler({"source": "aws.events"}, None) == {"ended": 0}
+    lines = emf.read()
+
+    # Then it published each level once, on the default dimensions: two active sessions, three listeners in them
+    for line in lines:
+        assert_well_formed(line)
+    assert emf.values("ActiveSessions", lines) == [2]
+    assert emf.values("ConnectedListeners", lines) == [3]
+    # And the next sweep publishes the levels again (a gauge per minute, not a count)
+    join(one)
+    assert sweeper.handler({"source": "aws.events"}, None) == {"ended": 0}
+    lines = emf.read()
+    assert (emf.values("ActiveSessions", lines), emf.values("ConnectedListeners", lines)) == ([2], [4])
+
+
+def test_sessions_the_sweep_ends_are_not_counted_active(tables, gateway, emf: Emf, clock: Clock) -> None:
+    # Given a session whose lifetime is over by the time the sweeper runs, and one created just before it
+    expiring, _ = create_session()
+    join(expiring)
+    clock.advance(3 * 3600 + 1)
+    fresh, _ = create_session()
+    join(fresh)
+    emf.read()
+    # When the sweeper runs / Then it ends the first before it measures: one active session, one listener
+    assert sweeper.handler({"source": "aws.events"}, None) == {"ended": 1}
+    lines = emf.read()
+    assert (emf.values("ActiveSessions", lines), emf.values("ConnectedListeners", lines)) == ([1], [1])
+
+
+def test_a_sweep_that_cannot_read_the_levels_publishes_none_and_still_sweeps(
+    tables, gateway, emf: Emf, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lambda_src.repositories import dynamodb
+
+    # Given DynamoDB leaving every BatchGetItem key unprocessed (throttled), and a session due to end
+    real_request = dynamodb.request
+    batch_gets: list[int] = []
+
+    def throttled(operation: str, **arguments: Any) -> Any:
+        if operation == "batch_get_item":
+            batch_gets.append(1)
+            return {"Responses": {}, "UnprocessedKeys": arguments["RequestItems"]}
+        return real_request(operation, **arguments)
+
+    monkeypatch.setattr(dynamodb, "request", throttled)
+    monkeypatch.setattr(sessions_repository.time, "sleep", lambda _seconds: None)
+    expiring, _ = create_session()
+    clock.advance(3 * 3600 + 1)
+    emf.read()
+    # When the sweeper runs
+    assert sweeper.handler({"source": "aws.events"}, None) == {"ended": 1}
+    lines = emf.read()
+    # Then the keys were asked again a few times, then no level was published (a gap, not a wrong level)
+    assert len(batch_gets) == sessions_repository.BATCH_GET_ATTEMPTS
+    assert emf.values("ActiveSessions", lines) == emf.values("ConnectedListeners", lines) == []
+    # And the sweep did its work all the same
+    assert emf.counts(lines) == {("SessionsEnded", "expired"): 1}
+    assert tables.session(expiring)["isActive"] is False
+
+
+def test_unprocessed_keys_are_asked_again_and_counted_once(
+    tables, gateway, emf: Emf, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lambda_src.repositories import dynamodb
+
+    # Given DynamoDB processing only the first key of each BatchGetItem
+    real_request = dynamodb.request
+
+    def partial(operation: str, **arguments: Any) -> Any:
+        if operation != "batch_get_item":
+            return real_request(operation, **arguments)
+        ((table, request),) = arguments["RequestItems"].items()
+        first, *rest = request["Keys"]
+        response = real_request(operation, RequestItems={table: {**request, "Keys": [first]}})
+        if rest:
+            response["UnprocessedKeys"] = {table: {**request, "Keys": rest}}
+        return response
+
+    monkeypatch.setattr(dynamodb, "request", partial)
+    monkeypatch.setattr(sessions_repository.time, "sleep", lambda _seconds: None)
+    for _ in range(3):
+        join(create_session()[0])
+    emf.read()
+    # When the sweeper runs / Then every session was read, once
+    assert sweeper.handler({"source": "aws.events"}, None) == {"ended": 0}
+    lines = emf.read()
+    assert (emf.values("ActiveSessions", lines), emf.values("ConnectedListeners", lines)) == ([3], [3])

@@ -5,7 +5,8 @@ heartbeat 0, and 1 when the 2-hour notices start; leave and listener disconnect 
 (2 the first time a process serves a speaker that does not name its session); endSession with N listeners
 1 + 1 lookup + one query per page of the listener index. A ``$connect`` with a source address costs one more
 the first time a process handles one (the secret that keys addresses is read, then cached), two more for the
-deployment's very first one (the secret is created).
+deployment's very first one (the secret is created). The sweeper's gauges: one BatchGetItem per 100 sessions
+of its index.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import time
 
 import pytest
 
-from lambda_src import limits, runtime
-from lambda_src.handlers import connect, disconnect, message
+from lambda_src import limits, runtime, session_control
+from lambda_src.handlers import connect, disconnect, message, sweeper
+from lambda_src.repositories import sessions as sessions_repository
 from tests.unit.helpers import (
     DynamoDBRequests,
     body_of,
@@ -143,3 +145,21 @@ def test_end_session_grows_with_the_audience_only_by_index_pages(
     pages = listeners // 2 + 1
     assert requests.by_operation == {"UpdateItem": 1, "Query": pages}
     assert len(gateway.closed()) == listeners
+
+
+@pytest.mark.parametrize("sessions", [0, 1, 4, 5])
+def test_the_sweeps_levels_cost_one_batch_get_per_hundred_indexed_sessions(
+    tables, gateway, monkeypatch: pytest.MonkeyPatch, sessions: int
+) -> None:
+    # Given batches of two keys (so a handful of sessions spans several), and sessions none of which is due
+    monkeypatch.setattr(sessions_repository, "BATCH_GET_SIZE", 2)
+    monkeypatch.setattr(session_control, "reconcile_round", lambda _session_id: -1)  # (no listener probe now)
+    in_an_hour = int(time.time()) + 3600
+    for index in range(sessions):
+        tables.put_session(sessionId=f"golden-eagle-{101 + index}", sweepAt=in_an_hour)
+    # When the sweeper runs
+    with DynamoDBRequests() as requests:
+        assert sweeper.handler({"source": "aws.events"}, None) == {"ended": 0}
+    # Then the levels cost one BatchGetItem per batch of indexed sessions, beside the index's one Scan page
+    batches = -(-sessions // 2)
+    assert requests.by_operation == {"Scan": 1, **({"BatchGetItem": batches} if batches else {})}

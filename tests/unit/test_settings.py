@@ -16,6 +16,7 @@ CHANGED = {
     "joins_per_session_per_minute": ("30", 30),
     "connections_per_source_per_minute": ("300", 300),
     "supported_languages": ("en, es", frozenset({"en", "es"})),
+    "session_id_vocabulary": ("themed", "themed"),
 }
 
 
@@ -57,6 +58,7 @@ def test_context_keys_are_the_camel_case_names() -> None:
         "joinsPerSessionPerMinute",
         "connectionsPerSourcePerMinute",
         "supportedLanguages",
+        "sessionIdVocabulary",
     }
 
 
@@ -66,9 +68,9 @@ def test_settings_and_what_it_imports_need_only_the_standard_library() -> None:
     import inspect
     import sys
 
-    from lambda_src import languages, limits
+    from lambda_src import languages, limits, session_ids
 
-    for module in (settings, limits, languages):
+    for module in (settings, limits, languages, session_ids):
         tree = ast.parse(inspect.getsource(module))
         imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
         imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
@@ -79,3 +81,5 @@ def test_settings_and_what_it_imports_need_only_the_standard_library() -> None:
             "lambda_src.limits",
             "lambda_src.languages",
         }, module.__name__
+        if module is session_ids:  # the vocabularies: nothing of the project's own
+            assert not {name for name in imported if name.startswith("lambda_src")}
