@@ -7,11 +7,10 @@ listener is counted in and out exactly once whatever the interleaving.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
-
-from botocore.exceptions import ClientError
 
 from lambda_src import fanout, limits, messages, metrics, rate_limits, runtime, settings
 from lambda_src.caller import Caller
@@ -24,8 +23,6 @@ from lambda_src.repositories.sessions import Session, SessionIdTaken
 from lambda_src.schema import ROLE_LISTENER, ROLE_SPEAKER
 from lambda_src.session_ids import new_session_id
 from lambda_src.validation import CreateSessionRequest, JoinSessionRequest, RefreshConnectionRequest
-
-_CONDITION_FAILED = "ConditionalCheckFailed"
 
 
 def _row(
@@ -316,27 +313,32 @@ def _count_out(session_id: str, row_change: TransactItem) -> None:
     When the session is gone or already counted to zero (it ended), only the row change is made.
     """
     try:
-        dynamodb.transact([row_change, runtime.sessions().remove_listener_item(session_id)])
-    except ClientError as error:
-        dynamodb.unavailable_if_throttled(error)
-        reasons = dynamodb.cancellation_reasons(error)
-        if reasons[:1] == [_CONDITION_FAILED]:
-            return  # another call removed the row first and counted the departure
-        if reasons[1:2] == [_CONDITION_FAILED]:
-            _apply_quietly(row_change)
-            return
-        raise
+        dynamodb.transact_guarded(
+            [
+                (row_change, lambda _old: _RowGone()),
+                (runtime.sessions().remove_listener_item(session_id), lambda _old: _NotCounted()),
+            ]
+        )
+    except _RowGone:
+        return  # another call removed the row first and counted the departure
+    except _NotCounted:
+        _apply_quietly(row_change)
+        return
     metrics.listener_left()  # only the call whose transaction decremented the count gets here
+
+
+class _RowGone(Exception):
+    """The connection's row was already removed (or changed) by another call, which did what this one meant to."""
+
+
+class _NotCounted(Exception):
+    """The session is gone, or its count is already zero (it ended): there is nothing to count out."""
 
 
 def _apply_quietly(change: TransactItem) -> None:
     """Apply one row change whose condition may already have been met by a concurrent call."""
-    try:
-        dynamodb.transact([change])
-    except ClientError as error:
-        dynamodb.unavailable_if_throttled(error)
-        if dynamodb.cancellation_reasons(error)[:1] != [_CONDITION_FAILED]:
-            raise
+    with contextlib.suppress(_RowGone):
+        dynamodb.transact_guarded([(change, lambda _old: _RowGone())])
 
 
 def heartbeat(caller: Caller, notify: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
@@ -405,30 +407,31 @@ def count_out_if_vanished(connection_id: str) -> bool:
     return True
 
 
+class _NotTheSpeaker(Exception):
+    """The connection is no longer its session's speaker (refreshed or resumed elsewhere), or the session is over."""
+
+
 def _speaker_dropped(connection: Connection, now_ms: int) -> None:
     assert connection.session_id is not None
     grace = settings.load().speaker_grace_seconds
     now_s = now_ms // 1000
     connections = runtime.connections()
+    dropped = runtime.sessions().speaker_dropped_item(
+        connection.session_id, connection.connection_id, now_s, now_s + grace
+    )
     try:
-        dynamodb.transact(
+        dynamodb.transact_guarded(
             [
-                connections.delete_item(connection.connection_id),
-                runtime.sessions().speaker_dropped_item(
-                    connection.session_id, connection.connection_id, now_s, now_s + grace
-                ),
+                (connections.delete_item(connection.connection_id), lambda _old: _RowGone()),
+                (dropped, lambda _old: _NotTheSpeaker()),
             ]
         )
-    except ClientError as error:
-        dynamodb.unavailable_if_throttled(error)
-        reasons = dynamodb.cancellation_reasons(error)
-        if reasons[:1] == [_CONDITION_FAILED]:
-            return  # a repeated $disconnect: the first one handled it
-        if reasons[1:2] == [_CONDITION_FAILED]:
-            # Not the session's speaker any more (refreshed or resumed elsewhere), or the session is over.
-            connections.delete(connection.connection_id)
-            return
-        raise
+    except _RowGone:
+        return  # a repeated $disconnect: the first one handled it
+    except _NotTheSpeaker:
+        # Not the session's speaker any more (refreshed or resumed elsewhere), or the session is over.
+        connections.delete(connection.connection_id)
+        return
     tell_listeners_quietly(
         connection.session_id,
         messages.session_event("speakerDisconnected", connection.session_id, now_ms, graceSeconds=grace),

@@ -176,16 +176,12 @@ class SessionsRepository:
     def get(self, session_id: str, now_s: int | None) -> Session | None:
         """The session, or None when there is none or it has expired by ``now_s`` (TTL deletion lags);
         ``now_s=None`` returns an expired session too (the sweeper ends those)."""
-        try:
-            response = dynamodb.request(
-                "get_item",
-                TableName=self.table_name,
-                Key=dynamodb.serialize({SESSIONS_PARTITION_KEY: session_id}),
-                ConsistentRead=True,
-            )
-        except ClientError as error:
-            dynamodb.unavailable_if_throttled(error)
-            raise
+        response = dynamodb.request(
+            "get_item",
+            TableName=self.table_name,
+            Key=dynamodb.serialize({SESSIONS_PARTITION_KEY: session_id}),
+            ConsistentRead=True,
+        )
         item = response.get("Item")
         if item is None:
             return None
@@ -338,10 +334,9 @@ class SessionsRepository:
         try:
             attributes = dynamodb.request("update_item", **arguments)["Attributes"]
         except ClientError as error:
-            dynamodb.unavailable_if_throttled(error)
             if dynamodb.error_code(error) != "ConditionalCheckFailedException":
                 raise
-            old = error.response.get("Item")
+            old = dynamodb.old_image(error)
             current = Session.from_item(dynamodb.deserialize(old)) if old is not None else None
             if (
                 current is not None
@@ -371,7 +366,6 @@ class SessionsRepository:
         try:
             dynamodb.request("update_item", **arguments)
         except ClientError as error:
-            dynamodb.unavailable_if_throttled(error)
             if dynamodb.error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise
@@ -383,10 +377,9 @@ class SessionsRepository:
         try:
             return dynamodb.request("update_item", **arguments)["Attributes"]
         except ClientError as error:
-            dynamodb.unavailable_if_throttled(error)
             if dynamodb.error_code(error) != "ConditionalCheckFailedException":
                 raise
-            old = error.response.get("Item")
+            old = dynamodb.old_image(error)
             raise self.refusal(old, session_id, now_s, connection_id=connection_id) from error
 
     # -- the sweeper -------------------------------------------------------------------------------
