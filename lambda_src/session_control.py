@@ -19,6 +19,7 @@ from lambda_src import fanout, limits, messages, metrics, runtime, service, vali
 from lambda_src.caller import Caller
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.log import SESSION_ID_KEY, logger, session_concerned
+from lambda_src.partial_results import PartialResultUpdate
 from lambda_src.repositories.connections import ROW_LIFETIME_SECONDS
 from lambda_src.repositories.sessions import Session
 
@@ -59,11 +60,12 @@ def of_the_speaker(
     return read
 
 
-def update_config(request: SpeakerRequest[dict[str, Any]], caller: Caller) -> dict[str, Any]:
+def update_config(request: SpeakerRequest[PartialResultUpdate], caller: Caller) -> dict[str, Any]:
     """Change the partial-result settings mid-session (validated as at creation); the full new config."""
-    session_id, changes = request.session_id, request.asked
-    session = runtime.sessions().update_config(session_id, caller.connection_id, changes, caller.now_s)
-    logger.info("session configuration updated", extra={"session_id": session_id, "fields": sorted(changes)})
+    session_id, update = request.session_id, request.asked
+    session = runtime.sessions().update_config(session_id, caller.connection_id, update, caller.now_s)
+    fields = sorted(field.stored for field in update.changes())
+    logger.info("session configuration updated", extra={"session_id": session_id, "fields": fields})
     return messages.session_config_updated(session, caller.now_ms)
 
 

@@ -10,10 +10,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lambda_src import config as partial_config
-from lambda_src import limits
-from lambda_src.config import PartialResultConfig
+from lambda_src import limits, partial_results
 from lambda_src.errors import ErrorCode, ServiceError
+from lambda_src.partial_results import PartialResultConfig, PartialResultUpdate
 from lambda_src.repositories import dynamodb
 from lambda_src.repositories.dynamodb import Guarded, TransactItem
 from lambda_src.schema import (
@@ -99,7 +98,7 @@ class Session:
             expires_at_s=_number(item, SESSIONS_TTL_ATTRIBUTE, 0) or 0,
             is_active=item.get("isActive") is True,
             listener_count=_number(item, "listenerCount", 0) or 0,
-            config=partial_config.from_item(item),
+            config=partial_results.from_item(item),
             speaker_grace_ends_at_s=grace,
             end_reason=item.get(END_REASON_ATTRIBUTE) if isinstance(item.get(END_REASON_ATTRIBUTE), str) else None,
             ended_at_ms=_number(item, ENDED_AT_ATTRIBUTE, None),
@@ -278,8 +277,9 @@ class SessionsRepository:
             )
         }
 
-    def update_config(self, session_id: str, connection_id: str, changes: dict[str, Any], now_s: int) -> Session:
-        """Apply partial-result ``changes`` (attribute -> value) as the session's speaker; the new session."""
+    def update_config(self, session_id: str, connection_id: str, update: PartialResultUpdate, now_s: int) -> Session:
+        """Apply the partial-result settings ``update`` asks for, as the session's speaker; the new session."""
+        changes = update.to_item()
         names = {f"#c{i}": attribute for i, attribute in enumerate(changes)}
         assignments = ", ".join(f"{placeholder} = :c{i}" for i, placeholder in enumerate(names))
         arguments = _update(
