@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from lambda_src import fanout, limits, messages, metrics, rate_limits, runtime, settings
+from lambda_src import errors, fanout, limits, messages, metrics, rate_limits, runtime, settings
 from lambda_src.caller import Caller
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.log import logger, session_concerned
@@ -247,9 +247,9 @@ def resume_session(session_id: str, caller: Caller) -> dict[str, Any]:
 def _live_session(session_id: str, now_s: int) -> Session:
     session = runtime.sessions().get(session_id, now_s)
     if session is None:
-        raise ServiceError(ErrorCode.SESSION_NOT_FOUND, f"no session {session_id}", field="sessionId")
+        raise errors.session_not_found(session_id)
     if not session.is_active:
-        raise ServiceError(ErrorCode.SESSION_ENDED, f"session {session_id} has ended", field="sessionId")
+        raise errors.session_ended(session_id)
     return session
 
 
@@ -258,9 +258,7 @@ def _take_over_speaker(session: Session, caller: Caller, welcome: dict[str, Any]
     a drop; listeners hear ``speakerReconnected`` when the speaker had dropped."""
     connection_id, now_ms, owner = caller.connection_id, caller.now_ms, caller.speaker_user_id
     if session.speaker_user_id != owner:
-        raise ServiceError(
-            ErrorCode.FORBIDDEN, f"session {session.session_id} belongs to another speaker", field="sessionId"
-        )
+        raise errors.another_speakers(session.session_id)
     sessions = runtime.sessions()
     now_s = now_ms // 1000
     row = _row(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from lambda_src import fanout, limits, messages, metrics, runtime, service, validation
+from lambda_src import errors, fanout, limits, messages, metrics, runtime, service, validation
 from lambda_src.caller import Caller
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.log import SESSION_ID_KEY, logger, session_concerned
@@ -74,11 +74,9 @@ def session_status(request: SpeakerRequest[None], caller: Caller) -> dict[str, A
     session_id, connection_id, now_ms = request.session_id, caller.connection_id, caller.now_ms
     session = runtime.sessions().get(session_id, now_ms // 1000)
     if session is None:
-        raise ServiceError(ErrorCode.SESSION_NOT_FOUND, f"no session {session_id}", field="sessionId")
+        raise errors.session_not_found(session_id)
     if session.speaker_connection_id != connection_id:
-        raise ServiceError(
-            ErrorCode.FORBIDDEN, f"only the speaker of session {session_id} may do this", field="sessionId"
-        )
+        raise errors.not_the_speaker(session_id)
     by_language = Counter(
         language for page in runtime.connections().listener_pages(session_id) for _connection, language in page
     )

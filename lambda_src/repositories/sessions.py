@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lambda_src import limits, partial_results
+from lambda_src import errors, limits, partial_results
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.partial_results import PartialResultConfig, PartialResultUpdate
 from lambda_src.repositories import dynamodb
@@ -204,7 +204,7 @@ class SessionsRepository:
             return language
         session = self.get(session_id, now_s)
         if session is None:
-            raise _not_found(session_id)
+            raise errors.session_not_found(session_id)
         return session.source_language
 
     # -- listeners ---------------------------------------------------------------------------------
@@ -409,20 +409,16 @@ class SessionsRepository:
         and otherwise (for a join) the listener cap.
         """
         if old_item is None:
-            return _not_found(session_id)
+            return errors.session_not_found(session_id)
         session = Session.from_item(dynamodb.deserialize(old_item))
         if now_s is not None and session.expires_at_s <= now_s:
-            return _not_found(session_id)
+            return errors.session_not_found(session_id)
         if not session.is_active:
-            return ServiceError(ErrorCode.SESSION_ENDED, f"session {session_id} has ended", field="sessionId")
+            return errors.session_ended(session_id)
         if connection_id is not None and session.speaker_connection_id != connection_id:
-            return ServiceError(
-                ErrorCode.FORBIDDEN, f"only the speaker of session {session_id} may do this", field="sessionId"
-            )
+            return errors.not_the_speaker(session_id)
         if user_id is not None and session.speaker_user_id != user_id:
-            return ServiceError(
-                ErrorCode.FORBIDDEN, f"session {session_id} belongs to another speaker", field="sessionId"
-            )
+            return errors.another_speakers(session_id)
         return ServiceError(
             ErrorCode.SESSION_FULL,
             f"session {session_id} has reached its listener limit of {session.listener_count}",
@@ -431,7 +427,3 @@ class SessionsRepository:
 
 
 _FACTS_CACHE_SIZE = 4096
-
-
-def _not_found(session_id: str) -> ServiceError:
-    return ServiceError(ErrorCode.SESSION_NOT_FOUND, f"no session {session_id}", field="sessionId")
