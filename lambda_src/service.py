@@ -347,13 +347,18 @@ def heartbeat(caller: Caller, notify: Callable[[dict[str, Any]], bool]) -> dict[
     age_minutes = (now_ms - connected_at_ms) / 60_000
     minutes_left = max(0, math.ceil(limits.CONNECTION_LIMIT_MINUTES - age_minutes))
     connections = runtime.connections()
-    if age_minutes >= limits.REFRESH_REQUIRED_AT_MINUTES and connections.mark_refresh_notified(connection_id):
-        if not notify(messages.connection_refresh_required(minutes_left, now_ms)):
-            try:
-                connections.clear_refresh_notified(connection_id)
-            except ServiceError:
-                # The ack still goes out; from 105 minutes every heartbeat carries connectionWarning anyway.
-                logger.warning("an undelivered refresh notice could not be forgotten")
+    refresh_due = age_minutes >= limits.REFRESH_REQUIRED_AT_MINUTES
+    # Recorded first (so it goes out once without a read), then posted; forgotten again if it did not arrive.
+    if (
+        refresh_due
+        and connections.mark_refresh_notified(connection_id)
+        and not notify(messages.connection_refresh_required(minutes_left, now_ms))
+    ):
+        try:
+            connections.clear_refresh_notified(connection_id)
+        except ServiceError:
+            # The ack still goes out; from 105 minutes every heartbeat carries connectionWarning anyway.
+            logger.warning("an undelivered refresh notice could not be forgotten")
     if age_minutes >= limits.CONNECTION_WARNING_FROM_MINUTES:
         notify(messages.connection_warning(minutes_left, now_ms))
     return messages.heartbeat_ack(now_ms)

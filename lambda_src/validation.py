@@ -77,7 +77,8 @@ def shown(value: Any) -> str:
 
 
 def _json_type(value: Any) -> str:
-    return {dict: "object", list: "array"}.get(type(value), type(value).__name__)
+    names: dict[type, str] = {dict: "object", list: "array"}
+    return names.get(type(value), type(value).__name__)
 
 
 def check_field_sizes(fields: Mapping[str, Any]) -> None:
@@ -176,7 +177,8 @@ def parse_refresh_connection(
     if previous is not None and (not isinstance(previous, str) or not _CONNECTION_ID_PATTERN.fullmatch(previous)):
         raise ServiceError(
             ErrorCode.INVALID_PARAMETERS,
-            f"{PREVIOUS_CONNECTION_ID} must be the connectionId of the connection being replaced, got {shown(previous)}",
+            f"{PREVIOUS_CONNECTION_ID} must be the connectionId of the connection being replaced, "
+            f"got {shown(previous)}",
             field=PREVIOUS_CONNECTION_ID,
         )
     if previous is not None and previous == connection_id:

@@ -5,8 +5,8 @@ second. The session's own settings decide what of that goes on:
 
 - with ``partialResultsEnabled``, a partial goes on as soon as its stability (the least stable of its words)
   reaches ``minStabilityThreshold``, and its leading words that each reach it go on before the rest; what is
-  less stable is held at most ``maxBufferTimeout`` seconds, then goes on anyway; a recognizer that reports no stability is trusted by its partial flag alone, held
-  :data:`NO_STABILITY_TIMEOUT_SECONDS`;
+  less stable is held at most ``maxBufferTimeout`` seconds, then goes on anyway; a recognizer that reports no
+  stability is trusted by its partial flag alone, held :data:`NO_STABILITY_TIMEOUT_SECONDS`;
 - without it, finals only;
 - a final replaces the partials of its segment (same ``segment_id``); a segment whose final never comes is
   flushed as final after :data:`ORPHAN_FLUSH_SECONDS`;
