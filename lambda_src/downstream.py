@@ -9,7 +9,7 @@ Usage from a function the stack granted read access (``SessionServiceStack.grant
 from __future__ import annotations
 
 from lambda_src import messages, runtime
-from lambda_src.config import PartialResultConfig
+from lambda_src.partial_results import PartialResultConfig
 
 
 def read_partial_result_config(session_id: str) -> PartialResultConfig | None:

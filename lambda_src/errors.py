@@ -64,3 +64,30 @@ class ServiceError(Exception):
         if self.retry_after is not None:
             body["retryAfter"] = self.retry_after
         return body
+
+
+# Refusals about a session, each worded once (``field`` is the request's ``sessionId``).
+_SESSION_ID_FIELD = "sessionId"
+
+
+def session_not_found(session_id: str) -> ServiceError:
+    """No such session, or it expired."""
+    return ServiceError(ErrorCode.SESSION_NOT_FOUND, f"no session {session_id}", field=_SESSION_ID_FIELD)
+
+
+def session_ended(session_id: str) -> ServiceError:
+    return ServiceError(ErrorCode.SESSION_ENDED, f"session {session_id} has ended", field=_SESSION_ID_FIELD)
+
+
+def not_the_speaker(session_id: str) -> ServiceError:
+    """This connection is not the session's current speaker connection."""
+    return ServiceError(
+        ErrorCode.FORBIDDEN, f"only the speaker of session {session_id} may do this", field=_SESSION_ID_FIELD
+    )
+
+
+def another_speakers(session_id: str) -> ServiceError:
+    """The session is owned by another speaker (user id) than the caller."""
+    return ServiceError(
+        ErrorCode.FORBIDDEN, f"session {session_id} belongs to another speaker", field=_SESSION_ID_FIELD
+    )

@@ -74,7 +74,7 @@ def _each_listener(
         for page in runtime.connections().listener_pages(session_id):
             ids = [connection_id for connection_id, _language in page]
             result.listeners.extend(ids)
-            for connection_id, outcome in zip(ids, pool.map(call, ids)):
+            for connection_id, outcome in zip(ids, pool.map(call, ids), strict=True):
                 result.outcomes[outcome] += 1
                 if outcome is Outcome.GONE:
                     gone.append(connection_id)

@@ -7,13 +7,13 @@ listener is counted in and out exactly once whatever the interleaving.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from lambda_src import fanout, limits, messages, metrics, rate_limits, runtime, settings
+from lambda_src import errors, fanout, limits, messages, metrics, rate_limits, runtime, settings
+from lambda_src.caller import Caller
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.log import logger, session_concerned
 from lambda_src.repositories import dynamodb
@@ -23,15 +23,6 @@ from lambda_src.repositories.sessions import Session, SessionIdTaken
 from lambda_src.schema import ROLE_LISTENER, ROLE_SPEAKER
 from lambda_src.session_ids import new_session_id
 from lambda_src.validation import CreateSessionRequest, JoinSessionRequest, RefreshConnectionRequest
-
-_CONDITION_FAILED = "ConditionalCheckFailed"
-
-
-def require_speaker(user_id: str | None, action: str = "creating a session") -> str:
-    """Speaker actions need the user id the authorizer put in the request context."""
-    if not user_id:
-        raise ServiceError(ErrorCode.UNAUTHORIZED, f"{action} needs a valid speaker token (token parameter)")
-    return user_id
 
 
 def _row(
@@ -73,33 +64,26 @@ def _already_in_a_session(_old: dict[str, Any] | None) -> ServiceError:
     )
 
 
-def open_connection(
-    connection_id: str, connected_at_ms: int, user_id: str | None, guards: Sequence[Guarded] = ()
-) -> None:
-    """Register a plain connection (no session yet), counted against ``guards`` when there are any."""
-    connection = Connection(connection_id=connection_id, connected_at_ms=connected_at_ms, user_id=user_id)
-    if not guards:
+def open_connection(caller: Caller) -> None:
+    """Register a plain connection (no session yet), counted against the caller's guards when there are any."""
+    connection = Connection(
+        connection_id=caller.connection_id, connected_at_ms=caller.connected_at_ms, user_id=caller.user_id
+    )
+    if not caller.guards:
         runtime.connections().put(connection)
         return
-    dynamodb.transact_guarded([(runtime.connections().put_item(connection), _already_in_a_session), *guards])
+    dynamodb.transact_guarded([(runtime.connections().put_item(connection), _already_in_a_session), *caller.guards])
 
 
 @metrics.timed(metrics.SESSION_CREATION_LATENCY)
-def create_session(
-    request: CreateSessionRequest,
-    *,
-    connection_id: str,
-    connected_at_ms: int,
-    user_id: str,
-    now_ms: int,
-    on_connect: bool,
-    guards: Sequence[Guarded] = (),
-) -> dict[str, Any]:
-    """Create a session owned by ``user_id`` with ``connection_id`` as its speaker; return ``sessionCreated``.
+def create_session(request: CreateSessionRequest, caller: Caller, *, on_connect: bool) -> dict[str, Any]:
+    """Create a session owned by the calling speaker with its connection as the speaker; ``sessionCreated``.
 
     One transaction: the session (only if its id is free), the speaker's row, the speaker's creation count
-    and ``guards`` (e.g. the connection's own rate limit).
+    and the caller's guards (e.g. the connection's own rate limit).
     """
+    connection_id, connected_at_ms, now_ms = caller.connection_id, caller.connected_at_ms, caller.now_ms
+    user_id, guards = caller.speaker_user_id, caller.guards
     config = settings.load()
     sessions = runtime.sessions()
     limit = rate_limits.session_creations(user_id, now_ms // 1000)
@@ -142,18 +126,11 @@ def create_session(
 
 
 @metrics.timed(metrics.LISTENER_JOIN_LATENCY)
-def join_session(
-    request: JoinSessionRequest,
-    *,
-    connection_id: str,
-    connected_at_ms: int,
-    user_id: str | None,
-    now_ms: int,
-    on_connect: bool,
-    guards: Sequence[Guarded] = (),
-) -> dict[str, Any]:
+def join_session(request: JoinSessionRequest, caller: Caller, *, on_connect: bool) -> dict[str, Any]:
     """Add a listener to a live session in one transaction (its row, the count under the cap, the session's
-    join rate and ``guards``)."""
+    join rate and the caller's guards)."""
+    connection_id, connected_at_ms, now_ms = caller.connection_id, caller.connected_at_ms, caller.now_ms
+    user_id, guards = caller.user_id, caller.guards
     session_concerned(request.session_id)
     sessions = runtime.sessions()
     now_s = now_ms // 1000
@@ -192,24 +169,16 @@ def _add_listener(session_id: str, listener_row: Guarded, now_s: int, cap: int, 
     metrics.listener_joined()
 
 
-def refresh_connection(
-    request: RefreshConnectionRequest,
-    *,
-    connection_id: str,
-    connected_at_ms: int,
-    user_id: str | None,
-    now_ms: int,
-    guards: Sequence[Guarded] = (),
-) -> dict[str, Any]:
+def refresh_connection(request: RefreshConnectionRequest, caller: Caller) -> dict[str, Any]:
     """A new connection takes over from one nearing API Gateway's 2-hour limit; the count does not move
     (for a listener without ``previousConnectionId``, or whose old row is gone: it is counted in, under the
     session's join limit, until the old connection closes)."""
+    connection_id, now_ms, guards = caller.connection_id, caller.now_ms, caller.guards
     session_concerned(request.session_id)
-    session = _live_session(request.session_id, now_ms // 1000)
+    session = _live_session(request.session_id, caller.now_s)
     if request.role == ROLE_SPEAKER:
-        owner = require_speaker(user_id, "refreshing a speaker connection")
         complete = messages.connection_refresh_complete(session, ROLE_SPEAKER, None, connection_id, now_ms)
-        _take_over_speaker(session, connection_id, connected_at_ms, owner, complete, now_ms, guards)
+        _take_over_speaker(session, caller, complete)
         return complete
     assert request.target_language is not None  # validation requires it of listeners
     complete = messages.connection_refresh_complete(
@@ -217,12 +186,12 @@ def refresh_connection(
     )
     row = _row(
         connection_id,
-        connected_at_ms,
+        caller.connected_at_ms,
         on_connect=True,
         role=ROLE_LISTENER,
         session_id=session.session_id,
         welcome=complete,
-        user_id=user_id,
+        user_id=caller.user_id,
         target_language=request.target_language,
     )
     previous = request.previous_connection_id
@@ -268,53 +237,35 @@ def _replace_listener(
     return True
 
 
-def resume_session(
-    session_id: str,
-    *,
-    connection_id: str,
-    connected_at_ms: int,
-    user_id: str | None,
-    now_ms: int,
-    guards: Sequence[Guarded] = (),
-) -> dict[str, Any]:
+def resume_session(session_id: str, caller: Caller) -> dict[str, Any]:
     """The owner's new connection becomes the speaker again (after a drop); listeners are told."""
     session_concerned(session_id)
-    owner = require_speaker(user_id, "resuming a session")
-    session = _live_session(session_id, now_ms // 1000)
-    resumed = messages.session_resumed(session, connection_id, now_ms)
-    _take_over_speaker(session, connection_id, connected_at_ms, owner, resumed, now_ms, guards)
+    session = _live_session(session_id, caller.now_s)
+    resumed = messages.session_resumed(session, caller.connection_id, caller.now_ms)
+    _take_over_speaker(session, caller, resumed)
     return resumed
 
 
 def _live_session(session_id: str, now_s: int) -> Session:
     session = runtime.sessions().get(session_id, now_s)
     if session is None:
-        raise ServiceError(ErrorCode.SESSION_NOT_FOUND, f"no session {session_id}", field="sessionId")
+        raise errors.session_not_found(session_id)
     if not session.is_active:
-        raise ServiceError(ErrorCode.SESSION_ENDED, f"session {session_id} has ended", field="sessionId")
+        raise errors.session_ended(session_id)
     return session
 
 
-def _take_over_speaker(
-    session: Session,
-    connection_id: str,
-    connected_at_ms: int,
-    owner: str,
-    welcome: dict[str, Any],
-    now_ms: int,
-    guards: Sequence[Guarded] = (),
-) -> None:
-    """Move the session's speaker to this connection atomically, so the old connection's close is not a
-    drop; listeners hear ``speakerReconnected`` when the speaker had dropped."""
+def _take_over_speaker(session: Session, caller: Caller, welcome: dict[str, Any]) -> None:
+    """Move the session's speaker to the caller's connection atomically, so the old connection's close is not
+    a drop; listeners hear ``speakerReconnected`` when the speaker had dropped."""
+    connection_id, now_ms, owner = caller.connection_id, caller.now_ms, caller.speaker_user_id
     if session.speaker_user_id != owner:
-        raise ServiceError(
-            ErrorCode.FORBIDDEN, f"session {session.session_id} belongs to another speaker", field="sessionId"
-        )
+        raise errors.another_speakers(session.session_id)
     sessions = runtime.sessions()
     now_s = now_ms // 1000
     row = _row(
         connection_id,
-        connected_at_ms,
+        caller.connected_at_ms,
         on_connect=True,
         role=ROLE_SPEAKER,
         session_id=session.session_id,
@@ -325,7 +276,7 @@ def _take_over_speaker(
         sessions.take_over_speaker_item(session.session_id, connection_id, owner, now_s),
         lambda old: sessions.refusal(old, session.session_id, now_s, user_id=owner),
     )
-    dynamodb.transact_guarded([take_over, row, *guards])
+    dynamodb.transact_guarded([take_over, row, *caller.guards])
     # Committed: from here nothing may refuse the handshake (no $disconnect would follow a refused one, and
     # the session would show a speaker connection that does not exist).
     if not session.speaker_connected:
@@ -342,8 +293,9 @@ def tell_listeners_quietly(session_id: str, message: dict[str, Any]) -> None:
         logger.exception("listeners not told", extra={"session_id": session_id, "message_type": message.get("type")})
 
 
-def leave_session(connection_id: str, now_ms: int) -> dict[str, Any]:
+def leave_session(caller: Caller) -> dict[str, Any]:
     """A listener leaves its session but keeps its connection; counted out exactly once."""
+    connection_id = caller.connection_id
     connection = runtime.connections().get(connection_id)
     if connection is None or connection.session_id is None:
         raise ServiceError(ErrorCode.SESSION_NOT_FOUND, "this connection has not joined a session")
@@ -352,7 +304,7 @@ def leave_session(connection_id: str, now_ms: int) -> dict[str, Any]:
         raise ServiceError(ErrorCode.FORBIDDEN, "a speaker ends its session with endSession, not leaveSession")
     connections = runtime.connections()
     _count_out(connection.session_id, connections.detach_item(connection_id, connection.session_id))
-    return messages.session_event("sessionLeft", connection.session_id, now_ms)
+    return messages.session_event("sessionLeft", connection.session_id, caller.now_ms)
 
 
 def _count_out(session_id: str, row_change: TransactItem) -> None:
@@ -361,45 +313,54 @@ def _count_out(session_id: str, row_change: TransactItem) -> None:
     When the session is gone or already counted to zero (it ended), only the row change is made.
     """
     try:
-        dynamodb.transact([row_change, runtime.sessions().remove_listener_item(session_id)])
-    except ClientError as error:
-        dynamodb.unavailable_if_throttled(error)
-        reasons = dynamodb.cancellation_reasons(error)
-        if reasons[:1] == [_CONDITION_FAILED]:
-            return  # another call removed the row first and counted the departure
-        if reasons[1:2] == [_CONDITION_FAILED]:
-            _apply_quietly(row_change)
-            return
-        raise
+        dynamodb.transact_guarded(
+            [
+                (row_change, lambda _old: _RowGone()),
+                (runtime.sessions().remove_listener_item(session_id), lambda _old: _NotCounted()),
+            ]
+        )
+    except _RowGone:
+        return  # another call removed the row first and counted the departure
+    except _NotCounted:
+        _apply_quietly(row_change)
+        return
     metrics.listener_left()  # only the call whose transaction decremented the count gets here
+
+
+class _RowGone(Exception):
+    """The connection's row was already removed (or changed) by another call, which did what this one meant to."""
+
+
+class _NotCounted(Exception):
+    """The session is gone, or its count is already zero (it ended): there is nothing to count out."""
 
 
 def _apply_quietly(change: TransactItem) -> None:
     """Apply one row change whose condition may already have been met by a concurrent call."""
-    try:
-        dynamodb.transact([change])
-    except ClientError as error:
-        dynamodb.unavailable_if_throttled(error)
-        if dynamodb.cancellation_reasons(error)[:1] != [_CONDITION_FAILED]:
-            raise
+    with contextlib.suppress(_RowGone):
+        dynamodb.transact_guarded([(change, lambda _old: _RowGone())])
 
 
-def heartbeat(
-    connection_id: str, connected_at_ms: int, now_ms: int, notify: Callable[[dict[str, Any]], bool]
-) -> dict[str, Any]:
+def heartbeat(caller: Caller, notify: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
     """``heartbeatAck``; near API Gateway's 2-hour limit, first ``notify`` the client with
     ``connectionRefreshRequired`` (once: recorded on the row, and forgotten again if it could not be
     delivered) and, from the warning threshold on, ``connectionWarning`` with the minutes left."""
+    connection_id, connected_at_ms, now_ms = caller.connection_id, caller.connected_at_ms, caller.now_ms
     age_minutes = (now_ms - connected_at_ms) / 60_000
     minutes_left = max(0, math.ceil(limits.CONNECTION_LIMIT_MINUTES - age_minutes))
     connections = runtime.connections()
-    if age_minutes >= limits.REFRESH_REQUIRED_AT_MINUTES and connections.mark_refresh_notified(connection_id):
-        if not notify(messages.connection_refresh_required(minutes_left, now_ms)):
-            try:
-                connections.clear_refresh_notified(connection_id)
-            except ServiceError:
-                # The ack still goes out; from 105 minutes every heartbeat carries connectionWarning anyway.
-                logger.warning("an undelivered refresh notice could not be forgotten")
+    refresh_due = age_minutes >= limits.REFRESH_REQUIRED_AT_MINUTES
+    # Recorded first (so it goes out once without a read), then posted; forgotten again if it did not arrive.
+    if (
+        refresh_due
+        and connections.mark_refresh_notified(connection_id)
+        and not notify(messages.connection_refresh_required(minutes_left, now_ms))
+    ):
+        try:
+            connections.clear_refresh_notified(connection_id)
+        except ServiceError:
+            # The ack still goes out; from 105 minutes every heartbeat carries connectionWarning anyway.
+            logger.warning("an undelivered refresh notice could not be forgotten")
     if age_minutes >= limits.CONNECTION_WARNING_FROM_MINUTES:
         notify(messages.connection_warning(minutes_left, now_ms))
     return messages.heartbeat_ack(now_ms)
@@ -451,30 +412,31 @@ def count_out_if_vanished(connection_id: str) -> bool:
     return True
 
 
+class _NotTheSpeaker(Exception):
+    """The connection is no longer its session's speaker (refreshed or resumed elsewhere), or the session is over."""
+
+
 def _speaker_dropped(connection: Connection, now_ms: int) -> None:
     assert connection.session_id is not None
     grace = settings.load().speaker_grace_seconds
     now_s = now_ms // 1000
     connections = runtime.connections()
+    dropped = runtime.sessions().speaker_dropped_item(
+        connection.session_id, connection.connection_id, now_s, now_s + grace
+    )
     try:
-        dynamodb.transact(
+        dynamodb.transact_guarded(
             [
-                connections.delete_item(connection.connection_id),
-                runtime.sessions().speaker_dropped_item(
-                    connection.session_id, connection.connection_id, now_s, now_s + grace
-                ),
+                (connections.delete_item(connection.connection_id), lambda _old: _RowGone()),
+                (dropped, lambda _old: _NotTheSpeaker()),
             ]
         )
-    except ClientError as error:
-        dynamodb.unavailable_if_throttled(error)
-        reasons = dynamodb.cancellation_reasons(error)
-        if reasons[:1] == [_CONDITION_FAILED]:
-            return  # a repeated $disconnect: the first one handled it
-        if reasons[1:2] == [_CONDITION_FAILED]:
-            # Not the session's speaker any more (refreshed or resumed elsewhere), or the session is over.
-            connections.delete(connection.connection_id)
-            return
-        raise
+    except _RowGone:
+        return  # a repeated $disconnect: the first one handled it
+    except _NotTheSpeaker:
+        # Not the session's speaker any more (refreshed or resumed elsewhere), or the session is over.
+        connections.delete(connection.connection_id)
+        return
     tell_listeners_quietly(
         connection.session_id,
         messages.session_event("speakerDisconnected", connection.session_id, now_ms, graceSeconds=grace),

@@ -12,63 +12,85 @@ import random
 import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
-from lambda_src import fanout, limits, messages, metrics, runtime, service, validation
+from lambda_src import errors, fanout, limits, messages, metrics, runtime, service, validation
+from lambda_src.caller import Caller
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.log import SESSION_ID_KEY, logger, session_concerned
+from lambda_src.partial_results import PartialResultUpdate
 from lambda_src.repositories.connections import ROW_LIFETIME_SECONDS
 from lambda_src.repositories.sessions import Session
 
 _T = TypeVar("_T")
+_Asked = TypeVar("_Asked")
 
 
-def speaker_session_id(connection_id: str, body: Mapping[str, Any]) -> str:
-    """The session a speaker action is about: the message's ``sessionId`` when given (saves a lookup),
-    otherwise the session this connection belongs to."""
-    if validation.SESSION_ID in body:
-        session_id = validation.parse_session_id(body[validation.SESSION_ID])
-    else:
-        session_id = runtime.connections().session_of(connection_id)
-    if session_id is None:
-        raise ServiceError(ErrorCode.FORBIDDEN, "only a session's speaker may do this; this connection has no session")
-    session_concerned(session_id)
-    return session_id
+@dataclass(frozen=True)
+class SpeakerRequest(Generic[_Asked]):
+    """A request only a session's speaker may make: the session it is about, and what it asks."""
+
+    session_id: str
+    asked: _Asked
 
 
-def update_config(connection_id: str, body: Mapping[str, Any], now_ms: int) -> dict[str, Any]:
+def of_the_speaker(
+    parse: Callable[[Mapping[str, Any]], _Asked],
+) -> Callable[[Mapping[str, Any], Caller], SpeakerRequest[_Asked]]:
+    """How a speaker action's message is read: what it asks (``parse``, validated first), then the session it
+    is about: the message's ``sessionId`` when given (saves a lookup), otherwise the session the caller's
+    connection belongs to. Refused when there is none; every action then acts only if the caller's connection
+    is that session's speaker (its write's condition, or the status read's check)."""
+
+    def read(body: Mapping[str, Any], caller: Caller) -> SpeakerRequest[_Asked]:
+        asked = parse(body)
+        session_id: str | None
+        if validation.SESSION_ID in body:
+            session_id = validation.parse_session_id(body[validation.SESSION_ID])
+        else:
+            session_id = runtime.connections().session_of(caller.connection_id)
+        if session_id is None:
+            raise ServiceError(
+                ErrorCode.FORBIDDEN, "only a session's speaker may do this; this connection has no session"
+            )
+        session_concerned(session_id)
+        return SpeakerRequest(session_id, asked)
+
+    return read
+
+
+def update_config(request: SpeakerRequest[PartialResultUpdate], caller: Caller) -> dict[str, Any]:
     """Change the partial-result settings mid-session (validated as at creation); the full new config."""
-    changes = validation.parse_config_update(body)
-    session_id = speaker_session_id(connection_id, body)
-    session = runtime.sessions().update_config(session_id, connection_id, changes, now_ms // 1000)
-    logger.info("session configuration updated", extra={"session_id": session_id, "fields": sorted(changes)})
-    return messages.session_config_updated(session, now_ms)
+    session_id, update = request.session_id, request.asked
+    session = runtime.sessions().update_config(session_id, caller.connection_id, update, caller.now_s)
+    fields = sorted(field.stored for field in update.changes())
+    logger.info("session configuration updated", extra={"session_id": session_id, "fields": fields})
+    return messages.session_config_updated(session, caller.now_ms)
 
 
-def session_status(connection_id: str, body: Mapping[str, Any], now_ms: int) -> dict[str, Any]:
+def session_status(request: SpeakerRequest[None], caller: Caller) -> dict[str, Any]:
     """Listener count (the counter), listeners per target language (the index), config and age."""
-    session_id = speaker_session_id(connection_id, body)
+    session_id, connection_id, now_ms = request.session_id, caller.connection_id, caller.now_ms
     session = runtime.sessions().get(session_id, now_ms // 1000)
     if session is None:
-        raise ServiceError(ErrorCode.SESSION_NOT_FOUND, f"no session {session_id}", field="sessionId")
+        raise errors.session_not_found(session_id)
     if session.speaker_connection_id != connection_id:
-        raise ServiceError(
-            ErrorCode.FORBIDDEN, f"only the speaker of session {session_id} may do this", field="sessionId"
-        )
+        raise errors.not_the_speaker(session_id)
     by_language = Counter(
         language for page in runtime.connections().listener_pages(session_id) for _connection, language in page
     )
     return messages.session_status(session, dict(sorted(by_language.items())), now_ms)
 
 
-def end_session(connection_id: str, body: Mapping[str, Any], now_ms: int) -> dict[str, Any]:
+def end_session(request: SpeakerRequest[None], caller: Caller) -> dict[str, Any]:
     """End the session for good: every listener is told, disconnected and forgotten.
 
     Repeating it is safe: the speaker of an ended session gets ``sessionEnded`` again, and any listener a
     failed earlier attempt did not reach is dismissed now (so a retry after SERVICE_UNAVAILABLE finishes
     the job).
     """
-    session_id = speaker_session_id(connection_id, body)
+    session_id, connection_id, now_ms = request.session_id, caller.connection_id, caller.now_ms
     reason = messages.ENDED_BY_SPEAKER
     try:
         runtime.sessions().end_by_speaker(session_id, connection_id, reason, now_ms)

@@ -15,17 +15,13 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from lambda_src import config as partial_config
-from lambda_src import limits
-from lambda_src.config import PartialResultConfig
+from lambda_src import limits, partial_results
 from lambda_src.errors import ErrorCode, ServiceError
+from lambda_src.partial_results import PartialResultConfig, PartialResultUpdate
 from lambda_src.schema import ROLE_LISTENER, ROLE_SPEAKER
 
-# Request field names (query-string parameters and message fields alike).
-PARTIAL_RESULTS = "partialResults"
-MIN_STABILITY = "minStability"
-MAX_BUFFER_TIMEOUT = "maxBufferTimeout"
-CONFIG_FIELDS = (PARTIAL_RESULTS, MIN_STABILITY, MAX_BUFFER_TIMEOUT)
+# Request field names (query-string parameters and message fields alike); the partial-result settings'
+# are in partial_results.FIELDS.
 SOURCE_LANGUAGE = "sourceLanguage"
 TARGET_LANGUAGE = "targetLanguage"
 QUALITY_TIER = "qualityTier"
@@ -81,7 +77,8 @@ def shown(value: Any) -> str:
 
 
 def _json_type(value: Any) -> str:
-    return {dict: "object", list: "array"}.get(type(value), type(value).__name__)
+    names: dict[type, str] = {dict: "object", list: "array"}
+    return names.get(type(value), type(value).__name__)
 
 
 def check_field_sizes(fields: Mapping[str, Any]) -> None:
@@ -89,7 +86,8 @@ def check_field_sizes(fields: Mapping[str, Any]) -> None:
     for name, value in fields.items():
         limit = limits.MAX_TOKEN_LENGTH if name == limits.TOKEN_FIELD else limits.MAX_FIELD_LENGTH
         if isinstance(value, str) and len(value) > limit:
-            code = ErrorCode.INVALID_CONFIGURATION if name in CONFIG_FIELDS else ErrorCode.INVALID_PARAMETERS
+            configuration = name in partial_results.REQUEST_NAMES
+            code = ErrorCode.INVALID_CONFIGURATION if configuration else ErrorCode.INVALID_PARAMETERS
             raise ServiceError(
                 code,
                 f"{shown(str(name))} must be at most {limit} characters, got {len(value)}",
@@ -97,45 +95,38 @@ def check_field_sizes(fields: Mapping[str, Any]) -> None:
             )
 
 
-def parse_partial_result_changes(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The partial-result settings ``fields`` ask for, as stored attributes (absent fields are left out)."""
-    changes: dict[str, Any] = {}
-    if PARTIAL_RESULTS in fields:
-        changes[partial_config.ENABLED_ATTRIBUTE] = _parse_bool(PARTIAL_RESULTS, fields[PARTIAL_RESULTS])
-    if MIN_STABILITY in fields:
-        changes[partial_config.STABILITY_ATTRIBUTE] = _parse_bounded_decimal(
-            MIN_STABILITY, fields[MIN_STABILITY], limits.MIN_STABILITY_LOWER, limits.MIN_STABILITY_UPPER, ""
-        )
-    if MAX_BUFFER_TIMEOUT in fields:
-        changes[partial_config.TIMEOUT_ATTRIBUTE] = _parse_bounded_decimal(
-            MAX_BUFFER_TIMEOUT,
-            fields[MAX_BUFFER_TIMEOUT],
-            limits.MAX_BUFFER_TIMEOUT_LOWER,
-            limits.MAX_BUFFER_TIMEOUT_UPPER,
-            " seconds",
-        )
-    return changes
+def parse_partial_result_update(fields: Mapping[str, Any]) -> PartialResultUpdate:
+    """The partial-result settings ``fields`` ask for (absent ones are left as they are), each read as its
+    entry of ``partial_results.FIELDS`` says."""
+    values: dict[str, Any] = {}
+    for field in partial_results.FIELDS:
+        if field.request not in fields:
+            continue
+        value = fields[field.request]
+        if field.kind is bool:
+            values[field.attribute] = _parse_bool(field.request, value)
+        else:
+            values[field.attribute] = _parse_bounded_decimal(field.request, value, *field.bounds, field.unit)
+    return PartialResultUpdate(**values)
 
 
 def parse_partial_result_config(
     fields: Mapping[str, Any], base: PartialResultConfig | None = None
 ) -> PartialResultConfig:
     """The configuration ``fields`` ask for: absent fields keep ``base`` (the defaults when creating)."""
-    return partial_config.from_item(
-        {**(base or PartialResultConfig()).to_item(), **parse_partial_result_changes(fields)}
-    )
+    return (base or PartialResultConfig()).updated(parse_partial_result_update(fields))
 
 
-def parse_config_update(fields: Mapping[str, Any]) -> dict[str, Any]:
+def parse_config_update(fields: Mapping[str, Any]) -> PartialResultUpdate:
     """Validate ``updateSessionConfig``: at least one setting, each as strictly as at creation."""
     check_field_sizes(fields)
-    changes = parse_partial_result_changes(fields)
-    if not changes:
+    update = parse_partial_result_update(fields)
+    if not update.changes():
         raise ServiceError(
             ErrorCode.INVALID_CONFIGURATION,
-            f"updateSessionConfig needs at least one of {', '.join(CONFIG_FIELDS)}, got none",
+            f"updateSessionConfig needs at least one of {', '.join(partial_results.REQUEST_NAMES)}, got none",
         )
-    return changes
+    return update
 
 
 def parse_create_session(fields: Mapping[str, Any], languages: frozenset[str]) -> CreateSessionRequest:
@@ -186,7 +177,8 @@ def parse_refresh_connection(
     if previous is not None and (not isinstance(previous, str) or not _CONNECTION_ID_PATTERN.fullmatch(previous)):
         raise ServiceError(
             ErrorCode.INVALID_PARAMETERS,
-            f"{PREVIOUS_CONNECTION_ID} must be the connectionId of the connection being replaced, got {shown(previous)}",
+            f"{PREVIOUS_CONNECTION_ID} must be the connectionId of the connection being replaced, "
+            f"got {shown(previous)}",
             field=PREVIOUS_CONNECTION_ID,
         )
     if previous is not None and previous == connection_id:

@@ -14,12 +14,15 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from lambda_src import limits, messages, metrics
+from lambda_src.caller import Caller
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.log import CONNECTION_ID_KEY, REQUEST_ID_KEY, ROUTE_KEY, clear_correlation_keys, logger
 from lambda_src.repositories import dynamodb
 
 if TYPE_CHECKING:  # for annotations only: nothing more is imported when a function loads
     from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from lambda_src.repositories.dynamodb import Guarded
 
 Event = dict[str, Any]
 Response = dict[str, Any]
@@ -52,6 +55,11 @@ def authorized_user_id(event: Event) -> str | None:
     authorizer = request_context(event).get("authorizer")
     user_id = authorizer.get("userId") if isinstance(authorizer, dict) else None
     return user_id if isinstance(user_id, str) and user_id else None
+
+
+def caller(event: Event, now_ms: int, guards: tuple[Guarded, ...] = ()) -> Caller:
+    """Who sent this request (read once per event), at ``now_ms``."""
+    return Caller(connection_id(event), connected_at_ms(event), authorized_user_id(event), now_ms, guards)
 
 
 def query_parameters(event: Event) -> dict[str, str]:

@@ -8,20 +8,60 @@ function posts it once the handshake has completed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from lambda_src import messages, rate_limits, service, settings, validation
+from lambda_src.caller import Action, Caller, Reply, speaker_for
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.handlers import finish_loading
-from lambda_src.handlers.common import (
-    Event,
-    Response,
-    authorized_user_id,
-    connected_at_ms,
-    connection_id,
-    query_parameters,
-    source_ip,
-    websocket_handler,
-)
+from lambda_src.handlers.common import Event, Response, caller, query_parameters, source_ip, websocket_handler
 from lambda_src.routes import CONNECT_ACTIONS, CREATE_SESSION, JOIN_SESSION, REFRESH_CONNECTION, RESUME_SESSION
+from lambda_src.schema import ROLE_SPEAKER
+from lambda_src.validation import CreateSessionRequest, JoinSessionRequest, RefreshConnectionRequest
+
+
+def _parse_create(params: Mapping[str, Any], _caller: Caller) -> CreateSessionRequest:
+    return validation.parse_create_session(params, settings.load().languages)
+
+
+def _parse_join(params: Mapping[str, Any], _caller: Caller) -> JoinSessionRequest:
+    return validation.parse_join_session(params, settings.load().languages)
+
+
+def _parse_refresh(params: Mapping[str, Any], caller: Caller) -> RefreshConnectionRequest:
+    return validation.parse_refresh_connection(params, settings.load().languages, caller.connection_id)
+
+
+def _parse_session_id(params: Mapping[str, Any], _caller: Caller) -> str:
+    return validation.parse_session_id(params.get(validation.SESSION_ID))
+
+
+def _nothing(_params: Mapping[str, Any], _caller: Caller) -> None:
+    return None
+
+
+def _open_connection(_request: None, caller: Caller) -> Reply:
+    service.open_connection(caller)
+    return {}  # nothing to say: the handshake's 200 is the answer
+
+
+def _speaker_refresh(request: RefreshConnectionRequest) -> str | None:
+    return "refreshing a speaker connection" if request.role == ROLE_SPEAKER else None
+
+
+# The action named by the query string's ``action`` (None: a plain connection, in no session yet).
+ACTIONS: dict[str | None, Action[Any]] = {
+    CREATE_SESSION: Action(
+        _parse_create,
+        lambda request, caller: service.create_session(request, caller, on_connect=True),
+        speaker=speaker_for("creating a session"),
+    ),
+    JOIN_SESSION: Action(_parse_join, lambda request, caller: service.join_session(request, caller, on_connect=True)),
+    REFRESH_CONNECTION: Action(_parse_refresh, service.refresh_connection, speaker=_speaker_refresh),
+    RESUME_SESSION: Action(_parse_session_id, service.resume_session, speaker=speaker_for("resuming a session")),
+    None: Action(_nothing, _open_connection),
+}
 
 
 @websocket_handler
@@ -29,35 +69,16 @@ def handler(event: Event) -> Response:
     params = query_parameters(event)
     validation.check_field_sizes(params)
     action = params.get("action")
-    user_id = authorized_user_id(event)
-    now_ms = messages.now_ms()
-    common = {
-        "connection_id": connection_id(event),
-        "connected_at_ms": connected_at_ms(event),
-        "user_id": user_id,
-        "now_ms": now_ms,
-        # Every accepted connection counts against its source address, in the same transaction.
-        "guards": rate_limits.connection_attempts(source_ip(event), now_ms // 1000),
-    }
-    languages = settings.load().languages
-    if action == CREATE_SESSION:
-        request = validation.parse_create_session(params, languages)
-        service.create_session(request, **{**common, "user_id": service.require_speaker(user_id)}, on_connect=True)
-    elif action == JOIN_SESSION:
-        service.join_session(validation.parse_join_session(params, languages), **common, on_connect=True)
-    elif action == REFRESH_CONNECTION:
-        request = validation.parse_refresh_connection(params, languages, common["connection_id"])
-        service.refresh_connection(request, **common)
-    elif action == RESUME_SESSION:
-        service.resume_session(validation.parse_session_id(params.get(validation.SESSION_ID)), **common)
-    elif action is None:
-        service.open_connection(common["connection_id"], common["connected_at_ms"], user_id, common["guards"])
-    else:
+    if action not in ACTIONS:
         raise ServiceError(
             ErrorCode.UNKNOWN_ACTION,
             f"action must be one of {', '.join(CONNECT_ACTIONS)} (or absent), got {validation.shown(action)}",
             field="action",
         )
+    now_ms = messages.now_ms()
+    # Every accepted connection counts against its source address, in the same transaction.
+    guards = tuple(rate_limits.connection_attempts(source_ip(event), now_ms // 1000))
+    ACTIONS[action](params, caller(event, now_ms, guards))
     return {"statusCode": 200}
 
 

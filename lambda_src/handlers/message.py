@@ -6,18 +6,17 @@ one message to send (a heartbeat near the 2-hour limit) posts the others first.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
 from lambda_src import fanout, messages, service, session_control, settings, validation
+from lambda_src.caller import Action, Caller, Reply, speaker_for
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.handlers import finish_loading
 from lambda_src.handlers.common import (
     Event,
     Response,
-    authorized_user_id,
-    connected_at_ms,
-    connection_id,
+    caller,
     message_body,
     reply,
     request_context,
@@ -33,62 +32,43 @@ from lambda_src.routes import (
     LEAVE_SESSION,
     UPDATE_SESSION_CONFIG,
 )
-
-Action = Callable[[Event, dict[str, Any]], dict[str, Any]]
-
-
-def _create_session(event: Event, body: dict[str, Any]) -> dict[str, Any]:
-    user_id = service.require_speaker(authorized_user_id(event))
-    request = validation.parse_create_session(body, settings.load().languages)
-    return service.create_session(
-        request,
-        connection_id=connection_id(event),
-        connected_at_ms=connected_at_ms(event),
-        user_id=user_id,
-        now_ms=messages.now_ms(),
-        on_connect=False,
-    )
+from lambda_src.validation import CreateSessionRequest, JoinSessionRequest
 
 
-def _join_session(event: Event, body: dict[str, Any]) -> dict[str, Any]:
-    request = validation.parse_join_session(body, settings.load().languages)
-    return service.join_session(
-        request,
-        connection_id=connection_id(event),
-        connected_at_ms=connected_at_ms(event),
-        user_id=authorized_user_id(event),
-        now_ms=messages.now_ms(),
-        on_connect=False,
-    )
+def _parse_create(body: Mapping[str, Any], _caller: Caller) -> CreateSessionRequest:
+    return validation.parse_create_session(body, settings.load().languages)
 
 
-def _heartbeat(event: Event, body: dict[str, Any]) -> dict[str, Any]:
-    connection = connection_id(event)
-    return service.heartbeat(
-        connection, connected_at_ms(event), messages.now_ms(), lambda notice: fanout.post_quietly(connection, notice)
-    )
+def _parse_join(body: Mapping[str, Any], _caller: Caller) -> JoinSessionRequest:
+    return validation.parse_join_session(body, settings.load().languages)
 
 
-def _leave_session(event: Event, body: dict[str, Any]) -> dict[str, Any]:
-    return service.leave_session(connection_id(event), messages.now_ms())
+def _nothing(_body: Mapping[str, Any], _caller: Caller) -> None:
+    return None
 
 
-def _speaker_action(action: Callable[[str, dict[str, Any], int], dict[str, Any]]) -> Action:
-    def run(event: Event, body: dict[str, Any]) -> dict[str, Any]:
-        validation.check_field_sizes(body)
-        return action(connection_id(event), body, messages.now_ms())
-
-    return run
+def _heartbeat(_request: None, caller: Caller) -> Reply:
+    return service.heartbeat(caller, lambda notice: fanout.post_quietly(caller.connection_id, notice))
 
 
-ACTIONS: dict[str, Action] = {
-    CREATE_SESSION: _create_session,
-    JOIN_SESSION: _join_session,
-    HEARTBEAT: _heartbeat,
-    LEAVE_SESSION: _leave_session,
-    UPDATE_SESSION_CONFIG: _speaker_action(session_control.update_config),
-    GET_SESSION_STATUS: _speaker_action(session_control.session_status),
-    END_SESSION: _speaker_action(session_control.end_session),
+# Speaker actions on an existing session (``session_control.of_the_speaker``) name their session or act on
+# the connection's own, and are refused unless this connection is that session's speaker.
+ACTIONS: dict[str, Action[Any]] = {
+    CREATE_SESSION: Action(
+        _parse_create,
+        lambda request, caller: service.create_session(request, caller, on_connect=False),
+        speaker=speaker_for("creating a session"),
+    ),
+    JOIN_SESSION: Action(_parse_join, lambda request, caller: service.join_session(request, caller, on_connect=False)),
+    HEARTBEAT: Action(_nothing, _heartbeat),
+    LEAVE_SESSION: Action(_nothing, lambda _request, caller: service.leave_session(caller)),
+    UPDATE_SESSION_CONFIG: Action(
+        session_control.of_the_speaker(validation.parse_config_update), session_control.update_config
+    ),
+    GET_SESSION_STATUS: Action(
+        session_control.of_the_speaker(validation.check_field_sizes), session_control.session_status
+    ),
+    END_SESSION: Action(session_control.of_the_speaker(validation.check_field_sizes), session_control.end_session),
 }
 
 
@@ -105,7 +85,7 @@ def handler(event: Event) -> Response:
             f"action must be one of {', '.join(ACTIONS)}, got {validation.shown(action)}",
             field="action",
         )
-    return reply(ACTIONS[action](event, body))
+    return reply(ACTIONS[action](body, caller(event, messages.now_ms())))
 
 
 finish_loading()  # the last statement: see lambda_src/handlers/__init__.py

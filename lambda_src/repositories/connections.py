@@ -98,11 +98,7 @@ class ConnectionsRepository:
 
     def put(self, connection: Connection) -> None:
         """Register a plain connection (no session yet)."""
-        try:
-            dynamodb.request("put_item", TableName=self.table_name, Item=dynamodb.serialize(connection.to_item()))
-        except ClientError as error:
-            dynamodb.unavailable_if_throttled(error)
-            raise
+        dynamodb.request("put_item", TableName=self.table_name, Item=dynamodb.serialize(connection.to_item()))
 
     def put_item(self, connection: Connection) -> TransactItem:
         """Transaction item: register a connection that joins or creates a session as it connects."""
@@ -138,16 +134,12 @@ class ConnectionsRepository:
         }
 
     def get(self, connection_id: str) -> Connection | None:
-        try:
-            response = dynamodb.request(
-                "get_item",
-                TableName=self.table_name,
-                Key=dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id}),
-                ConsistentRead=True,
-            )
-        except ClientError as error:
-            dynamodb.unavailable_if_throttled(error)
-            raise
+        response = dynamodb.request(
+            "get_item",
+            TableName=self.table_name,
+            Key=dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id}),
+            ConsistentRead=True,
+        )
         item = response.get("Item")
         return Connection.from_item(dynamodb.deserialize(item)) if item else None
 
@@ -223,7 +215,6 @@ class ConnectionsRepository:
                 ExpressionAttributeValues=dynamodb.values(true=True),
             )
         except ClientError as error:
-            dynamodb.unavailable_if_throttled(error)
             if dynamodb.error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise
@@ -241,18 +232,13 @@ class ConnectionsRepository:
                 ExpressionAttributeNames={"#id": CONNECTIONS_PARTITION_KEY, "#notified": REFRESH_NOTIFIED_ATTRIBUTE},
             )
         except ClientError as error:
-            dynamodb.unavailable_if_throttled(error)
             if dynamodb.error_code(error) != "ConditionalCheckFailedException":
                 raise
 
     def delete(self, connection_id: str) -> None:
         """Remove the row if present (a connection that never joined a session)."""
-        try:
-            dynamodb.request(
-                "delete_item",
-                TableName=self.table_name,
-                Key=dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id}),
-            )
-        except ClientError as error:
-            dynamodb.unavailable_if_throttled(error)
-            raise
+        dynamodb.request(
+            "delete_item",
+            TableName=self.table_name,
+            Key=dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id}),
+        )

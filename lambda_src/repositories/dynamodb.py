@@ -107,6 +107,12 @@ def error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
+def old_image(error: ClientError) -> dict[str, Any] | None:
+    """The item a failed condition returned (``ReturnValuesOnConditionCheckFailure``), or None."""
+    item: Any = error.response.get("Item")
+    return item if isinstance(item, dict) else None
+
+
 def _retryable(error: Exception) -> bool:
     if isinstance(error, _AMBIGUOUS_ERRORS):
         return True
@@ -142,12 +148,6 @@ def _unavailable() -> ServiceError:
     return ServiceError(
         ErrorCode.SERVICE_UNAVAILABLE, "the session store is busy; retry shortly", retry_after=RETRY_AFTER_SECONDS
     )
-
-
-def unavailable_if_throttled(error: ClientError) -> None:
-    """Raise SERVICE_UNAVAILABLE for a refusal that only time can cure (what :func:`request` gave up on)."""
-    if _retryable(error):
-        raise _unavailable() from error
 
 
 def request(operation: str, **arguments: Any) -> Any:
@@ -203,9 +203,8 @@ def transact_guarded(guarded: Sequence[Guarded]) -> None:
     try:
         transact([item for item, _refusal in guarded])
     except ClientError as error:
-        unavailable_if_throttled(error)
-        reasons = error.response.get("CancellationReasons", [])
-        for (_item, refusal), reason in zip(guarded, reasons):
+        reasons: list[Any] = list(error.response.get("CancellationReasons", []))
+        for (_item, refusal), reason in zip(guarded, reasons, strict=False):  # one reason per item, when given
             if reason.get("Code") == "ConditionalCheckFailed":
                 raise refusal(reason.get("Item")) from error
         raise

@@ -58,13 +58,7 @@ class RateLimitsRepository:
 
     def _read_secret(self) -> bytes | None:
         """The stored secret; None when there is none (or what is stored is not one: it is then replaced)."""
-        try:
-            response = dynamodb.request(
-                "get_item", TableName=self.table_name, Key=self._secret_key(), ConsistentRead=True
-            )
-        except ClientError as error:
-            dynamodb.unavailable_if_throttled(error)
-            raise
+        response = dynamodb.request("get_item", TableName=self.table_name, Key=self._secret_key(), ConsistentRead=True)
         value = response.get("Item", {}).get(_SECRET_ATTRIBUTE, {}).get("B")
         return value if isinstance(value, bytes) and len(value) == SOURCE_ADDRESS_SECRET_BYTES else None
 
@@ -83,7 +77,6 @@ class RateLimitsRepository:
                 ExpressionAttributeValues=dynamodb.values(binary="B", size=SOURCE_ADDRESS_SECRET_BYTES),
             )
         except ClientError as error:
-            dynamodb.unavailable_if_throttled(error)
             if dynamodb.error_code(error) != "ConditionalCheckFailedException":
                 raise
             # Another process created it first: use that one.

@@ -12,10 +12,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lambda_src import config as partial_config
-from lambda_src import limits
-from lambda_src.config import PartialResultConfig
+from lambda_src import errors, limits, partial_results
 from lambda_src.errors import ErrorCode, ServiceError
+from lambda_src.partial_results import PartialResultConfig, PartialResultUpdate
 from lambda_src.repositories import dynamodb
 from lambda_src.repositories.dynamodb import Guarded, TransactItem
 from lambda_src.schema import (
@@ -101,7 +100,7 @@ class Session:
             expires_at_s=_number(item, SESSIONS_TTL_ATTRIBUTE, 0) or 0,
             is_active=item.get("isActive") is True,
             listener_count=_number(item, "listenerCount", 0) or 0,
-            config=partial_config.from_item(item),
+            config=partial_results.from_item(item),
             speaker_grace_ends_at_s=grace,
             end_reason=item.get(END_REASON_ATTRIBUTE) if isinstance(item.get(END_REASON_ATTRIBUTE), str) else None,
             ended_at_ms=_number(item, ENDED_AT_ATTRIBUTE, None),
@@ -178,16 +177,12 @@ class SessionsRepository:
     def get(self, session_id: str, now_s: int | None) -> Session | None:
         """The session, or None when there is none or it has expired by ``now_s`` (TTL deletion lags);
         ``now_s=None`` returns an expired session too (the sweeper ends those)."""
-        try:
-            response = dynamodb.request(
-                "get_item",
-                TableName=self.table_name,
-                Key=dynamodb.serialize({SESSIONS_PARTITION_KEY: session_id}),
-                ConsistentRead=True,
-            )
-        except ClientError as error:
-            dynamodb.unavailable_if_throttled(error)
-            raise
+        response = dynamodb.request(
+            "get_item",
+            TableName=self.table_name,
+            Key=dynamodb.serialize({SESSIONS_PARTITION_KEY: session_id}),
+            ConsistentRead=True,
+        )
         item = response.get("Item")
         if item is None:
             return None
@@ -211,7 +206,7 @@ class SessionsRepository:
             return language
         session = self.get(session_id, now_s)
         if session is None:
-            raise _not_found(session_id)
+            raise errors.session_not_found(session_id)
         return session.source_language
 
     # -- listeners ---------------------------------------------------------------------------------
@@ -284,8 +279,9 @@ class SessionsRepository:
             )
         }
 
-    def update_config(self, session_id: str, connection_id: str, changes: dict[str, Any], now_s: int) -> Session:
-        """Apply partial-result ``changes`` (attribute -> value) as the session's speaker; the new session."""
+    def update_config(self, session_id: str, connection_id: str, update: PartialResultUpdate, now_s: int) -> Session:
+        """Apply the partial-result settings ``update`` asks for, as the session's speaker; the new session."""
+        changes = update.to_item()
         names = {f"#c{i}": attribute for i, attribute in enumerate(changes)}
         assignments = ", ".join(f"{placeholder} = :c{i}" for i, placeholder in enumerate(names))
         arguments = _update(
@@ -340,10 +336,9 @@ class SessionsRepository:
         try:
             attributes = dynamodb.request("update_item", **arguments)["Attributes"]
         except ClientError as error:
-            dynamodb.unavailable_if_throttled(error)
             if dynamodb.error_code(error) != "ConditionalCheckFailedException":
                 raise
-            old = error.response.get("Item")
+            old = dynamodb.old_image(error)
             current = Session.from_item(dynamodb.deserialize(old)) if old is not None else None
             if (
                 current is not None
@@ -373,7 +368,6 @@ class SessionsRepository:
         try:
             dynamodb.request("update_item", **arguments)
         except ClientError as error:
-            dynamodb.unavailable_if_throttled(error)
             if dynamodb.error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise
@@ -385,10 +379,9 @@ class SessionsRepository:
         try:
             return dynamodb.request("update_item", **arguments)["Attributes"]
         except ClientError as error:
-            dynamodb.unavailable_if_throttled(error)
             if dynamodb.error_code(error) != "ConditionalCheckFailedException":
                 raise
-            old = error.response.get("Item")
+            old = dynamodb.old_image(error)
             raise self.refusal(old, session_id, now_s, connection_id=connection_id) from error
 
     # -- the sweeper -------------------------------------------------------------------------------
@@ -447,20 +440,16 @@ class SessionsRepository:
         and otherwise (for a join) the listener cap.
         """
         if old_item is None:
-            return _not_found(session_id)
+            return errors.session_not_found(session_id)
         session = Session.from_item(dynamodb.deserialize(old_item))
         if now_s is not None and session.expires_at_s <= now_s:
-            return _not_found(session_id)
+            return errors.session_not_found(session_id)
         if not session.is_active:
-            return ServiceError(ErrorCode.SESSION_ENDED, f"session {session_id} has ended", field="sessionId")
+            return errors.session_ended(session_id)
         if connection_id is not None and session.speaker_connection_id != connection_id:
-            return ServiceError(
-                ErrorCode.FORBIDDEN, f"only the speaker of session {session_id} may do this", field="sessionId"
-            )
+            return errors.not_the_speaker(session_id)
         if user_id is not None and session.speaker_user_id != user_id:
-            return ServiceError(
-                ErrorCode.FORBIDDEN, f"session {session_id} belongs to another speaker", field="sessionId"
-            )
+            return errors.another_speakers(session_id)
         return ServiceError(
             ErrorCode.SESSION_FULL,
             f"session {session_id} has reached its listener limit of {session.listener_count}",
@@ -472,7 +461,3 @@ _FACTS_CACHE_SIZE = 4096
 # BatchGetItem's most keys a request, and the requests made for keys it leaves unprocessed (throttled).
 BATCH_GET_SIZE = 100
 BATCH_GET_ATTEMPTS = 4
-
-
-def _not_found(session_id: str) -> ServiceError:
-    return ServiceError(ErrorCode.SESSION_NOT_FOUND, f"no session {session_id}", field="sessionId")

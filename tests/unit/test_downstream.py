@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
-from lambda_src.config import PartialResultConfig
 from lambda_src.downstream import read_partial_result_config
 from lambda_src.handlers import connect
+from lambda_src.partial_results import PartialResultConfig
 from tests.unit.helpers import ABSENT, connect_event
 
 

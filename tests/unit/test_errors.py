@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from lambda_src.errors import ErrorCode, ServiceError
@@ -44,3 +46,19 @@ def test_field_and_retry_after_appear_only_when_set():
     assert message["retryAfter"] == 2
     bare = ServiceError(ErrorCode.SERVICE_UNAVAILABLE, "busy").to_message(1)
     assert "field" not in bare and "retryAfter" not in bare
+
+
+SESSION_REFUSAL_WORDINGS = ("no session {", "only the speaker of session", "} has ended", "belongs to another speaker")
+
+
+def test_each_session_refusal_is_worded_once_in_the_catalogue_module() -> None:
+    lambda_src = Path(__file__).resolve().parents[2] / "lambda_src"
+    where = {
+        wording: sorted(
+            str(path.relative_to(lambda_src))
+            for path in lambda_src.rglob("*.py")
+            if wording in path.read_text(encoding="utf-8")
+        )
+        for wording in SESSION_REFUSAL_WORDINGS
+    }
+    assert where == dict.fromkeys(SESSION_REFUSAL_WORDINGS, ["errors.py"])

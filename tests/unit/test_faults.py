@@ -40,11 +40,10 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.dynamodb.models import dynamodb_backends
 
-from lambda_src import config as partial_config
-from lambda_src import connections_api, limits, runtime
-from lambda_src.config import PartialResultConfig
+from lambda_src import connections_api, limits, partial_results, runtime
 from lambda_src.downstream import read_partial_result_config
 from lambda_src.errors import ErrorCode, ServiceError
+from lambda_src.partial_results import PartialResultConfig
 from lambda_src.repositories import dynamodb
 from tests.unit.fakes import CALLBACK_URL
 from tests.unit.flows import (
@@ -956,9 +955,9 @@ def test_a_throttled_cleanup_of_a_vanished_listener_never_fails_the_callers_oper
 
 
 CONFIG_ATTRIBUTES = (
-    partial_config.ENABLED_ATTRIBUTE,
-    partial_config.STABILITY_ATTRIBUTE,
-    partial_config.TIMEOUT_ATTRIBUTE,
+    partial_results.ENABLED.stored,
+    partial_results.STABILITY.stored,
+    partial_results.TIMEOUT.stored,
 )
 
 
@@ -966,43 +965,43 @@ def _config_warnings(caplog) -> list[str]:
     return [
         record.getMessage()
         for record in caplog.records
-        if record.levelno == logging.WARNING and record.name == partial_config.__name__
+        if record.levelno == logging.WARNING and record.name == partial_results.__name__
     ]
 
 
 CORRUPT_CONFIG_VALUES = [
-    (partial_config.ENABLED_ATTRIBUTE, "yes"),
-    (partial_config.ENABLED_ATTRIBUTE, "false"),
-    (partial_config.ENABLED_ATTRIBUTE, Decimal(1)),
-    (partial_config.ENABLED_ATTRIBUTE, ["true"]),
-    (partial_config.STABILITY_ATTRIBUTE, "abc"),
-    (partial_config.STABILITY_ATTRIBUTE, "NaN"),
-    (partial_config.STABILITY_ATTRIBUTE, "Infinity"),
-    (partial_config.STABILITY_ATTRIBUTE, "-Infinity"),
-    (partial_config.STABILITY_ATTRIBUTE, "1e999999999"),
-    (partial_config.STABILITY_ATTRIBUTE, ""),
-    (partial_config.STABILITY_ATTRIBUTE, True),
-    (partial_config.STABILITY_ATTRIBUTE, Decimal("0.69")),
-    (partial_config.STABILITY_ATTRIBUTE, Decimal("0.951")),
-    (partial_config.STABILITY_ATTRIBUTE, Decimal("-0.85")),
-    (partial_config.STABILITY_ATTRIBUTE, Decimal("1E+125")),
-    (partial_config.STABILITY_ATTRIBUTE, {"N": "0.9"}),
-    (partial_config.STABILITY_ATTRIBUTE, b"0.9"),
-    (partial_config.TIMEOUT_ATTRIBUTE, Decimal("1.99")),
-    (partial_config.TIMEOUT_ATTRIBUTE, Decimal("10.01")),
-    (partial_config.TIMEOUT_ATTRIBUTE, "five"),
-    (partial_config.TIMEOUT_ATTRIBUTE, [Decimal(5)]),
-    (partial_config.TIMEOUT_ATTRIBUTE, None),
+    (partial_results.ENABLED.stored, "yes"),
+    (partial_results.ENABLED.stored, "false"),
+    (partial_results.ENABLED.stored, Decimal(1)),
+    (partial_results.ENABLED.stored, ["true"]),
+    (partial_results.STABILITY.stored, "abc"),
+    (partial_results.STABILITY.stored, "NaN"),
+    (partial_results.STABILITY.stored, "Infinity"),
+    (partial_results.STABILITY.stored, "-Infinity"),
+    (partial_results.STABILITY.stored, "1e999999999"),
+    (partial_results.STABILITY.stored, ""),
+    (partial_results.STABILITY.stored, True),
+    (partial_results.STABILITY.stored, Decimal("0.69")),
+    (partial_results.STABILITY.stored, Decimal("0.951")),
+    (partial_results.STABILITY.stored, Decimal("-0.85")),
+    (partial_results.STABILITY.stored, Decimal("1E+125")),
+    (partial_results.STABILITY.stored, {"N": "0.9"}),
+    (partial_results.STABILITY.stored, b"0.9"),
+    (partial_results.TIMEOUT.stored, Decimal("1.99")),
+    (partial_results.TIMEOUT.stored, Decimal("10.01")),
+    (partial_results.TIMEOUT.stored, "five"),
+    (partial_results.TIMEOUT.stored, [Decimal(5)]),
+    (partial_results.TIMEOUT.stored, None),
 ]
 # Only what a deserialized item can hold (no floats, no Decimal NaN: DynamoDB numbers are finite).
 IN_PYTHON_ONLY = [
-    (partial_config.STABILITY_ATTRIBUTE, float("nan")),
-    (partial_config.STABILITY_ATTRIBUTE, Decimal("NaN")),
-    (partial_config.STABILITY_ATTRIBUTE, Decimal("sNaN")),
-    (partial_config.TIMEOUT_ATTRIBUTE, Decimal("Infinity")),
-    (partial_config.TIMEOUT_ATTRIBUTE, float("inf")),
-    (partial_config.ENABLED_ATTRIBUTE, Decimal("sNaN")),
-    (partial_config.ENABLED_ATTRIBUTE, 1),
+    (partial_results.STABILITY.stored, float("nan")),
+    (partial_results.STABILITY.stored, Decimal("NaN")),
+    (partial_results.STABILITY.stored, Decimal("sNaN")),
+    (partial_results.TIMEOUT.stored, Decimal("Infinity")),
+    (partial_results.TIMEOUT.stored, float("inf")),
+    (partial_results.ENABLED.stored, Decimal("sNaN")),
+    (partial_results.ENABLED.stored, 1),
 ]
 
 
@@ -1010,9 +1009,9 @@ IN_PYTHON_ONLY = [
 def test_from_item_gives_the_default_and_a_warning_for_a_corrupt_config_field(
     caplog, attribute: str, value: Any
 ) -> None:
-    caplog.set_level(logging.WARNING, logger=partial_config.__name__)
+    caplog.set_level(logging.WARNING, logger=partial_results.__name__)
     stored = {**PartialResultConfig(False, Decimal("0.72"), Decimal("9.5")).to_item(), attribute: value}
-    config = partial_config.from_item(stored)
+    config = partial_results.from_item(stored)
     # The corrupt field falls back to its default, the others keep their stored values
     expected = {**stored, attribute: PartialResultConfig().to_item()[attribute]}
     assert config.to_item() == expected
@@ -1020,7 +1019,7 @@ def test_from_item_gives_the_default_and_a_warning_for_a_corrupt_config_field(
 
 
 def test_reader_gives_the_defaults_and_a_warning_for_corrupt_items_in_the_table(tables, caplog) -> None:
-    caplog.set_level(logging.WARNING, logger=partial_config.__name__)
+    caplog.set_level(logging.WARNING, logger=partial_results.__name__)
     for number, (attribute, value) in enumerate(CORRUPT_CONFIG_VALUES, start=100):
         session_id = f"golden-eagle-{number}"
         caplog.clear()
@@ -1031,19 +1030,19 @@ def test_reader_gives_the_defaults_and_a_warning_for_corrupt_items_in_the_table(
 
 @pytest.mark.parametrize(
     "attribute, value",
-    [(partial_config.STABILITY_ATTRIBUTE, "0.9"), (partial_config.TIMEOUT_ATTRIBUTE, " 7.5")],
+    [(partial_results.STABILITY.stored, "0.9"), (partial_results.TIMEOUT.stored, " 7.5")],
     ids=repr,
 )
 def test_reader_treats_a_string_for_a_number_as_corrupt(caplog, attribute: str, value: str) -> None:
-    caplog.set_level(logging.WARNING, logger=partial_config.__name__)
-    assert partial_config.from_item({attribute: value}) == PartialResultConfig()
+    caplog.set_level(logging.WARNING, logger=partial_results.__name__)
+    assert partial_results.from_item({attribute: value}) == PartialResultConfig()
     assert any(attribute in message for message in _config_warnings(caplog))
 
 
 def test_reader_gives_the_defaults_without_a_warning_for_missing_fields(tables, caplog) -> None:
     from tests.unit.helpers import ABSENT
 
-    caplog.set_level(logging.WARNING, logger=partial_config.__name__)
+    caplog.set_level(logging.WARNING, logger=partial_results.__name__)
     tables.put_session(sessionId="golden-eagle-427", **dict.fromkeys(CONFIG_ATTRIBUTES, ABSENT))
     assert read_partial_result_config("golden-eagle-427") == PartialResultConfig()
     assert _config_warnings(caplog) == []
@@ -1100,8 +1099,8 @@ _anything = st.one_of(
 @given(item=st.dictionaries(st.sampled_from(CONFIG_ATTRIBUTES), _anything))
 def test_from_item_never_raises_and_warns_whenever_it_falls_back(caplog, item: dict[str, Any]) -> None:
     caplog.clear()
-    caplog.set_level(logging.WARNING, logger=partial_config.__name__)
-    config = partial_config.from_item(item)
+    caplog.set_level(logging.WARNING, logger=partial_results.__name__)
+    config = partial_results.from_item(item)
     # Always a usable configuration: the right types, inside the contract's bounds
     assert isinstance(config.partial_results_enabled, bool)
     for value, lower, upper in (
@@ -1114,7 +1113,7 @@ def test_from_item_never_raises_and_warns_whenever_it_falls_back(caplog, item: d
     warnings = _config_warnings(caplog)
     for attribute, stored in item.items():
         kept = stored is used[attribute] or (
-            attribute != partial_config.ENABLED_ATTRIBUTE
+            attribute != partial_results.ENABLED.stored
             and isinstance(stored, (int, Decimal, str))
             and not isinstance(stored, bool)
             and _same_number(stored, used[attribute])

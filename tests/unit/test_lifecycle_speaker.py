@@ -14,9 +14,9 @@ from decimal import Decimal
 import pytest
 
 from lambda_src import limits, runtime
-from lambda_src.config import PartialResultConfig
 from lambda_src.downstream import read_partial_result_config
 from lambda_src.handlers import sweeper
+from lambda_src.partial_results import PartialResultConfig
 from lambda_src.repositories.connections import ConnectionsRepository
 from lambda_src.repositories.sessions import SessionsRepository
 from tests.unit.flows import (

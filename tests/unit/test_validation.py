@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lambda_src import limits
-from lambda_src.config import PartialResultConfig
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.languages import SUPPORTED_LANGUAGES
+from lambda_src.partial_results import PartialResultConfig
 from lambda_src.validation import (
     parse_create_session,
     parse_join_session,

@@ -8,8 +8,9 @@ from decimal import Decimal
 import pytest
 from boto3.dynamodb.types import TypeSerializer
 
-from lambda_src import config as partial_config
-from lambda_src.config import PartialResultConfig
+from lambda_src import partial_results
+from lambda_src.partial_results import PartialResultConfig
+from lambda_src.validation import parse_partial_result_config
 
 DEFAULTS = PartialResultConfig(True, Decimal("0.85"), Decimal("5.0"))
 
@@ -49,14 +50,14 @@ def test_to_message_gives_json_numbers():
 
 def test_round_trip_through_an_item():
     config = PartialResultConfig(False, Decimal("0.72"), Decimal("9.5"))
-    assert partial_config.from_item(config.to_item()) == config
+    assert partial_results.from_item(config.to_item()) == config
 
 
 def test_item_without_the_fields_reads_back_with_defaults():
     # Given an item written before the partial-result fields existed
     item = {"sessionId": "golden-eagle-427", "sourceLanguage": "en", "listenerCount": Decimal(3)}
     # Then it reads back with the defaults
-    assert partial_config.from_item(item) == DEFAULTS
+    assert partial_results.from_item(item) == DEFAULTS
 
 
 @pytest.mark.parametrize(
@@ -91,7 +92,7 @@ def test_corrupt_attribute_reads_back_as_its_default(attribute, value):
     good = PartialResultConfig(False, Decimal("0.75"), Decimal("8"))
     item = {**good.to_item(), attribute: value}
     # When it is read (no exception)
-    config = partial_config.from_item(item)
+    config = partial_results.from_item(item)
     # Then the corrupt attribute has its default and the others keep their stored values
     expected = {
         "partialResultsEnabled": PartialResultConfig(True, Decimal("0.75"), Decimal("8")),
@@ -103,4 +104,17 @@ def test_corrupt_attribute_reads_back_as_its_default(attribute, value):
 
 def test_all_corrupt_attributes_read_back_as_defaults():
     item = {"partialResultsEnabled": "no", "minStabilityThreshold": "abc", "maxBufferTimeout": True}
-    assert partial_config.from_item(item) == DEFAULTS
+    assert partial_results.from_item(item) == DEFAULTS
+
+
+@pytest.mark.parametrize("field", partial_results.FIELDS, ids=lambda field: field.request)
+def test_each_setting_goes_from_its_request_name_to_its_stored_and_message_name_and_back(field):
+    # Given a request asking for a value other than the default under the setting's request name
+    value = (not field.default) if field.kind is bool else field.bounds[0]
+    config = parse_partial_result_config({field.request: value})
+    # Then the item stores it under the stored name, reads it back, and messages carry it under the same name
+    assert config.to_item()[field.stored] == value
+    assert partial_results.from_item(config.to_item()) == config
+    assert config.to_message()[field.stored] == (value if field.kind is bool else float(value))
+    # And it is the configuration attribute the transcription processor reads
+    assert getattr(config, field.attribute) == value
