@@ -4,7 +4,8 @@ The code asset is the ``lambda_src`` package as it is in the repository (so the 
 very files that deploy). Third-party wheels go to a layer; they change rarely, so code deploys stay small.
 The layer is installed from ``lambda_deps/requirements.lock`` (every package pinned, with the hashes of its
 files) for the Lambda platform with ``pip install --require-hashes --platform ... --only-binary=:all:``, so two
-builds of one lock hold the same files. ``make lock`` (``python -m cdk_app.bundling``) writes the lock from
+builds of one lock hold the same files; what the Lambda runtime provides (botocore and its dependencies) is left
+out. ``make lock`` (``python -m cdk_app.bundling``) writes the lock from
 ``lambda_deps/requirements.txt`` for the runtime and architecture of ``cdk_app.constants``.
 """
 
@@ -58,6 +59,8 @@ def layer_install_options(target: LayerTarget) -> list[str]:
         # Bytecode built by this machine's Python would not match the Lambda runtime's.
         "--no-compile",
         "--require-hashes",
+        # The lock is the whole set (RUNTIME_PROVIDED_PACKAGES left out on purpose): nothing else is resolved.
+        "--no-deps",
         "--only-binary=:all:",
         "--platform",
         target.pip_platform,
@@ -97,6 +100,7 @@ def lock_command(target: LayerTarget) -> list[str]:
         target.python_version,
         "--python-platform",
         target.uv_platform,
+        *(option for package in constants.RUNTIME_PROVIDED_PACKAGES for option in ("--no-emit-package", package)),
         str(constants.LAYER_REQUIREMENTS.relative_to(constants.PROJECT_ROOT)),
         "--output-file",
         str(constants.LAYER_LOCK.relative_to(constants.PROJECT_ROOT)),

@@ -25,6 +25,9 @@ WHEEL_PLATFORMS: Final = {
 # layer, pinned with the hashes of its files for the layer's target (`make lock` writes it from the input).
 LAYER_REQUIREMENTS: Final = LAMBDA_DEPENDENCIES_DIR / "requirements.txt"
 LAYER_LOCK: Final = LAMBDA_DEPENDENCIES_DIR / "requirements.lock"
+# What the Lambda Python runtime provides, left out of the lock and the layer: botocore and the packages only
+# it needs (the X-Ray SDK requires botocore; a copy in the layer would shadow the runtime's, 25 MB unzipped).
+RUNTIME_PROVIDED_PACKAGES: Final = ("botocore", "python-dateutil", "six", "urllib3")
 
 MEMORY_MB: Final = 256
 # API Gateway waits at most 29 s for an integration; a route never needs more than a few DynamoDB calls.
