@@ -13,12 +13,13 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install test test-unit test-infra test-integration synth synth-all lint lint-python format local token bench clean
+.PHONY: help install test test-unit test-infra test-integration synth synth-all lock lint lint-python format local token bench clean
 
 help:
 	@echo "make local           run the service locally (DynamoDB Local + local WebSocket gateway)"
 	@echo "make test            install what is missing, then run every test"
 	@echo "make synth ENV=prod  write the CloudFormation template to cdk.out/"
+	@echo "make lock            lock lambda_deps/requirements.txt, with hashes, for the functions' runtime and architecture"
 	@echo "make lint            ruff check, ruff format --check and mypy, then cfn-lint every environment's template"
 	@echo "make format          apply ruff's fixes and formatter"
 	@echo "make bench           measure every operation beside its floor (ONLY=load,latency for some sections)"
@@ -60,6 +61,11 @@ test-infra: $(VENV)/.installed
 synth: $(VENV)/.installed node_modules/.installed
 	npx cdk synth --no-notices --quiet -c env=$(ENV) -o cdk.out
 	@ls cdk.out/*.template.json
+
+# The layer is built from lambda_deps/requirements.lock: every package pinned with its files' hashes, resolved for the
+# Lambda runtime and architecture of cdk_app/constants.py (not this machine's). Run it after editing requirements.txt.
+lock: $(VENV)/.installed
+	$(PY) -m cdk_app.bundling
 
 synth-all:
 	@for env in $(ENVIRONMENTS); do $(MAKE) --no-print-directory synth ENV=$$env || exit 1; done

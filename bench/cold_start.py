@@ -14,6 +14,11 @@ The first client of each function is the one its first invocation creates: Dynam
 message, sweeper), API Gateway's management API (welcome), the JWKS client of the token verifier
 (authorizer; it makes no request until a token arrives).
 
+Where tracing is on (staging, prod), the functions that call AWS also load the X-Ray SDK and patch botocore
+while they load (``lambda_src.tracing``): each of them is timed that way too, in the same rounds, with
+``TRACE_AWS_CALLS`` and Lambda's ``LAMBDA_TASK_ROOT`` set (without it Powertools does not patch). Its cost is
+the median of the per-round differences to the same function untraced.
+
     .venv/bin/python -m bench --only cold_start
 """
 
@@ -25,6 +30,7 @@ import subprocess
 import time
 
 from bench.common import PROJECT_ROOT, PYTHON, Row, row
+from lambda_src import tracing
 
 SECTION = "3 cold start"
 TARGET_RATIO = 1.25
@@ -39,6 +45,8 @@ INITS: dict[str, str] = {
     "authorizer": "from lambda_src import auth\nauth.verifier_from_environment()",
 }
 BARE = "import boto3\nboto3.client('dynamodb')"
+# The functions the stack tells to trace their AWS calls where tracing is on (the authorizer calls none).
+TRACED = ("connect", "disconnect", "message", "welcome", "sweeper")
 _END = "import sys, time\nsys.stdout.write(repr(time.time()))\n"
 
 
@@ -70,6 +78,11 @@ def child_environment() -> dict[str, str]:
     }
 
 
+def traced_environment() -> dict[str, str]:
+    """A function's environment where tracing is on, in Lambda (Powertools patches only there)."""
+    return {**child_environment(), tracing.ENV_TRACE_AWS_CALLS: "true", "LAMBDA_TASK_ROOT": str(PROJECT_ROOT)}
+
+
 def time_child(code: str, env: dict[str, str]) -> float:
     """Seconds from spawning ``python -c code`` to the time.time() the child prints."""
     start = time.time()
@@ -82,27 +95,42 @@ def time_child(code: str, env: dict[str, str]) -> float:
 
 
 def measure(runs: int = 15) -> list[Row]:
-    """Median of ``runs`` timed rounds (after one discarded round) per handler and for the bare client."""
+    """Median of ``runs`` timed rounds (after one discarded round) per handler (untraced, and traced where it
+    would be) and for the bare client."""
     if runs < 1:
         raise ValueError("runs must be at least 1")
-    env = child_environment()
-    variants: list[str | None] = [None, *INITS]
-    samples: dict[str | None, list[float]] = {variant: [] for variant in variants}
+    environments = {False: child_environment(), True: traced_environment()}
+    variants: list[tuple[str | None, bool]] = [
+        (None, False),
+        *((function, False) for function in INITS),
+        *((function, True) for function in TRACED),
+    ]
+    samples: dict[tuple[str | None, bool], list[float]] = {variant: [] for variant in variants}
     for round_index in range(runs + 1):
         shift = round_index % len(variants)
-        for variant in variants[shift:] + variants[:shift]:
-            elapsed = time_child(child_code(variant), env)
+        for function, traced in variants[shift:] + variants[:shift]:
+            elapsed = time_child(child_code(function), environments[traced])
             if round_index > 0:
-                samples[variant].append(elapsed * 1000)
-    bare = statistics.median(samples[None])
+                samples[function, traced].append(elapsed * 1000)
+    floor_samples = samples[None, False]
+    bare = statistics.median(floor_samples)
     rows = []
-    for function in INITS:
-        median = statistics.median(samples[function])
-        ratio = statistics.median(own / floor for own, floor in zip(samples[function], samples[None], strict=True))
+    for function, traced in variants[1:]:
+        own = samples[function, traced]
+        median = statistics.median(own)
+        ratio = statistics.median(mine / floor for mine, floor in zip(own, floor_samples, strict=True))
+        note = "ratio: median of per-round ratios to the bare client"
+        if traced:
+            untraced = samples[function, False]
+            added = statistics.median(mine - plain for mine, plain in zip(own, untraced, strict=True))
+            share = statistics.median(mine / plain - 1 for mine, plain in zip(own, untraced, strict=True))
+            note += (
+                f"; tracing adds {added:.1f} ms ({share:.0%}) to the untraced start (median of per-round differences)"
+            )
         rows.append(
             row(
                 SECTION,
-                f"{function}: import + first client",
+                f"{function}{' traced' if traced else ''}: import + first client",
                 round(median, 1),
                 "ms",
                 floor=round(bare, 1),
@@ -111,8 +139,8 @@ def measure(runs: int = 15) -> list[Row]:
                 target=f"<= {TARGET_RATIO}x floor",
                 met=ratio <= TARGET_RATIO,
                 runs=runs,
-                samples_ms=[round(s, 1) for s in samples[function]],
-                note="ratio: median of per-round ratios to the bare client",
+                samples_ms=[round(s, 1) for s in own],
+                note=note,
             )
         )
     rows.append(
@@ -122,7 +150,7 @@ def measure(runs: int = 15) -> list[Row]:
             round(bare, 1),
             "ms",
             runs=runs,
-            samples_ms=[round(s, 1) for s in samples[None]],
+            samples_ms=[round(s, 1) for s in floor_samples],
             note="the floor of this section, in a fresh interpreter",
         )
     )

@@ -44,7 +44,9 @@ class EnvironmentConfig:
     # Tighter limits for the routes that write the most per request (a new connection, a new session, a
     # join); heartbeat and the other routes keep the stage's limit. Route key -> its limit.
     route_throttles: Mapping[str, RouteThrottle]
-    # X-Ray: Lambda tracing mode Active (sampled traces of each invocation and its AWS SDK calls' latency).
+    # X-Ray: Lambda tracing mode Active (sampled traces of each invocation and its initialization), and botocore
+    # patched in the functions that call AWS, so each AWS SDK call is a subsegment with its latency
+    # (lambda_src.tracing).
     tracing_enabled: bool
     # True: the tables and the log groups are encrypted with keys of the stack's own (rotated yearly, their
     # use in CloudTrail, revocable); False: with the AWS managed keys (tables) and CloudWatch Logs' own.

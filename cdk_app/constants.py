@@ -14,9 +14,20 @@ LAMBDA_DEPENDENCIES_DIR: Final = PROJECT_ROOT / "lambda_deps"
 
 RUNTIME: Final = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE: Final = lambda_.Architecture.ARM_64
-# The pip platform tag and Python version the bundled wheels must match (RUNTIME and ARCHITECTURE).
-WHEEL_PLATFORM: Final = "manylinux2014_aarch64"
-WHEEL_PYTHON_VERSION: Final = "3.12"
+# The wheel platform of each Lambda architecture (by ``Architecture.name``), as pip's ``--platform`` tag and as
+# uv's ``--python-platform`` name. The layer's target is ARCHITECTURE's entry and RUNTIME's Python version
+# (``cdk_app.bundling.layer_target``); manylinux2014 is glibc 2.17, which every Python runtime of Lambda has.
+WHEEL_PLATFORMS: Final = {
+    "arm64": ("manylinux2014_aarch64", "aarch64-manylinux2014"),
+    "x86_64": ("manylinux2014_x86_64", "x86_64-manylinux2014"),
+}
+# The layer's input, edited by hand (the local venv installs it too), and its lock: every package of the
+# layer, pinned with the hashes of its files for the layer's target (`make lock` writes it from the input).
+LAYER_REQUIREMENTS: Final = LAMBDA_DEPENDENCIES_DIR / "requirements.txt"
+LAYER_LOCK: Final = LAMBDA_DEPENDENCIES_DIR / "requirements.lock"
+# What the Lambda Python runtime provides, left out of the lock and the layer: botocore and the packages only
+# it needs (the X-Ray SDK requires botocore; a copy in the layer would shadow the runtime's, 25 MB unzipped).
+RUNTIME_PROVIDED_PACKAGES: Final = ("botocore", "python-dateutil", "six", "urllib3")
 
 MEMORY_MB: Final = 256
 # API Gateway waits at most 29 s for an integration; a route never needs more than a few DynamoDB calls.

@@ -26,7 +26,7 @@ from cdk_app.bundling import dependencies_layer, lambda_code
 from cdk_app.config import EnvironmentConfig
 from cdk_app.permissions import FUNCTION_TABLE_ACCESS
 from cdk_app.tables import SessionTables
-from lambda_src import limits, log, metrics, routes, schema, settings
+from lambda_src import limits, log, metrics, routes, schema, settings, tracing
 from lambda_src.repositories.connections import WELCOME_ATTRIBUTE
 
 # One JSON object per request or message. Correlation ids, what happened and how it ended; never the
@@ -157,6 +157,10 @@ class SessionWebSocketApi(Construct):
                 value = setting.environment_value(config.function_settings[setting.name])
                 if value is not None:
                     environment[setting.env_var] = value
+            # Where tracing is on, botocore's calls become subsegments of the invocation's trace (the
+            # authorizer calls no AWS API, so it is not patched and does not load the X-Ray SDK).
+            if config.tracing_enabled:
+                environment[tracing.ENV_TRACE_AWS_CALLS] = "true"
         # A role of its own, with no managed policy: writing to its own log group, then exactly the table
         # actions its code calls (cdk_app.permissions) and whatever else is granted to it below.
         role = iam.Role(

@@ -5,15 +5,20 @@ live as long as the process. Python's cyclic garbage collector would walk them a
 load, and again in every full collection after, for nothing: none of them is garbage. So the collector is
 paused while the package loads, and each handler module ends with ``finish_loading()``, which moves what
 loading created out of the collector's reach (``gc.freeze``) and resumes it. Measured by ``make bench``,
-section 3: about a tenth of a cold start on a small machine.
+section 3: about a tenth of a cold start on a small machine. Where the stack turns tracing on, botocore is
+patched for X-Ray here too, before any client exists (``lambda_src.tracing``).
 """
 
 from __future__ import annotations
 
 import gc
 
+from lambda_src import tracing
+
 _COLLECTOR_WAS_ENABLED = gc.isenabled()
 gc.disable()
+# Before any client exists, and while the collector is paused: botocore patched where tracing is on.
+tracing.instrument_from_environment()
 
 
 def finish_loading() -> None:
