@@ -108,6 +108,16 @@ def test_routes_are_exactly_the_lifecycle_routes_and_the_message_routes(deployed
             "updateSessionConfig",
             "getSessionStatus",
             "endSession",
+            "pauseBroadcast",
+            "resumeBroadcast",
+            "muteBroadcast",
+            "unmuteBroadcast",
+            "setVolume",
+            "speakerStateChange",
+            "changeLanguage",
+            "switchLanguage",
+            "pausePlayback",
+            "resumePlayback",
         }
     )
     # And every route belongs to the one API
