@@ -106,6 +106,30 @@ def measure(audiences: tuple[int, ...]) -> list[dict[str, Any]]:
         1,
         _count(lambda: _send(speaker, "sessionConfigUpdated", action="updateSessionConfig", minStability=0.8)),
     )
+    # The broadcast state: one write, plus the listener index's pages when it changed (here: 1 listener, 1 page);
+    # a repeat that changes nothing is the write alone. Then a listener's own controls.
+    listener = _join(session_id)
+    record(
+        "pauseBroadcast (listeners told)",
+        2,
+        _count(lambda: _send(speaker, "broadcastState", action="pauseBroadcast", sessionId=session_id)),
+    )
+    record(
+        "pauseBroadcast (repeated: nobody told)",
+        1,
+        _count(lambda: _send(speaker, "broadcastState", action="pauseBroadcast", sessionId=session_id)),
+    )
+    record(
+        "setVolume (listeners told)",
+        2,
+        _count(lambda: _send(speaker, "broadcastState", action="setVolume", sessionId=session_id, volumeLevel=0.5)),
+    )
+    record(
+        "changeLanguage",
+        1,
+        _count(lambda: _send(listener, "languageChanged", action="changeLanguage", targetLanguage="de")),
+    )
+    record("pausePlayback", 1, _count(lambda: _send(listener, "playbackPaused", action="pausePlayback")))
     for audience in audiences:
         owner = new_connection_id()
         ended_session = _create(owner)

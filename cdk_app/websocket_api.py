@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import jsii
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw_v1
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_apigatewayv2_integrations as integrations
@@ -221,6 +221,7 @@ class SessionWebSocketApi(Construct):
                 route_key, integration=self._integration(route_key, self.message_function), return_response=True
             )
         for route_key, route in self.routes.items():
+            _scope_invoke_permission(route, api, route_key)
             if route_key != routes.CONNECT:
                 nag.acknowledge(
                     route,
@@ -369,3 +370,12 @@ class _AccessLogSettings:
     @property
     def format(self) -> apigw_v1.AccessLogFormat:
         return apigw_v1.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS, separators=(",", ":")))
+
+
+def _scope_invoke_permission(route: apigw.WebSocketRoute, api: apigw.WebSocketApi, route_key: str) -> None:
+    """Scope the route's invoke permission to ``<api>/*/<route key>``: the integration's own ``<api>/*<route key>``
+    lets any route whose key ends with this one's invoke it too (``muteBroadcast``'s admits ``unmuteBroadcast``)."""
+    permissions = [child for child in route.node.find_all() if isinstance(child, lambda_.CfnPermission)]
+    assert len(permissions) == 1, f"{route_key}: expected one invoke permission, found {len(permissions)}"
+    source_arn = Stack.of(route).format_arn(service="execute-api", resource=api.api_id, resource_name=f"*/{route_key}")
+    permissions[0].add_property_override("SourceArn", source_arn)

@@ -13,7 +13,10 @@ class ErrorCode(Enum):
     """An error a client can receive; ``value`` is ``(status, when)``."""
 
     INVALID_CONFIGURATION = (400, "a partial-result parameter is malformed or out of range")
-    INVALID_PARAMETERS = (400, "language, quality tier, session id format, missing required field")
+    INVALID_PARAMETERS = (
+        400,
+        "language, quality tier, session id format, volume or broadcast state, missing required field",
+    )
     INVALID_MESSAGE = (400, "frame not JSON / not an object / too large")
     UNKNOWN_ACTION = (400, "no such action")
     UNAUTHORIZED = (401, "missing, forged, expired or wrong-audience token where a speaker is required")

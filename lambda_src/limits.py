@@ -18,6 +18,12 @@ DEFAULT_MAX_BUFFER_TIMEOUT: Final = Decimal("5.0")
 MAX_BUFFER_TIMEOUT_LOWER: Final = Decimal("2.0")
 MAX_BUFFER_TIMEOUT_UPPER: Final = Decimal("10.0")
 
+# Broadcast state (per session, set by its speaker): the volume level's inclusive bounds and a new session's
+# state (not paused, not muted, full volume).
+VOLUME_LOWER: Final = Decimal("0.0")
+VOLUME_UPPER: Final = Decimal("1.0")
+DEFAULT_VOLUME: Final = Decimal("1.0")
+
 # Sessions (per environment; the stack passes the deployed values as environment variables).
 DEFAULT_SESSION_LIFETIME_HOURS: Final = 3
 DEFAULT_MAX_LISTENERS_PER_SESSION: Final = 500

@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+from lambda_src.broadcast import BroadcastState
 from lambda_src.repositories.sessions import Session
 
 
@@ -105,11 +106,37 @@ def session_status(session: Session, listeners_by_language: dict[str, int], time
         "listenerCount": session.listener_count,
         "listenersByLanguage": listeners_by_language,
         **session.config.to_message(),
+        "broadcastState": session.broadcast.to_message(),
         "createdAt": session.created_at_ms,
         "ageSeconds": max(0, (timestamp_ms - session.created_at_ms) // 1000),
         "expiresAt": session.expires_at_s,
         "timestamp": timestamp_ms,
     }
+
+
+# -- broadcast state and listener controls -------------------------------------------------------------------
+def broadcast_state(
+    session_id: str, state: BroadcastState, timestamp_ms: int, message_type: str = "broadcastState"
+) -> dict[str, Any]:
+    """The complete broadcast state: the speaker's reply to each broadcast action (``broadcastState``), what
+    listeners are told by ``speakerStateChanged``, and a refreshed or resumed speaker's ``stateRestored``."""
+    return session_event(message_type, session_id, timestamp_ms, **state.to_message())
+
+
+def speaker_state_changed(session_id: str, state: BroadcastState, timestamp_ms: int) -> dict[str, Any]:
+    return broadcast_state(session_id, state, timestamp_ms, "speakerStateChanged")
+
+
+def state_restored(session_id: str, state: BroadcastState, timestamp_ms: int) -> dict[str, Any]:
+    return broadcast_state(session_id, state, timestamp_ms, "stateRestored")
+
+
+def volume_changed(session_id: str, state: BroadcastState, timestamp_ms: int) -> dict[str, Any]:
+    return session_event("volumeChanged", session_id, timestamp_ms, volumeLevel=float(state.volume))
+
+
+def language_changed(session_id: str, target_language: str, timestamp_ms: int) -> dict[str, Any]:
+    return session_event("languageChanged", session_id, timestamp_ms, targetLanguage=target_language)
 
 
 def encode(message: dict[str, Any]) -> str:
@@ -138,5 +165,16 @@ SERVER_MESSAGE_TYPES = (
     "sessionLeft",
     "sessionConfigUpdated",
     "sessionStatus",
+    "broadcastState",
+    "broadcastPaused",
+    "broadcastResumed",
+    "broadcastMuted",
+    "broadcastUnmuted",
+    "volumeChanged",
+    "speakerStateChanged",
+    "stateRestored",
+    "languageChanged",
+    "playbackPaused",
+    "playbackResumed",
     "error",
 )

@@ -16,6 +16,18 @@ LEAVE_SESSION: Final = "leaveSession"
 UPDATE_SESSION_CONFIG: Final = "updateSessionConfig"
 GET_SESSION_STATUS: Final = "getSessionStatus"
 END_SESSION: Final = "endSession"
+# The speaker's broadcast state, and each listener's own controls (``switchLanguage``: the listener app's name
+# for ``changeLanguage``).
+PAUSE_BROADCAST: Final = "pauseBroadcast"
+RESUME_BROADCAST: Final = "resumeBroadcast"
+MUTE_BROADCAST: Final = "muteBroadcast"
+UNMUTE_BROADCAST: Final = "unmuteBroadcast"
+SET_VOLUME: Final = "setVolume"
+SPEAKER_STATE_CHANGE: Final = "speakerStateChange"
+CHANGE_LANGUAGE: Final = "changeLanguage"
+SWITCH_LANGUAGE: Final = "switchLanguage"
+PAUSE_PLAYBACK: Final = "pausePlayback"
+RESUME_PLAYBACK: Final = "resumePlayback"
 # Actions only a new connection can take (query string on $connect).
 REFRESH_CONNECTION: Final = "refreshConnection"
 RESUME_SESSION: Final = "resumeSession"
@@ -29,5 +41,15 @@ MESSAGE_ROUTES: Final = (
     UPDATE_SESSION_CONFIG,
     GET_SESSION_STATUS,
     END_SESSION,
+    PAUSE_BROADCAST,
+    RESUME_BROADCAST,
+    MUTE_BROADCAST,
+    UNMUTE_BROADCAST,
+    SET_VOLUME,
+    SPEAKER_STATE_CHANGE,
+    CHANGE_LANGUAGE,
+    SWITCH_LANGUAGE,
+    PAUSE_PLAYBACK,
+    RESUME_PLAYBACK,
 )
 CONNECT_ACTIONS: Final = (CREATE_SESSION, JOIN_SESSION, REFRESH_CONNECTION, RESUME_SESSION)

@@ -17,7 +17,7 @@ from lambda_src.caller import Caller
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.log import logger, session_concerned
 from lambda_src.repositories import dynamodb
-from lambda_src.repositories.connections import Connection
+from lambda_src.repositories.connections import Connection, NotAListener
 from lambda_src.repositories.dynamodb import Guarded, TransactItem
 from lambda_src.repositories.sessions import Session, SessionIdTaken
 from lambda_src.schema import ROLE_LISTENER, ROLE_SPEAKER
@@ -35,10 +35,11 @@ def _row(
     welcome: dict[str, Any],
     user_id: str | None,
     target_language: str | None = None,
+    then: tuple[dict[str, Any], ...] = (),
 ) -> Guarded:
     """The connection's row for a transaction: written whole on ``$connect`` (carrying the first message for
-    the welcome function), or an existing plain connection attached to the session. Its condition fails
-    only when the connection already belongs to a session."""
+    the welcome function, and ``then`` the messages it posts after it), or an existing plain connection attached
+    to the session. Its condition fails only when the connection already belongs to a session."""
     connections = runtime.connections()
     if on_connect:
         item = connections.put_item(
@@ -50,6 +51,7 @@ def _row(
                 session_id=session_id,
                 target_language=target_language,
                 welcome=messages.encode(welcome),
+                welcome_then=tuple(messages.encode(message) for message in then),
             )
         )
     else:
@@ -257,7 +259,9 @@ def _live_session(session_id: str, now_s: int) -> Session:
 
 def _take_over_speaker(session: Session, caller: Caller, welcome: dict[str, Any]) -> None:
     """Move the session's speaker to the caller's connection atomically, so the old connection's close is not
-    a drop; listeners hear ``speakerReconnected`` when the speaker had dropped."""
+    a drop; listeners hear ``speakerReconnected`` when the speaker had dropped. The new connection's first
+    message is ``welcome``, then ``stateRestored`` with the broadcast state of the session as read before the
+    takeover (no request of its own)."""
     connection_id, now_ms, owner = caller.connection_id, caller.now_ms, caller.speaker_user_id
     if session.speaker_user_id != owner:
         raise errors.another_speakers(session.session_id)
@@ -271,6 +275,7 @@ def _take_over_speaker(session: Session, caller: Caller, welcome: dict[str, Any]
         session_id=session.session_id,
         welcome=welcome,
         user_id=owner,
+        then=(messages.state_restored(session.session_id, session.broadcast, now_ms),),
     )
     take_over = (
         sessions.take_over_speaker_item(session.session_id, connection_id, owner, now_s),
@@ -296,15 +301,50 @@ def tell_listeners_quietly(session_id: str, message: dict[str, Any]) -> None:
 def leave_session(caller: Caller) -> dict[str, Any]:
     """A listener leaves its session but keeps its connection; counted out exactly once."""
     connection_id = caller.connection_id
-    connection = runtime.connections().get(connection_id)
+    session_id = _listeners_session(
+        runtime.connections().get(connection_id), "a speaker ends its session with endSession, not leaveSession"
+    )
+    connections = runtime.connections()
+    _count_out(session_id, connections.detach_item(connection_id, session_id))
+    return messages.session_event("sessionLeft", session_id, caller.now_ms)
+
+
+def _listeners_session(connection: Connection | None, to_a_speaker: str) -> str:
+    """The session of a listener's connection; refused when the connection has joined none
+    (``SESSION_NOT_FOUND``) or is not a listener (``FORBIDDEN``, saying ``to_a_speaker``)."""
     if connection is None or connection.session_id is None:
         raise ServiceError(ErrorCode.SESSION_NOT_FOUND, "this connection has not joined a session")
     session_concerned(connection.session_id)
     if connection.role != ROLE_LISTENER:
-        raise ServiceError(ErrorCode.FORBIDDEN, "a speaker ends its session with endSession, not leaveSession")
-    connections = runtime.connections()
-    _count_out(connection.session_id, connections.detach_item(connection_id, connection.session_id))
-    return messages.session_event("sessionLeft", connection.session_id, caller.now_ms)
+        raise ServiceError(ErrorCode.FORBIDDEN, to_a_speaker)
+    return connection.session_id
+
+
+def change_language(target_language: str, caller: Caller) -> dict[str, Any]:
+    """A listener switches its target language: one conditional update of its row (it is a listener and still
+    attached to a session); the session's count does not move, its listeners by language follow the row."""
+    try:
+        row = runtime.connections().change_language(caller.connection_id, target_language)
+    except NotAListener as refused:
+        _listeners_session(refused.row, "only a listener changes its language; a speaker's is its session's source")
+        raise  # (not reached: a row the condition refused is never a listener's attached to a session)
+    assert row.session_id is not None  # the condition required it
+    session_concerned(row.session_id)
+    return messages.language_changed(row.session_id, target_language, caller.now_ms)
+
+
+def playback(message_type: str) -> Callable[[None, Caller], dict[str, Any]]:
+    """``pausePlayback`` / ``resumePlayback``: acknowledged (``message_type``) to the listener that asked, and to
+    nobody else; nothing is stored (the speaker's broadcast state is the speaker's)."""
+
+    def acknowledge(_request: None, caller: Caller) -> dict[str, Any]:
+        connection = runtime.connections().get(caller.connection_id)
+        session_id = _listeners_session(
+            connection, "playback controls are a listener's; a speaker pauses its broadcast"
+        )
+        return messages.session_event(message_type, session_id, caller.now_ms)
+
+    return acknowledge
 
 
 def _count_out(session_id: str, row_change: TransactItem) -> None:

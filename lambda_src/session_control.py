@@ -1,4 +1,4 @@
-"""What only a session's speaker may do (change its configuration, read its status, end it), and the
+"""What only a session's speaker may do (change its configuration and broadcast state, read its status, end it), and the
 sweeper that ends sessions nobody ends (a dropped speaker's window passed, or the lifetime is over),
 finishes dismissing the listeners of ended ones, and counts out listeners whose ``$disconnect`` was lost.
 
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from lambda_src import errors, fanout, limits, messages, metrics, runtime, service, validation
+from lambda_src.broadcast import BroadcastChange, BroadcastState
 from lambda_src.caller import Caller
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.log import SESSION_ID_KEY, logger, session_concerned
@@ -67,6 +68,52 @@ def update_config(request: SpeakerRequest[PartialResultUpdate], caller: Caller) 
     fields = sorted(field.stored for field in update.changes())
     logger.info("session configuration updated", extra={"session_id": session_id, "fields": fields})
     return messages.session_config_updated(session, caller.now_ms)
+
+
+# What listeners are told when a broadcast action changed the state: (session id, new state, time) -> notice.
+Notice = Callable[[str, BroadcastState, int], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class BroadcastAction:
+    """A broadcast action as asked: what it sets, and the notice listeners get when that changed the state."""
+
+    change: BroadcastChange
+    notice: Notice
+
+
+def broadcast_action(
+    parse: Callable[[Mapping[str, Any]], BroadcastChange], notice: Notice
+) -> Callable[[Mapping[str, Any], Caller], SpeakerRequest[BroadcastAction]]:
+    """How a broadcast action's message is read: what it sets (``parse``), for the speaker's session."""
+    return of_the_speaker(lambda fields: BroadcastAction(parse(fields), notice))
+
+
+def setting(change: BroadcastChange) -> Callable[[Mapping[str, Any]], BroadcastChange]:
+    """The parser of an action that always sets the same (``pauseBroadcast``: paused) and takes no field."""
+
+    def parse(fields: Mapping[str, Any]) -> BroadcastChange:
+        validation.parse_no_fields(fields)
+        return change
+
+    return parse
+
+
+def event_notice(message_type: str) -> Notice:
+    """A notice that says only what happened (``broadcastPaused``...)."""
+    return lambda session_id, _state, timestamp_ms: messages.session_event(message_type, session_id, timestamp_ms)
+
+
+def change_broadcast(request: SpeakerRequest[BroadcastAction], caller: Caller) -> dict[str, Any]:
+    """Set the broadcast state as the action asks (one conditional write, which returns the state before); when
+    that changed anything, each listener is told the action's notice. The speaker gets the whole state either way."""
+    session_id, action, now_ms = request.session_id, request.asked, caller.now_ms
+    before = runtime.sessions().update_broadcast(session_id, caller.connection_id, action.change, now_ms // 1000)
+    state = before.broadcast.updated(action.change)
+    if state != before.broadcast:
+        logger.info("broadcast state changed", extra={"session_id": session_id, **state.to_message()})
+        service.tell_listeners_quietly(session_id, action.notice(session_id, state, now_ms))
+    return messages.broadcast_state(session_id, state, now_ms)
 
 
 def session_status(request: SpeakerRequest[None], caller: Caller) -> dict[str, Any]:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from lambda_src import limits, partial_results
+from lambda_src import broadcast, limits, partial_results
+from lambda_src.broadcast import BroadcastChange
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.partial_results import PartialResultConfig, PartialResultUpdate
 from lambda_src.schema import ROLE_LISTENER, ROLE_SPEAKER
@@ -28,6 +29,8 @@ QUALITY_TIER = "qualityTier"
 SESSION_ID = "sessionId"
 ROLE = "role"
 PREVIOUS_CONNECTION_ID = "previousConnectionId"
+VOLUME_LEVEL = "volumeLevel"
+STATE = "state"
 ROLES = (ROLE_SPEAKER, ROLE_LISTENER)
 
 SESSION_ID_PATTERN = re.compile(r"^[a-z]+-[a-z]+-[1-9][0-9]{2}$")
@@ -191,6 +194,75 @@ def parse_refresh_connection(
     return RefreshConnectionRequest(session_id, role, target_language, previous)
 
 
+# -- broadcast state and listener controls --------------------------------------------------------------------
+
+
+def parse_no_fields(fields: Mapping[str, Any]) -> None:
+    """An action that takes no field of its own (pauseBroadcast, pausePlayback...): only the sizes are checked."""
+    check_field_sizes(fields)
+
+
+def parse_volume(name: str, value: Any) -> Decimal:
+    """A volume level: a JSON number or decimal string from 0.0 to 1.0 inclusive, by the rules of the
+    partial-result numbers; refused as ``INVALID_PARAMETERS`` (not a partial-result setting) naming ``name``."""
+    return _parse_bounded_decimal(
+        name, value, limits.VOLUME_LOWER, limits.VOLUME_UPPER, "", code=ErrorCode.INVALID_PARAMETERS
+    )
+
+
+def parse_set_volume(fields: Mapping[str, Any]) -> BroadcastChange:
+    """Validate ``setVolume``: ``volumeLevel`` is required."""
+    check_field_sizes(fields)
+    if VOLUME_LEVEL not in fields:
+        raise _missing(VOLUME_LEVEL)
+    return BroadcastChange(volume=parse_volume(VOLUME_LEVEL, fields[VOLUME_LEVEL]))
+
+
+def parse_speaker_state_change(fields: Mapping[str, Any]) -> BroadcastChange:
+    """Validate ``speakerStateChange``: ``state`` is an object of at least one of ``isPaused`` and ``isMuted``
+    (JSON booleans) and ``volume`` (as ``setVolume``'s level), and nothing else."""
+    check_field_sizes(fields)
+    state = fields.get(STATE)
+    names = ", ".join(broadcast.NAMES)
+    if state is None:
+        raise _missing(STATE)
+    if not isinstance(state, Mapping) or not state:
+        got = "an empty object" if isinstance(state, Mapping) else shown(state)
+        raise ServiceError(
+            ErrorCode.INVALID_PARAMETERS,
+            f"{STATE} must be an object with at least one of {names}, got {got}",
+            field=STATE,
+        )
+    unknown = [key for key in state if key not in broadcast.NAMES]
+    if unknown:
+        raise ServiceError(
+            ErrorCode.INVALID_PARAMETERS,
+            f"{STATE} may hold only {names}, got {shown(str(unknown[0]))}",
+            field=f"{STATE}.{str(unknown[0])[: limits.MAX_FIELD_LENGTH]}",
+        )
+    for name in (broadcast.IS_PAUSED, broadcast.IS_MUTED):
+        if name in state and not isinstance(state[name], bool):
+            raise ServiceError(
+                ErrorCode.INVALID_PARAMETERS,
+                f"{STATE}.{name} must be true or false, got {shown(state[name])}",
+                field=f"{STATE}.{name}",
+            )
+    volume = state.get(broadcast.VOLUME)
+    if isinstance(volume, str) and len(volume) > limits.MAX_FIELD_LENGTH:
+        check_field_sizes({f"{STATE}.{broadcast.VOLUME}": volume})
+    return BroadcastChange(
+        is_paused=state.get(broadcast.IS_PAUSED),
+        is_muted=state.get(broadcast.IS_MUTED),
+        volume=parse_volume(f"{STATE}.{broadcast.VOLUME}", volume) if broadcast.VOLUME in state else None,
+    )
+
+
+def parse_change_language(fields: Mapping[str, Any], languages: frozenset[str]) -> str:
+    """Validate ``changeLanguage`` / ``switchLanguage``: ``targetLanguage``, as when joining."""
+    check_field_sizes(fields)
+    return parse_language(TARGET_LANGUAGE, fields.get(TARGET_LANGUAGE), languages)
+
+
 def parse_session_id(value: Any) -> str:
     if value is None:
         raise _missing(SESSION_ID)
@@ -227,12 +299,19 @@ def _parse_bool(name: str, value: Any) -> bool:
     raise ServiceError(ErrorCode.INVALID_CONFIGURATION, f"{name} must be true or false, got {shown(value)}", field=name)
 
 
-def _parse_bounded_decimal(name: str, value: Any, lower: Decimal, upper: Decimal, unit: str) -> Decimal:
+def _parse_bounded_decimal(
+    name: str,
+    value: Any,
+    lower: Decimal,
+    upper: Decimal,
+    unit: str,
+    code: ErrorCode = ErrorCode.INVALID_CONFIGURATION,
+) -> Decimal:
     number = _to_decimal(value)
     if number is None or not lower <= number <= upper:
         expected = "between" if number is not None else "a number between"
         raise ServiceError(
-            ErrorCode.INVALID_CONFIGURATION,
+            code,
             f"{name} must be {expected} {lower} and {upper}{unit}, got {shown(value)}",
             field=name,
         )

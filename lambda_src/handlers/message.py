@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lambda_src import fanout, messages, service, session_control, settings, validation
+from lambda_src.broadcast import BroadcastChange
 from lambda_src.caller import Action, Caller, Reply, speaker_for
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.handlers import finish_loading
@@ -23,6 +24,7 @@ from lambda_src.handlers.common import (
     websocket_handler,
 )
 from lambda_src.routes import (
+    CHANGE_LANGUAGE,
     CREATE_SESSION,
     DEFAULT,
     END_SESSION,
@@ -30,6 +32,15 @@ from lambda_src.routes import (
     HEARTBEAT,
     JOIN_SESSION,
     LEAVE_SESSION,
+    MUTE_BROADCAST,
+    PAUSE_BROADCAST,
+    PAUSE_PLAYBACK,
+    RESUME_BROADCAST,
+    RESUME_PLAYBACK,
+    SET_VOLUME,
+    SPEAKER_STATE_CHANGE,
+    SWITCH_LANGUAGE,
+    UNMUTE_BROADCAST,
     UPDATE_SESSION_CONFIG,
 )
 from lambda_src.validation import CreateSessionRequest, JoinSessionRequest
@@ -41,6 +52,14 @@ def _parse_create(body: Mapping[str, Any], _caller: Caller) -> CreateSessionRequ
 
 def _parse_join(body: Mapping[str, Any], _caller: Caller) -> JoinSessionRequest:
     return validation.parse_join_session(body, settings.load().languages)
+
+
+def _parse_language(body: Mapping[str, Any], _caller: Caller) -> str:
+    return validation.parse_change_language(body, settings.load().languages)
+
+
+def _no_fields(body: Mapping[str, Any], _caller: Caller) -> None:
+    validation.parse_no_fields(body)
 
 
 def _nothing(_body: Mapping[str, Any], _caller: Caller) -> None:
@@ -69,6 +88,44 @@ ACTIONS: dict[str, Action[Any]] = {
         session_control.of_the_speaker(validation.check_field_sizes), session_control.session_status
     ),
     END_SESSION: Action(session_control.of_the_speaker(validation.check_field_sizes), session_control.end_session),
+    # The broadcast state: the speaker's, like the actions above; listeners are told only of a change.
+    PAUSE_BROADCAST: Action(
+        session_control.broadcast_action(
+            session_control.setting(BroadcastChange(is_paused=True)), session_control.event_notice("broadcastPaused")
+        ),
+        session_control.change_broadcast,
+    ),
+    RESUME_BROADCAST: Action(
+        session_control.broadcast_action(
+            session_control.setting(BroadcastChange(is_paused=False)), session_control.event_notice("broadcastResumed")
+        ),
+        session_control.change_broadcast,
+    ),
+    MUTE_BROADCAST: Action(
+        session_control.broadcast_action(
+            session_control.setting(BroadcastChange(is_muted=True)), session_control.event_notice("broadcastMuted")
+        ),
+        session_control.change_broadcast,
+    ),
+    UNMUTE_BROADCAST: Action(
+        session_control.broadcast_action(
+            session_control.setting(BroadcastChange(is_muted=False)), session_control.event_notice("broadcastUnmuted")
+        ),
+        session_control.change_broadcast,
+    ),
+    SET_VOLUME: Action(
+        session_control.broadcast_action(validation.parse_set_volume, messages.volume_changed),
+        session_control.change_broadcast,
+    ),
+    SPEAKER_STATE_CHANGE: Action(
+        session_control.broadcast_action(validation.parse_speaker_state_change, messages.speaker_state_changed),
+        session_control.change_broadcast,
+    ),
+    # A listener's own controls: its row's target language, and playback acknowledged to it alone.
+    CHANGE_LANGUAGE: Action(_parse_language, service.change_language),
+    SWITCH_LANGUAGE: Action(_parse_language, service.change_language),
+    PAUSE_PLAYBACK: Action(_no_fields, service.playback("playbackPaused")),
+    RESUME_PLAYBACK: Action(_no_fields, service.playback("playbackResumed")),
 }
 
 

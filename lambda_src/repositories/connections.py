@@ -27,6 +27,8 @@ from lambda_src.schema import (
 ROW_LIFETIME_SECONDS = 3 * 3600
 # The stream-triggered welcome function delivers this attribute's message once the handshake is done.
 WELCOME_ATTRIBUTE = "welcome"
+# Messages the welcome function posts after the first one, in order (a speaker's restored broadcast state).
+WELCOME_THEN_ATTRIBUTE = "welcomeThen"
 # Set once the client has been asked to refresh its connection before API Gateway's 2-hour limit.
 REFRESH_NOTIFIED_ATTRIBUTE = "refreshNotified"
 _CACHE_SIZE = 4096
@@ -41,6 +43,7 @@ class Connection:
     session_id: str | None = None
     target_language: str | None = None
     welcome: str | None = None
+    welcome_then: tuple[str, ...] = ()
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -54,6 +57,7 @@ class Connection:
             "sessionId": self.session_id,
             CONNECTIONS_BY_SESSION_SORT_KEY: self.target_language,
             WELCOME_ATTRIBUTE: self.welcome,
+            WELCOME_THEN_ATTRIBUTE: list(self.welcome_then) or None,
         }
         item.update({key: value for key, value in optional.items() if value is not None})
         return item
@@ -68,6 +72,7 @@ class Connection:
             session_id=item.get("sessionId"),
             target_language=item.get(CONNECTIONS_BY_SESSION_SORT_KEY),
             welcome=item.get(WELCOME_ATTRIBUTE),
+            welcome_then=tuple(item.get(WELCOME_THEN_ATTRIBUTE) or ()),
         )
 
 
@@ -185,6 +190,33 @@ class ConnectionsRepository:
             }
         }
 
+    def change_language(self, connection_id: str, target_language: str) -> Connection:
+        """A listener of a session listens in ``target_language`` from now on (its index entry moves with it);
+        the row as it is now. Refused with :class:`NotAListener` (holding the row as it was, or None) when the
+        connection is not a listener attached to a session."""
+        try:
+            response = dynamodb.request(
+                "update_item",
+                TableName=self.table_name,
+                Key=dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id}),
+                UpdateExpression="SET #language = :language",
+                ConditionExpression="#role = :listener AND attribute_exists(#session)",
+                ExpressionAttributeNames={
+                    "#language": CONNECTIONS_BY_SESSION_SORT_KEY,
+                    "#role": "role",
+                    "#session": "sessionId",
+                },
+                ExpressionAttributeValues=dynamodb.values(language=target_language, listener=ROLE_LISTENER),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if dynamodb.error_code(error) != "ConditionalCheckFailedException":
+                raise
+            old = dynamodb.old_image(error)
+            raise NotAListener(Connection.from_item(dynamodb.deserialize(old)) if old else None) from error
+        return Connection.from_item(dynamodb.deserialize(response["Attributes"]))
+
     def listener_pages(self, session_id: str) -> Iterator[list[tuple[str, str]]]:
         """The session's listeners as (connection id, target language), one index page at a time."""
         pages = dynamodb.pages(
@@ -242,3 +274,11 @@ class ConnectionsRepository:
             TableName=self.table_name,
             Key=dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id}),
         )
+
+
+class NotAListener(Exception):
+    """A listener's action on a connection that is not a listener attached to a session (``row``: as it was)."""
+
+    def __init__(self, row: Connection | None) -> None:
+        super().__init__(row.connection_id if row else "no row")
+        self.row = row

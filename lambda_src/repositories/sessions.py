@@ -12,7 +12,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lambda_src import errors, limits, partial_results
+from lambda_src import broadcast, errors, limits, partial_results
+from lambda_src.broadcast import BroadcastChange, BroadcastState
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.partial_results import PartialResultConfig, PartialResultUpdate
 from lambda_src.repositories import dynamodb
@@ -60,6 +61,7 @@ class Session:
     is_active: bool = True
     listener_count: int = 0
     config: PartialResultConfig = field(default_factory=PartialResultConfig)
+    broadcast: BroadcastState = field(default_factory=BroadcastState)
     # Set while the speaker's connection has dropped: when its reconnection window closes (epoch seconds).
     speaker_grace_ends_at_s: int | None = None
     end_reason: str | None = None
@@ -81,6 +83,9 @@ class Session:
             "listenerCount": self.listener_count,
             SESSIONS_TTL_ATTRIBUTE: self.expires_at_s,
             **self.config.to_item(),
+            # Written once the speaker sets it: a new session's item keeps the contract's schema (absent reads as
+            # not paused, not muted, full volume).
+            **({} if self.broadcast == BroadcastState() else self.broadcast.to_item()),
             # In the sweeper's sparse index while active: it ends the session when its lifetime is over.
             **({SESSIONS_SWEEP_AT_ATTRIBUTE: self.expires_at_s} if self.is_active else {}),
         }
@@ -101,6 +106,7 @@ class Session:
             is_active=item.get("isActive") is True,
             listener_count=_number(item, "listenerCount", 0) or 0,
             config=partial_results.from_item(item),
+            broadcast=broadcast.from_item(item),
             speaker_grace_ends_at_s=grace,
             end_reason=item.get(END_REASON_ATTRIBUTE) if isinstance(item.get(END_REASON_ATTRIBUTE), str) else None,
             ended_at_ms=_number(item, ENDED_AT_ATTRIBUTE, None),
@@ -296,6 +302,27 @@ class SessionsRepository:
         )
         arguments["ExpressionAttributeNames"].update(names)
         arguments["ReturnValues"] = "ALL_NEW"
+        attributes = self._conditional_update(arguments, session_id, now_s, connection_id=connection_id)
+        return Session.from_item(dynamodb.deserialize(attributes))
+
+    def update_broadcast(self, session_id: str, connection_id: str, change: BroadcastChange, now_s: int) -> Session:
+        """Set what ``change`` sets of the broadcast state, as the session's live speaker; the session as it was
+        before (so the caller knows, without a read, whether anything changed)."""
+        changes = change.to_item()
+        names = {f"#b{i}": attribute for i, attribute in enumerate(changes)}
+        assignments = ", ".join(f"{placeholder} = :b{i}" for i, placeholder in enumerate(names))
+        arguments = _update(
+            self.table_name,
+            session_id,
+            f"SET {assignments}",
+            f"{_LIVE} AND #speaker = :connection",
+            true=True,
+            now=now_s,
+            connection=connection_id,
+            **{f"b{i}": value for i, value in enumerate(changes.values())},
+        )
+        arguments["ExpressionAttributeNames"].update(names)
+        arguments["ReturnValues"] = "ALL_OLD"
         attributes = self._conditional_update(arguments, session_id, now_s, connection_id=connection_id)
         return Session.from_item(dynamodb.deserialize(attributes))
 

@@ -73,10 +73,10 @@ def _route_permissions(deployed: Synthesized) -> dict[str, dict]:
 
 
 def _permission_route_key(deployed: Synthesized, permission: dict) -> str:
-    """The route key a permission's SourceArn names (its last Join part is ``/*<route key>``)."""
+    """The route key a permission's SourceArn names (its last Join part is ``/*/<route key>``)."""
     last = join_parts(permission["Properties"]["SourceArn"])[-1]
-    assert isinstance(last, str) and last.startswith("/*"), f"unexpected SourceArn tail {last!r}"
-    return last[len("/*") :]
+    assert isinstance(last, str) and last.startswith("/*/"), f"unexpected SourceArn tail {last!r}"
+    return last[len("/*/") :]
 
 
 # --- the API and its routes ------------------------------------------------------------------------
@@ -108,6 +108,16 @@ def test_routes_are_exactly_the_lifecycle_routes_and_the_message_routes(deployed
             "updateSessionConfig",
             "getSessionStatus",
             "endSession",
+            "pauseBroadcast",
+            "resumeBroadcast",
+            "muteBroadcast",
+            "unmuteBroadcast",
+            "setVolume",
+            "speakerStateChange",
+            "changeLanguage",
+            "switchLanguage",
+            "pausePlayback",
+            "resumePlayback",
         }
     )
     # And every route belongs to the one API
@@ -148,9 +158,9 @@ def test_one_integration_per_route(deployed: Synthesized) -> None:
     integrations = deployed.resources(INTEGRATION_TYPE)
     targets = {route_key: deployed.route_integration_id(route_key) for route_key in ALL_ROUTES}
 
-    # Then every route targets its own integration (3 lifecycle routes and 7 message routes), and every
+    # Then every route targets its own integration (3 lifecycle routes and 17 message routes), and every
     # integration is some route's
-    assert len(integrations) == len(ALL_ROUTES) == 10
+    assert len(integrations) == len(ALL_ROUTES) == 20
     assert len(set(targets.values())) == len(ALL_ROUTES), targets
     assert set(targets.values()) == set(integrations)
     # And each is a Lambda proxy integration of the one API
@@ -212,8 +222,8 @@ def test_invoke_permission_source_arn_is_scoped_to_its_route(deployed: Synthesiz
         route_key = _permission_route_key(deployed, permission)
 
         # Then its SourceArn is this API's execute-api ARN for any stage and exactly this route key
-        # (CDK renders "<api id>/*<route key>", e.g. ".../*$connect", with no slash after the wildcard)
-        assert join_parts(properties["SourceArn"]) == execute_api_arn_parts(deployed.api_id, f"/*{route_key}")
+        # ("<api id>/*/<route key>": CDK's own "<api id>/*<route key>" would also admit any route ending in this key)
+        assert join_parts(properties["SourceArn"]) == execute_api_arn_parts(deployed.api_id, f"/*/{route_key}")
         assert properties["Action"] == "lambda:InvokeFunction"
 
 
@@ -249,7 +259,7 @@ def test_permission_count_through_template_matchers(deployed: Synthesized) -> No
         PERMISSION_TYPE,
         {
             "Principal": APIGATEWAY,
-            "SourceArn": {"Fn::Join": ["", Match.array_with([f"/*{routes.CONNECT}"])]},
+            "SourceArn": {"Fn::Join": ["", Match.array_with([f"/*/{routes.CONNECT}"])]},
         },
     )
 

@@ -164,6 +164,7 @@ def test_refreshed_speakers_old_socket_closing_leaves_the_session_active(service
         with new_ws:
             complete = receive(new_ws)
             assert (complete["type"], complete["role"]) == ("connectionRefreshComplete", "speaker")
+            assert receive(new_ws)["type"] == "stateRestored"  # the broadcast state follows the first message
             old_ws.close()
             time.sleep(SPEAKER_GRACE_SECONDS + 1.5)
             # Then the session is still active with the new speaker connection, and nobody was told of a drop

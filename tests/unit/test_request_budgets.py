@@ -3,7 +3,9 @@
 createSession 1; join 1 (2 the first time a process sees the session: its source language is read once);
 heartbeat 0, and 1 when the 2-hour notices start; leave and listener disconnect 2; updateSessionConfig 1
 (2 the first time a process serves a speaker that does not name its session); endSession with N listeners
-1 + 1 lookup + one query per page of the listener index. A ``$connect`` with a source address costs one more
+1 + 1 lookup + one query per page of the listener index; a broadcast action 1 (2 the first time a process serves
+a speaker that does not name its session) + one query per page of the listener index when it changed the state;
+changeLanguage 1; pausePlayback / resumePlayback 1. A ``$connect`` with a source address costs one more
 the first time a process handles one (the secret that keys addresses is read, then cached), two more for the
 deployment's very first one (the secret is created). The sweeper's gauges: one BatchGetItem per 100 sessions
 of its index.
@@ -163,3 +165,82 @@ def test_the_sweeps_levels_cost_one_batch_get_per_hundred_indexed_sessions(
     # Then the levels cost one BatchGetItem per batch of indexed sessions, beside the index's one Scan page
     batches = -(-sessions // 2)
     assert requests.by_operation == {"Scan": 1, **({"BatchGetItem": batches} if batches else {})}
+
+
+BROADCAST_ACTIONS = [
+    ({"action": "pauseBroadcast"}, {"action": "resumeBroadcast"}),
+    ({"action": "muteBroadcast"}, {"action": "unmuteBroadcast"}),
+    ({"action": "setVolume", "volumeLevel": 0.5}, {"action": "setVolume", "volumeLevel": 1}),
+    (
+        {"action": "speakerStateChange", "state": {"isPaused": True}},
+        {"action": "speakerStateChange", "state": {"isPaused": False}},
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "undo"), BROADCAST_ACTIONS, ids=lambda body: body["action"])
+@pytest.mark.parametrize("listeners", [0, 3])
+def test_a_broadcast_action_costs_one_write_and_the_index_pages_only_when_it_changed_something(
+    tables, gateway, monkeypatch: pytest.MonkeyPatch, change: dict, undo: dict, listeners: int
+) -> None:
+    # Given index pages of two listeners, and a session created on $connect by another process
+    monkeypatch.setattr(limits, "FANOUT_PAGE_SIZE", 2)
+    connect.handler(
+        connect_event({"action": "createSession", "sourceLanguage": "en"}, connection_id="speaker-conn", user_id="u"),
+        None,
+    )
+    (session,) = tables.sessions_items()
+    session_id = session["sessionId"]
+    for _ in range(listeners):
+        join_session(session_id)
+    runtime.reset()
+    pages = listeners // 2 + 1
+    with DynamoDBRequests() as first_unnamed:
+        assert send("speaker-conn", **change)["type"] == "broadcastState"
+    with DynamoDBRequests() as repeated:
+        assert send("speaker-conn", **change)["type"] == "broadcastState"
+    with DynamoDBRequests() as named:
+        assert send("speaker-conn", **undo, sessionId=session_id)["type"] == "broadcastState"
+    assert first_unnamed.by_operation == {"GetItem": 1, "UpdateItem": 1, "Query": pages}
+    assert repeated.by_operation == {"UpdateItem": 1}
+    assert named.by_operation == {"UpdateItem": 1, "Query": pages}
+
+
+def join_session(session_id: str) -> str:
+    connection_id = new_connection_id()
+    query = {"action": "joinSession", "sessionId": session_id, "targetLanguage": "es"}
+    assert connect.handler(connect_event(query, connection_id=connection_id), None)["statusCode"] == 200
+    return connection_id
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"action": "changeLanguage", "targetLanguage": "de"}, {"UpdateItem": 1}),
+        ({"action": "switchLanguage", "targetLanguage": "fr"}, {"UpdateItem": 1}),
+        ({"action": "pausePlayback"}, {"GetItem": 1}),
+        ({"action": "resumePlayback"}, {"GetItem": 1}),
+    ],
+    ids=lambda value: value.get("action", "") if isinstance(value, dict) and "action" in value else "",
+)
+def test_a_listener_control_costs_one_request(tables, body: dict, expected: dict) -> None:
+    tables.put_session(sessionId=SESSION_ID)
+    listener = join()
+    with DynamoDBRequests() as requests:
+        assert send(listener, **body)["type"] != "error"
+    assert requests.by_operation == expected
+    assert tables.session(SESSION_ID)["listenerCount"] == 1
+
+
+def test_a_speakers_refresh_costs_the_same_with_its_state_restored(tables) -> None:
+    # Given a paused session (its state is restored on the new connection)
+    tables.put_session(sessionId=SESSION_ID, isPaused=True)
+    query = {"action": "refreshConnection", "sessionId": SESSION_ID, "role": "speaker"}
+    with DynamoDBRequests() as requests:
+        connection_id = new_connection_id()
+        assert (
+            connect.handler(connect_event(query, connection_id=connection_id, user_id="user-1"), None)["statusCode"]
+            == 200
+        )
+    assert requests.by_operation == {"GetItem": 1, "TransactWriteItems": 1}
+    assert runtime.connections().get(connection_id).welcome_then  # type: ignore[union-attr]

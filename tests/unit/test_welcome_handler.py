@@ -40,7 +40,7 @@ def test_pending_welcomes_picks_only_inserts_with_a_welcome():
         ]
     }
     # Then only the inserts carrying a welcome are picked, with their messages
-    assert pending_welcomes(event) == [("a", '{"type":"sessionCreated"}'), ("e", '{"type":"sessionJoined"}')]
+    assert pending_welcomes(event) == [("a", ('{"type":"sessionCreated"}',)), ("e", ('{"type":"sessionJoined"}',))]
 
 
 def test_pending_welcomes_of_an_empty_event():
