@@ -1,18 +1,23 @@
 """Delivers a connection's first message (``sessionCreated`` / ``sessionJoined``) after its handshake.
 
 Triggered by the Connections table's stream: a row inserted by ``$connect`` with a ``welcome`` attribute.
+A ``sessionJoined`` gets the session's listener count (which the join's transaction could not return) from
+one read of the batch's sessions: a BatchGetItem per 100 sessions, strongly consistent, so each listener's
+count includes itself. The read comes before any post: should it fail, the batch is retried whole with
+nothing delivered twice.
 """
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from lambda_src import connections_api
+from lambda_src import connections_api, messages, runtime
 from lambda_src.handlers import finish_loading
 from lambda_src.handlers.common import entry_point, logger
 from lambda_src.repositories.connections import WELCOME_ATTRIBUTE
-from lambda_src.schema import CONNECTIONS_PARTITION_KEY
+from lambda_src.schema import CONNECTIONS_BY_SESSION_PARTITION_KEY, CONNECTIONS_PARTITION_KEY
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -33,6 +38,41 @@ def pending_welcomes(event: dict[str, Any]) -> list[tuple[str, str]]:
     return pending
 
 
+def _decoded(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None  # not a message this function completes: delivered as it is
+
+
+def with_listener_counts(event: dict[str, Any], pending: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``pending`` with each ``sessionJoined`` given its session's ``listenerCount`` (one read of the batch's
+    sessions); other first messages unchanged."""
+    joined_sessions: dict[str, str] = {}
+    for record in event.get("Records", []):
+        image = record.get("dynamodb", {}).get("NewImage", {})
+        session_id = image.get(CONNECTIONS_BY_SESSION_PARTITION_KEY, {}).get("S")
+        if isinstance(session_id, str):
+            joined_sessions[image[CONNECTIONS_PARTITION_KEY]["S"]] = session_id
+    joined: dict[str, dict[str, Any]] = {}
+    for connection_id, text in pending:
+        message = _decoded(text)
+        if isinstance(message, dict) and message.get("type") == "sessionJoined" and connection_id in joined_sessions:
+            joined[connection_id] = message
+    if not joined:
+        return pending
+    counts = runtime.sessions().listener_counts({joined_sessions[connection_id] for connection_id in joined})
+    completed = []
+    for connection_id, text in pending:
+        message = joined.get(connection_id)
+        if message is not None:
+            # A session gone since the join (its TTL) counts nobody.
+            message[messages.LISTENER_COUNT] = counts.get(joined_sessions[connection_id], 0)
+            text = messages.encode(message)
+        completed.append((connection_id, text))
+    return completed
+
+
 def _deliver(connection_id: str, message: str) -> None:
     try:
         if not connections_api.post_after_handshake(connection_id, message, HANDSHAKE_RETRY_DELAYS):
@@ -43,7 +83,7 @@ def _deliver(connection_id: str, message: str) -> None:
 
 @entry_point()
 def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, int]:
-    pending = pending_welcomes(event)
+    pending = with_listener_counts(event, pending_welcomes(event))
     if len(pending) == 1:
         _deliver(*pending[0])
     elif pending:

@@ -148,7 +148,7 @@ def test_end_session_grows_with_the_audience_only_by_index_pages(
 
 
 @pytest.mark.parametrize("sessions", [0, 1, 4, 5])
-def test_the_sweeps_levels_cost_one_batch_get_per_hundred_indexed_sessions(
+def test_the_sweeps_levels_cost_one_batch_get_per_hundred_indexed_sessions_and_each_periodic_status_one_query(
     tables, gateway, monkeypatch: pytest.MonkeyPatch, sessions: int
 ) -> None:
     # Given batches of two keys (so a handful of sessions spans several), and sessions none of which is due
@@ -160,6 +160,11 @@ def test_the_sweeps_levels_cost_one_batch_get_per_hundred_indexed_sessions(
     # When the sweeper runs
     with DynamoDBRequests() as requests:
         assert sweeper.handler({"source": "aws.events"}, None) == {"ended": 0}
-    # Then the levels cost one BatchGetItem per batch of indexed sessions, beside the index's one Scan page
+    # Then the levels cost one BatchGetItem per batch of indexed sessions, beside the index's one Scan page, and
+    # each connected speaker's periodic status one query of its (one-page) listener index, and one post
     batches = -(-sessions // 2)
-    assert requests.by_operation == {"Scan": 1, **({"BatchGetItem": batches} if batches else {})}
+    assert requests.by_operation == {
+        "Scan": 1,
+        **({"BatchGetItem": batches, "Query": sessions} if batches else {}),
+    }
+    assert [message["updateReason"] for _target, message in gateway.posts()] == ["periodic"] * sessions
