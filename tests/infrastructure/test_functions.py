@@ -34,6 +34,7 @@ from tests.infrastructure.template_support import (
     RULE_TYPE,
     SWEEPER_MODULE,
     TABLE_MODULES,
+    STATUS_MODULE,
     WELCOME_MODULE,
     Synthesized,
     allowed_actions,
@@ -105,7 +106,7 @@ def test_function_timeouts(deployed: Synthesized) -> None:
 
         # Then the functions API Gateway calls (routes, authorizer) stop after 10 s (inside its 29 s), the
         # welcome function after 30 s, and the sweeper after 50 s, before the next sweep starts
-        if module == WELCOME_MODULE:
+        if module in (WELCOME_MODULE, STATUS_MODULE):  # the stream functions
             assert timeout == WELCOME_TIMEOUT_SECONDS, logical_id
         elif module == SWEEPER_MODULE:
             assert timeout == SWEEPER_TIMEOUT_SECONDS, logical_id
@@ -114,7 +115,7 @@ def test_function_timeouts(deployed: Synthesized) -> None:
             assert timeout == ROUTE_TIMEOUT_SECONDS, logical_id
             assert timeout < API_GATEWAY_INTEGRATION_LIMIT_SECONDS
     assert constants.ROUTE_TIMEOUT.to_seconds() == ROUTE_TIMEOUT_SECONDS
-    assert constants.WELCOME_TIMEOUT.to_seconds() == WELCOME_TIMEOUT_SECONDS
+    assert constants.WELCOME_TIMEOUT.to_seconds() == constants.STATUS_TIMEOUT.to_seconds() == WELCOME_TIMEOUT_SECONDS
     assert constants.SWEEPER_TIMEOUT.to_seconds() == SWEEPER_TIMEOUT_SECONDS
 
 
@@ -328,7 +329,7 @@ def _connections_arn_parts(deployed: Synthesized) -> list:
 def test_posting_functions_may_manage_connections_of_this_stage(deployed: Synthesized) -> None:
     # Given the functions that post to connections (connect, disconnect, message, sweeper and welcome)
     posting = deployed.functions_running(POSTING_MODULES)
-    assert len(posting) == len(POSTING_MODULES) == 5
+    assert len(posting) == len(POSTING_MODULES) == 6
     base = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{API_ID}"
     for logical_id in sorted(posting):
         statements = [
