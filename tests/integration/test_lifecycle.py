@@ -36,8 +36,12 @@ def receive_type(ws: ClientConnection, message_type: str, timeout: float = 15) -
 
 
 def ask(ws: ClientConnection, **message: Any) -> dict[str, Any]:
+    """Send ``message``; the reply (a ``sessionStatus`` pushed to a speaker meanwhile is skipped, unless asked for)."""
     ws.send(json.dumps(message))
-    return receive(ws)
+    while True:
+        reply = receive(ws)
+        if reply["type"] != "sessionStatus" or reply.get("updateReason") == "requested":
+            return reply
 
 
 def speaker(service: RunningService, user_id: str = "speaker-1") -> tuple[ClientConnection, dict[str, Any]]:
