@@ -83,7 +83,7 @@ class EnvironmentConfig:
 # The functions a reservation may name (by handler module), and the ones that must hold one whenever any
 # function does: a flood of connects may then exhaust its own reservation, never the first messages' or the
 # sweeper's.
-RESERVED_CONCURRENCY_MODULES = ("connect", "disconnect", "message", "authorizer", "welcome", "sweeper")
+RESERVED_CONCURRENCY_MODULES = ("connect", "disconnect", "message", "authorizer", "welcome", "sweeper", "status")
 ALWAYS_RESERVED_MODULES = ("welcome", "sweeper")
 # Lambda refuses a reservation that leaves fewer than this many executions unreserved in the account; an
 # account's concurrency quota is 1000 unless raised (a new account's can be lower still).
@@ -132,7 +132,7 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
         },
         tracing_enabled=True,
         customer_managed_keys=False,
-        # 107 of the account's default quota of 1000, for a stage throttled at 200 requests/s.
+        # 110 of the account's default quota of 1000, for a stage throttled at 200 requests/s.
         reserved_concurrency={
             "connect": 30,
             "disconnect": 20,
@@ -140,6 +140,7 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
             "authorizer": 20,
             "welcome": 5,
             "sweeper": 2,
+            "status": 3,
         },
     ),
     "prod": EnvironmentConfig(
@@ -158,7 +159,7 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
         },
         tracing_enabled=True,
         customer_managed_keys=True,
-        # 622 of the account's default quota of 1000 (378 left unreserved): caps well above what the stage's
+        # 632 of the account's default quota of 1000 (368 left unreserved): caps well above what the stage's
         # throttles admit at the functions' usual durations, so only a slow DynamoDB turns them into throttles.
         reserved_concurrency={
             "connect": 200,
@@ -167,6 +168,7 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
             "authorizer": 100,
             "welcome": 20,
             "sweeper": 2,
+            "status": 10,
         },
     ),
 }

@@ -33,6 +33,7 @@ MEMORY_MB: Final = 256
 # API Gateway waits at most 29 s for an integration; a route never needs more than a few DynamoDB calls.
 ROUTE_TIMEOUT: Final = Duration.seconds(10)
 WELCOME_TIMEOUT: Final = Duration.seconds(30)
+STATUS_TIMEOUT: Final = Duration.seconds(30)
 # A sweep ends each due session and tells its listeners; it must finish well before the next one starts.
 SWEEPER_TIMEOUT: Final = Duration.seconds(50)
 
@@ -47,6 +48,10 @@ ENV_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
 # hold back the fresh first messages behind it.
 WELCOME_RETRY_ATTEMPTS: Final = 2
 WELCOME_MAX_RECORD_AGE: Final = Duration.seconds(60)
+# The status function's stream, the same way: a change push over a minute old is superseded by the periodic
+# one (every sweep), so a stale record goes to the failure queue rather than hold back fresh ones.
+STATUS_RETRY_ATTEMPTS: Final = 2
+STATUS_MAX_RECORD_AGE: Final = Duration.seconds(60)
 # The sweeper is invoked asynchronously by its schedule: a failed sweep is not retried, and one that waited
 # (throttled) longer than SWEEPER_MAX_EVENT_AGE is dropped, since the next minute's sweep redoes its work.
 SWEEPER_RETRY_ATTEMPTS: Final = 0

@@ -61,7 +61,7 @@ _LISTENERS_INDEX: Final = schema.CONNECTIONS_BY_SESSION_INDEX
 _SWEEP_INDEX: Final = schema.SESSIONS_BY_SWEEP_TIME_INDEX
 
 # Handler module (``lambda_src.handlers.<module>``) -> its function's access. A module not listed (the
-# authorizer, the welcome function: it reads the Connections stream through its event source) gets none.
+# authorizer) gets none; the stream functions read the Connections stream through their event sources.
 FUNCTION_TABLE_ACCESS: Final[Mapping[str, tuple[TableAccess, ...]]] = {
     # createSession / joinSession / refreshConnection / resumeSession / a plain connection, each one
     # transaction (session Put or Update, or a ConditionCheck that the session is live on a listener's
@@ -97,6 +97,14 @@ FUNCTION_TABLE_ACCESS: Final[Mapping[str, tuple[TableAccess, ...]]] = {
     "sweeper": (
         TableAccess(schema.SESSIONS, {GET, BATCH_GET, UPDATE}, {_SWEEP_INDEX: {SCAN}}),
         TableAccess(schema.CONNECTIONS, {GET, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
+    ),
+    # First messages: the listener counts of a batch's sessions for its sessionJoined messages (BatchGet).
+    "welcome": (TableAccess(schema.SESSIONS, {BATCH_GET}),),
+    # The speaker's status on a change of its audience: the session read (GetItem), the push recorded on it
+    # (conditional Update), its listeners by language (index Query).
+    "status": (
+        TableAccess(schema.SESSIONS, {GET, UPDATE}),
+        TableAccess(schema.CONNECTIONS, index_actions={_LISTENERS_INDEX: {QUERY}}),
     ),
 }
 

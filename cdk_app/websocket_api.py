@@ -87,6 +87,7 @@ class SessionWebSocketApi(Construct):
         self.message_function = self._build_function("Message", "message")
         self.welcome_function = self._build_function("Welcome", "welcome", timeout=constants.WELCOME_TIMEOUT)
         self.sweeper_function = self._build_function("Sweeper", "sweeper", timeout=constants.SWEEPER_TIMEOUT)
+        self.status_function = self._build_function("Status", "status", timeout=constants.STATUS_TIMEOUT)
         self.authorizer_function = self._build_function("Authorizer", "authorizer", tables=False)
         self.auth = SpeakerAuth(self, "SpeakerAuth", config=config, authorizer_function=self.authorizer_function)
         # Every function by the handler module it runs (the alarms watch each).
@@ -97,6 +98,7 @@ class SessionWebSocketApi(Construct):
             "welcome": self.welcome_function,
             "sweeper": self.sweeper_function,
             "authorizer": self.authorizer_function,
+            "status": self.status_function,
         }
         # Functions that write session state; each of them may also have to tell the connections about it.
         self.posting_functions = (
@@ -112,7 +114,7 @@ class SessionWebSocketApi(Construct):
             f"arn:{Aws.PARTITION}:execute-api:{Aws.REGION}:{Aws.ACCOUNT_ID}:{self.api.api_id}"
             f"/{self.stage.stage_name}/*/@connections/*"
         )
-        for function in (*self.posting_functions, self.welcome_function):
+        for function in (*self.posting_functions, self.welcome_function, self.status_function):
             function.add_environment(settings.ENV_CALLBACK_URL, self.stage.callback_url)
             self.stage.grant_management_api_access(function)
             assert function.role is not None
@@ -125,6 +127,7 @@ class SessionWebSocketApi(Construct):
         # Handler module -> the queue that receives what its function failed to do (alarmed on).
         self.failure_queues: dict[str, sqs.Queue] = {}
         self._wire_welcome()
+        self._wire_status()
         self.sweeper_schedule = self._schedule_sweeper()
         for role, reasons in self._unscoped.items():
             nag.acknowledge_wildcard_resource(role, "*", "; ".join(reasons))
@@ -312,6 +315,34 @@ class SessionWebSocketApi(Construct):
                             "dynamodb": {"NewImage": {WELCOME_ATTRIBUTE: {"S": lambda_.FilterRule.exists()}}},
                         }
                     )
+                ],
+            )
+        )
+
+    def _wire_status(self) -> None:
+        """The speaker's status on a change of its audience: listener rows arriving, leaving or changing, in
+        batches gathered over ``STATUS_BATCH_WINDOW_SECONDS`` (one push per session and batch at most)."""
+        assert self.status_function.role is not None
+        self._unscoped.setdefault(self.status_function.role, []).append(
+            "dynamodb:ListStreams supports no resource-level permissions (Lambda's DynamoDB stream event source "
+            "needs it; the stream reads themselves are granted on the Connections stream only)"
+        )
+        self._tables.grant_stream_key(self.status_function)
+        listener = lambda_.FilterRule.is_equal(schema.ROLE_LISTENER)
+        self.status_function.add_event_source(
+            event_sources.DynamoEventSource(
+                self._tables.stream_source(self, "ConnectionsStatusStream", schema.CONNECTIONS),
+                starting_position=lambda_.StartingPosition.LATEST,
+                batch_size=1000,
+                max_batching_window=Duration.seconds(limits.STATUS_BATCH_WINDOW_SECONDS),
+                bisect_batch_on_error=True,
+                retry_attempts=constants.STATUS_RETRY_ATTEMPTS,
+                max_record_age=constants.STATUS_MAX_RECORD_AGE,
+                on_failure=event_sources.SqsDlq(self._failure_queue("status", "Status")),
+                # A listener row before or after the change (an insert has no old image, a removal no new one).
+                filters=[
+                    lambda_.FilterCriteria.filter({"dynamodb": {"NewImage": {"role": {"S": listener}}}}),
+                    lambda_.FilterCriteria.filter({"dynamodb": {"OldImage": {"role": {"S": listener}}}}),
                 ],
             )
         )

@@ -41,6 +41,15 @@ RECONCILE_PERIOD_MINUTES: Final = 10
 # sessions it had no time for are probed in a later round).
 RECONCILE_RESERVE_SECONDS: Final = 15
 
+# The speaker's ``sessionStatus`` without asking: pushed when the listener count moved by more than this
+# percentage since the last push (or a new language arrived), from batches of the Connections stream
+# gathered over this window (one push per session and batch at most); and periodically by every sweep.
+STATUS_CHANGE_PERCENT: Final = 10
+STATUS_BATCH_WINDOW_SECONDS: Final = 3
+STATUS_PERIODIC_SECONDS: Final = SWEEP_INTERVAL_SECONDS
+# Periodic pushes in flight at once during a sweep.
+STATUS_PUSH_PARALLELISM: Final = 16
+
 # API Gateway waits up to 29 s for the $connect integration; until the handshake completes, @connections
 # answers 410 for the connection exactly as for one that is gone. So a 410 proves a connection gone only
 # once it is older than this (or once it has sent a message).

@@ -1,4 +1,5 @@
-"""Server messages (JSON text frames). Timestamps are epoch milliseconds."""
+"""Server messages (JSON text frames). Every time value in them is epoch milliseconds (stored TTL attributes
+stay in seconds: ``ms_of_seconds`` converts)."""
 
 from __future__ import annotations
 
@@ -14,39 +15,68 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def ms_of_seconds(epoch_seconds: int) -> int:
+    """An epoch-seconds value (a stored TTL) as the epoch milliseconds every server message carries."""
+    return epoch_seconds * 1000
+
+
 # Why a session ended (``sessionEnded.reason``).
 ENDED_BY_SPEAKER = "endedBySpeaker"
 SPEAKER_TIMEOUT = "speakerTimeout"
 EXPIRED = "expired"
 
+# Why a speaker receives a ``sessionStatus`` (``updateReason``): its own ``getSessionStatus``, the periodic
+# push while it is connected, or a push on a notable change of its audience.
+STATUS_REQUESTED = "requested"
+STATUS_PERIODIC = "periodic"
+STATUS_LISTENER_COUNT_CHANGE = "listenerCountChange"
+STATUS_NEW_LANGUAGE = "newLanguage"
+STATUS_UPDATE_REASONS = (STATUS_REQUESTED, STATUS_PERIODIC, STATUS_LISTENER_COUNT_CHANGE, STATUS_NEW_LANGUAGE)
+
+# The session's listener count, in ``sessionJoined`` and ``sessionStatus``.
+LISTENER_COUNT = "listenerCount"
+
 
 def session_created(
     session: Session, connection_id: str, timestamp_ms: int, message_type: str = "sessionCreated"
 ) -> dict[str, Any]:
-    """The seed's exact shape: type, sessionId, sourceLanguage, qualityTier, the three configuration
-    fields, connectionId, timestamp (``sessionResumed`` has the same fields)."""
+    """The seed's shape: type, sessionId, sourceLanguage, qualityTier, the three configuration fields,
+    expiresAt, connectionId, timestamp (``sessionResumed`` has the same fields)."""
     return {
         "type": message_type,
         "sessionId": session.session_id,
         "sourceLanguage": session.source_language,
         "qualityTier": session.quality_tier,
         **session.config.to_message(),
+        "expiresAt": ms_of_seconds(session.expires_at_s),
         "connectionId": connection_id,
         "timestamp": timestamp_ms,
     }
 
 
 def session_joined(
-    session_id: str, source_language: str, target_language: str, connection_id: str, timestamp_ms: int
+    session_id: str,
+    source_language: str,
+    quality_tier: str,
+    target_language: str,
+    connection_id: str,
+    timestamp_ms: int,
+    listener_count: int | None = None,
 ) -> dict[str, Any]:
-    return {
+    """``listenerCount`` is the count with this listener counted in, which the join's transaction cannot
+    return: left out (None) of a first message stored on the row, the welcome function fills it in."""
+    message: dict[str, Any] = {
         "type": "sessionJoined",
         "sessionId": session_id,
         "sourceLanguage": source_language,
         "targetLanguage": target_language,
+        "qualityTier": quality_tier,
         "connectionId": connection_id,
         "timestamp": timestamp_ms,
     }
+    if listener_count is not None:
+        message[LISTENER_COUNT] = listener_count
+    return message
 
 
 def session_resumed(session: Session, connection_id: str, timestamp_ms: int) -> dict[str, Any]:
@@ -95,7 +125,10 @@ def session_config_updated(session: Session, timestamp_ms: int) -> dict[str, Any
     }
 
 
-def session_status(session: Session, listeners_by_language: dict[str, int], timestamp_ms: int) -> dict[str, Any]:
+def session_status(
+    session: Session, listeners_by_language: dict[str, int], timestamp_ms: int, update_reason: str
+) -> dict[str, Any]:
+    """The speaker's view of its session; ``update_reason`` says why it is sent (``STATUS_UPDATE_REASONS``)."""
     return {
         "type": "sessionStatus",
         "sessionId": session.session_id,
@@ -103,13 +136,14 @@ def session_status(session: Session, listeners_by_language: dict[str, int], time
         "speakerConnected": session.speaker_connected,
         "sourceLanguage": session.source_language,
         "qualityTier": session.quality_tier,
-        "listenerCount": session.listener_count,
+        LISTENER_COUNT: session.listener_count,
         "listenersByLanguage": listeners_by_language,
         **session.config.to_message(),
         "broadcastState": session.broadcast.to_message(),
         "createdAt": session.created_at_ms,
         "ageSeconds": max(0, (timestamp_ms - session.created_at_ms) // 1000),
-        "expiresAt": session.expires_at_s,
+        "expiresAt": ms_of_seconds(session.expires_at_s),
+        "updateReason": update_reason,
         "timestamp": timestamp_ms,
     }
 

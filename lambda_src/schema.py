@@ -101,8 +101,10 @@ CONNECTIONS: Final = TableDefinition(
             projection="KEYS_ONLY",  # fan-out and counts need only the keys
         ),
     ),
-    # New rows feed the function that delivers a connection's first message after its handshake.
-    stream="NEW_IMAGE",
+    # New rows feed the function that delivers a connection's first message after its handshake; listener
+    # rows arriving, leaving and changing feed the speaker's status pushes, which need a removed row's old
+    # image to know its session.
+    stream="NEW_AND_OLD_IMAGES",
 )
 
 RATE_LIMITS_PARTITION_KEY: Final = "limitKey"

@@ -130,15 +130,20 @@ def create_session(request: CreateSessionRequest, caller: Caller, *, on_connect:
 @metrics.timed(metrics.LISTENER_JOIN_LATENCY)
 def join_session(request: JoinSessionRequest, caller: Caller, *, on_connect: bool) -> dict[str, Any]:
     """Add a listener to a live session in one transaction (its row, the count under the cap, the session's
-    join rate and the caller's guards)."""
+    join rate and the caller's guards); ``sessionJoined``.
+
+    The count with this listener counted in is something the transaction cannot return: on ``$connect`` the
+    first message is stored on the row without it and the welcome function fills it in (one read per batch
+    of first messages); as a message, the session is read once after the transaction.
+    """
     connection_id, connected_at_ms, now_ms = caller.connection_id, caller.connected_at_ms, caller.now_ms
     user_id, guards = caller.user_id, caller.guards
     session_concerned(request.session_id)
     sessions = runtime.sessions()
     now_s = now_ms // 1000
-    source_language = sessions.source_language(request.session_id, now_s)
+    facts = sessions.facts(request.session_id, now_s)
     joined = messages.session_joined(
-        request.session_id, source_language, request.target_language, connection_id, now_ms
+        request.session_id, facts.source_language, facts.quality_tier, request.target_language, connection_id, now_ms
     )
     listener_row = _row(
         connection_id,
@@ -157,7 +162,22 @@ def join_session(request: JoinSessionRequest, caller: Caller, *, on_connect: boo
         settings.load().max_listeners,
         [rate_limits.joins(request.session_id, now_s), *guards],
     )
+    if not on_connect:
+        _add_listener_count(joined, request.session_id)
     return joined
+
+
+def _add_listener_count(joined: dict[str, Any], session_id: str) -> None:
+    """Give a committed join's ``sessionJoined`` the session's count, read after it. Should the read fail, the
+    listener has joined all the same: it hears ``sessionJoined`` without the count rather than a refusal of a
+    join that happened."""
+    try:
+        session = runtime.sessions().get(session_id, None)
+    except Exception:
+        logger.exception("listener count not read after a join", extra={"session_id": session_id})
+        return
+    if session is not None:
+        joined[messages.LISTENER_COUNT] = session.listener_count
 
 
 def _add_listener(session_id: str, listener_row: Guarded, now_s: int, cap: int, guards: Sequence[Guarded] = ()) -> None:

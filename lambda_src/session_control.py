@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import random
 import zlib
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from lambda_src import errors, fanout, limits, messages, metrics, runtime, service, validation
+from lambda_src import errors, fanout, limits, messages, metrics, runtime, service, speaker_status, validation
 from lambda_src.broadcast import BroadcastChange, BroadcastState
 from lambda_src.caller import Caller
 from lambda_src.errors import ErrorCode, ServiceError
@@ -124,10 +123,8 @@ def session_status(request: SpeakerRequest[None], caller: Caller) -> dict[str, A
         raise errors.session_not_found(session_id)
     if session.speaker_connection_id != connection_id:
         raise errors.not_the_speaker(session_id)
-    by_language = Counter(
-        language for page in runtime.connections().listener_pages(session_id) for _connection, language in page
-    )
-    return messages.session_status(session, dict(sorted(by_language.items())), now_ms)
+    by_language = speaker_status.listeners_by_language(session_id)
+    return messages.session_status(session, by_language, now_ms, messages.STATUS_REQUESTED)
 
 
 def end_session(request: SpeakerRequest[None], caller: Caller) -> dict[str, Any]:
@@ -174,11 +171,12 @@ def sweep(now_ms: int, time_left: TimeLeft | None = None) -> list[tuple[str, str
     """One pass of the sweeper over its index; (id, reason) of each session it ended.
 
     Due sessions first: an active one whose speaker's resume window or lifetime is over is ended; an ended
-    one still in the index has its remaining listeners dismissed again. Then this pass's share of the
-    other sessions (a tenth each minute: every session once per ``RECONCILE_PERIOD_MINUTES``) has its
-    listeners probed, and those whose connection is gone without a ``$disconnect`` are counted out; no
-    probe is started once fewer than ``RECONCILE_RESERVE_SECONDS`` of ``time_left()`` remain. One
-    session's failure never keeps the others from being swept.
+    one still in the index has its remaining listeners dismissed again. Then the gauges, and the periodic
+    ``sessionStatus`` to every active session's connected speaker (``speaker_status.push_periodic``). Then
+    this pass's share of the other sessions (a tenth each minute: every session once per
+    ``RECONCILE_PERIOD_MINUTES``) has its listeners probed, and those whose connection is gone without a
+    ``$disconnect`` are counted out; no probe is started once fewer than ``RECONCILE_RESERVE_SECONDS`` of
+    ``time_left()`` remain. One session's failure never keeps the others from being swept.
     """
     now_s = now_ms // 1000
     due: list[tuple[str, int]] = []
@@ -195,7 +193,9 @@ def sweep(now_ms: int, time_left: TimeLeft | None = None) -> list[tuple[str, str
         reason = _for_one_session(session_id, "could not sweep a session", _sweep_one, session_id, sweep_at_s, now_ms)
         if reason is not None:
             ended.append((session_id, reason))
-    _publish_gauges(indexed)  # once the due sessions are ended; before the probes, which may run out of time
+    # Once the due sessions are ended; before the probes, which may run out of time.
+    active = _publish_gauges(indexed)
+    speaker_status.push_periodic(active, now_ms, time_left)
     random.shuffle(to_probe)  # so that, when time runs short, no session is always the one left out
     for probed, session_id in enumerate(to_probe):
         if time_left is not None and time_left() < limits.RECONCILE_RESERVE_SECONDS:
@@ -280,12 +280,14 @@ def _sweep_reason(session: Session, now_s: int) -> str:
     return messages.SPEAKER_TIMEOUT if grace_over else messages.EXPIRED
 
 
-def _publish_gauges(indexed: list[str]) -> None:
+def _publish_gauges(indexed: list[str]) -> list[Session]:
     """``ActiveSessions`` and ``ConnectedListeners`` from the indexed sessions' items (one BatchGetItem per
-    100); a read that fails publishes neither this minute (a gap, never a wrong level)."""
+    100); a read that fails publishes neither this minute (a gap, never a wrong level). The active sessions
+    (whose speakers then get their periodic status), none when the read failed."""
     try:
-        active, listeners = runtime.sessions().activity(indexed)
+        active = runtime.sessions().active_sessions(indexed)
     except Exception:
         logger.exception("gauges not published: the sessions' activity could not be read")
-        return
-    metrics.gauges(active, listeners)
+        return []
+    metrics.gauges(len(active), sum(session.listener_count for session in active))
+    return active

@@ -99,6 +99,8 @@ class StreamTrigger:
     patterns: tuple[dict[str, Any], ...]
     batch_size: int
     starting_position: str
+    # Lambda gathers records for up to this long (or until a batch is full) before invoking.
+    batching_window_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -401,6 +403,7 @@ class _Reader:
                     patterns=tuple(json.loads(f["Pattern"]) for f in filters),
                     batch_size=int(props.get("BatchSize", 100)),
                     starting_position=props.get("StartingPosition", "LATEST"),
+                    batching_window_seconds=float(props.get("MaximumBatchingWindowInSeconds", 0)),
                 )
             )
         return triggers

@@ -500,6 +500,10 @@ class LocalGateway:
             )
             return response.get("ShardIterator")
 
+        # Admitted records wait up to the mapping's batching window (from the first one), or until a batch is full.
+        loop = asyncio.get_running_loop()
+        pending: list[dict[str, Any]] = []
+        window_opened = 0.0
         while True:
             description = await asyncio.to_thread(streams.describe_stream, StreamArn=stream_arn)
             for shard in description["StreamDescription"]["Shards"]:
@@ -509,7 +513,15 @@ class LocalGateway:
                 records = await self._read_shards(streams, iterators, last_sequence, fresh_iterator)
                 if skip_backlog:
                     records, skip_backlog = [], False
-                self._dispatch_records(trigger, runtime, records)
+                admitted = self._admitted(trigger, records)
+                if admitted and not pending:
+                    window_opened = loop.time()
+                pending.extend(admitted)
+                if pending and (
+                    len(pending) >= trigger.batch_size or loop.time() - window_opened >= trigger.batching_window_seconds
+                ):
+                    self._dispatch_records(trigger, runtime, pending)
+                    pending = []
                 await asyncio.sleep(0.02 if not records else 0)
 
     @staticmethod
@@ -536,10 +548,14 @@ class LocalGateway:
             records.extend(response.get("Records", []))
         return records
 
-    def _dispatch_records(self, trigger: Any, runtime: FunctionRuntime, records: list[dict[str, Any]]) -> None:
-        """Invoke the function with the records its filter patterns admit, in batches of the mapping's size."""
+    @staticmethod
+    def _admitted(trigger: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The records (as Lambda delivers them) that the mapping's filter patterns admit."""
         events = [_lambda_record(r) for r in records]
-        events = [r for r in events if not trigger.patterns or any(matches(p, r) for p in trigger.patterns)]
+        return [r for r in events if not trigger.patterns or any(matches(p, r) for p in trigger.patterns)]
+
+    def _dispatch_records(self, trigger: Any, runtime: FunctionRuntime, events: list[dict[str, Any]]) -> None:
+        """Invoke the function with admitted records, in batches of the mapping's size."""
         for start in range(0, len(events), trigger.batch_size):
             batch = events[start : start + trigger.batch_size]
             asyncio.create_task(self._invoke_quietly(runtime, {"Records": batch}))

@@ -2,18 +2,23 @@
 messages that follow it in order (``welcomeThen``: a refreshed or resumed speaker's ``stateRestored``).
 
 Triggered by the Connections table's stream: a row inserted by ``$connect`` with a ``welcome`` attribute.
+A ``sessionJoined`` gets the session's listener count (which the join's transaction could not return) from
+one read of the batch's sessions: a BatchGetItem per 100 sessions, strongly consistent, so each listener's
+count includes itself. The read comes before any post: should it fail, the batch is retried whole with
+nothing delivered twice.
 """
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from lambda_src import connections_api
+from lambda_src import connections_api, messages, runtime
 from lambda_src.handlers import finish_loading
 from lambda_src.handlers.common import entry_point, logger
 from lambda_src.repositories.connections import WELCOME_ATTRIBUTE, WELCOME_THEN_ATTRIBUTE
-from lambda_src.schema import CONNECTIONS_PARTITION_KEY
+from lambda_src.schema import CONNECTIONS_BY_SESSION_PARTITION_KEY, CONNECTIONS_PARTITION_KEY
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -36,15 +41,53 @@ def pending_welcomes(event: dict[str, Any]) -> list[tuple[str, tuple[str, ...]]]
     return pending
 
 
-def _deliver(connection_id: str, messages: tuple[str, ...]) -> None:
+def _decoded(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None  # not a message this function completes: delivered as it is
+
+
+Pending = list[tuple[str, tuple[str, ...]]]
+
+
+def with_listener_counts(event: dict[str, Any], pending: Pending) -> Pending:
+    """``pending`` with each first message that is a ``sessionJoined`` given its session's ``listenerCount``
+    (one read of the batch's sessions); other messages unchanged."""
+    joined_sessions: dict[str, str] = {}
+    for record in event.get("Records", []):
+        image = record.get("dynamodb", {}).get("NewImage", {})
+        session_id = image.get(CONNECTIONS_BY_SESSION_PARTITION_KEY, {}).get("S")
+        if isinstance(session_id, str):
+            joined_sessions[image[CONNECTIONS_PARTITION_KEY]["S"]] = session_id
+    joined: dict[str, dict[str, Any]] = {}
+    for connection_id, (first, *_then) in pending:
+        message = _decoded(first)
+        if isinstance(message, dict) and message.get("type") == "sessionJoined" and connection_id in joined_sessions:
+            joined[connection_id] = message
+    if not joined:
+        return pending
+    counts = runtime.sessions().listener_counts({joined_sessions[connection_id] for connection_id in joined})
+    completed: Pending = []
+    for connection_id, texts in pending:
+        message = joined.get(connection_id)
+        if message is not None:
+            # A session gone since the join (its TTL) counts nobody.
+            message[messages.LISTENER_COUNT] = counts.get(joined_sessions[connection_id], 0)
+            texts = (messages.encode(message), *texts[1:])
+        completed.append((connection_id, texts))
+    return completed
+
+
+def _deliver(connection_id: str, texts: tuple[str, ...]) -> None:
     """The first message once the handshake has completed, then the others in order (the connection is open)."""
-    first, *then = messages
+    first, *then = texts
     try:
         if not connections_api.post_after_handshake(connection_id, first, HANDSHAKE_RETRY_DELAYS):
             logger.info("connection gone before its first message", extra={"connection_id": connection_id})
             return
-        for message in then:
-            if not connections_api.post(connection_id, message):
+        for text in then:
+            if not connections_api.post(connection_id, text):
                 logger.info("connection gone before its next message", extra={"connection_id": connection_id})
                 return
     except Exception:
@@ -53,7 +96,7 @@ def _deliver(connection_id: str, messages: tuple[str, ...]) -> None:
 
 @entry_point()
 def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, int]:
-    pending = pending_welcomes(event)
+    pending = with_listener_counts(event, pending_welcomes(event))
     if len(pending) == 1:
         _deliver(*pending[0])
     elif pending:

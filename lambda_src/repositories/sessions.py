@@ -30,6 +30,11 @@ _log = logging.getLogger(__name__)
 GRACE_ATTRIBUTE = "speakerGraceEndsAt"
 END_REASON_ATTRIBUTE = "endReason"
 ENDED_AT_ATTRIBUTE = "endedAt"
+# What the speaker was last pushed on a change of its audience (``sessionStatus``): the count, the languages
+# and when (epoch milliseconds). Absent until the first push.
+STATUS_COUNT_ATTRIBUTE = "statusListenerCount"
+STATUS_LANGUAGES_ATTRIBUTE = "statusLanguages"
+STATUS_PUSHED_AT_ATTRIBUTE = "statusPushedAt"
 
 # Every attribute name the update expressions use, as ``#name`` placeholders (some are reserved words).
 _NAMES = {
@@ -43,6 +48,9 @@ _NAMES = {
     "#count": "listenerCount",
     "#reason": END_REASON_ATTRIBUTE,
     "#ended": ENDED_AT_ATTRIBUTE,
+    "#statusCount": STATUS_COUNT_ATTRIBUTE,
+    "#statusLanguages": STATUS_LANGUAGES_ATTRIBUTE,
+    "#statusAt": STATUS_PUSHED_AT_ATTRIBUTE,
 }
 _LIVE = "attribute_exists(#id) AND #active = :true AND #expires > :now"
 
@@ -66,6 +74,7 @@ class Session:
     speaker_grace_ends_at_s: int | None = None
     end_reason: str | None = None
     ended_at_ms: int | None = None
+    status_pushed: PushedStatus | None = None
 
     @property
     def speaker_connected(self) -> bool:
@@ -110,6 +119,30 @@ class Session:
             speaker_grace_ends_at_s=grace,
             end_reason=item.get(END_REASON_ATTRIBUTE) if isinstance(item.get(END_REASON_ATTRIBUTE), str) else None,
             ended_at_ms=_number(item, ENDED_AT_ATTRIBUTE, None),
+            status_pushed=PushedStatus.from_item(item),
+        )
+
+
+@dataclass(frozen=True)
+class PushedStatus:
+    """What the speaker was last told on a change of its audience: the count, the languages, and when."""
+
+    listener_count: int
+    languages: frozenset[str]
+    pushed_at_ms: int
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> PushedStatus | None:
+        pushed_at = _number(item, STATUS_PUSHED_AT_ATTRIBUTE, None)
+        if pushed_at is None:
+            return None
+        languages = item.get(STATUS_LANGUAGES_ATTRIBUTE)
+        return cls(
+            listener_count=_number(item, STATUS_COUNT_ATTRIBUTE, 0) or 0,
+            languages=frozenset(x for x in languages if isinstance(x, str))
+            if isinstance(languages, list)
+            else frozenset(),
+            pushed_at_ms=pushed_at,
         )
 
 
@@ -129,6 +162,15 @@ def _text(item: dict[str, Any], name: str) -> str:
         return value
     _log.warning("session item has a non-text %s; reading it as empty", name)
     return ""
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    """What never changes about a session, cached by the processes that meet it (until ``expires_at_s``)."""
+
+    source_language: str
+    quality_tier: str
+    expires_at_s: int
 
 
 class SessionIdTaken(Exception):
@@ -159,10 +201,10 @@ def _update(table: str, session_id: str, update: str, condition: str, **named_va
 class SessionsRepository:
     def __init__(self, table_name: str) -> None:
         self.table_name = table_name
-        # Immutable facts of sessions this process has seen (id -> (source language, expiry)): a join needs
-        # the source language for its reply, and a cached one saves a read on every join after the first.
-        # An id can be reused only after its session expired, so a fact is trusted until that expiry.
-        self._source_languages: dict[str, tuple[str, int]] = {}
+        # Immutable facts of sessions this process has seen (id -> facts): a join needs the source language
+        # and quality tier for its reply, and cached ones save a read on every join after the first. An id
+        # can be reused only after its session expired, so the facts are trusted until that expiry.
+        self._facts: dict[str, SessionFacts] = {}
 
     def create_item(self, session: Session) -> Guarded:
         """Transaction item: a new session, only if its id is free — no item, or an expired session that TTL
@@ -197,23 +239,36 @@ class SessionsRepository:
         return session if now_s is None or session.expires_at_s > now_s else None
 
     def remember(self, session: Session) -> None:
-        if len(self._source_languages) >= _FACTS_CACHE_SIZE:
-            self._source_languages.pop(next(iter(self._source_languages)))
-        self._source_languages[session.session_id] = (session.source_language, session.expires_at_s)
+        if len(self._facts) >= _FACTS_CACHE_SIZE:
+            self._facts.pop(next(iter(self._facts)))
+        self._facts[session.session_id] = SessionFacts(
+            session.source_language, session.quality_tier, session.expires_at_s
+        )
 
-    def source_language(self, session_id: str, now_s: int) -> str:
-        """The session's source language, from this process's cache when it has seen the session.
+    def facts(self, session_id: str, now_s: int) -> SessionFacts:
+        """The session's immutable facts (source language, quality tier), from this process's cache when it
+        has seen the session.
 
         Only existence is established by a read on a cache miss; whether the session is live is always
         decided by the condition of the write that follows.
         """
-        language, expires_at_s = self._source_languages.get(session_id, ("", 0))
-        if expires_at_s > now_s:
-            return language
+        cached = self._facts.get(session_id)
+        if cached is not None and cached.expires_at_s > now_s:
+            return cached
         session = self.get(session_id, now_s)
         if session is None:
             raise errors.session_not_found(session_id)
-        return session.source_language
+        return self._facts[session_id]
+
+    def listener_counts(self, session_ids: Iterable[str]) -> dict[str, int]:
+        """Each existing session's ``listenerCount`` (strongly consistent, so a join committed before the call
+        is counted), ``BATCH_GET_SIZE`` sessions a BatchGetItem; a session that is gone is left out."""
+        projection = {"ProjectionExpression": "#id, #count", "ExpressionAttributeNames": _names("#id #count")}
+        counts: dict[str, int] = {}
+        for item in self._batch_get(session_ids, {**projection, "ConsistentRead": True}):
+            session = dynamodb.deserialize(item)
+            counts[session[SESSIONS_PARTITION_KEY]] = _number(session, "listenerCount", 0) or 0
+        return counts
 
     # -- listeners ---------------------------------------------------------------------------------
     def add_listener_item(self, session_id: str, now_s: int, cap: int) -> TransactItem:
@@ -326,6 +381,33 @@ class SessionsRepository:
         attributes = self._conditional_update(arguments, session_id, now_s, connection_id=connection_id)
         return Session.from_item(dynamodb.deserialize(attributes))
 
+    def record_status_push(self, session: Session, status: PushedStatus) -> bool:
+        """Record the change push about to be sent to the session's speaker, only if nobody recorded one since
+        ``session`` was read (another shard's batch of the same session) and the speaker is still the same
+        live connection; whether this call recorded it (then, and only then, it is sent)."""
+        seen = session.status_pushed.pushed_at_ms if session.status_pushed else None
+        seen_condition = "attribute_not_exists(#statusAt)" if seen is None else "#statusAt = :seen"
+        arguments = _update(
+            self.table_name,
+            session.session_id,
+            "SET #statusCount = :count, #statusLanguages = :languages, #statusAt = :at",
+            f"attribute_exists(#id) AND #active = :true AND #speaker = :connection AND {seen_condition}",
+            count=status.listener_count,
+            languages=sorted(status.languages),
+            at=status.pushed_at_ms,
+            true=True,
+            connection=session.speaker_connection_id,
+            **({"seen": seen} if seen is not None else {}),
+        )
+        del arguments["ReturnValuesOnConditionCheckFailure"]
+        try:
+            dynamodb.request("update_item", **arguments)
+        except ClientError as error:
+            if dynamodb.error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def end_by_speaker(self, session_id: str, connection_id: str, reason: str, now_ms: int) -> Session:
         """End the session for good, as its current speaker; the session as it was before."""
         return self._end(session_id, reason, now_ms, "#speaker = :connection", connection=connection_id)
@@ -422,34 +504,33 @@ class SessionsRepository:
                 row = dynamodb.deserialize(item)
                 yield row[SESSIONS_PARTITION_KEY], int(row[SESSIONS_SWEEP_AT_ATTRIBUTE])
 
-    def activity(self, session_ids: Iterable[str]) -> tuple[int, int]:
-        """(active sessions, the sum of their ``listenerCount``) among ``session_ids`` (the sweep index's: every
-        active session is in it). Read with BatchGetItem, ``BATCH_GET_SIZE`` keys a request, projected to
-        ``isActive`` and ``listenerCount`` and eventually consistent (half a read unit per session: a level
-        published once a minute needs no more). Keys DynamoDB leaves unprocessed are asked again, up to
-        ``BATCH_GET_ATTEMPTS`` times; then this raises rather than count short."""
+    def active_sessions(self, session_ids: Iterable[str]) -> list[Session]:
+        """The active sessions among ``session_ids`` (the sweep index's: every active session is in it), read
+        whole with BatchGetItem, ``BATCH_GET_SIZE`` keys a request, eventually consistent (half a read unit per
+        session, items being well under 4 KB: a level published once a minute, and the periodic status, need
+        no more)."""
+        sessions = (Session.from_item(dynamodb.deserialize(item)) for item in self._batch_get(session_ids, {}))
+        return [session for session in sessions if session.is_active]
+
+    def _batch_get(self, session_ids: Iterable[str], options: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The items of ``session_ids`` (each once), ``BATCH_GET_SIZE`` keys a request with ``options``. Keys
+        DynamoDB leaves unprocessed are asked again, up to ``BATCH_GET_ATTEMPTS`` times; then this raises
+        rather than answer short."""
         keys = [dynamodb.serialize({SESSIONS_PARTITION_KEY: s}) for s in dict.fromkeys(session_ids)]
-        projection = {"ProjectionExpression": "#active, #count", "ExpressionAttributeNames": _names("#active #count")}
-        active = listeners = 0
         for start in range(0, len(keys), BATCH_GET_SIZE):
             pending = keys[start : start + BATCH_GET_SIZE]
             for attempt in range(BATCH_GET_ATTEMPTS):
                 if attempt:
                     time.sleep(random.uniform(0, 0.05 * 2**attempt))
                 response = dynamodb.request(
-                    "batch_get_item", RequestItems={self.table_name: {"Keys": pending, **projection}}
+                    "batch_get_item", RequestItems={self.table_name: {"Keys": pending, **options}}
                 )
-                for item in response.get("Responses", {}).get(self.table_name, []):
-                    session = dynamodb.deserialize(item)
-                    if session.get("isActive") is True:
-                        active += 1
-                        listeners += _number(session, "listenerCount", 0) or 0
+                yield from response.get("Responses", {}).get(self.table_name, [])
                 pending = response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
                 if not pending:
                     break
             else:
                 raise RuntimeError(f"{len(pending)} sessions left unprocessed after {BATCH_GET_ATTEMPTS} attempts")
-        return active, listeners
 
     # -- refusals ----------------------------------------------------------------------------------
     @staticmethod

@@ -39,15 +39,16 @@ ROUTE_MODULES = frozenset(ROUTE_MODULE.values())
 WELCOME_MODULE = "welcome"
 SWEEPER_MODULE = "sweeper"
 AUTHORIZER_MODULE = "authorizer"
+STATUS_MODULE = "status"
 # Every function of the stack, by the handler module it runs.
-ALL_MODULES = ROUTE_MODULES | {WELCOME_MODULE, SWEEPER_MODULE, AUTHORIZER_MODULE}
+ALL_MODULES = ROUTE_MODULES | {WELCOME_MODULE, SWEEPER_MODULE, AUTHORIZER_MODULE, STATUS_MODULE}
 # The functions that work on the tables (and so are told their names and the session limits).
-TABLE_MODULES = ROUTE_MODULES | {WELCOME_MODULE, SWEEPER_MODULE}
+TABLE_MODULES = ROUTE_MODULES | {WELCOME_MODULE, SWEEPER_MODULE, STATUS_MODULE}
 # The functions that write session state: they read and write both tables.
 WRITER_MODULES = ROUTE_MODULES | {SWEEPER_MODULE}
 # The functions that post to connections through this stage's @connections API (written out: the authorizer
 # must never be among them).
-POSTING_MODULES = frozenset({"connect", "disconnect", "message", "sweeper", "welcome"})
+POSTING_MODULES = frozenset({"connect", "disconnect", "message", "sweeper", "welcome", "status"})
 
 TABLE_TYPE = "AWS::DynamoDB::Table"
 FUNCTION_TYPE = "AWS::Lambda::Function"
@@ -115,6 +116,7 @@ EXPECTED = {
             "authorizer": 20,
             "welcome": 5,
             "sweeper": 2,
+            "status": 3,
         },
     ),
     "prod": Expected(
@@ -130,6 +132,7 @@ EXPECTED = {
             "authorizer": 100,
             "welcome": 20,
             "sweeper": 2,
+            "status": 10,
         },
     ),
 }

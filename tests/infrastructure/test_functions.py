@@ -32,6 +32,7 @@ from tests.infrastructure.template_support import (
     REGION,
     ROLE_TYPE,
     RULE_TYPE,
+    STATUS_MODULE,
     SWEEPER_MODULE,
     TABLE_MODULES,
     WELCOME_MODULE,
@@ -105,7 +106,7 @@ def test_function_timeouts(deployed: Synthesized) -> None:
 
         # Then the functions API Gateway calls (routes, authorizer) stop after 10 s (inside its 29 s), the
         # welcome function after 30 s, and the sweeper after 50 s, before the next sweep starts
-        if module == WELCOME_MODULE:
+        if module in (WELCOME_MODULE, STATUS_MODULE):  # the stream functions
             assert timeout == WELCOME_TIMEOUT_SECONDS, logical_id
         elif module == SWEEPER_MODULE:
             assert timeout == SWEEPER_TIMEOUT_SECONDS, logical_id
@@ -114,7 +115,7 @@ def test_function_timeouts(deployed: Synthesized) -> None:
             assert timeout == ROUTE_TIMEOUT_SECONDS, logical_id
             assert timeout < API_GATEWAY_INTEGRATION_LIMIT_SECONDS
     assert constants.ROUTE_TIMEOUT.to_seconds() == ROUTE_TIMEOUT_SECONDS
-    assert constants.WELCOME_TIMEOUT.to_seconds() == WELCOME_TIMEOUT_SECONDS
+    assert constants.WELCOME_TIMEOUT.to_seconds() == constants.STATUS_TIMEOUT.to_seconds() == WELCOME_TIMEOUT_SECONDS
     assert constants.SWEEPER_TIMEOUT.to_seconds() == SWEEPER_TIMEOUT_SECONDS
 
 
@@ -328,7 +329,7 @@ def _connections_arn_parts(deployed: Synthesized) -> list:
 def test_posting_functions_may_manage_connections_of_this_stage(deployed: Synthesized) -> None:
     # Given the functions that post to connections (connect, disconnect, message, sweeper and welcome)
     posting = deployed.functions_running(POSTING_MODULES)
-    assert len(posting) == len(POSTING_MODULES) == 5
+    assert len(posting) == len(POSTING_MODULES) == 6
     base = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{API_ID}"
     for logical_id in sorted(posting):
         statements = [
@@ -385,11 +386,14 @@ def test_authorizer_can_neither_manage_connections_nor_reach_them(deployed: Synt
         assert name not in variables, name
 
 
-def test_welcome_function_reads_no_table_data(deployed: Synthesized) -> None:
+def test_welcome_function_reads_the_stream_and_only_the_sessions_counts(deployed: Synthesized) -> None:
     # Given the welcome function's grants
     pairs = allowed_pairs(deployed.statements_of_function(deployed.function_id(WELCOME_MODULE)))
+    # Then it reads the sessions' counts for its sessionJoined messages (BatchGetItem), nothing else of a table
+    assert ("dynamodb:BatchGetItem", table_arn(deployed.sessions_table_id)) in pairs
+    pairs = {pair for pair in pairs if pair != ("dynamodb:BatchGetItem", table_arn(deployed.sessions_table_id))}
 
-    # Then it reads the Connections stream, and no table items
+    # And it reads the Connections stream
     stream = canonical(get_att(deployed.connections_table_id, "StreamArn"))
     for action in ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"):
         assert (action, stream) in pairs, action
@@ -408,10 +412,20 @@ def test_welcome_function_reads_no_table_data(deployed: Synthesized) -> None:
 # --- the welcome stream ----------------------------------------------------------------------------
 
 
+def _mapping_of(deployed: Synthesized, module: str) -> dict:
+    """The event source mapping that feeds ``module``'s function."""
+    (mapping,) = [
+        mapping
+        for mapping in deployed.resources(EVENT_SOURCE_MAPPING_TYPE).values()
+        if mapping["Properties"]["FunctionName"] == ref(deployed.function_id(module))
+    ]
+    return mapping
+
+
 def test_welcome_function_consumes_new_connections_with_a_first_message(deployed: Synthesized) -> None:
-    # Given the stack's one event source mapping
-    mapping_id, mapping = deployed.only(EVENT_SOURCE_MAPPING_TYPE)
-    properties = mapping["Properties"]
+    # Given the welcome function's event source mapping (one of the stack's two)
+    assert len(deployed.resources(EVENT_SOURCE_MAPPING_TYPE)) == 2
+    properties = _mapping_of(deployed, WELCOME_MODULE)["Properties"]
 
     # Then it feeds the welcome function from the Connections table's stream, from now on
     assert properties["FunctionName"] == ref(deployed.function_id(WELCOME_MODULE))
@@ -433,8 +447,7 @@ def test_welcome_stream_isolates_bad_records_gives_up_within_a_minute_and_keeps_
     deployed: Synthesized,
 ) -> None:
     # Given the welcome function's event source mapping
-    _, mapping = deployed.only(EVENT_SOURCE_MAPPING_TYPE)
-    properties = mapping["Properties"]
+    properties = _mapping_of(deployed, WELCOME_MODULE)["Properties"]
 
     # Then a failing batch is split in two (a bad record cannot hold back the others), retried twice at most,
     # and a record older than a minute (a first message nobody waits for any more) is given up on
@@ -444,6 +457,29 @@ def test_welcome_stream_isolates_bad_records_gives_up_within_a_minute_and_keeps_
     # And what is given up on is recorded in the welcome failure queue
     queue_id = _queue_of(properties["DestinationConfig"]["OnFailure"]["Destination"])
     assert queue_id == _failure_queue_id(deployed, "Welcome")
+
+
+def test_status_function_consumes_listener_row_changes_in_batches_and_keeps_a_record_of_failures(
+    deployed: Synthesized,
+) -> None:
+    # Given the status function's event source mapping
+    properties = _mapping_of(deployed, STATUS_MODULE)["Properties"]
+    # Then it reads the Connections stream from now on, gathering a batching window's changes
+    assert properties["EventSourceArn"] == get_att(deployed.connections_table_id, "StreamArn")
+    assert properties["StartingPosition"] == "LATEST"
+    assert properties["MaximumBatchingWindowInSeconds"] == limits.STATUS_BATCH_WINDOW_SECONDS
+    # And its filters admit a listener row before or after a change (inserted, removed or changed)
+    patterns = [json.loads(f["Pattern"]) for f in properties["FilterCriteria"]["Filters"]]
+    assert patterns == [
+        {"dynamodb": {"NewImage": {"role": {"S": ["listener"]}}}},
+        {"dynamodb": {"OldImage": {"role": {"S": ["listener"]}}}},
+    ]
+    # And a failing batch is split, retried twice, given up after a minute into the status failure queue
+    assert properties["BisectBatchOnFunctionError"] is True
+    assert properties["MaximumRetryAttempts"] == 2
+    assert properties["MaximumRecordAgeInSeconds"] == 60
+    queue_id = _queue_of(properties["DestinationConfig"]["OnFailure"]["Destination"])
+    assert queue_id == _failure_queue_id(deployed, "Status")
 
 
 def _queue_of(destination: dict) -> str:
@@ -475,7 +511,7 @@ def test_sweeper_failures_are_not_retried_and_are_recorded(deployed: Synthesized
 def test_failure_queues_are_encrypted_tls_only_and_kept_two_weeks(deployed_any: Synthesized) -> None:
     # Given the stack's queues
     queues = deployed_any.resources(QUEUE_TYPE)
-    assert set(queues) == {_failure_queue_id(deployed_any, "Welcome"), _failure_queue_id(deployed_any, "Sweeper")}
+    assert set(queues) == {_failure_queue_id(deployed_any, prefix) for prefix in ("Welcome", "Sweeper", "Status")}
     policies = deployed_any.resources(QUEUE_POLICY_TYPE)
     for queue_id, queue in queues.items():
         # Then each is encrypted (SQS managed keys), keeps a record 14 days, and stays with the data

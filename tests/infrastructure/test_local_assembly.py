@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from lambda_src import limits
 from local_run import assembly as cloud_assembly
 from tests.infrastructure.template_support import (
     ALL_MODULES,
@@ -37,12 +38,13 @@ def test_local_run_reads_a_template_with_resources_it_cannot_emulate(
     # When the local run loads it
     loaded = cloud_assembly.load(directory, cloud_assembly.LocalAddresses(8080, 8081), synthesized.stack.stack_name)
 
-    # Then it runs the six functions, creates the three tables, feeds the welcome function from the stream and
-    # runs the sweeper on its schedule, and says nothing about the rest
+    # Then it runs the seven functions, creates the three tables, feeds the welcome and status functions from the
+    # stream (the status function's batches gathered over its window) and runs the sweeper on its schedule, and
+    # says nothing about the rest
     assert {function.handler.split(".")[-2] for function in loaded.functions.values()} == ALL_MODULES
     assert len(loaded.tables) == 3
-    (trigger,) = loaded.triggers
-    assert loaded.functions[trigger.function].handler.endswith(".welcome.handler")
+    windows = {loaded.functions[t.function].handler.split(".")[-2]: t.batching_window_seconds for t in loaded.triggers}
+    assert windows == {"welcome": 0, "status": limits.STATUS_BATCH_WINDOW_SECONDS}
     (schedule,) = loaded.schedules
     assert loaded.functions[schedule.function].handler.endswith(".sweeper.handler")
     captured = capsys.readouterr()

@@ -111,8 +111,8 @@ def test_every_alarm_notifies_the_topic_and_ignores_missing_data(deployed: Synth
     # Given every alarm
     topic_id, _ = deployed.only(TOPIC_TYPE)
     alarms = _alarms(deployed)
-    # (6 functions x 3, the stage, the rejected configurations, 2 failure queues, the sweeper's schedule)
-    assert len(alarms) == len(ALL_MODULES) * 3 + 5
+    # (7 functions x 3, the stage, the rejected configurations, 3 failure queues, the sweeper's schedule)
+    assert len(alarms) == len(ALL_MODULES) * 3 + 6
 
     # Then it notifies the topic when it fires and when it recovers, and no traffic never fires it
     for logical_id, properties in alarms.items():

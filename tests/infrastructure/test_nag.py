@@ -10,8 +10,8 @@ from cdk_app.stack import SessionServiceStack
 from lambda_src import routes
 from tests.infrastructure.template_support import ALL_ROUTES, Synthesized, synthesize
 
-FUNCTIONS = ("Connect", "Disconnect", "Message", "Welcome", "Sweeper", "Authorizer")
-POSTING = ("Connect", "Disconnect", "Message", "Welcome", "Sweeper")
+FUNCTIONS = ("Connect", "Disconnect", "Message", "Welcome", "Sweeper", "Authorizer", "Status")
+POSTING = ("Connect", "Disconnect", "Message", "Welcome", "Sweeper", "Status")
 TABLES = ("Sessions", "Connections", "RateLimits")
 
 
@@ -26,8 +26,10 @@ def _expected(environment: str) -> set[tuple[str, str]]:
         *{(f"WebSocket/{function}Role", "IAM5[@connections]") for function in POSTING},
         # dynamodb:ListStreams has no resource-level permission.
         ("WebSocket/WelcomeRole", "IAM5[*]"),
+        ("WebSocket/StatusRole", "IAM5[*]"),
         # The failure queues are themselves dead-letter destinations (nothing would read a queue behind them).
         ("WebSocket/WelcomeFailures", "SQS3"),
+        ("WebSocket/StatusFailures", "SQS3"),
         ("WebSocket/SweeperFailures", "SQS3"),
         # MFA and the Plus plan for the speakers' user pool.
         ("WebSocket/SpeakerAuth/UserPool", "COG2"),

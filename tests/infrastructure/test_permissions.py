@@ -63,8 +63,17 @@ EXPECTED_DYNAMODB_ACCESS: dict[str, dict[str, set[str]]] = {
         "Connections": {"GetItem", "DeleteItem"},
         "Connections/index/bySessionLanguage": {"Query"},
     },
-    # The Connections stream only (its event source); ListStreams has no resource-level permission.
+    # The Connections stream only (its event source); ListStreams has no resource-level permission. The
+    # listener counts of a batch's sessions for its sessionJoined messages (BatchGetItem).
     "welcome": {
+        "Sessions": {"BatchGetItem"},
+        "Connections/stream": {"DescribeStream", "GetRecords", "GetShardIterator"},
+        "*": {"ListStreams"},
+    },
+    # The Connections stream, the same way; the session read, the push recorded on it, its listeners by language.
+    "status": {
+        "Sessions": {"GetItem", "UpdateItem"},
+        "Connections/index/bySessionLanguage": {"Query"},
         "Connections/stream": {"DescribeStream", "GetRecords", "GetShardIterator"},
         "*": {"ListStreams"},
     },
@@ -82,7 +91,8 @@ EXPECTED_TABLE_KEY_ACCESS: dict[str, set[tuple[str, str]]] = {
     "message": {("Decrypt", VIA_DYNAMODB)},
     "disconnect": {("Decrypt", VIA_DYNAMODB)},
     "sweeper": {("Decrypt", VIA_DYNAMODB)},
-    "welcome": {("Decrypt", FOR_THE_STREAM)},
+    "welcome": {("Decrypt", VIA_DYNAMODB), ("Decrypt", FOR_THE_STREAM)},
+    "status": {("Decrypt", VIA_DYNAMODB), ("Decrypt", FOR_THE_STREAM)},
     "authorizer": set(),
 }
 DYNAMODB_VIA_SERVICE = {
@@ -206,7 +216,7 @@ def test_nothing_on_star_but_what_has_no_resource_level_permission(deployed_any:
 
         # Then the only actions on "*" are X-Ray's (where tracing is on) and the welcome function's
         # dynamodb:ListStreams
-        expected = (XRAY_ACTIONS if traced else set()) | ({LIST_STREAMS} if module == "welcome" else set())
+        expected = (XRAY_ACTIONS if traced else set()) | ({LIST_STREAMS} if module in ("welcome", "status") else set())
         assert on_star == expected, (deployed_any.name, module)
 
 

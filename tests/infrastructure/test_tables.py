@@ -129,7 +129,7 @@ def test_connections_table_shape(deployed: Synthesized) -> None:
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
     assert properties["TimeToLiveSpecification"]["AttributeName"] == schema.CONNECTIONS_TTL_ATTRIBUTE
     assert properties["SSESpecification"] == expected_encryption(deployed)
-    assert properties["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+    assert properties["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
 
 
 def test_connections_index_lists_listeners_by_session_and_language(deployed: Synthesized) -> None:
@@ -193,7 +193,7 @@ def test_connections_index_through_template_matchers(deployed: Synthesized) -> N
         {
             "Properties": {
                 "KeySchema": [{"AttributeName": "connectionId", "KeyType": "HASH"}],
-                "StreamSpecification": {"StreamViewType": "NEW_IMAGE"},
+                "StreamSpecification": {"StreamViewType": "NEW_AND_OLD_IMAGES"},
                 "GlobalSecondaryIndexes": Match.array_with(
                     [Match.object_like({"IndexName": schema.CONNECTIONS_BY_SESSION_INDEX})]
                 ),

@@ -36,8 +36,12 @@ def receive_type(ws: ClientConnection, message_type: str, timeout: float = 15) -
 
 
 def ask(ws: ClientConnection, **message: Any) -> dict[str, Any]:
+    """Send ``message``; the reply (a ``sessionStatus`` pushed to a speaker meanwhile is skipped, unless asked for)."""
     ws.send(json.dumps(message))
-    return receive(ws)
+    while True:
+        reply = receive(ws)
+        if reply["type"] != "sessionStatus" or reply.get("updateReason") == "requested":
+            return reply
 
 
 def speaker(service: RunningService, user_id: str = "speaker-1") -> tuple[ClientConnection, dict[str, Any]]:
@@ -350,3 +354,38 @@ def test_count_equals_live_rows_while_listeners_stay(roomy_service: RunningServi
     with speaker_ws:
         count, rows = asyncio.run(scenario())
     assert (count, rows) == (100, 100)
+
+
+def test_the_speaker_is_pushed_a_handful_of_statuses_while_thirty_listeners_join(roomy_service: RunningService) -> None:
+    # Given a speaker
+    speaker_ws, created = speaker(roomy_service, user_id="status-speaker")
+    session_id = created["sessionId"]
+    assert created["expiresAt"] > created["timestamp"] > 10**12  # epoch milliseconds
+    # When 30 listeners join in two waves, the second bringing a new language
+    listeners = []
+    for index in range(30):
+        ws, joined = listener(roomy_service, session_id, "es" if index < 15 else "de")
+        assert joined["type"] == "sessionJoined" and joined["listenerCount"] >= 1
+        listeners.append(ws)
+        if index == 14:
+            time.sleep(4)  # beyond the status function's batching window
+    # Then the speaker hears more than one change push, far fewer than 30, each with its reason (beside the
+    # periodic ones this run's fast sweeper sends)
+    pushed = []
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:
+        try:
+            message = receive(speaker_ws, max(0.1, deadline - time.monotonic()))
+        except TimeoutError:
+            break
+        if message["type"] == "sessionStatus":
+            pushed.append(message)
+    changes = [message for message in pushed if message["updateReason"] != "periodic"]
+    reasons = [message["updateReason"] for message in changes]
+    assert 1 < len(changes) <= 10, reasons
+    assert set(reasons) <= {"newLanguage", "listenerCountChange"} and "newLanguage" in reasons
+    # (the last change push is within 10 % of the final count: a smaller change waits for the periodic push)
+    assert changes[-1]["listenerCount"] * 110 >= 30 * 100
+    assert set(changes[-1]["listenersByLanguage"]) == {"de", "es"}
+    for ws in [speaker_ws, *listeners]:
+        ws.close()

@@ -29,6 +29,7 @@ SEED_KEYS = [
     "partialResultsEnabled",
     "minStabilityThreshold",
     "maxBufferTimeout",
+    "expiresAt",
     "connectionId",
     "timestamp",
 ]

@@ -47,10 +47,20 @@ SESSION_CREATED_KEYS = {
     "partialResultsEnabled",
     "minStabilityThreshold",
     "maxBufferTimeout",
+    "expiresAt",
     "connectionId",
     "timestamp",
 }
-SESSION_JOINED_KEYS = {"type", "sessionId", "sourceLanguage", "targetLanguage", "connectionId", "timestamp"}
+# As stored on the row: the welcome function adds listenerCount when it delivers it.
+SESSION_JOINED_KEYS = {
+    "type",
+    "sessionId",
+    "sourceLanguage",
+    "targetLanguage",
+    "qualityTier",
+    "connectionId",
+    "timestamp",
+}
 
 
 def call(event):
@@ -435,6 +445,7 @@ def test_join_from_the_query_string(tables):
         "sessionId": "golden-eagle-427",
         "sourceLanguage": "en",
         "targetLanguage": "es",
+        "qualityTier": "standard",
         "connectionId": connection_id,
         "timestamp": welcome["timestamp"],
     }

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from lambda_src import metrics, service, session_control
-from lambda_src.handlers import authorizer, common, connect, disconnect, message, sweeper, welcome
+from lambda_src import metrics, service, session_control, speaker_status
+from lambda_src.handlers import authorizer, common, connect, disconnect, message, status, sweeper, welcome
 from lambda_src.log import CORRELATION_KEYS, logger
 from lambda_src.repositories import dynamodb
 
@@ -61,6 +61,7 @@ CASES: dict[str, tuple[tuple[Any, str], dict[str, Any], dict[str, str], bool]] =
     ),
     "welcome": ((welcome, "pending_welcomes"), {"Records": []}, {"request_id": "lambda-request-1"}, True),
     "sweeper": ((session_control, "sweep"), {}, {"request_id": "lambda-request-1"}, True),
+    "status": ((speaker_status, "push_changes"), {"Records": []}, {"request_id": "lambda-request-1"}, True),
 }
 HANDLERS = {
     "connect": connect.handler,
@@ -69,6 +70,7 @@ HANDLERS = {
     "authorizer": authorizer.handler,
     "welcome": welcome.handler,
     "sweeper": sweeper.handler,
+    "status": status.handler,
 }
 
 
@@ -91,7 +93,19 @@ def observed(monkeypatch: pytest.MonkeyPatch) -> Observed:
 
 
 def test_every_function_is_checked() -> None:
-    assert sorted(HANDLERS) == sorted(CASES) == ["authorizer", "connect", "disconnect", "message", "sweeper", "welcome"]
+    assert (
+        sorted(HANDLERS)
+        == sorted(CASES)
+        == [
+            "authorizer",
+            "connect",
+            "disconnect",
+            "message",
+            "status",
+            "sweeper",
+            "welcome",
+        ]
+    )
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

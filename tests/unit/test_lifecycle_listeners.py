@@ -570,7 +570,7 @@ def test_session_ending_inside_a_disconnect_counts_out_once(tables, monkeypatch)
 def test_session_ending_inside_a_join_refuses_it_with_410(tables, monkeypatch):
     # Given a session that ends right after a joining listener read it
     tables.put_session(sessionId=SESSION_ID)
-    fired = run_once_after(monkeypatch, SessionsRepository, "source_language", lambda: end_in_table(tables))
+    fired = run_once_after(monkeypatch, SessionsRepository, "facts", lambda: end_in_table(tables))
     # When the join's write comes
     listener, response = connect_with({"action": "joinSession", "sessionId": SESSION_ID, "targetLanguage": "es"})
     # Then it is refused as ended and nothing is counted or written

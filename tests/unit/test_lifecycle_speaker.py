@@ -43,6 +43,7 @@ SESSION_CREATED_KEYS = {
     "partialResultsEnabled",
     "minStabilityThreshold",
     "maxBufferTimeout",
+    "expiresAt",
     "connectionId",
     "timestamp",
 }
@@ -199,6 +200,7 @@ def test_owner_resumes_a_dropped_session(tables, gateway, clock):
         "partialResultsEnabled": False,
         "minStabilityThreshold": 0.9,
         "maxBufferTimeout": 3.5,
+        "expiresAt": int(expires_at) * 1000,  # epoch milliseconds, like every time in a message
         "connectionId": new,
         "timestamp": clock.now_ms,
     }

@@ -21,10 +21,20 @@ SESSION_CREATED_KEYS = {
     "partialResultsEnabled",
     "minStabilityThreshold",
     "maxBufferTimeout",
+    "expiresAt",
     "connectionId",
     "timestamp",
 }
-SESSION_JOINED_KEYS = {"type", "sessionId", "sourceLanguage", "targetLanguage", "connectionId", "timestamp"}
+SESSION_JOINED_KEYS = {
+    "type",
+    "sessionId",
+    "sourceLanguage",
+    "targetLanguage",
+    "qualityTier",
+    "listenerCount",
+    "connectionId",
+    "timestamp",
+}
 CREATE_NUMBERS = (
     '{"action":"createSession","sourceLanguage":"en","qualityTier":"standard","partialResults":true,'
     '"minStability":0.85,"maxBufferTimeout":5.0}'

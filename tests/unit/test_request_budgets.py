@@ -1,6 +1,8 @@
 """DynamoDB requests per operation, counted with a botocore event hook: the deterministic budgets.
 
-createSession 1; join 1 (2 the first time a process sees the session: its source language is read once);
+createSession 1; join on $connect 1 (2 the first time a process sees the session: its source language and tier
+are read once), as a message 2 (3 the first time: the count is read after the transaction); a status push 1 read,
+1 index page, 1 write (a batch with nothing to push: the read);
 heartbeat 0, and 1 when the 2-hour notices start; leave and listener disconnect 2; updateSessionConfig 1
 (2 the first time a process serves a speaker that does not name its session); endSession with N listeners
 1 + 1 lookup + one query per page of the listener index; a broadcast action 1 (2 the first time a process serves
@@ -18,7 +20,8 @@ import time
 import pytest
 
 from lambda_src import limits, runtime, session_control
-from lambda_src.handlers import connect, disconnect, message, sweeper
+from lambda_src.handlers import connect, disconnect, message, status, sweeper
+from lambda_src.repositories import dynamodb
 from lambda_src.repositories import sessions as sessions_repository
 from tests.unit.helpers import (
     DynamoDBRequests,
@@ -150,7 +153,7 @@ def test_end_session_grows_with_the_audience_only_by_index_pages(
 
 
 @pytest.mark.parametrize("sessions", [0, 1, 4, 5])
-def test_the_sweeps_levels_cost_one_batch_get_per_hundred_indexed_sessions(
+def test_the_sweeps_levels_cost_one_batch_get_per_hundred_indexed_sessions_and_each_periodic_status_one_query(
     tables, gateway, monkeypatch: pytest.MonkeyPatch, sessions: int
 ) -> None:
     # Given batches of two keys (so a handful of sessions spans several), and sessions none of which is due
@@ -162,9 +165,14 @@ def test_the_sweeps_levels_cost_one_batch_get_per_hundred_indexed_sessions(
     # When the sweeper runs
     with DynamoDBRequests() as requests:
         assert sweeper.handler({"source": "aws.events"}, None) == {"ended": 0}
-    # Then the levels cost one BatchGetItem per batch of indexed sessions, beside the index's one Scan page
+    # Then the levels cost one BatchGetItem per batch of indexed sessions, beside the index's one Scan page, and
+    # each connected speaker's periodic status one query of its (one-page) listener index, and one post
     batches = -(-sessions // 2)
-    assert requests.by_operation == {"Scan": 1, **({"BatchGetItem": batches} if batches else {})}
+    assert requests.by_operation == {
+        "Scan": 1,
+        **({"BatchGetItem": batches, "Query": sessions} if batches else {}),
+    }
+    assert [message["updateReason"] for _target, message in gateway.posts()] == ["periodic"] * sessions
 
 
 BROADCAST_ACTIONS = [
@@ -244,3 +252,33 @@ def test_a_speakers_refresh_costs_the_same_with_its_state_restored(tables) -> No
         )
     assert requests.by_operation == {"GetItem": 1, "TransactWriteItems": 1}
     assert runtime.connections().get(connection_id).welcome_then  # type: ignore[union-attr]
+
+
+def test_join_by_message_costs_two_requests_once_the_session_is_known(tables) -> None:
+    # (the session is read after the transaction for sessionJoined's listenerCount)
+    tables.put_session(sessionId=SESSION_ID)
+    opened = [new_connection_id() for _ in range(2)]
+    for connection_id in opened:
+        assert connect.handler(connect_event(None, connection_id=connection_id), None)["statusCode"] == 200
+    runtime.reset()
+    with DynamoDBRequests() as first:
+        assert send(opened[0], **JOIN)["listenerCount"] == 1
+    with DynamoDBRequests() as later:
+        assert send(opened[1], **JOIN)["listenerCount"] == 2
+    assert first.by_operation == {"GetItem": 2, "TransactWriteItems": 1}
+    assert later.by_operation == {"GetItem": 1, "TransactWriteItems": 1}
+
+
+def test_a_status_push_costs_a_read_a_query_page_and_a_write(tables, gateway) -> None:
+    # Given a session's first listener row, as the stream carries it
+    tables.put_session(sessionId=SESSION_ID)
+    listener = join()
+    row = runtime.connections().get(listener)
+    assert row is not None
+    records = [{"eventName": "INSERT", "dynamodb": {"NewImage": dynamodb.serialize(row.to_item())}}]
+    # When the status function handles it
+    with DynamoDBRequests() as requests:
+        assert status.handler({"Records": records}, None) == {"pushed": 1}
+    # Then the push cost one read of the session, one index page, one write and one post
+    assert requests.by_operation == {"GetItem": 1, "Query": 1, "UpdateItem": 1}
+    assert len(gateway.posts()) == 1

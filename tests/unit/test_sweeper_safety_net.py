@@ -329,7 +329,7 @@ def test_a_listener_whose_disconnect_was_lost_is_counted_out_within_the_reconcil
 ) -> None:
     # (Regression: without a notice to its session, such a row and its count stayed until the row's TTL.)
     # Given a live session with a present listener and one whose connection vanished without $disconnect
-    session_id, _speaker = create_session()
+    session_id, speaker = create_session()
     present, vanished = join(session_id, "es"), join(session_id, "de")
     gateway.gone.add(vanished)
     # When the sweeper runs once a minute for a reconciliation period, nothing else happening
@@ -339,7 +339,9 @@ def test_a_listener_whose_disconnect_was_lost_is_counted_out_within_the_reconcil
     assert tables.session(session_id)["listenerCount"] == 1
     assert counted["left"] == [1]
     assert tables.connection(present) is not None
-    assert gateway.posts() == [] and gateway.closed() == []
+    # (the speaker alone hears something: its periodic status)
+    assert {(target, message["updateReason"]) for target, message in gateway.posts()} == {(speaker, "periodic")}
+    assert gateway.closed() == []
     # And its late $disconnect, should it ever come, counts nobody twice
     assert drop(vanished)["statusCode"] == 200
     assert counted["left"] == [1]
@@ -350,19 +352,25 @@ def test_reconciliation_asks_about_each_listener_once_per_period_and_writes_noth
     tables, gateway, clock
 ) -> None:
     # Given several live sessions with listeners, all connected
-    sessions = [create_session()[0] for _ in range(6)]
+    created = [create_session() for _ in range(6)]
+    sessions = [session_id for session_id, _speaker in created]
     listeners = {session_id: [join(session_id, "es"), join(session_id, "de")] for session_id in sessions}
     runtime.reset()
     # When the sweeper runs once a minute for a reconciliation period
+    sweeps = limits.RECONCILE_PERIOD_MINUTES // limits.SWEEP_INTERVAL_MINUTES
     with DynamoDBRequests() as requests:
-        sweep_every_minute(clock, limits.RECONCILE_PERIOD_MINUTES // limits.SWEEP_INTERVAL_MINUTES)
-    # Then each listener was asked about exactly once, each session's listeners read with one index query
+        sweep_every_minute(clock, sweeps)
+    # Then each listener was asked about exactly once, each session's listeners read with one index query for
+    # the probe (and one a sweep for its speaker's periodic status)
     asked = gateway.asked_about()
     assert sorted(asked) == sorted(c for ids in listeners.values() for c in ids)
-    assert requests.by_operation.get("Query") == len(sessions)
-    # And nothing was written, nobody was told anything
+    assert requests.by_operation.get("Query") == len(sessions) + len(sessions) * sweeps
+    # And nothing was written; only the speakers were told something (their periodic status)
     assert not WRITES & set(requests.by_operation), requests.by_operation
-    assert gateway.posts() == [] and gateway.closed() == []
+    assert {(target, message["updateReason"]) for target, message in gateway.posts()} == {
+        (speaker, "periodic") for _session_id, speaker in created
+    }
+    assert gateway.closed() == []
 
 
 def test_reconciliation_leaves_a_listener_in_its_handshake_window_alone(tables, gateway, clock, counted) -> None:

@@ -1,0 +1,221 @@
+"""What a speaker is told without asking: ``sessionStatus`` on a notable change of its audience (the status
+function, fed by the Connections stream) and periodically (each sweep); and the time fields of messages."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lambda_src import limits, messages, runtime, speaker_status
+from lambda_src.handlers import status, sweeper, welcome
+from lambda_src.repositories import dynamodb
+from tests.unit.flows import create_session, drop, join, plain, send
+from tests.unit.helpers import DynamoDBRequests, body_of
+
+
+def image(connection_id: str) -> dict[str, Any]:
+    """The row of ``connection_id`` as a stream record carries it."""
+    row = runtime.connections().get(connection_id)
+    assert row is not None
+    return dynamodb.serialize(row.to_item())
+
+
+def inserted(*connection_ids: str) -> list[dict[str, Any]]:
+    return [{"eventName": "INSERT", "dynamodb": {"NewImage": image(c)}} for c in connection_ids]
+
+
+def stream_batch(records: list[dict[str, Any]]) -> dict[str, int]:
+    return status.handler({"Records": records}, None)
+
+
+def statuses_to(gateway: Any, speaker: str) -> list[dict[str, Any]]:
+    return [m for m in gateway.messages_to(speaker) if m["type"] == "sessionStatus"]
+
+
+def test_the_first_listener_and_a_large_arrival_are_pushed_to_the_speaker(tables, gateway) -> None:
+    # Given a session whose first listener just joined
+    session_id, speaker = create_session()
+    first = join(session_id, "es")
+    # When the status function gets that row's insert
+    assert stream_batch(inserted(first)) == {"pushed": 1}
+    # Then the speaker hears sessionStatus, a new language, with the count and the languages
+    [pushed] = statuses_to(gateway, speaker)
+    assert (pushed["updateReason"], pushed["listenerCount"], pushed["listenersByLanguage"]) == (
+        "newLanguage",
+        1,
+        {"es": 1},
+    )
+    # And what was pushed is recorded on the session
+    item = tables.session(session_id)
+    assert (item["statusListenerCount"], item["statusLanguages"]) == (1, ["es"])
+    # When ten more Spanish listeners arrive in one batch
+    more = [join(session_id, "es") for _ in range(10)]
+    assert stream_batch(inserted(*more)) == {"pushed": 1}
+    # Then one push says the count changed
+    assert [(s["updateReason"], s["listenerCount"]) for s in statuses_to(gateway, speaker)][1:] == [
+        ("listenerCountChange", 11)
+    ]
+
+
+def test_a_change_of_ten_percent_or_less_pushes_nothing_and_costs_one_read(tables, gateway) -> None:
+    # Given a speaker last told about 20 listeners
+    session_id, speaker = create_session()
+    listeners = [join(session_id, "es") for _ in range(20)]
+    stream_batch(inserted(*listeners))
+    gateway.clear()
+    # When two more of the same language arrive (10 %)
+    records = inserted(*[join(session_id, "es") for _ in range(2)])
+    with DynamoDBRequests() as requests:
+        assert stream_batch(records) == {"pushed": 0}
+    # Then nothing is posted, and the batch cost one read of the session
+    assert statuses_to(gateway, speaker) == []
+    assert requests.by_operation == {"GetItem": 1}
+    # But a third (15 % since the last push) is pushed
+    assert stream_batch(inserted(join(session_id, "es"))) == {"pushed": 1}
+    assert [s["listenerCount"] for s in statuses_to(gateway, speaker)] == [23]
+
+
+def test_a_new_language_is_pushed_however_small_the_change(tables, gateway) -> None:
+    session_id, speaker = create_session()
+    stream_batch(inserted(*[join(session_id, "es") for _ in range(30)]))
+    gateway.clear()
+    stream_batch(inserted(join(session_id, "de")))
+    assert [(s["updateReason"], s["listenersByLanguage"]) for s in statuses_to(gateway, speaker)] == [
+        ("newLanguage", {"de": 1, "es": 30})
+    ]
+
+
+def test_a_departure_is_known_by_the_removed_rows_old_image(tables, gateway) -> None:
+    # Given a speaker told about its one listener
+    session_id, speaker = create_session()
+    listener = join(session_id, "es")
+    stream_batch(inserted(listener))
+    gateway.clear()
+    old = image(listener)
+    # When the listener disconnects, and its removal reaches the status function with the old image only
+    drop(listener)
+    removal = {"eventName": "REMOVE", "dynamodb": {"Keys": {"connectionId": old["connectionId"]}, "OldImage": old}}
+    assert stream_batch([removal]) == {"pushed": 1}
+    # Then the speaker hears the count fell to zero
+    assert [(s["updateReason"], s["listenerCount"]) for s in statuses_to(gateway, speaker)] == [
+        ("listenerCountChange", 0)
+    ]
+
+
+def test_row_changes_that_leave_the_audience_alone_are_no_change() -> None:
+    listener = {"connectionId": {"S": "c"}, "role": {"S": "listener"}, "sessionId": {"S": "s"}}
+    listener["targetLanguage"] = {"S": "es"}
+    notified = {**listener, "refreshNotified": {"BOOL": True}}
+    speaker = {"connectionId": {"S": "d"}, "role": {"S": "speaker"}, "sessionId": {"S": "s"}}
+    records = [
+        {"eventName": "MODIFY", "dynamodb": {"OldImage": listener, "NewImage": notified}},
+        {"eventName": "INSERT", "dynamodb": {"NewImage": speaker}},
+    ]
+    assert speaker_status.listener_changes(records) == {}
+    switched = {**listener, "targetLanguage": {"S": "fr"}}
+    assert speaker_status.listener_changes(
+        [{"eventName": "MODIFY", "dynamodb": {"OldImage": listener, "NewImage": switched}}]
+    ) == {"s": {"fr"}}
+
+
+def test_a_dropped_or_ended_speaker_is_not_pushed_to(tables, gateway) -> None:
+    # Given a session whose speaker dropped, and an ended one
+    dropped_session, dropped = create_session()
+    drop(dropped)
+    ended_session, ender = create_session()
+    send({"action": "endSession"}, ender)
+    gateway.clear()
+    # When listener changes of both reach the status function (rows as they were)
+    for session_id in (dropped_session, ended_session):
+        records = [
+            {
+                "eventName": "INSERT",
+                "dynamodb": {
+                    "NewImage": dynamodb.serialize(
+                        {"connectionId": "x-" + session_id, "role": "listener", "sessionId": session_id}
+                        | {"targetLanguage": "es"}
+                    )
+                },
+            }
+        ]
+        assert stream_batch(records) == {"pushed": 0}
+    # Then nobody is told anything, and nothing is recorded
+    assert gateway.posts() == []
+    assert "statusPushedAt" not in tables.session(dropped_session)
+
+
+def test_two_batches_of_one_session_never_push_the_same_change_twice(tables, gateway, monkeypatch) -> None:
+    # Given a listener whose arrival two batches (two shards) handle at once: both read the session first
+    session_id, speaker = create_session()
+    listener = join(session_id, "es")
+    sessions = runtime.sessions()
+    read = sessions.get(session_id, None)
+    assert read is not None
+    # When one records its push, the other's record (from the same read) is refused
+    first = speaker_status.PushedStatus(1, frozenset({"es"}), 1)
+    assert sessions.record_status_push(read, first) is True
+    assert sessions.record_status_push(read, first) is False
+    # And a batch after the push finds nothing new to say
+    assert stream_batch(inserted(listener)) == {"pushed": 0}
+    assert statuses_to(gateway, speaker) == []
+
+
+def test_every_sweep_pushes_a_periodic_status_to_each_connected_speaker(tables, gateway) -> None:
+    # Given a session with listeners and a connected speaker, and one whose speaker dropped
+    session_id, speaker = create_session()
+    join(session_id, "es"), join(session_id, "de")
+    _other, dropped = create_session()
+    drop(dropped)
+    gateway.clear()
+    # When the sweeper runs
+    sweeper.handler({"source": "aws.events"}, None)
+    # Then the connected speaker hears its status (periodic), the dropped one nothing
+    [periodic] = statuses_to(gateway, speaker)
+    assert (periodic["updateReason"], periodic["listenerCount"], periodic["listenersByLanguage"]) == (
+        "periodic",
+        2,
+        {"de": 1, "es": 1},
+    )
+    assert [target for target, _message in gateway.posts()] == [speaker]
+    assert limits.STATUS_PERIODIC_SECONDS <= 60
+
+
+def test_get_session_status_is_the_requested_update(tables, gateway) -> None:
+    _session_id, speaker = create_session()
+    assert body_of(send({"action": "getSessionStatus"}, speaker))["updateReason"] == "requested"
+
+
+def test_every_time_in_the_speakers_messages_is_epoch_milliseconds(tables, gateway) -> None:
+    # (Regression: sessionStatus.expiresAt was in epoch seconds.)
+    session_id, speaker = create_session()
+    expires_at_s = int(tables.session(session_id)["expiresAt"])
+    status_reply = body_of(send({"action": "getSessionStatus"}, speaker))
+    created = json.loads(runtime.connections().get(speaker).welcome)  # type: ignore[union-attr]
+    assert status_reply["expiresAt"] == created["expiresAt"] == expires_at_s * 1000
+    assert created["timestamp"] < created["expiresAt"]
+    assert abs(status_reply["createdAt"] - status_reply["timestamp"]) < 60_000
+
+
+def test_session_joined_by_message_counts_the_listener_in_and_names_the_tier(tables, gateway) -> None:
+    # Given a premium session with one listener
+    session_id, _speaker = create_session(qualityTier="premium")
+    join(session_id, "es")
+    # When a plain connection joins it by message
+    joined = body_of(send({"action": "joinSession", "sessionId": session_id, "targetLanguage": "de"}, plain()))
+    # Then the reply counts it in and names the tier
+    assert (joined["type"], joined["listenerCount"], joined["qualityTier"]) == ("sessionJoined", 2, "premium")
+
+
+def test_the_welcome_function_fills_in_each_joined_listeners_count_with_one_read(tables, gateway) -> None:
+    # Given two listeners who joined on $connect: their stored sessionJoined has no count yet
+    session_id, speaker = create_session()
+    listeners = [join(session_id, "es"), join(session_id, "de")]
+    assert all(messages.LISTENER_COUNT not in json.loads(image(c)["welcome"]["S"]) for c in listeners)
+    # When the welcome function delivers both first messages and the speaker's in one batch
+    records = inserted(speaker, *listeners)
+    with DynamoDBRequests() as requests:
+        welcome.handler({"Records": records}, None)
+    # Then each sessionJoined carries the session's count, read once for the batch; sessionCreated is as stored
+    assert [gateway.messages_to(c)[0]["listenerCount"] for c in listeners] == [2, 2]
+    assert messages.LISTENER_COUNT not in gateway.messages_to(speaker)[0]
+    assert requests.by_operation == {"BatchGetItem": 1}
