@@ -14,12 +14,12 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from lambda_src import limits
-from tests.integration.conftest import RunningService
+from tests.integration.conftest import ACTIVE_SESSIONS_PER_SPEAKER, RunningService
 from tests.integration.test_lifecycle import CREATE, ask, attribute, listener, receive, receive_type
 
 pytestmark = pytest.mark.integration
 
-LIMIT = limits.DEFAULT_MAX_ACTIVE_SESSIONS_PER_SPEAKER
+LIMIT = ACTIVE_SESSIONS_PER_SPEAKER  # (the service fixture's, by its context key)
 LIFETIME_SECONDS = limits.DEFAULT_SESSION_LIFETIME_HOURS * 3600
 
 
