@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Row, create_tables, patched_environ, row, stdout_to_devnull
-from lambda_src import connections_api, limits, runtime, settings
+from lambda_src import connections_api, limits, runtime, schema, settings
 from lambda_src.handlers import connect, disconnect, message
+from lambda_src.repositories import dynamodb
 from local_run.dynamodb_local import DynamoDBLocal, endpoint_environment
 from tests.unit.fakes import CALLBACK_URL, FakeConnectionsApi
 from tests.unit.helpers import (
@@ -52,13 +53,23 @@ def _count(operation: Callable[[], Any]) -> dict[str, int]:
     return requests.by_operation
 
 
-def _create(connection_id: str) -> str:
+def _create(connection_id: str, user_id: str = "u", status: int = 200) -> str:
     response = connect.handler(
-        connect_event({"action": "createSession", "sourceLanguage": "en"}, connection_id=connection_id, user_id="u"),
+        connect_event(
+            {"action": "createSession", "sourceLanguage": "en"}, connection_id=connection_id, user_id=user_id
+        ),
         None,
     )
+    assert response["statusCode"] == status, response
+    if status != 200:
+        return ""
+    return runtime.connections().session_of(connection_id) or ""  # (remembered by the creation: no read)
+
+
+def _refresh_speaker(session_id: str, user_id: str = "u") -> None:
+    query = {"action": "refreshConnection", "sessionId": session_id, "role": "speaker"}
+    response = connect.handler(connect_event(query, connection_id=new_connection_id(), user_id=user_id), None)
     assert response["statusCode"] == 200, response
-    return runtime.connections().session_of(connection_id) or ""
 
 
 def _join(session_id: str) -> str:
@@ -68,8 +79,8 @@ def _join(session_id: str) -> str:
     return connection_id
 
 
-def _send(connection_id: str, expected: str, **body: Any) -> None:
-    reply = body_of(message.handler(message_event(body, connection_id=connection_id), None))
+def _send(connection_id: str, expected: str, user_id: str | None = None, **body: Any) -> None:
+    reply = body_of(message.handler(message_event(body, connection_id=connection_id, user_id=user_id), None))
     assert reply["type"] == expected, reply
 
 
@@ -139,8 +150,26 @@ def measure(audiences: tuple[int, ...]) -> list[dict[str, Any]]:
         record(
             f"endSession, {audience} listeners",
             1 + pages,
-            _count(functools.partial(_send, owner, "sessionEnded", action="endSession", sessionId=ended_session)),
+            _count(functools.partial(_send, owner, "sessionEnded", "u", action="endSession", sessionId=ended_session)),
         )
+    # A speaker refresh extends the session's life inside the takeover's transaction: a read and one write.
+    record("refreshConnection (speaker)", 2, _count(lambda: _refresh_speaker(session_id)))
+    # At the active-session limit: the refused transaction and one batch read of the listed sessions; with one
+    # of them gone (deleted by TTL before the sweeper saw it), that one forgotten and the creation repeated.
+    at_limit = [_create(new_connection_id(), "busy") for _ in range(limits.DEFAULT_MAX_ACTIVE_SESSIONS_PER_SPEAKER)]
+    record(
+        "createSession at the active-session limit (refused)",
+        2,
+        _count(lambda: _create(new_connection_id(), "busy", status=409)),
+    )
+    dynamodb.request(
+        "delete_item",
+        TableName=runtime.sessions().table_name,
+        Key=dynamodb.serialize({schema.SESSIONS_PARTITION_KEY: at_limit[0]}),
+    )
+    record(
+        "createSession at the limit, one listed session gone", 4, _count(lambda: _create(new_connection_id(), "busy"))
+    )
     return rows
 
 
@@ -179,9 +208,9 @@ def main() -> None:
     with DynamoDBLocal() as database:
         _prepare(database)
         rows = measure(tuple(args.audiences))
-    print(f"{'operation':44} {'requests':>8} {'floor':>6}  by API")
+    print(f"{'operation':52} {'requests':>8} {'floor':>6}  by API")
     for measured in rows:
-        print(f"{measured['operation']:44} {measured['requests']:>8} {measured['floor']:>6}  {measured['by_api']}")
+        print(f"{measured['operation']:52} {measured['requests']:>8} {measured['floor']:>6}  {measured['by_api']}")
     args.output.write_text(json.dumps({"engine": "DynamoDB Local", "rows": rows}, indent=2) + "\n")
     print(f"written to {args.output} in {time.monotonic() - started:.1f} s")
 

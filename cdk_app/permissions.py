@@ -68,9 +68,11 @@ FUNCTION_TABLE_ACCESS: Final[Mapping[str, tuple[TableAccess, ...]]] = {
     # refresh; the connection's row Put, and the old listener row's Delete on a refresh; the rate-limit
     # counters' Update); a GetItem for the session first on join, refresh and resume;
     # speakerReconnected to the listeners on resume (index Query, cleanup of the gone); the secret that keys
-    # source addresses (GetItem, and a conditional PutItem by the first process that finds none).
+    # source addresses (GetItem, and a conditional PutItem by the first process that finds none); the speaker's
+    # active sessions (Update, in the create transaction; at the limit, the listed sessions read with BatchGet
+    # and the gone ones taken out with an Update).
     "connect": (
-        TableAccess(schema.SESSIONS, {GET, PUT, UPDATE, CONDITION_CHECK}),
+        TableAccess(schema.SESSIONS, {GET, BATCH_GET, PUT, UPDATE, CONDITION_CHECK}),
         TableAccess(schema.CONNECTIONS, {GET, PUT, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
         TableAccess(schema.RATE_LIMITS, {GET, PUT, UPDATE}),
     ),
@@ -78,9 +80,10 @@ FUNCTION_TABLE_ACCESS: Final[Mapping[str, tuple[TableAccess, ...]]] = {
     # attached by Update, rate-limit counters' Update), heartbeat (the row's refresh notice, Update),
     # leaveSession (row read, detached and counted out), updateSessionConfig / endSession (row read for the
     # session, session Update), getSessionStatus (session read, listeners by index Query), endSession's
-    # fan-out (index Query, cleanup of the gone).
+    # fan-out (index Query, cleanup of the gone); the speaker's active sessions (Update, in the create and end
+    # transactions; at the limit, the listed sessions read with BatchGet and the gone ones taken out).
     "message": (
-        TableAccess(schema.SESSIONS, {GET, PUT, UPDATE}),
+        TableAccess(schema.SESSIONS, {GET, BATCH_GET, PUT, UPDATE}),
         TableAccess(schema.CONNECTIONS, {GET, UPDATE, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
         TableAccess(schema.RATE_LIMITS, {UPDATE}),
     ),
@@ -93,10 +96,12 @@ FUNCTION_TABLE_ACCESS: Final[Mapping[str, tuple[TableAccess, ...]]] = {
     # Scheduled: the sparse sweep index (Scan); due sessions read and ended, or revisited (Update), their
     # listeners told and dismissed, the indexed sessions' activity read for the gauges (BatchGet), and a share
     # of the others' listeners probed (index Query; a vanished listener's row read, removed and counted out:
-    # Delete + session Update in one transaction).
+    # Delete + session Update in one transaction); ending a session takes it out of its speaker's active
+    # sessions in the same transaction (RateLimits Update).
     "sweeper": (
         TableAccess(schema.SESSIONS, {GET, BATCH_GET, UPDATE}, {_SWEEP_INDEX: {SCAN}}),
         TableAccess(schema.CONNECTIONS, {GET, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
+        TableAccess(schema.RATE_LIMITS, {UPDATE}),
     ),
     # First messages: the listener counts of a batch's sessions for its sessionJoined messages (BatchGet).
     "welcome": (TableAccess(schema.SESSIONS, {BATCH_GET}),),

@@ -5,6 +5,7 @@ The README's error table is checked against this module by a test, so the two ca
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from enum import Enum
 from typing import Any
 
@@ -23,6 +24,7 @@ class ErrorCode(Enum):
     FORBIDDEN = (403, "a listener or another user tries a speaker's action")
     SESSION_NOT_FOUND = (404, "no such session, or it expired")
     SESSION_ENDED = (410, "the session was ended")
+    ACTIVE_SESSION_LIMIT = (409, "the speaker has its limit of active sessions; with `activeSessions` (ids to resume)")
     RATE_LIMIT_EXCEEDED = (429, "with `retryAfter` seconds")
     SESSION_FULL = (503, "the listener cap is reached")
     SERVICE_UNAVAILABLE = (503, "DynamoDB throttled or failed after retries; with `retryAfter`")
@@ -38,7 +40,8 @@ class ErrorCode(Enum):
 
 
 class ServiceError(Exception):
-    """A refusal the client is told about: a catalogue code, a message, and the field at fault."""
+    """A refusal the client is told about: a catalogue code, a message, the field at fault, and ``details``
+    (further fields of the ``error`` message that tell the client what it can do instead)."""
 
     def __init__(
         self,
@@ -47,12 +50,14 @@ class ServiceError(Exception):
         *,
         field: str | None = None,
         retry_after: int | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.field = field
         self.retry_after = retry_after
+        self.details = dict(details or {})
 
     def to_message(self, timestamp_ms: int) -> dict[str, Any]:
         """The ``error`` server message for this refusal."""
@@ -66,7 +71,7 @@ class ServiceError(Exception):
             body["field"] = self.field
         if self.retry_after is not None:
             body["retryAfter"] = self.retry_after
-        return body
+        return body | self.details
 
 
 # Refusals about a session, each worded once (``field`` is the request's ``sessionId``).
@@ -93,4 +98,17 @@ def another_speakers(session_id: str) -> ServiceError:
     """The session is owned by another speaker (user id) than the caller."""
     return ServiceError(
         ErrorCode.FORBIDDEN, f"session {session_id} belongs to another speaker", field=_SESSION_ID_FIELD
+    )
+
+
+ACTIVE_SESSIONS_FIELD = "activeSessions"
+
+
+def active_session_limit(limit: int, active_session_ids: Iterable[str]) -> ServiceError:
+    """The speaker already has ``limit`` active sessions: their ids, so that the client can resume one."""
+    ids = sorted(active_session_ids)
+    return ServiceError(
+        ErrorCode.ACTIVE_SESSION_LIMIT,
+        f"at most {limit} active sessions per speaker; resume or end one of {', '.join(ids)}",
+        details={ACTIVE_SESSIONS_FIELD: ids},
     )

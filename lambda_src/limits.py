@@ -26,6 +26,11 @@ DEFAULT_VOLUME: Final = Decimal("1.0")
 
 # Sessions (per environment; the stack passes the deployed values as environment variables).
 DEFAULT_SESSION_LIFETIME_HOURS: Final = 3
+# A speaker's refreshConnection or resumeSession extends its session to now + the lifetime, never past this
+# many hours from the session's creation (nor below the lifetime itself).
+DEFAULT_MAX_SESSION_LIFETIME_HOURS: Final = 24
+# Sessions one speaker (user id) may have active at once; creating another is refused with the active ids.
+DEFAULT_MAX_ACTIVE_SESSIONS_PER_SPEAKER: Final = 3
 DEFAULT_MAX_LISTENERS_PER_SESSION: Final = 500
 # How long a dropped speaker may take to resume before the session ends (reason speakerTimeout).
 DEFAULT_SPEAKER_GRACE_SECONDS: Final = 120

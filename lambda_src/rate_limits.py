@@ -3,7 +3,9 @@
 - session creation per speaker (user id) per hour;
 - joins per session per minute (join/leave churn);
 - accepted connections per source address per minute (the address is stored only as a keyed hash: HMAC-SHA256
-  with the deployment's secret, which lives in the RateLimits table and nowhere else).
+  with the deployment's secret, which lives in the RateLimits table and nowhere else);
+- active sessions per speaker: a set of session ids per speaker, added to by the creating transaction under
+  the limit and taken from by the write that ends the session.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import hashlib
 import hmac
 
 from lambda_src import runtime, settings
-from lambda_src.repositories.dynamodb import Guarded
+from lambda_src.repositories.dynamodb import Guarded, TransactItem
 from lambda_src.repositories.rate_limits import Limit
 
 _MINUTE = 60
@@ -49,3 +51,27 @@ def source_address_key(source_ip: str) -> str:
     be hashed through to reverse it (an unkeyed SHA-256 of every IPv4 address takes hours)."""
     secret = runtime.rate_limits().source_address_secret()
     return hmac.new(secret, source_ip.encode("utf-8"), hashlib.sha256).hexdigest()[:_SOURCE_KEY_HEX_CHARACTERS]
+
+
+class ActiveSessionLimitReached(Exception):
+    """The speaker's active sessions are at the limit; ``listed``: the ids its item holds (some may be gone)."""
+
+    def __init__(self, listed: set[str]) -> None:
+        super().__init__(f"{len(listed)} active sessions")
+        self.listed = listed
+
+
+def active_session(user_id: str, session_id: str, created_s: int) -> Guarded:
+    """The new session joins its speaker's active sessions, under the per-speaker limit; refused with
+    :class:`ActiveSessionLimitReached`. The item lives until this session's lifetime ceiling."""
+    config = settings.load()
+    repository = runtime.rate_limits()
+    allowed = config.max_active_sessions_per_speaker
+    item = repository.add_active_session_item(user_id, session_id, allowed, created_s + config.lifetime_ceiling_seconds)
+    return item, lambda old: ActiveSessionLimitReached(repository.active_session_ids(old))
+
+
+def session_over(user_id: str, session_id: str, now_s: int) -> TransactItem:
+    """The ending session leaves its speaker's active sessions (in the same transaction that ends it)."""
+    ceiling = settings.load().lifetime_ceiling_seconds
+    return runtime.rate_limits().remove_active_session_item(user_id, session_id, now_s + ceiling)

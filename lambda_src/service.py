@@ -81,14 +81,18 @@ def open_connection(caller: Caller) -> None:
 def create_session(request: CreateSessionRequest, caller: Caller, *, on_connect: bool) -> dict[str, Any]:
     """Create a session owned by the calling speaker with its connection as the speaker; ``sessionCreated``.
 
-    One transaction: the session (only if its id is free), the speaker's row, the speaker's creation count
-    and the caller's guards (e.g. the connection's own rate limit).
+    One transaction: the session (only if its id is free), the speaker's row, the speaker's active sessions
+    (under the per-speaker limit), the speaker's creation count and the caller's guards (e.g. the
+    connection's own rate limit). At the active-session limit, the listed sessions are checked once and
+    those that are gone are forgotten, then the creation is tried again; refused with the live ones.
     """
     connection_id, connected_at_ms, now_ms = caller.connection_id, caller.connected_at_ms, caller.now_ms
     user_id, guards = caller.speaker_user_id, caller.guards
     config = settings.load()
     sessions = runtime.sessions()
-    limit = rate_limits.session_creations(user_id, now_ms // 1000)
+    now_s = now_ms // 1000
+    limit = rate_limits.session_creations(user_id, now_s)
+    healed = False
     for _attempt in range(limits.SESSION_ID_ATTEMPTS):
         session = Session(
             session_id=new_session_id(config.session_id_vocabulary),
@@ -97,7 +101,7 @@ def create_session(request: CreateSessionRequest, caller: Caller, *, on_connect:
             source_language=request.source_language,
             quality_tier=request.quality_tier,
             created_at_ms=now_ms,
-            expires_at_s=now_ms // 1000 + config.session_lifetime_seconds,
+            expires_at_s=now_s + config.session_lifetime_seconds,
             config=request.config,
         )
         created = messages.session_created(session, connection_id, now_ms)
@@ -110,10 +114,16 @@ def create_session(request: CreateSessionRequest, caller: Caller, *, on_connect:
             welcome=created,
             user_id=user_id,
         )
+        active = rate_limits.active_session(user_id, session.session_id, now_s)
         try:
-            dynamodb.transact_guarded([sessions.create_item(session), speaker_row, limit, *guards])
+            dynamodb.transact_guarded([sessions.create_item(session), speaker_row, active, limit, *guards])
         except SessionIdTaken:
             logger.info("session id collision; drawing another")
+            continue
+        except rate_limits.ActiveSessionLimitReached as full:
+            if healed or not _forget_gone_sessions(user_id, full.listed, now_s):
+                raise errors.active_session_limit(config.max_active_sessions_per_speaker, full.listed) from None
+            healed = True
             continue
         sessions.remember(session)
         runtime.connections().remember_session(connection_id, session.session_id)
@@ -125,6 +135,18 @@ def create_session(request: CreateSessionRequest, caller: Caller, *, on_connect:
         "could not allocate a session id; retry shortly",
         retry_after=dynamodb.RETRY_AFTER_SECONDS,
     )
+
+
+def _forget_gone_sessions(user_id: str, listed: set[str], now_s: int) -> bool:
+    """Check the sessions a speaker's active-session item lists, and forget those that are gone (ended,
+    expired, or deleted by TTL before the sweeper saw them, so that no end write took them out); whether
+    any was. Otherwise the speaker would be locked out by sessions that no longer exist."""
+    gone = listed - runtime.sessions().live_ids(listed, user_id, now_s)
+    if not gone:
+        return False
+    logger.info("forgetting gone sessions of a speaker at its active-session limit", extra={"sessions": len(gone)})
+    runtime.rate_limits().forget_active_sessions(user_id, gone)
+    return True
 
 
 @metrics.timed(metrics.LISTENER_JOIN_LATENCY)
@@ -277,11 +299,21 @@ def _live_session(session_id: str, now_s: int) -> Session:
     return session
 
 
+def extended_expiry(session: Session, now_s: int) -> int:
+    """When a session whose speaker is still there (it refreshed or resumed at ``now_s``) expires: now + the
+    session lifetime, never past the lifetime ceiling counted from its creation, and never earlier than it
+    already did."""
+    config = settings.load()
+    ceiling_s = session.created_at_ms // 1000 + config.lifetime_ceiling_seconds
+    return max(session.expires_at_s, min(now_s + config.session_lifetime_seconds, ceiling_s))
+
+
 def _take_over_speaker(session: Session, caller: Caller, welcome: dict[str, Any]) -> None:
     """Move the session's speaker to the caller's connection atomically, so the old connection's close is not
-    a drop; listeners hear ``speakerReconnected`` when the speaker had dropped. The new connection's first
-    message is ``welcome``, then ``stateRestored`` with the broadcast state of the session as read before the
-    takeover (no request of its own)."""
+    a drop, and extend the session's life (:func:`extended_expiry`) in the same write; listeners hear
+    ``speakerReconnected`` when the speaker had dropped. The new connection's first message is ``welcome``, then
+    ``stateRestored`` with the broadcast state of the session as read before the takeover (no request of its
+    own)."""
     connection_id, now_ms, owner = caller.connection_id, caller.now_ms, caller.speaker_user_id
     if session.speaker_user_id != owner:
         raise errors.another_speakers(session.session_id)
@@ -298,7 +330,9 @@ def _take_over_speaker(session: Session, caller: Caller, welcome: dict[str, Any]
         then=(messages.state_restored(session.session_id, session.broadcast, now_ms),),
     )
     take_over = (
-        sessions.take_over_speaker_item(session.session_id, connection_id, owner, now_s),
+        sessions.take_over_speaker_item(
+            session.session_id, connection_id, owner, now_s, extended_expiry(session, now_s)
+        ),
         lambda old: sessions.refusal(old, session.session_id, now_s, user_id=owner),
     )
     dynamodb.transact_guarded([take_over, row, *caller.guards])

@@ -14,13 +14,25 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from lambda_src import errors, fanout, limits, messages, metrics, runtime, service, speaker_status, validation
+from lambda_src import (
+    errors,
+    fanout,
+    limits,
+    messages,
+    metrics,
+    rate_limits,
+    runtime,
+    service,
+    speaker_status,
+    validation,
+)
 from lambda_src.broadcast import BroadcastChange, BroadcastState
 from lambda_src.caller import Caller
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.log import SESSION_ID_KEY, logger, session_concerned
 from lambda_src.partial_results import PartialResultUpdate
 from lambda_src.repositories.connections import ROW_LIFETIME_SECONDS
+from lambda_src.repositories.dynamodb import TransactItem
 from lambda_src.repositories.sessions import Session
 
 _T = TypeVar("_T")
@@ -137,7 +149,9 @@ def end_session(request: SpeakerRequest[None], caller: Caller) -> dict[str, Any]
     session_id, connection_id, now_ms = request.session_id, caller.connection_id, caller.now_ms
     reason = messages.ENDED_BY_SPEAKER
     try:
-        runtime.sessions().end_by_speaker(session_id, connection_id, reason, now_ms)
+        runtime.sessions().end_by_speaker(
+            session_id, connection_id, reason, now_ms, _no_longer_active(caller.user_id, session_id, now_ms)
+        )
         metrics.session_ended(reason)
     except ServiceError as refused:
         ended = runtime.sessions().get(session_id, None) if refused.code is ErrorCode.SESSION_ENDED else None
@@ -146,6 +160,13 @@ def end_session(request: SpeakerRequest[None], caller: Caller) -> dict[str, Any]
         reason = ended.end_reason or reason
     _dismiss_listeners(session_id, reason, now_ms)
     return messages.session_ended(session_id, reason, now_ms)
+
+
+def _no_longer_active(user_id: str | None, session_id: str, now_ms: int) -> list[TransactItem]:
+    """What the write that ends a session also does: take it out of its speaker's active sessions. (A speaker
+    connection always carries its user id; without one there is no speaker's item to name, and a creation
+    at the limit forgets the ended session itself.)"""
+    return [rate_limits.session_over(user_id, session_id, now_ms // 1000)] if user_id else []
 
 
 def _dismiss_listeners(session_id: str, reason: str, now_ms: int, what: str = "session ended") -> fanout.FanoutResult:
@@ -243,7 +264,8 @@ def _sweep_one(session_id: str, sweep_at_s: int, now_ms: int) -> str | None:
         _dismiss_remaining_listeners(session, sweep_at_s, now_ms)
         return None
     reason = _sweep_reason(session, now_ms // 1000)
-    if sessions.end_if_due(session_id, sweep_at_s, reason, now_ms) is None:
+    no_longer_active = _no_longer_active(session.speaker_user_id, session_id, now_ms)
+    if not sessions.end_if_due(session_id, sweep_at_s, reason, now_ms, no_longer_active):
         return None  # it changed since the index was read (e.g. the speaker resumed)
     metrics.session_ended(reason)
     if session.speaker_connected:

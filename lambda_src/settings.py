@@ -74,6 +74,23 @@ SESSION_LIFETIME_HOURS: Final = FunctionSetting(
     read=_hours_to_seconds,
     minimum=1,
 )
+MAX_SESSION_LIFETIME_HOURS: Final = FunctionSetting(
+    "max_session_lifetime_hours",
+    "MAX_SESSION_LIFETIME_HOURS",
+    int,
+    limits.DEFAULT_MAX_SESSION_LIFETIME_HOURS,
+    "max_session_lifetime_seconds",
+    read=_hours_to_seconds,
+    minimum=1,
+)
+MAX_ACTIVE_SESSIONS_PER_SPEAKER: Final = FunctionSetting(
+    "max_active_sessions_per_speaker",
+    "MAX_ACTIVE_SESSIONS_PER_SPEAKER",
+    int,
+    limits.DEFAULT_MAX_ACTIVE_SESSIONS_PER_SPEAKER,
+    "max_active_sessions_per_speaker",
+    minimum=1,
+)
 MAX_LISTENERS_PER_SESSION: Final = FunctionSetting(
     "max_listeners_per_session",
     "MAX_LISTENERS_PER_SESSION",
@@ -144,6 +161,8 @@ FUNCTION_SETTINGS: Final = (
     CONNECTIONS_PER_SOURCE_PER_MINUTE,
     SUPPORTED_LANGUAGES_SETTING,
     SESSION_ID_VOCABULARY,
+    MAX_SESSION_LIFETIME_HOURS,
+    MAX_ACTIVE_SESSIONS_PER_SPEAKER,
 )
 
 # Set by the stack from its own resources, not configured per environment.
@@ -160,6 +179,8 @@ ENV_JOINS_PER_SESSION_PER_MINUTE: Final = JOINS_PER_SESSION_PER_MINUTE.env_var
 ENV_CONNECTIONS_PER_SOURCE_PER_MINUTE: Final = CONNECTIONS_PER_SOURCE_PER_MINUTE.env_var
 ENV_SUPPORTED_LANGUAGES: Final = SUPPORTED_LANGUAGES_SETTING.env_var
 ENV_SESSION_ID_VOCABULARY: Final = SESSION_ID_VOCABULARY.env_var
+ENV_MAX_SESSION_LIFETIME_HOURS: Final = MAX_SESSION_LIFETIME_HOURS.env_var
+ENV_MAX_ACTIVE_SESSIONS_PER_SPEAKER: Final = MAX_ACTIVE_SESSIONS_PER_SPEAKER.env_var
 
 
 def defaults() -> dict[str, int | str]:
@@ -181,6 +202,14 @@ class Settings:
     joins_per_session_per_minute: int
     connections_per_source_per_minute: int
     session_id_vocabulary: str
+    max_session_lifetime_seconds: int
+    max_active_sessions_per_speaker: int
+
+    @property
+    def lifetime_ceiling_seconds(self) -> int:
+        """How long after its creation a session may at most be kept alive by its speaker's refreshes (the
+        configured ceiling, never below the lifetime itself)."""
+        return max(self.max_session_lifetime_seconds, self.session_lifetime_seconds)
 
 
 @cache

@@ -1,11 +1,14 @@
 """The RateLimits table: one counter per limit, key and fixed time window, written only inside the
 transaction of the operation it limits (so a refused operation counts nothing, and a counted one happened);
-and one item holding the deployment's secret for keying source addresses."""
+one item per speaker holding the ids of its active sessions, written inside the transactions that create and
+end them; and one item holding the deployment's secret for keying source addresses."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -22,6 +25,12 @@ _EXPIRY_MARGIN_SECONDS = 60
 SOURCE_ADDRESS_SECRET_KEY = "secret#sourceAddressKey"
 _SECRET_ATTRIBUTE = "secret"
 SOURCE_ADDRESS_SECRET_BYTES = 32
+# A speaker's active sessions: ``activeSessions#<user id>``, a string set of session ids. No counter's key
+# starts with this (their limit names differ), and the secret's key is another. Its TTL is the lifetime
+# ceiling of the latest session added, which no session it lists can outlive.
+ACTIVE_SESSIONS_KEY_PREFIX = "activeSessions#"
+_ACTIVE_SESSIONS_ATTRIBUTE = "sessionIds"
+_ACTIVE_SESSIONS_NAMES = {"#sessions": _ACTIVE_SESSIONS_ATTRIBUTE, "#expires": RATE_LIMITS_TTL_ATTRIBUTE}
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,67 @@ class RateLimitsRepository:
                 ),
             }
         }
+
+    # -- a speaker's active sessions -----------------------------------------------------------------
+    def _active_sessions_key(self, user_id: str) -> dict[str, Any]:
+        return dynamodb.serialize({RATE_LIMITS_PARTITION_KEY: ACTIVE_SESSIONS_KEY_PREFIX + user_id})
+
+    def add_active_session_item(self, user_id: str, session_id: str, allowed: int, expires_at_s: int) -> TransactItem:
+        """Transaction item: ``session_id`` joins the speaker's active sessions, only while it has fewer than
+        ``allowed`` (so two creations at once cannot both pass at the limit); a failed condition returns the
+        item, whose ids :func:`active_session_ids` reads."""
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": self._active_sessions_key(user_id),
+                "UpdateExpression": "ADD #sessions :session SET #expires = :expires",
+                "ConditionExpression": "attribute_not_exists(#sessions) OR size(#sessions) < :allowed",
+                "ExpressionAttributeNames": _ACTIVE_SESSIONS_NAMES,
+                "ExpressionAttributeValues": {
+                    ":session": {"SS": [session_id]},
+                    **dynamodb.values(expires=expires_at_s, allowed=allowed),
+                },
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+
+    def remove_active_session_item(self, user_id: str, session_id: str, expires_at_s: int) -> TransactItem:
+        """Transaction item: ``session_id`` leaves the speaker's active sessions (whether or not it was listed:
+        a session created before they were kept). An item this creates expires at ``expires_at_s``."""
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": self._active_sessions_key(user_id),
+                "UpdateExpression": "DELETE #sessions :session SET #expires = if_not_exists(#expires, :expires)",
+                "ExpressionAttributeNames": _ACTIVE_SESSIONS_NAMES,
+                "ExpressionAttributeValues": {
+                    ":session": {"SS": [session_id]},
+                    **dynamodb.values(expires=expires_at_s),
+                },
+            }
+        }
+
+    def forget_active_sessions(self, user_id: str, session_ids: Iterable[str]) -> None:
+        """Take ``session_ids`` (sessions found gone) out of the speaker's active sessions."""
+        ids = sorted(set(session_ids))
+        if not ids:
+            return
+        dynamodb.request(
+            "update_item",
+            TableName=self.table_name,
+            Key=self._active_sessions_key(user_id),
+            UpdateExpression="DELETE #sessions :sessions",
+            ExpressionAttributeNames={"#sessions": _ACTIVE_SESSIONS_ATTRIBUTE},
+            ExpressionAttributeValues={":sessions": {"SS": ids}},
+        )
+
+    @staticmethod
+    def active_session_ids(item: dict[str, Any] | None) -> set[str]:
+        """The session ids of a speaker's active-sessions item as a transaction returned it (serialized)."""
+        if item is None:
+            return set()
+        ids = dynamodb.deserialize(item).get(_ACTIVE_SESSIONS_ATTRIBUTE)
+        return {i for i in ids if isinstance(i, str)} if isinstance(ids, set) else set()
 
     @staticmethod
     def refusal(limit: Limit, now_s: int) -> ServiceError:

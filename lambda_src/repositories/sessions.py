@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -325,16 +325,21 @@ class SessionsRepository:
             )
         }
 
-    def take_over_speaker_item(self, session_id: str, connection_id: str, user_id: str, now_s: int) -> TransactItem:
-        """Transaction item: ``connection_id`` becomes the speaker connection of the owner's live session."""
+    def take_over_speaker_item(
+        self, session_id: str, connection_id: str, user_id: str, now_s: int, expires_at_s: int
+    ) -> TransactItem:
+        """Transaction item: ``connection_id`` becomes the speaker connection of the owner's live session, which
+        now lives until ``expires_at_s`` (its speaker is connected again, so that is also when it is due for
+        the sweeper)."""
         return {
             "Update": _update(
                 self.table_name,
                 session_id,
-                "SET #speaker = :connection, #sweep = #expires REMOVE #grace",
+                "SET #speaker = :connection, #expires = :expires, #sweep = :expires REMOVE #grace",
                 f"{_LIVE} AND #user = :user",
                 connection=connection_id,
                 user=user_id,
+                expires=expires_at_s,
                 true=True,
                 now=now_s,
             )
@@ -408,26 +413,41 @@ class SessionsRepository:
             raise
         return True
 
-    def end_by_speaker(self, session_id: str, connection_id: str, reason: str, now_ms: int) -> Session:
-        """End the session for good, as its current speaker; the session as it was before."""
-        return self._end(session_id, reason, now_ms, "#speaker = :connection", connection=connection_id)
+    def end_by_speaker(
+        self, session_id: str, connection_id: str, reason: str, now_ms: int, also: Sequence[TransactItem] = ()
+    ) -> None:
+        """End the session for good, as its current speaker (with ``also`` in the same transaction)."""
+        self._end(session_id, reason, now_ms, "#speaker = :connection", also, connection=connection_id)
 
-    def end_if_due(self, session_id: str, sweep_at_s: int, reason: str, now_ms: int) -> Session | None:
-        """End a session the sweeper found due, unless it changed since (e.g. its speaker resumed)."""
+    def end_if_due(
+        self, session_id: str, sweep_at_s: int, reason: str, now_ms: int, also: Sequence[TransactItem] = ()
+    ) -> bool:
+        """End a session the sweeper found due (with ``also`` in the same transaction), unless it changed since
+        (e.g. its speaker resumed); whether it was ended."""
         try:
-            return self._end(session_id, reason, now_ms, "#sweep = :seen", seen=sweep_at_s)
+            self._end(session_id, reason, now_ms, "#sweep = :seen", also, seen=sweep_at_s)
         except ServiceError:
-            return None
+            return False
+        return True
 
-    def _end(self, session_id: str, reason: str, now_ms: int, condition: str, **named_values: Any) -> Session:
+    def _end(
+        self,
+        session_id: str,
+        reason: str,
+        now_ms: int,
+        condition: str,
+        also: Sequence[TransactItem],
+        **named_values: Any,
+    ) -> None:
         """Mark the session ended: inactive (no join succeeds from now on), and due for one more sweep a
         sweep interval later, so that the sweeper dismisses any listener this ending did not reach (it
-        takes the session out of its index once no listener is left). The session as it was before.
+        takes the session out of its index once no listener is left). One transaction with ``also`` (the
+        speaker's active sessions lose this one in the same write).
 
         The listener count is left to fall as the listeners' connections close and are counted out, so it
         keeps matching the listener rows. A repeat whose first attempt was applied but whose reply was lost
         finds the session inactive with this call's reason and ``endedAt``: it was this very call, so that
-        is a success (the session as it is then).
+        is a success.
         """
         arguments = _update(
             self.table_name,
@@ -441,13 +461,13 @@ class SessionsRepository:
             revisit=now_ms // 1000 + limits.SWEEP_INTERVAL_SECONDS,
             **named_values,
         )
-        arguments["ReturnValues"] = "ALL_OLD"
         try:
-            attributes = dynamodb.request("update_item", **arguments)["Attributes"]
+            dynamodb.transact([{"Update": arguments}, *also])
         except ClientError as error:
-            if dynamodb.error_code(error) != "ConditionalCheckFailedException":
+            reasons: list[Any] = list(error.response.get("CancellationReasons", []))
+            if not reasons or reasons[0].get("Code") != "ConditionalCheckFailed":
                 raise
-            old = dynamodb.old_image(error)
+            old: dict[str, Any] | None = reasons[0].get("Item")
             current = Session.from_item(dynamodb.deserialize(old)) if old is not None else None
             if (
                 current is not None
@@ -455,9 +475,8 @@ class SessionsRepository:
                 and (current.end_reason, current.ended_at_ms) == (reason, now_ms)
             ):
                 _log.info("session %s: an earlier attempt of this ending was applied", session_id)
-                return current
+                return
             raise self.refusal(old, session_id, None, connection_id=named_values.get("connection")) from error
-        return Session.from_item(dynamodb.deserialize(attributes))
 
     def revisit_ended(self, session_id: str, seen_s: int, next_s: int | None) -> bool:
         """An ended session the sweeper looked at again: due again at ``next_s`` (listeners were still
@@ -511,6 +530,23 @@ class SessionsRepository:
         no more)."""
         sessions = (Session.from_item(dynamodb.deserialize(item)) for item in self._batch_get(session_ids, {}))
         return [session for session in sessions if session.is_active]
+
+    def live_ids(self, session_ids: Iterable[str], user_id: str, now_s: int) -> set[str]:
+        """Which of ``session_ids`` are live sessions of ``user_id`` (there, theirs, active and unexpired at
+        ``now_s``; an expired id may have been reused by another speaker), read consistently with
+        BatchGetItem, projected to what decides it."""
+        projection = "#id, #user, #active, #expires"
+        options = {"ProjectionExpression": projection, "ExpressionAttributeNames": _names(projection)}
+        sessions = (
+            dynamodb.deserialize(item) for item in self._batch_get(session_ids, {**options, "ConsistentRead": True})
+        )
+        return {
+            session[SESSIONS_PARTITION_KEY]
+            for session in sessions
+            if session.get("isActive") is True
+            and session.get("speakerUserId") == user_id
+            and (_number(session, SESSIONS_TTL_ATTRIBUTE, 0) or 0) > now_s
+        }
 
     def _batch_get(self, session_ids: Iterable[str], options: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """The items of ``session_ids`` (each once), ``BATCH_GET_SIZE`` keys a request with ``options``. Keys

@@ -33,18 +33,20 @@ EXPECTED_DYNAMODB_ACCESS: dict[str, dict[str, set[str]]] = {
     # refresh (session read; count Update or ConditionCheck + old row Delete + new row Put), resume (session
     # read, speaker Update + row Put), plain connection (row Put + counter); a resume tells the listeners
     # (index Query) and counts out the gone ones (row read, Delete, session Update); the secret that keys
-    # source addresses (read, or created by a conditional Put).
+    # source addresses (read, or created by a conditional Put); the speaker's active sessions (Update in the
+    # create transaction; at the limit, the listed sessions read with BatchGetItem, the gone ones taken out).
     "connect": {
-        "Sessions": {"GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"},
+        "Sessions": {"GetItem", "BatchGetItem", "PutItem", "UpdateItem", "ConditionCheckItem"},
         "Connections": {"GetItem", "PutItem", "DeleteItem"},
         "Connections/index/bySessionLanguage": {"Query"},
         "RateLimits": {"GetItem", "PutItem", "UpdateItem"},
     },
     # createSession / joinSession on an open connection (row attached by Update), heartbeat notices (row
     # Update), leave (row read, detach Update, count Update), config / status / end (row read, session read
-    # or Update, index Query), and the gone listeners of an ended session (row read, Delete).
+    # or Update, index Query), and the gone listeners of an ended session (row read, Delete); the speaker's
+    # active sessions as on connect, and taken from by the end transaction.
     "message": {
-        "Sessions": {"GetItem", "PutItem", "UpdateItem"},
+        "Sessions": {"GetItem", "BatchGetItem", "PutItem", "UpdateItem"},
         "Connections": {"GetItem", "UpdateItem", "DeleteItem"},
         "Connections/index/bySessionLanguage": {"Query"},
         "RateLimits": {"UpdateItem"},
@@ -56,12 +58,14 @@ EXPECTED_DYNAMODB_ACCESS: dict[str, dict[str, set[str]]] = {
         "Connections/index/bySessionLanguage": {"Query"},
     },
     # Due sessions from the sparse sweep index (Scan), each read and ended; listeners told and dismissed; the
-    # indexed sessions' activity for the gauges (BatchGetItem).
+    # indexed sessions' activity for the gauges (BatchGetItem); an ended session leaves its speaker's active
+    # sessions in the same transaction (RateLimits Update).
     "sweeper": {
         "Sessions": {"GetItem", "BatchGetItem", "UpdateItem"},
         "Sessions/index/bySweepTime": {"Scan"},
         "Connections": {"GetItem", "DeleteItem"},
         "Connections/index/bySessionLanguage": {"Query"},
+        "RateLimits": {"UpdateItem"},
     },
     # The Connections stream only (its event source); ListStreams has no resource-level permission. The
     # listener counts of a batch's sessions for its sessionJoined messages (BatchGetItem).

@@ -17,6 +17,9 @@ LISTENER_CAP = 3
 # A dropped speaker's window and the sweeper's pace, shortened so the tests can watch a session time out.
 SPEAKER_GRACE_SECONDS = 3
 SCHEDULE_INTERVAL_SECONDS = 0.5
+# Active sessions per speaker: room for the suite's tests that share a speaker and leave their sessions to the
+# sweeper (each ends a few seconds after its test), and still a limit a test can reach.
+ACTIVE_SESSIONS_PER_SPEAKER = 10
 
 
 class RunningService:
@@ -74,12 +77,14 @@ def _running(tmp_path_factory: pytest.TempPathFactory, context: dict[str, str]) 
 
 @pytest.fixture(scope="session")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
-    """The local run with a listener cap of LISTENER_CAP, a short speaker window and a fast sweeper."""
+    """The local run with a listener cap of LISTENER_CAP, a short speaker window, a fast sweeper, and
+    ACTIVE_SESSIONS_PER_SPEAKER."""
     yield from _running(
         tmp_path_factory,
         {
             "maxListenersPerSession": str(LISTENER_CAP),
             "speakerGraceSeconds": str(SPEAKER_GRACE_SECONDS),
+            "maxActiveSessionsPerSpeaker": str(ACTIVE_SESSIONS_PER_SPEAKER),
         },
     )
 

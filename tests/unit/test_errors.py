@@ -18,6 +18,8 @@ CONTRACT_STATUSES = {
     "FORBIDDEN": 403,
     "SESSION_NOT_FOUND": 404,
     "SESSION_ENDED": 410,
+    # The service's addition: a speaker at its limit of active sessions (resume one instead).
+    "ACTIVE_SESSION_LIMIT": 409,
     "RATE_LIMIT_EXCEEDED": 429,
     "SESSION_FULL": 503,
     "SERVICE_UNAVAILABLE": 503,

@@ -411,7 +411,7 @@ ROUTES = [
     Route("$disconnect plain", _disconnect_plain, (GET, DELETE)),
     Route("$disconnect speaker", _disconnect_speaker, (GET, TRANSACT, QUERY), after_commit=(QUERY,)),
     Route("updateSessionConfig", _update_config, (GET, UPDATE), reply="sessionConfigUpdated"),
-    Route("endSession", _end_session, (GET, UPDATE, QUERY), after_commit=(QUERY,), reply="sessionEnded"),
+    Route("endSession", _end_session, (GET, TRANSACT, QUERY), after_commit=(QUERY,), reply="sessionEnded"),
     Route("getSessionStatus", _session_status, (GET, QUERY), reply="sessionStatus"),
     Route("refreshConnection listener", _refresh_listener, (GET, TRANSACT)),
     Route("refreshConnection speaker", _refresh_speaker, (GET, TRANSACT)),
@@ -706,24 +706,34 @@ def test_a_write_applied_whose_answer_was_lost_succeeds_once_even_if_its_repeat_
     assert_counts_match_rows(tables)
 
 
+# The routes that make one write (endSession's is a transaction: the session and its speaker's active sessions).
+ONE_WRITE = {
+    "updateSessionConfig": (UPDATE, WRITE_CONFLICT),
+    "endSession": (TRANSACT, TRANSACTION_CONFLICT),
+    "heartbeat near the limit": (UPDATE, WRITE_CONFLICT),
+}
+
+
 @pytest.mark.parametrize("route_name", ["updateSessionConfig", "endSession"])
 def test_a_conflicting_single_write_is_retried_then_succeeds(tables, gateway, faults, sleeps, route_name: str) -> None:
     route = ROUTES_BY_NAME[route_name]
+    operation, conflict = ONE_WRITE[route_name]
     act = prepared(route, gateway)
-    faults.script(UPDATE, WRITE_CONFLICT, WRITE_CONFLICT)
+    faults.script(operation, conflict, conflict)
     with faults.active():
         response = act()
-    assert faults.attempts[UPDATE] == 3
+    assert faults.attempts[operation] == 3
     assert_succeeded(response, route.reply)
     assert len(sleeps) == 2 and sum(sleeps) < ROUTE_TIMEOUT_SECONDS
 
 
-@pytest.mark.parametrize("route_name", ["updateSessionConfig", "endSession", "heartbeat near the limit"])
+@pytest.mark.parametrize("route_name", list(ONE_WRITE))
 def test_a_single_write_that_keeps_conflicting_is_service_unavailable(tables, gateway, faults, route_name: str) -> None:
     # (Regression: a TransactionConflictException on UpdateItem used to end as INTERNAL_ERROR.)
     act = prepared(ROUTES_BY_NAME[route_name], gateway)
+    operation, conflict = ONE_WRITE[route_name]
     before = store_snapshot()
-    faults.always(UPDATE, WRITE_CONFLICT)
+    faults.always(operation, conflict)
     with faults.active():
         response = act()
     assert_service_unavailable(response)

@@ -186,7 +186,8 @@ def test_owner_resumes_a_dropped_session(tables, gateway, clock):
     assert item["speakerConnectionId"] == new
     assert item["isActive"] is True
     assert "speakerGraceEndsAt" not in item
-    assert item["sweepAt"] == expires_at  # back to the session's lifetime
+    # (the speaker is back: the session lives the lifetime again from now, and is due for the sweeper then)
+    assert item["expiresAt"] == item["sweepAt"] == expires_at + 10
     row = tables.connection(new)
     assert (row["role"], row["sessionId"], row["userId"]) == ("speaker", session_id, OWNER)
     # And its first message is sessionResumed with the sessionCreated fields, carried on the new row

@@ -148,7 +148,7 @@ def test_end_session_grows_with_the_audience_only_by_index_pages(
         ended = send("speaker-conn", action="endSession", sessionId=SESSION_ID)
     assert ended["type"] == "sessionEnded"
     pages = listeners // 2 + 1
-    assert requests.by_operation == {"UpdateItem": 1, "Query": pages}
+    assert requests.by_operation == {"TransactWriteItems": 1, "Query": pages}
     assert len(gateway.closed()) == listeners
 
 

@@ -96,7 +96,7 @@ def test_the_setting_selects_the_vocabulary_of_new_sessions(vocabulary, tables, 
     monkeypatch.setenv(settings.ENV_SESSION_ID_VOCABULARY, vocabulary)
     runtime.reset()
     # When sessions are created
-    ids = [create_session()[0] for _ in range(20)]
+    ids = [create_session(f"speaker-{index}")[0] for index in range(20)]  # (each under its active-session limit)
     # Then their ids are drawn from that vocabulary's lists
     words = VOCABULARIES[vocabulary]
     others = [VOCABULARIES[name] for name in VOCABULARIES if name != vocabulary]

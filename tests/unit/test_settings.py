@@ -17,6 +17,8 @@ CHANGED = {
     "connections_per_source_per_minute": ("300", 300),
     "supported_languages": ("en, es", frozenset({"en", "es"})),
     "session_id_vocabulary": ("themed", "themed"),
+    "max_session_lifetime_hours": ("12", 12 * 3600),
+    "max_active_sessions_per_speaker": ("5", 5),
 }
 
 
@@ -45,6 +47,8 @@ def test_defaults_are_the_limits() -> None:
     loaded = settings.load()
     assert loaded.session_lifetime_seconds == 3 * 3600
     assert loaded.max_listeners == 500
+    assert loaded.max_session_lifetime_seconds == loaded.lifetime_ceiling_seconds == 24 * 3600
+    assert loaded.max_active_sessions_per_speaker == 3
     assert loaded.languages == SUPPORTED_LANGUAGES
     assert settings.defaults()["supported_languages"] == ""
 
@@ -59,6 +63,8 @@ def test_context_keys_are_the_camel_case_names() -> None:
         "connectionsPerSourcePerMinute",
         "supportedLanguages",
         "sessionIdVocabulary",
+        "maxSessionLifetimeHours",
+        "maxActiveSessionsPerSpeaker",
     }
 
 

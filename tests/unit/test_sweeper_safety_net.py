@@ -35,7 +35,7 @@ from tests.unit.helpers import DynamoDBRequests, body_of
 from tests.unit.test_faults import (  # noqa: F401 (fixtures: faults; sleeps is autouse)
     QUERY,
     THROTTLED,
-    UPDATE,
+    TRANSACT,
     _operation,
     assert_counts_match_rows,
     faults,
@@ -110,7 +110,7 @@ def test_a_sweep_whose_end_write_was_applied_but_whose_reply_was_lost_still_coun
     # Given a due session with a listener, and the end write's reply lost after DynamoDB applied it
     session_id, [listener] = dropped_session_due(clock, "es")
     gateway.clear()
-    lost_replies.append(UPDATE)
+    lost_replies.append(TRANSACT)
     # When the sweeper runs
     result = run_sweeper()
     # Then the ending is this sweep's: counted once, the listener told and closed right away
@@ -128,7 +128,7 @@ def test_an_end_session_whose_write_was_applied_but_whose_reply_was_lost_is_coun
     # (Regression: the speaker got sessionEnded, but SessionsEnded was never counted.)
     session_id, speaker = create_session()
     listener = join(session_id)
-    lost_replies.append(UPDATE)
+    lost_replies.append(TRANSACT)
     response = send({"action": "endSession"}, speaker)
     assert not lost_replies, "the reply was not lost"
     assert body_of(response)["type"] == "sessionEnded"
@@ -352,7 +352,7 @@ def test_reconciliation_asks_about_each_listener_once_per_period_and_writes_noth
     tables, gateway, clock
 ) -> None:
     # Given several live sessions with listeners, all connected
-    created = [create_session() for _ in range(6)]
+    created = [create_session(f"speaker-{index}") for index in range(6)]  # one each: at most 3 active per speaker
     sessions = [session_id for session_id, _speaker in created]
     listeners = {session_id: [join(session_id, "es"), join(session_id, "de")] for session_id in sessions}
     runtime.reset()
@@ -415,7 +415,7 @@ def test_a_sweep_short_of_time_ends_due_sessions_but_starts_no_probe(
 ) -> None:
     # Given a due session, and live sessions with listeners, all of them in this sweep's share
     due_session, [due_listener] = dropped_session_due(clock, "es")
-    live_listeners = [join(create_session()[0]) for _ in range(3)]
+    live_listeners = [join(create_session(f"speaker-{index}")[0]) for index in range(3)]
     monkeypatch.setattr(session_control, "reconcile_round", lambda _id: session_control.reconcile_round_at(clock.now_s))
     gateway.clear()
     # When a sweep runs with less time left than the reserve
