@@ -73,7 +73,7 @@ def test_a_speaker_refresh_extends_the_session_to_now_plus_its_lifetime(tables, 
     # And sessionStatus shows the new expiry
     new_speaker = item["speakerConnectionId"]
     status = body_of(send({"action": "getSessionStatus"}, new_speaker, user_id=OWNER))
-    assert status["expiresAt"] == clock.now_s + LIFETIME
+    assert status["expiresAt"] == (clock.now_s + LIFETIME) * 1000  # messages speak in milliseconds
 
 
 def test_a_resumed_session_lives_the_lifetime_again_from_the_resume(tables, gateway, clock) -> None:
