@@ -72,6 +72,14 @@ def _heartbeat(_request: None, caller: Caller) -> Reply:
 
 # Speaker actions on an existing session (``session_control.of_the_speaker``) name their session or act on
 # the connection's own, and are refused unless this connection is that session's speaker.
+def _broadcast_switch(change: BroadcastChange, notice: str) -> Action:
+    """A broadcast action that sets ``change`` and, when it changed something, tells listeners ``notice``."""
+    return Action(
+        session_control.broadcast_action(session_control.setting(change), session_control.event_notice(notice)),
+        session_control.change_broadcast,
+    )
+
+
 ACTIONS: dict[str, Action[Any]] = {
     CREATE_SESSION: Action(
         _parse_create,
@@ -89,30 +97,10 @@ ACTIONS: dict[str, Action[Any]] = {
     ),
     END_SESSION: Action(session_control.of_the_speaker(validation.check_field_sizes), session_control.end_session),
     # The broadcast state: the speaker's, like the actions above; listeners are told only of a change.
-    PAUSE_BROADCAST: Action(
-        session_control.broadcast_action(
-            session_control.setting(BroadcastChange(is_paused=True)), session_control.event_notice("broadcastPaused")
-        ),
-        session_control.change_broadcast,
-    ),
-    RESUME_BROADCAST: Action(
-        session_control.broadcast_action(
-            session_control.setting(BroadcastChange(is_paused=False)), session_control.event_notice("broadcastResumed")
-        ),
-        session_control.change_broadcast,
-    ),
-    MUTE_BROADCAST: Action(
-        session_control.broadcast_action(
-            session_control.setting(BroadcastChange(is_muted=True)), session_control.event_notice("broadcastMuted")
-        ),
-        session_control.change_broadcast,
-    ),
-    UNMUTE_BROADCAST: Action(
-        session_control.broadcast_action(
-            session_control.setting(BroadcastChange(is_muted=False)), session_control.event_notice("broadcastUnmuted")
-        ),
-        session_control.change_broadcast,
-    ),
+    PAUSE_BROADCAST: _broadcast_switch(BroadcastChange(is_paused=True), "broadcastPaused"),
+    RESUME_BROADCAST: _broadcast_switch(BroadcastChange(is_paused=False), "broadcastResumed"),
+    MUTE_BROADCAST: _broadcast_switch(BroadcastChange(is_muted=True), "broadcastMuted"),
+    UNMUTE_BROADCAST: _broadcast_switch(BroadcastChange(is_muted=False), "broadcastUnmuted"),
     SET_VOLUME: Action(
         session_control.broadcast_action(validation.parse_set_volume, messages.volume_changed),
         session_control.change_broadcast,

@@ -347,7 +347,18 @@ class SessionsRepository:
 
     def update_config(self, session_id: str, connection_id: str, update: PartialResultUpdate, now_s: int) -> Session:
         """Apply the partial-result settings ``update`` asks for, as the session's speaker; the new session."""
-        changes = update.to_item()
+        return self._set_as_speaker(session_id, connection_id, update.to_item(), now_s, returning="ALL_NEW")
+
+    def update_broadcast(self, session_id: str, connection_id: str, change: BroadcastChange, now_s: int) -> Session:
+        """Set what ``change`` sets of the broadcast state, as the session's live speaker; the session as it was
+        before (so the caller knows, without a read, whether anything changed)."""
+        return self._set_as_speaker(session_id, connection_id, change.to_item(), now_s, returning="ALL_OLD")
+
+    def _set_as_speaker(
+        self, session_id: str, connection_id: str, changes: dict[str, Any], now_s: int, *, returning: str
+    ) -> Session:
+        """SET ``changes`` (attribute -> value) on the live session whose speaker is ``connection_id``, in one
+        conditional UpdateItem; the session as ``returning`` says (``ALL_NEW`` or ``ALL_OLD``)."""
         names = {f"#c{i}": attribute for i, attribute in enumerate(changes)}
         assignments = ", ".join(f"{placeholder} = :c{i}" for i, placeholder in enumerate(names))
         arguments = _update(
@@ -361,28 +372,7 @@ class SessionsRepository:
             **{f"c{i}": value for i, value in enumerate(changes.values())},
         )
         arguments["ExpressionAttributeNames"].update(names)
-        arguments["ReturnValues"] = "ALL_NEW"
-        attributes = self._conditional_update(arguments, session_id, now_s, connection_id=connection_id)
-        return Session.from_item(dynamodb.deserialize(attributes))
-
-    def update_broadcast(self, session_id: str, connection_id: str, change: BroadcastChange, now_s: int) -> Session:
-        """Set what ``change`` sets of the broadcast state, as the session's live speaker; the session as it was
-        before (so the caller knows, without a read, whether anything changed)."""
-        changes = change.to_item()
-        names = {f"#b{i}": attribute for i, attribute in enumerate(changes)}
-        assignments = ", ".join(f"{placeholder} = :b{i}" for i, placeholder in enumerate(names))
-        arguments = _update(
-            self.table_name,
-            session_id,
-            f"SET {assignments}",
-            f"{_LIVE} AND #speaker = :connection",
-            true=True,
-            now=now_s,
-            connection=connection_id,
-            **{f"b{i}": value for i, value in enumerate(changes.values())},
-        )
-        arguments["ExpressionAttributeNames"].update(names)
-        arguments["ReturnValues"] = "ALL_OLD"
+        arguments["ReturnValues"] = returning
         attributes = self._conditional_update(arguments, session_id, now_s, connection_id=connection_id)
         return Session.from_item(dynamodb.deserialize(attributes))
 
