@@ -394,14 +394,7 @@ class SessionsRepository:
             connection=session.speaker_connection_id,
             **({"seen": seen} if seen is not None else {}),
         )
-        del arguments["ReturnValuesOnConditionCheckFailure"]
-        try:
-            dynamodb.request("update_item", **arguments)
-        except ClientError as error:
-            if dynamodb.error_code(error) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return _applied_if(arguments)
 
     def end_by_speaker(
         self, session_id: str, connection_id: str, reason: str, now_ms: int, also: Sequence[TransactItem] = ()
@@ -482,14 +475,7 @@ class SessionsRepository:
             seen=seen_s,
             **({"next": next_s} if next_s is not None else {}),
         )
-        del arguments["ReturnValuesOnConditionCheckFailure"]
-        try:
-            dynamodb.request("update_item", **arguments)
-        except ClientError as error:
-            if dynamodb.error_code(error) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return _applied_if(arguments)
 
     def _conditional_update(
         self, arguments: dict[str, Any], session_id: str, now_s: int | None, *, connection_id: str | None
@@ -589,6 +575,18 @@ class SessionsRepository:
             f"session {session_id} has reached its listener limit of {session.listener_count}",
             field="sessionId",
         )
+
+
+def _applied_if(arguments: dict[str, Any]) -> bool:
+    """Make a conditional UpdateItem; whether its condition held (a failed one is an answer, not an error)."""
+    del arguments["ReturnValuesOnConditionCheckFailure"]
+    try:
+        dynamodb.request("update_item", **arguments)
+    except ClientError as error:
+        if dynamodb.error_code(error) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
 
 
 _FACTS_CACHE_SIZE = 4096
