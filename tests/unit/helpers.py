@@ -200,3 +200,33 @@ class DynamoDBRequests:
     @property
     def total(self) -> int:
         return sum(self.by_operation.values())
+
+
+# The fields of sessionCreated (the seed's shape, plus expiresAt) and of sessionJoined as a message route
+# answers it; on $connect, sessionJoined is stored without listenerCount (the welcome function adds it).
+SESSION_CREATED_KEYS = frozenset(
+    {
+        "type",
+        "sessionId",
+        "sourceLanguage",
+        "qualityTier",
+        "partialResultsEnabled",
+        "minStabilityThreshold",
+        "maxBufferTimeout",
+        "expiresAt",
+        "connectionId",
+        "timestamp",
+    }
+)
+SESSION_JOINED_KEYS = frozenset(
+    {
+        "type",
+        "sessionId",
+        "sourceLanguage",
+        "targetLanguage",
+        "qualityTier",
+        "listenerCount",
+        "connectionId",
+        "timestamp",
+    }
+)

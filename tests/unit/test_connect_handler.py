@@ -12,7 +12,7 @@ import pytest
 from lambda_src import limits, runtime, schema, service
 from lambda_src.handlers import connect
 from lambda_src.repositories.sessions import SessionsRepository
-from tests.unit.helpers import body_of, connect_event, new_connection_id
+from tests.unit.helpers import SESSION_CREATED_KEYS, SESSION_JOINED_KEYS, body_of, connect_event, new_connection_id
 
 SEED_QUERY = {
     "action": "createSession",
@@ -39,28 +39,8 @@ SESSION_ATTRIBUTES = {
     # Beyond the contract's schema: the key of the sweeper's sparse index of active sessions (= expiresAt).
     "sweepAt": "N",
 }
-SESSION_CREATED_KEYS = {
-    "type",
-    "sessionId",
-    "sourceLanguage",
-    "qualityTier",
-    "partialResultsEnabled",
-    "minStabilityThreshold",
-    "maxBufferTimeout",
-    "expiresAt",
-    "connectionId",
-    "timestamp",
-}
 # As stored on the row: the welcome function adds listenerCount when it delivers it.
-SESSION_JOINED_KEYS = {
-    "type",
-    "sessionId",
-    "sourceLanguage",
-    "targetLanguage",
-    "qualityTier",
-    "connectionId",
-    "timestamp",
-}
+STORED_SESSION_JOINED_KEYS = SESSION_JOINED_KEYS - {"listenerCount"}
 
 
 def call(event):
@@ -439,7 +419,7 @@ def test_join_from_the_query_string(tables):
     assert row["sessionId"] == "golden-eagle-427"
     assert row["targetLanguage"] == "es"
     welcome = json.loads(row["welcome"])
-    assert set(welcome) == SESSION_JOINED_KEYS
+    assert set(welcome) == STORED_SESSION_JOINED_KEYS
     assert welcome == {
         "type": "sessionJoined",
         "sessionId": "golden-eagle-427",

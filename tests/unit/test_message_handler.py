@@ -11,30 +11,15 @@ import pytest
 from lambda_src import limits, runtime
 from lambda_src.handlers import connect, message
 from lambda_src.repositories.sessions import SessionsRepository
-from tests.unit.helpers import body_of, connect_event, message_event, new_connection_id
+from tests.unit.helpers import (
+    SESSION_CREATED_KEYS,
+    SESSION_JOINED_KEYS,
+    body_of,
+    connect_event,
+    message_event,
+    new_connection_id,
+)
 
-SESSION_CREATED_KEYS = {
-    "type",
-    "sessionId",
-    "sourceLanguage",
-    "qualityTier",
-    "partialResultsEnabled",
-    "minStabilityThreshold",
-    "maxBufferTimeout",
-    "expiresAt",
-    "connectionId",
-    "timestamp",
-}
-SESSION_JOINED_KEYS = {
-    "type",
-    "sessionId",
-    "sourceLanguage",
-    "targetLanguage",
-    "qualityTier",
-    "listenerCount",
-    "connectionId",
-    "timestamp",
-}
 CREATE_NUMBERS = (
     '{"action":"createSession","sourceLanguage":"en","qualityTier":"standard","partialResults":true,'
     '"minStability":0.85,"maxBufferTimeout":5.0}'
