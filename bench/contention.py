@@ -147,7 +147,8 @@ def measure(database: Any, failures: list[str], sizes: tuple[int, ...] = (64, 25
             # does in a join's own invocation, rather than one invocation budget the threads would share.
             dynamodb.INVOCATION_BUDGET_SECONDS = 1e9
             for joins, emulated in ((joins, emulated) for joins in sizes for emulated in (False, True)):
-                session_id = request_counts._create(new_connection_id())
+                # A speaker of its own each time: one speaker may hold only a few active sessions.
+                session_id = request_counts._create(new_connection_id(), user_id=f"contention-{joins}-{emulated}")
                 conflicts = TransactionConflicts()
                 if emulated:
                     with conflicts:

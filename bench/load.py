@@ -171,7 +171,8 @@ async def _status(speaker: ClientConnection) -> dict[str, Any]:
     await speaker.send(json.dumps({"action": "getSessionStatus"}))
     while True:
         message = json.loads(await asyncio.wait_for(speaker.recv(), OPEN_TIMEOUT))
-        if message.get("type") in ("sessionStatus", "error"):
+        # The reply, not a status pushed to the speaker while its audience was joining.
+        if message.get("type") == "error" or message.get("updateReason") == "requested":
             return message
 
 
