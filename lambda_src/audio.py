@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lambda_src import errors, limits, messages, runtime, validation
+from lambda_src import errors, limits, messages, metrics, runtime, validation
 from lambda_src.caller import Caller
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.log import logger, session_concerned
@@ -112,7 +112,7 @@ def _why_not_forwarded(session: Session) -> str | None:
 
 def send_audio(request: AudioRequest, caller: Caller) -> dict[str, Any]:
     """Store the chunk in the session's audio buffer (one conditional PutItem), unless the broadcast is paused,
-    muted or at volume 0 (dropped, nothing written) or the chunk is stored already (dropped, logged)."""
+    muted or at volume 0 (dropped, nothing written) or the chunk is stored already (dropped, counted and logged)."""
     session_id, chunk = request.session_id, request.chunk
     session = _checked(session_id, caller)
     dropped_because = _why_not_forwarded(session)
@@ -131,6 +131,7 @@ def send_audio(request: AudioRequest, caller: Caller) -> dict[str, Any]:
         )
     )
     if not stored:
+        metrics.duplicate_audio_chunk()
         logger.info(
             "duplicate audio chunk dropped",
             extra={"session_id": session_id, "sequence_number": chunk.sequence_number},
