@@ -168,6 +168,7 @@ def create_tables(client: Any, prefix: str) -> dict[str, str]:
         settings.ENV_SESSIONS_TABLE: names[schema.SESSIONS.construct_id],
         settings.ENV_CONNECTIONS_TABLE: names[schema.CONNECTIONS.construct_id],
         settings.ENV_RATE_LIMITS_TABLE: names[schema.RATE_LIMITS.construct_id],
+        settings.ENV_AUDIO_CHUNKS_TABLE: names[schema.AUDIO_CHUNKS.construct_id],
     }
 
 

@@ -81,11 +81,13 @@ FUNCTION_TABLE_ACCESS: Final[Mapping[str, tuple[TableAccess, ...]]] = {
     # leaveSession (row read, detached and counted out), updateSessionConfig / endSession (row read for the
     # session, session Update), getSessionStatus (session read, listeners by index Query), endSession's
     # fan-out (index Query, cleanup of the gone); the speaker's active sessions (Update, in the create and end
-    # transactions; at the limit, the listed sessions read with BatchGet and the gone ones taken out).
+    # transactions; at the limit, the listed sessions read with BatchGet and the gone ones taken out); sendAudio
+    # (session read, the chunk's conditional Put into the audio buffer).
     "message": (
         TableAccess(schema.SESSIONS, {GET, BATCH_GET, PUT, UPDATE}),
         TableAccess(schema.CONNECTIONS, {GET, UPDATE, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
         TableAccess(schema.RATE_LIMITS, {UPDATE}),
+        TableAccess(schema.AUDIO_CHUNKS, {PUT}),
     ),
     # $disconnect: read the row; delete it and count the listener out, or open the speaker's resume
     # window (session Update); speakerDisconnected to the listeners (index Query, cleanup of the gone).

@@ -25,8 +25,9 @@ _STREAMS = {
 
 
 class SessionTables(Construct):
-    """Sessions (one item per session), Connections (one row per open WebSocket connection) and RateLimits
-    (one counter per limit and time window). ``key``: the customer managed key that encrypts them, or None for
+    """Sessions (one item per session), Connections (one row per open WebSocket connection), RateLimits
+    (one counter per limit and time window) and AudioChunks (the speaker's audio of each session, in order, kept
+    minutes). ``key``: the customer managed key that encrypts them, or None for
     the AWS managed key."""
 
     def __init__(
@@ -39,6 +40,7 @@ class SessionTables(Construct):
         self.sessions = self._build_table(schema.SESSIONS)
         self.connections = self._build_table(schema.CONNECTIONS)
         self.rate_limits = self._build_table(schema.RATE_LIMITS)
+        self.audio_chunks = self._build_table(schema.AUDIO_CHUNKS)
 
     def _build_table(self, definition: schema.TableDefinition) -> dynamodb.Table:
         config = self._config
@@ -46,6 +48,7 @@ class SessionTables(Construct):
             self,
             definition.construct_id,
             partition_key=_attribute(definition.partition_key),
+            sort_key=_attribute(definition.sort_key) if definition.sort_key else None,
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             encryption=(
                 dynamodb.TableEncryption.CUSTOMER_MANAGED if self.key else dynamodb.TableEncryption.AWS_MANAGED

@@ -154,6 +154,7 @@ class SessionWebSocketApi(Construct):
                 settings.ENV_SESSIONS_TABLE: self._tables.sessions.table_name,
                 settings.ENV_CONNECTIONS_TABLE: self._tables.connections.table_name,
                 settings.ENV_RATE_LIMITS_TABLE: self._tables.rate_limits.table_name,
+                settings.ENV_AUDIO_CHUNKS_TABLE: self._tables.audio_chunks.table_name,
             }
             # Every per-environment setting, from the one table the functions read them by.
             for setting in settings.FUNCTION_SETTINGS:

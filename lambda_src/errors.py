@@ -19,6 +19,7 @@ class ErrorCode(Enum):
         "language, quality tier, session id format, volume or broadcast state, missing required field",
     )
     INVALID_MESSAGE = (400, "frame not JSON / not an object / too large")
+    INVALID_AUDIO_FORMAT = (400, "`sendAudio`'s `audioData` is not strict base64 of 16-bit PCM within the size bounds")
     UNKNOWN_ACTION = (400, "no such action")
     UNAUTHORIZED = (401, "missing, forged, expired or wrong-audience token where a speaker is required")
     FORBIDDEN = (403, "a listener or another user tries a speaker's action")

@@ -84,6 +84,19 @@ TOKEN_FIELD: Final = "token"
 MAX_TOKEN_LENGTH: Final = 4096
 MAX_FRAME_BYTES: Final = 128 * 1024
 
+# Audio chunks (``sendAudio``): 16-bit little-endian mono PCM at the recognizer's sample rate, base64 in the
+# message. A chunk's decoded size, in bytes (an even number: whole samples); ~100 ms of audio is 3.2 KB.
+MIN_AUDIO_CHUNK_BYTES: Final = 100
+MAX_AUDIO_CHUNK_BYTES: Final = 32 * 1024
+AUDIO_SAMPLE_BYTES: Final = 2
+# A chunk's sequence number: a JSON integer from 0 to the largest integer a JavaScript client counts exactly.
+MAX_AUDIO_SEQUENCE_NUMBER: Final = 2**53 - 1
+# How long a buffered chunk is kept for its consumer (DynamoDB's TTL deletion lags behind this).
+AUDIO_CHUNK_LIFETIME_SECONDS: Final = 5 * 60
+# How long the message function reuses what it read of a session (speaker, activity, broadcast state) for the
+# audio path: a pause takes effect within this long.
+AUDIO_SESSION_CACHE_MS: Final = 1000
+
 # Session ids: conditional writes retried on collision, bounded well inside the function timeout.
 SESSION_ID_ATTEMPTS: Final = 5
 

@@ -173,6 +173,23 @@ def language_changed(session_id: str, target_language: str, timestamp_ms: int) -
     return session_event("languageChanged", session_id, timestamp_ms, targetLanguage=target_language)
 
 
+# Why a ``sendAudio`` chunk was not stored (``audioReceived.reason``): the broadcast is paused, muted or at
+# volume 0, or a chunk with its sequence number is stored already.
+AUDIO_PAUSED = "paused"
+AUDIO_MUTED = "muted"
+AUDIO_VOLUME_ZERO = "volumeZero"
+AUDIO_DUPLICATE = "duplicate"
+
+
+def audio_received(sequence_number: int, dropped_because: str | None = None) -> dict[str, Any]:
+    """The speaker's reply to each ``sendAudio``, kept small (a few arrive every second): the chunk's sequence
+    number and whether it was stored; when not, why (no time stamp: the client knows when it sent it)."""
+    message: dict[str, Any] = {"type": "audioReceived", "sequenceNumber": sequence_number}
+    if dropped_because is None:
+        return message | {"accepted": True}
+    return message | {"accepted": False, "reason": dropped_because}
+
+
 def encode(message: dict[str, Any]) -> str:
     """Compact JSON text. A message quoting an unpaired surrogate a client sent (which cannot be UTF-8)
     is escaped instead, so every frame stays valid UTF-8 text."""
@@ -210,5 +227,6 @@ SERVER_MESSAGE_TYPES = (
     "languageChanged",
     "playbackPaused",
     "playbackResumed",
+    "audioReceived",
     "error",
 )

@@ -73,6 +73,7 @@ LISTENERS_JOINED: Final = "ListenersJoined"
 LISTENERS_LEFT: Final = "ListenersLeft"
 SESSIONS_ENDED: Final = "SessionsEnded"  # extra dimension: REASON_DIMENSION
 REJECTIONS: Final = "Rejections"  # extra dimension: ERROR_CODE_DIMENSION
+DUPLICATE_AUDIO_CHUNKS: Final = "DuplicateAudioChunks"
 
 SESSION_CREATION_LATENCY: Final = "SessionCreationLatency"
 LISTENER_JOIN_LATENCY: Final = "ListenerJoinLatency"
@@ -89,6 +90,7 @@ EXTRA_DIMENSION: Final = {
     LISTENERS_LEFT: None,
     SESSIONS_ENDED: REASON_DIMENSION,
     REJECTIONS: ERROR_CODE_DIMENSION,
+    DUPLICATE_AUDIO_CHUNKS: None,
     SESSION_CREATION_LATENCY: None,
     LISTENER_JOIN_LATENCY: None,
     ACTIVE_SESSIONS: None,
@@ -97,7 +99,7 @@ EXTRA_DIMENSION: Final = {
 
 # What each metric is, which says how it is read: counts are summed, latencies read as percentiles, gauges
 # as the level (the highest of a period).
-COUNTS: Final = (SESSIONS_CREATED, LISTENERS_JOINED, LISTENERS_LEFT, SESSIONS_ENDED, REJECTIONS)
+COUNTS: Final = (SESSIONS_CREATED, LISTENERS_JOINED, LISTENERS_LEFT, SESSIONS_ENDED, REJECTIONS, DUPLICATE_AUDIO_CHUNKS)
 LATENCIES: Final = (SESSION_CREATION_LATENCY, LISTENER_JOIN_LATENCY)
 GAUGES: Final = (ACTIVE_SESSIONS, CONNECTED_LISTENERS)
 
@@ -180,6 +182,12 @@ def listener_left() -> None:
 def session_ended(reason: str) -> None:
     """``reason``: one of the contract's end reasons (``endedBySpeaker``, ``speakerTimeout``, ``expired``)."""
     _count_by(SESSIONS_ENDED, reason)
+
+
+@_never_raises
+def duplicate_audio_chunk() -> None:
+    """A ``sendAudio`` chunk dropped because one with its key is stored already."""
+    _count(DUPLICATE_AUDIO_CHUNKS)
 
 
 @_never_raises

@@ -24,6 +24,8 @@ MUTE_BROADCAST: Final = "muteBroadcast"
 UNMUTE_BROADCAST: Final = "unmuteBroadcast"
 SET_VOLUME: Final = "setVolume"
 SPEAKER_STATE_CHANGE: Final = "speakerStateChange"
+# The speaker's audio, chunk by chunk, into the session's audio buffer.
+SEND_AUDIO: Final = "sendAudio"
 CHANGE_LANGUAGE: Final = "changeLanguage"
 SWITCH_LANGUAGE: Final = "switchLanguage"
 PAUSE_PLAYBACK: Final = "pausePlayback"
@@ -47,6 +49,7 @@ MESSAGE_ROUTES: Final = (
     UNMUTE_BROADCAST,
     SET_VOLUME,
     SPEAKER_STATE_CHANGE,
+    SEND_AUDIO,
     CHANGE_LANGUAGE,
     SWITCH_LANGUAGE,
     PAUSE_PLAYBACK,

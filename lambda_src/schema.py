@@ -50,16 +50,20 @@ class TableDefinition:
     construct_id: str
     partition_key: KeyAttribute
     ttl_attribute: str
+    sort_key: KeyAttribute | None = None
     indexes: tuple[IndexDefinition, ...] = ()
     stream: Literal["NEW_IMAGE", "NEW_AND_OLD_IMAGES"] | None = None
 
     def create_table_request(self, table_name: str) -> dict[str, Any]:
         """CreateTable arguments for this definition (on-demand), for engines other than CloudFormation."""
-        keys = [self.partition_key] + [k for i in self.indexes for k in (i.partition_key, i.sort_key) if k]
+        keys = [self.partition_key, *([self.sort_key] if self.sort_key else [])] + [
+            k for i in self.indexes for k in (i.partition_key, i.sort_key) if k
+        ]
         attributes = {key.name: key.type for key in keys}
         request: dict[str, Any] = {
             "TableName": table_name,
-            "KeySchema": [{"AttributeName": self.partition_key.name, "KeyType": "HASH"}],
+            "KeySchema": [{"AttributeName": self.partition_key.name, "KeyType": "HASH"}]
+            + ([{"AttributeName": self.sort_key.name, "KeyType": "RANGE"}] if self.sort_key else []),
             "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t} for n, t in attributes.items()],
             "BillingMode": "PAY_PER_REQUEST",
         }
@@ -117,4 +121,29 @@ RATE_LIMITS: Final = TableDefinition(
     ttl_attribute=RATE_LIMITS_TTL_ATTRIBUTE,
 )
 
-TABLES: Final = (SESSIONS, CONNECTIONS, RATE_LIMITS)
+AUDIO_CHUNKS_PARTITION_KEY: Final = "sessionId"
+# ``<connectedAt>#<connectionId>#<sequenceNumber>``, the numbers zero-padded to fixed widths
+# (AUDIO_CHUNK_SORT_KEY_WIDTHS), so that the string order is the order of the audio: a speaker's sequence numbers
+# count per connection, and a refreshed or resumed speaker's new connection (connected later) starts again at 0
+# after the old one's chunks, never on them (the connection id keeps even two connections of one millisecond apart).
+AUDIO_CHUNKS_SORT_KEY: Final = "sequence"
+AUDIO_CHUNK_SORT_KEY_WIDTHS: Final = (15, 16)  # epoch milliseconds until the year 33658; 2**53 - 1
+AUDIO_CHUNKS_TTL_ATTRIBUTE: Final = "expiresAt"
+
+# The audio buffer: the speaker's chunks of each session in order, written by the message function (one
+# conditional PutItem per chunk), read by the session's transcription consumer; TTL removes them minutes later.
+AUDIO_CHUNKS: Final = TableDefinition(
+    construct_id="AudioChunks",
+    partition_key=KeyAttribute(AUDIO_CHUNKS_PARTITION_KEY),
+    sort_key=KeyAttribute(AUDIO_CHUNKS_SORT_KEY),
+    ttl_attribute=AUDIO_CHUNKS_TTL_ATTRIBUTE,
+)
+
+
+def audio_chunk_sort_key(connected_at_ms: int, connection_id: str, sequence_number: int) -> str:
+    """A chunk's sort key: its connection's ``connectedAt`` and id, and its sequence number."""
+    connected_width, sequence_width = AUDIO_CHUNK_SORT_KEY_WIDTHS
+    return f"{connected_at_ms:0{connected_width}d}#{connection_id}#{sequence_number:0{sequence_width}d}"
+
+
+TABLES: Final = (SESSIONS, CONNECTIONS, RATE_LIMITS, AUDIO_CHUNKS)

@@ -169,6 +169,7 @@ FUNCTION_SETTINGS: Final = (
 ENV_SESSIONS_TABLE: Final = "SESSIONS_TABLE"
 ENV_CONNECTIONS_TABLE: Final = "CONNECTIONS_TABLE"
 ENV_RATE_LIMITS_TABLE: Final = "RATE_LIMITS_TABLE"
+ENV_AUDIO_CHUNKS_TABLE: Final = "AUDIO_CHUNKS_TABLE"
 ENV_CALLBACK_URL: Final = "CALLBACK_URL"
 # The variables of the per-environment settings, under the names the code has always used.
 ENV_SESSION_LIFETIME_HOURS: Final = SESSION_LIFETIME_HOURS.env_var
@@ -204,6 +205,7 @@ class Settings:
     session_id_vocabulary: str
     max_session_lifetime_seconds: int
     max_active_sessions_per_speaker: int
+    audio_chunks_table: str = ""
 
     @property
     def lifetime_ceiling_seconds(self) -> int:
@@ -221,5 +223,6 @@ def load() -> Settings:
         connections_table=env[ENV_CONNECTIONS_TABLE],
         callback_url=env.get(ENV_CALLBACK_URL) or None,
         rate_limits_table=env.get(ENV_RATE_LIMITS_TABLE, ""),  # only the route functions use it
+        audio_chunks_table=env.get(ENV_AUDIO_CHUNKS_TABLE, ""),
         **{setting.attribute: setting.parse(env.get(setting.env_var)) for setting in FUNCTION_SETTINGS},
     )

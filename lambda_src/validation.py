@@ -7,6 +7,8 @@ what came.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 import re
@@ -31,6 +33,10 @@ ROLE = "role"
 PREVIOUS_CONNECTION_ID = "previousConnectionId"
 VOLUME_LEVEL = "volumeLevel"
 STATE = "state"
+AUDIO_DATA = "audioData"
+SEQUENCE_NUMBER = "sequenceNumber"
+CHUNK_ID = "chunkId"
+TIMESTAMP = "timestamp"
 ROLES = (ROLE_SPEAKER, ROLE_LISTENER)
 
 SESSION_ID_PATTERN = re.compile(r"^[a-z]+-[a-z]+-[1-9][0-9]{2}$")
@@ -53,6 +59,16 @@ class CreateSessionRequest:
 class JoinSessionRequest:
     session_id: str
     target_language: str
+
+
+@dataclass(frozen=True)
+class SendAudioRequest:
+    """One ``sendAudio`` chunk: the decoded PCM and what the client numbered and stamped it with."""
+
+    pcm: bytes
+    sequence_number: int
+    chunk_id: str | None
+    timestamp_ms: int | None
 
 
 @dataclass(frozen=True)
@@ -255,6 +271,66 @@ def parse_speaker_state_change(fields: Mapping[str, Any]) -> BroadcastChange:
         is_muted=state.get(broadcast.IS_MUTED),
         volume=parse_volume(f"{STATE}.{broadcast.VOLUME}", volume) if broadcast.VOLUME in state else None,
     )
+
+
+# The longest base64 text of a chunk within MAX_AUDIO_CHUNK_BYTES: refused unread beyond this.
+_MAX_AUDIO_BASE64_CHARACTERS = 4 * -(-limits.MAX_AUDIO_CHUNK_BYTES // 3)
+
+
+def parse_send_audio(fields: Mapping[str, Any]) -> SendAudioRequest:
+    """Validate ``sendAudio``: ``audioData`` strict base64 of whole 16-bit samples, MIN_AUDIO_CHUNK_BYTES to
+    MAX_AUDIO_CHUNK_BYTES decoded (``INVALID_AUDIO_FORMAT``); ``sequenceNumber`` a JSON integer from 0 to
+    MAX_AUDIO_SEQUENCE_NUMBER; optional ``chunkId`` (a string) and ``timestamp`` (a JSON integer, epoch ms)."""
+    check_field_sizes({name: value for name, value in fields.items() if name != AUDIO_DATA})
+    sequence_number = _parse_json_integer(SEQUENCE_NUMBER, fields.get(SEQUENCE_NUMBER), required=True)
+    assert sequence_number is not None  # required
+    chunk_id = fields.get(CHUNK_ID)
+    if chunk_id is not None and not isinstance(chunk_id, str):
+        raise ServiceError(
+            ErrorCode.INVALID_PARAMETERS, f"{CHUNK_ID} must be a string, got {shown(chunk_id)}", field=CHUNK_ID
+        )
+    timestamp_ms = _parse_json_integer(TIMESTAMP, fields.get(TIMESTAMP), required=False)
+    return SendAudioRequest(_parse_audio(fields.get(AUDIO_DATA)), sequence_number, chunk_id, timestamp_ms)
+
+
+def _parse_audio(value: Any) -> bytes:
+    def refused(what: str) -> ServiceError:
+        return ServiceError(ErrorCode.INVALID_AUDIO_FORMAT, f"{AUDIO_DATA} must be {what}", field=AUDIO_DATA)
+
+    expected = (
+        f"base64 of 16-bit little-endian mono PCM, {limits.MIN_AUDIO_CHUNK_BYTES} to {limits.MAX_AUDIO_CHUNK_BYTES} "
+        f"bytes decoded"
+    )
+    if value is None:
+        raise ServiceError(ErrorCode.INVALID_AUDIO_FORMAT, f"{AUDIO_DATA} is required", field=AUDIO_DATA)
+    if not isinstance(value, str):
+        raise refused(f"{expected}, got {shown(value)}")
+    if len(value) > _MAX_AUDIO_BASE64_CHARACTERS:
+        raise refused(f"{expected}, got {len(value)} characters of base64 (more than {_MAX_AUDIO_BASE64_CHARACTERS})")
+    try:
+        pcm = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise refused(f"{expected}, got text that is not strict base64") from None
+    if not limits.MIN_AUDIO_CHUNK_BYTES <= len(pcm) <= limits.MAX_AUDIO_CHUNK_BYTES:
+        raise refused(f"{expected}, got {len(pcm)} bytes")
+    if len(pcm) % limits.AUDIO_SAMPLE_BYTES:
+        raise refused(f"whole {8 * limits.AUDIO_SAMPLE_BYTES}-bit samples (an even number of bytes), got {len(pcm)}")
+    return pcm
+
+
+def _parse_json_integer(name: str, value: Any, *, required: bool) -> int | None:
+    """A JSON integer (never a boolean, a fraction such as 1.0, or a string) from 0 to MAX_AUDIO_SEQUENCE_NUMBER."""
+    if value is None:
+        if required:
+            raise _missing(name)
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limits.MAX_AUDIO_SEQUENCE_NUMBER:
+        raise ServiceError(
+            ErrorCode.INVALID_PARAMETERS,
+            f"{name} must be a JSON integer from 0 to {limits.MAX_AUDIO_SEQUENCE_NUMBER}, got {shown(value)}",
+            field=name,
+        )
+    return value
 
 
 def parse_change_language(fields: Mapping[str, Any], languages: frozenset[str]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from lambda_src import fanout, messages, service, session_control, settings, validation
+from lambda_src import audio, fanout, messages, service, session_control, settings, validation
 from lambda_src.broadcast import BroadcastChange
 from lambda_src.caller import Action, Caller, Reply, speaker_for
 from lambda_src.errors import ErrorCode, ServiceError
@@ -37,6 +37,7 @@ from lambda_src.routes import (
     PAUSE_PLAYBACK,
     RESUME_BROADCAST,
     RESUME_PLAYBACK,
+    SEND_AUDIO,
     SET_VOLUME,
     SPEAKER_STATE_CHANGE,
     SWITCH_LANGUAGE,
@@ -109,6 +110,9 @@ ACTIONS: dict[str, Action[Any]] = {
         session_control.broadcast_action(validation.parse_speaker_state_change, messages.speaker_state_changed),
         session_control.change_broadcast,
     ),
+    # The speaker's audio into the session's buffer (refused unless this connection is the session's speaker;
+    # dropped while the broadcast is paused, muted or at volume 0).
+    SEND_AUDIO: Action(audio.parse, audio.send_audio),
     # A listener's own controls: its row's target language, and playback acknowledged to it alone.
     CHANGE_LANGUAGE: Action(_parse_language, service.change_language),
     SWITCH_LANGUAGE: Action(_parse_language, service.change_language),

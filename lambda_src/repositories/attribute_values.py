@@ -1,6 +1,6 @@
 """Python values to DynamoDB attribute values and back. Written: the types this service stores (strings,
-numbers, booleans, null, maps and lists). Read: every DynamoDB type, since an item may hold what another
-writer put there (binary values come back as ``bytes``, sets as ``set``).
+numbers, booleans, null, binary (audio chunks), maps and lists). Read: every DynamoDB type, since an item may
+hold what another writer put there (binary values come back as ``bytes``, sets as ``set``).
 
 The same conversions as boto3's ``TypeSerializer`` / ``TypeDeserializer`` (``tests/unit/test_attribute_values.py``
 holds them to boto3's output), written here so that the functions need botocore only: importing boto3 for them
@@ -41,6 +41,8 @@ def to_attribute(value: Any) -> dict[str, Any]:
         return {"N": _number(value)}
     if isinstance(value, str):
         return {"S": value}
+    if isinstance(value, (bytes, bytearray)):
+        return {"B": bytes(value)}
     if isinstance(value, Mapping):
         return {"M": {key: to_attribute(item) for key, item in value.items()}}
     if isinstance(value, (list, tuple)):

@@ -272,14 +272,15 @@ class Synthesized:
 
     # Tables.
 
-    def table_id(self, partition_key: str) -> str:
+    def table_id(self, partition_key: str, sort_key: str | None = None) -> str:
+        """The one table keyed by ``partition_key`` and ``sort_key`` (None: by the partition key alone)."""
+        wanted = [(partition_key, "HASH")] + ([(sort_key, "RANGE")] if sort_key else [])
         found = [
             logical_id
             for logical_id, table in self.resources(TABLE_TYPE).items()
-            if [k["AttributeName"] for k in table["Properties"].get("KeySchema", []) if k["KeyType"] == "HASH"]
-            == [partition_key]
+            if [(k["AttributeName"], k["KeyType"]) for k in table["Properties"].get("KeySchema", [])] == wanted
         ]
-        assert len(found) == 1, f"expected one table keyed by {partition_key!r}, found {found}"
+        assert len(found) == 1, f"expected one table keyed by {wanted!r}, found {found}"
         return found[0]
 
     @cached_property
@@ -293,6 +294,10 @@ class Synthesized:
     @cached_property
     def rate_limits_table_id(self) -> str:
         return self.table_id(schema.RATE_LIMITS_PARTITION_KEY)
+
+    @cached_property
+    def audio_chunks_table_id(self) -> str:
+        return self.table_id(schema.AUDIO_CHUNKS_PARTITION_KEY, schema.AUDIO_CHUNKS_SORT_KEY)
 
     # Keys.
 

@@ -401,6 +401,7 @@ def test_welcome_function_reads_the_stream_and_only_the_sessions_counts(deployed
         table_arn(deployed.sessions_table_id),
         table_arn(deployed.connections_table_id),
         table_arn(deployed.rate_limits_table_id),
+        table_arn(deployed.audio_chunks_table_id),
         index_arn(deployed.sessions_table_id),
         index_arn(deployed.connections_table_id),
         index_arn(deployed.sessions_table_id, schema.SESSIONS_BY_SWEEP_TIME_INDEX),

@@ -12,7 +12,7 @@ from tests.infrastructure.template_support import ALL_ROUTES, Synthesized, synth
 
 FUNCTIONS = ("Connect", "Disconnect", "Message", "Welcome", "Sweeper", "Authorizer", "Status")
 POSTING = ("Connect", "Disconnect", "Message", "Welcome", "Sweeper", "Status")
-TABLES = ("Sessions", "Connections", "RateLimits")
+TABLES = ("Sessions", "Connections", "RateLimits", "AudioChunks")
 
 
 def _expected(environment: str) -> set[tuple[str, str]]:

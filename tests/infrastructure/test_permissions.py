@@ -44,12 +44,14 @@ EXPECTED_DYNAMODB_ACCESS: dict[str, dict[str, set[str]]] = {
     # createSession / joinSession on an open connection (row attached by Update), heartbeat notices (row
     # Update), leave (row read, detach Update, count Update), config / status / end (row read, session read
     # or Update, index Query), and the gone listeners of an ended session (row read, Delete); the speaker's
-    # active sessions as on connect, and taken from by the end transaction.
+    # active sessions as on connect, and taken from by the end transaction; sendAudio (session read, the
+    # chunk's conditional PutItem into the audio buffer, nothing else there).
     "message": {
         "Sessions": {"GetItem", "BatchGetItem", "PutItem", "UpdateItem"},
         "Connections": {"GetItem", "UpdateItem", "DeleteItem"},
         "Connections/index/bySessionLanguage": {"Query"},
         "RateLimits": {"UpdateItem"},
+        "AudioChunks": {"PutItem"},
     },
     # Row read; row Delete with the count Update, or the speaker's window Update; listeners told.
     "disconnect": {
@@ -118,6 +120,7 @@ def _labels(deployed: Synthesized) -> dict[str, str]:
         index_arn(deployed.connections_table_id, "bySessionLanguage"): "Connections/index/bySessionLanguage",
         canonical(get_att(deployed.connections_table_id, "StreamArn")): "Connections/stream",
         table_arn(deployed.rate_limits_table_id): "RateLimits",
+        table_arn(deployed.audio_chunks_table_id): "AudioChunks",
         canonical("*"): "*",
     }
 

@@ -1,4 +1,5 @@
-"""The Sessions, Connections and RateLimits tables: keys, TTL, encryption, stream, index and data protection."""
+"""The Sessions, Connections, RateLimits and AudioChunks tables: keys, TTL, encryption, stream, index and data
+protection."""
 
 from __future__ import annotations
 
@@ -50,11 +51,35 @@ def _schema_index_key_types(definition: schema.TableDefinition) -> dict[str, str
     }
 
 
-def test_exactly_three_tables(deployed: Synthesized) -> None:
+def test_exactly_four_tables(deployed: Synthesized) -> None:
     # Given the synthesized stack
-    # When / Then it defines the three tables and no other
-    deployed.template.resource_count_is(TABLE_TYPE, 3)
-    assert len({deployed.sessions_table_id, deployed.connections_table_id, deployed.rate_limits_table_id}) == 3
+    # When / Then it defines the four tables and no other
+    deployed.template.resource_count_is(TABLE_TYPE, 4)
+    ids = {
+        deployed.sessions_table_id,
+        deployed.connections_table_id,
+        deployed.rate_limits_table_id,
+        deployed.audio_chunks_table_id,
+    }
+    assert len(ids) == 4
+
+
+def test_audio_chunks_table_shape(deployed: Synthesized) -> None:
+    # Given the AudioChunks table
+    properties = _properties(deployed, deployed.audio_chunks_table_id)
+
+    # Then it is keyed by sessionId and the chunk's ordered key (a string), on demand, expiring on expiresAt,
+    # encrypted, with no index or stream
+    assert properties["KeySchema"] == [
+        {"AttributeName": "sessionId", "KeyType": "HASH"},
+        {"AttributeName": "sequence", "KeyType": "RANGE"},
+    ]
+    assert _declared_types(properties) == {"sessionId": "S", "sequence": "S"}
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert properties["SSESpecification"] == expected_encryption(deployed)
+    assert "GlobalSecondaryIndexes" not in properties
+    assert "StreamSpecification" not in properties
 
 
 def test_rate_limits_table_shape(deployed: Synthesized) -> None:
@@ -170,6 +195,7 @@ def test_local_tables_are_created_like_the_deployed_ones(deployed: Synthesized) 
         (schema.SESSIONS, deployed.sessions_table_id),
         (schema.CONNECTIONS, deployed.connections_table_id),
         (schema.RATE_LIMITS, deployed.rate_limits_table_id),
+        (schema.AUDIO_CHUNKS, deployed.audio_chunks_table_id),
     ):
         properties = _properties(deployed, logical_id)
 
@@ -228,7 +254,7 @@ def test_tables_are_retained_in_prod_and_deleted_elsewhere(deployed_any: Synthes
     # Given an environment's tables, as raw template resources
     expected = EXPECTED[deployed_any.name].removal_policy
     tables = deployed_any.template.find_resources(TABLE_TYPE)
-    assert len(tables) == 3
+    assert len(tables) == 4
 
     # Then deleting the stack or replacing a table keeps the data in prod only
     for logical_id, table in tables.items():

@@ -114,6 +114,7 @@ def test_routes_are_exactly_the_lifecycle_routes_and_the_message_routes(deployed
             "unmuteBroadcast",
             "setVolume",
             "speakerStateChange",
+            "sendAudio",
             "changeLanguage",
             "switchLanguage",
             "pausePlayback",
@@ -160,7 +161,7 @@ def test_one_integration_per_route(deployed: Synthesized) -> None:
 
     # Then every route targets its own integration (3 lifecycle routes and 17 message routes), and every
     # integration is some route's
-    assert len(integrations) == len(ALL_ROUTES) == 20
+    assert len(integrations) == len(ALL_ROUTES) == 21
     assert len(set(targets.values())) == len(ALL_ROUTES), targets
     assert set(targets.values()) == set(integrations)
     # And each is a Lambda proxy integration of the one API

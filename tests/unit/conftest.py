@@ -11,7 +11,14 @@ from moto import mock_aws
 
 from lambda_src import connections_api, runtime, schema, settings
 from tests.unit.fakes import CALLBACK_URL, FakeConnectionsApi
-from tests.unit.helpers import CONNECTIONS_TABLE, RATE_LIMITS_TABLE, REGION, SESSIONS_TABLE, Tables
+from tests.unit.helpers import (
+    AUDIO_CHUNKS_TABLE,
+    CONNECTIONS_TABLE,
+    RATE_LIMITS_TABLE,
+    REGION,
+    SESSIONS_TABLE,
+    Tables,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +34,7 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("SESSIONS_TABLE", SESSIONS_TABLE)
     monkeypatch.setenv("CONNECTIONS_TABLE", CONNECTIONS_TABLE)
     monkeypatch.setenv("RATE_LIMITS_TABLE", RATE_LIMITS_TABLE)
+    monkeypatch.setenv(settings.ENV_AUDIO_CHUNKS_TABLE, AUDIO_CHUNKS_TABLE)
     for name in (settings.ENV_CALLBACK_URL, *(setting.env_var for setting in settings.FUNCTION_SETTINGS)):
         monkeypatch.delenv(name, raising=False)
     runtime.reset()
@@ -46,6 +54,7 @@ def tables() -> Iterator[Tables]:
             schema.SESSIONS: SESSIONS_TABLE,
             schema.CONNECTIONS: CONNECTIONS_TABLE,
             schema.RATE_LIMITS: RATE_LIMITS_TABLE,
+            schema.AUDIO_CHUNKS: AUDIO_CHUNKS_TABLE,
         }
         for definition, name in names.items():
             client.create_table(**definition.create_table_request(name))

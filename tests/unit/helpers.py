@@ -15,6 +15,7 @@ from lambda_src import schema
 SESSIONS_TABLE = "unit-sessions"
 CONNECTIONS_TABLE = "unit-connections"
 RATE_LIMITS_TABLE = "unit-rate-limits"
+AUDIO_CHUNKS_TABLE = "unit-audio-chunks"
 REGION = "us-east-1"
 
 _deserializer = TypeDeserializer()
@@ -29,6 +30,7 @@ class Tables:
         self.client = client
         self.sessions = SESSIONS_TABLE
         self.connections = CONNECTIONS_TABLE
+        self.audio_chunks = AUDIO_CHUNKS_TABLE
 
     def _scan(self, table: str) -> list[dict[str, Any]]:
         return self.client.scan(TableName=table, ConsistentRead=True)["Items"]
@@ -38,6 +40,13 @@ class Tables:
 
     def raw_connections(self) -> list[dict[str, Any]]:
         return self._scan(self.connections)
+
+    def audio_chunks_items(self) -> list[dict[str, Any]]:
+        """The buffered audio chunks, in key order."""
+        return sorted(
+            (deserialize(item) for item in self._scan(self.audio_chunks)),
+            key=lambda item: (item[schema.AUDIO_CHUNKS_PARTITION_KEY], item[schema.AUDIO_CHUNKS_SORT_KEY]),
+        )
 
     def sessions_items(self) -> list[dict[str, Any]]:
         return [deserialize(item) for item in self.raw_sessions()]

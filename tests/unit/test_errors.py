@@ -13,6 +13,8 @@ CONTRACT_STATUSES = {
     "INVALID_CONFIGURATION": 400,
     "INVALID_PARAMETERS": 400,
     "INVALID_MESSAGE": 400,
+    # The speaker app's code for a sendAudio chunk whose audio is not what it must be.
+    "INVALID_AUDIO_FORMAT": 400,
     "UNKNOWN_ACTION": 400,
     "UNAUTHORIZED": 401,
     "FORBIDDEN": 403,

@@ -8,6 +8,7 @@ invocation are published once, at its end; and publishing them costs no AWS requ
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -129,7 +130,7 @@ def allowed_values(dimension: str) -> set[str]:
 
 
 def test_the_module_names_every_metric_with_its_dimension_set() -> None:
-    # The alarms' and the dashboard's source of truth: nine metrics, two of them with one extra dimension each
+    # The alarms' and the dashboard's source of truth: ten metrics, two of them with one extra dimension each
     assert metrics.NAMESPACE == "SessionService"
     assert {name: metrics.dimension_names(name) for name in metrics.EXTRA_DIMENSION} == {
         "SessionsCreated": ["service", "environment"],
@@ -137,6 +138,7 @@ def test_the_module_names_every_metric_with_its_dimension_set() -> None:
         "ListenersLeft": ["service", "environment"],
         "SessionsEnded": ["service", "environment", "reason"],
         "Rejections": ["service", "environment", "errorCode"],
+        "DuplicateAudioChunks": ["service", "environment"],
         "SessionCreationLatency": ["service", "environment"],
         "ListenerJoinLatency": ["service", "environment"],
         "ActiveSessions": ["service", "environment"],
@@ -533,3 +535,16 @@ def test_unprocessed_keys_are_asked_again_and_counted_once(
     assert sweeper.handler({"source": "aws.events"}, None) == {"ended": 0}
     lines = emf.read()
     assert (emf.values("ActiveSessions", lines), emf.values("ConnectedListeners", lines)) == ([3], [3])
+
+
+def test_a_duplicate_audio_chunk_is_counted_once(tables, gateway, emf: Emf) -> None:
+    # Given a speaker's stored chunk
+    _, speaker = create_session()
+    chunk = {"action": "sendAudio", "audioData": base64.b64encode(bytes(200)).decode("ascii"), "sequenceNumber": 0}
+    connected_at = handshake_done_ms()
+    assert body_of(send(chunk, speaker, connected_at_ms=connected_at))["accepted"] is True
+    emf.read()
+    # When the same chunk comes again
+    assert body_of(send(chunk, speaker, connected_at_ms=connected_at))["reason"] == "duplicate"
+    # Then it is counted as a duplicate, once
+    assert emf.counts() == {("DuplicateAudioChunks", None): 1}

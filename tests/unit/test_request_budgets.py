@@ -7,7 +7,9 @@ heartbeat 0, and 1 when the 2-hour notices start; leave and listener disconnect 
 (2 the first time a process serves a speaker that does not name its session); endSession with N listeners
 1 + 1 lookup + one query per page of the listener index; a broadcast action 1 (2 the first time a process serves
 a speaker that does not name its session) + one query per page of the listener index when it changed the state;
-changeLanguage 1; pausePlayback / resumePlayback 1. A ``$connect`` with a source address costs one more
+changeLanguage 1; pausePlayback / resumePlayback 1; sendAudio 1 write per chunk, plus the session read at most once
+per second (and the connection's session looked up once per process when the chunk does not name it); a chunk
+dropped while paused writes nothing. A ``$connect`` with a source address costs one more
 the first time a process handles one (the secret that keys addresses is read, then cached), two more for the
 deployment's very first one (the secret is created). The sweeper's gauges: one BatchGetItem per 100 sessions
 of its index.
@@ -15,14 +17,17 @@ of its index.
 
 from __future__ import annotations
 
+import base64
 import time
 
 import pytest
 
 from lambda_src import limits, runtime, session_control
+from lambda_src.broadcast import BroadcastChange
 from lambda_src.handlers import connect, disconnect, message, status, sweeper
 from lambda_src.repositories import dynamodb
 from lambda_src.repositories import sessions as sessions_repository
+from tests.unit.flows import Clock
 from tests.unit.helpers import (
     DynamoDBRequests,
     body_of,
@@ -282,3 +287,65 @@ def test_a_status_push_costs_a_read_a_query_page_and_a_write(tables, gateway) ->
     # Then the push cost one read of the session, one index page, one write and one post
     assert requests.by_operation == {"GetItem": 1, "Query": 1, "UpdateItem": 1}
     assert len(gateway.posts()) == 1
+
+
+AUDIO_DATA = base64.b64encode(b"\x00\x01" * 1600).decode("ascii")  # 100 ms at 16 kHz
+
+
+def _audio_speaker(tables, monkeypatch: pytest.MonkeyPatch) -> tuple[str, int, Clock]:
+    """A session created on $connect by another process; (session id, the speaker's connectedAt, the clock)."""
+    clock = Clock.install(monkeypatch)
+    query = {"action": "createSession", "sourceLanguage": "en"}
+    event = connect_event(query, connection_id="speaker-conn", user_id="u", connected_at_ms=clock.now_ms)
+    assert connect.handler(event, None)["statusCode"] == 200
+    runtime.reset()
+    (session,) = tables.sessions_items()
+    return session["sessionId"], clock.now_ms, clock
+
+
+def _chunk(sequence_number: int, connected_at_ms: int, **fields: object) -> dict:
+    body = {"action": "sendAudio", "audioData": AUDIO_DATA, "sequenceNumber": sequence_number, **fields}
+    event = message_event(body, connection_id="speaker-conn", connected_at_ms=connected_at_ms)
+    return body_of(message.handler(event, None))
+
+
+@pytest.mark.parametrize("named", [False, True], ids=["session-of-the-connection", "session-named"])
+def test_chunks_within_a_second_cost_one_put_each_and_the_session_is_read_once(
+    tables, monkeypatch: pytest.MonkeyPatch, named: bool
+) -> None:
+    session_id, connected_at, clock = _audio_speaker(tables, monkeypatch)
+    chunks = 10
+    fields = {"sessionId": session_id} if named else {}
+    with DynamoDBRequests() as within_a_second:
+        for sequence_number in range(chunks):
+            assert _chunk(sequence_number, connected_at, **fields)["accepted"] is True
+            clock.advance(limits.AUDIO_SESSION_CACHE_MS / 1000 / (chunks + 1))
+    # The session read once, and the connection's session looked up once when the chunk does not name it.
+    assert within_a_second.by_operation == {"PutItem": chunks, "GetItem": 1 if named else 2}
+    clock.advance(limits.AUDIO_SESSION_CACHE_MS / 1000)
+    with DynamoDBRequests() as next_second:
+        for sequence_number in range(chunks, 2 * chunks):
+            assert _chunk(sequence_number, connected_at, **fields)["accepted"] is True
+    assert next_second.by_operation == {"PutItem": chunks, "GetItem": 1}
+
+
+def test_a_pause_takes_effect_within_a_second_and_dropped_chunks_write_nothing(
+    tables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session_id, connected_at, clock = _audio_speaker(tables, monkeypatch)
+    assert _chunk(0, connected_at)["accepted"] is True
+    # Paused through another process: this one still holds what it read.
+    runtime.sessions().update_broadcast(session_id, "speaker-conn", BroadcastChange(is_paused=True), clock.now_s)
+    clock.advance(limits.AUDIO_SESSION_CACHE_MS / 1000 / 2)
+    assert _chunk(1, connected_at)["accepted"] is True  # within the cache's lifetime
+    clock.advance(limits.AUDIO_SESSION_CACHE_MS / 1000 / 2)
+    with DynamoDBRequests() as paused:
+        for sequence_number in range(2, 12):
+            assert _chunk(sequence_number, connected_at) == {
+                "type": "audioReceived",
+                "sequenceNumber": sequence_number,
+                "accepted": False,
+                "reason": "paused",
+            }
+    assert paused.by_operation == {"GetItem": 1}
+    assert [chunk["sequenceNumber"] for chunk in tables.audio_chunks_items()] == [0, 1]
