@@ -33,20 +33,8 @@ from tests.unit.flows import (
     send,
     welcome_of_row,
 )
-from tests.unit.helpers import body_of
+from tests.unit.helpers import SESSION_CREATED_KEYS, body_of
 
-SESSION_CREATED_KEYS = {
-    "type",
-    "sessionId",
-    "sourceLanguage",
-    "qualityTier",
-    "partialResultsEnabled",
-    "minStabilityThreshold",
-    "maxBufferTimeout",
-    "expiresAt",
-    "connectionId",
-    "timestamp",
-}
 CONFIG_UPDATED_KEYS = {
     "type",
     "sessionId",
