@@ -52,6 +52,9 @@ RECONCILE_RESERVE_SECONDS: Final = 15
 STATUS_CHANGE_PERCENT: Final = 10
 STATUS_BATCH_WINDOW_SECONDS: Final = 3
 STATUS_PERIODIC_SECONDS: Final = SWEEP_INTERVAL_SECONDS
+# A periodic push waits this long after a speaker connection took its session: its welcome (posted by the
+# welcome function from the Connections stream, with its own retries of ~3 s) goes first.
+SPEAKER_SETTLE_SECONDS: Final = 10
 # Periodic pushes in flight at once during a sweep.
 STATUS_PUSH_PARALLELISM: Final = 16
 

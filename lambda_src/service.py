@@ -331,7 +331,7 @@ def _take_over_speaker(session: Session, caller: Caller, welcome: dict[str, Any]
     )
     take_over = (
         sessions.take_over_speaker_item(
-            session.session_id, connection_id, owner, now_s, extended_expiry(session, now_s)
+            session.session_id, connection_id, owner, now_ms, extended_expiry(session, now_s)
         ),
         lambda old: sessions.refusal(old, session.session_id, now_s, user_id=owner),
     )

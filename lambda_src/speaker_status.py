@@ -109,8 +109,9 @@ def _push_if_notable(session_id: str, arrived: set[str], now_ms: int) -> str | N
 
 
 def push_periodic(sessions: Iterable[Session], now_ms: int, time_left: TimeLeft | None = None) -> int:
-    """``sessionStatus`` (``periodic``) to the speaker of each active session whose speaker is connected, in
-    parallel: per session one listener index query per page and one post, nothing written. None is started once
+    """``sessionStatus`` (``periodic``) to the speaker of each active session whose speaker is connected and
+    settled (``Session.speaker_settled``: a push never overtakes a new connection's welcome), in parallel: per
+    session one listener index query per page and one post, nothing written. None is started once
     fewer than ``RECONCILE_RESERVE_SECONDS`` of ``time_left()`` remain. How many were posted."""
 
     def push(session: Session) -> bool:
@@ -125,7 +126,7 @@ def push_periodic(sessions: Iterable[Session], now_ms: int, time_left: TimeLeft 
             return False
         return fanout.post_quietly(session.speaker_connection_id, status)
 
-    speakers = [session for session in sessions if session.is_active and session.speaker_connected]
+    speakers = [session for session in sessions if session.is_active and session.speaker_settled(now_ms)]
     if not speakers:
         return 0
     with ThreadPoolExecutor(max_workers=min(limits.STATUS_PUSH_PARALLELISM, len(speakers))) as pool:

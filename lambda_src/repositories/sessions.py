@@ -30,6 +30,9 @@ _log = logging.getLogger(__name__)
 GRACE_ATTRIBUTE = "speakerGraceEndsAt"
 END_REASON_ATTRIBUTE = "endReason"
 ENDED_AT_ATTRIBUTE = "endedAt"
+# When the speaker's current connection took the session (epoch milliseconds), written by each refresh or
+# resume; absent, the creating connection is the speaker (``createdAt``), so a new item keeps the contract's schema.
+SPEAKER_CONNECTED_AT_ATTRIBUTE = "speakerConnectedAt"
 # What the speaker was last pushed on a change of its audience (``sessionStatus``): the count, the languages
 # and when (epoch milliseconds). Absent until the first push.
 STATUS_COUNT_ATTRIBUTE = "statusListenerCount"
@@ -43,6 +46,7 @@ _NAMES = {
     "#sweep": SESSIONS_SWEEP_AT_ATTRIBUTE,
     "#grace": GRACE_ATTRIBUTE,
     "#speaker": "speakerConnectionId",
+    "#speakerAt": SPEAKER_CONNECTED_AT_ATTRIBUTE,
     "#user": "speakerUserId",
     "#active": "isActive",
     "#count": "listenerCount",
@@ -75,10 +79,19 @@ class Session:
     end_reason: str | None = None
     ended_at_ms: int | None = None
     status_pushed: PushedStatus | None = None
+    speaker_connected_at_ms: int | None = None
 
     @property
     def speaker_connected(self) -> bool:
         return self.speaker_grace_ends_at_s is None
+
+    def speaker_settled(self, now_ms: int) -> bool:
+        """Whether the speaker's connection is connected and has had time to receive its welcome
+        (``SPEAKER_SETTLE_SECONDS`` since it took the session): an unasked push before then could overtake it."""
+        if not self.speaker_connected:
+            return False
+        connected_at = self.created_at_ms if self.speaker_connected_at_ms is None else self.speaker_connected_at_ms
+        return now_ms - connected_at >= limits.SPEAKER_SETTLE_SECONDS * 1000
 
     def to_item(self) -> dict[str, Any]:
         return {
@@ -88,6 +101,11 @@ class Session:
             "sourceLanguage": self.source_language,
             "qualityTier": self.quality_tier,
             "createdAt": self.created_at_ms,
+            **(
+                {}
+                if self.speaker_connected_at_ms is None
+                else {SPEAKER_CONNECTED_AT_ATTRIBUTE: self.speaker_connected_at_ms}
+            ),
             "isActive": self.is_active,
             "listenerCount": self.listener_count,
             SESSIONS_TTL_ATTRIBUTE: self.expires_at_s,
@@ -120,6 +138,7 @@ class Session:
             end_reason=item.get(END_REASON_ATTRIBUTE) if isinstance(item.get(END_REASON_ATTRIBUTE), str) else None,
             ended_at_ms=_number(item, ENDED_AT_ATTRIBUTE, None),
             status_pushed=PushedStatus.from_item(item),
+            speaker_connected_at_ms=_number(item, SPEAKER_CONNECTED_AT_ATTRIBUTE, None),
         )
 
 
@@ -326,7 +345,7 @@ class SessionsRepository:
         }
 
     def take_over_speaker_item(
-        self, session_id: str, connection_id: str, user_id: str, now_s: int, expires_at_s: int
+        self, session_id: str, connection_id: str, user_id: str, now_ms: int, expires_at_s: int
     ) -> TransactItem:
         """Transaction item: ``connection_id`` becomes the speaker connection of the owner's live session, which
         now lives until ``expires_at_s`` (its speaker is connected again, so that is also when it is due for
@@ -335,13 +354,15 @@ class SessionsRepository:
             "Update": _update(
                 self.table_name,
                 session_id,
-                "SET #speaker = :connection, #expires = :expires, #sweep = :expires REMOVE #grace",
+                "SET #speaker = :connection, #speakerAt = :connectedAt, #expires = :expires, #sweep = :expires"
+                " REMOVE #grace",
                 f"{_LIVE} AND #user = :user",
                 connection=connection_id,
+                connectedAt=now_ms,
                 user=user_id,
                 expires=expires_at_s,
                 true=True,
-                now=now_s,
+                now=now_ms // 1000,
             )
         }
 

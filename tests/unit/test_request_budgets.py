@@ -166,7 +166,10 @@ def test_the_sweeps_levels_cost_one_batch_get_per_hundred_indexed_sessions_and_e
     monkeypatch.setattr(session_control, "reconcile_round", lambda _session_id: -1)  # (no listener probe now)
     in_an_hour = int(time.time()) + 3600
     for index in range(sessions):
-        tables.put_session(sessionId=f"golden-eagle-{101 + index}", sweepAt=in_an_hour)
+        # (created a minute ago: its speaker has settled, so the sweep pushes it a periodic status)
+        tables.put_session(
+            sessionId=f"golden-eagle-{101 + index}", sweepAt=in_an_hour, createdAt=(in_an_hour - 3660) * 1000
+        )
     # When the sweeper runs
     with DynamoDBRequests() as requests:
         assert sweeper.handler({"source": "aws.events"}, None) == {"ended": 0}

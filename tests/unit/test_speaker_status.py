@@ -9,7 +9,7 @@ from typing import Any
 from lambda_src import limits, messages, runtime, speaker_status
 from lambda_src.handlers import status, sweeper, welcome
 from lambda_src.repositories import dynamodb
-from tests.unit.flows import create_session, drop, join, plain, send
+from tests.unit.flows import OWNER, Clock, connect_with, create_session, drop, join, plain, send
 from tests.unit.helpers import DynamoDBRequests, body_of
 
 
@@ -160,13 +160,15 @@ def test_two_batches_of_one_session_never_push_the_same_change_twice(tables, gat
     assert statuses_to(gateway, speaker) == []
 
 
-def test_every_sweep_pushes_a_periodic_status_to_each_connected_speaker(tables, gateway) -> None:
-    # Given a session with listeners and a connected speaker, and one whose speaker dropped
+def test_every_sweep_pushes_a_periodic_status_to_each_connected_speaker(tables, gateway, monkeypatch) -> None:
+    # Given a session with listeners and a connected speaker, and one whose speaker dropped, a while ago
+    clock = Clock.install(monkeypatch)
     session_id, speaker = create_session()
     join(session_id, "es"), join(session_id, "de")
     _other, dropped = create_session()
     drop(dropped)
     gateway.clear()
+    clock.advance(limits.SPEAKER_SETTLE_SECONDS)
     # When the sweeper runs
     sweeper.handler({"source": "aws.events"}, None)
     # Then the connected speaker hears its status (periodic), the dropped one nothing
@@ -178,6 +180,33 @@ def test_every_sweep_pushes_a_periodic_status_to_each_connected_speaker(tables, 
     )
     assert [target for target, _message in gateway.posts()] == [speaker]
     assert limits.STATUS_PERIODIC_SECONDS <= 60
+
+
+def test_no_periodic_status_overtakes_a_new_speaker_connections_welcome(tables, gateway, monkeypatch) -> None:
+    # (Regression: a sweep between a speaker's handshake and its welcome pushed sessionStatus first, so the
+    # speaker app's first message was not sessionCreated / connectionRefreshComplete.)
+    # Given a settled speaker, a speaker that refreshed its connection just now, and a session created just now
+    clock = Clock.install(monkeypatch)
+    _settled_id, settled = create_session()
+    refreshed_id, before = create_session()
+    clock.advance(limits.SPEAKER_SETTLE_SECONDS)
+    refreshed, response = connect_with(
+        {"action": "refreshConnection", "sessionId": refreshed_id, "role": "speaker"}, user_id=OWNER
+    )
+    assert response["statusCode"] == 200, response
+    _new_id, creator = create_session()
+    gateway.clear()
+    # When the sweeper runs within the settling time of the new connections
+    clock.advance(limits.SPEAKER_SETTLE_SECONDS - 1)
+    sweeper.handler({"source": "aws.events"}, None)
+    # Then only the settled speaker is pushed to
+    assert [target for target, _message in gateway.posts()] == [settled]
+    # And once the new connections have settled, they are pushed to as well (the refreshed one, not its old one)
+    gateway.clear()
+    clock.advance(1)
+    sweeper.handler({"source": "aws.events"}, None)
+    assert sorted(target for target, _message in gateway.posts()) == sorted([settled, refreshed, creator])
+    assert before != refreshed
 
 
 def test_get_session_status_is_the_requested_update(tables, gateway) -> None:
