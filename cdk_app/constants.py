@@ -34,6 +34,10 @@ MEMORY_MB: Final = 256
 ROUTE_TIMEOUT: Final = Duration.seconds(10)
 WELCOME_TIMEOUT: Final = Duration.seconds(30)
 STATUS_TIMEOUT: Final = Duration.seconds(30)
+# The transcription consumer runs as long as Lambda allows and hands over to a successor before the end.
+TRANSCRIBER_TIMEOUT: Final = Duration.minutes(15)
+TRANSCRIBER_RETRY_ATTEMPTS: Final = 0
+TRANSCRIBER_MAX_EVENT_AGE: Final = Duration.seconds(60)
 # A sweep ends each due session and tells its listeners; it must finish well before the next one starts.
 SWEEPER_TIMEOUT: Final = Duration.seconds(50)
 

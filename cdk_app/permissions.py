@@ -5,8 +5,8 @@ Read off ``lambda_src/handlers`` and ``lambda_src/repositories`` (keep them in s
 - A transaction (``TransactWriteItems``) needs no action of its own: IAM authorizes each of its items, so a
   ``Put`` needs ``PutItem``, an ``Update`` ``UpdateItem``, a ``Delete`` ``DeleteItem`` and a
   ``ConditionCheck`` ``ConditionCheckItem``, each on the item's table.
-- ``Query`` and ``Scan`` are granted on the one index they read (``<table arn>/index/<name>``), never on the
-  table or on every index.
+- ``Query`` and ``Scan`` are granted on the one index they read (``<table arn>/index/<name>``), never on
+  every index; on a table itself only where its own key is what is read (the audio buffer, by session and order).
 - Every function that tells listeners something may find some of them gone (410) and clean up after them
   with the ``$disconnect`` logic (read the row, remove it, count the listener out), so each of them holds
   those actions too.
@@ -112,6 +112,14 @@ FUNCTION_TABLE_ACCESS: Final[Mapping[str, tuple[TableAccess, ...]]] = {
     "status": (
         TableAccess(schema.SESSIONS, {GET, UPDATE}),
         TableAccess(schema.CONNECTIONS, index_actions={_LISTENERS_INDEX: {QUERY}}),
+    ),
+    # The transcription consumer: its lease on the session (conditional Update returning the item; a GetItem-free
+    # renewal), the audio buffer read in order (Query on the table's own key), and what a fan-out to listeners
+    # needs to clean up after a gone one (row read and removed, the session counted down).
+    "transcriber": (
+        TableAccess(schema.SESSIONS, {UPDATE}),
+        TableAccess(schema.AUDIO_CHUNKS, {QUERY}),
+        TableAccess(schema.CONNECTIONS, {GET, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
     ),
 }
 

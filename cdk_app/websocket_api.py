@@ -28,6 +28,7 @@ from cdk_app.permissions import FUNCTION_TABLE_ACCESS
 from cdk_app.tables import SessionTables
 from lambda_src import limits, log, metrics, routes, schema, settings, tracing
 from lambda_src.repositories.connections import WELCOME_ATTRIBUTE
+from lambda_src.transcription import starter
 
 # One JSON object per request or message. Correlation ids, what happened and how it ended; never the
 # client's address or anything else from $context.identity (no full IP address is ever logged).
@@ -88,6 +89,9 @@ class SessionWebSocketApi(Construct):
         self.welcome_function = self._build_function("Welcome", "welcome", timeout=constants.WELCOME_TIMEOUT)
         self.sweeper_function = self._build_function("Sweeper", "sweeper", timeout=constants.SWEEPER_TIMEOUT)
         self.status_function = self._build_function("Status", "status", timeout=constants.STATUS_TIMEOUT)
+        self.transcriber_function = self._build_function(
+            "Transcriber", "transcriber", timeout=constants.TRANSCRIBER_TIMEOUT
+        )
         self.authorizer_function = self._build_function("Authorizer", "authorizer", tables=False)
         self.auth = SpeakerAuth(self, "SpeakerAuth", config=config, authorizer_function=self.authorizer_function)
         # Every function by the handler module it runs (the alarms watch each).
@@ -99,6 +103,7 @@ class SessionWebSocketApi(Construct):
             "sweeper": self.sweeper_function,
             "authorizer": self.authorizer_function,
             "status": self.status_function,
+            "transcriber": self.transcriber_function,
         }
         # Functions that write session state; each of them may also have to tell the connections about it.
         self.posting_functions = (
@@ -114,7 +119,12 @@ class SessionWebSocketApi(Construct):
             f"arn:{Aws.PARTITION}:execute-api:{Aws.REGION}:{Aws.ACCOUNT_ID}:{self.api.api_id}"
             f"/{self.stage.stage_name}/*/@connections/*"
         )
-        for function in (*self.posting_functions, self.welcome_function, self.status_function):
+        for function in (
+            *self.posting_functions,
+            self.welcome_function,
+            self.status_function,
+            self.transcriber_function,
+        ):
             function.add_environment(settings.ENV_CALLBACK_URL, self.stage.callback_url)
             self.stage.grant_management_api_access(function)
             assert function.role is not None
@@ -128,6 +138,7 @@ class SessionWebSocketApi(Construct):
         self.failure_queues: dict[str, sqs.Queue] = {}
         self._wire_welcome()
         self._wire_status()
+        self._wire_transcriber()
         self.sweeper_schedule = self._schedule_sweeper()
         for role, reasons in self._unscoped.items():
             nag.acknowledge_wildcard_resource(role, "*", "; ".join(reasons))
@@ -288,6 +299,33 @@ class SessionWebSocketApi(Construct):
         account = apigw_v1.CfnAccount(self, "ApiGatewayAccount", cloud_watch_role_arn=role.role_arn)
         account.apply_removal_policy(RemovalPolicy.RETAIN)
         return account
+
+    def _wire_transcriber(self) -> None:
+        """The transcription consumer (decision record 0001): started asynchronously by the message function when
+        audio arrives for a session without one, and by itself to hand over before its timeout; it opens Amazon
+        Transcribe streams. Lambda does not retry a failed or expired start: the next chunk starts another."""
+        transcriber, message = self.transcriber_function, self.message_function
+        message.add_environment(starter.ENV_TRANSCRIBER_FUNCTION, transcriber.function_name)
+        transcriber.grant_invoke(message)
+        transcriber.configure_async_invoke(
+            retry_attempts=constants.TRANSCRIBER_RETRY_ATTEMPTS, max_event_age=constants.TRANSCRIBER_MAX_EVENT_AGE
+        )
+        assert transcriber.role is not None
+        # Its own ARN in a policy of its own: the role's default policy, which the function depends on, cannot
+        # name the function (a circular dependency). It invokes its successor by its own name (from its context).
+        iam.Policy(
+            self,
+            "TranscriberHandOver",
+            roles=[transcriber.role],
+            statements=[iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[transcriber.function_arn])],
+        )
+        transcriber.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["transcribe:StartStreamTranscriptionWebSocket"], resources=["*"])
+        )
+        self._unscoped.setdefault(transcriber.role, []).append(
+            "transcribe:StartStreamTranscriptionWebSocket supports no resource-level permissions (Amazon "
+            "Transcribe streaming has no resource to name)"
+        )
 
     def _wire_welcome(self) -> None:
         """First messages: new Connections rows carrying one are posted once the handshake is done."""

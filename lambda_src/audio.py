@@ -20,6 +20,7 @@ from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.log import logger, session_concerned
 from lambda_src.repositories.audio_chunks import AudioChunk
 from lambda_src.repositories.sessions import Session
+from lambda_src.transcription import starter
 from lambda_src.validation import SendAudioRequest
 
 # Sessions a process remembers at once (each entry is a few hundred bytes; a process serves few speakers).
@@ -112,7 +113,9 @@ def _why_not_forwarded(session: Session) -> str | None:
 
 def send_audio(request: AudioRequest, caller: Caller) -> dict[str, Any]:
     """Store the chunk in the session's audio buffer (one conditional PutItem), unless the broadcast is paused,
-    muted or at volume 0 (dropped, nothing written) or the chunk is stored already (dropped, counted and logged)."""
+    muted or at volume 0 (dropped, nothing written) or the chunk is stored already (dropped, counted and logged);
+    then start the session's transcription consumer if, as the session was last read, none holds its lease
+    (``starter.ensure_consumer``: at most one asynchronous invocation per lease period and process)."""
     session_id, chunk = request.session_id, request.chunk
     session = _checked(session_id, caller)
     dropped_because = _why_not_forwarded(session)
@@ -137,4 +140,5 @@ def send_audio(request: AudioRequest, caller: Caller) -> dict[str, Any]:
             extra={"session_id": session_id, "sequence_number": chunk.sequence_number},
         )
         return messages.audio_received(chunk.sequence_number, messages.AUDIO_DUPLICATE)
+    starter.ensure_consumer(session, caller.now_ms)
     return messages.audio_received(chunk.sequence_number)

@@ -26,3 +26,8 @@ def create_client(service_name: str, **options: Any) -> Any:
     """A new low-level client from the shared session (callers keep the one they create)."""
     with _CREATING:
         return _session().create_client(service_name, **options)
+
+
+def credentials() -> Any:
+    """The process's credentials (what its clients sign with), for signing that no client does (a presigned URL)."""
+    return _session().get_credentials()

@@ -100,6 +100,24 @@ AUDIO_CHUNK_LIFETIME_SECONDS: Final = 5 * 60
 # audio path: a pause takes effect within this long.
 AUDIO_SESSION_CACHE_MS: Final = 1000
 
+# The transcription consumer (``lambda_src.transcription.consumer``, decision record 0001): one per session
+# with audio, holding a lease on the session item that it renews every TRANSCRIBER_RENEW_SECONDS (the same
+# write reads the session: its state, settings and speaker); a consumer that stops renewing loses it after
+# TRANSCRIBER_LEASE_SECONDS, and the next chunk's writer starts another.
+TRANSCRIBER_LEASE_SECONDS: Final = 5
+TRANSCRIBER_RENEW_SECONDS: Final = 1.0
+# How often it looks for new chunks in the buffer (the floor of the audio's hand-off latency) when there were
+# none last time; a page of chunks is followed at once by the next.
+TRANSCRIBER_POLL_SECONDS: Final = 0.05
+TRANSCRIBER_PAGE_CHUNKS: Final = 50
+# The recognizer's stream is closed, and the consumer stops, after this long without audio.
+TRANSCRIBER_IDLE_SECONDS: Final = 60
+# Before its invocation's timeout, the consumer hands over to a successor with this much time left (closing a
+# Transcribe stream waits up to 10 s for its last results).
+TRANSCRIBER_HANDOVER_SECONDS: Final = 30
+# How often a consumer publishes its metrics (one EMF line), besides at its end.
+TRANSCRIBER_METRICS_SECONDS: Final = 10
+
 # Session ids: conditional writes retried on collision, bounded well inside the function timeout.
 SESSION_ID_ATTEMPTS: Final = 5
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from lambda_src.broadcast import BroadcastState
 from lambda_src.repositories.sessions import Session
+from lambda_src.transcription.processor import Segment
 
 
 def now_ms() -> int:
@@ -188,6 +189,21 @@ def audio_received(sequence_number: int, dropped_because: str | None = None) -> 
     if dropped_because is None:
         return message | {"accepted": True}
     return message | {"accepted": False, "reason": dropped_because}
+
+
+def transcript(session_id: str, segment_id: str, segment: Segment, timestamp_ms: int) -> dict[str, Any]:
+    """A forwarded segment, to the speaker: a later one with the same ``segmentId`` supersedes a partial."""
+    message: dict[str, Any] = {
+        "type": "transcript",
+        "sessionId": session_id,
+        "segmentId": segment_id,
+        "text": segment.text,
+        "isPartial": segment.is_partial,
+    }
+    if segment.stability is not None:
+        message["stability"] = round(segment.stability, 3)
+    message["timestamp"] = timestamp_ms
+    return message
 
 
 def encode(message: dict[str, Any]) -> str:

@@ -74,6 +74,13 @@ LISTENERS_LEFT: Final = "ListenersLeft"
 SESSIONS_ENDED: Final = "SessionsEnded"  # extra dimension: REASON_DIMENSION
 REJECTIONS: Final = "Rejections"  # extra dimension: ERROR_CODE_DIMENSION
 DUPLICATE_AUDIO_CHUNKS: Final = "DuplicateAudioChunks"
+MISSING_AUDIO_CHUNKS: Final = "MissingAudioChunks"
+PARTIALS_FORWARDED: Final = "PartialsForwarded"
+FINALS_FORWARDED: Final = "FinalsForwarded"
+PARTIALS_DROPPED: Final = "PartialsDropped"
+TRANSCRIPT_DISCREPANCIES: Final = "TranscriptDiscrepancies"
+AUDIO_HAND_OFF_LATENCY: Final = "AudioHandOffLatency"
+CHUNK_PROCESSING_LATENCY: Final = "ChunkProcessingLatency"
 
 SESSION_CREATION_LATENCY: Final = "SessionCreationLatency"
 LISTENER_JOIN_LATENCY: Final = "ListenerJoinLatency"
@@ -91,6 +98,13 @@ EXTRA_DIMENSION: Final = {
     SESSIONS_ENDED: REASON_DIMENSION,
     REJECTIONS: ERROR_CODE_DIMENSION,
     DUPLICATE_AUDIO_CHUNKS: None,
+    MISSING_AUDIO_CHUNKS: None,
+    PARTIALS_FORWARDED: None,
+    FINALS_FORWARDED: None,
+    PARTIALS_DROPPED: None,
+    TRANSCRIPT_DISCREPANCIES: None,
+    AUDIO_HAND_OFF_LATENCY: None,
+    CHUNK_PROCESSING_LATENCY: None,
     SESSION_CREATION_LATENCY: None,
     LISTENER_JOIN_LATENCY: None,
     ACTIVE_SESSIONS: None,
@@ -99,8 +113,25 @@ EXTRA_DIMENSION: Final = {
 
 # What each metric is, which says how it is read: counts are summed, latencies read as percentiles, gauges
 # as the level (the highest of a period).
-COUNTS: Final = (SESSIONS_CREATED, LISTENERS_JOINED, LISTENERS_LEFT, SESSIONS_ENDED, REJECTIONS, DUPLICATE_AUDIO_CHUNKS)
-LATENCIES: Final = (SESSION_CREATION_LATENCY, LISTENER_JOIN_LATENCY)
+COUNTS: Final = (
+    SESSIONS_CREATED,
+    LISTENERS_JOINED,
+    LISTENERS_LEFT,
+    SESSIONS_ENDED,
+    REJECTIONS,
+    DUPLICATE_AUDIO_CHUNKS,
+    MISSING_AUDIO_CHUNKS,
+    PARTIALS_FORWARDED,
+    FINALS_FORWARDED,
+    PARTIALS_DROPPED,
+    TRANSCRIPT_DISCREPANCIES,
+)
+LATENCIES: Final = (
+    SESSION_CREATION_LATENCY,
+    LISTENER_JOIN_LATENCY,
+    AUDIO_HAND_OFF_LATENCY,
+    CHUNK_PROCESSING_LATENCY,
+)
 GAUGES: Final = (ACTIVE_SESSIONS, CONNECTED_LISTENERS)
 
 UNIT: Final = MetricUnit.Count  # the counts' and the gauges'
@@ -188,6 +219,37 @@ def session_ended(reason: str) -> None:
 def duplicate_audio_chunk() -> None:
     """A ``sendAudio`` chunk dropped because one with its key is stored already."""
     _count(DUPLICATE_AUDIO_CHUNKS)
+
+
+@_never_raises
+def audio_chunks_missing(count: int) -> None:
+    """Chunks the transcription consumer gave up waiting for (a gap in a connection's sequence)."""
+    _metrics.add_metric(name=MISSING_AUDIO_CHUNKS, unit=UNITS[MISSING_AUDIO_CHUNKS], value=count)
+
+
+@_never_raises
+def transcription_counts(*, partials: int, finals: int, partials_dropped: int, discrepancies: int) -> None:
+    """What the partial-result processor did since the last call: segments forwarded (partial and final: their
+    ratio is the partial-to-final ratio), partials dropped by the rate limit, finals that differed from their
+    last partial by more than the discrepancy threshold. Zeros are not published."""
+    for name, value in (
+        (PARTIALS_FORWARDED, partials),
+        (FINALS_FORWARDED, finals),
+        (PARTIALS_DROPPED, partials_dropped),
+        (TRANSCRIPT_DISCREPANCIES, discrepancies),
+    ):
+        if value:
+            _metrics.add_metric(name=name, unit=UNITS[name], value=value)
+
+
+def audio_hand_off(milliseconds: float) -> None:
+    """From a chunk's arrival (the message function's write) to the consumer's read of it."""
+    _latency(AUDIO_HAND_OFF_LATENCY, milliseconds)
+
+
+def chunk_processing(milliseconds: float) -> None:
+    """The consumer's time for one chunk: the recognizer, the processor and the delivery of what it forwarded."""
+    _latency(CHUNK_PROCESSING_LATENCY, milliseconds)
 
 
 @_never_raises

@@ -35,7 +35,9 @@ def reset() -> None:
     """Forget every cached object (tests change the environment between cases)."""
     from lambda_src import audio
     from lambda_src.repositories import dynamodb
+    from lambda_src.transcription import starter
 
     audio.SESSIONS.clear()
+    starter.forget()
     for cached in (sessions, connections, rate_limits, audio_chunks, settings.load, dynamodb.client):
         cached.cache_clear()

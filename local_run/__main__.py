@@ -9,7 +9,7 @@ import signal
 from pathlib import Path
 
 from lambda_src import settings
-from local_run.run import LocalRun
+from local_run.run import STAND_IN_NOTES, LocalRun
 
 # `make local MAX_LISTENERS_PER_SESSION=50 ...`: each function setting by its variable, passed as its context key.
 CONTEXT_FROM_ENVIRONMENT = {setting.env_var: setting.context_key for setting in settings.FUNCTION_SETTINGS}
@@ -78,6 +78,8 @@ async def main() -> None:
             f"@connections http://127.0.0.1:{run.http_port}/{run.assembly.stage})",
             flush=True,
         )
+        for note in STAND_IN_NOTES:
+            print(f"  stand-in: {note}", flush=True)
         print(
             f"  try: npx wscat -c '{run.url}?action=joinSession&sessionId=golden-eagle-427&targetLanguage=es'",
             flush=True,

@@ -7,6 +7,7 @@
   and for connections whose handshake has not completed) and each user pool's JWKS.
 - Stream triggers: polls the tables' streams in DynamoDB Local and invokes the mapped functions with
   records that pass the mapping's filter patterns.
+- Lambda's Invoke API on the HTTP server: a function invoking another (``Event`` or ``RequestResponse``).
 - Scheduled rules: invokes each scheduled function every interval of its rule (the first time one
   interval after the start), or every ``schedule_interval`` seconds when given, with the rule's event.
   Like EventBridge's asynchronous invocations, a run that outlasts the interval does not delay the next.
@@ -48,6 +49,10 @@ from local_run.assembly import (
 
 MAX_FRAME_BYTES = 128 * 1024 * 4  # larger than API Gateway's limit, so handlers see and refuse big frames
 WORKERS_PER_FUNCTION = 8
+# Lambda's Invoke API (what botocore's lambda client calls, at AWS_ENDPOINT_URL_LAMBDA): POST
+# /2015-03-31/functions/<name or ARN>/invocations.
+LAMBDA_INVOKE_PREFIX = "/2015-03-31/functions/"
+LAMBDA_INVOKE_SUFFIX = "/invocations"
 # API Gateway waits up to 29 s for the $connect integration before failing the handshake.
 HANDSHAKE_TIMEOUT_SECONDS = 30
 
@@ -424,7 +429,7 @@ class LocalGateway:
                     name, _, value = line.decode("latin-1").partition(":")
                     headers[name.strip().lower()] = value.strip()
                 body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
-                status, extra, payload = await self._http_route(method, unquote(urlsplit(target).path), body)
+                status, extra, payload = await self._http_route(method, unquote(urlsplit(target).path), body, headers)
                 writer.write(
                     f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Length: {len(payload)}\r\n"
                     f"Content-Type: application/json\r\n{extra}Connection: keep-alive\r\n\r\n".encode()
@@ -436,7 +441,14 @@ class LocalGateway:
         finally:
             writer.close()
 
-    async def _http_route(self, method: str, path: str, body: bytes) -> tuple[int, str, bytes]:
+    async def _http_route(
+        self, method: str, path: str, body: bytes, headers: dict[str, str] | None = None
+    ) -> tuple[int, str, bytes]:
+        if method == "POST" and path.startswith(LAMBDA_INVOKE_PREFIX) and path.endswith(LAMBDA_INVOKE_SUFFIX):
+            name = path.removeprefix(LAMBDA_INVOKE_PREFIX).removesuffix(LAMBDA_INVOKE_SUFFIX)
+            return await self._lambda_invoke(
+                name, body, (headers or {}).get("x-amz-invocation-type", "RequestResponse")
+            )
         prefix = f"/{self.assembly.stage}/@connections/"
         if path.startswith(prefix):
             client = self.clients.get(path.removeprefix(prefix))
@@ -462,6 +474,32 @@ class LocalGateway:
             if keys is not None:
                 return 200, "", json.dumps(keys).encode()
         return 404, "", b'{"message":"Not Found"}'
+
+    # -- Lambda's Invoke API ------------------------------------------------------------------------
+    async def _lambda_invoke(self, name: str, body: bytes, invocation_type: str) -> tuple[int, str, bytes]:
+        """A function of the assembly invoked by name or ARN, as Lambda's Invoke does: ``Event`` queues it and
+        answers 202 at once (the invocation's errors go to stderr, as an asynchronous invocation's go to its
+        logs); ``RequestResponse`` answers with its result."""
+        runtime = next(
+            (r for r in self.runtimes.values() if name in (r.definition.name, r.env["LOCAL_FUNCTION_ARN"])), None
+        )
+        if runtime is None:
+            message = json.dumps({"Type": "User", "message": f"Function not found: {name}"}).encode()
+            return 404, "x-amzn-ErrorType: ResourceNotFoundException\r\n", message
+        try:
+            event = json.loads(body or b"{}")
+        except ValueError:
+            return 400, "x-amzn-ErrorType: InvalidRequestContentException\r\n", b'{"message":"Could not parse"}'
+        if invocation_type == "Event":
+            task = asyncio.create_task(self._invoke_quietly(runtime, event, "asynchronously invoked"))
+            self._invocations.add(task)
+            task.add_done_callback(self._invocations.discard)
+            return 202, "", b""
+        try:
+            result = await runtime.invoke(event)
+        except FunctionError as error:
+            return 200, "X-Amz-Function-Error: Unhandled\r\n", json.dumps({"errorMessage": str(error)}).encode()
+        return 200, "", json.dumps(result).encode()
 
     # -- streams -----------------------------------------------------------------------------------
     async def _poll_stream(self, trigger: Any) -> None:

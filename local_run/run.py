@@ -10,11 +10,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lambda_src.transcription import recognizers
 from local_run import assembly as cloud_assembly
 from local_run.dynamodb_local import PROJECT_ROOT, DynamoDBLocal, endpoint_environment, free_port
 from local_run.gateway import LocalGateway
 
 STATE_DIR = PROJECT_ROOT / ".local"
+# What the local run swaps in for the cloud services no local engine exists for, by the variable each function
+# reads, and how ``make local`` names each at start-up.
+STAND_INS: dict[str, str] = {recognizers.ENV_RECOGNIZER: recognizers.LOCAL}
+STAND_IN_NOTES = (
+    "speech recognition: pocketsphinx (US English, offline), standing in for Amazon Transcribe streaming; other "
+    "source languages are refused with INVALID_PARAMETERS",
+)
 ISSUER_FILE = STATE_DIR / "dev-issuer" / "issuers.json"
 
 
@@ -67,7 +75,12 @@ class LocalRun:
                 self.assembly,
                 websocket_port=self.port,
                 http_port=self.http_port,
-                base_env=endpoint_environment(self.database.endpoint),
+                base_env={
+                    **endpoint_environment(self.database.endpoint),
+                    # Lambda's Invoke API is served by the gateway's HTTP server (a function starting another).
+                    "AWS_ENDPOINT_URL_LAMBDA": addresses.http_base,
+                    **STAND_INS,
+                },
                 streams_client_factory=lambda: (self.database.client("dynamodbstreams"), self.database.client()),
                 jwks=lambda pool: self.issuers[pool].jwks() if pool in self.issuers else None,
                 schedule_interval=self.schedule_interval,

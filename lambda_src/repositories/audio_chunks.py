@@ -50,6 +50,30 @@ class AudioChunk:
         return item
 
 
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk as the consumer reads it back: its sort key, the connection's part of it (a sequence counts per
+    connection), its sequence number, the PCM and when it arrived (epoch ms)."""
+
+    key: str
+    connection_key: str
+    sequence_number: int
+    pcm: bytes
+    received_at_ms: int
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> StoredChunk:
+        key = str(item[AUDIO_CHUNKS_SORT_KEY])
+        audio = item.get("audio", b"")
+        return cls(
+            key=key,
+            connection_key=key.rpartition("#")[0],
+            sequence_number=int(item.get("sequenceNumber", 0)),
+            pcm=bytes(audio.value if hasattr(audio, "value") else audio),
+            received_at_ms=int(item.get("receivedAt", 0)),
+        )
+
+
 class AudioChunksRepository:
     def __init__(self, table_name: str) -> None:
         if not table_name:
@@ -72,3 +96,21 @@ class AudioChunksRepository:
                 return False
             raise
         return True
+
+    def after(self, session_id: str, key: str, limit: int = limits.TRANSCRIBER_PAGE_CHUNKS) -> list[StoredChunk]:
+        """Up to ``limit`` of the session's chunks whose sort key follows ``key`` (all from the start when
+        ``key`` is empty), in order: one strongly consistent Query page."""
+        condition = "#session = :session" + (" AND #key > :after" if key else "")
+        response = dynamodb.request(
+            "query",
+            TableName=self.table_name,
+            KeyConditionExpression=condition,
+            ExpressionAttributeNames={
+                "#session": AUDIO_CHUNKS_PARTITION_KEY,
+                **({"#key": AUDIO_CHUNKS_SORT_KEY} if key else {}),
+            },
+            ExpressionAttributeValues=dynamodb.values(session=session_id, **({"after": key} if key else {})),
+            ConsistentRead=True,
+            Limit=limit,
+        )
+        return [StoredChunk.from_item(dynamodb.deserialize(item)) for item in response.get("Items", [])]

@@ -33,6 +33,12 @@ ENDED_AT_ATTRIBUTE = "endedAt"
 # When the speaker's current connection took the session (epoch milliseconds), written by each refresh or
 # resume; absent, the creating connection is the speaker (``createdAt``), so a new item keeps the contract's schema.
 SPEAKER_CONNECTED_AT_ATTRIBUTE = "speakerConnectedAt"
+# The session's transcription consumer (``lambda_src.transcription.consumer``): its lease (until when, epoch
+# milliseconds, and whose), and how far in the audio buffer it got (the last chunk's sort key it processed).
+# Absent until audio first arrives.
+TRANSCRIBER_LEASE_UNTIL_ATTRIBUTE = "transcriberLeaseUntil"
+TRANSCRIBER_LEASE_ID_ATTRIBUTE = "transcriberLeaseId"
+TRANSCRIBER_CURSOR_ATTRIBUTE = "transcriberCursor"
 # What the speaker was last pushed on a change of its audience (``sessionStatus``): the count, the languages
 # and when (epoch milliseconds). Absent until the first push.
 STATUS_COUNT_ATTRIBUTE = "statusListenerCount"
@@ -47,6 +53,9 @@ _NAMES = {
     "#grace": GRACE_ATTRIBUTE,
     "#speaker": "speakerConnectionId",
     "#speakerAt": SPEAKER_CONNECTED_AT_ATTRIBUTE,
+    "#lease": TRANSCRIBER_LEASE_UNTIL_ATTRIBUTE,
+    "#leaseId": TRANSCRIBER_LEASE_ID_ATTRIBUTE,
+    "#cursor": TRANSCRIBER_CURSOR_ATTRIBUTE,
     "#user": "speakerUserId",
     "#active": "isActive",
     "#count": "listenerCount",
@@ -80,6 +89,7 @@ class Session:
     ended_at_ms: int | None = None
     status_pushed: PushedStatus | None = None
     speaker_connected_at_ms: int | None = None
+    transcriber: TranscriberLease | None = None
 
     @property
     def speaker_connected(self) -> bool:
@@ -139,6 +149,32 @@ class Session:
             ended_at_ms=_number(item, ENDED_AT_ATTRIBUTE, None),
             status_pushed=PushedStatus.from_item(item),
             speaker_connected_at_ms=_number(item, SPEAKER_CONNECTED_AT_ATTRIBUTE, None),
+            transcriber=TranscriberLease.from_item(item),
+        )
+
+
+@dataclass(frozen=True)
+class TranscriberLease:
+    """The session's transcription consumer: whose lease, until when (epoch ms), and the buffer position it
+    reached (the sort key of the last chunk it processed; empty before the first)."""
+
+    lease_id: str
+    until_ms: int
+    cursor: str = ""
+
+    def live_at(self, now_ms: int) -> bool:
+        return self.until_ms > now_ms
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> TranscriberLease | None:
+        until = _number(item, TRANSCRIBER_LEASE_UNTIL_ATTRIBUTE, None)
+        lease_id, cursor = item.get(TRANSCRIBER_LEASE_ID_ATTRIBUTE), item.get(TRANSCRIBER_CURSOR_ATTRIBUTE, "")
+        if until is None and not cursor:
+            return None
+        return cls(
+            lease_id if isinstance(lease_id, str) else "",
+            until or 0,
+            cursor if isinstance(cursor, str) else "",
         )
 
 
@@ -396,6 +432,52 @@ class SessionsRepository:
         arguments["ReturnValues"] = returning
         attributes = self._conditional_update(arguments, session_id, now_s, connection_id=connection_id)
         return Session.from_item(dynamodb.deserialize(attributes))
+
+    # -- the transcription consumer ------------------------------------------------------------------
+    def hold_transcriber_lease(
+        self, session_id: str, lease_id: str, now_ms: int, cursor: str | None, *, taking_over: str | None = None
+    ) -> tuple[bool, Session | None]:
+        """Take or renew the lease of the session's transcription consumer until ``now_ms`` +
+        ``TRANSCRIBER_LEASE_SECONDS`` (one conditional UpdateItem), recording ``cursor`` when given: only on a
+        live session whose lease has lapsed, is ``lease_id``'s, or is ``taking_over``'s (a predecessor handing
+        over). (held, the session): as it is now when held; as it was when not (None: no session)."""
+        assignments = "SET #lease = :until, #leaseId = :leaseId" + (", #cursor = :cursor" if cursor else "")
+        owners = "#leaseId = :leaseId" + (" OR #leaseId = :previous" if taking_over else "")
+        arguments = _update(
+            self.table_name,
+            session_id,
+            assignments,
+            f"{_LIVE} AND (attribute_not_exists(#lease) OR #lease <= :nowMs OR {owners})",
+            until=now_ms + limits.TRANSCRIBER_LEASE_SECONDS * 1000,
+            leaseId=lease_id,
+            nowMs=now_ms,
+            true=True,
+            now=now_ms // 1000,
+            **({"cursor": cursor} if cursor else {}),
+            **({"previous": taking_over} if taking_over else {}),
+        )
+        arguments["ReturnValues"] = "ALL_NEW"
+        try:
+            response = dynamodb.request("update_item", **arguments)
+        except ClientError as error:
+            if dynamodb.error_code(error) != "ConditionalCheckFailedException":
+                raise
+            old: Any = error.response.get("Item")
+            return False, None if old is None else Session.from_item(dynamodb.deserialize(old))
+        return True, Session.from_item(dynamodb.deserialize(response["Attributes"]))
+
+    def release_transcriber_lease(self, session_id: str, lease_id: str, cursor: str | None) -> bool:
+        """Let the lease go (its consumer stopped), recording ``cursor`` when given; whether it was still
+        ``lease_id``'s (one conditional UpdateItem; the item may have been deleted by now)."""
+        arguments = _update(
+            self.table_name,
+            session_id,
+            "REMOVE #lease, #leaseId" + (" SET #cursor = :cursor" if cursor else ""),
+            "attribute_exists(#id) AND #leaseId = :leaseId",
+            leaseId=lease_id,
+            **({"cursor": cursor} if cursor else {}),
+        )
+        return _applied_if(arguments)
 
     def record_status_push(self, session: Session, status: PushedStatus) -> bool:
         """Record the change push about to be sent to the session's speaker, only if nobody recorded one since

@@ -1,0 +1,32 @@
+"""Which recognizer a consumer opens: Amazon Transcribe streaming where the service is deployed; the local
+run's stand-in (pocketsphinx, US English) where ``TRANSCRIPTION_RECOGNIZER`` says so (the local run sets it
+for its functions, like the endpoints it swaps in)."""
+
+from __future__ import annotations
+
+import os
+from typing import Final
+
+from lambda_src import aws
+from lambda_src.repositories.sessions import Session
+from lambda_src.transcription.recognizer import Recognizer
+
+ENV_RECOGNIZER: Final = "TRANSCRIPTION_RECOGNIZER"
+LOCAL: Final = "pocketsphinx"
+
+
+def open_for(session: Session) -> Recognizer:
+    """A new stream for the session's source language and settings (refused with a catalogue error for a
+    language the recognizer cannot transcribe)."""
+    if os.environ.get(ENV_RECOGNIZER) == LOCAL:
+        from lambda_src.transcription.local_recognizer import PocketsphinxRecognizer
+
+        return PocketsphinxRecognizer(session.source_language)
+    from lambda_src.transcription.transcribe_recognizer import TranscribeRecognizer
+
+    return TranscribeRecognizer(
+        session.source_language,
+        float(session.config.min_stability_threshold),
+        region=os.environ.get("AWS_REGION", ""),
+        credentials=aws.credentials(),
+    )
