@@ -7,8 +7,6 @@ The results fed to the processor are the local recognizer's own on that speech (
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ from pathlib import Path
 from bench.common import Row, percentile, row
 from lambda_src.transcription.local_recognizer import PocketsphinxRecognizer
 from lambda_src.transcription.processor import PartialResultProcessor, RecognitionResult
+from local_run.speech import speak_pcm
 
 SECTION = "transcription"
 SPOKEN = (
@@ -38,15 +37,7 @@ class _Settings:
 
 
 def speech(directory: Path) -> bytes:
-    for tool in ("espeak-ng", "sox"):
-        if not shutil.which(tool):
-            raise RuntimeError(f"{tool} is missing (make install brings it)")
-    wav, raw = directory / "speech.wav", directory / "speech.raw"
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "130", "-w", str(wav), SPOKEN], check=True)
-    subprocess.run(
-        ["sox", str(wav), "-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer", str(raw)], check=True
-    )
-    return raw.read_bytes()
+    return speak_pcm(SPOKEN, directory)
 
 
 def recognize(pcm: bytes) -> tuple[list[tuple[float, RecognitionResult]], float]:

@@ -306,7 +306,10 @@ class SessionWebSocketApi(Construct):
         Transcribe streams. Lambda does not retry a failed or expired start: the next chunk starts another."""
         transcriber, message = self.transcriber_function, self.message_function
         message.add_environment(starter.ENV_TRANSCRIBER_FUNCTION, transcriber.function_name)
-        transcriber.grant_invoke(message)
+        # The function itself, not its versions (CDK's grant_invoke adds "<arn>:*").
+        message.add_to_role_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[transcriber.function_arn])
+        )
         transcriber.configure_async_invoke(
             retry_attempts=constants.TRANSCRIBER_RETRY_ATTEMPTS, max_event_age=constants.TRANSCRIBER_MAX_EVENT_AGE
         )

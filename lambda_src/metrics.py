@@ -171,9 +171,9 @@ reset()
 
 def _never_raises(emit: _F) -> _F:
     @functools.wraps(emit)
-    def guarded(*args: Any) -> None:
+    def guarded(*args: Any, **kwargs: Any) -> None:
         try:
-            emit(*args)
+            emit(*args, **kwargs)
         except Exception:
             logger.exception("metric not published", extra={"metric_function": emit.__name__})
 

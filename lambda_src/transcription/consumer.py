@@ -81,7 +81,8 @@ class Consumer:
     cursor: str = ""
     session: Session | None = None
     _sequencers: dict[str, ChunkSequencer] = field(default_factory=dict)
-    _waiting: dict[tuple[str, int], StoredChunk] = field(default_factory=dict)
+    _waiting: dict[tuple[str, int], StoredChunk] = field(default_factory=dict)  # read, not yet released
+    _ready: list[tuple[str, int]] = field(default_factory=list)  # released as they arrived
     _stream: _Stream | None = None
 
     # -- the lease ---------------------------------------------------------------------------------
@@ -156,7 +157,7 @@ class Consumer:
             sequencer = self._sequencers.setdefault(chunk.connection_key, ChunkSequencer())
             before = sequencer.counters.late + sequencer.counters.duplicates
             self._waiting[place] = chunk
-            sequencer.push(chunk.sequence_number, b"", now)
+            self._ready += [(chunk.connection_key, sequence) for sequence, _ in sequencer.push(place[1], b"", now)]
             if sequencer.counters.late + sequencer.counters.duplicates > before:
                 self._waiting.pop(place)
                 logger.info("late audio chunk dropped", extra={"sequence_number": chunk.sequence_number})
@@ -168,7 +169,8 @@ class Consumer:
 
     def _released(self, now: float) -> list[StoredChunk]:
         """The chunks that can go on now, in buffer order (a gap given up is logged and counted)."""
-        out: list[StoredChunk] = []
+        out = [self._waiting.pop(place) for place in self._ready]
+        self._ready.clear()
         for connection_key, sequencer in self._sequencers.items():
             missing = sequencer.counters.missing
             for sequence, _pcm in sequencer.tick(now):

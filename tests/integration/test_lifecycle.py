@@ -35,12 +35,16 @@ def receive_type(ws: ClientConnection, message_type: str, timeout: float = 15) -
             return message
 
 
+# What the service pushes without being asked, any time: skipped by ``ask`` (a requested sessionStatus is a reply).
+PUSHED = {"sessionStatus", "transcript", "caption"}
+
+
 def ask(ws: ClientConnection, **message: Any) -> dict[str, Any]:
-    """Send ``message``; the reply (a ``sessionStatus`` pushed to a speaker meanwhile is skipped, unless asked for)."""
+    """Send ``message``; the reply (what is pushed meanwhile, ``PUSHED``, is skipped)."""
     ws.send(json.dumps(message))
     while True:
         reply = receive(ws)
-        if reply["type"] != "sessionStatus" or reply.get("updateReason") == "requested":
+        if reply["type"] not in PUSHED or reply.get("updateReason") == "requested":
             return reply
 
 

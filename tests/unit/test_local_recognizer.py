@@ -4,37 +4,23 @@ flow, the shapes and the settings, and the words only loosely."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.transcription.local_recognizer import PocketsphinxRecognizer
 from lambda_src.transcription.processor import PartialResultProcessor, RecognitionResult, Segment
+from local_run.speech import speak_pcm
 
 SPOKEN = "Good morning everyone. Welcome to the service. Today we talk about the shepherd and the temple."
 CHUNK_BYTES = 3200  # 100 ms
 
 
-def speech_pcm(directory: Path, text: str) -> bytes:
-    """``text`` spoken by espeak-ng, as raw 16 kHz 16-bit mono PCM (``make test`` installs both tools)."""
-    for tool in ("espeak-ng", "sox"):
-        assert shutil.which(tool), f"{tool} is missing: `make test` installs it (apt package {tool})"
-    wav, raw = directory / "speech.wav", directory / "speech.raw"
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "130", "-w", str(wav), text], check=True)
-    subprocess.run(
-        ["sox", str(wav), "-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer", str(raw)], check=True
-    )
-    return raw.read_bytes()
-
-
 @pytest.fixture(scope="module")
 def pcm(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return speech_pcm(tmp_path_factory.mktemp("speech"), SPOKEN)
+    return speak_pcm(SPOKEN, tmp_path_factory.mktemp("speech"))
 
 
 @pytest.fixture(scope="module")

@@ -130,7 +130,7 @@ def allowed_values(dimension: str) -> set[str]:
 
 
 def test_the_module_names_every_metric_with_its_dimension_set() -> None:
-    # The alarms' and the dashboard's source of truth: ten metrics, two of them with one extra dimension each
+    # The alarms' and the dashboard's source of truth: every metric, two of them with one extra dimension each
     assert metrics.NAMESPACE == "SessionService"
     assert {name: metrics.dimension_names(name) for name in metrics.EXTRA_DIMENSION} == {
         "SessionsCreated": ["service", "environment"],
@@ -139,6 +139,13 @@ def test_the_module_names_every_metric_with_its_dimension_set() -> None:
         "SessionsEnded": ["service", "environment", "reason"],
         "Rejections": ["service", "environment", "errorCode"],
         "DuplicateAudioChunks": ["service", "environment"],
+        "MissingAudioChunks": ["service", "environment"],
+        "PartialsForwarded": ["service", "environment"],
+        "FinalsForwarded": ["service", "environment"],
+        "PartialsDropped": ["service", "environment"],
+        "TranscriptDiscrepancies": ["service", "environment"],
+        "AudioHandOffLatency": ["service", "environment"],
+        "ChunkProcessingLatency": ["service", "environment"],
         "SessionCreationLatency": ["service", "environment"],
         "ListenerJoinLatency": ["service", "environment"],
         "ActiveSessions": ["service", "environment"],
@@ -150,6 +157,8 @@ def test_the_module_names_every_metric_with_its_dimension_set() -> None:
     assert {name: metrics.UNITS[name].value for name in metrics.LATENCIES + metrics.GAUGES} == {
         "SessionCreationLatency": "Milliseconds",
         "ListenerJoinLatency": "Milliseconds",
+        "AudioHandOffLatency": "Milliseconds",
+        "ChunkProcessingLatency": "Milliseconds",
         "ActiveSessions": "Count",
         "ConnectedListeners": "Count",
     }

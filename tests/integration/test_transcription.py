@@ -1,0 +1,128 @@
+"""From the speaker's audio to its ``transcript`` messages through the local run: speech spoken by espeak-ng is
+streamed in 100 ms ``sendAudio`` chunks, the message function starts the session's transcription consumer (an
+asynchronous invocation, served by the local gateway's Lambda Invoke API), and the consumer runs the local
+recognizer (pocketsphinx) and the partial-result processor with the session's own settings.
+
+The local recognizer's accuracy on synthetic speech is modest: these tests hold the flow, the order and the
+settings, and the words only loosely."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.sync.client import ClientConnection, connect
+
+from lambda_src import limits
+from local_run.speech import CHUNK_BYTES, chunks, speak_pcm
+from tests.integration.conftest import RunningService
+from tests.integration.test_lifecycle import ask
+
+pytestmark = pytest.mark.integration
+
+SPOKEN = "Good morning everyone. Welcome to the service. Today we talk about the weather and the river."
+SILENCE = b"\x00" * CHUNK_BYTES
+QUIET_SECONDS = 4.0  # no transcript for this long after the last chunk: the consumer has said all it will
+
+
+@pytest.fixture(scope="module")
+def pcm(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return speak_pcm(SPOKEN, Path(tmp_path_factory.mktemp("speech")))
+
+
+def speaker(service: RunningService, user_id: str, **query: str) -> tuple[ClientConnection, str]:
+    parameters = "&".join(f"{key}={value}" for key, value in {"sourceLanguage": "en", **query}.items())
+    ws = connect(
+        f"{service.url}?action=createSession&{parameters}&token={service.token(user_id=user_id)}",
+        open_timeout=10,
+        legacy=True,
+    )
+    created = json.loads(ws.recv(timeout=10))
+    assert created["type"] == "sessionCreated", created
+    return ws, created["sessionId"]
+
+
+def stream(ws: ClientConnection, audio: list[bytes], first_sequence: int = 0) -> list[dict[str, Any]]:
+    """Send the chunks in real time (one each 100 ms), without waiting for replies; then everything received until
+    nothing has come for ``QUIET_SECONDS``."""
+    received: list[dict[str, Any]] = []
+    started = time.monotonic()
+    for index, chunk in enumerate(audio):
+        message = {"action": "sendAudio", "audioData": base64.b64encode(chunk).decode(), "sequenceNumber": index}
+        message["sequenceNumber"] += first_sequence
+        ws.send(json.dumps(message))
+        received += drain(ws, until=started + (index + 1) * 0.1)
+    last = time.monotonic()
+    while time.monotonic() - last < QUIET_SECONDS:
+        more = drain(ws, until=time.monotonic() + 0.5)
+        if any(message["type"] == "transcript" for message in more):
+            last = time.monotonic()
+        received += more
+    return received
+
+
+def drain(ws: ClientConnection, until: float) -> list[dict[str, Any]]:
+    out = []
+    while (left := until - time.monotonic()) > 0:
+        try:
+            out.append(json.loads(ws.recv(timeout=left)))
+        except TimeoutError:
+            break
+    return out
+
+
+def transcripts(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [message for message in messages if message["type"] == "transcript"]
+
+
+def with_silence(pcm: bytes) -> list[bytes]:
+    """The speech, then 1.5 s of silence (so the recognizer's endpointer closes the last utterance)."""
+    return chunks(pcm) + [SILENCE] * 15
+
+
+def test_partials_then_finals_reach_the_speaker_with_partial_results_on(service: RunningService, pcm: bytes) -> None:
+    ws, session_id = speaker(service, "transcribed-speaker", partialResults="true", minStability="0.7")
+    with ws:
+        received = stream(ws, with_silence(pcm))
+    said = transcripts(received)
+    # Then every chunk was taken, and the speaker heard partial and final transcript segments of its session
+    acks = [message for message in received if message["type"] == "audioReceived"]
+    assert acks and all(ack["accepted"] for ack in acks)
+    assert {message["sessionId"] for message in said} == {session_id}
+    partials = [message for message in said if message["isPartial"]]
+    finals = [message for message in said if not message["isPartial"]]
+    assert partials and finals, said
+    # And each segment's partials come before its final, which settles it; no segment is final twice
+    final_ids = [message["segmentId"] for message in finals]
+    assert len(final_ids) == len(set(final_ids))
+    for partial in partials:
+        later = said[said.index(partial) :]
+        assert any(m["segmentId"] == partial["segmentId"] and not m["isPartial"] for m in later), partial
+        assert partial["stability"] >= 0.7
+    assert all(isinstance(message["timestamp"], int) for message in said)
+    # And some words came through (loosely: synthetic speech, small offline model)
+    heard = " ".join(message["text"] for message in finals).lower().split()
+    assert len(heard) >= 3, heard
+
+
+def test_only_finals_reach_the_speaker_with_partial_results_off(service: RunningService, pcm: bytes) -> None:
+    ws, _session_id = speaker(service, "finals-only-speaker", partialResults="false")
+    with ws:
+        said = transcripts(stream(ws, with_silence(pcm)))
+    assert said, "no transcript at all"
+    assert [message["isPartial"] for message in said] == [False] * len(said)
+
+
+def test_a_paused_broadcasts_audio_produces_no_transcript(service: RunningService, pcm: bytes) -> None:
+    ws, _session_id = speaker(service, "paused-speaker")
+    with ws:
+        assert ask(ws, action="pauseBroadcast")["isPaused"] is True
+        time.sleep(limits.AUDIO_SESSION_CACHE_MS / 1000 + 0.1)  # the audio path's view of the state is a second old
+        received = stream(ws, with_silence(pcm))
+    acks = [message for message in received if message["type"] == "audioReceived"]
+    assert acks and {(ack["accepted"], ack.get("reason")) for ack in acks} == {(False, "paused")}
+    assert transcripts(received) == []
