@@ -1,6 +1,7 @@
 """DynamoDB stays in ``repositories/``: no module of ``lambda_src`` imports botocore but the repositories and
-the modules that own an AWS client (``aws.py``, ``connections_api.py``, and the Amazon Transcribe adapter, which
-signs its stream's URL and reads its event stream with botocore). Checked on the modules' import
+the modules that own an AWS client (``aws.py``, ``connections_api.py``, the Amazon Transcribe adapter, which
+signs its stream's URL and reads its event stream with botocore, and the Amazon Translate adapter, which turns its
+errors into translation failures). Checked on the modules' import
 statements, so a new import anywhere else (at the top, or inside a function) fails here."""
 
 from __future__ import annotations
@@ -9,7 +10,12 @@ import ast
 from pathlib import Path
 
 LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"
-MAY_IMPORT_BOTOCORE = {"aws.py", "connections_api.py", "transcription/transcribe_recognizer.py"}
+MAY_IMPORT_BOTOCORE = {
+    "aws.py",
+    "connections_api.py",
+    "transcription/transcribe_recognizer.py",
+    "translation/amazon_translate.py",
+}
 
 
 def _imported_modules(path: Path) -> set[str]:
