@@ -28,6 +28,10 @@ What is counted, and when:
 - ``Rejections`` by ``errorCode``: every ``error`` reply a WebSocket route gives (``INTERNAL_ERROR``
   included), and ``UNAUTHORIZED`` for every token the ``$connect`` authorizer refuses.
 
+- ``TranslationFailures``: a caption that could not be translated into one of its target languages (the
+  engine refused or did not answer; the log line names the language pair and why): that language's listeners
+  got no caption for that segment. Counted once per segment and language, whatever the number of listeners.
+
 - ``SessionCreationLatency`` and ``ListenerJoinLatency`` (milliseconds): how long each successful
   ``createSession`` and ``joinSession`` took, from the handler's view (the service call: validation done,
   through the transaction that wrote it, on connect or as a message); CloudWatch gives their p50/p95/p99. A
@@ -74,6 +78,7 @@ LISTENERS_LEFT: Final = "ListenersLeft"
 SESSIONS_ENDED: Final = "SessionsEnded"  # extra dimension: REASON_DIMENSION
 REJECTIONS: Final = "Rejections"  # extra dimension: ERROR_CODE_DIMENSION
 DUPLICATE_AUDIO_CHUNKS: Final = "DuplicateAudioChunks"
+TRANSLATION_FAILURES: Final = "TranslationFailures"
 
 SESSION_CREATION_LATENCY: Final = "SessionCreationLatency"
 LISTENER_JOIN_LATENCY: Final = "ListenerJoinLatency"
@@ -91,6 +96,7 @@ EXTRA_DIMENSION: Final = {
     SESSIONS_ENDED: REASON_DIMENSION,
     REJECTIONS: ERROR_CODE_DIMENSION,
     DUPLICATE_AUDIO_CHUNKS: None,
+    TRANSLATION_FAILURES: None,
     SESSION_CREATION_LATENCY: None,
     LISTENER_JOIN_LATENCY: None,
     ACTIVE_SESSIONS: None,
@@ -99,7 +105,15 @@ EXTRA_DIMENSION: Final = {
 
 # What each metric is, which says how it is read: counts are summed, latencies read as percentiles, gauges
 # as the level (the highest of a period).
-COUNTS: Final = (SESSIONS_CREATED, LISTENERS_JOINED, LISTENERS_LEFT, SESSIONS_ENDED, REJECTIONS, DUPLICATE_AUDIO_CHUNKS)
+COUNTS: Final = (
+    SESSIONS_CREATED,
+    LISTENERS_JOINED,
+    LISTENERS_LEFT,
+    SESSIONS_ENDED,
+    REJECTIONS,
+    DUPLICATE_AUDIO_CHUNKS,
+    TRANSLATION_FAILURES,
+)
 LATENCIES: Final = (SESSION_CREATION_LATENCY, LISTENER_JOIN_LATENCY)
 GAUGES: Final = (ACTIVE_SESSIONS, CONNECTED_LISTENERS)
 
@@ -188,6 +202,12 @@ def session_ended(reason: str) -> None:
 def duplicate_audio_chunk() -> None:
     """A ``sendAudio`` chunk dropped because one with its key is stored already."""
     _count(DUPLICATE_AUDIO_CHUNKS)
+
+
+@_never_raises
+def translation_failed() -> None:
+    """A caption not translated into one of its target languages (logged with the language by the caller)."""
+    _count(TRANSLATION_FAILURES)
 
 
 @_never_raises

@@ -130,7 +130,7 @@ def allowed_values(dimension: str) -> set[str]:
 
 
 def test_the_module_names_every_metric_with_its_dimension_set() -> None:
-    # The alarms' and the dashboard's source of truth: ten metrics, two of them with one extra dimension each
+    # The alarms' and the dashboard's source of truth: eleven metrics, two of them with one extra dimension each
     assert metrics.NAMESPACE == "SessionService"
     assert {name: metrics.dimension_names(name) for name in metrics.EXTRA_DIMENSION} == {
         "SessionsCreated": ["service", "environment"],
@@ -139,6 +139,7 @@ def test_the_module_names_every_metric_with_its_dimension_set() -> None:
         "SessionsEnded": ["service", "environment", "reason"],
         "Rejections": ["service", "environment", "errorCode"],
         "DuplicateAudioChunks": ["service", "environment"],
+        "TranslationFailures": ["service", "environment"],
         "SessionCreationLatency": ["service", "environment"],
         "ListenerJoinLatency": ["service", "environment"],
         "ActiveSessions": ["service", "environment"],
