@@ -1,5 +1,6 @@
 """Telling a session's listeners what happened to it, or asking API Gateway which of them are still there:
-calls in parallel, one index page at a time.
+calls in parallel, one index page at a time; or posting to connections the caller names (:func:`post_each`, what
+``downstream.broadcast`` and captions use), settled the same way.
 
 A listener that answers 410 Gone is handed to ``on_gone``, which says whether that proves it gone (its row
 is then cleaned up) or not yet (a connection whose handshake has not completed answers 410 too); no single
