@@ -280,9 +280,12 @@ class ServiceDashboard(Construct):
                 + [self._metric(metrics.SESSIONS_ENDED, sum_, extra_value=reason) for reason in END_REASONS],
             ),
             self._graph(
-                "Listeners joined and left; duplicate audio chunks (per 5 minutes)",
+                "Listeners joined and left; duplicate audio chunks, translation failures (per 5 minutes)",
                 [self._metric(metrics.LISTENERS_JOINED, sum_), self._metric(metrics.LISTENERS_LEFT, sum_)],
-                right=[self._metric(metrics.DUPLICATE_AUDIO_CHUNKS, sum_)],
+                right=[
+                    self._metric(metrics.DUPLICATE_AUDIO_CHUNKS, sum_),
+                    self._metric(metrics.TRANSLATION_FAILURES, sum_),
+                ],
             ),
             self._graph(
                 "Active sessions and connected listeners (each minute)",

@@ -30,6 +30,10 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Final
 
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+
+from cdk_app import nag
 from lambda_src import schema
 
 GET: Final = "dynamodb:GetItem"
@@ -129,3 +133,28 @@ DOWNSTREAM_READ: Final = (
     TableAccess(schema.SESSIONS, {GET}),
     TableAccess(schema.CONNECTIONS, index_actions={_LISTENERS_INDEX: {QUERY}}),
 )
+
+# A downstream stage that posts to listeners (``lambda_src.downstream.broadcast``, captions): the listeners of a
+# session or language (the listeners index), and, for a listener found gone, what its ``$disconnect`` does: read its
+# row, then remove it and count it out (the row's Delete and the session's Update, in one transaction). With
+# ``execute-api:ManageConnections`` on the stage (``SessionServiceStack.grant_downstream``).
+DOWNSTREAM_BROADCAST: Final = (
+    TableAccess(schema.SESSIONS, {UPDATE}),
+    TableAccess(schema.CONNECTIONS, {GET, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
+)
+
+TRANSLATE_TEXT: Final = "translate:TranslateText"
+
+
+def grant_translate(function: lambda_.IFunction) -> None:
+    """Let ``function`` translate captions with Amazon Translate (``TranslateText``, and nothing else of it).
+
+    ``TranslateText`` names a resource only for custom terminologies, which captions do not use, so it is granted
+    on ``*`` (and the cdk-nag finding acknowledged on the function's role, with that reason)."""
+    iam.Grant.add_to_principal(grantee=function, actions=[TRANSLATE_TEXT], resource_arns=["*"])
+    assert function.role is not None, "a function with a role of its own"
+    nag.acknowledge_wildcard_resource(
+        function.role,
+        "*",
+        f"{TRANSLATE_TEXT} has no resource to scope it to but custom terminologies, which captions do not use",
+    )

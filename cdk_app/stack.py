@@ -7,13 +7,16 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
 from cdk_app.encryption import ServiceKeys
 from cdk_app.monitoring import ServiceAlarms, ServiceDashboard
+from cdk_app.permissions import DOWNSTREAM_BROADCAST
 from cdk_app.tables import SessionTables
 from cdk_app.websocket_api import SessionWebSocketApi
+from lambda_src import schema
 
 
 class SessionServiceStack(Stack):
@@ -43,6 +46,12 @@ class SessionServiceStack(Stack):
         CfnOutput(self, "SessionsTableArn", value=self.tables.sessions.table_arn)
         CfnOutput(self, "ConnectionsTableName", value=self.tables.connections.table_name)
         CfnOutput(self, "ConnectionsTableArn", value=self.tables.connections.table_arn)
+        CfnOutput(
+            self,
+            "ListenersIndexName",
+            value=schema.CONNECTIONS_BY_SESSION_INDEX,
+            description="The Connections table's index of listeners by session and target language",
+        )
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn, description="Alarms notify this")
         CfnOutput(
             self,
@@ -64,3 +73,13 @@ class SessionServiceStack(Stack):
     def grant_downstream_read(self, grantee: iam.IGrantable) -> None:
         """Wire a downstream processor (transcription, translation) to read session settings."""
         self.tables.grant_downstream_read(grantee)
+
+    def grant_downstream(self, function: lambda_.Function) -> None:
+        """Wire a downstream stage that posts to listeners (``lambda_src.downstream.broadcast``, captions): exactly
+        the listener index query, ``execute-api:ManageConnections`` on the stage, and the write that counts a
+        vanished listener out (``permissions.DOWNSTREAM_BROADCAST``); and the environment ``lambda_src`` reads
+        (table names, callback URL, settings, the metrics' dimensions)."""
+        self.tables.grant_access(function, DOWNSTREAM_BROADCAST)
+        for name, value in self.websocket.service_environment().items():
+            function.add_environment(name, value)
+        self.websocket.grant_connections(function)

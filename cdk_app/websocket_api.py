@@ -115,25 +115,8 @@ class SessionWebSocketApi(Construct):
 
         self.api = self._build_api()
         self.stage = self._build_stage()
-        connections_arn = (
-            f"arn:{Aws.PARTITION}:execute-api:{Aws.REGION}:{Aws.ACCOUNT_ID}:{self.api.api_id}"
-            f"/{self.stage.stage_name}/*/@connections/*"
-        )
-        for function in (
-            *self.posting_functions,
-            self.welcome_function,
-            self.status_function,
-            self.transcriber_function,
-        ):
-            function.add_environment(settings.ENV_CALLBACK_URL, self.stage.callback_url)
-            self.stage.grant_management_api_access(function)
-            assert function.role is not None
-            nag.acknowledge_wildcard_resource(
-                function.role,
-                connections_arn,
-                "execute-api:ManageConnections on this API's stage only: the first * is the HTTP method (POST "
-                "sends, GET asks, DELETE closes), the last the connection id, which each client gets at run time",
-            )
+        for function in (*self.posting_functions, self.welcome_function, self.status_function, self.transcriber_function):
+            self.grant_connections(function)
         # Handler module -> the queue that receives what its function failed to do (alarmed on).
         self.failure_queues: dict[str, sqs.Queue] = {}
         self._wire_welcome()
@@ -142,6 +125,43 @@ class SessionWebSocketApi(Construct):
         self.sweeper_schedule = self._schedule_sweeper()
         for role, reasons in self._unscoped.items():
             nag.acknowledge_wildcard_resource(role, "*", "; ".join(reasons))
+
+    def grant_connections(self, function: lambda_.Function) -> None:
+        """Let ``function`` post to, ask about and close this stage's connections (``@connections``), and tell it
+        where (``CALLBACK_URL``)."""
+        connections_arn = (
+            f"arn:{Aws.PARTITION}:execute-api:{Aws.REGION}:{Aws.ACCOUNT_ID}:{self.api.api_id}"
+            f"/{self.stage.stage_name}/*/@connections/*"
+        )
+        function.add_environment(settings.ENV_CALLBACK_URL, self.stage.callback_url)
+        self.stage.grant_management_api_access(function)
+        assert function.role is not None
+        nag.acknowledge_wildcard_resource(
+            function.role,
+            connections_arn,
+            "execute-api:ManageConnections on this API's stage only: the first * is the HTTP method (POST "
+            "sends, GET asks, DELETE closes), the last the connection id, which each client gets at run time",
+        )
+
+    def service_environment(self) -> dict[str, str]:
+        """What a function running ``lambda_src`` against the tables needs in its environment: the metrics'
+        service and environment, the table names and every per-environment setting."""
+        config = self._config
+        environment = {
+            constants.ENV_SERVICE_NAME: log.SERVICE_NAME,
+            constants.ENV_METRICS_NAMESPACE: metrics.NAMESPACE,
+            metrics.ENV_ENVIRONMENT_NAME: config.name,
+            settings.ENV_SESSIONS_TABLE: self._tables.sessions.table_name,
+            settings.ENV_CONNECTIONS_TABLE: self._tables.connections.table_name,
+            settings.ENV_RATE_LIMITS_TABLE: self._tables.rate_limits.table_name,
+            settings.ENV_AUDIO_CHUNKS_TABLE: self._tables.audio_chunks.table_name,
+        }
+        # Every per-environment setting, from the one table the functions read them by.
+        for setting in settings.FUNCTION_SETTINGS:
+            value = setting.environment_value(config.function_settings[setting.name])
+            if value is not None:
+                environment[setting.env_var] = value
+        return environment
 
     def _build_function(
         self, construct_id: str, module: str, timeout: Duration = constants.ROUTE_TIMEOUT, tables: bool = True
@@ -161,17 +181,7 @@ class SessionWebSocketApi(Construct):
             metrics.ENV_ENVIRONMENT_NAME: config.name,
         }
         if tables:
-            environment |= {
-                settings.ENV_SESSIONS_TABLE: self._tables.sessions.table_name,
-                settings.ENV_CONNECTIONS_TABLE: self._tables.connections.table_name,
-                settings.ENV_RATE_LIMITS_TABLE: self._tables.rate_limits.table_name,
-                settings.ENV_AUDIO_CHUNKS_TABLE: self._tables.audio_chunks.table_name,
-            }
-            # Every per-environment setting, from the one table the functions read them by.
-            for setting in settings.FUNCTION_SETTINGS:
-                value = setting.environment_value(config.function_settings[setting.name])
-                if value is not None:
-                    environment[setting.env_var] = value
+            environment = self.service_environment()
             # Where tracing is on, botocore's calls become subsegments of the invocation's trace (the
             # authorizer calls no AWS API, so it is not patched and does not load the X-Ray SDK).
             if config.tracing_enabled:

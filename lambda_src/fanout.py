@@ -1,5 +1,6 @@
 """Telling a session's listeners what happened to it, or asking API Gateway which of them are still there:
-calls in parallel, one index page at a time.
+calls in parallel, one index page at a time; or posting to connections the caller names (:func:`post_each`, what
+``downstream.broadcast`` and captions use), settled the same way.
 
 A listener that answers 410 Gone is handed to ``on_gone``, which says whether that proves it gone (its row
 is then cleaned up) or not yet (a connection whose handshake has not completed answers 410 too); no single
@@ -9,8 +10,8 @@ listener's failure stops the others.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,8 @@ OnGone = Callable[[str], bool]
 class FanoutResult:
     listeners: list[str] = field(default_factory=list)
     outcomes: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
+    # The listeners ``on_gone`` took as gone (those counted under GONE, when there was an ``on_gone``).
+    gone: list[str] = field(default_factory=list)
 
 
 def _deliver(connection_id: str, data: str, close: bool) -> Outcome:
@@ -78,27 +81,63 @@ def _each_listener(
                 result.outcomes[outcome] += 1
                 if outcome is Outcome.GONE:
                     gone.append(connection_id)
-    if on_gone is not None:
-        for connection_id in gone:
-            try:  # the caller's operation is done; a cleanup that fails is left to a later one, or the TTL
-                proved_gone = on_gone(connection_id)
-            except Exception:
-                logger.exception(
-                    "could not forget a vanished listener", extra={"listener_connection_id": connection_id}
-                )
-                continue
-            if not proved_gone:
-                result.outcomes[Outcome.GONE] -= 1
-                result.outcomes[Outcome.HANDSHAKING] += 1
-    logger.info(
-        what,
-        extra={
-            "session_id": session_id,
-            **log_extra,
-            **{outcome.value: count for outcome, count in result.outcomes.items()},
-        },
-    )
+    _settle_gone(result, gone, on_gone)
+    _log_outcomes(result, what, session_id=session_id, **log_extra)
     return result
+
+
+def _settle_gone(result: FanoutResult, gone: list[str], on_gone: OnGone | None) -> None:
+    """``on_gone`` for each listener that answered 410, one after the other in the caller's thread; those it
+    does not take as gone are moved from GONE to HANDSHAKING."""
+    if on_gone is None:
+        return
+    for connection_id in gone:
+        try:  # the caller's operation is done; a cleanup that fails is left to a later one, or the TTL
+            proved_gone = on_gone(connection_id)
+        except Exception:
+            logger.exception("could not forget a vanished listener", extra={"listener_connection_id": connection_id})
+            continue
+        if proved_gone:
+            result.gone.append(connection_id)
+        else:
+            result.outcomes[Outcome.GONE] -= 1
+            result.outcomes[Outcome.HANDSHAKING] += 1
+
+
+def _log_outcomes(result: FanoutResult, what: str, **extra: Any) -> None:
+    logger.info(what, extra={**extra, **{outcome.value: count for outcome, count in result.outcomes.items()}})
+
+
+@dataclass
+class Posting:
+    """One message posted to given connections, in flight on an executor; :meth:`settle` waits for it."""
+
+    connection_ids: list[str]
+    futures: list[Future[Outcome]]
+
+    def settle(self, on_gone: OnGone | None, what: str, **log_extra: Any) -> FanoutResult:
+        """Wait for every post, then ``on_gone`` for each connection that answered 410 (in the caller's thread, as
+        every fan-out does). The outcomes are logged under ``what`` when a post did not arrive (a message posted
+        several times a second, such as a caption, logs nothing while every post arrives)."""
+        result = FanoutResult(listeners=list(self.connection_ids))
+        gone: list[str] = []
+        for connection_id, future in zip(self.connection_ids, self.futures, strict=True):
+            outcome = future.result()  # (_deliver never raises: a failure is an outcome)
+            result.outcomes[outcome] += 1
+            if outcome is Outcome.GONE:
+                gone.append(connection_id)
+        _settle_gone(result, gone, on_gone)
+        if result.outcomes[Outcome.DELIVERED] < len(self.connection_ids):
+            _log_outcomes(result, what, **log_extra)
+        return result
+
+
+def post_each(executor: Executor, connection_ids: Iterable[str], message: dict[str, Any]) -> Posting:
+    """Start posting ``message`` to each of ``connection_ids`` on ``executor`` (in parallel, up to its workers);
+    returns at once. A failed post never stops or delays the others."""
+    data = messages.encode(message)
+    ids = list(connection_ids)
+    return Posting(ids, [executor.submit(_deliver, connection_id, data, False) for connection_id in ids])
 
 
 def notify_listeners(

@@ -1,7 +1,8 @@
 """The languages the downstream pipeline can transcribe and translate (ISO 639-1).
 
-The codes that Amazon Transcribe streaming and Amazon Translate both support. An environment may narrow
-or replace the list with the ``SUPPORTED_LANGUAGES`` variable; no network call decides it.
+The codes Amazon Transcribe streaming supports, every one of which Amazon Translate also names by the same code,
+except the three in :data:`NOT_IN_AMAZON_TRANSLATE`. An environment may narrow or replace the list with the
+``SUPPORTED_LANGUAGES`` variable; no network call decides it.
 """
 
 from __future__ import annotations
@@ -62,6 +63,12 @@ TRANSCRIBE_STREAMING_LOCALES: Final[dict[str, str]] = {
     "ru": "ru-RU", "sk": "sk-SK", "so": "so-SO", "sr": "sr-RS", "sv": "sv-SE", "th": "th-TH", "tl": "tl-PH",
     "uk": "uk-UA", "vi": "vi-VN", "zh": "zh-CN", "zu": "zu-ZA",
 }  # fmt: skip
+
+
+# Amazon Translate names every supported language by its ISO 639-1 code, as this module does, so no code needs
+# mapping; but it has no Basque, Galician or Zulu (Transcribe streaming has them): captions into or out of these
+# are not translated in the cloud (each attempt is a translation failure, and their listeners get no caption).
+NOT_IN_AMAZON_TRANSLATE: Final[frozenset[str]] = frozenset({"eu", "gl", "zu"})
 
 
 def parse_language_list(raw: str) -> frozenset[str]:

@@ -73,6 +73,12 @@ CONNECTION_WARNING_FROM_MINUTES: Final = 105
 FANOUT_PARALLELISM: Final = 32
 FANOUT_PAGE_SIZE: Final = 500
 
+# Captions (``lambda_src/captions.py``): the languages a session's listeners want, and their connections, are read
+# from the listener index at most once per this many seconds per consumer, so a join or a ``changeLanguage`` is
+# seen by captions at most this long after it; translations in flight at once (one per target language).
+CAPTION_AUDIENCE_CACHE_SECONDS: Final = 2
+TRANSLATION_PARALLELISM: Final = 8
+
 # Rate limits (per environment). A whole venue's audience may share one public address and join within a
 # minute, so the per-source and per-session limits sit well above the listener cap; they stop floods and
 # join/leave churn, not audiences.

@@ -204,6 +204,30 @@ def transcript(session_id: str, segment_id: str, segment: Segment, timestamp_ms:
         message["stability"] = round(segment.stability, 3)
     message["timestamp"] = timestamp_ms
     return message
+# -- captions ------------------------------------------------------------------------------------------------
+def caption(
+    session_id: str,
+    segment_id: str,
+    source_language: str,
+    target_language: str,
+    text: str,
+    is_partial: bool,
+    timestamp_ms: int,
+) -> dict[str, Any]:
+    """One segment of the speaker's speech for the listeners of ``target_language``: ``text`` is the source text
+    when the two languages are the same, else its translation. A later caption with the same ``segmentId``
+    replaces an earlier partial one; a final one (``isPartial`` false) is kept (empty text: the segment was
+    withdrawn)."""
+    return {
+        "type": "caption",
+        "sessionId": session_id,
+        "segmentId": segment_id,
+        "sourceLanguage": source_language,
+        "targetLanguage": target_language,
+        "text": text,
+        "isPartial": is_partial,
+        "timestamp": timestamp_ms,
+    }
 
 
 def encode(message: dict[str, Any]) -> str:
@@ -244,5 +268,6 @@ SERVER_MESSAGE_TYPES = (
     "playbackPaused",
     "playbackResumed",
     "audioReceived",
+    "caption",
     "error",
 )

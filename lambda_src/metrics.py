@@ -28,6 +28,10 @@ What is counted, and when:
 - ``Rejections`` by ``errorCode``: every ``error`` reply a WebSocket route gives (``INTERNAL_ERROR``
   included), and ``UNAUTHORIZED`` for every token the ``$connect`` authorizer refuses.
 
+- ``TranslationFailures``: a caption that could not be translated into one of its target languages (the
+  engine refused or did not answer; the log line names the language pair and why): that language's listeners
+  got no caption for that segment. Counted once per segment and language, whatever the number of listeners.
+
 - ``SessionCreationLatency`` and ``ListenerJoinLatency`` (milliseconds): how long each successful
   ``createSession`` and ``joinSession`` took, from the handler's view (the service call: validation done,
   through the transaction that wrote it, on connect or as a message); CloudWatch gives their p50/p95/p99. A
@@ -81,6 +85,7 @@ PARTIALS_DROPPED: Final = "PartialsDropped"
 TRANSCRIPT_DISCREPANCIES: Final = "TranscriptDiscrepancies"
 AUDIO_HAND_OFF_LATENCY: Final = "AudioHandOffLatency"
 CHUNK_PROCESSING_LATENCY: Final = "ChunkProcessingLatency"
+TRANSLATION_FAILURES: Final = "TranslationFailures"
 
 SESSION_CREATION_LATENCY: Final = "SessionCreationLatency"
 LISTENER_JOIN_LATENCY: Final = "ListenerJoinLatency"
@@ -105,6 +110,7 @@ EXTRA_DIMENSION: Final = {
     TRANSCRIPT_DISCREPANCIES: None,
     AUDIO_HAND_OFF_LATENCY: None,
     CHUNK_PROCESSING_LATENCY: None,
+    TRANSLATION_FAILURES: None,
     SESSION_CREATION_LATENCY: None,
     LISTENER_JOIN_LATENCY: None,
     ACTIVE_SESSIONS: None,
@@ -125,6 +131,7 @@ COUNTS: Final = (
     FINALS_FORWARDED,
     PARTIALS_DROPPED,
     TRANSCRIPT_DISCREPANCIES,
+    TRANSLATION_FAILURES,
 )
 LATENCIES: Final = (
     SESSION_CREATION_LATENCY,
@@ -250,6 +257,12 @@ def audio_hand_off(milliseconds: float) -> None:
 def chunk_processing(milliseconds: float) -> None:
     """The consumer's time for one chunk: the recognizer, the processor and the delivery of what it forwarded."""
     _latency(CHUNK_PROCESSING_LATENCY, milliseconds)
+
+
+@_never_raises
+def translation_failed() -> None:
+    """A caption not translated into one of its target languages (logged with the language by the caller)."""
+    _count(TRANSLATION_FAILURES)
 
 
 @_never_raises

@@ -217,15 +217,23 @@ class ConnectionsRepository:
             raise NotAListener(Connection.from_item(dynamodb.deserialize(old)) if old else None) from error
         return Connection.from_item(dynamodb.deserialize(response["Attributes"]))
 
-    def listener_pages(self, session_id: str) -> Iterator[list[tuple[str, str]]]:
-        """The session's listeners as (connection id, target language), one index page at a time."""
+    def listener_pages(self, session_id: str, target_language: str | None = None) -> Iterator[list[tuple[str, str]]]:
+        """The session's listeners as (connection id, target language), one index page at a time; only those of
+        ``target_language`` when given (the index's sort key: the query reads no other language's entries)."""
+        condition = "#session = :session"
+        names = {"#session": CONNECTIONS_BY_SESSION_PARTITION_KEY}
+        named_values: dict[str, Any] = {"session": session_id}
+        if target_language is not None:
+            condition += " AND #language = :language"
+            names["#language"] = CONNECTIONS_BY_SESSION_SORT_KEY
+            named_values["language"] = target_language
         pages = dynamodb.pages(
             "query",
             TableName=self.table_name,
             IndexName=CONNECTIONS_BY_SESSION_INDEX,
-            KeyConditionExpression="#session = :session",
-            ExpressionAttributeNames={"#session": CONNECTIONS_BY_SESSION_PARTITION_KEY},
-            ExpressionAttributeValues=dynamodb.values(session=session_id),
+            KeyConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=dynamodb.values(**named_values),
             Limit=limits.FANOUT_PAGE_SIZE,
         )
         for page in pages:

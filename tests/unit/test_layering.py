@@ -1,7 +1,8 @@
 """DynamoDB stays in ``repositories/``: no module of ``lambda_src`` imports botocore but the repositories and
-the modules that own an AWS client (``aws.py``, ``connections_api.py``, ``transcription/starter.py``, and the
-Amazon Transcribe adapter, which signs its stream's URL and reads its event stream with botocore). Checked on
-the modules' import statements, so a new import anywhere else (at the top, or inside a function) fails here."""
+the modules that own an AWS client (``aws.py``, ``connections_api.py``, ``transcription/starter.py``, the Amazon
+Transcribe adapter, which signs its stream's URL and reads its event stream with botocore, and the Amazon Translate
+adapter, which turns its errors into translation failures). Checked on the modules' import statements, so a new
+import anywhere else (at the top, or inside a function) fails here."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ MAY_IMPORT_BOTOCORE = {
     "connections_api.py",
     "transcription/transcribe_recognizer.py",
     "transcription/starter.py",  # owns the Lambda client that starts a session's transcription consumer
+    "translation/amazon_translate.py",
 }
 
 

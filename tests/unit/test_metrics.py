@@ -146,6 +146,7 @@ def test_the_module_names_every_metric_with_its_dimension_set() -> None:
         "TranscriptDiscrepancies": ["service", "environment"],
         "AudioHandOffLatency": ["service", "environment"],
         "ChunkProcessingLatency": ["service", "environment"],
+        "TranslationFailures": ["service", "environment"],
         "SessionCreationLatency": ["service", "environment"],
         "ListenerJoinLatency": ["service", "environment"],
         "ActiveSessions": ["service", "environment"],

@@ -9,10 +9,12 @@ heartbeat 0, and 1 when the 2-hour notices start; leave and listener disconnect 
 a speaker that does not name its session) + one query per page of the listener index when it changed the state;
 changeLanguage 1; pausePlayback / resumePlayback 1; sendAudio 1 write per chunk, plus the session read at most once
 per second (and the connection's session looked up once per process when the chunk does not name it); a chunk
-dropped while paused writes nothing. A ``$connect`` with a source address costs one more
-the first time a process handles one (the secret that keys addresses is read, then cached), two more for the
-deployment's very first one (the secret is created). The sweeper's gauges: one BatchGetItem per 100 sessions
-of its index.
+dropped while paused writes nothing. Captions: the listener index read once per audience window (one query per
+page), whatever the number of segments, and one post per listener and segment; a downstream broadcast to one
+language one query page of that language's entries (none when its listeners are given).
+A ``$connect`` with a source address costs one more the first time a process handles one (the secret that keys
+addresses is read, then cached), two more for the deployment's very first one (the secret is created). The
+sweeper's gauges: one BatchGetItem per 100 sessions of its index.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ import time
 
 import pytest
 
-from lambda_src import limits, runtime, session_control
+from lambda_src import captions, downstream, limits, runtime, session_control
 from lambda_src.broadcast import BroadcastChange
 from lambda_src.handlers import connect, disconnect, message, status, sweeper
 from lambda_src.repositories import dynamodb
 from lambda_src.repositories import sessions as sessions_repository
+from lambda_src.transcription.processor import Segment
+from lambda_src.translation.stand_in import StandInTranslator
 from tests.unit.flows import Clock
 from tests.unit.helpers import (
     DynamoDBRequests,
@@ -352,3 +356,55 @@ def test_a_pause_takes_effect_within_a_second_and_dropped_chunks_write_nothing(
             }
     assert paused.by_operation == {"GetItem": 1}
     assert [chunk["sequenceNumber"] for chunk in tables.audio_chunks_items()] == [0, 1]
+
+
+@pytest.mark.parametrize("listeners", [1, 5])
+def test_captions_read_the_listener_index_once_per_audience_window_and_post_once_per_listener(
+    tables, gateway, monkeypatch: pytest.MonkeyPatch, listeners: int
+) -> None:
+    # Given index pages of two listeners, and listeners in the source language and two others
+    monkeypatch.setattr(limits, "FANOUT_PAGE_SIZE", 2)
+    tables.put_session(sessionId=SESSION_ID, sourceLanguage="en")
+    languages = ["en", "es", "de"]
+    for index in range(listeners):
+        join_session_in(SESSION_ID, languages[index % len(languages)])
+    pages = listeners // 2 + 1
+    segments = 10
+    window_ms = limits.CAPTION_AUDIENCE_CACHE_SECONDS * 1000
+    start = time.time_ns() // 1_000_000
+    with captions.CaptionDelivery(SESSION_ID, "en", StandInTranslator()) as delivery:
+        # When segments arrive within one audience window (partials come up to 5 a second)
+        with DynamoDBRequests() as one_window:
+            for n in range(segments):
+                delivery.deliver(segment_of(n), start + n * (window_ms // segments))
+        with DynamoDBRequests() as next_window:
+            delivery.deliver(segment_of(segments), start + window_ms)
+    # Then the listener index is read once per window (one query per page), nothing else; one post per listener
+    assert one_window.by_operation == {"Query": pages}
+    assert next_window.by_operation == {"Query": pages}
+    assert len(gateway.posts()) == listeners * (segments + 1)
+
+
+def test_a_downstream_broadcast_reads_one_languages_index_entries(tables, gateway) -> None:
+    tables.put_session(sessionId=SESSION_ID)
+    spanish = [join_session_in(SESSION_ID, "es") for _ in range(3)]
+    join_session_in(SESSION_ID, "de")
+    with DynamoDBRequests() as read_from_the_index:
+        report = downstream.broadcast(SESSION_ID, "es", {"type": "audioSegment", "sessionId": SESSION_ID})
+    with DynamoDBRequests() as listeners_given:
+        downstream.broadcast(SESSION_ID, "es", {"type": "audioSegment", "sessionId": SESSION_ID}, listeners=spanish)
+    assert read_from_the_index.by_operation == {"Query": 1}
+    assert listeners_given.total == 0
+    assert report.delivered == 3
+    assert len(gateway.posts()) == 6
+
+
+def join_session_in(session_id: str, language: str) -> str:
+    connection_id = new_connection_id()
+    query = {"action": "joinSession", "sessionId": session_id, "targetLanguage": language}
+    assert connect.handler(connect_event(query, connection_id=connection_id), None)["statusCode"] == 200
+    return connection_id
+
+
+def segment_of(n: int) -> Segment:
+    return Segment(segment_id=f"seg-{n // 3}", text=f"Words {n}", is_partial=n % 3 != 2, stability=0.9, start_time=n)
