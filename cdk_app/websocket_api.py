@@ -20,7 +20,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from cdk_app import constants, nag
+from cdk_app import constants, nag, permissions
 from cdk_app.auth import SpeakerAuth
 from cdk_app.bundling import dependencies_layer, lambda_code
 from cdk_app.config import EnvironmentConfig
@@ -115,7 +115,12 @@ class SessionWebSocketApi(Construct):
 
         self.api = self._build_api()
         self.stage = self._build_stage()
-        for function in (*self.posting_functions, self.welcome_function, self.status_function, self.transcriber_function):
+        for function in (
+            *self.posting_functions,
+            self.welcome_function,
+            self.status_function,
+            self.transcriber_function,
+        ):
             self.grant_connections(function)
         # Handler module -> the queue that receives what its function failed to do (alarmed on).
         self.failure_queues: dict[str, sqs.Queue] = {}
@@ -335,9 +340,16 @@ class SessionWebSocketApi(Construct):
         transcriber.role.add_to_principal_policy(
             iam.PolicyStatement(actions=["transcribe:StartStreamTranscriptionWebSocket"], resources=["*"])
         )
-        self._unscoped.setdefault(transcriber.role, []).append(
-            "transcribe:StartStreamTranscriptionWebSocket supports no resource-level permissions (Amazon "
-            "Transcribe streaming has no resource to name)"
+        transcriber.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=[permissions.TRANSLATE_TEXT], resources=["*"])
+        )
+        self._unscoped.setdefault(transcriber.role, []).extend(
+            [
+                "transcribe:StartStreamTranscriptionWebSocket supports no resource-level permissions (Amazon "
+                "Transcribe streaming has no resource to name)",
+                f"{permissions.TRANSLATE_TEXT} names a resource only for custom terminologies, which captions do "
+                "not use",
+            ]
         )
 
     def _wire_welcome(self) -> None:

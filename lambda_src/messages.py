@@ -191,12 +191,12 @@ def audio_received(sequence_number: int, dropped_because: str | None = None) -> 
     return message | {"accepted": False, "reason": dropped_because}
 
 
-def transcript(session_id: str, segment_id: str, segment: Segment, timestamp_ms: int) -> dict[str, Any]:
+def transcript(session_id: str, segment: Segment, timestamp_ms: int) -> dict[str, Any]:
     """A forwarded segment, to the speaker: a later one with the same ``segmentId`` supersedes a partial."""
     message: dict[str, Any] = {
         "type": "transcript",
         "sessionId": session_id,
-        "segmentId": segment_id,
+        "segmentId": segment.segment_id,
         "text": segment.text,
         "isPartial": segment.is_partial,
     }
@@ -204,6 +204,8 @@ def transcript(session_id: str, segment_id: str, segment: Segment, timestamp_ms:
         message["stability"] = round(segment.stability, 3)
     message["timestamp"] = timestamp_ms
     return message
+
+
 # -- captions ------------------------------------------------------------------------------------------------
 def caption(
     session_id: str,

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lambda_src import translation
 from lambda_src.transcription import recognizers
 from local_run import assembly as cloud_assembly
 from local_run.dynamodb_local import PROJECT_ROOT, DynamoDBLocal, endpoint_environment, free_port
@@ -18,10 +19,15 @@ from local_run.gateway import LocalGateway
 STATE_DIR = PROJECT_ROOT / ".local"
 # What the local run swaps in for the cloud services no local engine exists for, by the variable each function
 # reads, and how ``make local`` names each at start-up.
-STAND_INS: dict[str, str] = {recognizers.ENV_RECOGNIZER: recognizers.LOCAL}
+STAND_INS: dict[str, str] = {
+    recognizers.ENV_RECOGNIZER: recognizers.LOCAL,
+    translation.ENV_TRANSLATOR: translation.STAND_IN,
+}
 STAND_IN_NOTES = (
     "speech recognition: pocketsphinx (US English, offline), standing in for Amazon Transcribe streaming; other "
     "source languages are refused with INVALID_PARAMETERS",
+    "translation: a stand-in for Amazon Translate that marks the source text with the target language "
+    "('[es] Good morning'); no offline translation engine with models installs from the package registries",
 )
 ISSUER_FILE = STATE_DIR / "dev-issuer" / "issuers.json"
 

@@ -31,11 +31,11 @@ def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, s
     def time_left() -> float:
         return context.get_remaining_time_in_millis() / 1000 if context is not None else _NO_DEADLINE_SECONDS
 
-    with logger.append_context_keys(**{SESSION_ID_KEY: session_id}):
+    with logger.append_context_keys(**{SESSION_ID_KEY: session_id}), delivery.SegmentDelivery() as deliver:
         stopped = consumer.Consumer(
             session_id,
             open_recognizer=recognizers.open_for,
-            deliver=delivery.deliver,
+            deliver=deliver,
             start_successor=lambda sid, by: starter.start(sid, by, function=own_name),
             time_left=time_left,
         ).run(handed_over_by if isinstance(handed_over_by, str) else None)

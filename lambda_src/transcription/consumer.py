@@ -23,7 +23,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from lambda_src import fanout, limits, messages, metrics, runtime
@@ -48,7 +48,7 @@ TimeLeft = Callable[[], float]
 class Delivery(Protocol):
     """Where forwarded segments go: the speaker's ``transcript``, and the listeners' captions."""
 
-    def __call__(self, session: Session, segment_id: str, segment: Segment, now_ms: int) -> None: ...
+    def __call__(self, session: Session, segment: Segment, now_ms: int) -> None: ...
 
 
 class Successor(Protocol):
@@ -239,7 +239,8 @@ class Consumer:
             return
         now_ms = int(now * 1000)
         for segment in segments:
-            self.deliver(session, f"{stream.stream_id}.{segment.segment_id}", segment, now_ms)
+            # Unique in the session: a segment id counts within its stream.
+            self.deliver(session, replace(segment, segment_id=f"{stream.stream_id}.{segment.segment_id}"), now_ms)
         _publish(stream.processor)
 
 

@@ -18,9 +18,10 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from lambda_src import limits
+from lambda_src.translation import stand_in
 from local_run.speech import CHUNK_BYTES, chunks, speak_pcm
 from tests.integration.conftest import RunningService
-from tests.integration.test_lifecycle import ask
+from tests.integration.test_lifecycle import ask, listener
 
 pytestmark = pytest.mark.integration
 
@@ -126,3 +127,35 @@ def test_a_paused_broadcasts_audio_produces_no_transcript(service: RunningServic
     acks = [message for message in received if message["type"] == "audioReceived"]
     assert acks and {(ack["accepted"], ack.get("reason")) for ack in acks} == {(False, "paused")}
     assert transcripts(received) == []
+
+
+def test_each_listener_gets_captions_in_its_language_for_the_speakers_segments(
+    service: RunningService, pcm: bytes
+) -> None:
+    # Given a session with a Spanish and a French listener
+    ws, session_id = speaker(service, "captioned-speaker", partialResults="true", minStability="0.7")
+    spanish, _ = listener(service, session_id, "es")
+    french, _ = listener(service, session_id, "fr")
+    with ws, spanish, french:
+        # When the speaker speaks
+        said = transcripts(stream(ws, with_silence(pcm)))
+        heard = {
+            language: drain(client, until=time.monotonic() + 1.0)
+            for language, client in (("es", spanish), ("fr", french))
+        }
+    # Then each listener got captions in its own language (the local run's stand-in translator marks them), for
+    # exactly the segments the speaker was told about, and each segment's final caption matches its final transcript
+    final_transcripts = {m["segmentId"]: m["text"] for m in said if not m["isPartial"]}
+    assert final_transcripts
+    for language, messages in heard.items():
+        captions = [m for m in messages if m["type"] == "caption"]
+        assert captions, f"no caption in {language}"
+        assert {(m["sessionId"], m["sourceLanguage"], m["targetLanguage"]) for m in captions} == {
+            (session_id, "en", language)
+        }
+        assert {m["segmentId"] for m in captions} <= {m["segmentId"] for m in said}
+        finals = {m["segmentId"]: m["text"] for m in captions if not m["isPartial"]}
+        assert finals == {
+            segment_id: stand_in.mark(text, language) if text.strip() else text
+            for segment_id, text in final_transcripts.items()
+        }
