@@ -130,6 +130,9 @@ function onClose(event, socket) {
 
 /** A connection that answers joinSession with sessionJoined, or the refusal's error message. */
 async function openAndJoin() {
+  const previous = state.socket; // a connection whose join was refused, or one that dropped
+  state.socket = null;
+  if (previous) previous.close();
   const socket = await connect(socketUrl(state.config), { onMessage, onClose });
   state.socket = socket;
   const reply = waitForMessage(socket, ["sessionJoined", "error"]);

@@ -20,6 +20,9 @@ import {
 
 const $ = (id) => document.getElementById(id);
 
+// What the controls are called on the page; each also shows the name the service's messages use for it.
+const LABELS = { partialResults: "Partial results", minStability: "Minimum stability", maxBufferTimeout: "Maximum buffer time" };
+
 const state = {
   config: null,
   socket: null,
@@ -53,7 +56,7 @@ function buildSettings(settings) {
     if (setting.kind === "boolean") {
       input.type = "checkbox";
       input.checked = setting.default;
-      label.textContent = setting.request;
+      label.textContent = `${LABELS[setting.request] || setting.request} (${setting.request})`;
       wrapper.classList.add("checkbox");
       wrapper.append(input, label);
     } else {
@@ -62,13 +65,16 @@ function buildSettings(settings) {
       input.min = setting.lower;
       input.max = setting.upper;
       input.step = setting.step;
-      input.value = setting.default;
+      const decimals = Math.max(0, -Math.floor(Math.log10(setting.step))); // 0.01 → 2: "0.70", 0.1 → 1: "5.0"
+      const shown = (value) => value.toFixed(decimals);
+      input.dataset.decimals = String(decimals);
+      input.value = shown(setting.default);
       const unit = setting.unit ? ` ${setting.unit}` : "";
       const hint = document.createElement("small");
       hint.id = `${id}-hint`;
-      hint.textContent = `${setting.lower}–${setting.upper}${unit}, default ${setting.default}`;
+      hint.textContent = `${shown(setting.lower)}–${shown(setting.upper)}${unit}, default ${shown(setting.default)}`;
       input.setAttribute("aria-describedby", hint.id);
-      label.textContent = setting.request;
+      label.textContent = `${LABELS[setting.request] || setting.request} (${setting.request})`;
       wrapper.append(label, input, hint);
     }
     fieldset.append(wrapper);
@@ -95,7 +101,7 @@ function showSettings(message) {
     const input = document.querySelector(`[data-setting="${setting.request}"]`);
     if (!(setting.message in message)) continue;
     if (setting.kind === "boolean") input.checked = message[setting.message];
-    else input.value = message[setting.message];
+    else input.value = Number(message[setting.message]).toFixed(Number(input.dataset.decimals));
   }
 }
 
@@ -252,7 +258,7 @@ function onEnded(reason) {
   if (state.stopHeartbeats) state.stopHeartbeats();
   for (const button of document.querySelectorAll("#live button, #apply-settings")) button.disabled = true;
   $("volume").disabled = true;
-  setStatus(`Session ended (${reason}).`);
+  setStatus(`Session ended (${reason}). Reload the page to start another.`);
   addNotice(`Session ended (${reason}).`);
   if (state.socket) state.socket.close();
 }
