@@ -1,5 +1,5 @@
 # The project's commands. `make local` runs the service on this machine; `make test` runs every test.
-# Both install what is missing first (venv, Python packages, npm packages, Java 17, espeak-ng and sox).
+# Both install what is missing first (venv, Python packages, npm packages, Java 17, espeak-ng and sox, Chromium).
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -16,7 +16,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: help install test test-unit test-infra test-integration synth synth-all lock lint lint-python format local token bench clean
 
 help:
-	@echo "make local           run the service locally (DynamoDB Local + local WebSocket gateway)"
+	@echo "make local           run the service locally (DynamoDB Local + local WebSocket gateway + web console)"
 	@echo "make test            install what is missing, then run every test"
 	@echo "make synth ENV=prod  write the CloudFormation template to cdk.out/"
 	@echo "make lock            lock lambda_deps/requirements.txt, with hashes, for the functions' runtime and architecture"
@@ -47,7 +47,15 @@ node_modules/.installed: package.json package-lock.json
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox; }
 	@touch $@
 
-install: $(VENV)/.installed node_modules/.installed .java .speech
+# Chromium runs the web console's browser test (Playwright drives the system's browser: its own download needs
+# a host outside the package registries).
+.chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "Installing Chromium (the web console's browser test runs in it)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@touch $@
+
+install: $(VENV)/.installed node_modules/.installed .java .speech .chromium
 
 test: install
 	$(PY) -m pytest
@@ -99,4 +107,4 @@ token: $(VENV)/.installed
 	$(PY) -m local_run.token $(if $(USER_ID),--user-id $(USER_ID)) $(if $(EXPIRES_IN),--expires-in $(EXPIRES_IN))
 
 clean:
-	rm -rf cdk.out .pytest_cache .hypothesis .mypy_cache .ruff_cache .java .speech
+	rm -rf cdk.out .pytest_cache .hypothesis .mypy_cache .ruff_cache .java .speech .chromium

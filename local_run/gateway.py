@@ -190,9 +190,11 @@ class LocalGateway:
         base_env: dict[str, str],
         streams_client_factory: Callable[[], Any] | None = None,
         jwks: Callable[[str], dict[str, Any] | None] | None = None,
+        console: Callable[[str, str, bytes], tuple[int, str, bytes] | None] | None = None,
         schedule_interval: float | None = None,
     ) -> None:
-        """``schedule_interval``: seconds between runs of every scheduled rule instead of the rules' rates."""
+        """``schedule_interval``: seconds between runs of every scheduled rule instead of the rules' rates;
+        ``console``: answers the HTTP requests it recognises (status, extra headers, body), None for the rest."""
         self.assembly = assembly
         self.websocket_port = websocket_port
         self.http_port = http_port
@@ -200,6 +202,7 @@ class LocalGateway:
         self.clients: dict[str, _Client] = {}
         self._streams_client_factory = streams_client_factory
         self._jwks = jwks
+        self._console = console
         if schedule_interval is not None and schedule_interval <= 0:
             raise ValueError(f"schedule_interval must be positive, got {schedule_interval}")
         self._schedule_interval = schedule_interval
@@ -416,7 +419,7 @@ class LocalGateway:
         except ConnectionClosed:
             return False
 
-    # -- HTTP: @connections and JWKS ---------------------------------------------------------------
+    # -- HTTP: @connections, JWKS and the console --------------------------------------------------
     async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
@@ -430,9 +433,10 @@ class LocalGateway:
                     headers[name.strip().lower()] = value.strip()
                 body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
                 status, extra, payload = await self._http_route(method, unquote(urlsplit(target).path), body, headers)
+                content_type = "" if "content-type:" in extra.lower() else "Content-Type: application/json\r\n"
                 writer.write(
                     f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Length: {len(payload)}\r\n"
-                    f"Content-Type: application/json\r\n{extra}Connection: keep-alive\r\n\r\n".encode()
+                    f"{content_type}{extra}Connection: keep-alive\r\n\r\n".encode()
                     + payload
                 )
                 await writer.drain()
@@ -473,6 +477,8 @@ class LocalGateway:
             keys = self._jwks(path.removesuffix("/.well-known/jwks.json").strip("/"))
             if keys is not None:
                 return 200, "", json.dumps(keys).encode()
+        if self._console and (response := self._console(method, path, body)) is not None:
+            return response
         return 404, "", b'{"message":"Not Found"}'
 
     # -- Lambda's Invoke API ------------------------------------------------------------------------

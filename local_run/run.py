@@ -13,6 +13,7 @@ from typing import Any
 from lambda_src import translation
 from lambda_src.transcription import recognizers
 from local_run import assembly as cloud_assembly
+from local_run.console import Console
 from local_run.dynamodb_local import PROJECT_ROOT, DynamoDBLocal, endpoint_environment, free_port
 from local_run.gateway import LocalGateway
 
@@ -66,6 +67,7 @@ class LocalRun:
         self.gateway: LocalGateway | None = None
         self.assembly: cloud_assembly.Assembly | None = None
         self.issuers: dict[str, Any] = {}
+        self.console: Console | None = None
 
     async def start(self, synth: bool = True) -> LocalRun:
         if synth:
@@ -89,7 +91,13 @@ class LocalRun:
                 },
                 streams_client_factory=lambda: (self.database.client("dynamodbstreams"), self.database.client()),
                 jwks=lambda pool: self.issuers[pool].jwks() if pool in self.issuers else None,
+                console=lambda method, path, body: self.console.respond(method, path, body) if self.console else None,
                 schedule_interval=self.schedule_interval,
+            )
+            self.console = Console(
+                websocket_url=self.gateway.url,
+                http_url=f"http://127.0.0.1:{self.http_port}",
+                mint_token=lambda expires_in: self.mint_token(expires_in=expires_in),
             )
             await self.gateway.start()
         except BaseException:
@@ -134,6 +142,12 @@ class LocalRun:
     def url(self) -> str:
         assert self.gateway is not None
         return self.gateway.url
+
+    @property
+    def console_url(self) -> str:
+        """The web console's index (speaker and listener pages), served beside ``@connections``."""
+        assert self.console is not None
+        return self.console.url
 
     def table_name(self, prefix: str) -> str:
         """The local name of the table whose logical id starts with ``prefix`` (e.g. ``TablesSessions``)."""

@@ -1,0 +1,172 @@
+"""The web console of ``make local`` in a real browser: the speaker page creates a session and streams the fake
+microphone's speech, a listener opens the share link and joins in Spanish, the speaker sees the audience, a setting
+out of range shows the server's refusal as it came, a pause reaches the listener, and ending closes both pages."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import struct
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from lambda_src import limits, partial_results, schema, validation
+from lambda_src.errors import ServiceError
+from lambda_src.transcription.recognizer import BYTES_PER_SAMPLE, SAMPLE_RATE_HZ
+from local_run.console import CHUNK_MILLISECONDS
+from tests.integration.conftest import RunningService
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "console.png"
+# Pushed status reaches the speaker after the status function's batch window; the rest is one round trip.
+AUDIENCE_SECONDS = limits.STATUS_BATCH_WINDOW_SECONDS + 10
+STEP_MS = 10_000
+ACCEPTED_CHUNKS = 5
+CHUNK_BYTES = SAMPLE_RATE_HZ * CHUNK_MILLISECONDS // 1000 * BYTES_PER_SAMPLE
+SPEECH_PEAK = 1000  # of 32767: espeak-ng's voice peaks far above it; a silent or broken capture stays at 0
+
+
+def stored_audio(service: RunningService, session_id: str) -> list[bytes]:
+    """The PCM of the session's chunks in the audio buffer, in order."""
+    items = service.db.query(
+        TableName=service.run.table_name(f"Tables{schema.AUDIO_CHUNKS.construct_id}"),
+        KeyConditionExpression="#s = :s",
+        ExpressionAttributeNames={"#s": schema.AUDIO_CHUNKS_PARTITION_KEY},
+        ExpressionAttributeValues={":s": {"S": session_id}},
+        ConsistentRead=True,
+    )["Items"]
+    return [item["audio"]["B"] for item in items]
+
+
+def peak(pcm: bytes) -> int:
+    """The largest absolute sample of 16-bit little-endian PCM."""
+    return max(abs(sample) for (sample,) in struct.iter_unpack("<h", pcm))
+
+
+def refusal(**fields: object) -> str:
+    """The message the service refuses these settings with (what the page must show, word for word)."""
+    with pytest.raises(ServiceError) as refused:
+        validation.parse_partial_result_update(fields)
+    return refused.value.message
+
+
+def above(field: partial_results.Field[Decimal]) -> float:
+    """A value just over the field's upper bound."""
+    return float(field.bounds[1] + Decimal("0.04"))
+
+
+# Steps that wait for an element; each later check of the pages is one line of the test.
+def wait_for_accepted_chunks(page: Page, at_least: int) -> int:
+    page.wait_for_function(
+        "n => Number(document.getElementById('chunks-accepted').textContent) >= n", arg=at_least, timeout=STEP_MS
+    )
+    return int(page.locator("#chunks-accepted").inner_text())
+
+
+def wait_for_audience(page: Page, count: int, language: str) -> None:
+    expect(page.locator("#listener-count")).to_have_text(str(count), timeout=AUDIENCE_SECONDS * 1000)
+    expect(page.locator("#listener-languages")).to_contain_text(language, timeout=STEP_MS)
+
+
+def wait_for_transcript(page: Page) -> str:
+    """The speaker page's first transcript line (partial or final)."""
+    line = page.locator("#transcript p").first
+    expect(line).not_to_be_empty(timeout=STEP_MS)
+    return line.inner_text()
+
+
+def wait_for_caption(page: Page, language: str) -> str:
+    """The listener page's first caption line in ``language``."""
+    line = page.locator(f'#captions p[data-language="{language}"]').first
+    expect(line).not_to_be_empty(timeout=STEP_MS)
+    return line.inner_text()
+
+
+def wait_for_notice(page: Page, text: str | re.Pattern[str]) -> None:
+    expect(page.locator("#notices li", has_text=text).first).to_be_visible(timeout=STEP_MS)
+
+
+def wait_for_error(page: Page, message: str) -> None:
+    expect(page.locator("#error")).to_have_text(message, timeout=STEP_MS)
+
+
+@pytest.fixture()
+def pages(browser: Browser, tmp_path: Path) -> Iterator[tuple[Page, Page, list[str]]]:
+    """A speaker page and a listener page (separate browser contexts, as two people would be), and the script
+    errors either page raised."""
+    errors: list[str] = []
+    contexts = [browser.new_context(viewport={"width": 900, "height": 1000}) for _ in range(2)]
+    speaker, listener = (context.new_page() for context in contexts)
+    for page in (speaker, listener):
+        page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        yield speaker, listener, errors
+    finally:
+        for context in contexts:
+            context.close()
+
+
+def test_a_session_from_the_speaker_page_to_a_listener_page_and_its_end(
+    service: RunningService, pages: tuple[Page, Page, list[str]], tmp_path: Path
+) -> None:
+    speaker, listener, errors = pages
+    speaker.goto(service.run.console_url + "speaker.html")
+    expect(speaker.locator("#status")).to_contain_text("Ready")
+
+    # A stability over its bound is sent as typed, and the service's refusal is shown as it came
+    speaker.fill("#setting-minStability", str(above(partial_results.STABILITY)))
+    speaker.click("#start")
+    wait_for_error(speaker, refusal(minStability=above(partial_results.STABILITY)))
+    expect(speaker.locator("#live")).to_be_hidden()
+
+    # Within bounds, the session starts and the microphone's speech is streamed and stored
+    speaker.fill("#setting-minStability", str(partial_results.STABILITY.default))
+    speaker.click("#start")
+    expect(speaker.locator("#session-id")).to_have_text(validation.SESSION_ID_PATTERN)
+    expect(speaker.locator("#error")).to_be_hidden()
+    assert wait_for_accepted_chunks(speaker, ACCEPTED_CHUNKS) >= ACCEPTED_CHUNKS
+    session_id = speaker.locator("#session-id").inner_text()
+    assert service.session(session_id)["isActive"]["BOOL"] is True
+    # ... as 100 ms chunks of 16 kHz 16-bit PCM that carry the speech, not silence
+    chunks = stored_audio(service, session_id)
+    assert len(chunks) >= ACCEPTED_CHUNKS
+    assert {len(chunk) for chunk in chunks} == {CHUNK_BYTES}
+    assert max(peak(chunk) for chunk in chunks) > SPEECH_PEAK
+    speaker.wait_for_function("document.getElementById('qr').naturalWidth > 0", timeout=STEP_MS)  # the QR code
+
+    # A listener opens the share link and joins in Spanish; the speaker sees one listener, in Spanish
+    share_link = speaker.locator("#share-link").get_attribute("href")
+    assert share_link and share_link.endswith(f"listener.html?session={session_id}")
+    listener.goto(share_link)
+    expect(listener.locator("#session-id")).to_have_value(session_id)
+    listener.select_option("#language", "es")
+    listener.click("#join")
+    expect(listener.locator("#status")).to_contain_text(f"Listening to {session_id} in es")
+    wait_for_audience(speaker, 1, "es")
+
+    speaker.screenshot(path=tmp_path / "speaker.png", full_page=True)
+    listener.screenshot(path=tmp_path / "listener.png", full_page=True)
+    shutil.copyfile(tmp_path / "speaker.png", SCREENSHOT)
+
+    # A setting changed live out of range is refused as the service says it
+    speaker.fill("#setting-maxBufferTimeout", str(above(partial_results.TIMEOUT)))
+    speaker.click("#apply-settings")
+    wait_for_error(speaker, refusal(maxBufferTimeout=above(partial_results.TIMEOUT)))
+
+    # Pausing reaches the listener as a notice
+    speaker.click("#pause")
+    expect(speaker.locator("#pause")).to_have_attribute("aria-pressed", "true")
+    wait_for_notice(listener, "paused the broadcast")
+    expect(listener.locator("#broadcast-state")).to_contain_text("Paused")
+
+    # Ending closes both pages
+    speaker.click("#end")
+    expect(speaker.locator("#status")).to_contain_text("Session ended (endedBySpeaker)", timeout=STEP_MS)
+    expect(listener.locator("#status")).to_contain_text("session ended (endedBySpeaker)", timeout=STEP_MS)
+    assert service.session(session_id)["isActive"]["BOOL"] is False
+    assert errors == []
