@@ -83,7 +83,16 @@ class EnvironmentConfig:
 # The functions a reservation may name (by handler module), and the ones that must hold one whenever any
 # function does: a flood of connects may then exhaust its own reservation, never the first messages' or the
 # sweeper's.
-RESERVED_CONCURRENCY_MODULES = ("connect", "disconnect", "message", "authorizer", "welcome", "sweeper", "status")
+RESERVED_CONCURRENCY_MODULES = (
+    "connect",
+    "disconnect",
+    "message",
+    "authorizer",
+    "welcome",
+    "sweeper",
+    "status",
+    "transcriber",
+)
 ALWAYS_RESERVED_MODULES = ("welcome", "sweeper")
 # Lambda refuses a reservation that leaves fewer than this many executions unreserved in the account; an
 # account's concurrency quota is 1000 unless raised (a new account's can be lower still).
@@ -141,6 +150,7 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
             "welcome": 5,
             "sweeper": 2,
             "status": 3,
+            "transcriber": 10,  # one per session being transcribed (and briefly two at a hand-over)
         },
     ),
     "prod": EnvironmentConfig(
@@ -169,6 +179,7 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
             "welcome": 20,
             "sweeper": 2,
             "status": 10,
+            "transcriber": 100,  # one per session being transcribed (and briefly two at a hand-over)
         },
     ),
 }

@@ -288,6 +288,15 @@ class ServiceDashboard(Construct):
                 ],
             ),
             self._graph(
+                "Transcription: segments forwarded, partials dropped, discrepancies, missing chunks (per 5 minutes)",
+                [self._metric(metrics.PARTIALS_FORWARDED, sum_), self._metric(metrics.FINALS_FORWARDED, sum_)],
+                right=[
+                    self._metric(metrics.PARTIALS_DROPPED, sum_),
+                    self._metric(metrics.TRANSCRIPT_DISCREPANCIES, sum_),
+                    self._metric(metrics.MISSING_AUDIO_CHUNKS, sum_),
+                ],
+            ),
+            self._graph(
                 "Active sessions and connected listeners (each minute)",
                 [self._metric(metrics.ACTIVE_SESSIONS, cloudwatch.Stats.MAXIMUM, GAUGE_PERIOD)],
                 right=[self._metric(metrics.CONNECTED_LISTENERS, cloudwatch.Stats.MAXIMUM, GAUGE_PERIOD)],

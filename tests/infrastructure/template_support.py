@@ -40,15 +40,16 @@ WELCOME_MODULE = "welcome"
 SWEEPER_MODULE = "sweeper"
 AUTHORIZER_MODULE = "authorizer"
 STATUS_MODULE = "status"
+TRANSCRIBER_MODULE = "transcriber"
 # Every function of the stack, by the handler module it runs.
-ALL_MODULES = ROUTE_MODULES | {WELCOME_MODULE, SWEEPER_MODULE, AUTHORIZER_MODULE, STATUS_MODULE}
+ALL_MODULES = ROUTE_MODULES | {WELCOME_MODULE, SWEEPER_MODULE, AUTHORIZER_MODULE, STATUS_MODULE, TRANSCRIBER_MODULE}
 # The functions that work on the tables (and so are told their names and the session limits).
-TABLE_MODULES = ROUTE_MODULES | {WELCOME_MODULE, SWEEPER_MODULE, STATUS_MODULE}
+TABLE_MODULES = ROUTE_MODULES | {WELCOME_MODULE, SWEEPER_MODULE, STATUS_MODULE, TRANSCRIBER_MODULE}
 # The functions that write session state: they read and write both tables.
 WRITER_MODULES = ROUTE_MODULES | {SWEEPER_MODULE}
 # The functions that post to connections through this stage's @connections API (written out: the authorizer
 # must never be among them).
-POSTING_MODULES = frozenset({"connect", "disconnect", "message", "sweeper", "welcome", "status"})
+POSTING_MODULES = frozenset({"connect", "disconnect", "message", "sweeper", "welcome", "status", "transcriber"})
 
 TABLE_TYPE = "AWS::DynamoDB::Table"
 FUNCTION_TYPE = "AWS::Lambda::Function"
@@ -117,6 +118,7 @@ EXPECTED = {
             "welcome": 5,
             "sweeper": 2,
             "status": 3,
+            "transcriber": 10,
         },
     ),
     "prod": Expected(
@@ -133,6 +135,7 @@ EXPECTED = {
             "welcome": 20,
             "sweeper": 2,
             "status": 10,
+            "transcriber": 100,
         },
     ),
 }

@@ -97,12 +97,13 @@ def test_a_downstream_poster_is_told_the_tables_and_the_callback_url(granted: Sy
     variables = granted.resource(_function_id(granted, POSTER_HANDLER))["Properties"]["Environment"]["Variables"]
     assert variables[settings.ENV_SESSIONS_TABLE] == ref(granted.sessions_table_id)
     assert variables[settings.ENV_CONNECTIONS_TABLE] == ref(granted.connections_table_id)
-    message_function = granted.resource(granted.function_id("message"))["Properties"]["Environment"]["Variables"]
-    assert variables[settings.ENV_CALLBACK_URL] == message_function[settings.ENV_CALLBACK_URL]
-    # (the same settings as the service's own functions, so it accepts the same languages)
+    status_function = granted.resource(granted.function_id("status"))["Properties"]["Environment"]["Variables"]
+    assert variables[settings.ENV_CALLBACK_URL] == status_function[settings.ENV_CALLBACK_URL]
+    # (the same settings as the service's own functions, so it accepts the same languages; the status function
+    # has nothing of its own, where the message function is also told the transcriber's name)
     assert {name: value for name, value in variables.items() if name != settings.ENV_CALLBACK_URL} == {
         name: value
-        for name, value in message_function.items()
+        for name, value in status_function.items()
         if name != settings.ENV_CALLBACK_URL and name != "TRACE_AWS_CALLS"
     }
 

@@ -35,6 +35,7 @@ from tests.infrastructure.template_support import (
     STATUS_MODULE,
     SWEEPER_MODULE,
     TABLE_MODULES,
+    TRANSCRIBER_MODULE,
     WELCOME_MODULE,
     Synthesized,
     allowed_actions,
@@ -111,6 +112,9 @@ def test_function_timeouts(deployed: Synthesized) -> None:
         elif module == SWEEPER_MODULE:
             assert timeout == SWEEPER_TIMEOUT_SECONDS, logical_id
             assert timeout < limits.SWEEP_INTERVAL_MINUTES * 60
+        elif module == TRANSCRIBER_MODULE:  # as long as Lambda allows; it hands over before the end
+            assert timeout == 15 * 60, logical_id
+            assert timeout > limits.TRANSCRIBER_HANDOVER_SECONDS * 10
         else:
             assert timeout == ROUTE_TIMEOUT_SECONDS, logical_id
             assert timeout < API_GATEWAY_INTEGRATION_LIMIT_SECONDS
@@ -329,7 +333,7 @@ def _connections_arn_parts(deployed: Synthesized) -> list:
 def test_posting_functions_may_manage_connections_of_this_stage(deployed: Synthesized) -> None:
     # Given the functions that post to connections (connect, disconnect, message, sweeper and welcome)
     posting = deployed.functions_running(POSTING_MODULES)
-    assert len(posting) == len(POSTING_MODULES) == 6
+    assert len(posting) == len(POSTING_MODULES) == 7
     base = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{API_ID}"
     for logical_id in sorted(posting):
         statements = [
@@ -495,7 +499,11 @@ def _failure_queue_id(deployed: Synthesized, prefix: str) -> str:
 
 def test_sweeper_failures_are_not_retried_and_are_recorded(deployed: Synthesized) -> None:
     # Given the sweeper's asynchronous invocation settings (its schedule invokes it asynchronously)
-    _, config = deployed.only(EVENT_INVOKE_CONFIG_TYPE)
+    (config,) = [
+        config
+        for config in deployed.resources(EVENT_INVOKE_CONFIG_TYPE).values()
+        if config["Properties"]["FunctionName"] == ref(deployed.function_id(SWEEPER_MODULE))
+    ]
     properties = config["Properties"]
 
     # Then a failed sweep is not retried and one that waited over a minute is dropped (the next minute's sweep

@@ -10,8 +10,8 @@ from cdk_app.stack import SessionServiceStack
 from lambda_src import routes
 from tests.infrastructure.template_support import ALL_ROUTES, Synthesized, synthesize
 
-FUNCTIONS = ("Connect", "Disconnect", "Message", "Welcome", "Sweeper", "Authorizer", "Status")
-POSTING = ("Connect", "Disconnect", "Message", "Welcome", "Sweeper", "Status")
+FUNCTIONS = ("Connect", "Disconnect", "Message", "Welcome", "Sweeper", "Authorizer", "Status", "Transcriber")
+POSTING = ("Connect", "Disconnect", "Message", "Welcome", "Sweeper", "Status", "Transcriber")
 TABLES = ("Sessions", "Connections", "RateLimits", "AudioChunks")
 
 
@@ -27,6 +27,8 @@ def _expected(environment: str) -> set[tuple[str, str]]:
         # dynamodb:ListStreams has no resource-level permission.
         ("WebSocket/WelcomeRole", "IAM5[*]"),
         ("WebSocket/StatusRole", "IAM5[*]"),
+        # Amazon Transcribe streaming and TranslateText have no resource to scope them to.
+        ("WebSocket/TranscriberRole", "IAM5[*]"),
         # The failure queues are themselves dead-letter destinations (nothing would read a queue behind them).
         ("WebSocket/WelcomeFailures", "SQS3"),
         ("WebSocket/StatusFailures", "SQS3"),

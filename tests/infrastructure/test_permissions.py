@@ -83,6 +83,15 @@ EXPECTED_DYNAMODB_ACCESS: dict[str, dict[str, set[str]]] = {
         "Connections/stream": {"DescribeStream", "GetRecords", "GetShardIterator"},
         "*": {"ListStreams"},
     },
+    # The transcription consumer: its lease on the session (conditional Update returning the item), the audio
+    # buffer read in order (Query on the table's own key), and the captions' fan-out: listeners by language, a gone
+    # one's row read and removed and the session counted down.
+    "transcriber": {
+        "Sessions": {"UpdateItem"},
+        "AudioChunks": {"Query"},
+        "Connections": {"GetItem", "DeleteItem"},
+        "Connections/index/bySessionLanguage": {"Query"},
+    },
     "authorizer": {},
 }
 
@@ -99,6 +108,7 @@ EXPECTED_TABLE_KEY_ACCESS: dict[str, set[tuple[str, str]]] = {
     "sweeper": {("Decrypt", VIA_DYNAMODB)},
     "welcome": {("Decrypt", VIA_DYNAMODB), ("Decrypt", FOR_THE_STREAM)},
     "status": {("Decrypt", VIA_DYNAMODB), ("Decrypt", FOR_THE_STREAM)},
+    "transcriber": {("Decrypt", VIA_DYNAMODB)},
     "authorizer": set(),
 }
 DYNAMODB_VIA_SERVICE = {
@@ -108,6 +118,7 @@ DYNAMODB_VIA_SERVICE = {
 # Actions that may be granted on "*": their services support no resource-level permission.
 XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 LIST_STREAMS = "dynamodb:ListStreams"
+TRANSCRIBER_UNSCOPED = {"transcribe:StartStreamTranscriptionWebSocket", "translate:TranslateText"}
 TRACED_ENVIRONMENTS = {"staging", "prod"}
 
 
@@ -221,9 +232,13 @@ def test_nothing_on_star_but_what_has_no_resource_level_permission(deployed_any:
         pairs = allowed_pairs(deployed_any.statements_of_function(deployed_any.function_id(module)))
         on_star = {action for action, resource in pairs if resource == canonical("*")}
 
-        # Then the only actions on "*" are X-Ray's (where tracing is on) and the welcome function's
-        # dynamodb:ListStreams
-        expected = (XRAY_ACTIONS if traced else set()) | ({LIST_STREAMS} if module in ("welcome", "status") else set())
+        # Then the only actions on "*" are X-Ray's (where tracing is on), the stream functions'
+        # dynamodb:ListStreams, and the transcriber's Transcribe stream and Translate calls
+        expected = (
+            (XRAY_ACTIONS if traced else set())
+            | ({LIST_STREAMS} if module in ("welcome", "status") else set())
+            | (TRANSCRIBER_UNSCOPED if module == "transcriber" else set())
+        )
         assert on_star == expected, (deployed_any.name, module)
 
 
