@@ -10,6 +10,7 @@ Prints a table beside each operation's floor and writes JSON (``--output``).
 from __future__ import annotations
 
 import argparse
+import base64
 import functools
 import json
 import os
@@ -141,6 +142,17 @@ def measure(audiences: tuple[int, ...]) -> list[dict[str, Any]]:
         _count(lambda: _send(listener, "languageChanged", action="changeLanguage", targetLanguage="de")),
     )
     record("pausePlayback", 1, _count(lambda: _send(listener, "playbackPaused", action="pausePlayback")))
+    # The speaker's audio: one write per chunk, and the session read at most once a second per instance (here a
+    # burst of 10 chunks, 1 s of audio, well inside that second).
+    _send(speaker, "broadcastState", action="resumeBroadcast", sessionId=session_id)
+    runtime.reset()
+    chunk = base64.b64encode(bytes(limits.MIN_AUDIO_CHUNK_BYTES * 32)).decode()
+
+    def burst() -> None:
+        for n in range(10):
+            _send(speaker, "audioReceived", action="sendAudio", sessionId=session_id, audioData=chunk, sequenceNumber=n)
+
+    record("sendAudio, 10 chunks in a second", 10 + 1, _count(burst))
     for audience in audiences:
         owner = new_connection_id()
         ended_session = _create(owner)
