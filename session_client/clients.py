@@ -17,7 +17,7 @@ from lambda_src import limits, partial_results, routes, validation
 from lambda_src.messages import STATUS_REQUESTED
 from lambda_src.schema import ROLE_LISTENER, ROLE_SPEAKER
 from session_client import messages
-from session_client.connection import ACTION, DEFAULT_URL, Connection, of_type
+from session_client.connection import ACTION, DEFAULT_URL, Connection, Expectation, of_type
 from session_client.messages import ServerMessage
 
 _Reply = TypeVar("_Reply", bound=ServerMessage)
@@ -111,6 +111,13 @@ class SpeakerClient(Connection):
             attempts=None,
         )
 
+    def _named(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """A speaker action's fields with the session's id (which spares the service looking it up)."""
+        return {validation.SESSION_ID: self.session_id, **fields}
+
+    async def _ask(self, action: str, expects: Expectation, **fields: Any) -> ServerMessage:
+        return await self.request(action, expects, **self._named(fields))
+
     # -- audio --------------------------------------------------------------------------------------------------
     async def send_audio(self, pcm: bytes, *, sequence_number: int | None = None, timestamp: int | None = None) -> int:
         """Send one chunk of 16-bit little-endian mono PCM at 16 kHz (``sendAudio``) without waiting for its
@@ -124,12 +131,12 @@ class SpeakerClient(Connection):
         }
         if timestamp is not None:
             fields[validation.TIMESTAMP] = timestamp
-        await self.send(routes.SEND_AUDIO, **fields)
+        await self.send(routes.SEND_AUDIO, **self._named(fields))
         return number
 
     # -- the broadcast ------------------------------------------------------------------------------------------
     async def _broadcast(self, action: str, **fields: Any) -> messages.BroadcastState:
-        reply = await self.request(action, of_type(messages.BroadcastState.TYPE), **fields)
+        reply = await self._ask(action, of_type(messages.BroadcastState.TYPE), **fields)
         return _typed(reply, messages.BroadcastState)
 
     async def pause_broadcast(self) -> messages.BroadcastState:
@@ -173,12 +180,12 @@ class SpeakerClient(Connection):
             for field, value in zip(partial_results.FIELDS, settings, strict=True)
             if value is not None
         }
-        reply = await self.request(routes.UPDATE_SESSION_CONFIG, of_type(messages.SessionConfigUpdated.TYPE), **fields)
+        reply = await self._ask(routes.UPDATE_SESSION_CONFIG, of_type(messages.SessionConfigUpdated.TYPE), **fields)
         return _typed(reply, messages.SessionConfigUpdated)
 
     async def status(self) -> messages.SessionStatus:
         """The session's status (``getSessionStatus``); pushed statuses meanwhile go to the stream."""
-        reply = await self.request(
+        reply = await self._ask(
             routes.GET_SESSION_STATUS,
             lambda m: isinstance(m, messages.SessionStatus) and m.update_reason == STATUS_REQUESTED,
         )
@@ -186,7 +193,7 @@ class SpeakerClient(Connection):
 
     async def end(self) -> messages.SessionEnded:
         """End the session (every listener is told and disconnected), then close this client."""
-        reply = await self.request(routes.END_SESSION, of_type(messages.SessionEnded.TYPE))
+        reply = await self._ask(routes.END_SESSION, of_type(messages.SessionEnded.TYPE))
         await self.close()
         return _typed(reply, messages.SessionEnded)
 

@@ -349,6 +349,17 @@ class Connection:
             yield message
         self._incoming.put_nowait(None)  # the end, for the next reader too
 
+    def received(self) -> list[ServerMessage]:
+        """The messages already in the stream, taken from it without waiting for more."""
+        taken: list[ServerMessage] = []
+        while not self._incoming.empty():
+            message = self._incoming.get_nowait()
+            if message is None:
+                self._incoming.put_nowait(None)
+                break
+            taken.append(message)
+        return taken
+
     def __aiter__(self) -> AsyncIterator[ServerMessage]:
         return self.messages()
 

@@ -250,7 +250,11 @@ def test_a_reply_answers_its_request_and_pushed_messages_go_to_the_stream() -> N
         assert (status.update_reason, status.listeners_by_language) == ("requested", {"es": 2})
         pushed = [await speaker.next_message(timeout=1), await speaker.next_message(timeout=1)]
         assert [(m.type, m.update_reason) for m in pushed] == [("sessionStatus", "periodic")] * 2  # type: ignore[attr-defined]
-        assert service.sockets[0].sent == [{"action": "pauseBroadcast"}, {"action": "getSessionStatus"}]
+        # And each speaker action names the session
+        assert service.sockets[0].sent == [
+            {"action": "pauseBroadcast", "sessionId": SESSION_ID},
+            {"action": "getSessionStatus", "sessionId": SESSION_ID},
+        ]
         await speaker.close()
 
     run(scenario)
@@ -269,7 +273,7 @@ def test_an_error_reply_raises_with_its_code() -> None:
             ErrorCode.INVALID_PARAMETERS,
             "volumeLevel",
         )
-        assert service.sockets[0].sent == [{"action": "setVolume", "volumeLevel": 7}]
+        assert service.sockets[0].sent == [{"action": "setVolume", "sessionId": SESSION_ID, "volumeLevel": 7}]
         await speaker.close()
 
     run(scenario)
@@ -282,7 +286,7 @@ def test_send_audio_numbers_the_chunks_and_base64_encodes_them() -> None:
         numbers = [await speaker.send_audio(b"\x01\x00" * 100) for _ in range(2)]
         assert numbers == [0, 1]
         second = service.sockets[0].sent[1]
-        assert (second["action"], second["sequenceNumber"]) == ("sendAudio", 1)
+        assert (second["action"], second["sessionId"], second["sequenceNumber"]) == ("sendAudio", SESSION_ID, 1)
         assert base64.b64decode(second["audioData"], validate=True) == b"\x01\x00" * 100
         await speaker.close()
 
