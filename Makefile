@@ -71,7 +71,8 @@ synth-all:
 	@for env in $(ENVIRONMENTS); do $(MAKE) --no-print-directory synth ENV=$$env || exit 1; done
 
 # The Python checks and the protocol document come first: they take seconds, the synth of every environment a minute.
-lint: lint-python lint-asyncapi
+lint: lint-python
+	@$(MAKE) --no-print-directory lint-asyncapi
 	@$(MAKE) --no-print-directory synth-all
 	# Errors fail the build; warnings are printed for review (cfn-lint exits 4 on warnings alone).
 	$(VENV)/bin/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
