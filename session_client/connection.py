@@ -142,6 +142,11 @@ class Connection:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``url``: the service's WebSocket URL (stage included). ``connector`` opens a WebSocket (tests give a fake
+        one). ``heartbeat_interval``: seconds between heartbeats (None: none). ``reply_timeout``: how long a request
+        waits for its reply. ``backoff``: the delays between attempts to reopen a dropped connection.
+        ``on_message``: called with every message that is not a reply; when given, the stream (``async for``) stays
+        empty. ``sleep`` and ``clock``: the waits and the time the reopening uses (tests give fake ones)."""
         self.url = url
         self.connection_id: str | None = None
         self.session_id: str | None = None
@@ -196,6 +201,9 @@ class Connection:
     async def _attach(self, socket: Socket) -> None:
         """Make ``socket`` the client's connection (after any request in flight on the old one), close the old one,
         and start reading the new one (and the heartbeat, the first time)."""
+        if self._closing:  # a refresh or reopening that finished after close()
+            await socket.close()
+            raise ConnectionClosed(None, None)
         async with self._request_lock:
             old, self._socket = self._socket, socket
         reader = asyncio.create_task(self._read(socket))
