@@ -13,14 +13,14 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install test test-unit test-infra test-integration synth synth-all lock lint lint-python format local token bench clean
+.PHONY: help install test test-unit test-infra test-integration synth synth-all lock lint lint-python lint-asyncapi format local token bench clean
 
 help:
 	@echo "make local           run the service locally (DynamoDB Local + local WebSocket gateway + web console)"
 	@echo "make test            install what is missing, then run every test"
 	@echo "make synth ENV=prod  write the CloudFormation template to cdk.out/"
 	@echo "make lock            lock lambda_deps/requirements.txt, with hashes, for the functions' runtime and architecture"
-	@echo "make lint            ruff check, ruff format --check and mypy, then cfn-lint every environment's template"
+	@echo "make lint            ruff check, ruff format --check, mypy, the AsyncAPI document, then cfn-lint every environment's template"
 	@echo "make format          apply ruff's fixes and formatter"
 	@echo "make bench           measure every operation beside its floor (ONLY=load,latency for some sections)"
 
@@ -78,8 +78,9 @@ lock: $(VENV)/.installed
 synth-all:
 	@for env in $(ENVIRONMENTS); do $(MAKE) --no-print-directory synth ENV=$$env || exit 1; done
 
-# The Python checks come first: they take seconds, the synth of every environment takes a minute.
+# The Python checks and the protocol document come first: they take seconds, the synth of every environment a minute.
 lint: lint-python
+	@$(MAKE) --no-print-directory lint-asyncapi
 	@$(MAKE) --no-print-directory synth-all
 	# Errors fail the build; warnings are printed for review (cfn-lint exits 4 on warnings alone).
 	$(VENV)/bin/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
@@ -89,6 +90,11 @@ lint-python: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+# docs/asyncapi.yaml by the AsyncAPI CLI (pinned in package.json): errors and warnings fail. CI=true keeps the CLI from
+# reporting usage analytics.
+lint-asyncapi: node_modules/.installed
+	CI=true npx --no-install asyncapi validate --fail-severity warn docs/asyncapi.yaml
 
 # Fixes first (they can leave lines for the formatter); what cannot be fixed is left for `make lint` to report.
 format: $(VENV)/.installed

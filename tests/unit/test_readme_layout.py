@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("cdk_app", "lambda_src", "local_run", "bench")
+PACKAGES = ("cdk_app", "lambda_src", "local_run", "bench", "session_client")
 
 
 def _layout() -> str:

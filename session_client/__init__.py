@@ -1,0 +1,27 @@
+"""A Python client of the session service: :class:`SpeakerClient` and :class:`ListenerClient` over WebSockets,
+the server's messages as typed values (:mod:`session_client.messages`), and a command line
+(``python -m session_client listen|speak``)."""
+
+from __future__ import annotations
+
+from session_client.clients import ListenerClient, SpeakerClient
+from session_client.connection import (
+    DEFAULT_URL,
+    Backoff,
+    ConnectionLost,
+    HandshakeRefused,
+    ServiceRefused,
+)
+from session_client.messages import ServerMessage, parse
+
+__all__ = [
+    "DEFAULT_URL",
+    "Backoff",
+    "ConnectionLost",
+    "HandshakeRefused",
+    "ListenerClient",
+    "ServerMessage",
+    "ServiceRefused",
+    "SpeakerClient",
+    "parse",
+]

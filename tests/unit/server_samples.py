@@ -1,0 +1,113 @@
+"""Server messages as the service builds them (``lambda_src.messages``' builders and the error catalogue), every
+optional field both present and absent: what the client library parses and the AsyncAPI document describes.
+
+``transcript`` and ``caption`` are built by the transcription consumer and the caption delivery; their samples are
+written here from their field lists (``AHEAD_OF_THE_CODE``), so they are checked before and after their builders land.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from lambda_src import messages
+from lambda_src.broadcast import BroadcastState
+from lambda_src.errors import ErrorCode, ServiceError, active_session_limit
+from lambda_src.partial_results import PartialResultConfig
+from lambda_src.repositories.sessions import Session
+
+NOW_MS = 1_767_225_600_000
+SESSION_ID = "golden-eagle-427"
+STATE = BroadcastState(is_paused=True, is_muted=False, volume=Decimal("0.4"))
+SESSION = Session(
+    session_id=SESSION_ID,
+    speaker_connection_id="speaker=",
+    speaker_user_id="alice",
+    source_language="en",
+    quality_tier="standard",
+    created_at_ms=NOW_MS - 90_000,
+    expires_at_s=NOW_MS // 1000 + 3 * 3600,
+    listener_count=2,
+    config=PartialResultConfig(True, Decimal("0.85"), Decimal("5.0")),
+    broadcast=STATE,
+)
+
+# Built ahead of their builders (field lists of the README's server-message table).
+AHEAD_OF_THE_CODE: dict[str, list[dict[str, Any]]] = {
+    "transcript": [
+        {
+            "type": "transcript",
+            "sessionId": SESSION_ID,
+            "segmentId": "seg-1",
+            "text": "hello every",
+            "isPartial": True,
+            "stability": 0.72,
+            "timestamp": NOW_MS,
+        },
+        {
+            "type": "transcript",
+            "sessionId": SESSION_ID,
+            "segmentId": "seg-1",
+            "text": "hello everyone",
+            "isPartial": False,
+            "stability": 1.0,
+            "timestamp": NOW_MS,
+        },
+    ],
+    "caption": [
+        {
+            "type": "caption",
+            "sessionId": SESSION_ID,
+            "segmentId": "seg-1",
+            "sourceLanguage": "en",
+            "targetLanguage": "es",
+            "text": "hola a todos",
+            "isPartial": False,
+            "timestamp": NOW_MS,
+        }
+    ],
+}
+
+
+def built_by_the_service() -> list[dict[str, Any]]:
+    """One message of each builder (and of each optional field's presence and absence)."""
+    return [
+        messages.session_created(SESSION, "speaker=", NOW_MS),
+        messages.session_resumed(SESSION, "speaker2=", NOW_MS),
+        messages.session_joined(SESSION_ID, "en", "standard", "es", "listener=", NOW_MS, listener_count=3),
+        messages.session_joined(SESSION_ID, "en", "standard", "es", "listener=", NOW_MS),
+        messages.connection_refresh_complete(SESSION, "listener", "es", "listener2=", NOW_MS),
+        messages.connection_refresh_complete(SESSION, "speaker", None, "speaker2=", NOW_MS),
+        messages.heartbeat_ack(NOW_MS),
+        messages.connection_refresh_required(20, NOW_MS),
+        messages.connection_warning(14, NOW_MS),
+        messages.session_event("speakerDisconnected", SESSION_ID, NOW_MS, graceSeconds=120),
+        messages.session_event("speakerReconnected", SESSION_ID, NOW_MS),
+        messages.session_ended(SESSION_ID, messages.ENDED_BY_SPEAKER, NOW_MS),
+        messages.session_event("sessionLeft", SESSION_ID, NOW_MS),
+        messages.session_config_updated(SESSION, NOW_MS),
+        messages.session_status(SESSION, {"es": 1, "fr": 1}, NOW_MS, messages.STATUS_REQUESTED),
+        messages.broadcast_state(SESSION_ID, STATE, NOW_MS),
+        *(messages.session_event(kind, SESSION_ID, NOW_MS) for kind in _BROADCAST_NOTICES),
+        messages.volume_changed(SESSION_ID, STATE, NOW_MS),
+        messages.speaker_state_changed(SESSION_ID, STATE, NOW_MS),
+        messages.state_restored(SESSION_ID, STATE, NOW_MS),
+        messages.language_changed(SESSION_ID, "ja", NOW_MS),
+        messages.session_event("playbackPaused", SESSION_ID, NOW_MS),
+        messages.session_event("playbackResumed", SESSION_ID, NOW_MS),
+        messages.audio_received(7),
+        messages.audio_received(8, messages.AUDIO_DUPLICATE),
+        ServiceError(
+            ErrorCode.INVALID_CONFIGURATION, "minStability must be 0.70-0.95", field="minStability"
+        ).to_message(NOW_MS),
+        ServiceError(ErrorCode.RATE_LIMIT_EXCEEDED, "too many", retry_after=12).to_message(NOW_MS),
+        active_session_limit(3, ["a-b-101", "c-d-202", "e-f-303"]).to_message(NOW_MS),
+    ]
+
+
+_BROADCAST_NOTICES = ("broadcastPaused", "broadcastResumed", "broadcastMuted", "broadcastUnmuted")
+
+
+def every_sample() -> list[dict[str, Any]]:
+    """The service's messages, and the ones documented ahead of their builders."""
+    return built_by_the_service() + [sample for samples in AHEAD_OF_THE_CODE.values() for sample in samples]

@@ -1,0 +1,537 @@
+"""The client library (``session_client``): every server message typed, and the connection logic — replies and
+pushes, refresh, a speaker's resume, a listener's rejoin with backoff, heartbeats, closing — against a fake service
+whose sockets follow a script."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import wave
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from lambda_src import limits, messages, routes
+from lambda_src.errors import ErrorCode
+from lambda_src.transcription.recognizer import SAMPLE_RATE_HZ
+from session_client import cli
+from session_client.audio import UnsupportedAudio, chunk_bytes, wav_chunks
+from session_client.clients import ListenerClient, SpeakerClient
+from session_client.connection import Backoff, ConnectionLost, HandshakeRefused, ServiceRefused
+from session_client.messages import (
+    MESSAGE_CLASSES,
+    BroadcastSettings,
+    ErrorMessage,
+    MessageFormatError,
+    UnknownMessage,
+    attribute_name,
+    parse,
+)
+from tests.unit.server_samples import AHEAD_OF_THE_CODE, NOW_MS, SESSION, SESSION_ID, every_sample
+
+URL = "ws://service.test/dev"
+TOKEN = "header.payload.signature"
+
+
+# -- typed messages ---------------------------------------------------------------------------------------------
+def test_the_client_has_a_type_for_every_server_message_and_no_other() -> None:
+    assert set(MESSAGE_CLASSES) == set(messages.SERVER_MESSAGE_TYPES) | set(AHEAD_OF_THE_CODE)
+
+
+def test_every_message_the_service_builds_parses_into_its_type_with_every_field_known() -> None:
+    samples = every_sample()
+    assert {sample["type"] for sample in samples} == set(MESSAGE_CLASSES)
+    for sample in samples:
+        parsed = parse(json.dumps(sample))
+        assert type(parsed) is MESSAGE_CLASSES[sample["type"]]
+        assert parsed.type == sample["type"]
+        assert parsed.extra == {}, sample
+        for wire, value in sample.items():
+            if wire != "type":
+                got = getattr(parsed, attribute_name(wire))
+                assert (got.__dict__ if isinstance(got, BroadcastSettings) else got) == (
+                    {attribute_name(k): v for k, v in value.items()} | {"extra": {}}
+                    if wire == "broadcastState"
+                    else value
+                ), (sample["type"], wire)
+
+
+def test_a_status_carries_its_broadcast_state_typed() -> None:
+    status = parse(json.dumps(messages.session_status(SESSION, {"es": 2}, NOW_MS, messages.STATUS_PERIODIC)))
+    assert status.broadcast_state == BroadcastSettings(is_paused=True, is_muted=False, volume=0.4)  # type: ignore[attr-defined]
+    assert status.listeners_by_language == {"es": 2}  # type: ignore[attr-defined]
+
+
+def test_an_unknown_type_is_kept_whole_and_unknown_fields_go_to_extra() -> None:
+    unknown = parse('{"type":"somethingNew","a":1}')
+    assert isinstance(unknown, UnknownMessage)
+    assert (unknown.type, unknown.extra) == ("somethingNew", {"a": 1})
+    ack = parse(json.dumps({"type": "heartbeatAck", "timestamp": 5, "addedLater": True}))
+    assert (ack.timestamp, ack.extra) == (5, {"addedLater": True})  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("frame", ["not json", "[1]", '{"type":3}', '{"no":"type"}', '{"type":"sessionLeft"}'])
+def test_a_frame_that_is_not_a_complete_server_message_is_a_format_error(frame: str) -> None:
+    with pytest.raises(MessageFormatError):
+        parse(frame)
+
+
+def test_an_error_message_names_its_catalogue_entry() -> None:
+    error = parse(json.dumps({"type": "error", "code": "SESSION_FULL", "message": "full", "timestamp": 1}))
+    assert isinstance(error, ErrorMessage)
+    assert error.error_code is ErrorCode.SESSION_FULL
+    assert parse('{"type":"error","code":"NEWER_CODE","message":"m","timestamp":1}').error_code is None  # type: ignore[attr-defined]
+
+
+# -- a scripted service -----------------------------------------------------------------------------------------
+_CLOSE = object()
+Reply = Callable[[dict[str, Any]], list[dict[str, Any]]]
+
+
+class FakeSocket:
+    """A WebSocket whose server side is the :class:`FakeService`'s script."""
+
+    def __init__(self, service: FakeService, query: dict[str, str]) -> None:
+        self.service = service
+        self.query = query
+        self.sent: list[dict[str, Any]] = []
+        self.closed = False
+        self._inbox: asyncio.Queue[object] = asyncio.Queue()
+
+    def push(self, message: dict[str, Any]) -> None:
+        self._inbox.put_nowait(json.dumps(message))
+
+    def drop(self) -> None:
+        """The service (or the network) closes the connection."""
+        self._inbox.put_nowait(_CLOSE)
+
+    async def send(self, message: str) -> None:
+        if self.closed:
+            raise ConnectionClosed(None, None)
+        body = json.loads(message)
+        self.sent.append(body)
+        for reply in self.service.replies.get(body["action"], lambda _: [])(body):
+            self.push(reply)
+
+    async def recv(self) -> str:
+        item = await self._inbox.get()
+        if item is _CLOSE:
+            self._inbox.put_nowait(_CLOSE)
+            raise ConnectionClosed(None, None)
+        assert isinstance(item, str)
+        return item
+
+    async def close(self) -> None:
+        self.closed = True
+        self.drop()
+
+
+class FakeService:
+    """Answers each connection attempt with the next outcome (a first message, or an exception to raise) and each
+    action with its scripted replies."""
+
+    def __init__(self, *outcomes: dict[str, Any] | Exception) -> None:
+        self.outcomes = list(outcomes)
+        self.queries: list[dict[str, str]] = []
+        self.sockets: list[FakeSocket] = []
+        self.replies: dict[str, Reply] = {}
+
+    async def connect(self, url: str) -> FakeSocket:
+        query = {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
+        self.queries.append(query)
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        socket = FakeSocket(self, query)
+        socket.push(outcome)
+        self.sockets.append(socket)
+        return socket
+
+
+class FakeTime:
+    """A clock that only the client's waits move."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+CREATED = messages.session_created(SESSION, "speaker-1", NOW_MS)
+RESUMED = messages.session_resumed(SESSION, "speaker-2", NOW_MS)
+JOINED = messages.session_joined(SESSION_ID, "en", "standard", "es", "listener-1", NOW_MS, listener_count=1)
+REJOINED = messages.session_joined(SESSION_ID, "en", "standard", "es", "listener-2", NOW_MS, listener_count=1)
+# Deterministic backoff: each delay is its ceiling (0.5, 1, 2, 4 ...).
+CEILINGS = Backoff(initial=0.5, maximum=4.0, draw=lambda low, high: high)
+
+
+def options(service: FakeService, time: FakeTime | None = None, **more: Any) -> dict[str, Any]:
+    time = time or FakeTime()
+    return {
+        "connector": service.connect,
+        "heartbeat_interval": None,
+        "reply_timeout": 2,
+        "backoff": CEILINGS,
+        "sleep": time.sleep,
+        "clock": time.clock,
+        **more,
+    }
+
+
+async def eventually(check: Callable[[], bool]) -> None:
+    async with asyncio.timeout(2):
+        while not check():
+            await asyncio.sleep(0.001)
+
+
+def run(test: Callable[[], Any]) -> Any:
+    return asyncio.run(test())
+
+
+def test_create_session_puts_the_partial_result_settings_on_the_url() -> None:
+    async def scenario() -> None:
+        service = FakeService(CREATED)
+        speaker = await SpeakerClient.create(
+            URL,
+            token=TOKEN,
+            source_language="en",
+            quality_tier="premium",
+            partial_results_enabled=False,
+            min_stability=0.9,
+            max_buffer_timeout=3,
+            **options(service),
+        )
+        assert service.queries == [
+            {
+                "action": routes.CREATE_SESSION,
+                "sourceLanguage": "en",
+                "qualityTier": "premium",
+                "partialResults": "false",
+                "minStability": "0.9",
+                "maxBufferTimeout": "3",
+                "token": TOKEN,
+            }
+        ]
+        assert (speaker.session_id, speaker.connection_id) == (SESSION_ID, "speaker-1")
+        await speaker.close()
+
+    run(scenario)
+
+
+def test_a_reply_answers_its_request_and_pushed_messages_go_to_the_stream() -> None:
+    async def scenario() -> None:
+        service = FakeService(CREATED)
+        periodic = messages.session_status(SESSION, {}, NOW_MS, messages.STATUS_PERIODIC)
+        service.replies[routes.PAUSE_BROADCAST] = lambda _: [
+            periodic,
+            messages.broadcast_state(SESSION_ID, SESSION.broadcast, 1),
+        ]
+        service.replies[routes.GET_SESSION_STATUS] = lambda _: [
+            periodic,
+            messages.session_status(SESSION, {"es": 2}, NOW_MS, messages.STATUS_REQUESTED),
+        ]
+        speaker = await SpeakerClient.create(URL, token=TOKEN, **options(service))
+        paused = await speaker.pause_broadcast()
+        status = await speaker.status()
+        assert (paused.type, paused.is_paused) == ("broadcastState", True)
+        assert (status.update_reason, status.listeners_by_language) == ("requested", {"es": 2})
+        pushed = [await speaker.next_message(timeout=1), await speaker.next_message(timeout=1)]
+        assert [(m.type, m.update_reason) for m in pushed] == [("sessionStatus", "periodic")] * 2  # type: ignore[attr-defined]
+        # And each speaker action names the session
+        assert service.sockets[0].sent == [
+            {"action": "pauseBroadcast", "sessionId": SESSION_ID},
+            {"action": "getSessionStatus", "sessionId": SESSION_ID},
+        ]
+        await speaker.close()
+
+    run(scenario)
+
+
+def test_an_error_reply_raises_with_its_code() -> None:
+    async def scenario() -> None:
+        service = FakeService(CREATED)
+        service.replies[routes.SET_VOLUME] = lambda body: [
+            {"type": "error", "code": "INVALID_PARAMETERS", "message": "bad", "field": "volumeLevel", "timestamp": 1}
+        ]
+        speaker = await SpeakerClient.create(URL, token=TOKEN, **options(service))
+        with pytest.raises(ServiceRefused) as refused:
+            await speaker.set_volume(7)
+        assert (refused.value.error.error_code, refused.value.error.field) == (
+            ErrorCode.INVALID_PARAMETERS,
+            "volumeLevel",
+        )
+        assert service.sockets[0].sent == [{"action": "setVolume", "sessionId": SESSION_ID, "volumeLevel": 7}]
+        await speaker.close()
+
+    run(scenario)
+
+
+def test_send_audio_numbers_the_chunks_and_base64_encodes_them() -> None:
+    async def scenario() -> None:
+        service = FakeService(CREATED)
+        speaker = await SpeakerClient.create(URL, token=TOKEN, **options(service))
+        numbers = [await speaker.send_audio(b"\x01\x00" * 100) for _ in range(2)]
+        assert numbers == [0, 1]
+        second = service.sockets[0].sent[1]
+        assert (second["action"], second["sessionId"], second["sequenceNumber"]) == ("sendAudio", SESSION_ID, 1)
+        assert base64.b64decode(second["audioData"], validate=True) == b"\x01\x00" * 100
+        await speaker.close()
+
+    run(scenario)
+
+
+def test_refresh_required_moves_a_speaker_to_a_refreshed_connection_and_closes_the_old_one() -> None:
+    async def scenario() -> None:
+        complete = messages.connection_refresh_complete(SESSION, "speaker", None, "speaker-2", NOW_MS)
+        service = FakeService(CREATED, complete)
+        service.replies[routes.HEARTBEAT] = lambda _: [
+            messages.connection_refresh_required(20, NOW_MS),
+            messages.heartbeat_ack(NOW_MS),
+        ]
+        speaker = await SpeakerClient.create(URL, token=TOKEN, **options(service))
+        await speaker.heartbeat()
+        await eventually(lambda: speaker.connection_id == "speaker-2")
+        old, new = service.sockets
+        new.push(messages.state_restored(SESSION_ID, SESSION.broadcast, NOW_MS))
+        # Then the refresh named the session, the role and the owner's token, and the old connection is closed
+        assert service.queries[1] == {
+            "action": "refreshConnection",
+            "sessionId": SESSION_ID,
+            "role": "speaker",
+            "token": TOKEN,
+        }
+        await eventually(lambda: old.closed)
+        # And the notice and the restored state are in the stream; requests go on the new connection
+        assert (await speaker.next_message(timeout=1)).type == "connectionRefreshRequired"
+        assert (await speaker.next_message(timeout=1)).type == "stateRestored"
+        service.replies[routes.HEARTBEAT] = lambda _: [messages.heartbeat_ack(NOW_MS)]
+        await speaker.heartbeat()
+        assert new.sent == [{"action": "heartbeat"}]
+        assert speaker.is_open
+        await speaker.close()
+
+    run(scenario)
+
+
+def test_a_listener_refresh_names_its_previous_connection_and_language() -> None:
+    async def scenario() -> None:
+        complete = messages.connection_refresh_complete(SESSION, "listener", "fr", "listener-2", NOW_MS)
+        service = FakeService(JOINED, complete)
+        service.replies[routes.CHANGE_LANGUAGE] = lambda body: [
+            messages.language_changed(SESSION_ID, body["targetLanguage"], NOW_MS)
+        ]
+        listener = await ListenerClient.join(URL, session_id=SESSION_ID, language="es", **options(service))
+        await listener.change_language("fr")
+        service.sockets[0].push(messages.connection_warning(14, NOW_MS))
+        await eventually(lambda: listener.connection_id == "listener-2")
+        assert service.queries[1] == {
+            "action": "refreshConnection",
+            "sessionId": SESSION_ID,
+            "role": "listener",
+            "targetLanguage": "fr",
+            "previousConnectionId": "listener-1",
+        }
+        await listener.close()
+
+    run(scenario)
+
+
+def test_a_dropped_speaker_resumes_its_session_after_backing_off() -> None:
+    async def scenario() -> None:
+        time = FakeTime()
+        service = FakeService(CREATED, HandshakeRefused(503), OSError("connection refused"), RESUMED)
+        speaker = await SpeakerClient.create(URL, token=TOKEN, **options(service, time))
+        service.sockets[0].drop()
+        await eventually(lambda: speaker.connection_id == "speaker-2")
+        assert time.waits == [0.5, 1.0]
+        assert service.queries[1:] == [{"action": "resumeSession", "sessionId": SESSION_ID, "token": TOKEN}] * 3
+        assert speaker.is_open and speaker.failure is None
+        await speaker.close()
+
+    run(scenario)
+
+
+def test_a_dropped_speaker_gives_up_when_its_grace_window_would_close() -> None:
+    async def scenario() -> None:
+        time = FakeTime()
+        service = FakeService(CREATED, *[HandshakeRefused(503)] * 10)
+        speaker = await SpeakerClient.create(URL, token=TOKEN, resume_window=3.0, **options(service, time))
+        service.sockets[0].drop()
+        # Then it waits 0.5 and 1 s, and not the 2 s that would end past the 3 s window; the stream ends
+        assert [m async for m in speaker] == []
+        assert time.waits == [0.5, 1.0]
+        assert isinstance(speaker.failure, ConnectionLost)
+        assert not speaker.is_open
+
+    run(scenario)
+
+
+def test_a_dropped_speaker_stops_at_once_when_the_session_has_ended() -> None:
+    async def scenario() -> None:
+        time = FakeTime()
+        service = FakeService(CREATED, HandshakeRefused(410))
+        speaker = await SpeakerClient.create(URL, token=TOKEN, **options(service, time))
+        service.sockets[0].drop()
+        assert [m async for m in speaker] == []
+        assert (time.waits, len(service.queries)) == ([], 2)
+        assert isinstance(speaker.failure, ConnectionLost)
+
+    run(scenario)
+
+
+def test_a_dropped_listener_joins_again_with_backoff() -> None:
+    async def scenario() -> None:
+        time = FakeTime()
+        service = FakeService(JOINED, HandshakeRefused(503), HandshakeRefused(429), REJOINED)
+        listener = await ListenerClient.join(URL, session_id=SESSION_ID, language="es", **options(service, time))
+        service.sockets[0].drop()
+        await eventually(lambda: listener.connection_id == "listener-2")
+        assert time.waits == [0.5, 1.0]
+        assert service.queries[1:] == [{"action": "joinSession", "sessionId": SESSION_ID, "targetLanguage": "es"}] * 3
+        assert listener.joined is not None and listener.joined.connection_id == "listener-2"
+        await listener.close()
+
+    run(scenario)
+
+
+def test_a_dropped_listener_gives_up_after_its_attempts() -> None:
+    async def scenario() -> None:
+        time = FakeTime()
+        service = FakeService(JOINED, *[HandshakeRefused(503)] * 5)
+        listener = await ListenerClient.join(
+            URL, session_id=SESSION_ID, language="es", reconnect_attempts=3, **options(service, time)
+        )
+        service.sockets[0].drop()
+        assert [m async for m in listener] == []
+        assert (time.waits, len(service.queries)) == ([0.5, 1.0], 4)
+        assert isinstance(listener.failure, ConnectionLost)
+
+    run(scenario)
+
+
+def test_a_listener_told_the_session_ended_does_not_reconnect_and_its_stream_ends() -> None:
+    async def scenario() -> None:
+        service = FakeService(JOINED, REJOINED)
+        listener = await ListenerClient.join(URL, session_id=SESSION_ID, language="es", **options(service))
+        socket = service.sockets[0]
+        socket.push(messages.session_event("broadcastPaused", SESSION_ID, NOW_MS))
+        socket.push(messages.session_ended(SESSION_ID, messages.ENDED_BY_SPEAKER, NOW_MS))
+        socket.drop()
+        assert [m.type async for m in listener] == ["broadcastPaused", "sessionEnded"]
+        assert (len(service.queries), listener.failure) == (1, None)
+
+    run(scenario)
+
+
+def test_the_heartbeat_timer_sends_heartbeats_until_closed() -> None:
+    async def scenario() -> None:
+        service = FakeService(JOINED)
+        service.replies[routes.HEARTBEAT] = lambda _: [messages.heartbeat_ack(NOW_MS)]
+        listener = await ListenerClient.join(
+            URL, session_id=SESSION_ID, language="es", **options(service, heartbeat_interval=0.01, sleep=asyncio.sleep)
+        )
+        await eventually(lambda: len(service.sockets[0].sent) >= 3)
+        await listener.close()
+        sent = len(service.sockets[0].sent)
+        await asyncio.sleep(0.05)
+        assert service.sockets[0].sent == [{"action": "heartbeat"}] * sent
+        assert service.sockets[0].closed
+
+    run(scenario)
+
+
+def test_leave_and_end_close_the_client_and_its_stream() -> None:
+    async def scenario() -> None:
+        service = FakeService(JOINED, CREATED)
+        service.replies[routes.LEAVE_SESSION] = lambda _: [messages.session_event("sessionLeft", SESSION_ID, NOW_MS)]
+        service.replies[routes.END_SESSION] = lambda _: [
+            messages.session_ended(SESSION_ID, messages.ENDED_BY_SPEAKER, NOW_MS)
+        ]
+        listener = await ListenerClient.join(URL, session_id=SESSION_ID, language="es", **options(service))
+        speaker = await SpeakerClient.create(URL, token=TOKEN, **options(service))
+        assert (await listener.leave()).type == "sessionLeft"
+        assert (await speaker.end()).reason == "endedBySpeaker"
+        assert [m async for m in listener] == [] and [m async for m in speaker] == []
+        assert all(socket.closed for socket in service.sockets)
+        assert len(service.queries) == 2
+
+    run(scenario)
+
+
+def test_a_first_message_that_is_an_error_refuses_the_client() -> None:
+    async def scenario() -> None:
+        error = {"type": "error", "code": "SESSION_FULL", "message": "full", "timestamp": 1}
+        service = FakeService(error)
+        with pytest.raises(ServiceRefused):
+            await ListenerClient.join(URL, session_id=SESSION_ID, language="es", **options(service))
+        assert service.sockets[0].closed
+
+    run(scenario)
+
+
+def test_backoff_doubles_its_ceiling_up_to_the_maximum_and_draws_below_it() -> None:
+    ceilings = Backoff(initial=0.5, maximum=3.0, draw=lambda low, high: high).delays()
+    assert [next(ceilings) for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    jittered = Backoff(initial=1.0, maximum=8.0).delays()
+    draws = [next(jittered) for _ in range(50)]
+    assert all(0 <= delay <= 8.0 for delay in draws) and len(set(draws)) > 1
+
+
+# -- audio and the command line ---------------------------------------------------------------------------------
+def _wav(path: Path, rate: int = SAMPLE_RATE_HZ, channels: int = 1, width: int = 2, seconds: float = 0.25) -> Path:
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(channels)
+        wav.setsampwidth(width)
+        wav.setframerate(rate)
+        wav.writeframes(b"\x00" * int(rate * seconds) * channels * width)
+    return path
+
+
+def test_a_wav_is_read_in_100_ms_chunks(tmp_path: Path) -> None:
+    chunks = list(wav_chunks(_wav(tmp_path / "a.wav")))
+    assert chunk_bytes() == 3200
+    assert [len(chunk) for chunk in chunks] == [3200, 3200, 1600]
+    assert all(len(chunk) >= limits.MIN_AUDIO_CHUNK_BYTES for chunk in chunks)
+
+
+@pytest.mark.parametrize(("rate", "channels", "width"), [(8000, 1, 2), (SAMPLE_RATE_HZ, 2, 2), (SAMPLE_RATE_HZ, 1, 1)])
+def test_a_wav_of_another_format_is_refused_before_any_connection(
+    tmp_path: Path, rate: int, channels: int, width: int
+) -> None:
+    path = _wav(tmp_path / "other.wav", rate, channels, width)
+    with pytest.raises(UnsupportedAudio, match="needed: mono, 16-bit PCM, 16000 Hz"):
+        list(wav_chunks(path))
+    err = io.StringIO()
+    assert cli.main(["speak", str(path), "--token", TOKEN, "--url", "ws://127.0.0.1:9/none"], io.StringIO(), err) == 2
+    assert "needed: mono" in err.getvalue()
+
+
+def test_speak_without_a_token_says_how_to_get_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(cli.TOKEN_VARIABLE, raising=False)
+    err = io.StringIO()
+    assert cli.main(["speak", str(_wav(tmp_path / "a.wav"))], io.StringIO(), err) == 2
+    assert "make -s token" in err.getvalue()
+
+
+def test_partials_are_rewritten_in_place_on_a_terminal_and_only_finals_printed_elsewhere() -> None:
+    terminal, pipe = io.StringIO(), io.StringIO()
+    for out, in_place in ((terminal, True), (pipe, False)):
+        printer = cli.LinePrinter(out, in_place)
+        printer.show("hola", is_partial=True)
+        printer.show("hola a", is_partial=True)
+        printer.show("hola a todos", is_partial=False)
+    assert terminal.getvalue() == "\r\x1b[Khola\r\x1b[Khola a\r\x1b[Khola a todos\n"
+    assert pipe.getvalue() == "hola a todos\n"
