@@ -270,6 +270,7 @@ SERVER_MESSAGE_TYPES = (
     "playbackPaused",
     "playbackResumed",
     "audioReceived",
+    "transcript",
     "caption",
     "error",
 )

@@ -1,8 +1,5 @@
 """Server messages as the service builds them (``lambda_src.messages``' builders and the error catalogue), every
 optional field both present and absent: what the client library parses and the AsyncAPI document describes.
-
-``transcript`` and ``caption`` are built by the transcription consumer and the caption delivery; their samples are
-written here from their field lists (``AHEAD_OF_THE_CODE``), so they are checked before and after their builders land.
 """
 
 from __future__ import annotations
@@ -15,6 +12,7 @@ from lambda_src.broadcast import BroadcastState
 from lambda_src.errors import ErrorCode, ServiceError, active_session_limit
 from lambda_src.partial_results import PartialResultConfig
 from lambda_src.repositories.sessions import Session
+from lambda_src.transcription.processor import Segment
 
 NOW_MS = 1_767_225_600_000
 SESSION_ID = "golden-eagle-427"
@@ -31,42 +29,6 @@ SESSION = Session(
     config=PartialResultConfig(True, Decimal("0.85"), Decimal("5.0")),
     broadcast=STATE,
 )
-
-# Built ahead of their builders (field lists of the README's server-message table).
-AHEAD_OF_THE_CODE: dict[str, list[dict[str, Any]]] = {
-    "transcript": [
-        {
-            "type": "transcript",
-            "sessionId": SESSION_ID,
-            "segmentId": "seg-1",
-            "text": "hello every",
-            "isPartial": True,
-            "stability": 0.72,
-            "timestamp": NOW_MS,
-        },
-        {
-            "type": "transcript",
-            "sessionId": SESSION_ID,
-            "segmentId": "seg-1",
-            "text": "hello everyone",
-            "isPartial": False,
-            "stability": 1.0,
-            "timestamp": NOW_MS,
-        },
-    ],
-    "caption": [
-        {
-            "type": "caption",
-            "sessionId": SESSION_ID,
-            "segmentId": "seg-1",
-            "sourceLanguage": "en",
-            "targetLanguage": "es",
-            "text": "hola a todos",
-            "isPartial": False,
-            "timestamp": NOW_MS,
-        }
-    ],
-}
 
 
 def built_by_the_service() -> list[dict[str, Any]]:
@@ -97,6 +59,9 @@ def built_by_the_service() -> list[dict[str, Any]]:
         messages.session_event("playbackResumed", SESSION_ID, NOW_MS),
         messages.audio_received(7),
         messages.audio_received(8, messages.AUDIO_DUPLICATE),
+        messages.transcript(SESSION_ID, Segment("a1.r1-0", "hello every", True, 0.72, 0.0), NOW_MS),
+        messages.transcript(SESSION_ID, Segment("a1.r1-0", "hello everyone", False, None, 0.0), NOW_MS),
+        messages.caption(SESSION_ID, "a1.r1-0", "en", "es", "hola a todos", False, NOW_MS),
         ServiceError(
             ErrorCode.INVALID_CONFIGURATION, "minStability must be 0.70-0.95", field="minStability"
         ).to_message(NOW_MS),
@@ -109,5 +74,5 @@ _BROADCAST_NOTICES = ("broadcastPaused", "broadcastResumed", "broadcastMuted", "
 
 
 def every_sample() -> list[dict[str, Any]]:
-    """The service's messages, and the ones documented ahead of their builders."""
-    return built_by_the_service() + [sample for samples in AHEAD_OF_THE_CODE.values() for sample in samples]
+    """The service's messages, one of each builder's shapes."""
+    return built_by_the_service()

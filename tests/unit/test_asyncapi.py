@@ -14,7 +14,7 @@ import yaml
 
 from lambda_src import broadcast, limits, messages, partial_results, routes, validation
 from lambda_src.errors import ErrorCode
-from tests.unit.server_samples import AHEAD_OF_THE_CODE, every_sample
+from tests.unit.server_samples import every_sample
 from tests.unit.test_readme_reference import _names, _table_after
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,10 +65,9 @@ def test_every_query_string_action_is_a_connect_channel_and_nothing_else_is() ->
     assert connect_channels == {action: action for action in routes.CONNECT_ACTIONS}
 
 
-def test_the_server_messages_are_the_readmes_and_the_ones_documented_ahead_of_their_builders() -> None:
+def test_the_server_messages_are_the_readmes_and_the_codes() -> None:
     readme = set(_names(_table_after("### Server messages")))
-    assert set(SERVER_MESSAGES) == readme | set(AHEAD_OF_THE_CODE)
-    assert set(messages.SERVER_MESSAGE_TYPES) <= set(SERVER_MESSAGES)
+    assert set(SERVER_MESSAGES) == readme == set(messages.SERVER_MESSAGE_TYPES)
 
 
 def test_each_server_messages_fields_are_the_ones_the_service_writes() -> None:

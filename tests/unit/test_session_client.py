@@ -33,7 +33,7 @@ from session_client.messages import (
     attribute_name,
     parse,
 )
-from tests.unit.server_samples import AHEAD_OF_THE_CODE, NOW_MS, SESSION, SESSION_ID, every_sample
+from tests.unit.server_samples import NOW_MS, SESSION, SESSION_ID, every_sample
 
 URL = "ws://service.test/dev"
 TOKEN = "header.payload.signature"
@@ -41,7 +41,7 @@ TOKEN = "header.payload.signature"
 
 # -- typed messages ---------------------------------------------------------------------------------------------
 def test_the_client_has_a_type_for_every_server_message_and_no_other() -> None:
-    assert set(MESSAGE_CLASSES) == set(messages.SERVER_MESSAGE_TYPES) | set(AHEAD_OF_THE_CODE)
+    assert set(MESSAGE_CLASSES) == set(messages.SERVER_MESSAGE_TYPES)
 
 
 def test_every_message_the_service_builds_parses_into_its_type_with_every_field_known() -> None:
