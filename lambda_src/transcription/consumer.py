@@ -84,6 +84,7 @@ class Consumer:
     _waiting: dict[tuple[str, int], StoredChunk] = field(default_factory=dict)  # read, not yet released
     _ready: list[tuple[str, int]] = field(default_factory=list)  # released as they arrived
     _stream: _Stream | None = None
+    _open_failed_at: float = float("-inf")
 
     # -- the lease ---------------------------------------------------------------------------------
     def _hold(self, now: float, taking_over: str | None = None) -> bool:
@@ -191,17 +192,37 @@ class Consumer:
             self.cursor = max(self.cursor, chunk.key)
             if not session.broadcast.forwards_audio:
                 continue
-            stream = self._stream or self._open(session)
             fed = True
-            if stream.recognizer is None:
-                continue
             started = time.perf_counter()
-            for result in stream.recognizer.feed(chunk.pcm):
-                self._deliver(stream, stream.processor.feed(result, now), now)
+            self._feed(session, chunk, now)
             metrics.chunk_processing((time.perf_counter() - started) * 1000)
         return fed
 
-    def _open(self, session: Session) -> _Stream:
+    def _feed(self, session: Session, chunk: StoredChunk, now: float) -> None:
+        """One chunk to the stream (opened if need be). A stream that fails (Transcribe closes one that had no
+        audio for 15 s, a network error) is closed, its open segments delivered as final, and the chunk goes to a
+        new one; a second failure drops the chunk (logged)."""
+        for _attempt in range(2):
+            stream = self._stream or self._open(session, now)
+            if stream is None or stream.recognizer is None:
+                return
+            try:
+                results = stream.recognizer.feed(chunk.pcm)
+            except Exception:
+                logger.exception("recognizer stream failed; the audio goes on in a new one")
+                self._close_stream(now)
+                continue
+            for result in results:
+                self._deliver(stream, stream.processor.feed(result, now), now)
+            return
+        logger.warning(
+            "audio chunk dropped: no recognizer stream took it", extra={"sequence_number": chunk.sequence_number}
+        )
+
+    def _open(self, session: Session, now: float) -> _Stream | None:
+        """A new stream, or None when the recognizer could not be reached (tried again at most once a second)."""
+        if now - self._open_failed_at < limits.TRANSCRIBER_RENEW_SECONDS:
+            return None
         recognizer: Recognizer | None
         try:
             recognizer = self.open_recognizer(session)
@@ -211,6 +232,10 @@ class Consumer:
             if session.speaker_connected:
                 fanout.post_quietly(session.speaker_connection_id, refused.to_message(messages.now_ms()))
             logger.info("recognizer refused the session", extra={"error": str(refused)})
+        except Exception:
+            self._open_failed_at = now
+            logger.exception("recognizer stream not opened; tried again with later audio")
+            return None
         self._stream = _Stream(recognizer, PartialResultProcessor(session.config, on_discrepancy=_discrepancy))
         return self._stream
 

@@ -279,3 +279,61 @@ def test_sendaudio_starts_a_consumer_once_and_none_while_one_holds_the_lease(
     clock.advance(limits.TRANSCRIBER_LEASE_SECONDS)
     speak(speaker, ["again"], first=11)
     assert started == [session_id, session_id]
+
+
+def test_a_failed_recognizer_stream_is_replaced_and_the_audio_goes_on(tables, gateway) -> None:
+    # (Amazon Transcribe closes a stream that had no audio for 15 s; a network error does the same.)
+    session_id, speaker = create_session(partialResults="false")
+    speak(speaker, ["one", "two", "three"])
+    streams: list[ScriptedRecognizer] = []
+
+    class BreaksOnTwo(ScriptedRecognizer):
+        def feed(self, pcm: bytes) -> list[RecognitionResult]:
+            if pcm.decode().strip() == "two" and len(streams) == 1:
+                raise ConnectionError("stream closed")
+            return super().feed(pcm)
+
+    def open_recognizer(_session: Session) -> ScriptedRecognizer:
+        streams.append(BreaksOnTwo())
+        return streams[-1]
+
+    fake = FakeTime()
+    the_consumer = consumer(session_id, Run(), fake)
+    the_consumer.open_recognizer = open_recognizer
+    assert the_consumer.run() == IDLE
+    # Then the first stream's words were delivered as final, and the rest went to a second stream
+    assert [stream.fed for stream in streams] == [["one"], ["two", "three"]]
+    assert [m["text"] for m in transcripts(gateway, speaker)] == ["one", "two three"]
+
+
+def test_a_recognizer_that_cannot_be_reached_is_tried_again_with_later_audio(
+    tables, gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(limits, "TRANSCRIBER_IDLE_SECONDS", 3)
+    session_id, speaker = create_session(partialResults="false")
+    speak(speaker, ["lost"])
+    attempts: list[float] = []
+    fake = FakeTime()
+
+    def open_recognizer(_session: Session) -> ScriptedRecognizer:
+        attempts.append(fake.now)
+        if len(attempts) == 1:
+            raise OSError("no route to the recognizer")
+        return ScriptedRecognizer()
+
+    the_consumer = consumer(session_id, Run(), fake)
+    the_consumer.open_recognizer = open_recognizer
+    original_sleep = fake.sleep
+
+    def more_audio_later(seconds: float) -> None:
+        if fake.sleeps == 2:
+            speak(speaker, ["soon"], first=1)  # within the second: not tried again yet, the chunk is dropped
+        if fake.sleeps == 30:
+            speak(speaker, ["found"], first=2)
+        original_sleep(seconds)
+
+    the_consumer.sleep = more_audio_later
+    assert the_consumer.run() == IDLE
+    # Then the consumer lived on, and once a second had passed the later audio reached a new stream
+    assert len(attempts) == 2 and attempts[1] - attempts[0] >= limits.TRANSCRIBER_RENEW_SECONDS
+    assert [m["text"] for m in transcripts(gateway, speaker)] == ["found"]
