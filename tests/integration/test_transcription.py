@@ -21,7 +21,7 @@ from lambda_src import limits
 from lambda_src.translation import stand_in
 from local_run.speech import CHUNK_BYTES, chunks, speak_pcm
 from tests.integration.conftest import RunningService
-from tests.integration.test_lifecycle import ask, listener
+from tests.integration.test_lifecycle import ask, attribute, eventually, listener
 
 pytestmark = pytest.mark.integration
 
@@ -177,3 +177,27 @@ def test_a_listener_that_changed_language_gets_the_new_one_from_the_next_segment
     assert said and heard
     assert {m["targetLanguage"] for m in heard} == {"fr"}
     assert [m["segmentId"] for m in heard] == [m["segmentId"] for m in said]
+
+
+def test_a_listener_gone_without_its_disconnect_is_counted_out_at_the_next_caption(
+    service: RunningService, pcm: bytes
+) -> None:
+    # Given a session with a listener that joined by message (so a 410 proves it gone at once: its handshake is over)
+    ws, session_id = speaker(service, "losing-speaker", partialResults="false")
+    staying, _ = listener(service, session_id, "es")
+    vanishing = connect(service.url, open_timeout=10, legacy=True)
+    joined = ask(vanishing, action="joinSession", sessionId=session_id, targetLanguage="fr")
+    assert (joined["type"], joined["listenerCount"]) == ("sessionJoined", 2)
+    with ws, staying, vanishing:
+        # When API Gateway loses that connection without a $disconnect reaching the service
+        assert service.run.gateway is not None
+        del service.run.gateway.clients[joined["connectionId"]]
+        # And the speaker speaks
+        said = transcripts(stream(ws, with_silence(pcm)))
+        assert said
+        # Then the first caption to it finds it gone and counts it out, once: the count is exact again
+        assert eventually(lambda: attribute(service, session_id, "listenerCount") == "1")
+        assert service.listener_rows(session_id) == 1
+        # And the listener that stayed got every segment
+        captions = [m for m in drain(staying, until=time.monotonic() + 0.5) if m["type"] == "caption"]
+        assert [m["segmentId"] for m in captions] == [m["segmentId"] for m in said]
