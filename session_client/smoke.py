@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
@@ -31,6 +32,7 @@ from lambda_src.transcription import recognizers
 from lambda_src.translation import stand_in
 from local_run import speech
 from session_client import messages
+from session_client.audio import CHUNK_MILLISECONDS, chunk_bytes
 from session_client.cli import TOKEN_VARIABLE
 from session_client.clients import ListenerClient, SpeakerClient
 from session_client.connection import ConnectionLost, HandshakeRefused, ServiceRefused
@@ -38,7 +40,8 @@ from session_client.connection import ConnectionLost, HandshakeRefused, ServiceR
 SOURCE_LANGUAGE = "en"
 TARGET_LANGUAGE = "es"
 SPOKEN = "Good morning everyone. Welcome to the service. Today we talk about the weather."
-SILENCE_CHUNKS = 15  # 1.5 s of silence after the speech, so the recognizer closes the last utterance
+SILENCE_SECONDS = 1.5  # after the speech, so that the recognizer closes the last utterance
+CHUNK_SECONDS = CHUNK_MILLISECONDS / 1000
 STEP_TIMEOUT_SECONDS = 30.0
 LOCAL_SPEAKER = "smoke-speaker"  # the user a token minted for a local run names
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -215,11 +218,12 @@ class Smoke:
                 "speech",
                 "speech from espeak-ng",
                 asyncio.to_thread(speech.speak_pcm, self.text, Path(directory)),
-                lambda pcm: f"{len(pcm) / (speech.SAMPLE_RATE_HZ * 2):.1f} s of espeak-ng speech: {self.text!r}",
+                lambda pcm: f"{len(pcm) / chunk_bytes() * CHUNK_SECONDS:.1f} s of espeak-ng speech: {self.text!r}",
             )
+        size = chunk_bytes()
         # The last chunk padded with silence to a whole one (a short tail could be under the service's smallest).
-        chunks = [chunk.ljust(speech.CHUNK_BYTES, b"\x00") for chunk in speech.chunks(pcm)]
-        chunks += [b"\x00" * speech.CHUNK_BYTES] * SILENCE_CHUNKS
+        chunks = [chunk.ljust(size, b"\x00") for chunk in speech.chunks(pcm, size)]
+        chunks += [b"\x00" * size] * round(SILENCE_SECONDS / CHUNK_SECONDS)
         speaker = await self.step(
             "create",
             "sessionCreated",
@@ -242,12 +246,14 @@ class Smoke:
                 ),
                 lambda client: f"a listener in {client.language}",
             )
-            seconds = len(chunks) / 10
+            seconds = len(chunks) * CHUNK_SECONDS
             await self.step(
                 "audio",
                 "end of the audio",
                 self._stream(speaker, chunks),
-                lambda sent: f"{sent} chunks of 100 ms in real time ({SILENCE_CHUNKS / 10:.1f} s of silence last)",
+                lambda sent: (
+                    f"{sent} chunks of {CHUNK_MILLISECONDS} ms in real time ({SILENCE_SECONDS} s of silence last)"
+                ),
                 timeout=seconds + self.step_timeout,
             )
             await self.step(
@@ -273,6 +279,8 @@ class Smoke:
                 lambda message: f"the listener heard it ({message.reason})",
             )
         finally:
+            if not self.heard.ended and "end" not in self.steps:
+                await self._end_quietly(speaker)
             await speaker.close()
             if listener is not None:
                 await listener.close()
@@ -282,11 +290,18 @@ class Smoke:
         self.say(f"passed: {' -> '.join(self.steps)}")
         return SmokeResult(speaker.session_id, matched, caption, ended, note is not None, self.steps)
 
+    async def _end_quietly(self, speaker: SpeakerClient) -> None:
+        """After a failed step: end the session anyway (best effort), so that it does not stay active (it would count
+        against the speaker's active sessions until the sweeper ends it)."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self.step_timeout):
+                await speaker.end()
+
     async def _stream(self, speaker: SpeakerClient, chunks: list[bytes]) -> int:
         started = time.monotonic()
         for index, chunk in enumerate(chunks):
-            # Real time: chunk i leaves at i tenths of a second after the first.
-            await asyncio.sleep(max(0.0, started + index / 10 - time.monotonic()))
+            # Real time: chunk i leaves i chunk-durations after the first.
+            await asyncio.sleep(max(0.0, started + index * CHUNK_SECONDS - time.monotonic()))
             if self.heard.errors:
                 raise RuntimeError(self.heard.errors[0])
             await speaker.send_audio(chunk)

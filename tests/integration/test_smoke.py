@@ -75,3 +75,6 @@ def test_a_step_that_waits_past_its_timeout_fails_naming_it(service: RunningServ
     failure = asyncio.run(scenario())
     assert failure.step == "transcript"
     assert failure.reason.startswith("no final transcript on the speaker within"), failure.reason
+    # And it ended the session on its way out, so that it does not stay active for the speaker
+    (row,) = [item for item in service.sessions() if item["speakerUserId"] == {"S": "silent-smoke-speaker"}]
+    assert row[sessions.END_REASON_ATTRIBUTE] == {"S": "endedBySpeaker"}, row
