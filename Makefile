@@ -13,7 +13,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install test test-unit test-infra test-integration synth synth-all lock lint lint-python lint-asyncapi format local token bench clean
+.PHONY: help install test test-unit test-infra test-integration synth synth-all lock lint lint-python lint-asyncapi format local token smoke smoke-url bench clean
 
 help:
 	@echo "make local           run the service locally (DynamoDB Local + local WebSocket gateway + web console)"
@@ -23,6 +23,7 @@ help:
 	@echo "make lint            ruff check, ruff format --check, mypy, the AsyncAPI document, then cfn-lint every environment's template"
 	@echo "make format          apply ruff's fixes and formatter"
 	@echo "make bench           measure every operation beside its floor (ONLY=load,latency for some sections)"
+	@echo "make smoke URL=...   one session end to end against a deployment or make local (TOKEN=... or \$$SESSION_TOKEN)"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt lambda_deps/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -111,6 +112,18 @@ bench: install
 # make token [USER_ID=alice] [EXPIRES_IN=3600]: a speaker token for the running `make local`.
 token: $(VENV)/.installed
 	$(PY) -m local_run.token $(if $(USER_ID),--user-id $(USER_ID)) $(if $(EXPIRES_IN),--expires-in $(EXPIRES_IN))
+
+# make smoke URL=wss://... [TOKEN=...]: create, join, audio, transcript, caption and end against a deployment (or
+# URL=ws://127.0.0.1:8080/dev against `make local`, which mints the token). The URL is checked before anything installs.
+smoke: smoke-url $(VENV)/.installed .speech
+	$(PY) -m session_client.smoke '$(URL)' $(if $(TOKEN),--token '$(TOKEN)')
+
+smoke-url:
+	@test -n '$(URL)' || { \
+	  echo "make smoke needs the service's WebSocket URL, stage included (a deployment's is its stack output WebSocketUrl):"; \
+	  echo "  make smoke URL=wss://ID.execute-api.REGION.amazonaws.com/prod TOKEN=...  (a speaker token, or \$$SESSION_TOKEN: README, Deploying)"; \
+	  echo "  make smoke URL=ws://127.0.0.1:$(PORT)/dev                                  (while make local runs: the token is minted)"; \
+	  exit 2; }
 
 clean:
 	rm -rf cdk.out .pytest_cache .hypothesis .mypy_cache .ruff_cache .java .speech .chromium

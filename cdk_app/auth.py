@@ -74,6 +74,8 @@ class SpeakerAuth(Construct):
             self.user_pool = pool
             client_id = client.user_pool_client_id
             provider_url = pool.user_pool_provider_url
+        # What speakers sign in to (the stack's outputs UserPoolId and UserPoolClientId).
+        self.user_pool_client_id = client_id
         issuer = f"https://{provider_url}"
         authorizer_function.add_environment(auth.ENV_ISSUER, issuer)
         authorizer_function.add_environment(auth.ENV_JWKS_URL, f"{issuer}/.well-known/jwks.json")

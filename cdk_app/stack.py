@@ -52,6 +52,19 @@ class SessionServiceStack(Stack):
             value=schema.CONNECTIONS_BY_SESSION_INDEX,
             description="The Connections table's index of listeners by session and target language",
         )
+        speakers = self.websocket.auth
+        CfnOutput(
+            self,
+            "UserPoolId",
+            value=speakers.user_pool.user_pool_id,
+            description="The speakers' Cognito user pool (created by the stack, or the one given as userPoolId)",
+        )
+        CfnOutput(
+            self,
+            "UserPoolClientId",
+            value=speakers.user_pool_client_id,
+            description="The app client speakers sign in with (their tokens name it)",
+        )
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn, description="Alarms notify this")
         CfnOutput(
             self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import signal
 from pathlib import Path
@@ -70,7 +71,7 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await run.start()
+    await run.start(progress=functools.partial(print, flush=True))
     assert run.assembly is not None  # start() loaded it
     try:
         print(

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,13 +70,18 @@ class LocalRun:
         self.issuers: dict[str, Any] = {}
         self.console: Console | None = None
 
-    async def start(self, synth: bool = True) -> LocalRun:
+    async def start(self, synth: bool = True, progress: Callable[[str], object] | None = None) -> LocalRun:
+        """Start everything; ``progress`` (``make local`` passes ``print``) is told each phase as it begins."""
+        tell = progress or (lambda line: None)
         if synth:
+            tell(f"synthesizing the app (env {self.context['env']}) into {self.cdk_out}")
             synthesize(self.cdk_out, self.context)
         addresses = cloud_assembly.LocalAddresses(self.port, self.http_port)
         self.assembly = cloud_assembly.load(self.cdk_out, addresses)
+        tell("starting DynamoDB Local")
         self.database.start()
         try:
+            tell(f"creating {len(self.assembly.tables)} tables in DynamoDB Local ({self.database.endpoint})")
             self.database.create_tables(list(self.assembly.tables.values()))
             self.issuers = self._dev_issuers()
             self._write_issuer_file()
@@ -99,7 +105,9 @@ class LocalRun:
                 http_url=f"http://127.0.0.1:{self.http_port}",
                 mint_token=lambda expires_in: self.mint_token(expires_in=expires_in),
             )
+            tell(f"starting {len(self.gateway.runtimes)} function workers, then the gateway on port {self.port}")
             await self.gateway.start()
+            tell(f"serving the console and @connections on http://127.0.0.1:{self.http_port}")
         except BaseException:
             await self.stop()
             raise

@@ -1,8 +1,9 @@
-"""The stack's outputs: where clients connect, the @connections endpoint, and the tables for downstream."""
+"""The stack's outputs: where clients connect, the @connections endpoint, the tables for downstream, and the speakers'
+user pool and app client."""
 
 from __future__ import annotations
 
-from tests.infrastructure.template_support import API_ID, REGION, Synthesized, get_att, ref
+from tests.infrastructure.template_support import API_ID, REGION, Synthesized, get_att, ref, synthesize
 
 OUTPUTS = {
     "WebSocketUrl",
@@ -15,12 +16,14 @@ OUTPUTS = {
     "AccessLogGroupName",
     "WelcomeFailureQueueUrl",
     "SweeperFailureQueueUrl",
+    "UserPoolId",
+    "UserPoolClientId",
 }
 
 
 def test_documented_outputs_exist(deployed: Synthesized) -> None:
     # Given the synthesized stack
-    # Then it exports each of these ten outputs
+    # Then it exports each of these outputs
     assert set(deployed.template.find_outputs("*")) >= OUTPUTS
     assert set(deployed.json["Outputs"]) >= OUTPUTS
 
@@ -45,3 +48,23 @@ def test_table_outputs_name_the_tables(deployed: Synthesized) -> None:
     deployed.template.has_output("ConnectionsTableName", {"Value": ref(deployed.connections_table_id)})
     deployed.template.has_output("SessionsTableArn", {"Value": get_att(deployed.sessions_table_id, "Arn")})
     deployed.template.has_output("ConnectionsTableArn", {"Value": get_att(deployed.connections_table_id, "Arn")})
+
+
+def test_user_pool_outputs_name_the_stacks_pool_and_its_app_client(deployed: Synthesized) -> None:
+    # Given the stack's own user pool and its one app client
+    pool_id, _pool = deployed.only("AWS::Cognito::UserPool")
+    client_id, client = deployed.only("AWS::Cognito::UserPoolClient")
+    assert client["Properties"]["UserPoolId"] == ref(pool_id)
+
+    # Then the outputs name them: what a speaker's account is created in and signs in with
+    deployed.template.has_output("UserPoolId", {"Value": ref(pool_id)})
+    deployed.template.has_output("UserPoolClientId", {"Value": ref(client_id)})
+
+
+def test_user_pool_outputs_name_an_imported_pool_and_client() -> None:
+    # Given -c userPoolId=... -c userPoolClientId=... (an existing pool)
+    synthesized = synthesize({"env": "prod", "userPoolId": "eu-west-1_AbC123", "userPoolClientId": "client-1"})
+
+    # Then the outputs are that pool and client
+    synthesized.template.has_output("UserPoolId", {"Value": "eu-west-1_AbC123"})
+    synthesized.template.has_output("UserPoolClientId", {"Value": "client-1"})
