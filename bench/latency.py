@@ -424,7 +424,7 @@ def measure(database: Any, iterations: int = 200, warmup: int = 20) -> list[Row]
                 runtime.reset()
                 fake = FakeConnectionsApi()
                 connections_api.client = lambda: fake  # type: ignore[assignment]
-                starter.start = counted_start  # type: ignore[assignment]
+                starter.start = counted_start
                 for operation in operations(Fixtures(), tables[settings.ENV_CONNECTIONS_TABLE]):
                     invokes.clear()
                     result = run_operation(operation, iterations, warmup)
