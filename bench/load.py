@@ -84,6 +84,7 @@ class Server:
                 break
             except OSError:
                 port = free_port()
+        self.port = port
         self.log_path = workdir / f"{name}-server.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
