@@ -75,3 +75,13 @@ def test_chunks_without_a_marker_give_nothing() -> None:
     assert scripted_recognizer.marker_of(scripted_recognizer.chunk(41)) == 41
     with pytest.raises(ValueError):
         scripted_recognizer.chunk(1, size=7)
+
+
+def test_a_local_run_gives_its_functions_the_recognizer_asked_for_and_the_stand_ins_by_default() -> None:
+    from local_run.run import STAND_INS, LocalRun
+
+    default = LocalRun(port=1, http_port=2)
+    assert default.function_env == STAND_INS
+    assert default.function_env[recognizers.ENV_RECOGNIZER] == recognizers.LOCAL
+    scripted = LocalRun(port=1, http_port=2, function_env={recognizers.ENV_RECOGNIZER: recognizers.SCRIPTED})
+    assert scripted.function_env == {**STAND_INS, recognizers.ENV_RECOGNIZER: recognizers.SCRIPTED}
