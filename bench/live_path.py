@@ -72,7 +72,6 @@ WARMUP_TIMEOUT = 60.0
 SETTLE_SECONDS = 5.0  # the longest wait for the last captions after the last chunk
 TARGET_P50_MS = 150.0
 TARGET_WIDE_MS = 1000.0
-OPEN_TIMEOUT = 120
 SOURCE_LANGUAGE = "en"
 
 
