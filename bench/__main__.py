@@ -13,6 +13,9 @@ Every floor is measured in the same run on the same machine (see each section's 
               without (bench.contention)
 8. transcription the partial-result processor per recognizer result vs a no-op consumer; the local
               recognizer's real-time factor (bench.transcription)
+9. live_path  from the speaker's chunk to each listener's caption through the local run, the recognizer scripted
+              (~0 cost), with 1, 50 and 500 listeners vs the chunk's own sendAudio reply; DynamoDB requests and
+              posts per caption (bench.live_path)
 
 Figures are reports, not assertions: the exit status is non-zero only when a correctness check fails (the
 final listener count, or the number admitted under the cap, is not exact) or a section could not run.
@@ -37,13 +40,24 @@ from bench.common import Context, Row
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.json"
 PARTIAL_OUTPUT = Path(__file__).resolve().parent / "results-partial.json"  # --only runs: the full record stays
-SECTION_NAMES = ("requests", "latency", "cold_start", "load", "synth", "footprint", "contention", "transcription")
+SECTION_NAMES = (
+    "requests",
+    "latency",
+    "cold_start",
+    "load",
+    "synth",
+    "footprint",
+    "contention",
+    "transcription",
+    "live_path",
+)
 ALIASES = {
     "coldstart": "cold_start",
     "cold-start": "cold_start",
     "request_counts": "requests",
     "memory": "footprint",
     "size": "footprint",
+    "e2e": "live_path",
 }
 
 
@@ -95,6 +109,12 @@ def _transcription(context: Context, args: argparse.Namespace) -> list[Row]:
     return transcription.measure()
 
 
+def _live_path(context: Context, args: argparse.Namespace) -> list[Row]:
+    from bench import live_path
+
+    return live_path.measure(context)
+
+
 SECTIONS: dict[str, Callable[[Context, argparse.Namespace], list[Row]]] = {
     "requests": _requests,
     "latency": _latency,
@@ -104,6 +124,7 @@ SECTIONS: dict[str, Callable[[Context, argparse.Namespace], list[Row]]] = {
     "footprint": _footprint,
     "contention": _contention,
     "transcription": _transcription,
+    "live_path": _live_path,
 }
 
 

@@ -73,7 +73,9 @@ class MemorySampler(threading.Thread):
 class Server:
     """``bench.load_server`` as a child process: started, waited for, and stopped with SIGTERM."""
 
-    def __init__(self, workdir: Path, context: dict[str, str]) -> None:
+    def __init__(
+        self, workdir: Path, context: dict[str, str], function_env: dict[str, str] | None = None, name: str = "load"
+    ) -> None:
         port = free_port()
         while True:  # the @connections API listens on port + 1
             try:
@@ -82,7 +84,8 @@ class Server:
                 break
             except OSError:
                 port = free_port()
-        self.log_path = workdir / "load-server.log"
+        self.port = port
+        self.log_path = workdir / f"{name}-server.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [
@@ -92,9 +95,11 @@ class Server:
                 "--port",
                 str(port),
                 "--cdk-out",
-                str(workdir / "load-cdk.out"),
+                str(workdir / f"{name}-cdk.out"),
                 "--context",
                 json.dumps(context),
+                "--function-env",
+                json.dumps(function_env or {}),
             ],
             cwd=PROJECT_ROOT,
             stdout=subprocess.PIPE,

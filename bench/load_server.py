@@ -2,7 +2,8 @@
 GIL): ``make local``'s LocalRun, with the bench's own cloud assembly directory and CDK context, and one
 JSON line on stdout when ready (URL, a speaker token, DynamoDB Local's endpoint). SIGTERM stops it all.
 
-    python -m bench.load_server --port P --cdk-out DIR --context '{"maxListenersPerSession": "500"}'
+    python -m bench.load_server --port P --cdk-out DIR --context '{"maxListenersPerSession": "500"}' \
+        [--function-env '{"TRANSCRIPTION_RECOGNIZER": "scripted"}']
 """
 
 from __future__ import annotations
@@ -26,8 +27,15 @@ async def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--cdk-out", type=Path, required=True)
     parser.add_argument("--context", default="{}", help="CDK context as JSON")
+    parser.add_argument("--function-env", default="{}", help="variables for every function over the stand-ins, JSON")
     args = parser.parse_args()
-    run = BenchRun(port=args.port, http_port=args.port + 1, context=json.loads(args.context), cdk_out=args.cdk_out)
+    run = BenchRun(
+        port=args.port,
+        http_port=args.port + 1,
+        context=json.loads(args.context),
+        cdk_out=args.cdk_out,
+        function_env=json.loads(args.function_env),
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -57,13 +57,17 @@ class LocalRun:
         data_dir: Path | None = None,
         cdk_out: Path | None = None,
         schedule_interval: float | None = None,
+        function_env: dict[str, str] | None = None,
     ) -> None:
-        """``schedule_interval``: run every scheduled rule every this many seconds (None: at the rules' rates)."""
+        """``schedule_interval``: run every scheduled rule every this many seconds (None: at the rules' rates).
+        ``function_env``: variables given to every function over the stand-ins (``STAND_INS``), e.g. the bench's
+        ``TRANSCRIPTION_RECOGNIZER=scripted``; the template's own variables still win."""
         self.port = port or free_port()
         self.http_port = http_port or free_port()
         self.context = {"env": "dev", **(context or {})}
         self.cdk_out = cdk_out or STATE_DIR / "cdk.out"
         self.schedule_interval = schedule_interval
+        self.function_env = {**STAND_INS, **(function_env or {})}
         self.database = DynamoDBLocal(data_dir=data_dir)
         self.gateway: LocalGateway | None = None
         self.assembly: cloud_assembly.Assembly | None = None
@@ -93,7 +97,7 @@ class LocalRun:
                     **endpoint_environment(self.database.endpoint),
                     # Lambda's Invoke API is served by the gateway's HTTP server (a function starting another).
                     "AWS_ENDPOINT_URL_LAMBDA": addresses.http_base,
-                    **STAND_INS,
+                    **self.function_env,
                 },
                 streams_client_factory=lambda: (self.database.client("dynamodbstreams"), self.database.client()),
                 jwks=lambda pool: self.issuers[pool].jwks() if pool in self.issuers else None,

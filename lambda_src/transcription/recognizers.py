@@ -1,6 +1,7 @@
 """Which recognizer a consumer opens: Amazon Transcribe streaming where the service is deployed; the local
 run's stand-in (pocketsphinx, US English) where ``TRANSCRIPTION_RECOGNIZER`` says so (the local run sets it
-for its functions, like the endpoints it swaps in)."""
+for its functions, like the endpoints it swaps in); the scripted recognizer (``scripted``: known results at no
+cost, :mod:`.scripted_recognizer`) for the bench and the tests only, never by default."""
 
 from __future__ import annotations
 
@@ -13,15 +14,21 @@ from lambda_src.transcription.recognizer import Recognizer
 
 ENV_RECOGNIZER: Final = "TRANSCRIPTION_RECOGNIZER"
 LOCAL: Final = "pocketsphinx"
+SCRIPTED: Final = "scripted"  # the bench's and the tests' source of known results; not speech recognition
 
 
 def open_for(session: Session) -> Recognizer:
     """A new stream for the session's source language and settings (refused with a catalogue error for a
     language the recognizer cannot transcribe)."""
-    if os.environ.get(ENV_RECOGNIZER) == LOCAL:
+    chosen = os.environ.get(ENV_RECOGNIZER)
+    if chosen == LOCAL:
         from lambda_src.transcription.local_recognizer import PocketsphinxRecognizer
 
         return PocketsphinxRecognizer(session.source_language)
+    if chosen == SCRIPTED:
+        from lambda_src.transcription.scripted_recognizer import ScriptedRecognizer
+
+        return ScriptedRecognizer(session.source_language)
     from lambda_src.transcription.transcribe_recognizer import TranscribeRecognizer
 
     return TranscribeRecognizer(
