@@ -105,7 +105,8 @@ format: $(VENV)/.installed
 local: install
 	$(PY) -m local_run --port $(PORT)
 
-# make bench [ONLY=requests,latency,cold_start,load,synth,footprint]: one table, and bench/results.json.
+# make bench [ONLY=requests,latency,cold_start,load,synth,footprint,contention,transcription,live_path]: one table,
+# and bench/results.json (python -m bench --help names the sections).
 bench: install
 	$(PY) -m bench $(if $(ONLY),--only $(ONLY))
 
