@@ -118,15 +118,19 @@ def test_only_finals_reach_the_speaker_with_partial_results_off(service: Running
     assert [message["isPartial"] for message in said] == [False] * len(said)
 
 
-def test_a_paused_broadcasts_audio_produces_no_transcript(service: RunningService, pcm: bytes) -> None:
-    ws, _session_id = speaker(service, "paused-speaker")
-    with ws:
+def test_a_paused_broadcasts_audio_produces_no_transcript_and_no_caption(service: RunningService, pcm: bytes) -> None:
+    ws, session_id = speaker(service, "paused-speaker")
+    spanish, _ = listener(service, session_id, "es")
+    with ws, spanish:
         assert ask(ws, action="pauseBroadcast")["isPaused"] is True
         time.sleep(limits.AUDIO_SESSION_CACHE_MS / 1000 + 0.1)  # the audio path's view of the state is a second old
         received = stream(ws, with_silence(pcm))
+        heard = drain(spanish, until=time.monotonic() + 0.5)
     acks = [message for message in received if message["type"] == "audioReceived"]
     assert acks and {(ack["accepted"], ack.get("reason")) for ack in acks} == {(False, "paused")}
     assert transcripts(received) == []
+    assert [m["type"] for m in heard if m["type"] == "caption"] == []
+    assert "broadcastPaused" in [m["type"] for m in heard]
 
 
 def test_each_listener_gets_captions_in_its_language_for_the_speakers_segments(
