@@ -10,29 +10,20 @@ new connection is checked against a fresh read, not one that still names its old
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lambda_src import errors, limits, messages, metrics, runtime, validation
+from lambda_src import errors, limits, messages, metrics, runtime, session_control, validation
 from lambda_src.caller import Caller
-from lambda_src.errors import ErrorCode, ServiceError
-from lambda_src.log import logger, session_concerned
+from lambda_src.log import logger
 from lambda_src.repositories.audio_chunks import AudioChunk
 from lambda_src.repositories.sessions import Session
+from lambda_src.session_control import SpeakerRequest
 from lambda_src.transcription import starter
 from lambda_src.validation import SendAudioRequest
 
 # Sessions a process remembers at once (each entry is a few hundred bytes; a process serves few speakers).
 _CACHE_SIZE = 1024
-
-
-@dataclass(frozen=True)
-class AudioRequest:
-    """A validated chunk and the session it is for."""
-
-    session_id: str
-    chunk: SendAudioRequest
 
 
 @dataclass(frozen=True)
@@ -69,19 +60,9 @@ class SessionCache:
 SESSIONS = SessionCache()
 
 
-def parse(body: Mapping[str, Any], caller: Caller) -> AudioRequest:
-    """Validate the chunk first, then find its session: the message's ``sessionId`` when given, otherwise the
-    session of the caller's connection (looked up once per speaker connection and process)."""
-    chunk = validation.parse_send_audio(body)
-    session_id: str | None
-    if validation.SESSION_ID in body:
-        session_id = validation.parse_session_id(body[validation.SESSION_ID])
-    else:
-        session_id = runtime.connections().session_of(caller.connection_id)
-    if session_id is None:
-        raise ServiceError(ErrorCode.FORBIDDEN, "only a session's speaker may do this; this connection has no session")
-    session_concerned(session_id)
-    return AudioRequest(session_id, chunk)
+# The chunk is validated first, then its session found as for every speaker action (the message's ``sessionId``, or
+# the caller's connection's session).
+parse = session_control.of_the_speaker(validation.parse_send_audio)
 
 
 def _checked(session_id: str, caller: Caller) -> Session:
@@ -111,12 +92,12 @@ def _why_not_forwarded(session: Session) -> str | None:
     return messages.AUDIO_MUTED if state.is_muted else messages.AUDIO_VOLUME_ZERO
 
 
-def send_audio(request: AudioRequest, caller: Caller) -> dict[str, Any]:
+def send_audio(request: SpeakerRequest[SendAudioRequest], caller: Caller) -> dict[str, Any]:
     """Store the chunk in the session's audio buffer (one conditional PutItem), unless the broadcast is paused,
     muted or at volume 0 (dropped, nothing written) or the chunk is stored already (dropped, counted and logged);
     then start the session's transcription consumer if, as the session was last read, none holds its lease
     (``starter.ensure_consumer``: at most one asynchronous invocation per lease period and process)."""
-    session_id, chunk = request.session_id, request.chunk
+    session_id, chunk = request.session_id, request.asked
     session = _checked(session_id, caller)
     dropped_because = _why_not_forwarded(session)
     if dropped_because is not None:
