@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from decimal import Decimal
+from typing import Any
 from urllib.parse import urlencode
 
 import boto3
@@ -220,16 +221,21 @@ def test_create_session_message_on_an_authenticated_connection(service: RunningS
     assert item["minStabilityThreshold"] == {"N": "0.7"}
 
 
-def test_connections_api_answers_410_for_unknown_connection(service: RunningService) -> None:
-    # Given boto3's own management API client pointed at the local gateway
-    stage = service.run.assembly.stage
-    client = boto3.client(
+def connections_api_client(service: RunningService) -> Any:
+    """boto3's own management API client, pointed at the local gateway's @connections API."""
+    assert service.run.assembly is not None
+    return boto3.client(
         "apigatewaymanagementapi",
-        endpoint_url=f"http://127.0.0.1:{service.run.http_port}/{stage}",
+        endpoint_url=f"http://127.0.0.1:{service.run.http_port}/{service.run.assembly.stage}",
         region_name="us-east-1",
         aws_access_key_id="local",
         aws_secret_access_key="local",
     )
+
+
+def test_connections_api_answers_410_for_unknown_connection(service: RunningService) -> None:
+    # Given boto3's own management API client pointed at the local gateway
+    client = connections_api_client(service)
     # When it posts to a connection that does not exist
     with pytest.raises(ClientError) as gone:
         client.post_to_connection(ConnectionId="bm9uZQ==", Data=b"{}")
@@ -239,14 +245,7 @@ def test_connections_api_answers_410_for_unknown_connection(service: RunningServ
 
 def test_connections_api_get_answers_for_an_open_connection_and_410_once_it_closed(service: RunningService) -> None:
     # (The sweeper asks about listeners with GET @connections/{id} to find those whose $disconnect was lost.)
-    stage = service.run.assembly.stage
-    client = boto3.client(
-        "apigatewaymanagementapi",
-        endpoint_url=f"http://127.0.0.1:{service.run.http_port}/{stage}",
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    client = connections_api_client(service)
     speaker, created = create_session(service)
     with speaker:
         # Given an open listener connection
