@@ -144,17 +144,19 @@ DOWNSTREAM_BROADCAST: Final = (
 )
 
 TRANSLATE_TEXT: Final = "translate:TranslateText"
+# Why it is granted on "*" (the cdk-nag acknowledgement's reason).
+TRANSLATE_TEXT_ON_STAR: Final = (
+    f"{TRANSLATE_TEXT} has no resource to scope it to but custom terminologies, which captions do not use"
+)
 
 
-def grant_translate(function: lambda_.IFunction) -> None:
+def grant_translate(function: lambda_.IFunction, *, acknowledge: bool = True) -> None:
     """Let ``function`` translate captions with Amazon Translate (``TranslateText``, and nothing else of it).
 
     ``TranslateText`` names a resource only for custom terminologies, which captions do not use, so it is granted
-    on ``*`` (and the cdk-nag finding acknowledged on the function's role, with that reason)."""
+    on ``*``, and the cdk-nag finding acknowledged on the function's role with that reason (``acknowledge=False``:
+    the caller acknowledges it together with the role's other unscoped actions, under one finding)."""
     iam.Grant.add_to_principal(grantee=function, actions=[TRANSLATE_TEXT], resource_arns=["*"])
     assert function.role is not None, "a function with a role of its own"
-    nag.acknowledge_wildcard_resource(
-        function.role,
-        "*",
-        f"{TRANSLATE_TEXT} has no resource to scope it to but custom terminologies, which captions do not use",
-    )
+    if acknowledge:
+        nag.acknowledge_wildcard_resource(function.role, "*", TRANSLATE_TEXT_ON_STAR)

@@ -340,15 +340,12 @@ class SessionWebSocketApi(Construct):
         transcriber.role.add_to_principal_policy(
             iam.PolicyStatement(actions=["transcribe:StartStreamTranscriptionWebSocket"], resources=["*"])
         )
-        transcriber.role.add_to_principal_policy(
-            iam.PolicyStatement(actions=[permissions.TRANSLATE_TEXT], resources=["*"])
-        )
+        permissions.grant_translate(transcriber, acknowledge=False)
         self._unscoped.setdefault(transcriber.role, []).extend(
             [
                 "transcribe:StartStreamTranscriptionWebSocket supports no resource-level permissions (Amazon "
                 "Transcribe streaming has no resource to name)",
-                f"{permissions.TRANSLATE_TEXT} names a resource only for custom terminologies, which captions do "
-                "not use",
+                permissions.TRANSLATE_TEXT_ON_STAR,
             ]
         )
 
