@@ -19,16 +19,20 @@ help:
 	@echo "make local           run the service locally (DynamoDB Local + local WebSocket gateway + web console)"
 	@echo "make test            install what is missing, then run every test"
 	@echo "make synth ENV=prod  write the CloudFormation template to cdk.out/"
-	@echo "make lock            lock lambda_deps/requirements.txt, with hashes, for the functions' runtime and architecture"
+	@echo "make lock            lock the layer (for the functions' runtime and architecture) and the local venv, with hashes"
 	@echo "make lint            ruff check, ruff format --check, mypy, the AsyncAPI document, then cfn-lint every environment's template"
 	@echo "make format          apply ruff's fixes and formatter"
 	@echo "make bench           measure every operation beside its floor (ONLY=load,latency for some sections)"
 	@echo "make smoke URL=...   one session end to end against a deployment or make local (TOKEN=... or \$$SESSION_TOKEN)"
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt lambda_deps/requirements.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+# Only from the lock: every package at its pinned version, each file checked against its hash, wheels only (no build
+# step fetching tools of its own), so a new upstream release never changes what a fresh clone installs. The venv's
+# own pip does the install (its version chooses no package: the lock does). A changed lock gets a new venv, so
+# nothing of an earlier install stays beside it.
+$(VENV)/.installed: requirements-dev.lock
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --require-hashes --only-binary=:all: -r requirements-dev.lock
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -72,7 +76,8 @@ synth: $(VENV)/.installed node_modules/.installed
 	@ls cdk.out/*.template.json
 
 # The layer is built from lambda_deps/requirements.lock: every package pinned with its files' hashes, resolved for the
-# Lambda runtime and architecture of cdk_app/constants.py (not this machine's). Run it after editing requirements.txt.
+# Lambda runtime and architecture of cdk_app/constants.py (not this machine's); the local venv installs
+# requirements-dev.lock, resolved with the layer's lock as a constraint. Run it after editing any requirements file.
 lock: $(VENV)/.installed
 	$(PY) -m cdk_app.bundling
 

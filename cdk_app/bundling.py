@@ -107,6 +107,29 @@ def lock_command(target: LayerTarget) -> list[str]:
     ]
 
 
+def dev_lock_command() -> list[str]:
+    """The command that writes the local venv's lock from ``requirements-dev.txt`` (``make lock``, after the layer's):
+    universal (markers for every platform, the hashes of every file), for DEV_PYTHON_VERSION and later, with the
+    layer's lock as a constraint, so that a package of the layer is installed locally at the layer's version."""
+    return [
+        sys.executable,
+        "-m",
+        "uv",
+        "pip",
+        "compile",
+        "--quiet",
+        "--universal",
+        "--generate-hashes",
+        "--python-version",
+        constants.DEV_PYTHON_VERSION,
+        "--constraint",
+        str(constants.LAYER_LOCK.relative_to(constants.PROJECT_ROOT)),
+        str(constants.DEV_REQUIREMENTS.relative_to(constants.PROJECT_ROOT)),
+        "--output-file",
+        str(constants.DEV_LOCK.relative_to(constants.PROJECT_ROOT)),
+    ]
+
+
 @jsii.implements(ILocalBundling)
 class LocalWheelBundling:
     """Installs the lock into ``python/`` for the Lambda runtime and architecture."""
@@ -156,3 +179,4 @@ def dependencies_layer(scope: Construct, construct_id: str) -> lambda_.LayerVers
 
 if __name__ == "__main__":
     subprocess.run(lock_command(layer_target()), cwd=constants.PROJECT_ROOT, check=True)
+    subprocess.run(dev_lock_command(), cwd=constants.PROJECT_ROOT, check=True)

@@ -25,6 +25,14 @@ WHEEL_PLATFORMS: Final = {
 # layer, pinned with the hashes of its files for the layer's target (`make lock` writes it from the input).
 LAYER_REQUIREMENTS: Final = LAMBDA_DEPENDENCIES_DIR / "requirements.txt"
 LAYER_LOCK: Final = LAMBDA_DEPENDENCIES_DIR / "requirements.lock"
+# The local venv's input (tests, the local run, the tools; it takes in the layer's input) and its lock: every package,
+# pinned with its files' hashes for every platform, resolved with the layer's lock as a constraint so that the local
+# run and the tests run the layer's versions (`make lock` writes it; `make install` installs only from it).
+DEV_REQUIREMENTS: Final = PROJECT_ROOT / "requirements-dev.txt"
+DEV_LOCK: Final = PROJECT_ROOT / "requirements-dev.lock"
+# The oldest Python the project runs on locally (pyproject.toml's requires-python): the venv's lock is resolved for
+# it and every later one.
+DEV_PYTHON_VERSION: Final = "3.11"
 # What the Lambda Python runtime provides, left out of the lock and the layer: botocore and the packages only
 # it needs (the X-Ray SDK requires botocore; a copy in the layer would shadow the runtime's, 25 MB unzipped).
 RUNTIME_PROVIDED_PACKAGES: Final = ("botocore", "python-dateutil", "six", "urllib3")

@@ -72,10 +72,10 @@ def stabilization_level(threshold: float) -> str:
     return "high"  # fastest to stabilize
 
 
-def presigned_url(
-    region: str, credentials: Any, language: str, threshold: float, *, timestamp: str | None = None
-) -> str:
-    """The stream's URL, signed for URL_LIFETIME_SECONDS with ``credentials`` (botocore credentials)."""
+def presigned_url(region: str, credentials: Any, language: str, threshold: float) -> str:
+    """The stream's URL, signed for URL_LIFETIME_SECONDS with ``credentials`` (botocore credentials). botocore
+    reads the clock once for the signature: that one moment is both ``X-Amz-Date`` and the credential scope's
+    date (AWS refuses a URL whose two dates differ)."""
     host = f"transcribestreaming.{region}.amazonaws.com:{PORT}"
     query = urlencode(
         {
@@ -87,8 +87,6 @@ def presigned_url(
         }
     )
     request = AWSRequest(method="GET", url=f"https://{host}{PATH}?{query}")
-    if timestamp is not None:
-        request.context["timestamp"] = timestamp  # fixed, for tests that compare signatures
     SigV4QueryAuth(credentials.get_frozen_credentials(), SERVICE, region, expires=URL_LIFETIME_SECONDS).add_auth(
         request
     )

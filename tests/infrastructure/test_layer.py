@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from aws_cdk import aws_lambda as lambda_
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from cdk_app import bundling, constants
@@ -87,12 +88,85 @@ def test_lock_was_resolved_for_the_functions_runtime_and_architecture() -> None:
 
 
 def test_local_venv_runs_the_layers_versions() -> None:
-    # Given the local venv (installed from lambda_deps/requirements.txt, so make local and the tests run the same
-    # third-party code as the functions)
+    # Given the local venv (installed from requirements-dev.lock, resolved with the layer's lock as a constraint, so
+    # make local and the tests run the same third-party code as the functions)
     lock = read_lock(constants.LAYER_LOCK)
     # Then every package of the layer is installed locally at the lock's version
     installed = {name: importlib.metadata.version(name) for name in lock}
     assert installed == {name: entry.version for name, entry in lock.items()}
+
+
+def read_requirements_tree(path: Path) -> dict[str, str]:
+    """Every requirement of a hand-edited requirements file and of the files it takes in (``-r``), as its specifier
+    by canonical name."""
+    specifiers: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        text = line.split("#", 1)[0].strip()
+        if text.startswith("-r "):
+            specifiers |= read_requirements_tree(path.parent / text.removeprefix("-r ").strip())
+        elif text:
+            requirement = Requirement(text)
+            specifiers[canonicalize_name(requirement.name)] = str(requirement.specifier)
+    return specifiers
+
+
+def read_universal_lock(path: Path) -> dict[str, tuple[str, set[str]]]:
+    """A universal lock's pins for this machine (its entries whose environment marker holds here, as pip installs
+    them), by canonical name: version and file hashes."""
+    entries: dict[str, tuple[str, set[str]]] = {}
+    current: set[str] | None = None
+    for line in path.read_text().splitlines():
+        if line and not line[0].isspace() and not line.startswith("#"):
+            requirement = Requirement(line.removesuffix("\\").strip())
+            (specifier,) = requirement.specifier
+            current = None
+            if requirement.marker is None or requirement.marker.evaluate():
+                current = set()
+                entries[canonicalize_name(requirement.name)] = (specifier.version, current)
+        elif current is not None:
+            current.update(_HASH.findall(line))
+    return entries
+
+
+def test_the_venvs_lock_pins_every_requirement_within_its_specifier_with_hashes() -> None:
+    # Given the venv's hand-edited input (with the layer's input and synth's, which it takes in) and its lock
+    wanted = read_requirements_tree(constants.DEV_REQUIREMENTS)
+    lock = read_universal_lock(constants.DEV_LOCK)
+    # Then each requirement is locked at a version its specifier allows (the lock is current: `make lock`)
+    outside = {
+        name: (specifier, lock[name][0] if name in lock else None)
+        for name, specifier in wanted.items()
+        if name not in lock or not SpecifierSet(specifier).contains(lock[name][0])
+    }
+    assert outside == {}
+    # And every package of the lock, dependencies too, carries the hashes its files are checked against
+    assert all(hashes for _version, hashes in lock.values())
+
+
+def test_the_venvs_lock_holds_the_layers_packages_at_the_layers_versions_and_files() -> None:
+    # Given the layer's lock and the venv's
+    layer = read_lock(constants.LAYER_LOCK)
+    venv = read_universal_lock(constants.DEV_LOCK)
+    # Then every package of the layer is locked for the venv at the same version, with the same files' hashes
+    assert {name: (venv[name][0], venv[name][1]) for name in layer if name in venv} == {
+        name: (entry.version, set(entry.hashes)) for name, entry in layer.items()
+    }
+
+
+def test_the_venv_holds_exactly_what_its_lock_pins() -> None:
+    # Given the packages the venv's lock pins for this machine
+    lock = read_universal_lock(constants.DEV_LOCK)
+    pinned = {name: version for name, (version, _hashes) in lock.items()}
+    # When this environment's distributions are listed (the venv's own installer and its build tool aside)
+    installed = {
+        canonicalize_name(distribution.metadata["Name"]): distribution.version
+        for distribution in importlib.metadata.distributions()
+    }
+    for own in ("pip", "setuptools"):
+        if own not in lock:
+            installed.pop(own, None)
+    # Then they are exactly the lock's, at its versions: nothing resolved afresh, nothing missing
+    assert installed == pinned
 
 
 def test_layer_is_built_from_the_lock_with_hashes_for_the_target() -> None:

@@ -3,14 +3,18 @@ streaming's WebSocket API (event-stream frames in and out). The peer is a test s
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
+import botocore.auth
 import pytest
 from botocore.credentials import Credentials
 from botocore.eventstream import EventStreamBuffer
@@ -91,8 +95,42 @@ def peer() -> Iterator[tuple[Peer, Any]]:
         server.shutdown()
 
 
-def test_the_stream_url_is_signed_for_transcribe_with_the_sessions_language_and_stability() -> None:
-    url = transcribe.presigned_url("eu-west-1", CREDENTIALS, "es", 0.92, timestamp="20261130T120000Z")
+# A moment that is not the day the tests run: the URL's two dates must both come from it.
+SIGNED_AT = datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC)
+
+
+@pytest.fixture
+def signing_moment(monkeypatch: pytest.MonkeyPatch) -> datetime:
+    """botocore's signing clock (the one it reads once per signature) stopped at SIGNED_AT."""
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: SIGNED_AT.replace(tzinfo=None))
+    return SIGNED_AT
+
+
+def sigv4_query_signature(url: str, secret_key: str, region: str, service: str) -> str:
+    """The signature a SigV4 presigned GET URL must carry, computed by the documented algorithm (canonical request,
+    string to sign, derived key) from the URL itself: its ``X-Amz-Date`` and its credential scope."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, values in parse_qs(parts.query).items() for v in values if k != "X-Amz-Signature"]
+    canonical_query = "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(query))
+    params = dict(query)
+    canonical_request = "\n".join(
+        ["GET", parts.path, canonical_query, f"host:{parts.netloc}", "", "host", hashlib.sha256(b"").hexdigest()]
+    )
+    scope = params["X-Amz-Credential"].split("/", 1)[1]
+    string_to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", params["X-Amz-Date"], scope, hashlib.sha256(canonical_request.encode()).hexdigest()]
+    )
+    key = f"AWS4{secret_key}".encode()
+    for part in scope.split("/"):  # date, region, service, "aws4_request"
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    assert scope.split("/")[1:3] == [region, service]
+    return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def test_the_stream_url_is_signed_for_transcribe_with_the_sessions_language_and_stability(
+    signing_moment: datetime,
+) -> None:
+    url = transcribe.presigned_url("eu-west-1", CREDENTIALS, "es", 0.92)
     parts = urlsplit(url)
     query = {key: values[0] for key, values in parse_qs(parts.query).items()}
     assert (parts.scheme, parts.netloc, parts.path) == (
@@ -101,11 +139,21 @@ def test_the_stream_url_is_signed_for_transcribe_with_the_sessions_language_and_
     assert query["language-code"] == "es-US" and query["media-encoding"] == "pcm" and query["sample-rate"] == "16000"
     assert query["enable-partial-results-stabilization"] == "true" and query["partial-results-stability"] == "low"
     assert query["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
-    assert query["X-Amz-Credential"] == "AKIDEXAMPLE/20261130/eu-west-1/transcribe/aws4_request"
     assert query["X-Amz-Expires"] == "300" and len(query["X-Amz-Signature"]) == 64
     # The signature covers the request: another language signs differently.
-    other = transcribe.presigned_url("eu-west-1", CREDENTIALS, "fr", 0.92, timestamp="20261130T120000Z")
+    other = transcribe.presigned_url("eu-west-1", CREDENTIALS, "fr", 0.92)
     assert parse_qs(urlsplit(other).query)["X-Amz-Signature"] != [query["X-Amz-Signature"]]
+
+
+def test_one_moment_dates_the_stream_urls_signature_and_its_credential_scope(signing_moment: datetime) -> None:
+    # Given the signing clock at a moment that is not today (one second before midnight, UTC)
+    url = transcribe.presigned_url("eu-west-1", CREDENTIALS, "es", 0.92)
+    query = {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
+    # Then the signing time and the credential scope's date are both that moment's
+    assert query["X-Amz-Date"] == signing_moment.strftime("%Y%m%dT%H%M%SZ")
+    assert query["X-Amz-Credential"] == f"AKIDEXAMPLE/{signing_moment:%Y%m%d}/eu-west-1/transcribe/aws4_request"
+    # And the signature is the one AWS computes from the URL's own date and scope (the URL would be accepted)
+    assert query["X-Amz-Signature"] == sigv4_query_signature(url, CREDENTIALS.secret_key, "eu-west-1", "transcribe")
 
 
 @pytest.mark.parametrize(("threshold", "level"), [(0.70, "high"), (0.79, "high"), (0.85, "medium"), (0.95, "low")])
