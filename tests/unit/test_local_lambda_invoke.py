@@ -1,30 +1,50 @@
 """The local gateway's stand-in for Lambda's Invoke API (how one function starts another in the local run, as
 the message function starts a session's transcription consumer): by name or ARN, ``Event`` answered 202 at once
-and run in the background, ``RequestResponse`` answered with the result, an unknown function 404."""
+and run in the background, ``RequestResponse`` answered with the result, an unknown function 404; only for the
+functions' own SigV4-signed requests, never a browser's."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from http import HTTPStatus
 from typing import Any
+
+import pytest
 
 from local_run.gateway import LAMBDA_INVOKE_PREFIX, LAMBDA_INVOKE_SUFFIX, LocalGateway
 from tests.unit.test_local_schedules import FakeRuntime, _gateway
 
 ARN = "arn:aws:lambda:local:000000000000:function:Transcriber"
+HTTP_PORT = 8081
+# What botocore's lambda client sends (SigV4), beside the invocation type
+SIGNED = {
+    "host": f"127.0.0.1:{HTTP_PORT}",
+    "authorization": "AWS4-HMAC-SHA256 Credential=local/20250101/local/lambda/aws4_request, "
+    "SignedHeaders=host;x-amz-date, Signature=0123",
+    "x-amz-date": "20250101T000000Z",
+}
 
 
 def gateway_with(runtime: FakeRuntime) -> LocalGateway:
     gateway = _gateway([], schedule_interval=None)
+    gateway.http_port = HTTP_PORT
     runtime.env = {"LOCAL_FUNCTION_ARN": ARN}  # type: ignore[attr-defined]
     gateway.runtimes = {"TranscriberFn": runtime}  # type: ignore[dict-item]
     return gateway
 
 
-def invoke(gateway: LocalGateway, name: str, event: Any, invocation_type: str) -> tuple[int, str, bytes]:
+def invoke(
+    gateway: LocalGateway,
+    name: str,
+    event: Any,
+    invocation_type: str,
+    headers: dict[str, str] | None = None,
+    method: str = "POST",
+) -> tuple[int, str, bytes]:
     path = f"{LAMBDA_INVOKE_PREFIX}{name}{LAMBDA_INVOKE_SUFFIX}"
-    headers = {"x-amz-invocation-type": invocation_type}
-    return asyncio.run(_then_settle(gateway._http_route("POST", path, json.dumps(event).encode(), headers)))
+    sent = {**(SIGNED if headers is None else headers), "x-amz-invocation-type": invocation_type}
+    return asyncio.run(_then_settle(gateway._http_route(method, path, json.dumps(event).encode(), sent)))
 
 
 async def _then_settle(call: Any) -> Any:
@@ -66,3 +86,60 @@ def test_an_unknown_function_is_404_and_nothing_runs() -> None:
     gateway = gateway_with(runtime)
     status, headers, _body = invoke(gateway, "Nobody", {}, "Event")
     assert (status, "ResourceNotFoundException" in headers, runtime.calls) == (404, True, [])
+
+
+# -- not from a browser ----------------------------------------------------------------------------------------
+CROSS_SITE_TEXT_PLAIN = {  # fetch(url, {method: "POST", mode: "no-cors", body}) from a page elsewhere: no preflight
+    "host": f"127.0.0.1:{HTTP_PORT}",
+    "origin": "https://attacker.example",
+    "content-type": "text/plain;charset=UTF-8",
+    "sec-fetch-site": "cross-site",
+    "sec-fetch-mode": "no-cors",
+    "sec-fetch-dest": "empty",
+}
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        (CROSS_SITE_TEXT_PLAIN, "Origin 'https://attacker.example' is not the console's"),
+        # the console's own page is a browser too: it has no business invoking functions
+        (
+            {**CROSS_SITE_TEXT_PLAIN, "origin": f"http://127.0.0.1:{HTTP_PORT}", "sec-fetch-site": "same-origin"},
+            "a browser's request (origin) for an AWS API",
+        ),
+        # even carrying a signature's header, and with no Origin
+        (
+            {**SIGNED, "sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate"},
+            "a browser's request (sec-fetch-site) for an AWS API",
+        ),
+        ({"host": f"127.0.0.1:{HTTP_PORT}"}, "an AWS API request must be SigV4-signed"),
+    ],
+    ids=["cross-site-text-plain", "console-page", "browser-navigation", "unsigned"],
+)
+def test_a_request_not_signed_by_a_function_invokes_nothing(headers: dict[str, str], reason: str) -> None:
+    # Given the Invoke stand-in, and a request a web page (or anything but botocore) can send
+    runtime = FakeRuntime("SessionService-dev-Transcriber")
+    gateway = gateway_with(runtime)
+    # When it asks to invoke a function with an event it crafted
+    status, _headers, body = invoke(
+        gateway, "SessionService-dev-Transcriber", {"sessionId": "golden-eagle-427"}, "Event", headers
+    )
+    # Then it is refused with 403 and its reason, and the function never runs
+    assert (status, json.loads(body)) == (HTTPStatus.FORBIDDEN, {"message": "Forbidden", "reason": reason})
+    assert runtime.calls == []
+
+
+def test_a_cors_preflight_for_the_invoke_api_is_refused() -> None:
+    # Given a page that would send the signature's header cross-site: its browser asks first, with OPTIONS
+    gateway = gateway_with(FakeRuntime("SessionService-dev-Transcriber"))
+    preflight = {
+        "host": f"127.0.0.1:{HTTP_PORT}",
+        "origin": f"http://localhost:{HTTP_PORT}",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization",
+        "sec-fetch-mode": "cors",
+    }
+    status, headers, _body = invoke(gateway, "SessionService-dev-Transcriber", {}, "Event", preflight, "OPTIONS")
+    # Then the answer allows nothing
+    assert status == HTTPStatus.FORBIDDEN and "access-control" not in headers.lower()
