@@ -154,7 +154,11 @@ class FunctionRuntime:
             limit=16 * 1024 * 1024,
         )
         assert process.stdout
-        ready = await asyncio.wait_for(process.stdout.readline(), 60)
+        try:
+            ready = await asyncio.wait_for(process.stdout.readline(), 60)
+        except BaseException:
+            process.kill()
+            raise
         if not ready:
             raise FunctionError(f"{self.definition.name} failed to start")
         worker = _Worker(process)
@@ -163,16 +167,33 @@ class FunctionRuntime:
 
     async def warm(self) -> None:
         self._alive += 1
-        self._idle.put_nowait(await self._start_worker())
+        try:
+            self._idle.put_nowait(await self._start_worker())
+        except BaseException:
+            self._alive -= 1
+            raise
+
+    def _retire(self, worker: _Worker) -> None:
+        """Stop ``worker`` and forget it, once: a worker can fail after :meth:`close` has already forgotten it
+        (an invocation in flight when the run stops), and must not be counted out twice."""
+        if worker.process.returncode is None:
+            worker.process.kill()
+        if worker in self._all:
+            self._all.remove(worker)
+            self._alive -= 1
 
     async def _acquire(self) -> _Worker:
         """An idle worker, or a new one when none is idle and none is already starting (up to the limit).
 
         Starting one at a time keeps a burst of requests from starting every worker at once, which on a
         small machine makes every one of them slow (each start imports the function's code: a cold start).
+        An idle worker whose process has exited is retired, not handed out.
         """
-        if not self._idle.empty():
-            return self._idle.get_nowait()
+        while not self._idle.empty():
+            worker = self._idle.get_nowait()
+            if worker.process.returncode is None:
+                return worker
+            self._retire(worker)
         if self._alive < WORKERS_PER_FUNCTION and not self._starting:
             self._alive += 1
             self._starting = True
@@ -190,24 +211,27 @@ class FunctionRuntime:
         try:
             reply = await worker.call({"event": event, "requestId": str(uuid.uuid4())}, self.definition.timeout_seconds)
         except (TimeoutError, FunctionError, OSError) as error:
-            if worker.process.returncode is None:
-                worker.process.kill()
-            self._all.remove(worker)
-            self._alive -= 1
+            self._retire(worker)
             raise FunctionError(f"{self.definition.name}: {type(error).__name__}") from error
-        self._idle.put_nowait(worker)
+        except BaseException:  # cancelled mid-call: the worker's late reply would be read by its next caller
+            self._retire(worker)
+            raise
+        if worker in self._all:  # not closed meanwhile
+            self._idle.put_nowait(worker)
         if "error" in reply:
             raise FunctionError(reply["error"].get("message", ""))
         return reply.get("result")
 
     async def close(self) -> None:
-        for worker in self._all:
+        """Stop every worker. They are forgotten first, so that invocations failing meanwhile (their workers
+        stopped under them) find nothing left to retire."""
+        workers, self._all = self._all, []
+        self._idle = asyncio.Queue()
+        self._alive = 0
+        for worker in workers:
             if worker.process.returncode is None:
                 worker.process.kill()
                 await worker.process.wait()
-        self._all.clear()
-        self._idle = asyncio.Queue()
-        self._alive = 0
 
 
 @dataclass

@@ -1,18 +1,24 @@
 """The local gateway's stand-in for Lambda's Invoke API (how one function starts another in the local run, as
 the message function starts a session's transcription consumer): by name or ARN, ``Event`` answered 202 at once
 and run in the background, ``RequestResponse`` answered with the result, an unknown function 404; only for the
-functions' own SigV4-signed requests, never a browser's."""
+functions' own SigV4-signed requests, never a browser's. And the functions' worker processes it invokes: one that
+exits before or during an invocation costs that invocation at most, never the pool."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import textwrap
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from local_run.gateway import LAMBDA_INVOKE_PREFIX, LAMBDA_INVOKE_SUFFIX, LocalGateway
+from local_run import gateway
+from local_run.assembly import FunctionDefinition
+from local_run.gateway import LAMBDA_INVOKE_PREFIX, LAMBDA_INVOKE_SUFFIX, FunctionError, FunctionRuntime, LocalGateway
 from tests.unit.test_local_schedules import FakeRuntime, _gateway
 
 ARN = "arn:aws:lambda:local:000000000000:function:Transcriber"
@@ -143,3 +149,82 @@ def test_a_cors_preflight_for_the_invoke_api_is_refused() -> None:
     status, headers, _body = invoke(gateway, "SessionService-dev-Transcriber", {}, "Event", preflight, "OPTIONS")
     # Then the answer allows nothing
     assert status == HTTPStatus.FORBIDDEN and "access-control" not in headers.lower()
+
+
+# -- the functions' worker processes ------------------------------------------------------------------------------
+HANDLER = """
+    import time
+
+    def handler(event, context):
+        if event.get("wait"):
+            time.sleep(60)  # until its process is stopped
+        return event.get("echo")
+"""
+
+
+@pytest.fixture()
+def runtime(tmp_path: Path) -> FunctionRuntime:
+    """A function whose handler echoes its event's ``echo``, or waits when asked to, in real worker processes."""
+    (tmp_path / "echo.py").write_text(textwrap.dedent(HANDLER))
+    definition = FunctionDefinition(
+        logical_id="EchoFn",
+        name="Demo-dev-Echo",
+        handler="echo.handler",
+        code_dir=tmp_path,
+        environment={},
+        timeout_seconds=30,
+        memory_mb=128,
+    )
+    return FunctionRuntime(definition, {"PATH": os.environ.get("PATH", "")})
+
+
+def test_an_invocation_whose_worker_exits_as_the_run_stops_fails_as_a_function_error(
+    runtime: FunctionRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a function's warm worker, busy with an invocation that notices its worker's exit only after the run
+    # has closed the function (as when the workers die with the run's process group, and close() finds them gone)
+    noticed = asyncio.Event()
+    call = gateway._Worker.call
+
+    async def call_noticed_late(worker: gateway._Worker, payload: dict[str, Any], timeout: float) -> Any:
+        await noticed.wait()
+        return await call(worker, payload, timeout)
+
+    monkeypatch.setattr(gateway._Worker, "call", call_noticed_late)
+
+    async def scenario() -> tuple[BaseException | None, Any]:
+        await runtime.warm()
+        busy = asyncio.create_task(runtime.invoke({"wait": True}))
+        while not busy.done() and runtime._idle.qsize():  # until the invocation has taken the worker
+            await asyncio.sleep(0)
+        # When the run closes the function (its worker exits mid-invocation), and the invocation notices
+        await runtime.close()
+        noticed.set()
+        failure = (await asyncio.gather(busy, return_exceptions=True))[0]
+        # Then the function can still be invoked afterwards, on a new worker
+        try:
+            return failure, await runtime.invoke({"echo": "after"})
+        finally:
+            await runtime.close()
+
+    failure, after = asyncio.run(scenario())
+    # And the interrupted invocation failed as a function error (what every caller handles), nothing else
+    assert isinstance(failure, FunctionError), repr(failure)
+    assert after == "after"
+
+
+def test_an_idle_worker_that_exited_is_replaced_and_the_invocation_runs(runtime: FunctionRuntime) -> None:
+    # Given a function's warm worker whose process has exited while idle
+    async def scenario() -> Any:
+        await runtime.warm()
+        (worker,) = runtime._all
+        worker.process.kill()
+        await worker.process.wait()
+        # When the function is invoked
+        try:
+            return await runtime.invoke({"echo": "ran"})
+        finally:
+            await runtime.close()
+
+    # Then the invocation runs on a new worker instead of failing on the dead one
+    assert asyncio.run(scenario()) == "ran"
