@@ -1,10 +1,11 @@
 """The web console of the local run: a speaker page and a listener page served beside ``@connections``.
 
-``GET /console/`` is an index linking both pages; ``/console/<file>`` serves the static files of the project's
-``console/`` folder (HTML, CSS, JavaScript, nothing built); ``/console/config.json`` tells the pages where the
-WebSocket API is and the bounds of every setting they offer (read from ``lambda_src``, so the pages never spell
-a limit); ``/console/qr/<session id>.svg`` is the QR code of a session's listener link; ``POST
-/console/dev-token`` mints a speaker token with the run's dev issuer. Only the local run serves any of this:
+``GET /console/`` is an index linking both pages (``/`` and ``/console`` redirect to it); ``/console/<file>``
+serves the static files of the project's ``console/`` folder (HTML, CSS, JavaScript, nothing built);
+``/console/config.json`` tells the pages where the WebSocket API is and the bounds of every setting they offer
+(read from ``lambda_src``, so the pages never spell a limit); ``/console/qr/<session id>.svg`` is the QR code of a
+session's listener link; ``POST /console/dev-token`` mints a speaker token with the run's dev issuer (the gateway
+answers it only for the run's own ``Host`` and the console's own ``Origin``). Only the local run serves any of this:
 the deployed stack has no console and no way to mint a token.
 """
 
@@ -101,7 +102,7 @@ class Console:
 
     def respond(self, method: str, path: str, body: bytes) -> Response | None:
         """The answer to a request for ``path``, or None when the path is not the console's."""
-        if path == PREFIX.rstrip("/"):
+        if path in ("/", PREFIX.rstrip("/")):  # the server's root, as `make local` prints it, is the console
             return 308, f"Location: {PREFIX}\r\n", b""
         if not path.startswith(PREFIX):
             return None

@@ -8,6 +8,9 @@
 - Stream triggers: polls the tables' streams in DynamoDB Local and invokes the mapped functions with
   records that pass the mapping's filter patterns.
 - Lambda's Invoke API on the HTTP server: a function invoking another (``Event`` or ``RequestResponse``).
+- Loopback is not a boundary a browser respects (DNS rebinding, cross-site requests), so both servers refuse
+  (403) a request whose ``Host`` is not the run's own address or whose ``Origin`` is not the console's, and the
+  AWS API stand-ins (Invoke, ``@connections``) answer only SigV4-signed requests that carry no browser header.
 - Scheduled rules: invokes each scheduled function every interval of its rule (the first time one
   interval after the start), or every ``schedule_interval`` seconds when given, with the rule's event.
   Like EventBridge's asynchronous invocations, a run that outlasts the interval does not delay the next.
@@ -24,12 +27,12 @@ import secrets
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
@@ -55,6 +58,48 @@ LAMBDA_INVOKE_PREFIX = "/2015-03-31/functions/"
 LAMBDA_INVOKE_SUFFIX = "/invocations"
 # API Gateway waits up to 29 s for the $connect integration before failing the handshake.
 HANDSHAKE_TIMEOUT_SECONDS = 30
+# Both servers listen here only (IPv4 loopback: ``[::1]`` reaches neither).
+BIND_ADDRESS: Final = "127.0.0.1"
+# The names a client on this machine reaches BIND_ADDRESS by, as they appear in ``Host`` and ``Origin``. A page
+# served from any other name (a DNS-rebound one included) carries that name in both, and is refused.
+LOOPBACK_NAMES: Final = (BIND_ADDRESS, "localhost")
+# Headers a browser adds to its requests and no AWS SDK sends: their presence marks a request from a web page.
+BROWSER_HEADERS: Final = ("origin", "sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest", "sec-fetch-user")
+# What botocore's SigV4 signing puts in ``Authorization``. A page cannot send it cross-site without a CORS
+# preflight, which the stand-ins refuse like any other browser request.
+SIGV4_AUTHORIZATION: Final = "AWS4-HMAC-SHA256 "
+
+
+def own_hosts(port: int) -> frozenset[str]:
+    """The ``Host`` values of a request to the run's server on ``port`` (lower case)."""
+    return frozenset(f"{name}:{port}" for name in LOOPBACK_NAMES)
+
+
+def console_origins(http_port: int) -> frozenset[str]:
+    """The ``Origin`` values of the console's pages, served on ``http_port`` (lower case)."""
+    return frozenset(f"http://{host}" for host in own_hosts(http_port))
+
+
+def foreign_request(host: str | None, origin: str | None, port: int, http_port: int) -> str | None:
+    """Why a request to the server on ``port`` is refused (a ``Host`` that is not the run's own address, an
+    ``Origin`` other than the console's), or None. A request without ``Origin`` (any non-browser client, a
+    browser's top-level navigation) is judged by its ``Host`` alone."""
+    if (host or "").lower() not in own_hosts(port):
+        return f"Host {host!r} is not this run's address"
+    if origin is not None and origin.lower() not in console_origins(http_port):
+        return f"Origin {origin!r} is not the console's"
+    return None
+
+
+def browser_request(headers: Mapping[str, str]) -> str | None:
+    """Why a request (header names in lower case) is not an AWS SDK's, as the Invoke and ``@connections``
+    stand-ins require, or None: it carries a browser's header, or is not SigV4-signed."""
+    for name in BROWSER_HEADERS:
+        if name in headers:
+            return f"a browser's request ({name}) for an AWS API"
+    if not headers.get("authorization", "").startswith(SIGV4_AUTHORIZATION):
+        return "an AWS API request must be SigV4-signed"
+    return None
 
 
 class FunctionError(Exception):
@@ -109,7 +154,11 @@ class FunctionRuntime:
             limit=16 * 1024 * 1024,
         )
         assert process.stdout
-        ready = await asyncio.wait_for(process.stdout.readline(), 60)
+        try:
+            ready = await asyncio.wait_for(process.stdout.readline(), 60)
+        except BaseException:
+            process.kill()
+            raise
         if not ready:
             raise FunctionError(f"{self.definition.name} failed to start")
         worker = _Worker(process)
@@ -118,16 +167,33 @@ class FunctionRuntime:
 
     async def warm(self) -> None:
         self._alive += 1
-        self._idle.put_nowait(await self._start_worker())
+        try:
+            self._idle.put_nowait(await self._start_worker())
+        except BaseException:
+            self._alive -= 1
+            raise
+
+    def _retire(self, worker: _Worker) -> None:
+        """Stop ``worker`` and forget it, once: a worker can fail after :meth:`close` has already forgotten it
+        (an invocation in flight when the run stops), and must not be counted out twice."""
+        if worker.process.returncode is None:
+            worker.process.kill()
+        if worker in self._all:
+            self._all.remove(worker)
+            self._alive -= 1
 
     async def _acquire(self) -> _Worker:
         """An idle worker, or a new one when none is idle and none is already starting (up to the limit).
 
         Starting one at a time keeps a burst of requests from starting every worker at once, which on a
         small machine makes every one of them slow (each start imports the function's code: a cold start).
+        An idle worker whose process has exited is retired, not handed out.
         """
-        if not self._idle.empty():
-            return self._idle.get_nowait()
+        while not self._idle.empty():
+            worker = self._idle.get_nowait()
+            if worker.process.returncode is None:
+                return worker
+            self._retire(worker)
         if self._alive < WORKERS_PER_FUNCTION and not self._starting:
             self._alive += 1
             self._starting = True
@@ -145,24 +211,27 @@ class FunctionRuntime:
         try:
             reply = await worker.call({"event": event, "requestId": str(uuid.uuid4())}, self.definition.timeout_seconds)
         except (TimeoutError, FunctionError, OSError) as error:
-            if worker.process.returncode is None:
-                worker.process.kill()
-            self._all.remove(worker)
-            self._alive -= 1
+            self._retire(worker)
             raise FunctionError(f"{self.definition.name}: {type(error).__name__}") from error
-        self._idle.put_nowait(worker)
+        except BaseException:  # cancelled mid-call: the worker's late reply would be read by its next caller
+            self._retire(worker)
+            raise
+        if worker in self._all:  # not closed meanwhile
+            self._idle.put_nowait(worker)
         if "error" in reply:
             raise FunctionError(reply["error"].get("message", ""))
         return reply.get("result")
 
     async def close(self) -> None:
-        for worker in self._all:
+        """Stop every worker. They are forgotten first, so that invocations failing meanwhile (their workers
+        stopped under them) find nothing left to retire."""
+        workers, self._all = self._all, []
+        self._idle = asyncio.Queue()
+        self._alive = 0
+        for worker in workers:
             if worker.process.returncode is None:
                 worker.process.kill()
                 await worker.process.wait()
-        self._all.clear()
-        self._idle = asyncio.Queue()
-        self._alive = 0
 
 
 @dataclass
@@ -217,7 +286,7 @@ class LocalGateway:
         self._servers.append(
             await serve(
                 self._session,
-                "127.0.0.1",
+                BIND_ADDRESS,
                 self.websocket_port,
                 process_request=self._handshake,
                 max_size=MAX_FRAME_BYTES,
@@ -225,7 +294,7 @@ class LocalGateway:
                 open_timeout=HANDSHAKE_TIMEOUT_SECONDS,
             )
         )
-        self._servers.append(await asyncio.start_server(self._http, "127.0.0.1", self.http_port))
+        self._servers.append(await asyncio.start_server(self._http, BIND_ADDRESS, self.http_port))
         if self._streams_client_factory:
             for trigger in self.assembly.triggers:
                 self._tasks.append(asyncio.create_task(self._poll_stream(trigger)))
@@ -246,7 +315,7 @@ class LocalGateway:
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.websocket_port}/{self.assembly.stage}"
+        return f"ws://{BIND_ADDRESS}:{self.websocket_port}/{self.assembly.stage}"
 
     # -- events ------------------------------------------------------------------------------------
     def _request_context(self, client: _Client, route_key: str, event_type: str) -> dict[str, Any]:
@@ -276,6 +345,14 @@ class LocalGateway:
 
     # -- WebSocket ---------------------------------------------------------------------------------
     async def _handshake(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Refuses a foreign ``Host`` or ``Origin`` before anything runs (API Gateway does not check ``Origin``,
+        but a page that may open a speaker's connection here could use the run's dev tokens: Cross-Site
+        WebSocket Hijacking), then runs the authorizer and ``$connect`` as API Gateway does."""
+        reason = foreign_request(
+            request.headers.get("Host"), request.headers.get("Origin"), self.websocket_port, self.http_port
+        )
+        if reason is not None:
+            return _json_response(HTTPStatus.FORBIDDEN, _refused("WebSocket handshake", request.path, reason))
         url = urlsplit(request.path)
         if url.path.rstrip("/") != f"/{self.assembly.stage}":
             return connection.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
@@ -446,14 +523,19 @@ class LocalGateway:
             writer.close()
 
     async def _http_route(
-        self, method: str, path: str, body: bytes, headers: dict[str, str] | None = None
+        self, method: str, path: str, body: bytes, headers: Mapping[str, str]
     ) -> tuple[int, str, bytes]:
+        """The answer to one request; ``headers`` by lower-case name."""
+        prefix = f"/{self.assembly.stage}/@connections/"
+        reason = foreign_request(headers.get("host"), headers.get("origin"), self.http_port, self.http_port)
+        if reason is None and (path.startswith(LAMBDA_INVOKE_PREFIX) or path.startswith(prefix)):
+            reason = browser_request(headers)
+        if reason is not None:
+            message = _refused(method, path, reason)
+            return HTTPStatus.FORBIDDEN, "", json.dumps(message).encode()
         if method == "POST" and path.startswith(LAMBDA_INVOKE_PREFIX) and path.endswith(LAMBDA_INVOKE_SUFFIX):
             name = path.removeprefix(LAMBDA_INVOKE_PREFIX).removesuffix(LAMBDA_INVOKE_SUFFIX)
-            return await self._lambda_invoke(
-                name, body, (headers or {}).get("x-amz-invocation-type", "RequestResponse")
-            )
-        prefix = f"/{self.assembly.stage}/@connections/"
+            return await self._lambda_invoke(name, body, headers.get("x-amz-invocation-type", "RequestResponse"))
         if path.startswith(prefix):
             client = self.clients.get(path.removeprefix(prefix))
             if client is None or not client.open:
@@ -651,6 +733,12 @@ def _lambda_record(record: dict[str, Any]) -> dict[str, Any]:
     if isinstance(created, datetime):
         data["ApproximateCreationDateTime"] = created.timestamp()
     return {**{k: v for k, v in record.items() if k != "dynamodb"}, "dynamodb": data, "eventSource": "aws:dynamodb"}
+
+
+def _refused(request: str, path: str, reason: str) -> dict[str, str]:
+    """The body of a 403 for a request from where the run does not answer; the refusal is logged."""
+    print(f"local gateway refused {request} {path}: {reason}", file=sys.stderr)
+    return {"message": "Forbidden", "reason": reason}
 
 
 def _json_response(status: int, body: dict[str, Any]) -> Response:
