@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import logging
 import os
 import signal
+import sys
 from pathlib import Path
 
 from lambda_src import settings
@@ -55,6 +57,8 @@ def parse_args() -> argparse.Namespace:
 
 async def main() -> None:
     args = parse_args()
+    # The functions' log lines (local_run.gateway.FUNCTION_LOG) on stderr, as they come, as they were written.
+    logging.basicConfig(stream=sys.stderr, format="%(message)s")
     context: dict[str, object] = {"env": args.env}
     # Every per-environment function setting set in the environment, as its CDK context override.
     for variable, context_key in CONTEXT_FROM_ENVIRONMENT.items():

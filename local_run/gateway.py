@@ -23,6 +23,7 @@ import base64
 import contextlib
 import itertools
 import json
+import logging
 import secrets
 import sys
 import time
@@ -56,6 +57,11 @@ WORKERS_PER_FUNCTION = 8
 # /2015-03-31/functions/<name or ARN>/invocations.
 LAMBDA_INVOKE_PREFIX = "/2015-03-31/functions/"
 LAMBDA_INVOKE_SUFFIX = "/invocations"
+# What the functions write (their JSON log lines and metrics, CloudWatch's in the cloud) reaches this logger a line a
+# record, at INFO: `make local` prints it on stderr as it comes; under pytest it is each test's captured log, not the
+# progress output. A run with no logging set up (bench) shows only what it logs at WARNING and above: none of it.
+FUNCTION_LOG: Final = logging.getLogger("local_run.functions")
+FUNCTION_LOG.setLevel(logging.INFO)
 # API Gateway waits up to 29 s for the $connect integration before failing the handshake.
 HANDSHAKE_TIMEOUT_SECONDS = 30
 # Both servers listen here only (IPv4 loopback: ``[::1]`` reaches neither).
@@ -107,8 +113,9 @@ class FunctionError(Exception):
 
 
 class _Worker:
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, log_lines: asyncio.Future[None]) -> None:
         self.process = process
+        self.log_lines = log_lines  # its stderr, forwarded until it exits
 
     async def call(self, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
         assert self.process.stdin and self.process.stdout
@@ -118,6 +125,12 @@ class _Worker:
         if not line:
             raise FunctionError("the function's process exited")
         return json.loads(line)
+
+
+async def _forward_log(stream: asyncio.StreamReader, function: str) -> None:
+    """Each line the function's process writes on stderr, to FUNCTION_LOG, until the process exits."""
+    while line := await stream.readline():
+        FUNCTION_LOG.info(line.decode(errors="replace").rstrip("\n"), extra={"function": function})
 
 
 class FunctionRuntime:
@@ -148,20 +161,21 @@ class FunctionRuntime:
             str(self.definition.code_dir),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            stderr=None,
+            stderr=asyncio.subprocess.PIPE,
             env=self.env,
             cwd=str(Path(__file__).resolve().parent.parent),
             limit=16 * 1024 * 1024,
         )
-        assert process.stdout
+        assert process.stdout and process.stderr
+        worker = _Worker(process, asyncio.ensure_future(_forward_log(process.stderr, self.definition.name)))
         try:
             ready = await asyncio.wait_for(process.stdout.readline(), 60)
         except BaseException:
             process.kill()
             raise
         if not ready:
+            await worker.log_lines  # what it wrote as it failed
             raise FunctionError(f"{self.definition.name} failed to start")
-        worker = _Worker(process)
         self._all.append(worker)
         return worker
 
@@ -232,6 +246,7 @@ class FunctionRuntime:
             if worker.process.returncode is None:
                 worker.process.kill()
                 await worker.process.wait()
+            await worker.log_lines  # its last lines, before the run reports it stopped
 
 
 @dataclass

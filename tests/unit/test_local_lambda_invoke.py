@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import textwrap
 from http import HTTPStatus
@@ -153,9 +154,13 @@ def test_a_cors_preflight_for_the_invoke_api_is_refused() -> None:
 
 # -- the functions' worker processes ------------------------------------------------------------------------------
 HANDLER = """
+    import sys
     import time
 
     def handler(event, context):
+        if event.get("log"):
+            print(event["log"])  # as Powertools' logger writes its JSON lines (to stdout, the run's log)
+            print(event["log"] + " (stderr)", file=sys.stderr)
         if event.get("wait"):
             time.sleep(60)  # until its process is stopped
         return event.get("echo")
@@ -228,3 +233,25 @@ def test_an_idle_worker_that_exited_is_replaced_and_the_invocation_runs(runtime:
 
     # Then the invocation runs on a new worker instead of failing on the dead one
     assert asyncio.run(scenario()) == "ran"
+
+
+def test_a_functions_log_lines_are_records_of_the_function_log_not_the_runs_own_stderr(
+    runtime: FunctionRuntime, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Given a function that writes a log line (to stdout, as Powertools does, and to stderr)
+    async def scenario() -> Any:
+        try:
+            return await runtime.invoke({"log": '{"level":"INFO","message":"hello"}', "echo": "done"})
+        finally:
+            await runtime.close()  # its last lines are forwarded before close() returns
+
+    # When it is invoked
+    with caplog.at_level(logging.INFO, logger=gateway.FUNCTION_LOG.name):
+        assert asyncio.run(scenario()) == "done"
+    # Then each line is a record of the function log, naming the function, as written
+    lines = [(record.getMessage(), getattr(record, "function", None)) for record in caplog.records]
+    assert ('{"level":"INFO","message":"hello"}', "Demo-dev-Echo") in lines
+    assert ('{"level":"INFO","message":"hello"} (stderr)', "Demo-dev-Echo") in lines
+    # And nothing of it went to the run's own output streams (pytest's progress output, make local's terminal)
+    written = capfd.readouterr()
+    assert "hello" not in written.out + written.err
