@@ -134,7 +134,7 @@ def change_broadcast(request: SpeakerRequest[BroadcastAction], caller: Caller) -
 
 
 def session_status(request: SpeakerRequest[None], caller: Caller) -> dict[str, Any]:
-    """Listener count (the counter), listeners per target language (the index), config and age."""
+    """Listeners per target language (the index) and their count (their sum: of the same moment), config and age."""
     session_id, connection_id, now_ms = request.session_id, caller.connection_id, caller.now_ms
     session = runtime.sessions().get(session_id, now_ms // 1000)
     if session is None:
@@ -142,7 +142,7 @@ def session_status(request: SpeakerRequest[None], caller: Caller) -> dict[str, A
     if session.speaker_connection_id != connection_id:
         raise errors.not_the_speaker(session_id)
     by_language = speaker_status.listeners_by_language(session_id)
-    return messages.session_status(session, by_language, now_ms, messages.STATUS_REQUESTED)
+    return speaker_status.status_message(session, by_language, now_ms, messages.STATUS_REQUESTED)
 
 
 def end_session(request: SpeakerRequest[None], caller: Caller) -> dict[str, Any]:
