@@ -117,18 +117,24 @@ def event_notice(message_type: str) -> Notice:
 
 def change_broadcast(request: SpeakerRequest[BroadcastAction], caller: Caller) -> dict[str, Any]:
     """Set the broadcast state as the action asks (one conditional write, which returns the state before); when
-    that changed anything, each listener is told the action's notice. The speaker gets the whole state either way."""
+    that changed anything, each listener is told the action's notice. The speaker gets the whole state either way.
+
+    When the write was repeated after its first attempt was applied and the answer lost, the state before is
+    the one that attempt set, which tells nothing: the listeners are told then too. A lost notice would leave
+    them wrong until the next change; a notice repeated (the attempt had in fact changed nothing) says again
+    what is true."""
     session_id, action, now_ms = request.session_id, request.asked, caller.now_ms
-    before = runtime.sessions().update_broadcast(session_id, caller.connection_id, action.change, now_ms // 1000)
-    state = before.broadcast.updated(action.change)
-    if state != before.broadcast:
+    written = runtime.sessions().update_broadcast(session_id, caller.connection_id, action.change, now_ms // 1000)
+    before = written.before.broadcast
+    state = before.updated(action.change)
+    if state != before or written.repeated:
         logger.info("broadcast state changed", extra={"session_id": session_id, **state.to_message()})
         service.tell_listeners_quietly(session_id, action.notice(session_id, state, now_ms))
     return messages.broadcast_state(session_id, state, now_ms)
 
 
 def session_status(request: SpeakerRequest[None], caller: Caller) -> dict[str, Any]:
-    """Listener count (the counter), listeners per target language (the index), config and age."""
+    """Listeners per target language (the index) and their count (their sum: of the same moment), config and age."""
     session_id, connection_id, now_ms = request.session_id, caller.connection_id, caller.now_ms
     session = runtime.sessions().get(session_id, now_ms // 1000)
     if session is None:
@@ -136,7 +142,7 @@ def session_status(request: SpeakerRequest[None], caller: Caller) -> dict[str, A
     if session.speaker_connection_id != connection_id:
         raise errors.not_the_speaker(session_id)
     by_language = speaker_status.listeners_by_language(session_id)
-    return messages.session_status(session, by_language, now_ms, messages.STATUS_REQUESTED)
+    return speaker_status.status_message(session, by_language, now_ms, messages.STATUS_REQUESTED)
 
 
 def end_session(request: SpeakerRequest[None], caller: Caller) -> dict[str, Any]:

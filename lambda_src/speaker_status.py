@@ -12,6 +12,7 @@ each session gets at most one push per batch.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,15 @@ def listeners_by_language(session_id: str) -> dict[str, int]:
         language for page in runtime.connections().listener_pages(session_id) for _connection, language in page
     )
     return dict(sorted(by_language.items()))
+
+
+def status_message(session: Session, by_language: dict[str, int], now_ms: int, update_reason: str) -> dict[str, Any]:
+    """``sessionStatus`` for ``session`` whose listener count is the sum of ``by_language`` (one read of the
+    listener index), so that the count and the languages are of one moment. The session's counter is read
+    apart (before): while listeners join or leave, a count from it beside languages from the index contradicted
+    each other (38 listeners, 40 of them French) until the next push."""
+    as_read = dataclasses.replace(session, listener_count=sum(by_language.values()))
+    return messages.session_status(as_read, by_language, now_ms, update_reason)
 
 
 def _listener(image: Mapping[str, Any] | None) -> tuple[str, str] | None:
@@ -100,11 +110,12 @@ def _push_if_notable(session_id: str, arrived: set[str], now_ms: int) -> str | N
     if reason is None:
         return None
     by_language = listeners_by_language(session_id)
-    if not sessions.record_status_push(session, PushedStatus(session.listener_count, frozenset(by_language), now_ms)):
+    status = status_message(session, by_language, now_ms, reason)
+    told = PushedStatus(status[messages.LISTENER_COUNT], frozenset(by_language), now_ms)
+    if not sessions.record_status_push(session, told):
         return None  # another batch of this session pushed since it was read, or the speaker changed
-    status = messages.session_status(session, by_language, now_ms, reason)
     fanout.post_quietly(session.speaker_connection_id, status)
-    logger.info("speaker told about its audience", extra={"reason": reason, "listeners": session.listener_count})
+    logger.info("speaker told about its audience", extra={"reason": reason, "listeners": told.listener_count})
     return reason
 
 
@@ -118,7 +129,7 @@ def push_periodic(sessions: Iterable[Session], now_ms: int, time_left: TimeLeft 
         if time_left is not None and time_left() < limits.RECONCILE_RESERVE_SECONDS:
             return False
         try:
-            status = messages.session_status(
+            status = status_message(
                 session, listeners_by_language(session.session_id), now_ms, messages.STATUS_PERIODIC
             )
         except Exception:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -44,6 +45,12 @@ TRANSCRIBER_CURSOR_ATTRIBUTE = "transcriberCursor"
 STATUS_COUNT_ATTRIBUTE = "statusListenerCount"
 STATUS_LANGUAGES_ATTRIBUTE = "statusLanguages"
 STATUS_PUSHED_AT_ATTRIBUTE = "statusPushedAt"
+# Which write recorded the last push (an id each recording draws): a repeat of that write, its answer lost,
+# finds its own record by it.
+STATUS_PUSH_ID_ATTRIBUTE = "statusPushId"
+# Which write last set the broadcast state (an id each broadcast action draws): a repeat of that write, its
+# answer lost, finds the state it set by it. Absent until the speaker first sets the state.
+BROADCAST_CHANGE_ID_ATTRIBUTE = "broadcastChangeId"
 
 # Every attribute name the update expressions use, as ``#name`` placeholders (some are reserved words).
 _NAMES = {
@@ -64,6 +71,7 @@ _NAMES = {
     "#statusCount": STATUS_COUNT_ATTRIBUTE,
     "#statusLanguages": STATUS_LANGUAGES_ATTRIBUTE,
     "#statusAt": STATUS_PUSHED_AT_ATTRIBUTE,
+    "#statusId": STATUS_PUSH_ID_ATTRIBUTE,
 }
 _LIVE = "attribute_exists(#id) AND #active = :true AND #expires > :now"
 
@@ -90,6 +98,7 @@ class Session:
     status_pushed: PushedStatus | None = None
     speaker_connected_at_ms: int | None = None
     transcriber: TranscriberLease | None = None
+    broadcast_change_id: str | None = None
 
     @property
     def speaker_connected(self) -> bool:
@@ -150,6 +159,7 @@ class Session:
             status_pushed=PushedStatus.from_item(item),
             speaker_connected_at_ms=_number(item, SPEAKER_CONNECTED_AT_ATTRIBUTE, None),
             transcriber=TranscriberLease.from_item(item),
+            broadcast_change_id=_optional_text(item, BROADCAST_CHANGE_ID_ATTRIBUTE),
         )
 
 
@@ -217,6 +227,21 @@ def _text(item: dict[str, Any], name: str) -> str:
         return value
     _log.warning("session item has a non-text %s; reading it as empty", name)
     return ""
+
+
+def _optional_text(item: dict[str, Any], name: str) -> str | None:
+    value = item.get(name)
+    return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class BroadcastUpdate:
+    """What a broadcast write found: the session as it was before it, and whether that state was already this
+    very write's (an earlier attempt of it was applied and its answer lost, so the repeat finds what it set;
+    whether that attempt changed anything can no longer be told)."""
+
+    before: Session
+    repeated: bool
 
 
 @dataclass(frozen=True)
@@ -406,10 +431,17 @@ class SessionsRepository:
         """Apply the partial-result settings ``update`` asks for, as the session's speaker; the new session."""
         return self._set_as_speaker(session_id, connection_id, update.to_item(), now_s, returning="ALL_NEW")
 
-    def update_broadcast(self, session_id: str, connection_id: str, change: BroadcastChange, now_s: int) -> Session:
+    def update_broadcast(
+        self, session_id: str, connection_id: str, change: BroadcastChange, now_s: int
+    ) -> BroadcastUpdate:
         """Set what ``change`` sets of the broadcast state, as the session's live speaker; the session as it was
-        before (so the caller knows, without a read, whether anything changed)."""
-        return self._set_as_speaker(session_id, connection_id, change.to_item(), now_s, returning="ALL_OLD")
+        before (so the caller knows, without a read, whether anything changed). The write also sets an id it
+        draws, so that a repeat of it (its first attempt applied, the answer lost) knows the state it finds for
+        its own: ``BroadcastUpdate.repeated``."""
+        change_id = uuid.uuid4().hex
+        changes = {**change.to_item(), BROADCAST_CHANGE_ID_ATTRIBUTE: change_id}
+        before = self._set_as_speaker(session_id, connection_id, changes, now_s, returning="ALL_OLD")
+        return BroadcastUpdate(before, repeated=before.broadcast_change_id == change_id)
 
     def _set_as_speaker(
         self, session_id: str, connection_id: str, changes: dict[str, Any], now_s: int, *, returning: str
@@ -482,22 +514,39 @@ class SessionsRepository:
     def record_status_push(self, session: Session, status: PushedStatus) -> bool:
         """Record the change push about to be sent to the session's speaker, only if nobody recorded one since
         ``session`` was read (another shard's batch of the same session) and the speaker is still the same
-        live connection; whether this call recorded it (then, and only then, it is sent)."""
+        live connection; whether this call recorded it (then, and only then, it is sent).
+
+        The record carries an id this call draws: a repeat of the write whose first attempt was applied but
+        whose answer was lost is refused (the record is no longer the one read), finds its own id, and so
+        knows the record for this call's."""
         seen = session.status_pushed.pushed_at_ms if session.status_pushed else None
         seen_condition = "attribute_not_exists(#statusAt)" if seen is None else "#statusAt = :seen"
+        push_id = uuid.uuid4().hex
         arguments = _update(
             self.table_name,
             session.session_id,
-            "SET #statusCount = :count, #statusLanguages = :languages, #statusAt = :at",
+            "SET #statusCount = :count, #statusLanguages = :languages, #statusAt = :at, #statusId = :pushId",
             f"attribute_exists(#id) AND #active = :true AND #speaker = :connection AND {seen_condition}",
             count=status.listener_count,
             languages=sorted(status.languages),
             at=status.pushed_at_ms,
+            pushId=push_id,
             true=True,
             connection=session.speaker_connection_id,
             **({"seen": seen} if seen is not None else {}),
         )
-        return _applied_if(arguments)
+        try:
+            dynamodb.request("update_item", **arguments)
+        except ClientError as error:
+            if dynamodb.error_code(error) != "ConditionalCheckFailedException":
+                raise
+            old = dynamodb.old_image(error)
+            recorded = dynamodb.deserialize(old).get(STATUS_PUSH_ID_ATTRIBUTE) if old is not None else None
+            if recorded == push_id:
+                _log.info("session %s: an earlier attempt of this status record was applied", session.session_id)
+                return True
+            return False
+        return True
 
     def end_by_speaker(
         self, session_id: str, connection_id: str, reason: str, now_ms: int, also: Sequence[TransactItem] = ()

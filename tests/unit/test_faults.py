@@ -43,8 +43,10 @@ from moto.dynamodb.models import dynamodb_backends
 from lambda_src import connections_api, limits, partial_results, runtime
 from lambda_src.downstream import read_partial_result_config
 from lambda_src.errors import ErrorCode, ServiceError
+from lambda_src.handlers import status as status_function
 from lambda_src.partial_results import PartialResultConfig
 from lambda_src.repositories import dynamodb
+from lambda_src.repositories.sessions import PushedStatus
 from tests.unit.fakes import CALLBACK_URL
 from tests.unit.flows import (
     OWNER,
@@ -959,6 +961,86 @@ def test_a_throttled_cleanup_of_a_vanished_listener_never_fails_the_callers_oper
         response = act()
     # Then the operation (already committed) still succeeds for the caller
     assert_succeeded(response, reply)
+
+
+# --- a write applied whose answer was lost: its effects still follow -----------------------------------
+
+# Each broadcast action from the state it changes (the actions before it), and the notice listeners get.
+BROADCAST_CHANGES = {
+    "pauseBroadcast": ([], {"action": "pauseBroadcast"}, "broadcastPaused"),
+    "resumeBroadcast": ([{"action": "pauseBroadcast"}], {"action": "resumeBroadcast"}, "broadcastResumed"),
+    "muteBroadcast": ([], {"action": "muteBroadcast"}, "broadcastMuted"),
+    "unmuteBroadcast": ([{"action": "muteBroadcast"}], {"action": "unmuteBroadcast"}, "broadcastUnmuted"),
+    "setVolume": ([], {"action": "setVolume", "volumeLevel": 0.4}, "volumeChanged"),
+    "speakerStateChange": ([], {"action": "speakerStateChange", "state": {"isPaused": True}}, "speakerStateChanged"),
+}
+
+
+@pytest.mark.parametrize("action", sorted(BROADCAST_CHANGES))
+def test_a_broadcast_change_whose_answer_was_lost_is_still_told_to_every_listener(
+    tables, gateway, faults, action: str
+) -> None:
+    # (Regression: the repeated UpdateItem returned the state its first attempt had written, so the change
+    # looked like a repeat of the speaker's and no listener was told.)
+    # Given a session with two listeners, in the state the action changes
+    before, body, notice = BROADCAST_CHANGES[action]
+    session_id, speaker = create_session()
+    listeners = [join(session_id, "es"), join(session_id, "fr")]
+    for earlier in before:
+        assert_succeeded(send(earlier, speaker), "broadcastState")
+    runtime.reset()
+    gateway.clear()
+    # When the action's write is applied but its answer is lost (the request is then repeated)
+    faults.script(UPDATE, APPLIED_ANSWER_LOST)
+    with faults.active():
+        response = send(body, speaker)
+    assert faults.attempts[UPDATE] == 2
+    # Then the speaker gets the state, and each listener is told the change
+    assert_succeeded(response, "broadcastState")
+    assert [gateway.types_to(listener) for listener in listeners] == [[notice], [notice]]
+
+
+def test_a_status_push_whose_record_was_written_but_whose_answer_was_lost_is_still_posted(
+    tables, gateway, faults
+) -> None:
+    # (Regression: the repeated record write found the record its first attempt had written, took it for
+    # another batch's push, and nothing was posted: the speaker was not told of its first listener.)
+    # Given a session whose first listener just joined
+    session_id, speaker = create_session()
+    listener = join(session_id, "es")
+    row = runtime.connections().get(listener)
+    assert row is not None
+    records = [{"eventName": "INSERT", "dynamodb": {"NewImage": dynamodb.serialize(row.to_item())}}]
+    runtime.reset()
+    gateway.clear()
+    # When the status function records its push, and that write is applied but its answer is lost
+    faults.script(UPDATE, APPLIED_ANSWER_LOST)
+    with faults.active():
+        assert status_function.handler({"Records": records}, None) == {"pushed": 1}
+    assert faults.attempts[UPDATE] == 2
+    # Then the speaker is told once, and the record says what it was told
+    pushed = [message for message in gateway.messages_to(speaker) if message["type"] == "sessionStatus"]
+    assert [(m["updateReason"], m["listenerCount"], m["listenersByLanguage"]) for m in pushed] == [
+        ("newLanguage", 1, {"es": 1})
+    ]
+    item = tables.session(session_id)
+    assert (item["statusListenerCount"], item["statusLanguages"]) == (1, ["es"])
+
+
+def test_a_status_record_another_batch_wrote_is_still_never_pushed_twice(tables, gateway, faults) -> None:
+    # Given two batches that read the session before either recorded its push
+    session_id, _speaker = create_session()
+    join(session_id, "es")
+    sessions = runtime.sessions()
+    read = sessions.get(session_id, None)
+    assert read is not None
+    first = PushedStatus(1, frozenset({"es"}), 1)
+    # When the first records its push, its answer lost, and the second then tries with the same content
+    faults.script(UPDATE, APPLIED_ANSWER_LOST)
+    with faults.active():
+        assert sessions.record_status_push(read, first) is True
+    # Then only the first may post: the second finds a record that is not its own
+    assert sessions.record_status_push(read, first) is False
 
 
 # --- downstream readers and corrupted session items --------------------------------------------------

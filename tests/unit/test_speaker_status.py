@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from lambda_src import limits, messages, runtime, speaker_status
 from lambda_src.handlers import status, sweeper, welcome
 from lambda_src.repositories import dynamodb
@@ -158,6 +160,49 @@ def test_two_batches_of_one_session_never_push_the_same_change_twice(tables, gat
     # And a batch after the push finds nothing new to say
     assert stream_batch(inserted(listener)) == {"pushed": 0}
     assert statuses_to(gateway, speaker) == []
+
+
+@pytest.mark.parametrize("why", ["newLanguage", "periodic", "requested"])
+def test_a_status_counts_the_listeners_its_languages_count_while_listeners_join(
+    tables, gateway, monkeypatch, why: str
+) -> None:
+    # (Regression: the count came from the session's counter and the languages from the listener index, two
+    # reads taken at different moments: a push while 40 listeners joined at once said listenerCount 38 and
+    # listenersByLanguage {"fr": 40}.)
+    # Given 38 French listeners of a settled speaker
+    clock = Clock.install(monkeypatch)
+    session_id, speaker = create_session()
+    early = [join(session_id, "fr") for _ in range(38)]
+    clock.advance(limits.SPEAKER_SETTLE_SECONDS)
+    gateway.clear()
+    # And two more joining after the session is read, before its listeners are (the index sees all 40)
+    connections = runtime.connections()
+    read_listeners = connections.listener_pages
+    late: list[str] = []
+
+    def two_more_join_first(*args: Any, **kwargs: Any) -> Any:
+        if not late:
+            late.extend(join(session_id, "fr") for _ in range(2))
+        return read_listeners(*args, **kwargs)
+
+    monkeypatch.setattr(connections, "listener_pages", two_more_join_first)
+    # When the speaker is told its status (a change push, the periodic one, or the reply to its request)
+    if why == "newLanguage":
+        assert stream_batch(inserted(*early)) == {"pushed": 1}
+        [told] = statuses_to(gateway, speaker)
+    elif why == "periodic":
+        sweeper.handler({"source": "aws.events"}, None)
+        [told] = statuses_to(gateway, speaker)
+    else:
+        told = body_of(send({"action": "getSessionStatus"}, speaker))
+    # Then the count is the listeners its languages count, as of one moment
+    assert told["updateReason"] == why
+    assert len(late) == 2
+    assert told["listenerCount"] == sum(told["listenersByLanguage"].values()), told
+    assert told["listenersByLanguage"] == {"fr": 40}
+    # And a change push records the count it told
+    if why == "newLanguage":
+        assert tables.session(session_id)["statusListenerCount"] == 40
 
 
 def test_every_sweep_pushes_a_periodic_status_to_each_connected_speaker(tables, gateway, monkeypatch) -> None:
