@@ -21,7 +21,14 @@ from lambda_src import limits, runtime
 from lambda_src.errors import ErrorCode
 from lambda_src.repositories.sessions import Session
 from lambda_src.transcription import starter
-from lambda_src.transcription.consumer import HANDED_OVER, IDLE, LEASED_ELSEWHERE, SESSION_OVER, Consumer
+from lambda_src.transcription.consumer import (
+    HANDED_OVER,
+    IDLE,
+    LEASE_LAPSED,
+    LEASED_ELSEWHERE,
+    SESSION_OVER,
+    Consumer,
+)
 from lambda_src.transcription.delivery import SegmentDelivery
 from lambda_src.transcription.processor import Item, RecognitionResult, Segment
 from lambda_src.transcription.recognizer import unsupported_language
@@ -474,6 +481,34 @@ def test_a_throttled_store_does_not_end_the_consumer_and_its_open_segment_is_fin
     assert captions[-1]["isPartial"] is False and captions[-1]["text"] == "good morning every one"
     item = tables.session(session_id)
     assert "transcriberLeaseUntil" not in item and item["transcriberCursor"].endswith("#0000000000000003")
+
+
+def test_a_consumer_whose_renewals_go_unanswered_past_its_lease_stops_delivering(
+    tables, gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(limits, "TRANSCRIBER_IDLE_SECONDS", 2 * limits.TRANSCRIBER_LEASE_SECONDS)
+    session_id, speaker = create_session()
+    speak(speaker, ["one"])
+    run, fake = Run(), FakeTime()
+    the_consumer = consumer(session_id, run, fake)
+    until = [0.0]
+    throttle(monkeypatch, fake, until, ("UpdateItem",))
+    original_sleep = fake.sleep
+
+    def store_stops_answering_renewals(seconds: float) -> None:
+        if fake.sleeps == 0:
+            until[0] = float("inf")
+        original_sleep(seconds)
+
+    the_consumer.sleep = store_stops_answering_renewals
+    started = fake.now
+    # When no renewal gets through for longer than the lease
+    assert the_consumer.run() == LEASE_LAPSED
+    # Then it stopped once its lease ran out, its stream closed and its last results not delivered: another
+    # consumer may have taken the lapsed lease by then
+    assert started + limits.TRANSCRIBER_LEASE_SECONDS <= fake.now
+    assert run.recognizers[0].closed and all(segment.is_partial for segment in run.delivered)
+    assert tables.session(session_id)["transcriberLeaseId"] == the_consumer.lease_id
 
 
 def test_however_the_consumer_stops_its_stream_is_closed_and_its_lease_released(tables, gateway) -> None:
