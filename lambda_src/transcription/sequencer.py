@@ -3,11 +3,11 @@
 API Gateway may run two messages of one connection at the same time in different execution environments, so
 ``sendAudio`` chunks can be stored out of order. The sequencer releases them in ``sequenceNumber`` order:
 
-- where a connection's sequence starts: where the caller expects it (``expected``: 0 for a connection that
-  started while the consumer runs, the next after the consumer's recorded position) when it knows, and a chunk
-  after that waits for it like any gap, except that an expected start that never comes is not counted missing
-  (chunks dropped while the broadcast was paused were never stored); otherwise the first chunk that arrives (an
-  earlier number that arrives later is late);
+- a connection's sequence starts where the caller expects it (``expected``: 0 for a connection new to the
+  consumer, or the next after its recorded position): a later chunk waits for it as for any gap, but an expected
+  start that never comes is not counted missing (chunks dropped while the broadcast was paused were never
+  stored). Without an expectation, the first chunk that arrives sets the start. An earlier number that arrives
+  after its place has passed is late;
 - a chunk that fills the next place goes out at once, with whatever it unblocks;
 - a gap waits at most :data:`REORDER_WINDOW_SECONDS` (or until :data:`MAX_HELD_CHUNKS` wait behind it), then the
   missing chunks are given up and the rest goes out in order;
