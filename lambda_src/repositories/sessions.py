@@ -467,26 +467,36 @@ class SessionsRepository:
 
     # -- the transcription consumer ------------------------------------------------------------------
     def hold_transcriber_lease(
-        self, session_id: str, lease_id: str, now_ms: int, cursor: str | None, *, taking_over: str | None = None
+        self,
+        session_id: str,
+        lease_id: str,
+        now_ms: int,
+        cursor: str | None,
+        *,
+        taking_over: str | None = None,
+        renewing: bool = False,
     ) -> tuple[bool, Session | None]:
         """Take or renew the lease of the session's transcription consumer until ``now_ms`` +
-        ``TRANSCRIBER_LEASE_SECONDS`` (one conditional UpdateItem), recording ``cursor`` when given: only on a
-        live session whose lease has lapsed, is ``lease_id``'s, or is ``taking_over``'s (a predecessor handing
-        over). (held, the session): as it is now when held; as it was when not (None: no session)."""
+        ``TRANSCRIBER_LEASE_SECONDS`` (one conditional UpdateItem), recording ``cursor`` when given, on a live
+        session only. A renewal (``renewing``) succeeds only while the lease is still ``lease_id``'s: once
+        another consumer took it, or its holder let it go, the holder must not go on. A take succeeds when the
+        lease has lapsed or is absent, is ``lease_id``'s, or is ``taking_over``'s (a predecessor handing over).
+        (held, the session): as it is now when held; as it was when not (None: no session)."""
         assignments = "SET #lease = :until, #leaseId = :leaseId" + (", #cursor = :cursor" if cursor else "")
-        owners = "#leaseId = :leaseId" + (" OR #leaseId = :previous" if taking_over else "")
+        owners = "#leaseId = :leaseId" + (" OR #leaseId = :previous" if taking_over and not renewing else "")
+        takeable = owners if renewing else f"attribute_not_exists(#lease) OR #lease <= :nowMs OR {owners}"
         arguments = _update(
             self.table_name,
             session_id,
             assignments,
-            f"{_LIVE} AND (attribute_not_exists(#lease) OR #lease <= :nowMs OR {owners})",
+            f"{_LIVE} AND ({takeable})",
             until=now_ms + limits.TRANSCRIBER_LEASE_SECONDS * 1000,
             leaseId=lease_id,
-            nowMs=now_ms,
             true=True,
             now=now_ms // 1000,
+            **({} if renewing else {"nowMs": now_ms}),
             **({"cursor": cursor} if cursor else {}),
-            **({"previous": taking_over} if taking_over else {}),
+            **({"previous": taking_over} if taking_over and not renewing else {}),
         )
         arguments["ReturnValues"] = "ALL_NEW"
         try:

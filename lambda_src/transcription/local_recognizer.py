@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from lambda_src.transcription.processor import Item, RecognitionResult
+from lambda_src.transcription.processor import Item, RecognitionResult, Settings
 from lambda_src.transcription.recognizer import SAMPLE_RATE_HZ, unsupported_language
 
 LANGUAGES = ("en", "en-US")
@@ -72,6 +72,9 @@ class PocketsphinxRecognizer:
         if speech is not None and self._last_hypothesis is not None:
             self._decoder.process_raw(speech, False, False)
         return self._end_utterance() if self._last_hypothesis is not None else []
+
+    def fits(self, settings: Settings) -> bool:
+        return True  # its stability is derived, whatever the threshold: opened with nothing the settings decide
 
     # -- utterances ------------------------------------------------------------------------------------
     def _start_utterance(self, start_seconds: float) -> None:

@@ -166,6 +166,12 @@ class PartialResultProcessor:
         """New settings, applied from the next segment on (open segments keep theirs)."""
         self._policy = _policy(settings)
 
+    @property
+    def between_segments(self) -> bool:
+        """Whether no segment is open (every one so far is final): where the stream can be replaced without
+        cutting a segment in two."""
+        return not self._open
+
     # -- input -----------------------------------------------------------------------------------------
     def feed(self, result: RecognitionResult, now: float) -> list[Segment]:
         """Take one recognizer result received at ``now`` (seconds); what goes on now."""

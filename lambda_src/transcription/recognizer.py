@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from lambda_src.errors import ErrorCode, ServiceError
-from lambda_src.transcription.processor import RecognitionResult
+from lambda_src.transcription.processor import RecognitionResult, Settings
 
 SAMPLE_RATE_HZ = 16_000  # the speaker app's format: 16-bit little-endian mono PCM at 16 kHz
 BYTES_PER_SAMPLE = 2
@@ -25,6 +25,11 @@ class Recognizer(Protocol):
 
     def close(self) -> list[RecognitionResult]:
         """The audio ended: the last results (finals for whatever was still open)."""
+        ...
+
+    def fits(self, settings: Settings) -> bool:
+        """Whether this stream still serves the session's partial-result ``settings``: False when it was opened
+        for settings it cannot change mid-stream (the consumer then replaces it at the next segment boundary)."""
         ...
 
 

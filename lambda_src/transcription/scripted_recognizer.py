@@ -16,7 +16,7 @@ import re
 import struct
 from typing import Final
 
-from lambda_src.transcription.processor import Item, RecognitionResult
+from lambda_src.transcription.processor import Item, RecognitionResult, Settings
 from lambda_src.transcription.recognizer import BYTES_PER_SAMPLE, SAMPLE_RATE_HZ
 
 SEGMENT_CHUNKS: Final = 5  # a segment every 5th chunk: every half second of the speaker app's 100 ms chunks
@@ -75,3 +75,6 @@ class ScriptedRecognizer:
 
     def close(self) -> list[RecognitionResult]:
         return []
+
+    def fits(self, settings: Settings) -> bool:
+        return True  # opened with nothing the settings decide

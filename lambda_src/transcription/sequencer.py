@@ -3,7 +3,11 @@
 API Gateway may run two messages of one connection at the same time in different execution environments, so
 ``sendAudio`` chunks can be stored out of order. The sequencer releases them in ``sequenceNumber`` order:
 
-- the first chunk of a connection sets where its sequence starts (an earlier number that arrives later is late);
+- a connection's sequence starts where the caller expects it (``expected``: 0 for a connection new to the
+  consumer, or the next after its recorded position): a later chunk waits for it as for any gap, but an expected
+  start that never comes is not counted missing (chunks dropped while the broadcast was paused were never
+  stored). Without an expectation, the first chunk that arrives sets the start. An earlier number that arrives
+  after its place has passed is late;
 - a chunk that fills the next place goes out at once, with whatever it unblocks;
 - a gap waits at most :data:`REORDER_WINDOW_SECONDS` (or until :data:`MAX_HELD_CHUNKS` wait behind it), then the
   missing chunks are given up and the rest goes out in order;
@@ -32,8 +36,9 @@ class SequencerCounters:
 class ChunkSequencer:
     """One connection's audio chunks, released in sequence order."""
 
-    def __init__(self) -> None:
-        self._next: int | None = None
+    def __init__(self, expected: int | None = None) -> None:
+        self._next: int | None = expected
+        self._started = expected is None  # False while the expected start has not come (nor been given up)
         self._held: dict[int, tuple[bytes, float]] = {}  # sequence -> (chunk, when it arrived)
         self.counters = SequencerCounters()
 
@@ -59,7 +64,8 @@ class ChunkSequencer:
         ):
             assert self._next is not None
             resume = min(self._held)
-            self.counters.missing += resume - self._next
+            if self._started:
+                self.counters.missing += resume - self._next
             self._next = resume
             out += self._in_order()
         return out
@@ -70,6 +76,7 @@ class ChunkSequencer:
             out.append((self._next, self._held.pop(self._next)[0]))
             self._next += 1
         self.counters.released += len(out)
+        self._started = self._started or bool(out)
         return out
 
     @property

@@ -9,8 +9,10 @@ frame (prelude, headers, payload, two CRC32s) — held to botocore's reader by t
 Stability: with partial-results stabilization on, Transcribe marks each item of a partial ``Stable`` (true or
 false), not with a score. A stable item reads as stability 1.0 and an unstable one as 0.0, so the session's
 threshold decides through the stabilization level Transcribe is asked for (:func:`stabilization_level`): the
-more stability the session asks for, the more accurate (and slower to stabilize) the level. Items without the
-flag read as "no stability known", and the processor then goes by the partial flag alone.
+more stability the session asks for, the more accurate (and slower to stabilize) the level. A stream keeps the
+level it was opened with, so a session whose threshold moves to another level gets a new stream at its next
+segment boundary (:meth:`TranscribeRecognizer.fits`). Items without the flag read as "no stability known", and the
+processor then goes by the partial flag alone.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from botocore.eventstream import EventStreamBuffer, EventStreamMessage
 from websockets.exceptions import ConnectionClosed
 
 from lambda_src.languages import TRANSCRIBE_STREAMING_LOCALES
-from lambda_src.transcription.processor import Item, RecognitionResult
+from lambda_src.transcription.processor import Item, RecognitionResult, Settings
 from lambda_src.transcription.recognizer import SAMPLE_RATE_HZ, unsupported_language
 
 NAME = "Amazon Transcribe streaming"
@@ -146,6 +148,11 @@ class TranscribeRecognizer:
             raise unsupported_language(language, NAME, tuple(sorted(TRANSCRIBE_STREAMING_LOCALES)))
         self._socket = connect(presigned_url(region, credentials, language, threshold))
         self._buffer = EventStreamBuffer()
+        self.stabilization = stabilization_level(threshold)
+
+    def fits(self, settings: Settings) -> bool:
+        """Whether the session's threshold still asks for the level this stream was opened with."""
+        return stabilization_level(float(settings.min_stability_threshold)) == self.stabilization
 
     def feed(self, pcm: bytes) -> list[RecognitionResult]:
         self._socket.send(audio_event(pcm))

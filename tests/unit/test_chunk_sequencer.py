@@ -61,7 +61,7 @@ def test_whatever_the_arrival_order_chunks_go_on_once_each_and_in_order(data: st
     order = data.draw(st.permutations(range(count)))
     dropped = data.draw(st.sets(st.integers(0, count - 1)))
     repeated = data.draw(st.lists(st.integers(0, count - 1), max_size=5))
-    sequencer = ChunkSequencer()
+    sequencer = ChunkSequencer(expected=data.draw(st.sampled_from([None, 0])))
     now = 0.0
     out: list[int] = []
     pushed = [n for n in order if n not in dropped] + repeated
@@ -78,3 +78,23 @@ def test_whatever_the_arrival_order_chunks_go_on_once_each_and_in_order(data: st
     assert len(pushed) == counters.released + counters.late + counters.duplicates
     # Whatever was never released in between is counted missing.
     assert counters.missing == (out[-1] - out[0] + 1 - len(out) if out else 0)
+
+
+def test_a_connection_expected_from_0_waits_for_chunk_0_within_the_window() -> None:
+    sequencer = ChunkSequencer(expected=0)
+    assert sequencer.push(1, chunk(1), now=0.0) == []
+    assert sequencer.push(0, chunk(0), now=0.1) == [(0, chunk(0)), (1, chunk(1))]
+    assert sequencer.counters.missing == 0
+
+
+def test_an_expected_start_that_never_comes_is_given_up_after_the_window_and_not_counted_missing() -> None:
+    # (a connection whose first chunks were dropped while the broadcast was paused: they were never stored)
+    sequencer = ChunkSequencer(expected=0)
+    assert sequencer.push(40, chunk(40), now=0.0) == []
+    assert sequencer.tick(REORDER_WINDOW_SECONDS) == [(40, chunk(40))]
+    assert sequencer.counters.missing == 0
+    # From there on, a gap is a gap
+    sequencer.push(42, chunk(42), now=1.0)
+    assert sequencer.tick(1.0 + REORDER_WINDOW_SECONDS) == [(42, chunk(42))]
+    assert sequencer.counters.missing == 1
+    assert sequencer.push(0, chunk(0), now=2.0) == [] and sequencer.counters.late == 1

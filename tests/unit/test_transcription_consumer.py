@@ -6,25 +6,39 @@ the lease released, handed over or lost as the consumer stops."""
 from __future__ import annotations
 
 import base64
+import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from botocore.credentials import Credentials
+from botocore.eventstream import EventStreamBuffer
 
-from lambda_src import limits
+from lambda_src import limits, runtime
 from lambda_src.errors import ErrorCode
 from lambda_src.repositories.sessions import Session
 from lambda_src.transcription import starter
-from lambda_src.transcription.consumer import HANDED_OVER, IDLE, LEASED_ELSEWHERE, SESSION_OVER, Consumer
+from lambda_src.transcription.consumer import (
+    HANDED_OVER,
+    IDLE,
+    LEASE_LAPSED,
+    LEASED_ELSEWHERE,
+    SESSION_OVER,
+    Consumer,
+)
 from lambda_src.transcription.delivery import SegmentDelivery
 from lambda_src.transcription.processor import Item, RecognitionResult, Segment
 from lambda_src.transcription.recognizer import unsupported_language
+from lambda_src.transcription.transcribe_recognizer import TranscribeRecognizer, encode_event
 from lambda_src.translation.stand_in import StandInTranslator
-from tests.unit.flows import Clock, create_session, join, send
+from tests.unit.flows import OWNER, Clock, connect_with, create_session, join, send
 from tests.unit.helpers import body_of
 
+# Signs the test stand-in's stream URLs (never sent to AWS).
+CREDENTIALS = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
 # Each speaker connection's connectedAt, fixed at its first chunk (a connection's chunks share it, as API Gateway's
 # events do).
 CONNECTED_AT: defaultdict[str, int] = defaultdict(lambda: time.time_ns() // 1_000_000)
@@ -57,6 +71,9 @@ class ScriptedRecognizer:
     def close(self) -> list[RecognitionResult]:
         self.closed = True
         return [self._result(partial=False)] if self.fed else []
+
+    def fits(self, _settings: Any) -> bool:
+        return True
 
 
 class FakeTime:
@@ -337,3 +354,300 @@ def test_a_recognizer_that_cannot_be_reached_is_tried_again_with_later_audio(
     # Then the consumer lived on, and once a second had passed the later audio reached a new stream
     assert len(attempts) == 2 and attempts[1] - attempts[0] >= limits.TRANSCRIBER_RENEW_SECONDS
     assert [m["text"] for m in transcripts(gateway, speaker)] == ["found"]
+
+
+def captions_by_listener(gateway: Any, listeners: list[str]) -> dict[str, list[dict[str, Any]]]:
+    return {c: [m for m in gateway.messages_to(c) if m["type"] == "caption"] for c in listeners}
+
+
+def test_a_consumer_that_lost_its_lease_during_a_slow_call_delivers_nothing_more(tables, gateway) -> None:
+    # Given a session with listeners and 40 chunks of audio
+    session_id, speaker = create_session()
+    listeners = [join(session_id, "es"), join(session_id, "en")]
+    words = [f"w{n}" for n in range(40)]
+    speak(speaker, words)
+    fake = FakeTime()
+    successor = Run()
+
+    class SlowFirstFeed(ScriptedRecognizer):
+        def feed(self, pcm: bytes) -> list[RecognitionResult]:
+            if not self.fed:
+                # The first recognizer call takes 6 s: the lease (5 s) lapses, and a second consumer takes it and
+                # transcribes the buffer meanwhile.
+                fake.now += 6
+                assert consumer(session_id, successor, fake).run() == IDLE
+            return super().feed(pcm)
+
+    slow = SlowFirstFeed()
+    first = consumer(session_id, Run(), fake)
+    first.open_recognizer = lambda _session: slow
+    # When the first consumer's slow call returns
+    stopped = first.run()
+    # Then each listener got each segment once: one final, of all the words, under one segment id
+    for captions in captions_by_listener(gateway, listeners).values():
+        finals = [m for m in captions if not m["isPartial"]]
+        assert [(m["segmentId"], m["text"].split()[-1]) for m in finals] == [(captions[0]["segmentId"], "w39")]
+        assert {m["segmentId"] for m in captions} == {finals[0]["segmentId"]}
+    told = transcripts(gateway, speaker)
+    assert {m["segmentId"] for m in told} == {told[-1]["segmentId"]}
+    # And the first consumer stopped on learning that the lease was no longer its own, its stream closed; the
+    # second one transcribed all the audio
+    assert stopped == LEASED_ELSEWHERE and slow.closed
+    assert successor.recognizers[0].fed == words
+
+
+def test_a_lease_renewal_succeeds_only_for_its_holders_own_lease_id(tables, gateway) -> None:
+    session_id, speaker = create_session()
+    speak(speaker, ["hello"])
+    fake = FakeTime()
+    first, second = consumer(session_id, Run(), fake), consumer(session_id, Run(), fake)
+    assert first._hold(fake.now)
+    # Once the first one's lease has lapsed, another takes it
+    fake.now += limits.TRANSCRIBER_LEASE_SECONDS
+    assert second._hold(fake.now)
+    sessions = runtime.sessions()
+    # Then the first one's renewal is refused, lapsed or not
+    assert (
+        sessions.hold_transcriber_lease(session_id, first.lease_id, int(fake.now * 1000), None, renewing=True)[0]
+        is False
+    )
+    # and its release leaves the other's lease alone; the holder's own renewal succeeds
+    assert sessions.release_transcriber_lease(session_id, first.lease_id, None) is False
+    assert sessions.hold_transcriber_lease(session_id, second.lease_id, int(fake.now * 1000), None, renewing=True)[0]
+    # And once the holder released it, nobody renews it: it must be taken again
+    assert sessions.release_transcriber_lease(session_id, second.lease_id, None)
+    assert (
+        sessions.hold_transcriber_lease(session_id, second.lease_id, int(fake.now * 1000), None, renewing=True)[0]
+        is False
+    )
+
+
+def throttle(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeTime, until: list[float], operations: tuple[str, ...]
+) -> list[int]:
+    """The store's ``operations`` answer ThrottlingException while the fake clock is before ``until[0]``; the
+    store's retry pauses move the fake clock (nothing is slept). The throttled attempts, counted."""
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    from lambda_src.repositories import dynamodb
+
+    answer = BotocoreStubber.process_request
+    throttled = [0]
+
+    def process_request(stubber: BotocoreStubber, request: Any) -> Any:
+        target = request.headers.get("X-Amz-Target")
+        target = target.decode() if isinstance(target, bytes) else target or ""
+        if target.rpartition(".")[2] in operations and fake.now < until[0]:
+            throttled[0] += 1
+            body = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException"})
+            return 400, {"Content-Type": "application/x-amz-json-1.0"}, body
+        return answer(stubber, request)
+
+    monkeypatch.setattr(BotocoreStubber, "process_request", process_request)
+    monkeypatch.setattr(dynamodb.time, "sleep", lambda seconds: setattr(fake, "now", fake.now + seconds))
+    dynamodb.start_invocation(None)
+    return throttled
+
+
+@pytest.mark.parametrize("operations", [("Query",), ("Query", "UpdateItem")], ids=["buffer", "buffer and lease"])
+def test_a_throttled_store_does_not_end_the_consumer_and_its_open_segment_is_finalised(
+    tables, gateway, monkeypatch: pytest.MonkeyPatch, operations: tuple[str, ...]
+) -> None:
+    # Given a consumer that transcribed the first words (a partial is showing)
+    session_id, speaker = create_session()
+    listener = join(session_id, "en")
+    speak(speaker, ["good", "morning"])
+    run, fake = Run(), FakeTime()
+    the_consumer = consumer(session_id, run, fake)
+    until = [float("inf")]
+    throttled = throttle(monkeypatch, fake, until, operations)
+    until[0] = 0.0
+    original_sleep = fake.sleep
+
+    def throttled_for_a_while(seconds: float) -> None:
+        if fake.sleeps == 0:
+            # When the store is throttled for 1.5 s, while the speaker goes on
+            until[0] = fake.now + 1.5
+            speak(speaker, ["every", "one"], first=2)
+        original_sleep(seconds)
+
+    the_consumer.sleep = throttled_for_a_while
+    assert the_consumer.run() == IDLE
+    # Then the consumer went on: the later words were transcribed once the store answered
+    assert throttled[0] > 0 and fake.now > until[0]
+    assert run.recognizers[0].fed == ["good", "morning", "every", "one"] and run.recognizers[0].closed
+    # And the segment the listener was shown as partial got its final
+    captions = [m for m in gateway.messages_to(listener) if m["type"] == "caption"]
+    assert captions[-1]["isPartial"] is False and captions[-1]["text"] == "good morning every one"
+    item = tables.session(session_id)
+    assert "transcriberLeaseUntil" not in item and item["transcriberCursor"].endswith("#0000000000000003")
+
+
+def test_a_consumer_whose_renewals_go_unanswered_past_its_lease_stops_delivering(
+    tables, gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(limits, "TRANSCRIBER_IDLE_SECONDS", 2 * limits.TRANSCRIBER_LEASE_SECONDS)
+    session_id, speaker = create_session()
+    speak(speaker, ["one"])
+    run, fake = Run(), FakeTime()
+    the_consumer = consumer(session_id, run, fake)
+    until = [0.0]
+    throttle(monkeypatch, fake, until, ("UpdateItem",))
+    original_sleep = fake.sleep
+
+    def store_stops_answering_renewals(seconds: float) -> None:
+        if fake.sleeps == 0:
+            until[0] = float("inf")
+        original_sleep(seconds)
+
+    the_consumer.sleep = store_stops_answering_renewals
+    started = fake.now
+    # When no renewal gets through for longer than the lease
+    assert the_consumer.run() == LEASE_LAPSED
+    # Then it stopped once its lease ran out, its stream closed and its last results not delivered: another
+    # consumer may have taken the lapsed lease by then
+    assert started + limits.TRANSCRIBER_LEASE_SECONDS <= fake.now
+    assert run.recognizers[0].closed and all(segment.is_partial for segment in run.delivered)
+    assert tables.session(session_id)["transcriberLeaseId"] == the_consumer.lease_id
+
+
+def test_however_the_consumer_stops_its_stream_is_closed_and_its_lease_released(tables, gateway) -> None:
+    session_id, speaker = create_session()
+    speak(speaker, ["one", "two"])
+    run, fake = Run(), FakeTime()
+    the_consumer = consumer(session_id, run, fake)
+
+    def breaks(_seconds: float) -> None:
+        raise RuntimeError("something unforeseen")
+
+    the_consumer.sleep = breaks
+    with pytest.raises(RuntimeError, match="unforeseen"):
+        the_consumer.run()
+    assert run.recognizers[0].closed
+    assert run.delivered[-1].is_partial is False and run.delivered[-1].text == "one two"
+    assert "transcriberLeaseId" not in tables.session(session_id)
+
+
+@dataclass
+class TranscribeStandIn:
+    """Test stand-in for Amazon Transcribe's WebSocket API (no engine): each audio event's PCM spells a word,
+    answered with a partial of the words of the current result, or its final when the word ends a sentence."""
+
+    urls: list[str] = field(default_factory=list)
+    audio: list[list[str]] = field(default_factory=list)
+
+    def connect(self, url: str) -> Any:
+        self.urls.append(url)
+        self.audio.append([])
+        return _StandInSocket(self.audio[-1])
+
+    def stabilities(self) -> list[str]:
+        return [parse_qs(urlsplit(url).query)["partial-results-stability"][0] for url in self.urls]
+
+
+@dataclass
+class _StandInSocket:
+    words: list[str]
+    replies: list[bytes] = field(default_factory=list)
+    result: list[str] = field(default_factory=list)
+    results: int = 0
+
+    def send(self, message: bytes) -> None:
+        buffer = EventStreamBuffer()
+        buffer.add_data(message)
+        (event,) = list(buffer)
+        if not event.payload:
+            return
+        word = event.payload.decode().strip()
+        self.words.append(word)
+        self.result.append(word)
+        final = word.endswith(".")
+        items = [
+            {"Content": w, "StartTime": n * 0.1, "EndTime": n * 0.1 + 0.1, "Type": "pronunciation"}
+            | ({} if final else {"Stable": True})
+            for n, w in enumerate(self.result)
+        ]
+        result = {
+            "ResultId": f"r{self.results}", "StartTime": 0.0, "EndTime": len(items) * 0.1, "IsPartial": not final,
+            "Alternatives": [{"Transcript": " ".join(self.result), "Items": items}],
+        }  # fmt: skip
+        headers = {":content-type": "application/json", ":event-type": "TranscriptEvent", ":message-type": "event"}
+        self.replies.append(encode_event(headers, json.dumps({"Transcript": {"Results": [result]}}).encode()))
+        if final:
+            self.result, self.results = [], self.results + 1
+
+    def recv(self, timeout: float | None = None) -> bytes:
+        if not self.replies:
+            raise TimeoutError
+        return self.replies.pop(0)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_min_stability_change_reopens_the_stream_at_the_next_segment_boundary_with_its_level(
+    tables, gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(limits, "TRANSCRIBER_IDLE_SECONDS", 3)
+    # Given a session at minStability 0.85 (Transcribe's "medium") whose speaker has begun a sentence
+    session_id, speaker = create_session(minStability="0.85")
+    speak(speaker, ["good"])
+    transcribe_stand_in = TranscribeStandIn()
+
+    def open_transcribe(session: Session) -> TranscribeRecognizer:
+        threshold = float(session.config.min_stability_threshold)
+        return TranscribeRecognizer(
+            session.source_language, threshold, region="us-east-1", credentials=CREDENTIALS,
+            connect=transcribe_stand_in.connect,
+        )  # fmt: skip
+
+    run, fake = Run(), FakeTime()
+    the_consumer = consumer(session_id, run, fake)
+    the_consumer.open_recognizer = open_transcribe
+    original_sleep = fake.sleep
+
+    def speaker_changes_the_setting(seconds: float) -> None:
+        if fake.sleeps == 0:
+            # When the speaker raises minStability mid-sentence
+            reply = send({"action": "updateSessionConfig", "minStability": 0.95}, speaker)
+            assert body_of(reply)["minStabilityThreshold"] == 0.95
+        if fake.sleeps == 30:  # read by the consumer at its next renewal; the sentence goes on, then the next
+            speak(speaker, ["morning."], first=1)
+        if fake.sleeps == 40:
+            speak(speaker, ["hello", "again."], first=2)
+        original_sleep(seconds)
+
+    the_consumer.sleep = speaker_changes_the_setting
+    assert the_consumer.run() == IDLE
+    # Then the open sentence finished in its stream, and the next one went to a new stream at the new level
+    assert transcribe_stand_in.audio == [["good", "morning."], ["hello", "again."]]
+    assert transcribe_stand_in.stabilities() == ["medium", "low"]
+    finals = [m["text"] for m in transcripts(gateway, speaker) if not m["isPartial"]]
+    assert finals == ["good morning.", "hello again."]
+
+
+def test_chunk_0_of_a_refreshed_speaker_connection_stored_after_chunk_1_is_fed_in_order(tables, gateway) -> None:
+    # Given a consumer transcribing the speaker's first connection
+    session_id, speaker = create_session()
+    speak(speaker, ["hello"])
+    run, fake = Run(), FakeTime()
+    the_consumer = consumer(session_id, run, fake)
+    original_sleep = fake.sleep
+    refreshed: list[str] = []
+
+    def speaker_refreshes(seconds: float) -> None:
+        if fake.sleeps == 0:
+            # When the speaker refreshes its connection, and the new connection's chunk 1 is stored first
+            query = {"action": "refreshConnection", "sessionId": session_id, "role": "speaker"}
+            connection, response = connect_with(query, user_id=OWNER)
+            assert response["statusCode"] == 200, response
+            refreshed.append(connection)
+            speak(connection, ["new", "world"], order=[1])
+        if fake.sleeps == 2:  # within the reorder window
+            speak(refreshed[0], ["new", "world"], order=[0])
+        original_sleep(seconds)
+
+    the_consumer.sleep = speaker_refreshes
+    assert the_consumer.run() == IDLE
+    # Then both of its chunks were fed, in order
+    assert [word for recognizer in run.recognizers for word in recognizer.fed] == ["hello", "new", "world"]
