@@ -15,7 +15,7 @@ message, sweeper), API Gateway's management API (welcome), the JWKS client of th
 (authorizer; it makes no request until a token arrives).
 
 Where tracing is on (staging, prod), the functions that call AWS also load the X-Ray SDK and patch botocore
-while they load (``lambda_src.tracing``): each of them is timed that way too, in the same rounds, with
+while they load (``lambda_src.platform.tracing``): each of them is timed that way too, in the same rounds, with
 ``TRACE_AWS_CALLS`` and Lambda's ``LAMBDA_TASK_ROOT`` set (without it Powertools does not patch). Its cost is
 the median of the per-round differences to the same function untraced.
 
@@ -30,12 +30,12 @@ import subprocess
 import time
 
 from bench.common import PROJECT_ROOT, PYTHON, Row, row
-from lambda_src import tracing
+from lambda_src.platform import tracing
 
 SECTION = "3 cold start"
 TARGET_RATIO = 1.25
 
-_DYNAMODB = "from lambda_src.repositories import dynamodb\ndynamodb.client()"
+_DYNAMODB = "from lambda_src.adapters.repositories import dynamodb\ndynamodb.client()"
 INITS: dict[str, str] = {
     "connect": _DYNAMODB,
     "disconnect": _DYNAMODB,

@@ -1,5 +1,5 @@
 """What the benchmark sections share: table rows, percentiles, the machine's description, one DynamoDB Local
-for the in-process sections, tables created from ``lambda_src.schema``, and process-tree memory from /proc."""
+for the in-process sections, tables created from ``lambda_src.contract.schema``, and process-tree memory from /proc."""
 
 from __future__ import annotations
 
@@ -153,9 +153,9 @@ def bench_context(keep: bool = False) -> Iterator[Context]:
 
 
 def create_tables(client: Any, prefix: str) -> dict[str, str]:
-    """The service's tables (every definition in ``lambda_src.schema``) under ``prefix``; the handler
+    """The service's tables (every definition in ``lambda_src.contract.schema``) under ``prefix``; the handler
     environment naming them."""
-    from lambda_src import schema, settings
+    from lambda_src.contract import function_settings, schema
 
     names = {definition.construct_id: f"{prefix}-{definition.construct_id.lower()}" for definition in schema.TABLES}
     for definition in schema.TABLES:
@@ -165,10 +165,10 @@ def create_tables(client: Any, prefix: str) -> dict[str, str]:
             TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": definition.ttl_attribute}
         )
     return {
-        settings.ENV_SESSIONS_TABLE: names[schema.SESSIONS.construct_id],
-        settings.ENV_CONNECTIONS_TABLE: names[schema.CONNECTIONS.construct_id],
-        settings.ENV_RATE_LIMITS_TABLE: names[schema.RATE_LIMITS.construct_id],
-        settings.ENV_AUDIO_CHUNKS_TABLE: names[schema.AUDIO_CHUNKS.construct_id],
+        function_settings.ENV_SESSIONS_TABLE: names[schema.SESSIONS.construct_id],
+        function_settings.ENV_CONNECTIONS_TABLE: names[schema.CONNECTIONS.construct_id],
+        function_settings.ENV_RATE_LIMITS_TABLE: names[schema.RATE_LIMITS.construct_id],
+        function_settings.ENV_AUDIO_CHUNKS_TABLE: names[schema.AUDIO_CHUNKS.construct_id],
     }
 
 

@@ -29,9 +29,11 @@ from typing import Any
 
 from bench import request_counts
 from bench.common import Row, patched_environ, row, stdout_to_devnull
-from lambda_src import connections_api, runtime, schema
+from lambda_src import runtime
+from lambda_src.adapters import connections_api
+from lambda_src.adapters.repositories import dynamodb
+from lambda_src.contract import schema
 from lambda_src.handlers import connect
-from lambda_src.repositories import dynamodb
 from tests.unit.helpers import connect_event, new_connection_id
 
 SECTION = "7 contention"

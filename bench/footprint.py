@@ -48,9 +48,9 @@ from bench.common import (
     stdout_to_devnull,
 )
 from lambda_src import runtime
+from lambda_src.adapters.repositories.connections import WELCOME_ATTRIBUTE
+from lambda_src.contract.schema import CONNECTIONS_PARTITION_KEY
 from lambda_src.handlers import connect
-from lambda_src.repositories.connections import WELCOME_ATTRIBUTE
-from lambda_src.schema import CONNECTIONS_PARTITION_KEY
 from local_run import assembly as cloud_assembly
 from local_run.dev_issuer import DevIssuer
 from local_run.dynamodb_local import endpoint_environment, free_port

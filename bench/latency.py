@@ -37,10 +37,13 @@ from typing import Any
 from botocore import xform_name
 
 from bench.common import Row, create_tables, patched_environ, percentile, row, stdout_to_devnull
-from lambda_src import audio, connections_api, limits, rate_limits, runtime, settings
+from lambda_src import runtime
+from lambda_src.adapters import connections_api
+from lambda_src.adapters.repositories import dynamodb
+from lambda_src.adapters.transcription import starter
+from lambda_src.app import audio, rate_limits
+from lambda_src.contract import function_settings, limits
 from lambda_src.handlers import connect, disconnect, message
-from lambda_src.repositories import dynamodb
-from lambda_src.transcription import starter
 from local_run.dynamodb_local import endpoint_environment
 from tests.unit.fakes import CALLBACK_URL, FakeConnectionsApi
 from tests.unit.helpers import body_of, connect_event, disconnect_event, message_event
@@ -49,10 +52,10 @@ SECTION = "2 latency"
 TARGET_RATIO = 1.5
 TABLE_PREFIX = "bench-latency"
 UNLIMITED = {
-    settings.ENV_MAX_LISTENERS: "1000000",
-    settings.ENV_SESSIONS_PER_USER_PER_HOUR: "1000000",
-    settings.ENV_JOINS_PER_SESSION_PER_MINUTE: "1000000",
-    settings.ENV_CONNECTIONS_PER_SOURCE_PER_MINUTE: "1000000",
+    function_settings.ENV_MAX_LISTENERS: "1000000",
+    function_settings.ENV_SESSIONS_PER_USER_PER_HOUR: "1000000",
+    function_settings.ENV_JOINS_PER_SESSION_PER_MINUTE: "1000000",
+    function_settings.ENV_CONNECTIONS_PER_SOURCE_PER_MINUTE: "1000000",
 }
 _ROLE_OCTET = {"t": 1, "h": 2, "f": 3, "w": 4}  # template, handler, floor, warm-up states
 
@@ -115,7 +118,7 @@ def describe(calls: list[list[Any]]) -> str:
 
 
 def source_hash(address: str) -> str:
-    """A source address as ``lambda_src.rate_limits`` keys it (so the floor's counter item is its own). The
+    """A source address as ``lambda_src.app.rate_limits`` keys it (so the floor's counter item is its own). The
     first call reads (or creates) the secret that keys addresses, before any template is recorded, so no
     handler call measured here includes that once-per-process read."""
     return rate_limits.source_address_key(address)
@@ -416,7 +419,11 @@ def measure(database: Any, iterations: int = 200, warmup: int = 20) -> list[Row]
         with (
             stdout_to_devnull(),
             patched_environ(
-                {**endpoint_environment(database.endpoint), **UNLIMITED, settings.ENV_CALLBACK_URL: CALLBACK_URL}
+                {
+                    **endpoint_environment(database.endpoint),
+                    **UNLIMITED,
+                    function_settings.ENV_CALLBACK_URL: CALLBACK_URL,
+                }
             ),
         ):
             tables = create_tables(database.client(), TABLE_PREFIX)
@@ -425,7 +432,7 @@ def measure(database: Any, iterations: int = 200, warmup: int = 20) -> list[Row]
                 fake = FakeConnectionsApi()
                 connections_api.client = lambda: fake  # type: ignore[assignment]
                 starter.start = counted_start
-                for operation in operations(Fixtures(), tables[settings.ENV_CONNECTIONS_TABLE]):
+                for operation in operations(Fixtures(), tables[function_settings.ENV_CONNECTIONS_TABLE]):
                     invokes.clear()
                     result = run_operation(operation, iterations, warmup)
                     if invokes:

@@ -1,7 +1,8 @@
 """Section 9, the live path: from the speaker's chunk to each listener's ``caption``, through the local run.
 
 The local run (``bench.load_server``, as section 4 starts it, in its own process) gives its functions
-``TRANSCRIPTION_RECOGNIZER=scripted``: the scripted recognizer (``lambda_src.transcription.scripted_recognizer``)
+``TRANSCRIPTION_RECOGNIZER=scripted``: the scripted recognizer
+(``lambda_src.adapters.transcription.scripted_recognizer``)
 answers each chunk that completes a segment (every ``SEGMENT_CHUNKS``-th) at once with one FINAL naming the chunk's
 marker, so what is timed is the service's own part of the path: the speaker's ``sendAudio`` through the gateway
 and the message function into the audio buffer, the consumer's hand-off (it reads the buffer every 50 ms), the
@@ -47,11 +48,14 @@ from websockets.asyncio.client import ClientConnection
 from bench.common import Context, Row, patched_environ, percentile, row, stdout_to_devnull
 from bench.latency import RequestRecorder
 from bench.load import Server, _open, _speaker
-from lambda_src import connections_api, limits, runtime
-from lambda_src.repositories import dynamodb
-from lambda_src.transcription import delivery, recognizers, scripted_recognizer
-from lambda_src.transcription.processor import PARTIAL_WINDOW_SECONDS, Segment
-from lambda_src.transcription.scripted_recognizer import SEGMENT_CHUNKS
+from lambda_src import runtime
+from lambda_src.adapters import connections_api
+from lambda_src.adapters.repositories import dynamodb
+from lambda_src.adapters.transcription import recognizers, scripted_recognizer
+from lambda_src.adapters.transcription.scripted_recognizer import SEGMENT_CHUNKS
+from lambda_src.app.transcription import delivery
+from lambda_src.contract import limits
+from lambda_src.model.partial_result_processor import PARTIAL_WINDOW_SECONDS, Segment
 from local_run import assembly as cloud_assembly
 from local_run.dynamodb_local import endpoint_environment
 from local_run.run import STAND_INS

@@ -38,7 +38,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from bench.common import PROJECT_ROOT, PYTHON, Context, Row, percentile, process_tree, row, rss_bytes
-from lambda_src import limits
+from lambda_src.contract import limits
 from local_run.dynamodb_local import free_port
 
 SECTION = "4 load"

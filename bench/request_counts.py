@@ -1,6 +1,6 @@
 """DynamoDB requests per operation, on DynamoDB Local, counted with a botocore event hook.
 
-Runs the unchanged handlers in this process against tables created from ``lambda_src.schema`` (what the
+Runs the unchanged handlers in this process against tables created from ``lambda_src.contract.schema`` (what the
 stack deploys); ``@connections`` posts go to a recorder, since only DynamoDB requests are counted here.
 Prints a table beside each operation's floor and writes JSON (``--output``).
 
@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Row, create_tables, patched_environ, row, stdout_to_devnull
-from lambda_src import connections_api, limits, runtime, schema, settings
+from lambda_src import runtime
+from lambda_src.adapters import connections_api
+from lambda_src.adapters.repositories import dynamodb
+from lambda_src.contract import function_settings, limits, schema
 from lambda_src.handlers import connect, disconnect, message
-from lambda_src.repositories import dynamodb
 from local_run.dynamodb_local import DynamoDBLocal, endpoint_environment
 from tests.unit.fakes import CALLBACK_URL, FakeConnectionsApi
 from tests.unit.helpers import (
@@ -39,10 +41,11 @@ SECTION = "1 requests"
 
 
 def _prepare(database: DynamoDBLocal, prefix: str = TABLE_PREFIX) -> None:
-    """Every table of ``lambda_src.schema`` (Sessions, Connections, RateLimits) and the environment naming them."""
+    """Every table of ``lambda_src.contract.schema`` (Sessions, Connections, RateLimits) and the environment naming
+    them."""
     os.environ.update(endpoint_environment(database.endpoint))
     os.environ.update(create_tables(database.client(), prefix))
-    os.environ[settings.ENV_CALLBACK_URL] = CALLBACK_URL
+    os.environ[function_settings.ENV_CALLBACK_URL] = CALLBACK_URL
     runtime.reset()
     fake = FakeConnectionsApi()
     connections_api.client = lambda: fake  # type: ignore[assignment]

@@ -14,8 +14,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from bench.common import Row, percentile, row
-from lambda_src.transcription.local_recognizer import PocketsphinxRecognizer
-from lambda_src.transcription.processor import PartialResultProcessor, RecognitionResult
+from lambda_src.adapters.transcription.local_recognizer import PocketsphinxRecognizer
+from lambda_src.model.partial_result_processor import PartialResultProcessor, RecognitionResult
 from local_run.speech import speak_pcm
 
 SECTION = "transcription"

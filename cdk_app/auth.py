@@ -11,7 +11,7 @@ from constructs import Construct
 
 from cdk_app import nag
 from cdk_app.config import EnvironmentConfig
-from lambda_src import auth
+from lambda_src.adapters import auth
 
 # API Gateway refuses a connection with 401, without calling the authorizer, when an identity source is
 # missing. Anonymous listeners send no token, so the identity source is a header every WebSocket

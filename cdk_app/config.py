@@ -16,7 +16,7 @@ from typing import Any
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
 
-from lambda_src import routes, settings
+from lambda_src.contract import function_settings, routes
 
 ENV_CONTEXT_KEY = "env"
 DEFAULT_ENVIRONMENT = "dev"
@@ -46,7 +46,7 @@ class EnvironmentConfig:
     route_throttles: Mapping[str, RouteThrottle]
     # X-Ray: Lambda tracing mode Active (sampled traces of each invocation and its initialization), and botocore
     # patched in the functions that call AWS, so each AWS SDK call is a subsegment with its latency
-    # (lambda_src.tracing).
+    # (lambda_src.platform.tracing).
     tracing_enabled: bool
     # True: the tables and the log groups are encrypted with keys of the stack's own (rotated yearly, their
     # use in CloudTrail, revocable); False: with the AWS managed keys (tables) and CloudWatch Logs' own.
@@ -54,9 +54,9 @@ class EnvironmentConfig:
     # Handler module -> the concurrency reserved for its function (also its cap); a module not named draws on
     # the account's unreserved pool. See RESERVED_CONCURRENCY_MODULES and the README (Operations).
     reserved_concurrency: Mapping[str, int]
-    # The functions' per-environment settings by name (lambda_src.settings.FUNCTION_SETTINGS declares them:
-    # variable, kind, default, context key), e.g. function_settings["max_listeners_per_session"].
-    function_settings: Mapping[str, int | str] = field(default_factory=settings.defaults)
+    # The functions' per-environment settings by name (lambda_src.contract.function_settings.FUNCTION_SETTINGS
+    # declares them: variable, kind, default, context key), e.g. function_settings["max_listeners_per_session"].
+    function_settings: Mapping[str, int | str] = field(default_factory=function_settings.defaults)
     user_pool_id: str = ""  # an existing Cognito user pool to trust; empty: the stack creates one
     user_pool_client_id: str = ""
     alarm_email: str = ""  # subscribed to the alarm topic when set (the address confirms by e-mail)
@@ -188,7 +188,7 @@ ROUTE_KEYS = frozenset({routes.CONNECT, routes.DISCONNECT, routes.DEFAULT, *rout
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 # camelCase context keys for the overridable (single-valued) fields, e.g. logRetentionDays; the functions'
-# settings are overridden by their own context keys (settings.FunctionSetting.context_key).
+# settings are overridden by their own context keys (function_settings.FunctionSetting.context_key).
 _OVERRIDABLE = {
     "".join(part.capitalize() if i else part for i, part in enumerate(f.name.split("_"))): f
     for f in fields(EnvironmentConfig)
@@ -213,15 +213,15 @@ def load(context: Mapping[str, Any] | Any) -> EnvironmentConfig:
     reserved = get(RESERVED_CONCURRENCY_KEY)
     if reserved is not None:
         overrides["reserved_concurrency"] = _reserved_concurrency(config.reserved_concurrency, reserved)
-    function_settings = dict(config.function_settings)
-    for setting in settings.FUNCTION_SETTINGS:
+    values = dict(config.function_settings)
+    for setting in function_settings.FUNCTION_SETTINGS:
         raw = get(setting.context_key)
         if raw is not None:
-            function_settings[setting.name] = _coerce(setting.context_key, raw, setting.kind)
-    config = replace(config, **overrides, function_settings=function_settings)
+            values[setting.name] = _coerce(setting.context_key, raw, setting.kind)
+    config = replace(config, **overrides, function_settings=values)
     if config.log_retention_days not in _RETENTION_BY_DAYS:
         raise ValueError(f"logRetentionDays must be one of {sorted(_RETENTION_BY_DAYS)}")
-    for setting in settings.FUNCTION_SETTINGS:
+    for setting in function_settings.FUNCTION_SETTINGS:
         value = config.function_settings[setting.name]
         if setting.minimum is not None and isinstance(value, int) and value < setting.minimum:
             raise ValueError(f"{setting.context_key} must be at least {setting.minimum}, got {value}")

@@ -5,7 +5,7 @@ Every alarm notifies the topic when it fires and when it recovers; missing data 
 The topic is encrypted with a key of its own (CloudWatch may use it to publish; an AWS managed key would
 refuse CloudWatch) and accepts only TLS. An e-mail address from ``-c alarmEmail=...`` is subscribed to it.
 
-The alarm on rejected configurations watches a metric the functions emit (``lambda_src.metrics``) and is
+The alarm on rejected configurations watches a metric the functions emit (``lambda_src.platform.metrics``) and is
 built only from that module's constants: namespace, metric name, and the exact dimension set the code
 publishes it with (the default dimensions ``service`` and ``environment``, plus its extra dimension), with
 the values the stack gives the functions (``POWERTOOLS_SERVICE_NAME``, ``ENVIRONMENT_NAME``).
@@ -35,8 +35,9 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
-from lambda_src import log, messages, metrics
-from lambda_src.errors import ErrorCode
+from lambda_src.contract.errors import ErrorCode
+from lambda_src.platform import log, metrics
+from lambda_src.protocol import messages
 
 PERIOD: Final = Duration.minutes(5)
 # Errors in one period that fire a function's alarm. Every handler turns failures into replies, so a
@@ -76,7 +77,7 @@ def service_metric(
     extra_value: str | None = None,
     label: str | None = None,
 ) -> cloudwatch.Metric:
-    """A metric of ``lambda_src.metrics`` exactly as the functions of ``config``'s environment publish it:
+    """A metric of ``lambda_src.platform.metrics`` exactly as the functions of ``config``'s environment publish it:
     its namespace and name, and its dimension set (the defaults, with the values the stack gives the
     functions, plus its extra dimension with ``extra_value`` when it has one)."""
     dimensions = {metrics.SERVICE_DIMENSION: log.SERVICE_NAME, metrics.ENVIRONMENT_DIMENSION: config.name}

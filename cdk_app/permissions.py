@@ -1,6 +1,6 @@
 """What each function may do to each table: exactly the DynamoDB actions its code calls, and nothing else.
 
-Read off ``lambda_src/handlers`` and ``lambda_src/repositories`` (keep them in step when either changes):
+Read off ``lambda_src/handlers`` and ``lambda_src/adapters/repositories`` (keep them in step when either changes):
 
 - A transaction (``TransactWriteItems``) needs no action of its own: IAM authorizes each of its items, so a
   ``Put`` needs ``PutItem``, an ``Update`` ``UpdateItem``, a ``Delete`` ``DeleteItem`` and a
@@ -34,7 +34,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 
 from cdk_app import nag
-from lambda_src import schema
+from lambda_src.contract import schema
 
 GET: Final = "dynamodb:GetItem"
 BATCH_GET: Final = "dynamodb:BatchGetItem"

@@ -16,7 +16,7 @@ from cdk_app.monitoring import ServiceAlarms, ServiceDashboard
 from cdk_app.permissions import DOWNSTREAM_BROADCAST
 from cdk_app.tables import SessionTables
 from cdk_app.websocket_api import SessionWebSocketApi
-from lambda_src import schema
+from lambda_src.contract import schema
 
 
 class SessionServiceStack(Stack):

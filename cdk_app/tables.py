@@ -1,4 +1,4 @@
-"""The DynamoDB tables, built from the definitions in ``lambda_src.schema`` (which the repositories and
+"""The DynamoDB tables, built from the definitions in ``lambda_src.contract.schema`` (which the repositories and
 the unit tests' tables use too); the local run creates its tables from the synthesized template."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from constructs import Construct
 from cdk_app import nag
 from cdk_app.config import EnvironmentConfig
 from cdk_app.permissions import DOWNSTREAM_READ, STREAM_KEY_ACTIONS, TABLE_KEY_ACTIONS, TableAccess
-from lambda_src import schema
+from lambda_src.contract import schema
 
 _ATTRIBUTE_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER}
 _PROJECTIONS = {"ALL": dynamodb.ProjectionType.ALL, "KEYS_ONLY": dynamodb.ProjectionType.KEYS_ONLY}

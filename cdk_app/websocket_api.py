@@ -26,9 +26,10 @@ from cdk_app.bundling import dependencies_layer, lambda_code
 from cdk_app.config import EnvironmentConfig
 from cdk_app.permissions import FUNCTION_TABLE_ACCESS
 from cdk_app.tables import SessionTables
-from lambda_src import limits, log, metrics, routes, schema, settings, tracing
-from lambda_src.repositories.connections import WELCOME_ATTRIBUTE
-from lambda_src.transcription import starter
+from lambda_src.adapters.repositories.connections import WELCOME_ATTRIBUTE
+from lambda_src.adapters.transcription import starter
+from lambda_src.contract import function_settings, limits, routes, schema
+from lambda_src.platform import log, metrics, tracing
 
 # One JSON object per request or message. Correlation ids, what happened and how it ended; never the
 # client's address or anything else from $context.identity (no full IP address is ever logged).
@@ -138,7 +139,7 @@ class SessionWebSocketApi(Construct):
             f"arn:{Aws.PARTITION}:execute-api:{Aws.REGION}:{Aws.ACCOUNT_ID}:{self.api.api_id}"
             f"/{self.stage.stage_name}/*/@connections/*"
         )
-        function.add_environment(settings.ENV_CALLBACK_URL, self.stage.callback_url)
+        function.add_environment(function_settings.ENV_CALLBACK_URL, self.stage.callback_url)
         self.stage.grant_management_api_access(function)
         assert function.role is not None
         nag.acknowledge_wildcard_resource(
@@ -156,13 +157,13 @@ class SessionWebSocketApi(Construct):
             constants.ENV_SERVICE_NAME: log.SERVICE_NAME,
             constants.ENV_METRICS_NAMESPACE: metrics.NAMESPACE,
             metrics.ENV_ENVIRONMENT_NAME: config.name,
-            settings.ENV_SESSIONS_TABLE: self._tables.sessions.table_name,
-            settings.ENV_CONNECTIONS_TABLE: self._tables.connections.table_name,
-            settings.ENV_RATE_LIMITS_TABLE: self._tables.rate_limits.table_name,
-            settings.ENV_AUDIO_CHUNKS_TABLE: self._tables.audio_chunks.table_name,
+            function_settings.ENV_SESSIONS_TABLE: self._tables.sessions.table_name,
+            function_settings.ENV_CONNECTIONS_TABLE: self._tables.connections.table_name,
+            function_settings.ENV_RATE_LIMITS_TABLE: self._tables.rate_limits.table_name,
+            function_settings.ENV_AUDIO_CHUNKS_TABLE: self._tables.audio_chunks.table_name,
         }
         # Every per-environment setting, from the one table the functions read them by.
-        for setting in settings.FUNCTION_SETTINGS:
+        for setting in function_settings.FUNCTION_SETTINGS:
             value = setting.environment_value(config.function_settings[setting.name])
             if value is not None:
                 environment[setting.env_var] = value

@@ -7,7 +7,8 @@ Reading, from a function the stack granted read access (``SessionServiceStack.gr
     from lambda_src.downstream import read_partial_result_config, read_session_settings
     config = read_partial_result_config("golden-eagle-427")   # None when there is no live session
     settings = read_session_settings("golden-eagle-427")      # both, from one read
-    if settings is not None and settings.broadcast.forwards_audio: ...   # not paused, not muted, volume above 0
+    if settings is not None and function_settings.broadcast.forwards_audio: ...   # not paused, not muted, volume above
+    0
 
 Posting, from a function granted ``SessionServiceStack.grant_downstream`` (the listener index, ``@connections``
 and the write that counts a vanished listener out)::
@@ -29,11 +30,14 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from lambda_src import fanout, limits, messages, runtime, service, settings, validation
-from lambda_src.broadcast import BroadcastState
-from lambda_src.errors import ErrorCode, ServiceError
-from lambda_src.partial_results import PartialResultConfig
-from lambda_src.repositories.sessions import Session
+from lambda_src import runtime
+from lambda_src.adapters.repositories.sessions import Session
+from lambda_src.app import connections, fanout
+from lambda_src.contract import function_settings, limits
+from lambda_src.contract.errors import ErrorCode, ServiceError
+from lambda_src.model.broadcast import BroadcastState
+from lambda_src.model.partial_results import PartialResultConfig
+from lambda_src.protocol import messages, validation
 
 MESSAGE = "message"  # the field a refused message is reported under
 
@@ -120,7 +124,7 @@ class PendingBroadcast:
     def finish(self) -> BroadcastReport:
         """Wait for every post; count out, in this thread, each listener a 410 proves gone. Never raises."""
         result = self._posting.settle(
-            service.count_out_if_vanished,
+            connections.count_out_if_vanished,
             "listeners of a language posted to",
             session_id=self._session_id,
             target_language=self._target_language,
@@ -143,7 +147,9 @@ def start_broadcast(
     ``INVALID_PARAMETERS``, nothing posted) for a malformed session id, an unsupported language, or a message
     that is not a JSON object with a string ``type`` within API Gateway's frame size."""
     session_id = validation.parse_session_id(session_id)
-    target_language = validation.parse_language(validation.TARGET_LANGUAGE, target_language, settings.load().languages)
+    target_language = validation.parse_language(
+        validation.TARGET_LANGUAGE, target_language, function_settings.load().languages
+    )
     checked = _checked_message(message)
     if listeners is None:
         listeners = [

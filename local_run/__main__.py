@@ -11,11 +11,11 @@ import signal
 import sys
 from pathlib import Path
 
-from lambda_src import settings
+from lambda_src.contract import function_settings
 from local_run.run import STAND_IN_NOTES, LocalRun
 
 # `make local MAX_LISTENERS_PER_SESSION=50 ...`: each function setting by its variable, passed as its context key.
-CONTEXT_FROM_ENVIRONMENT = {setting.env_var: setting.context_key for setting in settings.FUNCTION_SETTINGS}
+CONTEXT_FROM_ENVIRONMENT = {setting.env_var: setting.context_key for setting in function_settings.FUNCTION_SETTINGS}
 
 
 def _seconds(text: str) -> float:

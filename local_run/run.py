@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lambda_src import translation
-from lambda_src.transcription import recognizers
+from lambda_src.adapters import translation
+from lambda_src.adapters.transcription import recognizers
 from local_run import assembly as cloud_assembly
 from local_run.console import Console
 from local_run.dynamodb_local import PROJECT_ROOT, DynamoDBLocal, endpoint_environment, free_port

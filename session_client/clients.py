@@ -13,9 +13,11 @@ import base64
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from lambda_src import limits, partial_results, routes, validation
-from lambda_src.messages import STATUS_REQUESTED
-from lambda_src.schema import ROLE_LISTENER, ROLE_SPEAKER
+from lambda_src.contract import limits, routes
+from lambda_src.contract.schema import ROLE_LISTENER, ROLE_SPEAKER
+from lambda_src.model import partial_results
+from lambda_src.protocol import validation
+from lambda_src.protocol.messages import STATUS_REQUESTED
 from session_client import messages
 from session_client.connection import ACTION, DEFAULT_URL, Connection, Expectation, of_type
 from session_client.messages import ServerMessage

@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from lambda_src import routes
+from lambda_src.contract import routes
 from session_client import messages
 from session_client.messages import ConnectionRefreshComplete, ConnectionRefreshRequired, ErrorMessage, ServerMessage
 

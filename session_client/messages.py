@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from lambda_src.errors import ErrorCode
+from lambda_src.contract.errors import ErrorCode
 
 _Message = TypeVar("_Message", bound="ServerMessage")
 

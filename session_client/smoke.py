@@ -28,8 +28,8 @@ from urllib.parse import urlparse
 
 from websockets.exceptions import ConnectionClosed
 
-from lambda_src.transcription import recognizers
-from lambda_src.translation import stand_in
+from lambda_src.adapters.transcription import recognizers
+from lambda_src.adapters.translation import stand_in
 from local_run import speech
 from session_client import messages
 from session_client.audio import CHUNK_MILLISECONDS, chunk_bytes

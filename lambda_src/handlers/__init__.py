@@ -6,14 +6,14 @@ load, and again in every full collection after, for nothing: none of them is gar
 paused while the package loads, and each handler module ends with ``finish_loading()``, which moves what
 loading created out of the collector's reach (``gc.freeze``) and resumes it. Measured by ``make bench``,
 section 3: about a tenth of a cold start on a small machine. Where the stack turns tracing on, botocore is
-patched for X-Ray here too, before any client exists (``lambda_src.tracing``).
+patched for X-Ray here too, before any client exists (``lambda_src.platform.tracing``).
 """
 
 from __future__ import annotations
 
 import gc
 
-from lambda_src import tracing
+from lambda_src.platform import tracing
 
 _COLLECTOR_WAS_ENABLED = gc.isenabled()
 gc.disable()

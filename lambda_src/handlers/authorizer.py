@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from lambda_src import auth, metrics
-from lambda_src.errors import ErrorCode
+from lambda_src.adapters import auth
+from lambda_src.contract.errors import ErrorCode
 from lambda_src.handlers import finish_loading
 from lambda_src.handlers.common import Event, entry_point, logger, query_parameters
+from lambda_src.platform import metrics
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext

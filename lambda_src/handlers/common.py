@@ -13,16 +13,18 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from lambda_src import limits, messages, metrics
-from lambda_src.caller import Caller
-from lambda_src.errors import ErrorCode, ServiceError
-from lambda_src.log import CONNECTION_ID_KEY, REQUEST_ID_KEY, ROUTE_KEY, clear_correlation_keys, logger
-from lambda_src.repositories import dynamodb
+from lambda_src.adapters.repositories import dynamodb
+from lambda_src.contract import limits
+from lambda_src.contract.errors import ErrorCode, ServiceError
+from lambda_src.model.caller import Caller
+from lambda_src.platform import metrics
+from lambda_src.platform.log import CONNECTION_ID_KEY, REQUEST_ID_KEY, ROUTE_KEY, clear_correlation_keys, logger
+from lambda_src.protocol import messages
 
 if TYPE_CHECKING:  # for annotations only: nothing more is imported when a function loads
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from lambda_src.repositories.dynamodb import Guarded
+    from lambda_src.adapters.repositories.dynamodb import Guarded
 
 Event = dict[str, Any]
 Response = dict[str, Any]

@@ -11,26 +11,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from lambda_src import messages, rate_limits, service, settings, validation
-from lambda_src.caller import Action, Caller, Reply, speaker_for
-from lambda_src.errors import ErrorCode, ServiceError
+from lambda_src.app import connections, rate_limits
+from lambda_src.contract import function_settings
+from lambda_src.contract.errors import ErrorCode, ServiceError
+from lambda_src.contract.routes import CONNECT_ACTIONS, CREATE_SESSION, JOIN_SESSION, REFRESH_CONNECTION, RESUME_SESSION
+from lambda_src.contract.schema import ROLE_SPEAKER
 from lambda_src.handlers import finish_loading
 from lambda_src.handlers.common import Event, Response, caller, query_parameters, source_ip, websocket_handler
-from lambda_src.routes import CONNECT_ACTIONS, CREATE_SESSION, JOIN_SESSION, REFRESH_CONNECTION, RESUME_SESSION
-from lambda_src.schema import ROLE_SPEAKER
-from lambda_src.validation import CreateSessionRequest, JoinSessionRequest, RefreshConnectionRequest
+from lambda_src.model.caller import Action, Caller, Reply, speaker_for
+from lambda_src.protocol import messages, validation
+from lambda_src.protocol.validation import CreateSessionRequest, JoinSessionRequest, RefreshConnectionRequest
 
 
 def _parse_create(params: Mapping[str, Any], _caller: Caller) -> CreateSessionRequest:
-    return validation.parse_create_session(params, settings.load().languages)
+    return validation.parse_create_session(params, function_settings.load().languages)
 
 
 def _parse_join(params: Mapping[str, Any], _caller: Caller) -> JoinSessionRequest:
-    return validation.parse_join_session(params, settings.load().languages)
+    return validation.parse_join_session(params, function_settings.load().languages)
 
 
 def _parse_refresh(params: Mapping[str, Any], caller: Caller) -> RefreshConnectionRequest:
-    return validation.parse_refresh_connection(params, settings.load().languages, caller.connection_id)
+    return validation.parse_refresh_connection(params, function_settings.load().languages, caller.connection_id)
 
 
 def _parse_session_id(params: Mapping[str, Any], _caller: Caller) -> str:
@@ -42,7 +44,7 @@ def _nothing(_params: Mapping[str, Any], _caller: Caller) -> None:
 
 
 def _open_connection(_request: None, caller: Caller) -> Reply:
-    service.open_connection(caller)
+    connections.open_connection(caller)
     return {}  # nothing to say: the handshake's 200 is the answer
 
 
@@ -54,12 +56,14 @@ def _speaker_refresh(request: RefreshConnectionRequest) -> str | None:
 ACTIONS: dict[str | None, Action[Any]] = {
     CREATE_SESSION: Action(
         _parse_create,
-        lambda request, caller: service.create_session(request, caller, on_connect=True),
+        lambda request, caller: connections.create_session(request, caller, on_connect=True),
         speaker=speaker_for("creating a session"),
     ),
-    JOIN_SESSION: Action(_parse_join, lambda request, caller: service.join_session(request, caller, on_connect=True)),
-    REFRESH_CONNECTION: Action(_parse_refresh, service.refresh_connection, speaker=_speaker_refresh),
-    RESUME_SESSION: Action(_parse_session_id, service.resume_session, speaker=speaker_for("resuming a session")),
+    JOIN_SESSION: Action(
+        _parse_join, lambda request, caller: connections.join_session(request, caller, on_connect=True)
+    ),
+    REFRESH_CONNECTION: Action(_parse_refresh, connections.refresh_connection, speaker=_speaker_refresh),
+    RESUME_SESSION: Action(_parse_session_id, connections.resume_session, speaker=speaker_for("resuming a session")),
     None: Action(_nothing, _open_connection),
 }
 

@@ -3,14 +3,15 @@ its resume window; nothing here ever resurrects a session."""
 
 from __future__ import annotations
 
-from lambda_src import messages, service
+from lambda_src.app import connections
 from lambda_src.handlers import finish_loading
 from lambda_src.handlers.common import Event, Response, connection_id, websocket_handler
+from lambda_src.protocol import messages
 
 
 @websocket_handler
 def handler(event: Event) -> Response:
-    service.disconnect(connection_id(event), messages.now_ms())
+    connections.disconnect(connection_id(event), messages.now_ms())
     return {"statusCode": 200}
 
 

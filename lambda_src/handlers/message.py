@@ -9,21 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from lambda_src import audio, fanout, messages, service, session_control, settings, validation
-from lambda_src.broadcast import BroadcastChange
-from lambda_src.caller import Action, Caller, Reply, speaker_for
-from lambda_src.errors import ErrorCode, ServiceError
-from lambda_src.handlers import finish_loading
-from lambda_src.handlers.common import (
-    Event,
-    Response,
-    caller,
-    message_body,
-    reply,
-    request_context,
-    websocket_handler,
-)
-from lambda_src.routes import (
+from lambda_src.app import audio, connections, fanout, session_control
+from lambda_src.contract import function_settings
+from lambda_src.contract.errors import ErrorCode, ServiceError
+from lambda_src.contract.routes import (
     CHANGE_LANGUAGE,
     CREATE_SESSION,
     DEFAULT,
@@ -44,19 +33,32 @@ from lambda_src.routes import (
     UNMUTE_BROADCAST,
     UPDATE_SESSION_CONFIG,
 )
-from lambda_src.validation import CreateSessionRequest, JoinSessionRequest
+from lambda_src.handlers import finish_loading
+from lambda_src.handlers.common import (
+    Event,
+    Response,
+    caller,
+    message_body,
+    reply,
+    request_context,
+    websocket_handler,
+)
+from lambda_src.model.broadcast import BroadcastChange
+from lambda_src.model.caller import Action, Caller, Reply, speaker_for
+from lambda_src.protocol import messages, validation
+from lambda_src.protocol.validation import CreateSessionRequest, JoinSessionRequest
 
 
 def _parse_create(body: Mapping[str, Any], _caller: Caller) -> CreateSessionRequest:
-    return validation.parse_create_session(body, settings.load().languages)
+    return validation.parse_create_session(body, function_settings.load().languages)
 
 
 def _parse_join(body: Mapping[str, Any], _caller: Caller) -> JoinSessionRequest:
-    return validation.parse_join_session(body, settings.load().languages)
+    return validation.parse_join_session(body, function_settings.load().languages)
 
 
 def _parse_language(body: Mapping[str, Any], _caller: Caller) -> str:
-    return validation.parse_change_language(body, settings.load().languages)
+    return validation.parse_change_language(body, function_settings.load().languages)
 
 
 def _no_fields(body: Mapping[str, Any], _caller: Caller) -> None:
@@ -68,7 +70,7 @@ def _nothing(_body: Mapping[str, Any], _caller: Caller) -> None:
 
 
 def _heartbeat(_request: None, caller: Caller) -> Reply:
-    return service.heartbeat(caller, lambda notice: fanout.post_quietly(caller.connection_id, notice))
+    return connections.heartbeat(caller, lambda notice: fanout.post_quietly(caller.connection_id, notice))
 
 
 # Speaker actions on an existing session (``session_control.of_the_speaker``) name their session or act on
@@ -84,12 +86,14 @@ def _broadcast_switch(change: BroadcastChange, notice: str) -> Action:
 ACTIONS: dict[str, Action[Any]] = {
     CREATE_SESSION: Action(
         _parse_create,
-        lambda request, caller: service.create_session(request, caller, on_connect=False),
+        lambda request, caller: connections.create_session(request, caller, on_connect=False),
         speaker=speaker_for("creating a session"),
     ),
-    JOIN_SESSION: Action(_parse_join, lambda request, caller: service.join_session(request, caller, on_connect=False)),
+    JOIN_SESSION: Action(
+        _parse_join, lambda request, caller: connections.join_session(request, caller, on_connect=False)
+    ),
     HEARTBEAT: Action(_nothing, _heartbeat),
-    LEAVE_SESSION: Action(_nothing, lambda _request, caller: service.leave_session(caller)),
+    LEAVE_SESSION: Action(_nothing, lambda _request, caller: connections.leave_session(caller)),
     UPDATE_SESSION_CONFIG: Action(
         session_control.of_the_speaker(validation.parse_config_update), session_control.update_config
     ),
@@ -114,10 +118,10 @@ ACTIONS: dict[str, Action[Any]] = {
     # dropped while the broadcast is paused, muted or at volume 0).
     SEND_AUDIO: Action(audio.parse, audio.send_audio),
     # A listener's own controls: its row's target language, and playback acknowledged to it alone.
-    CHANGE_LANGUAGE: Action(_parse_language, service.change_language),
-    SWITCH_LANGUAGE: Action(_parse_language, service.change_language),
-    PAUSE_PLAYBACK: Action(_no_fields, service.playback("playbackPaused")),
-    RESUME_PLAYBACK: Action(_no_fields, service.playback("playbackResumed")),
+    CHANGE_LANGUAGE: Action(_parse_language, connections.change_language),
+    SWITCH_LANGUAGE: Action(_parse_language, connections.change_language),
+    PAUSE_PLAYBACK: Action(_no_fields, connections.playback("playbackPaused")),
+    RESUME_PLAYBACK: Action(_no_fields, connections.playback("playbackResumed")),
 }
 
 

@@ -2,16 +2,17 @@
 
 Triggered by the Connections table's stream (new and old images), filtered to listener rows, with a batching
 window: each batch carries a window's listener arrivals, departures and language changes, and each session
-gets at most one push per batch (``lambda_src.speaker_status``).
+gets at most one push per batch (``lambda_src.app.speaker_status``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lambda_src import messages, speaker_status
+from lambda_src.app import speaker_status
 from lambda_src.handlers import finish_loading
 from lambda_src.handlers.common import entry_point
+from lambda_src.protocol import messages
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext

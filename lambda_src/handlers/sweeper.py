@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lambda_src import messages, session_control
+from lambda_src.app import session_control
 from lambda_src.handlers import finish_loading
 from lambda_src.handlers.common import entry_point
-from lambda_src.log import logger
+from lambda_src.platform.log import logger
+from lambda_src.protocol import messages
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext

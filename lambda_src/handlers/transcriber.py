@@ -1,4 +1,4 @@
-"""The transcription consumer of one session (``lambda_src.transcription.consumer``), invoked asynchronously
+"""The transcription consumer of one session (``lambda_src.app.transcription.consumer``), invoked asynchronously
 with ``{"sessionId": ...}`` by the message function when audio arrives and no consumer holds the session's
 lease, or with ``handedOverBy`` by a predecessor handing over before its timeout."""
 
@@ -7,10 +7,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from lambda_src.adapters.transcription import recognizers, starter
+from lambda_src.app.transcription import consumer, delivery
 from lambda_src.handlers import finish_loading
 from lambda_src.handlers.common import entry_point
-from lambda_src.log import SESSION_ID_KEY, logger
-from lambda_src.transcription import consumer, delivery, recognizers, starter
+from lambda_src.platform.log import SESSION_ID_KEY, logger
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext

@@ -14,11 +14,13 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from lambda_src import connections_api, messages, runtime
+from lambda_src import runtime
+from lambda_src.adapters import connections_api
+from lambda_src.adapters.repositories.connections import WELCOME_ATTRIBUTE, WELCOME_THEN_ATTRIBUTE
+from lambda_src.contract.schema import CONNECTIONS_BY_SESSION_PARTITION_KEY, CONNECTIONS_PARTITION_KEY
 from lambda_src.handlers import finish_loading
 from lambda_src.handlers.common import entry_point, logger
-from lambda_src.repositories.connections import WELCOME_ATTRIBUTE, WELCOME_THEN_ATTRIBUTE
-from lambda_src.schema import CONNECTIONS_BY_SESSION_PARTITION_KEY, CONNECTIONS_PARTITION_KEY
+from lambda_src.protocol import messages
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext

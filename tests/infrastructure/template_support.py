@@ -20,7 +20,7 @@ from aws_cdk.assertions import Template
 
 from app import build_app
 from cdk_app.stack import SessionServiceStack
-from lambda_src import routes, schema
+from lambda_src.contract import routes, schema
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HANDLERS_DIR = REPO_ROOT / "lambda_src" / "handlers"

@@ -9,7 +9,7 @@ import aws_cdk as cdk
 import pytest
 
 from cdk_app import config
-from lambda_src import limits, settings
+from lambda_src.contract import function_settings, limits
 
 
 def test_default_environment_is_dev() -> None:
@@ -34,7 +34,7 @@ def test_each_environment_is_selectable_by_name(name: str) -> None:
     assert loaded == config.ENVIRONMENTS[name]
     assert loaded.name == name
     assert loaded.stack_name == f"SessionService-{name}"
-    assert loaded.function_settings == settings.defaults()
+    assert loaded.function_settings == function_settings.defaults()
     assert loaded.function_settings["session_lifetime_hours"] == limits.DEFAULT_SESSION_LIFETIME_HOURS == 3
     assert loaded.function_settings["max_listeners_per_session"] == limits.DEFAULT_MAX_LISTENERS_PER_SESSION == 500
     assert loaded.function_settings["speaker_grace_seconds"] == limits.DEFAULT_SPEAKER_GRACE_SECONDS == 120
@@ -70,7 +70,7 @@ def test_override_is_coerced_to_the_field_type() -> None:
     # Then the cap is the integer 800 and everything else is prod's
     assert loaded.function_settings["max_listeners_per_session"] == 800
     assert isinstance(loaded.function_settings["max_listeners_per_session"], int)
-    expected = {**settings.defaults(), "max_listeners_per_session": 800}
+    expected = {**function_settings.defaults(), "max_listeners_per_session": 800}
     assert loaded == dataclasses.replace(config.ENVIRONMENTS["prod"], function_settings=expected)
     # And the shared table of environments is untouched
     assert config.ENVIRONMENTS["prod"].function_settings["max_listeners_per_session"] == 500
@@ -93,13 +93,13 @@ def test_overrides_of_function_settings(context: dict[str, Any], name: str, expe
     loaded = config.load({"env": "dev", **context})
 
     # Then that setting has the coerced value, and the others keep their defaults
-    assert loaded.function_settings == {**settings.defaults(), name: expected}
+    assert loaded.function_settings == {**function_settings.defaults(), name: expected}
     assert type(loaded.function_settings[name]) is type(expected)
 
 
 def test_every_function_setting_is_overridable_by_its_context_key() -> None:
     # Given each setting the table declares, overridden by its camelCase context key
-    for setting in settings.FUNCTION_SETTINGS:
+    for setting in function_settings.FUNCTION_SETTINGS:
         value = setting.choices[-1] if setting.choices else "en" if setting.kind is str else "9"
         # Then the configuration holds it, of the setting's kind
         assert config.load({"env": "dev", setting.context_key: value}).function_settings[setting.name] == (

@@ -1,4 +1,5 @@
-"""The operators' dashboard: one per environment, showing exactly the metrics ``lambda_src.metrics`` names, each
+"""The operators' dashboard: one per environment, showing exactly the metrics ``lambda_src.platform.metrics`` names,
+each
 with exactly the dimension set the code publishes it with (so no widget can show a metric nobody emits), and
 every function's errors, duration and throttles."""
 
@@ -8,8 +9,9 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from lambda_src import messages, metrics
-from lambda_src.errors import ErrorCode
+from lambda_src.contract.errors import ErrorCode
+from lambda_src.platform import metrics
+from lambda_src.protocol import messages
 from tests.infrastructure.template_support import Synthesized, ref, render
 
 DASHBOARD_TYPE = "AWS::CloudWatch::Dashboard"
@@ -65,7 +67,7 @@ def test_the_dashboard_names_exactly_the_metrics_modules_metrics_and_dimension_s
     environment = _only_value(deployed_any, ENVIRONMENT_ENV)
     assert environment == deployed_any.name
 
-    # Then it shows every metric of lambda_src.metrics, and nothing else of that namespace
+    # Then it shows every metric of lambda_src.platform.metrics, and nothing else of that namespace
     assert set(lines) == set(metrics.EXTRA_DIMENSION)
     for name, drawn in lines.items():
         for dimensions, _options in drawn:

@@ -8,7 +8,7 @@ from aws_cdk import aws_lambda as lambda_
 
 from cdk_app import nag, permissions
 from cdk_app.stack import SessionServiceStack
-from lambda_src import schema, settings
+from lambda_src.contract import function_settings, schema
 from tests.infrastructure.template_support import (
     FUNCTION_TYPE,
     TABLE_MODULES,
@@ -95,16 +95,16 @@ def test_a_downstream_poster_may_manage_this_stages_connections_and_nothing_else
 
 def test_a_downstream_poster_is_told_the_tables_and_the_callback_url(granted: Synthesized) -> None:
     variables = granted.resource(_function_id(granted, POSTER_HANDLER))["Properties"]["Environment"]["Variables"]
-    assert variables[settings.ENV_SESSIONS_TABLE] == ref(granted.sessions_table_id)
-    assert variables[settings.ENV_CONNECTIONS_TABLE] == ref(granted.connections_table_id)
+    assert variables[function_settings.ENV_SESSIONS_TABLE] == ref(granted.sessions_table_id)
+    assert variables[function_settings.ENV_CONNECTIONS_TABLE] == ref(granted.connections_table_id)
     status_function = granted.resource(granted.function_id("status"))["Properties"]["Environment"]["Variables"]
-    assert variables[settings.ENV_CALLBACK_URL] == status_function[settings.ENV_CALLBACK_URL]
+    assert variables[function_settings.ENV_CALLBACK_URL] == status_function[function_settings.ENV_CALLBACK_URL]
     # (the same settings as the service's own functions, so it accepts the same languages; the status function
     # has nothing of its own, where the message function is also told the transcriber's name)
-    assert {name: value for name, value in variables.items() if name != settings.ENV_CALLBACK_URL} == {
+    assert {name: value for name, value in variables.items() if name != function_settings.ENV_CALLBACK_URL} == {
         name: value
         for name, value in status_function.items()
-        if name != settings.ENV_CALLBACK_URL and name != "TRACE_AWS_CALLS"
+        if name != function_settings.ENV_CALLBACK_URL and name != "TRACE_AWS_CALLS"
     }
 
 

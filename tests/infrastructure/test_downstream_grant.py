@@ -7,7 +7,7 @@ from aws_cdk import aws_lambda as lambda_
 
 from cdk_app import nag
 from cdk_app.stack import SessionServiceStack
-from lambda_src import schema
+from lambda_src.contract import schema
 from tests.infrastructure.template_support import (
     FUNCTION_TYPE,
     TABLE_MODULES,

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from cdk_app import constants
-from lambda_src import auth, limits, schema, settings
-from lambda_src.repositories.connections import WELCOME_ATTRIBUTE
+from lambda_src.adapters import auth
+from lambda_src.adapters.repositories.connections import WELCOME_ATTRIBUTE
+from lambda_src.contract import function_settings, limits, schema
 from tests.infrastructure.template_support import (
     ACCOUNT,
     ALL_MODULES,
@@ -193,10 +194,13 @@ def test_every_table_function_gets_the_table_names_and_limits(deployed: Synthesi
         assert variables["SESSION_LIFETIME_HOURS"] == "3", logical_id
         assert variables["MAX_LISTENERS_PER_SESSION"] == "500", logical_id
         # And no language override is set unless configured
-        assert settings.ENV_SUPPORTED_LANGUAGES not in variables, logical_id
+        assert function_settings.ENV_SUPPORTED_LANGUAGES not in variables, logical_id
     # (the names are the ones the functions read)
-    assert (settings.ENV_SESSIONS_TABLE, settings.ENV_CONNECTIONS_TABLE) == ("SESSIONS_TABLE", "CONNECTIONS_TABLE")
-    assert (settings.ENV_SESSION_LIFETIME_HOURS, settings.ENV_MAX_LISTENERS) == (
+    assert (function_settings.ENV_SESSIONS_TABLE, function_settings.ENV_CONNECTIONS_TABLE) == (
+        "SESSIONS_TABLE",
+        "CONNECTIONS_TABLE",
+    )
+    assert (function_settings.ENV_SESSION_LIFETIME_HOURS, function_settings.ENV_MAX_LISTENERS) == (
         "SESSION_LIFETIME_HOURS",
         "MAX_LISTENERS_PER_SESSION",
     )
@@ -207,8 +211,9 @@ def test_every_table_function_gets_every_declared_setting_at_its_default(deploye
     table_functions = deployed.functions_running(TABLE_MODULES)
     for logical_id in table_functions:
         variables = _variables(deployed, logical_id)
-        # Then each setting lambda_src.settings declares is set to its default (unset when that is empty)
-        for setting in settings.FUNCTION_SETTINGS:
+        # Then each setting lambda_src.contract.function_settings declares is set to its default (unset when that is
+        # empty)
+        for setting in function_settings.FUNCTION_SETTINGS:
             expected = setting.environment_value(setting.default)
             assert variables.get(setting.env_var) == expected, (logical_id, setting.env_var)
 
@@ -217,14 +222,14 @@ def test_every_declared_setting_override_reaches_every_table_function() -> None:
     # Given every setting overridden by its context key
     overrides = {
         setting.context_key: (setting.choices[-1] if setting.choices else "en,de" if setting.kind is str else "7")
-        for setting in settings.FUNCTION_SETTINGS
+        for setting in function_settings.FUNCTION_SETTINGS
     }
     synthesized = synthesize({"env": "dev", **overrides})
 
     # Then every function that works on the tables is told each value, under the setting's variable
     for logical_id in synthesized.functions_running(TABLE_MODULES):
         variables = _variables(synthesized, logical_id)
-        for setting in settings.FUNCTION_SETTINGS:
+        for setting in function_settings.FUNCTION_SETTINGS:
             assert variables[setting.env_var] == overrides[setting.context_key], (logical_id, setting.env_var)
 
 
@@ -238,7 +243,7 @@ def test_every_table_function_gets_the_default_speaker_grace_window(deployed_any
         # Then a dropped speaker may resume within the default 120 s
         assert variables["SPEAKER_GRACE_SECONDS"] == DEFAULT_SPEAKER_GRACE_SECONDS, logical_id
     # (the name the functions read, and the default they fall back to)
-    assert settings.ENV_SPEAKER_GRACE_SECONDS == "SPEAKER_GRACE_SECONDS"
+    assert function_settings.ENV_SPEAKER_GRACE_SECONDS == "SPEAKER_GRACE_SECONDS"
     assert str(limits.DEFAULT_SPEAKER_GRACE_SECONDS) == DEFAULT_SPEAKER_GRACE_SECONDS
 
 
@@ -246,7 +251,7 @@ def test_posting_functions_get_the_stage_callback_url(deployed: Synthesized) -> 
     # Given the functions that post to connections
     posting = deployed.functions_running(POSTING_MODULES)
     assert len(posting) == len(POSTING_MODULES)
-    assert settings.ENV_CALLBACK_URL == "CALLBACK_URL"
+    assert function_settings.ENV_CALLBACK_URL == "CALLBACK_URL"
     for logical_id in sorted(posting):
         callback_url = _variables(deployed, logical_id)["CALLBACK_URL"]
 
@@ -273,7 +278,7 @@ def test_listener_cap_override_reaches_every_function(listener_cap_override: Syn
         assert variables["MAX_LISTENERS_PER_SESSION"] == "42", logical_id
         assert variables["SESSION_LIFETIME_HOURS"] == "3", logical_id
         assert variables["SPEAKER_GRACE_SECONDS"] == DEFAULT_SPEAKER_GRACE_SECONDS, logical_id
-        assert settings.ENV_SUPPORTED_LANGUAGES not in variables, logical_id
+        assert function_settings.ENV_SUPPORTED_LANGUAGES not in variables, logical_id
 
 
 def test_lifetime_and_language_overrides_reach_every_function() -> None:
@@ -306,10 +311,10 @@ def test_speaker_grace_override_reaches_every_table_function(speaker_grace_overr
         assert variables["SPEAKER_GRACE_SECONDS"] == "45", logical_id
         assert variables["SESSION_LIFETIME_HOURS"] == "3", logical_id
         assert variables["MAX_LISTENERS_PER_SESSION"] == "500", logical_id
-        assert settings.ENV_SUPPORTED_LANGUAGES not in variables, logical_id
+        assert function_settings.ENV_SUPPORTED_LANGUAGES not in variables, logical_id
     # And the authorizer, which works on no table, is not told it
     authorizer_id = speaker_grace_override.function_id(AUTHORIZER_MODULE)
-    assert settings.ENV_SPEAKER_GRACE_SECONDS not in _variables(speaker_grace_override, authorizer_id)
+    assert function_settings.ENV_SPEAKER_GRACE_SECONDS not in _variables(speaker_grace_override, authorizer_id)
 
 
 # --- permissions -----------------------------------------------------------------------------------
@@ -382,10 +387,10 @@ def test_authorizer_can_neither_manage_connections_nor_reach_them(deployed: Synt
     # And it is told neither the @connections endpoint nor the tables
     variables = _variables(deployed, authorizer_id)
     for name in (
-        settings.ENV_CALLBACK_URL,
-        settings.ENV_SESSIONS_TABLE,
-        settings.ENV_CONNECTIONS_TABLE,
-        settings.ENV_SPEAKER_GRACE_SECONDS,
+        function_settings.ENV_CALLBACK_URL,
+        function_settings.ENV_SESSIONS_TABLE,
+        function_settings.ENV_CONNECTIONS_TABLE,
+        function_settings.ENV_SPEAKER_GRACE_SECONDS,
     ):
         assert name not in variables, name
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_src import limits
+from lambda_src.contract import limits
 from local_run import assembly as cloud_assembly
 from tests.infrastructure.template_support import (
     ALL_MODULES,

@@ -1,11 +1,11 @@
 """The alarms and their topic: one of each kind per function, the stage's execution errors, and the spike of
-rejected configurations, on exactly a metric and a dimension set the code emits (``lambda_src.metrics``)."""
+rejected configurations, on exactly a metric and a dimension set the code emits (``lambda_src.platform.metrics``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from lambda_src import metrics
+from lambda_src.platform import metrics
 from tests.infrastructure.template_support import (
     ALARM_TYPE,
     ALL_MODULES,
@@ -208,7 +208,7 @@ def test_custom_metric_alarms_name_exactly_what_the_code_emits(deployed_any: Syn
     assert alarms
 
     for alarm in alarms:
-        # Then it watches a metric of lambda_src.metrics, in the namespace the functions publish to
+        # Then it watches a metric of lambda_src.platform.metrics, in the namespace the functions publish to
         assert alarm["Namespace"] in namespaces
         assert alarm["MetricName"] in metrics.EXTRA_DIMENSION, alarm["MetricName"]
         dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}

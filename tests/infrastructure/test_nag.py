@@ -7,7 +7,7 @@ import pytest
 from aws_cdk import aws_sns as sns
 
 from cdk_app.stack import SessionServiceStack
-from lambda_src import routes
+from lambda_src.contract import routes
 from tests.infrastructure.template_support import ALL_ROUTES, Synthesized, synthesize
 
 FUNCTIONS = ("Connect", "Disconnect", "Message", "Welcome", "Sweeper", "Authorizer", "Status", "Transcriber")

@@ -11,7 +11,7 @@ import pytest
 
 from cdk_app.permissions import GET, TableAccess
 from cdk_app.stack import SessionServiceStack
-from lambda_src import schema
+from lambda_src.contract import schema
 from tests.infrastructure.template_support import (
     ALL_MODULES,
     LOG_GROUP_TYPE,

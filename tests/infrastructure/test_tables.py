@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aws_cdk.assertions import Match
 
-from lambda_src import schema
+from lambda_src.contract import schema
 from tests.infrastructure.template_support import EXPECTED, TABLE_TYPE, Synthesized, get_att
 
 

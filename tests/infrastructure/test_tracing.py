@@ -1,4 +1,5 @@
-"""Where tracing is on, the functions that call AWS are told to trace botocore's calls (``lambda_src.tracing``);
+"""Where tracing is on, the functions that call AWS are told to trace botocore's calls
+(``lambda_src.platform.tracing``);
 the X-Ray SDK that does it is in the layer."""
 
 from __future__ import annotations
@@ -6,7 +7,7 @@ from __future__ import annotations
 from packaging.utils import canonicalize_name
 
 from cdk_app import constants
-from lambda_src import tracing
+from lambda_src.platform import tracing
 from tests.infrastructure.template_support import TABLE_MODULES, Synthesized, synthesize
 from tests.infrastructure.test_layer import read_lock
 

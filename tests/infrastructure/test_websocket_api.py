@@ -6,7 +6,7 @@ import json
 
 from aws_cdk.assertions import Capture, Match
 
-from lambda_src import routes
+from lambda_src.contract import routes
 from tests.infrastructure.template_support import (
     ACCOUNT,
     ACCOUNT_TYPE,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from lambda_src import schema
+from lambda_src.contract import schema
 from local_run.run import LocalRun
 
 LISTENER_CAP = 3

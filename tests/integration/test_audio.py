@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from lambda_src import limits, schema
+from lambda_src.contract import limits, schema
 from tests.integration.conftest import RunningService
 from tests.integration.test_lifecycle import ask, listener, speaker
 

@@ -8,8 +8,8 @@ import io
 
 import pytest
 
-from lambda_src.repositories import sessions
-from lambda_src.translation import stand_in
+from lambda_src.adapters.repositories import sessions
+from lambda_src.adapters.translation import stand_in
 from session_client import smoke
 from tests.integration.conftest import RunningService
 

@@ -13,7 +13,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from lambda_src import limits
+from lambda_src.contract import limits
 from tests.integration.conftest import ACTIVE_SESSIONS_PER_SPEAKER, RunningService
 from tests.integration.test_lifecycle import CREATE, ask, attribute, listener, receive, receive_type
 

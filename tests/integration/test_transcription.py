@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from lambda_src import limits
-from lambda_src.translation import stand_in
+from lambda_src.adapters.translation import stand_in
+from lambda_src.contract import limits
 from local_run.speech import CHUNK_BYTES, chunks, speak_pcm
 from tests.integration.conftest import RunningService
 from tests.integration.test_lifecycle import ask, attribute, eventually, listener

@@ -9,7 +9,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambda_src import connections_api, runtime, schema, settings
+from lambda_src import runtime
+from lambda_src.adapters import connections_api
+from lambda_src.contract import function_settings, schema
 from tests.unit.fakes import CALLBACK_URL, FakeConnectionsApi
 from tests.unit.helpers import (
     AUDIO_CHUNKS_TABLE,
@@ -34,8 +36,11 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("SESSIONS_TABLE", SESSIONS_TABLE)
     monkeypatch.setenv("CONNECTIONS_TABLE", CONNECTIONS_TABLE)
     monkeypatch.setenv("RATE_LIMITS_TABLE", RATE_LIMITS_TABLE)
-    monkeypatch.setenv(settings.ENV_AUDIO_CHUNKS_TABLE, AUDIO_CHUNKS_TABLE)
-    for name in (settings.ENV_CALLBACK_URL, *(setting.env_var for setting in settings.FUNCTION_SETTINGS)):
+    monkeypatch.setenv(function_settings.ENV_AUDIO_CHUNKS_TABLE, AUDIO_CHUNKS_TABLE)
+    for name in (
+        function_settings.ENV_CALLBACK_URL,
+        *(setting.env_var for setting in function_settings.FUNCTION_SETTINGS),
+    ):
         monkeypatch.delenv(name, raising=False)
     runtime.reset()
     yield

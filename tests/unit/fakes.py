@@ -1,7 +1,7 @@
 """A recording stand-in for API Gateway's management API (``@connections``), for the unit suite.
 
 moto does not model ``post_to_connection`` / ``delete_connection`` usefully, so the lifecycle tests replace
-``lambda_src.connections_api.client`` with :class:`FakeConnectionsApi` (see the ``gateway`` fixture in
+``lambda_src.adapters.connections_api.client`` with :class:`FakeConnectionsApi` (see the ``gateway`` fixture in
 ``conftest.py``): it records every post and close, and answers 410 Gone (or any other error) for the
 connection ids a test names, exactly as botocore raises them.
 """

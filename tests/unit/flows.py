@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
-from lambda_src import limits, messages, runtime
+from lambda_src import runtime
+from lambda_src.contract import limits
 from lambda_src.handlers import connect, disconnect, message
+from lambda_src.protocol import messages
 from tests.unit.helpers import body_of, connect_event, disconnect_event, message_event, new_connection_id
 
 SESSION_ID = "golden-eagle-427"

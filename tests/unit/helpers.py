@@ -10,7 +10,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from lambda_src import schema
+from lambda_src.contract import schema
 
 SESSIONS_TABLE = "unit-sessions"
 CONNECTIONS_TABLE = "unit-connections"
@@ -197,7 +197,7 @@ class DynamoDBRequests:
         self.by_operation[model.name] = self.by_operation.get(model.name, 0) + 1
 
     def __enter__(self) -> DynamoDBRequests:
-        from lambda_src.repositories import dynamodb
+        from lambda_src.adapters.repositories import dynamodb
 
         self._events = dynamodb.client().meta.events
         self._events.register("before-call.dynamodb", self._count, unique_id=f"count-{id(self)}")

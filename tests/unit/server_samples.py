@@ -1,4 +1,5 @@
-"""Server messages as the service builds them (``lambda_src.messages``' builders and the error catalogue), every
+"""Server messages as the service builds them (``lambda_src.protocol.messages``' builders and the error catalogue),
+every
 optional field both present and absent: what the client library parses and the AsyncAPI document describes.
 """
 
@@ -7,12 +8,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from lambda_src import messages
-from lambda_src.broadcast import BroadcastState
-from lambda_src.errors import ErrorCode, ServiceError, active_session_limit
-from lambda_src.partial_results import PartialResultConfig
-from lambda_src.repositories.sessions import Session
-from lambda_src.transcription.processor import Segment
+from lambda_src.adapters.repositories.sessions import Session
+from lambda_src.contract.errors import ErrorCode, ServiceError, active_session_limit
+from lambda_src.model.broadcast import BroadcastState
+from lambda_src.model.partial_result_processor import Segment
+from lambda_src.model.partial_results import PartialResultConfig
+from lambda_src.protocol import messages
 
 NOW_MS = 1_767_225_600_000
 SESSION_ID = "golden-eagle-427"

@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from lambda_src import broadcast, limits, messages, partial_results, routes, validation
-from lambda_src.errors import ErrorCode
+from lambda_src.contract import limits, routes
+from lambda_src.contract.errors import ErrorCode
+from lambda_src.model import broadcast, partial_results
+from lambda_src.protocol import messages, validation
 from tests.unit.server_samples import every_sample
 from tests.unit.test_readme_reference import _names, _table_after
 

@@ -11,8 +11,8 @@ from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lambda_src.repositories import dynamodb
-from lambda_src.repositories.attribute_values import from_attribute, to_attribute
+from lambda_src.adapters.repositories import dynamodb
+from lambda_src.adapters.repositories.attribute_values import from_attribute, to_attribute
 
 _boto3_serializer = TypeSerializer()
 _boto3_deserializer = TypeDeserializer()

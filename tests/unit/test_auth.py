@@ -24,7 +24,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from lambda_src import auth
+from lambda_src.adapters import auth
 from lambda_src.handlers import authorizer
 from lambda_src.handlers.common import logger
 from local_run.dev_issuer import KEY_FILE_NAME, DevIssuer

@@ -9,13 +9,14 @@ from decimal import Decimal
 
 import pytest
 
-from lambda_src import messages, runtime
-from lambda_src.broadcast import BroadcastState
+from lambda_src import runtime
+from lambda_src.adapters.repositories.connections import Connection
+from lambda_src.contract.schema import ROLE_SPEAKER
 from lambda_src.downstream import read_session_settings
 from lambda_src.handlers import welcome
-from lambda_src.partial_results import PartialResultConfig
-from lambda_src.repositories.connections import Connection
-from lambda_src.schema import ROLE_SPEAKER
+from lambda_src.model.broadcast import BroadcastState
+from lambda_src.model.partial_results import PartialResultConfig
+from lambda_src.protocol import messages
 from tests.unit.flows import OWNER, SESSION_ID, connect_with, error_of, join, plain, send
 from tests.unit.helpers import DynamoDBRequests, body_of
 

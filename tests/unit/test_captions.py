@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from lambda_src import limits, metrics
-from lambda_src.captions import CaptionDelivery
-from lambda_src.transcription.processor import Segment
-from lambda_src.translation import TranslationError
-from lambda_src.translation.stand_in import StandInTranslator
+from lambda_src.adapters.translation import TranslationError
+from lambda_src.adapters.translation.stand_in import StandInTranslator
+from lambda_src.app.captions import CaptionDelivery
+from lambda_src.contract import limits
+from lambda_src.model.partial_result_processor import Segment
+from lambda_src.platform import metrics
 from tests.unit.flows import SESSION_ID, handshake_done_ms, join
 
 CAPTION_KEYS = {"type", "sessionId", "segmentId", "sourceLanguage", "targetLanguage", "text", "isPartial", "timestamp"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lambda_src.transcription.sequencer import MAX_HELD_CHUNKS, REORDER_WINDOW_SECONDS, ChunkSequencer
+from lambda_src.model.chunk_sequencer import MAX_HELD_CHUNKS, REORDER_WINDOW_SECONDS, ChunkSequencer
 
 
 def chunk(n: int) -> bytes:

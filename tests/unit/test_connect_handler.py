@@ -9,9 +9,11 @@ from decimal import Decimal
 
 import pytest
 
-from lambda_src import limits, runtime, schema, service
+from lambda_src import runtime
+from lambda_src.adapters.repositories.sessions import SessionsRepository
+from lambda_src.app import connections
+from lambda_src.contract import limits, schema
 from lambda_src.handlers import connect
-from lambda_src.repositories.sessions import SessionsRepository
 from tests.unit.helpers import SESSION_CREATED_KEYS, SESSION_JOINED_KEYS, body_of, connect_event, new_connection_id
 
 SEED_QUERY = {
@@ -304,7 +306,7 @@ def test_session_id_collision_is_retried_with_a_fresh_id(tables, monkeypatch):
     existing = tables.put_session(sessionId="golden-eagle-427", speakerUserId="owner", listenerCount=3)
     before = tables.raw_sessions()[0]
     draws = iter(["golden-eagle-427", "brave-otter-321"])
-    monkeypatch.setattr(service, "new_session_id", lambda _vocabulary: next(draws))
+    monkeypatch.setattr(connections, "new_session_id", lambda _vocabulary: next(draws))
     connection_id = new_connection_id()
     # When a speaker creates a session
     response = call(connect_event(SEED_QUERY, connection_id=connection_id, user_id="user-42"))
@@ -329,7 +331,7 @@ def test_every_attempt_colliding_is_service_unavailable_and_writes_nothing(table
     tables.put_session(sessionId="golden-eagle-427")
     before = tables.raw_sessions()
     calls = []
-    monkeypatch.setattr(service, "new_session_id", lambda _vocabulary: calls.append(1) or "golden-eagle-427")
+    monkeypatch.setattr(connections, "new_session_id", lambda _vocabulary: calls.append(1) or "golden-eagle-427")
     # When a speaker creates a session
     response = call(connect_event(SEED_QUERY, user_id="user-42"))
     # Then the handshake is refused 503 SERVICE_UNAVAILABLE with retryAfter, after a bounded number of draws
@@ -346,7 +348,7 @@ def test_every_attempt_colliding_is_service_unavailable_and_writes_nothing(table
 def test_an_expired_session_id_may_be_reused(tables, monkeypatch):
     # Given an expired session that TTL has not deleted yet
     tables.put_session(sessionId="golden-eagle-427", expiresAt=int(time.time()) - 10, speakerUserId="old")
-    monkeypatch.setattr(service, "new_session_id", lambda _vocabulary: "golden-eagle-427")
+    monkeypatch.setattr(connections, "new_session_id", lambda _vocabulary: "golden-eagle-427")
     # When a speaker creates a session and draws that id
     response = call(connect_event(SEED_QUERY, user_id="new"))
     # Then the id is reused by the new live session
@@ -374,7 +376,7 @@ def test_an_expired_session_id_with_listeners_still_attached_is_not_reused(table
     before = tables.session("golden-eagle-427")
     # When a speaker creates a session and the generator draws that id first
     draws = iter(["golden-eagle-427", "brave-otter-321"])
-    monkeypatch.setattr(service, "new_session_id", lambda _vocabulary: next(draws))
+    monkeypatch.setattr(connections, "new_session_id", lambda _vocabulary: next(draws))
     connection_id = new_connection_id()
     response = call(connect_event(SEED_QUERY, connection_id=connection_id, user_id="new"))
     # Then the new session gets another id, and the expired one (with its listener) is left as it was

@@ -19,7 +19,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
-from lambda_src import partial_results
+from lambda_src.model import partial_results
 from local_run import assembly as cloud_assembly
 from local_run import console
 from local_run.assembly import RouteDefinition

@@ -8,11 +8,11 @@ from decimal import Decimal
 
 import pytest
 
-from lambda_src import limits
+from lambda_src.contract import limits
+from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.downstream import broadcast, listeners_by_language, read_partial_result_config
-from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.handlers import connect
-from lambda_src.partial_results import PartialResultConfig
+from lambda_src.model.partial_results import PartialResultConfig
 from tests.unit.flows import handshake_done_ms, join
 from tests.unit.helpers import ABSENT, connect_event
 

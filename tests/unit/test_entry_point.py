@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from lambda_src import metrics, service, session_control, speaker_status
+from lambda_src.adapters.repositories import dynamodb
+from lambda_src.app import connections, session_control, speaker_status
 from lambda_src.handlers import authorizer, common, connect, disconnect, message, status, sweeper, welcome
-from lambda_src.log import CORRELATION_KEYS, logger
-from lambda_src.repositories import dynamodb
+from lambda_src.platform import metrics
+from lambda_src.platform.log import CORRELATION_KEYS, logger
 
 
 @dataclass
@@ -48,7 +49,7 @@ CASES: dict[str, tuple[tuple[Any, str], dict[str, Any], dict[str, str], bool]] =
         False,
     ),
     "disconnect": (
-        (service, "disconnect"),
+        (connections, "disconnect"),
         WEBSOCKET_EVENT,
         {"connection_id": "conn-1", "request_id": "api-request-1", "route": "$connect"},
         False,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_src.errors import ErrorCode, ServiceError
+from lambda_src.contract.errors import ErrorCode, ServiceError
 
 # The contract's "Error codes" table: code -> status (the handshake status on connect).
 CONTRACT_STATUSES = {
@@ -65,4 +65,4 @@ def test_each_session_refusal_is_worded_once_in_the_catalogue_module() -> None:
         )
         for wording in SESSION_REFUSAL_WORDINGS
     }
-    assert where == dict.fromkeys(SESSION_REFUSAL_WORDINGS, ["errors.py"])
+    assert where == dict.fromkeys(SESSION_REFUSAL_WORDINGS, ["contract/errors.py"])

@@ -2,7 +2,7 @@
 
 DynamoDB faults are injected where moto answers the HTTP request (``BotocoreStubber.process_request``):
 that is inside botocore's retry loop, so whatever retries the service relies on (botocore's, configured
-on ``dynamodb.client()``, and/or its own in ``lambda_src.repositories.dynamodb``) run exactly as against
+on ``dynamodb.client()``, and/or its own in ``lambda_src.adapters.repositories.dynamodb``) run exactly as against
 DynamoDB, and an injected refusal never reaches moto (a throttled request writes nothing). botocore's
 ``Stubber`` or a wrapper around ``dynamodb.client()`` would answer before that loop (``before-call``), so
 botocore's retries would never run. The tests state what a client must observe, not one retry design:
@@ -40,13 +40,16 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.dynamodb.models import dynamodb_backends
 
-from lambda_src import connections_api, limits, partial_results, runtime
+from lambda_src import runtime
+from lambda_src.adapters import connections_api
+from lambda_src.adapters.repositories import dynamodb
+from lambda_src.adapters.repositories.sessions import PushedStatus
+from lambda_src.contract import limits
+from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.downstream import read_partial_result_config
-from lambda_src.errors import ErrorCode, ServiceError
 from lambda_src.handlers import status as status_function
-from lambda_src.partial_results import PartialResultConfig
-from lambda_src.repositories import dynamodb
-from lambda_src.repositories.sessions import PushedStatus
+from lambda_src.model import partial_results
+from lambda_src.model.partial_results import PartialResultConfig
 from tests.unit.fakes import CALLBACK_URL
 from tests.unit.flows import (
     OWNER,

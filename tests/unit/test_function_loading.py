@@ -1,6 +1,6 @@
 """What loading a function costs, as far as it is deterministic: each handler module, imported in a fresh
 interpreter as Lambda imports it, leaves the garbage collector running with the loaded objects frozen out of
-its reach, and never imports boto3 (the functions use botocore; see ``lambda_src/aws.py``). The time itself
+its reach, and never imports boto3 (the functions use botocore; see ``lambda_src/platform/aws.py``). The time itself
 is measured by ``make bench``, section 3."""
 
 from __future__ import annotations

@@ -26,10 +26,12 @@ from hypothesis.control import currently_in_test_context
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import dynamodb_backends
 
-from lambda_src import limits, messages, runtime
-from lambda_src.errors import ErrorCode
+from lambda_src import runtime
+from lambda_src.contract import limits
+from lambda_src.contract.errors import ErrorCode
+from lambda_src.contract.routes import CONNECT_ACTIONS, DEFAULT, MESSAGE_ROUTES
 from lambda_src.handlers import connect, message
-from lambda_src.routes import CONNECT_ACTIONS, DEFAULT, MESSAGE_ROUTES
+from lambda_src.protocol import messages
 from tests.unit.flows import OWNER, create_session, drop, join, plain, send
 from tests.unit.helpers import REGION, connect_event, message_event, new_connection_id
 

@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from lambda_src import runtime, schema
-from lambda_src.repositories.connections import ConnectionsRepository
-from lambda_src.repositories.sessions import SessionsRepository
+from lambda_src import runtime
+from lambda_src.adapters.repositories.connections import ConnectionsRepository
+from lambda_src.adapters.repositories.sessions import SessionsRepository
+from lambda_src.contract import schema
 from tests.unit.flows import (
     OWNER,
     SESSION_ID,

@@ -13,12 +13,13 @@ from decimal import Decimal
 
 import pytest
 
-from lambda_src import limits, runtime
+from lambda_src import runtime
+from lambda_src.adapters.repositories.connections import ConnectionsRepository
+from lambda_src.adapters.repositories.sessions import SessionsRepository
+from lambda_src.contract import limits
 from lambda_src.downstream import read_partial_result_config
 from lambda_src.handlers import sweeper
-from lambda_src.partial_results import PartialResultConfig
-from lambda_src.repositories.connections import ConnectionsRepository
-from lambda_src.repositories.sessions import SessionsRepository
+from lambda_src.model.partial_results import PartialResultConfig
 from tests.unit.flows import (
     OWNER,
     SESSION_ID,

@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import pytest
 
-from lambda_src.errors import ErrorCode, ServiceError
-from lambda_src.transcription.local_recognizer import PocketsphinxRecognizer
-from lambda_src.transcription.processor import PartialResultProcessor, RecognitionResult, Segment
+from lambda_src.adapters.transcription.local_recognizer import PocketsphinxRecognizer
+from lambda_src.contract.errors import ErrorCode, ServiceError
+from lambda_src.model.partial_result_processor import PartialResultProcessor, RecognitionResult, Segment
 from local_run.speech import speak_pcm
 
 SPOKEN = "Good morning everyone. Welcome to the service. Today we talk about the shepherd and the temple."

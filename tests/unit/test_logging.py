@@ -21,10 +21,12 @@ from typing import Any
 
 import pytest
 
-from lambda_src import auth, log, metrics, runtime
+from lambda_src import runtime
+from lambda_src.adapters import auth
+from lambda_src.adapters.repositories.rate_limits import SOURCE_ADDRESS_SECRET_KEY
 from lambda_src.handlers import authorizer, connect, disconnect, message, sweeper, welcome
-from lambda_src.log import logger
-from lambda_src.repositories.rate_limits import SOURCE_ADDRESS_SECRET_KEY
+from lambda_src.platform import log, metrics
+from lambda_src.platform.log import logger
 from local_run.dev_issuer import DevIssuer
 from tests.unit.fakes import serve_jwks
 from tests.unit.flows import Clock, welcome_of_row

@@ -8,9 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from lambda_src import limits, runtime
+from lambda_src import runtime
+from lambda_src.adapters.repositories.sessions import SessionsRepository
+from lambda_src.contract import limits
 from lambda_src.handlers import connect, message
-from lambda_src.repositories.sessions import SessionsRepository
 from tests.unit.helpers import (
     SESSION_CREATED_KEYS,
     SESSION_JOINED_KEYS,

@@ -1,5 +1,5 @@
 """Business metrics as CloudWatch sees them: the EMF lines Powertools prints on stdout, read back and checked
-against ``lambda_src.metrics`` (the module the stack's alarms are built from).
+against ``lambda_src.platform.metrics`` (the module the stack's alarms are built from).
 
 Each metric must carry exactly its dimension set (the defaults ``service`` and ``environment``, plus its one
 extra dimension if it has one), under the one namespace, with values that are never ids; the metrics of an
@@ -19,9 +19,10 @@ from typing import Any
 import botocore.client
 import pytest
 
-from lambda_src import log, metrics, service
+from lambda_src.adapters.repositories import sessions as sessions_repository
+from lambda_src.app import connections
 from lambda_src.handlers import authorizer, sweeper
-from lambda_src.repositories import sessions as sessions_repository
+from lambda_src.platform import log, metrics
 from tests.unit.flows import (
     Clock,
     connect_with,
@@ -95,7 +96,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 
 def assert_well_formed(line: dict[str, Any]) -> None:
-    """One EMF line: the namespace, metrics of lambda_src.metrics only, each with exactly its dimension set."""
+    """One EMF line: the namespace, metrics of lambda_src.platform.metrics only, each with exactly its dimension set."""
     directives = line["_aws"]["CloudWatchMetrics"]
     assert len(directives) == 1, line
     (directive,) = directives
@@ -120,8 +121,8 @@ def assert_well_formed(line: dict[str, Any]) -> None:
 
 
 def allowed_values(dimension: str) -> set[str]:
-    from lambda_src import messages
-    from lambda_src.errors import ErrorCode
+    from lambda_src.contract.errors import ErrorCode
+    from lambda_src.protocol import messages
 
     return {
         metrics.ERROR_CODE_DIMENSION: {code.name for code in ErrorCode},
@@ -225,7 +226,7 @@ def test_an_unhandled_error_is_a_rejection_with_internal_error(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(service, "heartbeat", broken)
+    monkeypatch.setattr(connections, "heartbeat", broken)
     connection = plain()
     emf.read()
     # When a request hits it / Then the client gets INTERNAL_ERROR and the metric says so
@@ -237,7 +238,7 @@ def test_an_unhandled_error_is_a_rejection_with_internal_error(
 
 
 def test_authorizer_refusals_are_unauthorized_rejections(emf: Emf, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lambda_src import auth
+    from lambda_src.adapters import auth
 
     # Given an authorizer configured with a key endpoint it will never need (junk is refused by its header)
     monkeypatch.setenv(auth.ENV_JWKS_URL, "http://127.0.0.1:9/.well-known/jwks.json")
@@ -393,7 +394,7 @@ def test_creation_and_join_latencies_are_the_service_calls_duration_in_milliseco
     tables, gateway, emf: Emf, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given every transaction taking at least 40 ms (so the figure must include the write, not just the code)
-    from lambda_src.repositories import dynamodb
+    from lambda_src.adapters.repositories import dynamodb
 
     real_transact = dynamodb.transact_guarded
 
@@ -490,7 +491,7 @@ def test_sessions_the_sweep_ends_are_not_counted_active(tables, gateway, emf: Em
 def test_a_sweep_that_cannot_read_the_levels_publishes_none_and_still_sweeps(
     tables, gateway, emf: Emf, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lambda_src.repositories import dynamodb
+    from lambda_src.adapters.repositories import dynamodb
 
     # Given DynamoDB leaving every BatchGetItem key unprocessed (throttled), and a session due to end
     real_request = dynamodb.request
@@ -521,7 +522,7 @@ def test_a_sweep_that_cannot_read_the_levels_publishes_none_and_still_sweeps(
 def test_unprocessed_keys_are_asked_again_and_counted_once(
     tables, gateway, emf: Emf, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lambda_src.repositories import dynamodb
+    from lambda_src.adapters.repositories import dynamodb
 
     # Given DynamoDB processing only the first key of each BatchGetItem
     real_request = dynamodb.request

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lambda_src.transcription.processor import (
+from lambda_src.model.partial_result_processor import (
     DEDUP_WINDOW_SECONDS,
     FORGET_AFTER_SECONDS,
     NO_STABILITY_TIMEOUT_SECONDS,

@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 from boto3.dynamodb.types import TypeSerializer
 
-from lambda_src import partial_results
-from lambda_src.partial_results import PartialResultConfig
-from lambda_src.validation import parse_partial_result_config
+from lambda_src.model import partial_results
+from lambda_src.model.partial_results import PartialResultConfig
+from lambda_src.protocol.validation import parse_partial_result_config
 
 DEFAULTS = PartialResultConfig(True, Decimal("0.85"), Decimal("5.0"))
 

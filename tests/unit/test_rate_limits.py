@@ -9,10 +9,11 @@ import time
 
 import pytest
 
-from lambda_src import messages, runtime
+from lambda_src import runtime
+from lambda_src.adapters.repositories import dynamodb
+from lambda_src.adapters.repositories.rate_limits import SOURCE_ADDRESS_SECRET_KEY, RateLimitsRepository
 from lambda_src.handlers import connect, message
-from lambda_src.repositories import dynamodb
-from lambda_src.repositories.rate_limits import SOURCE_ADDRESS_SECRET_KEY, RateLimitsRepository
+from lambda_src.protocol import messages
 from tests.unit.helpers import (
     RATE_LIMITS_TABLE,
     DynamoDBRequests,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lambda_src import messages, routes
-from lambda_src.errors import ErrorCode
+from lambda_src.contract import routes
+from lambda_src.contract.errors import ErrorCode
+from lambda_src.protocol import messages
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 

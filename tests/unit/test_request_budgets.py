@@ -24,13 +24,15 @@ import time
 
 import pytest
 
-from lambda_src import captions, downstream, limits, runtime, session_control
-from lambda_src.broadcast import BroadcastChange
+from lambda_src import downstream, runtime
+from lambda_src.adapters.repositories import dynamodb
+from lambda_src.adapters.repositories import sessions as sessions_repository
+from lambda_src.adapters.translation.stand_in import StandInTranslator
+from lambda_src.app import captions, session_control
+from lambda_src.contract import limits
 from lambda_src.handlers import connect, disconnect, message, status, sweeper
-from lambda_src.repositories import dynamodb
-from lambda_src.repositories import sessions as sessions_repository
-from lambda_src.transcription.processor import Segment
-from lambda_src.translation.stand_in import StandInTranslator
+from lambda_src.model.broadcast import BroadcastChange
+from lambda_src.model.partial_result_processor import Segment
 from tests.unit.flows import Clock
 from tests.unit.helpers import (
     DynamoDBRequests,

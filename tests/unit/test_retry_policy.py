@@ -1,4 +1,4 @@
-"""The one retry policy (``lambda_src.repositories.dynamodb.request``) on its own: how long it may wait for
+"""The one retry policy (``lambda_src.adapters.repositories.dynamodb.request``) on its own: how long it may wait for
 each kind of refusal, and that what it charges is the waiting it asked for."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from lambda_src.errors import ErrorCode, ServiceError
-from lambda_src.repositories import dynamodb
+from lambda_src.adapters.repositories import dynamodb
+from lambda_src.contract.errors import ErrorCode, ServiceError
 
 
 def _cancelled(*reasons: str) -> ClientError:

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from lambda_src import limits, messages, schema
+from lambda_src.contract import limits, schema
+from lambda_src.protocol import messages
 from tests.unit.flows import Clock, create_session, error_of, join, send
 from tests.unit.helpers import body_of
 

@@ -17,9 +17,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from lambda_src import limits, messages, routes
-from lambda_src.errors import ErrorCode
-from lambda_src.transcription.recognizer import SAMPLE_RATE_HZ
+from lambda_src.contract import limits, routes
+from lambda_src.contract.errors import ErrorCode
+from lambda_src.model.recognizer import SAMPLE_RATE_HZ
+from lambda_src.protocol import messages
 from session_client import cli
 from session_client.audio import UnsupportedAudio, chunk_bytes, wav_chunks
 from session_client.clients import ListenerClient, SpeakerClient

@@ -8,8 +8,10 @@ import re
 
 import pytest
 
-from lambda_src import runtime, session_ids, settings
-from lambda_src.session_ids import (
+from lambda_src import runtime
+from lambda_src.contract import function_settings
+from lambda_src.model import session_ids
+from lambda_src.model.session_ids import (
     ADJECTIVES,
     BLOCKED_NUMBERS,
     BLOCKLIST,
@@ -18,7 +20,7 @@ from lambda_src.session_ids import (
     is_blocked,
     new_session_id,
 )
-from lambda_src.validation import SESSION_ID_PATTERN
+from lambda_src.protocol.validation import SESSION_ID_PATTERN
 from tests.unit.flows import create_session
 
 CONTRACT_PATTERN = re.compile(r"[a-z]+-[a-z]+-[1-9][0-9]{2}")
@@ -29,8 +31,8 @@ def test_the_general_vocabulary_is_the_default_and_a_themed_one_exists():
     assert session_ids.DEFAULT_VOCABULARY == "general"
     assert VOCABULARIES["general"] == session_ids.Vocabulary(ADJECTIVES, NOUNS)
     assert set(VOCABULARIES) == {"general", "themed"}
-    assert settings.SESSION_ID_VOCABULARY.default == "general"
-    assert settings.SESSION_ID_VOCABULARY.choices == ("general", "themed")
+    assert function_settings.SESSION_ID_VOCABULARY.default == "general"
+    assert function_settings.SESSION_ID_VOCABULARY.choices == ("general", "themed")
 
 
 @pytest.mark.parametrize("vocabulary", sorted(VOCABULARIES))
@@ -93,7 +95,7 @@ def test_every_blocked_join_of_a_vocabulary_is_drawn_again(vocabulary, monkeypat
 @pytest.mark.parametrize("vocabulary", sorted(VOCABULARIES))
 def test_the_setting_selects_the_vocabulary_of_new_sessions(vocabulary, tables, gateway, monkeypatch):
     # Given the functions configured with a vocabulary
-    monkeypatch.setenv(settings.ENV_SESSION_ID_VOCABULARY, vocabulary)
+    monkeypatch.setenv(function_settings.ENV_SESSION_ID_VOCABULARY, vocabulary)
     runtime.reset()
     # When sessions are created
     ids = [create_session(f"speaker-{index}")[0] for index in range(20)]  # (each under its active-session limit)
@@ -108,11 +110,11 @@ def test_the_setting_selects_the_vocabulary_of_new_sessions(vocabulary, tables, 
 
 
 def test_an_unknown_vocabulary_fails_the_functions_settings_loudly(monkeypatch):
-    monkeypatch.setenv(settings.ENV_SESSION_ID_VOCABULARY, "klingon")
+    monkeypatch.setenv(function_settings.ENV_SESSION_ID_VOCABULARY, "klingon")
     runtime.reset()
     with pytest.raises(ValueError, match="SESSION_ID_VOCABULARY must be one of general, themed, got 'klingon'"):
-        settings.load()
-    monkeypatch.delenv(settings.ENV_SESSION_ID_VOCABULARY)
+        function_settings.load()
+    monkeypatch.delenv(function_settings.ENV_SESSION_ID_VOCABULARY)
     runtime.reset()
 
 

@@ -1,11 +1,13 @@
-"""``lambda_src.settings``: each per-environment setting declared once, read by the functions from its variable."""
+"""``lambda_src.contract.function_settings``: each per-environment setting declared once, read by the functions from
+its variable."""
 
 from __future__ import annotations
 
 import pytest
 
-from lambda_src import runtime, settings
-from lambda_src.languages import SUPPORTED_LANGUAGES
+from lambda_src import runtime
+from lambda_src.contract import function_settings
+from lambda_src.contract.languages import SUPPORTED_LANGUAGES
 
 # A value for each setting other than its default, and what the functions read it as.
 CHANGED = {
@@ -23,38 +25,40 @@ CHANGED = {
 
 
 def test_every_declared_setting_has_a_case() -> None:
-    assert sorted(CHANGED) == sorted(setting.name for setting in settings.FUNCTION_SETTINGS)
+    assert sorted(CHANGED) == sorted(setting.name for setting in function_settings.FUNCTION_SETTINGS)
 
 
-@pytest.mark.parametrize("setting", settings.FUNCTION_SETTINGS, ids=lambda setting: setting.name)
-def test_each_setting_is_read_from_its_variable(setting: settings.FunctionSetting, monkeypatch) -> None:
+@pytest.mark.parametrize("setting", function_settings.FUNCTION_SETTINGS, ids=lambda setting: setting.name)
+def test_each_setting_is_read_from_its_variable(setting: function_settings.FunctionSetting, monkeypatch) -> None:
     raw, expected = CHANGED[setting.name]
     monkeypatch.setenv(setting.env_var, raw)
     runtime.reset()
-    assert getattr(settings.load(), setting.attribute) == expected
+    assert getattr(function_settings.load(), setting.attribute) == expected
 
 
-@pytest.mark.parametrize("setting", settings.FUNCTION_SETTINGS, ids=lambda setting: setting.name)
-def test_an_unset_or_empty_variable_is_the_declared_default(setting: settings.FunctionSetting, monkeypatch) -> None:
+@pytest.mark.parametrize("setting", function_settings.FUNCTION_SETTINGS, ids=lambda setting: setting.name)
+def test_an_unset_or_empty_variable_is_the_declared_default(
+    setting: function_settings.FunctionSetting, monkeypatch
+) -> None:
     runtime.reset()
-    unset = getattr(settings.load(), setting.attribute)
+    unset = getattr(function_settings.load(), setting.attribute)
     monkeypatch.setenv(setting.env_var, "")
     runtime.reset()
-    assert getattr(settings.load(), setting.attribute) == unset == setting.parse(str(setting.default))
+    assert getattr(function_settings.load(), setting.attribute) == unset == setting.parse(str(setting.default))
 
 
 def test_defaults_are_the_limits() -> None:
-    loaded = settings.load()
+    loaded = function_settings.load()
     assert loaded.session_lifetime_seconds == 3 * 3600
     assert loaded.max_listeners == 500
     assert loaded.max_session_lifetime_seconds == loaded.lifetime_ceiling_seconds == 24 * 3600
     assert loaded.max_active_sessions_per_speaker == 3
     assert loaded.languages == SUPPORTED_LANGUAGES
-    assert settings.defaults()["supported_languages"] == ""
+    assert function_settings.defaults()["supported_languages"] == ""
 
 
 def test_context_keys_are_the_camel_case_names() -> None:
-    assert {setting.context_key for setting in settings.FUNCTION_SETTINGS} == {
+    assert {setting.context_key for setting in function_settings.FUNCTION_SETTINGS} == {
         "sessionLifetimeHours",
         "maxListenersPerSession",
         "speakerGraceSeconds",
@@ -74,9 +78,10 @@ def test_settings_and_what_it_imports_need_only_the_standard_library() -> None:
     import inspect
     import sys
 
-    from lambda_src import languages, limits, session_ids
+    from lambda_src.contract import languages, limits
+    from lambda_src.model import session_ids
 
-    for module in (settings, limits, languages, session_ids):
+    for module in (function_settings, limits, languages, session_ids):
         tree = ast.parse(inspect.getsource(module))
         imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
         imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
@@ -84,8 +89,8 @@ def test_settings_and_what_it_imports_need_only_the_standard_library() -> None:
         assert outside <= set(sys.stdlib_module_names), module.__name__
         assert {name for name in imported if name.startswith("lambda_src")} <= {
             "lambda_src",
-            "lambda_src.limits",
-            "lambda_src.languages",
+            "lambda_src.contract.limits",
+            "lambda_src.contract.languages",
         }, module.__name__
         if module is session_ids:  # the vocabularies: nothing of the project's own
             assert not {name for name in imported if name.startswith("lambda_src")}

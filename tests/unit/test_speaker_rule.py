@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from lambda_src.contract.routes import CREATE_SESSION, REFRESH_CONNECTION, RESUME_SESSION
 from lambda_src.handlers import connect, message
-from lambda_src.routes import CREATE_SESSION, REFRESH_CONNECTION, RESUME_SESSION
 from tests.unit.helpers import DynamoDBRequests, body_of, connect_event, message_event, new_connection_id
 
 UNKNOWN_SESSION = "quiet-otter-123"

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from lambda_src import limits, runtime, settings
+from lambda_src import runtime
+from lambda_src.adapters.repositories import dynamodb
+from lambda_src.adapters.repositories.connections import ROW_LIFETIME_SECONDS
+from lambda_src.contract import function_settings, limits
 from lambda_src.handlers import sweeper
-from lambda_src.repositories import dynamodb
-from lambda_src.repositories.connections import ROW_LIFETIME_SECONDS
 from tests.unit.flows import OWNER, Clock, connect_with, create_session, drop, join, plain, send
 from tests.unit.helpers import RATE_LIMITS_TABLE, DynamoDBRequests, body_of
 
@@ -106,7 +107,7 @@ def test_refreshes_never_extend_a_session_past_its_lifetime_ceiling(
     tables, gateway, clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a ceiling of 4 hours from creation
-    monkeypatch.setenv(settings.ENV_MAX_SESSION_LIFETIME_HOURS, "4")
+    monkeypatch.setenv(function_settings.ENV_MAX_SESSION_LIFETIME_HOURS, "4")
     runtime.reset()
     session_id, _speaker = create_session()
     ceiling_s = clock.now_s + 4 * HOUR
@@ -180,7 +181,7 @@ def test_a_speaker_at_its_active_session_limit_is_refused_with_its_active_sessio
 
 
 def test_the_limit_is_the_environments(tables, gateway, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(settings.ENV_MAX_ACTIVE_SESSIONS_PER_SPEAKER, "1")
+    monkeypatch.setenv(function_settings.ENV_MAX_ACTIVE_SESSIONS_PER_SPEAKER, "1")
     runtime.reset()
     only, _speaker = create_session()
     assert create_refused()["activeSessions"] == [only]

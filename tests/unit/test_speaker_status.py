@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 
-from lambda_src import limits, messages, runtime, speaker_status
+from lambda_src import runtime
+from lambda_src.adapters.repositories import dynamodb
+from lambda_src.app import speaker_status
+from lambda_src.contract import limits
 from lambda_src.handlers import status, sweeper, welcome
-from lambda_src.repositories import dynamodb
+from lambda_src.protocol import messages
 from tests.unit.flows import OWNER, Clock, connect_with, create_session, drop, join, plain, send
 from tests.unit.helpers import DynamoDBRequests, body_of
 

@@ -16,9 +16,12 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 from moto.core.botocore_stubber import BotocoreStubber
 
-from lambda_src import limits, metrics, runtime, session_control
+from lambda_src import runtime
+from lambda_src.adapters.repositories.connections import ROW_LIFETIME_SECONDS, ConnectionsRepository
+from lambda_src.app import session_control
+from lambda_src.contract import limits
 from lambda_src.handlers import sweeper
-from lambda_src.repositories.connections import ROW_LIFETIME_SECONDS, ConnectionsRepository
+from lambda_src.platform import metrics
 from tests.unit.flows import (
     OWNER,
     Clock,

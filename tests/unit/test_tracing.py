@@ -1,4 +1,5 @@
-"""X-Ray tracing of botocore's calls (``lambda_src.tracing``): a function loaded with ``TRACE_AWS_CALLS`` in Lambda
+"""X-Ray tracing of botocore's calls (``lambda_src.platform.tracing``): a function loaded with ``TRACE_AWS_CALLS`` in
+Lambda
 records a subsegment per AWS call; without it, the X-Ray SDK is never imported. Each case runs in a fresh
 interpreter, as Lambda loads a function (the patch is process-wide and cannot be undone)."""
 
@@ -10,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lambda_src import tracing
+from lambda_src.platform import tracing
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # What Lambda sets for a sampled invocation of a function whose tracing is Active.
@@ -20,7 +21,7 @@ _PROBE = """
 import json, sys
 import lambda_src.handlers.connect
 from botocore.stub import Stubber
-from lambda_src.repositories import dynamodb
+from lambda_src.adapters.repositories import dynamodb
 
 sent = []
 if "aws_xray_sdk" in sys.modules:

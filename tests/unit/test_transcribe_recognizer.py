@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from websockets.sync.client import connect as ws_connect
 from websockets.sync.server import ServerConnection, serve
 
-from lambda_src.errors import ErrorCode, ServiceError
-from lambda_src.transcription import transcribe_recognizer as transcribe
-from lambda_src.transcription.processor import Item, RecognitionResult
+from lambda_src.adapters.transcription import transcribe_recognizer as transcribe
+from lambda_src.contract.errors import ErrorCode, ServiceError
+from lambda_src.model.partial_result_processor import Item, RecognitionResult
 
 CREDENTIALS = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
 

@@ -17,11 +17,12 @@ import pytest
 from botocore.credentials import Credentials
 from botocore.eventstream import EventStreamBuffer
 
-from lambda_src import limits, runtime
-from lambda_src.errors import ErrorCode
-from lambda_src.repositories.sessions import Session
-from lambda_src.transcription import starter
-from lambda_src.transcription.consumer import (
+from lambda_src import runtime
+from lambda_src.adapters.repositories.sessions import Session
+from lambda_src.adapters.transcription import starter
+from lambda_src.adapters.transcription.transcribe_recognizer import TranscribeRecognizer, encode_event
+from lambda_src.adapters.translation.stand_in import StandInTranslator
+from lambda_src.app.transcription.consumer import (
     HANDED_OVER,
     IDLE,
     LEASE_LAPSED,
@@ -29,11 +30,11 @@ from lambda_src.transcription.consumer import (
     SESSION_OVER,
     Consumer,
 )
-from lambda_src.transcription.delivery import SegmentDelivery
-from lambda_src.transcription.processor import Item, RecognitionResult, Segment
-from lambda_src.transcription.recognizer import unsupported_language
-from lambda_src.transcription.transcribe_recognizer import TranscribeRecognizer, encode_event
-from lambda_src.translation.stand_in import StandInTranslator
+from lambda_src.app.transcription.delivery import SegmentDelivery
+from lambda_src.contract import limits
+from lambda_src.contract.errors import ErrorCode
+from lambda_src.model.partial_result_processor import Item, RecognitionResult, Segment
+from lambda_src.model.recognizer import unsupported_language
 from tests.unit.flows import OWNER, Clock, connect_with, create_session, join, send
 from tests.unit.helpers import body_of
 
@@ -429,7 +430,7 @@ def throttle(
     store's retry pauses move the fake clock (nothing is slept). The throttled attempts, counted."""
     from moto.core.botocore_stubber import BotocoreStubber
 
-    from lambda_src.repositories import dynamodb
+    from lambda_src.adapters.repositories import dynamodb
 
     answer = BotocoreStubber.process_request
     throttled = [0]

@@ -8,10 +8,12 @@ from collections.abc import Iterator
 import pytest
 from botocore.stub import Stubber
 
-from lambda_src import aws, languages, translation
-from lambda_src.translation import TranslationError
-from lambda_src.translation.amazon_translate import AmazonTranslateTranslator
-from lambda_src.translation.stand_in import StandInTranslator
+from lambda_src.adapters import translation
+from lambda_src.adapters.translation import TranslationError
+from lambda_src.adapters.translation.amazon_translate import AmazonTranslateTranslator
+from lambda_src.adapters.translation.stand_in import StandInTranslator
+from lambda_src.contract import languages
+from lambda_src.platform import aws
 from tests.unit.helpers import REGION
 
 

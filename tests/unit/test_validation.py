@@ -10,15 +10,11 @@ from boto3.dynamodb.types import TypeSerializer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lambda_src import limits
-from lambda_src.errors import ErrorCode, ServiceError
-from lambda_src.languages import SUPPORTED_LANGUAGES
-from lambda_src.partial_results import PartialResultConfig
-from lambda_src.validation import (
-    parse_create_session,
-    parse_join_session,
-    parse_partial_result_config,
-)
+from lambda_src.contract import limits
+from lambda_src.contract.errors import ErrorCode, ServiceError
+from lambda_src.contract.languages import SUPPORTED_LANGUAGES
+from lambda_src.model.partial_results import PartialResultConfig
+from lambda_src.protocol.validation import parse_create_session, parse_join_session, parse_partial_result_config
 
 LANGUAGES = SUPPORTED_LANGUAGES
 VALID_CREATE = {"sourceLanguage": "en", "qualityTier": "standard"}

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from lambda_src import connections_api
+from lambda_src.adapters import connections_api
 from lambda_src.handlers import welcome
 from lambda_src.handlers.welcome import HANDSHAKE_RETRY_DELAYS, pending_welcomes
 

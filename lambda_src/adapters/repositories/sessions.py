@@ -1,0 +1,758 @@
+"""The Sessions table: the only code that reads or writes session items."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from lambda_src.adapters.repositories import dynamodb
+from lambda_src.adapters.repositories.dynamodb import Guarded, TransactItem
+from lambda_src.contract import errors, limits
+from lambda_src.contract.errors import ErrorCode, ServiceError
+from lambda_src.contract.schema import (
+    SESSIONS_BY_SWEEP_TIME_INDEX,
+    SESSIONS_PARTITION_KEY,
+    SESSIONS_SWEEP_AT_ATTRIBUTE,
+    SESSIONS_TTL_ATTRIBUTE,
+)
+from lambda_src.model import broadcast, partial_results
+from lambda_src.model.broadcast import BroadcastChange, BroadcastState
+from lambda_src.model.partial_results import PartialResultConfig, PartialResultUpdate
+
+_log = logging.getLogger(__name__)
+
+GRACE_ATTRIBUTE = "speakerGraceEndsAt"
+END_REASON_ATTRIBUTE = "endReason"
+ENDED_AT_ATTRIBUTE = "endedAt"
+# When the speaker's current connection took the session (epoch milliseconds), written by each refresh or
+# resume; absent, the creating connection is the speaker (``createdAt``), so a new item keeps the contract's schema.
+SPEAKER_CONNECTED_AT_ATTRIBUTE = "speakerConnectedAt"
+# The session's transcription consumer (``lambda_src.app.transcription.consumer``): its lease (until when, epoch
+# milliseconds, and whose), and how far in the audio buffer it got (the last chunk's sort key it processed).
+# Absent until audio first arrives.
+TRANSCRIBER_LEASE_UNTIL_ATTRIBUTE = "transcriberLeaseUntil"
+TRANSCRIBER_LEASE_ID_ATTRIBUTE = "transcriberLeaseId"
+TRANSCRIBER_CURSOR_ATTRIBUTE = "transcriberCursor"
+# What the speaker was last pushed on a change of its audience (``sessionStatus``): the count, the languages
+# and when (epoch milliseconds). Absent until the first push.
+STATUS_COUNT_ATTRIBUTE = "statusListenerCount"
+STATUS_LANGUAGES_ATTRIBUTE = "statusLanguages"
+STATUS_PUSHED_AT_ATTRIBUTE = "statusPushedAt"
+# Which write recorded the last push (an id each recording draws): a repeat of that write, its answer lost,
+# finds its own record by it.
+STATUS_PUSH_ID_ATTRIBUTE = "statusPushId"
+# Which write last set the broadcast state (an id each broadcast action draws): a repeat of that write, its
+# answer lost, finds the state it set by it. Absent until the speaker first sets the state.
+BROADCAST_CHANGE_ID_ATTRIBUTE = "broadcastChangeId"
+
+# Every attribute name the update expressions use, as ``#name`` placeholders (some are reserved words).
+_NAMES = {
+    "#id": SESSIONS_PARTITION_KEY,
+    "#expires": SESSIONS_TTL_ATTRIBUTE,
+    "#sweep": SESSIONS_SWEEP_AT_ATTRIBUTE,
+    "#grace": GRACE_ATTRIBUTE,
+    "#speaker": "speakerConnectionId",
+    "#speakerAt": SPEAKER_CONNECTED_AT_ATTRIBUTE,
+    "#lease": TRANSCRIBER_LEASE_UNTIL_ATTRIBUTE,
+    "#leaseId": TRANSCRIBER_LEASE_ID_ATTRIBUTE,
+    "#cursor": TRANSCRIBER_CURSOR_ATTRIBUTE,
+    "#user": "speakerUserId",
+    "#active": "isActive",
+    "#count": "listenerCount",
+    "#reason": END_REASON_ATTRIBUTE,
+    "#ended": ENDED_AT_ATTRIBUTE,
+    "#statusCount": STATUS_COUNT_ATTRIBUTE,
+    "#statusLanguages": STATUS_LANGUAGES_ATTRIBUTE,
+    "#statusAt": STATUS_PUSHED_AT_ATTRIBUTE,
+    "#statusId": STATUS_PUSH_ID_ATTRIBUTE,
+}
+_LIVE = "attribute_exists(#id) AND #active = :true AND #expires > :now"
+
+
+@dataclass(frozen=True)
+class Session:
+    """A Sessions item (the contract's schema)."""
+
+    session_id: str
+    speaker_connection_id: str
+    speaker_user_id: str
+    source_language: str
+    quality_tier: str
+    created_at_ms: int
+    expires_at_s: int
+    is_active: bool = True
+    listener_count: int = 0
+    config: PartialResultConfig = field(default_factory=PartialResultConfig)
+    broadcast: BroadcastState = field(default_factory=BroadcastState)
+    # Set while the speaker's connection has dropped: when its reconnection window closes (epoch seconds).
+    speaker_grace_ends_at_s: int | None = None
+    end_reason: str | None = None
+    ended_at_ms: int | None = None
+    status_pushed: PushedStatus | None = None
+    speaker_connected_at_ms: int | None = None
+    transcriber: TranscriberLease | None = None
+    broadcast_change_id: str | None = None
+
+    @property
+    def speaker_connected(self) -> bool:
+        return self.speaker_grace_ends_at_s is None
+
+    def speaker_settled(self, now_ms: int) -> bool:
+        """Whether the speaker's connection is connected and has had time to receive its welcome
+        (``SPEAKER_SETTLE_SECONDS`` since it took the session): an unasked push before then could overtake it."""
+        if not self.speaker_connected:
+            return False
+        connected_at = self.created_at_ms if self.speaker_connected_at_ms is None else self.speaker_connected_at_ms
+        return now_ms - connected_at >= limits.SPEAKER_SETTLE_SECONDS * 1000
+
+    def to_item(self) -> dict[str, Any]:
+        return {
+            SESSIONS_PARTITION_KEY: self.session_id,
+            "speakerConnectionId": self.speaker_connection_id,
+            "speakerUserId": self.speaker_user_id,
+            "sourceLanguage": self.source_language,
+            "qualityTier": self.quality_tier,
+            "createdAt": self.created_at_ms,
+            **(
+                {}
+                if self.speaker_connected_at_ms is None
+                else {SPEAKER_CONNECTED_AT_ATTRIBUTE: self.speaker_connected_at_ms}
+            ),
+            "isActive": self.is_active,
+            "listenerCount": self.listener_count,
+            SESSIONS_TTL_ATTRIBUTE: self.expires_at_s,
+            **self.config.to_item(),
+            # Written once the speaker sets it: a new session's item keeps the contract's schema (absent reads as
+            # not paused, not muted, full volume).
+            **({} if self.broadcast == BroadcastState() else self.broadcast.to_item()),
+            # In the sweeper's sparse index while active: it ends the session when its lifetime is over.
+            **({SESSIONS_SWEEP_AT_ATTRIBUTE: self.expires_at_s} if self.is_active else {}),
+        }
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Session:
+        """A session from a (deserialized) item; an attribute of the wrong type reads as its default, with a
+        warning (an unreadable ``expiresAt`` reads as 0: the session counts as expired, never as live)."""
+        grace = _number(item, GRACE_ATTRIBUTE, None)
+        return cls(
+            session_id=item[SESSIONS_PARTITION_KEY],
+            speaker_connection_id=_text(item, "speakerConnectionId"),
+            speaker_user_id=_text(item, "speakerUserId"),
+            source_language=_text(item, "sourceLanguage"),
+            quality_tier=_text(item, "qualityTier"),
+            created_at_ms=_number(item, "createdAt", 0) or 0,
+            expires_at_s=_number(item, SESSIONS_TTL_ATTRIBUTE, 0) or 0,
+            is_active=item.get("isActive") is True,
+            listener_count=_number(item, "listenerCount", 0) or 0,
+            config=partial_results.from_item(item),
+            broadcast=broadcast.from_item(item),
+            speaker_grace_ends_at_s=grace,
+            end_reason=item.get(END_REASON_ATTRIBUTE) if isinstance(item.get(END_REASON_ATTRIBUTE), str) else None,
+            ended_at_ms=_number(item, ENDED_AT_ATTRIBUTE, None),
+            status_pushed=PushedStatus.from_item(item),
+            speaker_connected_at_ms=_number(item, SPEAKER_CONNECTED_AT_ATTRIBUTE, None),
+            transcriber=TranscriberLease.from_item(item),
+            broadcast_change_id=_optional_text(item, BROADCAST_CHANGE_ID_ATTRIBUTE),
+        )
+
+
+@dataclass(frozen=True)
+class TranscriberLease:
+    """The session's transcription consumer: whose lease, until when (epoch ms), and the buffer position it
+    reached (the sort key of the last chunk it processed; empty before the first)."""
+
+    lease_id: str
+    until_ms: int
+    cursor: str = ""
+
+    def live_at(self, now_ms: int) -> bool:
+        return self.until_ms > now_ms
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> TranscriberLease | None:
+        until = _number(item, TRANSCRIBER_LEASE_UNTIL_ATTRIBUTE, None)
+        lease_id, cursor = item.get(TRANSCRIBER_LEASE_ID_ATTRIBUTE), item.get(TRANSCRIBER_CURSOR_ATTRIBUTE, "")
+        if until is None and not cursor:
+            return None
+        return cls(
+            lease_id if isinstance(lease_id, str) else "",
+            until or 0,
+            cursor if isinstance(cursor, str) else "",
+        )
+
+
+@dataclass(frozen=True)
+class PushedStatus:
+    """What the speaker was last told on a change of its audience: the count, the languages, and when."""
+
+    listener_count: int
+    languages: frozenset[str]
+    pushed_at_ms: int
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> PushedStatus | None:
+        pushed_at = _number(item, STATUS_PUSHED_AT_ATTRIBUTE, None)
+        if pushed_at is None:
+            return None
+        languages = item.get(STATUS_LANGUAGES_ATTRIBUTE)
+        return cls(
+            listener_count=_number(item, STATUS_COUNT_ATTRIBUTE, 0) or 0,
+            languages=frozenset(x for x in languages if isinstance(x, str))
+            if isinstance(languages, list)
+            else frozenset(),
+            pushed_at_ms=pushed_at,
+        )
+
+
+def _number(item: dict[str, Any], name: str, default: int | None) -> int | None:
+    value = item.get(name)
+    if value is None:
+        return default
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool) and Decimal(value).is_finite():
+        return int(value)
+    _log.warning("session item has a non-numeric %s; reading it as %s", name, default)
+    return default
+
+
+def _text(item: dict[str, Any], name: str) -> str:
+    value = item.get(name, "")
+    if isinstance(value, str):
+        return value
+    _log.warning("session item has a non-text %s; reading it as empty", name)
+    return ""
+
+
+def _optional_text(item: dict[str, Any], name: str) -> str | None:
+    value = item.get(name)
+    return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class BroadcastUpdate:
+    """What a broadcast write found: the session as it was before it, and whether that state was already this
+    very write's (an earlier attempt of it was applied and its answer lost, so the repeat finds what it set;
+    whether that attempt changed anything can no longer be told)."""
+
+    before: Session
+    repeated: bool
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    """What never changes about a session, cached by the processes that meet it (until ``expires_at_s``)."""
+
+    source_language: str
+    quality_tier: str
+    expires_at_s: int
+
+
+class SessionIdTaken(Exception):
+    """The conditional put found a session with the same id that cannot be replaced (live, or expired with
+    listeners still attached); draw another id."""
+
+
+def _names(expression: str) -> dict[str, str]:
+    """The ``#name`` placeholders ``expression`` uses, from the one table of names."""
+    return {placeholder: name for placeholder, name in _NAMES.items() if placeholder in expression}
+
+
+def _update(table: str, session_id: str, update: str, condition: str, **named_values: Any) -> dict[str, Any]:
+    """UpdateItem arguments whose failed condition returns the old item (to say why it was refused)."""
+    arguments: dict[str, Any] = {
+        "TableName": table,
+        "Key": dynamodb.serialize({SESSIONS_PARTITION_KEY: session_id}),
+        "UpdateExpression": update,
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": _names(update + " " + condition),
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    if named_values:
+        arguments["ExpressionAttributeValues"] = dynamodb.values(**named_values)
+    return arguments
+
+
+class SessionsRepository:
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+        # Immutable facts of sessions this process has seen (id -> facts): a join needs the source language
+        # and quality tier for its reply, and cached ones save a read on every join after the first. An id
+        # can be reused only after its session expired, so the facts are trusted until that expiry.
+        self._facts: dict[str, SessionFacts] = {}
+
+    def create_item(self, session: Session) -> Guarded:
+        """Transaction item: a new session, only if its id is free — no item, or an expired session that TTL
+        has not yet deleted and that has nothing attached any more (its ``listenerCount``, which equals its
+        listener rows, is 0: otherwise they would become listeners of the new session); refused with
+        :class:`SessionIdTaken` (draw another id)."""
+        put = {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": dynamodb.serialize(session.to_item()),
+                "ConditionExpression": "attribute_not_exists(#id) OR (#expires <= :now AND #count = :zero)",
+                "ExpressionAttributeNames": _names("#id #expires #count"),
+                "ExpressionAttributeValues": dynamodb.values(now=session.created_at_ms // 1000, zero=0),
+            }
+        }
+        return put, lambda _old: SessionIdTaken(session.session_id)
+
+    def get(self, session_id: str, now_s: int | None) -> Session | None:
+        """The session, or None when there is none or it has expired by ``now_s`` (TTL deletion lags);
+        ``now_s=None`` returns an expired session too (the sweeper ends those)."""
+        response = dynamodb.request(
+            "get_item",
+            TableName=self.table_name,
+            Key=dynamodb.serialize({SESSIONS_PARTITION_KEY: session_id}),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        if item is None:
+            return None
+        session = Session.from_item(dynamodb.deserialize(item))
+        self.remember(session)
+        return session if now_s is None or session.expires_at_s > now_s else None
+
+    def remember(self, session: Session) -> None:
+        if len(self._facts) >= _FACTS_CACHE_SIZE:
+            self._facts.pop(next(iter(self._facts)))
+        self._facts[session.session_id] = SessionFacts(
+            session.source_language, session.quality_tier, session.expires_at_s
+        )
+
+    def facts(self, session_id: str, now_s: int) -> SessionFacts:
+        """The session's immutable facts (source language, quality tier), from this process's cache when it
+        has seen the session.
+
+        Only existence is established by a read on a cache miss; whether the session is live is always
+        decided by the condition of the write that follows.
+        """
+        cached = self._facts.get(session_id)
+        if cached is not None and cached.expires_at_s > now_s:
+            return cached
+        session = self.get(session_id, now_s)
+        if session is None:
+            raise errors.session_not_found(session_id)
+        return self._facts[session_id]
+
+    def listener_counts(self, session_ids: Iterable[str]) -> dict[str, int]:
+        """Each existing session's ``listenerCount`` (strongly consistent, so a join committed before the call
+        is counted), ``BATCH_GET_SIZE`` sessions a BatchGetItem; a session that is gone is left out."""
+        projection = {"ProjectionExpression": "#id, #count", "ExpressionAttributeNames": _names("#id #count")}
+        counts: dict[str, int] = {}
+        for item in self._batch_get(session_ids, {**projection, "ConsistentRead": True}):
+            session = dynamodb.deserialize(item)
+            counts[session[SESSIONS_PARTITION_KEY]] = _number(session, "listenerCount", 0) or 0
+        return counts
+
+    # -- listeners ---------------------------------------------------------------------------------
+    def add_listener_item(self, session_id: str, now_s: int, cap: int) -> TransactItem:
+        """Transaction item: count one more listener, only on a live, active session under the cap."""
+        return {
+            "Update": _update(
+                self.table_name,
+                session_id,
+                "ADD #count :one",
+                f"{_LIVE} AND #count < :cap",
+                one=1,
+                true=True,
+                now=now_s,
+                cap=cap,
+            )
+        }
+
+    def check_live_item(self, session_id: str, now_s: int) -> TransactItem:
+        """Transaction item: the session is live (a listener takes over another's place, count unchanged)."""
+        arguments = _update(self.table_name, session_id, "", _LIVE, true=True, now=now_s)
+        del arguments["UpdateExpression"]
+        return {"ConditionCheck": arguments}
+
+    def remove_listener_item(self, session_id: str) -> TransactItem:
+        """Transaction item: count one listener less; never below zero and never on a deleted session."""
+        return {
+            "Update": _update(
+                self.table_name,
+                session_id,
+                "ADD #count :minus",
+                "attribute_exists(#id) AND #count > :zero",
+                minus=-1,
+                zero=0,
+            )
+        }
+
+    # -- the speaker -------------------------------------------------------------------------------
+    def speaker_dropped_item(self, session_id: str, connection_id: str, now_s: int, grace_ends_s: int) -> TransactItem:
+        """Transaction item: the session's current speaker connection dropped; open the resume window.
+
+        Fails when ``connection_id`` is no longer the session's speaker (it was refreshed or resumed away),
+        so an old connection's close never looks like a drop.
+        """
+        return {
+            "Update": _update(
+                self.table_name,
+                session_id,
+                "SET #grace = :grace, #sweep = :grace",
+                f"{_LIVE} AND #speaker = :connection",
+                grace=grace_ends_s,
+                true=True,
+                now=now_s,
+                connection=connection_id,
+            )
+        }
+
+    def take_over_speaker_item(
+        self, session_id: str, connection_id: str, user_id: str, now_ms: int, expires_at_s: int
+    ) -> TransactItem:
+        """Transaction item: ``connection_id`` becomes the speaker connection of the owner's live session, which
+        now lives until ``expires_at_s`` (its speaker is connected again, so that is also when it is due for
+        the sweeper)."""
+        return {
+            "Update": _update(
+                self.table_name,
+                session_id,
+                "SET #speaker = :connection, #speakerAt = :connectedAt, #expires = :expires, #sweep = :expires"
+                " REMOVE #grace",
+                f"{_LIVE} AND #user = :user",
+                connection=connection_id,
+                connectedAt=now_ms,
+                user=user_id,
+                expires=expires_at_s,
+                true=True,
+                now=now_ms // 1000,
+            )
+        }
+
+    def update_config(self, session_id: str, connection_id: str, update: PartialResultUpdate, now_s: int) -> Session:
+        """Apply the partial-result settings ``update`` asks for, as the session's speaker; the new session."""
+        return self._set_as_speaker(session_id, connection_id, update.to_item(), now_s, returning="ALL_NEW")
+
+    def update_broadcast(
+        self, session_id: str, connection_id: str, change: BroadcastChange, now_s: int
+    ) -> BroadcastUpdate:
+        """Set what ``change`` sets of the broadcast state, as the session's live speaker; the session as it was
+        before (so the caller knows, without a read, whether anything changed). The write also sets an id it
+        draws, so that a repeat of it (its first attempt applied, the answer lost) knows the state it finds for
+        its own: ``BroadcastUpdate.repeated``."""
+        change_id = uuid.uuid4().hex
+        changes = {**change.to_item(), BROADCAST_CHANGE_ID_ATTRIBUTE: change_id}
+        before = self._set_as_speaker(session_id, connection_id, changes, now_s, returning="ALL_OLD")
+        return BroadcastUpdate(before, repeated=before.broadcast_change_id == change_id)
+
+    def _set_as_speaker(
+        self, session_id: str, connection_id: str, changes: dict[str, Any], now_s: int, *, returning: str
+    ) -> Session:
+        """SET ``changes`` (attribute -> value) on the live session whose speaker is ``connection_id``, in one
+        conditional UpdateItem; the session as ``returning`` says (``ALL_NEW`` or ``ALL_OLD``)."""
+        names = {f"#c{i}": attribute for i, attribute in enumerate(changes)}
+        assignments = ", ".join(f"{placeholder} = :c{i}" for i, placeholder in enumerate(names))
+        arguments = _update(
+            self.table_name,
+            session_id,
+            f"SET {assignments}",
+            f"{_LIVE} AND #speaker = :connection",
+            true=True,
+            now=now_s,
+            connection=connection_id,
+            **{f"c{i}": value for i, value in enumerate(changes.values())},
+        )
+        arguments["ExpressionAttributeNames"].update(names)
+        arguments["ReturnValues"] = returning
+        attributes = self._conditional_update(arguments, session_id, now_s, connection_id=connection_id)
+        return Session.from_item(dynamodb.deserialize(attributes))
+
+    # -- the transcription consumer ------------------------------------------------------------------
+    def hold_transcriber_lease(
+        self,
+        session_id: str,
+        lease_id: str,
+        now_ms: int,
+        cursor: str | None,
+        *,
+        taking_over: str | None = None,
+        renewing: bool = False,
+    ) -> tuple[bool, Session | None]:
+        """Take or renew the lease of the session's transcription consumer until ``now_ms`` +
+        ``TRANSCRIBER_LEASE_SECONDS`` (one conditional UpdateItem), recording ``cursor`` when given, on a live
+        session only. A renewal (``renewing``) succeeds only while the lease is still ``lease_id``'s: once
+        another consumer took it, or its holder let it go, the holder must not go on. A take succeeds when the
+        lease has lapsed or is absent, is ``lease_id``'s, or is ``taking_over``'s (a predecessor handing over).
+        (held, the session): as it is now when held; as it was when not (None: no session)."""
+        assignments = "SET #lease = :until, #leaseId = :leaseId" + (", #cursor = :cursor" if cursor else "")
+        owners = "#leaseId = :leaseId" + (" OR #leaseId = :previous" if taking_over and not renewing else "")
+        takeable = owners if renewing else f"attribute_not_exists(#lease) OR #lease <= :nowMs OR {owners}"
+        arguments = _update(
+            self.table_name,
+            session_id,
+            assignments,
+            f"{_LIVE} AND ({takeable})",
+            until=now_ms + limits.TRANSCRIBER_LEASE_SECONDS * 1000,
+            leaseId=lease_id,
+            true=True,
+            now=now_ms // 1000,
+            **({} if renewing else {"nowMs": now_ms}),
+            **({"cursor": cursor} if cursor else {}),
+            **({"previous": taking_over} if taking_over and not renewing else {}),
+        )
+        arguments["ReturnValues"] = "ALL_NEW"
+        try:
+            response = dynamodb.request("update_item", **arguments)
+        except ClientError as error:
+            if dynamodb.error_code(error) != "ConditionalCheckFailedException":
+                raise
+            old: Any = error.response.get("Item")
+            return False, None if old is None else Session.from_item(dynamodb.deserialize(old))
+        return True, Session.from_item(dynamodb.deserialize(response["Attributes"]))
+
+    def release_transcriber_lease(self, session_id: str, lease_id: str, cursor: str | None) -> bool:
+        """Let the lease go (its consumer stopped), recording ``cursor`` when given; whether it was still
+        ``lease_id``'s (one conditional UpdateItem; the item may have been deleted by now)."""
+        arguments = _update(
+            self.table_name,
+            session_id,
+            "REMOVE #lease, #leaseId" + (" SET #cursor = :cursor" if cursor else ""),
+            "attribute_exists(#id) AND #leaseId = :leaseId",
+            leaseId=lease_id,
+            **({"cursor": cursor} if cursor else {}),
+        )
+        return _applied_if(arguments)
+
+    def record_status_push(self, session: Session, status: PushedStatus) -> bool:
+        """Record the change push about to be sent to the session's speaker, only if nobody recorded one since
+        ``session`` was read (another shard's batch of the same session) and the speaker is still the same
+        live connection; whether this call recorded it (then, and only then, it is sent).
+
+        The record carries an id this call draws: a repeat of the write whose first attempt was applied but
+        whose answer was lost is refused (the record is no longer the one read), finds its own id, and so
+        knows the record for this call's."""
+        seen = session.status_pushed.pushed_at_ms if session.status_pushed else None
+        seen_condition = "attribute_not_exists(#statusAt)" if seen is None else "#statusAt = :seen"
+        push_id = uuid.uuid4().hex
+        arguments = _update(
+            self.table_name,
+            session.session_id,
+            "SET #statusCount = :count, #statusLanguages = :languages, #statusAt = :at, #statusId = :pushId",
+            f"attribute_exists(#id) AND #active = :true AND #speaker = :connection AND {seen_condition}",
+            count=status.listener_count,
+            languages=sorted(status.languages),
+            at=status.pushed_at_ms,
+            pushId=push_id,
+            true=True,
+            connection=session.speaker_connection_id,
+            **({"seen": seen} if seen is not None else {}),
+        )
+        try:
+            dynamodb.request("update_item", **arguments)
+        except ClientError as error:
+            if dynamodb.error_code(error) != "ConditionalCheckFailedException":
+                raise
+            old = dynamodb.old_image(error)
+            recorded = dynamodb.deserialize(old).get(STATUS_PUSH_ID_ATTRIBUTE) if old is not None else None
+            if recorded == push_id:
+                _log.info("session %s: an earlier attempt of this status record was applied", session.session_id)
+                return True
+            return False
+        return True
+
+    def end_by_speaker(
+        self, session_id: str, connection_id: str, reason: str, now_ms: int, also: Sequence[TransactItem] = ()
+    ) -> None:
+        """End the session for good, as its current speaker (with ``also`` in the same transaction)."""
+        self._end(session_id, reason, now_ms, "#speaker = :connection", also, connection=connection_id)
+
+    def end_if_due(
+        self, session_id: str, sweep_at_s: int, reason: str, now_ms: int, also: Sequence[TransactItem] = ()
+    ) -> bool:
+        """End a session the sweeper found due (with ``also`` in the same transaction), unless it changed since
+        (e.g. its speaker resumed); whether it was ended."""
+        try:
+            self._end(session_id, reason, now_ms, "#sweep = :seen", also, seen=sweep_at_s)
+        except ServiceError:
+            return False
+        return True
+
+    def _end(
+        self,
+        session_id: str,
+        reason: str,
+        now_ms: int,
+        condition: str,
+        also: Sequence[TransactItem],
+        **named_values: Any,
+    ) -> None:
+        """Mark the session ended: inactive (no join succeeds from now on), and due for one more sweep a
+        sweep interval later, so that the sweeper dismisses any listener this ending did not reach (it
+        takes the session out of its index once no listener is left). One transaction with ``also`` (the
+        speaker's active sessions lose this one in the same write).
+
+        The listener count is left to fall as the listeners' connections close and are counted out, so it
+        keeps matching the listener rows. A repeat whose first attempt was applied but whose reply was lost
+        finds the session inactive with this call's reason and ``endedAt``: it was this very call, so that
+        is a success.
+        """
+        arguments = _update(
+            self.table_name,
+            session_id,
+            "SET #active = :false, #reason = :reason, #ended = :ended, #sweep = :revisit REMOVE #grace",
+            f"attribute_exists(#id) AND #active = :true AND {condition}",
+            false=False,
+            true=True,
+            reason=reason,
+            ended=now_ms,
+            revisit=now_ms // 1000 + limits.SWEEP_INTERVAL_SECONDS,
+            **named_values,
+        )
+        try:
+            dynamodb.transact([{"Update": arguments}, *also])
+        except ClientError as error:
+            reasons: list[Any] = list(error.response.get("CancellationReasons", []))
+            if not reasons or reasons[0].get("Code") != "ConditionalCheckFailed":
+                raise
+            old: dict[str, Any] | None = reasons[0].get("Item")
+            current = Session.from_item(dynamodb.deserialize(old)) if old is not None else None
+            if (
+                current is not None
+                and not current.is_active
+                and (current.end_reason, current.ended_at_ms) == (reason, now_ms)
+            ):
+                _log.info("session %s: an earlier attempt of this ending was applied", session_id)
+                return
+            raise self.refusal(old, session_id, None, connection_id=named_values.get("connection")) from error
+
+    def revisit_ended(self, session_id: str, seen_s: int, next_s: int | None) -> bool:
+        """An ended session the sweeper looked at again: due again at ``next_s`` (listeners were still
+        attached), or out of the sweeper's index for good (``None``). Only if ``sweepAt`` is still
+        ``seen_s`` (another sweep got there first otherwise); whether this call changed it."""
+        update = "SET #sweep = :next" if next_s is not None else "REMOVE #sweep"
+        arguments = _update(
+            self.table_name,
+            session_id,
+            update,
+            "attribute_exists(#id) AND #active = :false AND #sweep = :seen",
+            false=False,
+            seen=seen_s,
+            **({"next": next_s} if next_s is not None else {}),
+        )
+        return _applied_if(arguments)
+
+    def _conditional_update(
+        self, arguments: dict[str, Any], session_id: str, now_s: int | None, *, connection_id: str | None
+    ) -> dict[str, Any]:
+        try:
+            return dynamodb.request("update_item", **arguments)["Attributes"]
+        except ClientError as error:
+            if dynamodb.error_code(error) != "ConditionalCheckFailedException":
+                raise
+            old = dynamodb.old_image(error)
+            raise self.refusal(old, session_id, now_s, connection_id=connection_id) from error
+
+    # -- the sweeper -------------------------------------------------------------------------------
+    def sweep_index(self) -> Iterator[tuple[str, int]]:
+        """(session id, sweep time) of every session in the sweeper's sparse index: the active ones, and
+        ended ones whose listeners are still being dismissed. The whole index is read (a filtered Scan
+        reads, and costs, every item all the same); the sweeper picks the due ones and those to probe."""
+        pages = dynamodb.pages("scan", TableName=self.table_name, IndexName=SESSIONS_BY_SWEEP_TIME_INDEX)
+        for page in pages:
+            for item in page.get("Items", []):
+                row = dynamodb.deserialize(item)
+                yield row[SESSIONS_PARTITION_KEY], int(row[SESSIONS_SWEEP_AT_ATTRIBUTE])
+
+    def active_sessions(self, session_ids: Iterable[str]) -> list[Session]:
+        """The active sessions among ``session_ids`` (the sweep index's: every active session is in it), read
+        whole with BatchGetItem, ``BATCH_GET_SIZE`` keys a request, eventually consistent (half a read unit per
+        session, items being well under 4 KB: a level published once a minute, and the periodic status, need
+        no more)."""
+        sessions = (Session.from_item(dynamodb.deserialize(item)) for item in self._batch_get(session_ids, {}))
+        return [session for session in sessions if session.is_active]
+
+    def live_ids(self, session_ids: Iterable[str], user_id: str, now_s: int) -> set[str]:
+        """Which of ``session_ids`` are live sessions of ``user_id`` (there, theirs, active and unexpired at
+        ``now_s``; an expired id may have been reused by another speaker), read consistently with
+        BatchGetItem, projected to what decides it."""
+        projection = "#id, #user, #active, #expires"
+        options = {"ProjectionExpression": projection, "ExpressionAttributeNames": _names(projection)}
+        sessions = (
+            dynamodb.deserialize(item) for item in self._batch_get(session_ids, {**options, "ConsistentRead": True})
+        )
+        return {
+            session[SESSIONS_PARTITION_KEY]
+            for session in sessions
+            if session.get("isActive") is True
+            and session.get("speakerUserId") == user_id
+            and (_number(session, SESSIONS_TTL_ATTRIBUTE, 0) or 0) > now_s
+        }
+
+    def _batch_get(self, session_ids: Iterable[str], options: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The items of ``session_ids`` (each once), ``BATCH_GET_SIZE`` keys a request with ``options``. Keys
+        DynamoDB leaves unprocessed are asked again, up to ``BATCH_GET_ATTEMPTS`` times; then this raises
+        rather than answer short."""
+        keys = [dynamodb.serialize({SESSIONS_PARTITION_KEY: s}) for s in dict.fromkeys(session_ids)]
+        for start in range(0, len(keys), BATCH_GET_SIZE):
+            pending = keys[start : start + BATCH_GET_SIZE]
+            for attempt in range(BATCH_GET_ATTEMPTS):
+                if attempt:
+                    time.sleep(random.uniform(0, 0.05 * 2**attempt))
+                response = dynamodb.request(
+                    "batch_get_item", RequestItems={self.table_name: {"Keys": pending, **options}}
+                )
+                yield from response.get("Responses", {}).get(self.table_name, [])
+                pending = response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+                if not pending:
+                    break
+            else:
+                raise RuntimeError(f"{len(pending)} sessions left unprocessed after {BATCH_GET_ATTEMPTS} attempts")
+
+    # -- refusals ----------------------------------------------------------------------------------
+    @staticmethod
+    def refusal(
+        old_item: dict[str, Any] | None,
+        session_id: str,
+        now_s: int | None,
+        *,
+        connection_id: str | None = None,
+        user_id: str | None = None,
+    ) -> ServiceError:
+        """Why a conditional write on the session was refused, as the client should hear it.
+
+        Checked in the order the conditions matter to a client: gone, ended, not the speaker / owner,
+        and otherwise (for a join) the listener cap.
+        """
+        if old_item is None:
+            return errors.session_not_found(session_id)
+        session = Session.from_item(dynamodb.deserialize(old_item))
+        if now_s is not None and session.expires_at_s <= now_s:
+            return errors.session_not_found(session_id)
+        if not session.is_active:
+            return errors.session_ended(session_id)
+        if connection_id is not None and session.speaker_connection_id != connection_id:
+            return errors.not_the_speaker(session_id)
+        if user_id is not None and session.speaker_user_id != user_id:
+            return errors.another_speakers(session_id)
+        return ServiceError(
+            ErrorCode.SESSION_FULL,
+            f"session {session_id} has reached its listener limit of {session.listener_count}",
+            field="sessionId",
+        )
+
+
+def _applied_if(arguments: dict[str, Any]) -> bool:
+    """Make a conditional UpdateItem; whether its condition held (a failed one is an answer, not an error)."""
+    del arguments["ReturnValuesOnConditionCheckFailure"]
+    try:
+        dynamodb.request("update_item", **arguments)
+    except ClientError as error:
+        if dynamodb.error_code(error) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+_FACTS_CACHE_SIZE = 4096
+# BatchGetItem's most keys a request, and the requests made for keys it leaves unprocessed (throttled).
+BATCH_GET_SIZE = 100
+BATCH_GET_ATTEMPTS = 4

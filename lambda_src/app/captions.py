@@ -1,0 +1,190 @@
+"""Captions: each segment of a session's speech, delivered to every listener in the listener's own language.
+
+The transcription consumer (one invocation per live session) makes one :class:`CaptionDelivery` and calls
+:meth:`CaptionDelivery.deliver` once per segment the partial-result processor forwards. For each segment:
+
+- The audience is the session's listeners by target language, read from the listener index and kept
+  :data:`~lambda_src.contract.limits.CAPTION_AUDIENCE_CACHE_SECONDS` (2 s): in steady state a segment costs no DynamoDB
+  request. So a join, a ``changeLanguage`` or a ``leaveSession`` is seen by captions at most that long after it:
+  the first segment delivered after the window has passed goes to the new audience (a listener that joined
+  mid-segment gets that segment's later partials and its final, which is all a caption client needs). A
+  listener found gone is dropped from the kept audience at once.
+- Listeners of the session's source language get the source text; every other language is translated, each
+  in parallel (:data:`~lambda_src.contract.limits.TRANSLATION_PARALLELISM`), and a language's captions are posted as
+  soon
+  as its translation is back, so a slow or failed language delays nobody else. A failed translation is counted
+  (``TranslationFailures``) and logged with its language pair; that language's listeners get no caption for
+  this segment. Empty text (a final that withdraws a partial) is posted as it is, untranslated.
+- Posts go out in parallel (:data:`~lambda_src.contract.limits.FANOUT_PARALLELISM`) through
+  :func:`lambda_src.downstream.start_broadcast`, the same path any downstream processor uses: a listener that
+  answers 410 past its handshake is counted out exactly once, as its ``$disconnect`` would be.
+
+Metrics (``TranslationFailures``, and ``ListenersLeft`` for a vanished listener) accumulate like every
+function's and are published by :func:`lambda_src.platform.metrics.flush`, which the consumer calls.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from types import TracebackType
+
+from lambda_src import downstream
+from lambda_src.adapters.translation import TranslationError, Translator
+from lambda_src.contract import limits
+from lambda_src.downstream import BroadcastReport, PendingBroadcast
+from lambda_src.model.partial_result_processor import Segment
+from lambda_src.platform import metrics
+from lambda_src.platform.log import logger
+from lambda_src.protocol import messages
+
+
+@dataclass
+class DeliveryReport:
+    """What became of one segment: target ``languages`` with listeners (the source language included), of which
+    ``translated`` and ``translation_failures``; captions ``posted`` (that arrived), listeners found ``gone`` (410
+    past the handshake: counted out) or still ``handshaking`` (410 within it: left alone), posts ``failed``."""
+
+    segment_id: str
+    languages: int = 0
+    translated: int = 0
+    translation_failures: int = 0
+    posted: int = 0
+    gone: int = 0
+    handshaking: int = 0
+    failed: int = 0
+
+    def add(self, broadcast: BroadcastReport) -> None:
+        self.posted += broadcast.delivered
+        self.gone += broadcast.gone
+        self.handshaking += broadcast.handshaking
+        self.failed += broadcast.failed
+
+
+class CaptionDelivery:
+    """Delivers a session's segments as ``caption`` messages; one per consumer invocation (it keeps the audience
+    and its threads between segments). ``close`` it at the end (or use it as a context manager)."""
+
+    def __init__(
+        self,
+        session_id: str,
+        source_language: str,
+        translator: Translator,
+        *,
+        audience_cache_seconds: float = limits.CAPTION_AUDIENCE_CACHE_SECONDS,
+    ) -> None:
+        self.session_id = session_id
+        self.source_language = source_language
+        self.translator = translator
+        self._cache_ms = audience_cache_seconds * 1000
+        self._audience: dict[str, list[str]] = {}
+        self._audience_read_at_ms: int | None = None
+        self._translations = ThreadPoolExecutor(limits.TRANSLATION_PARALLELISM, thread_name_prefix="caption-translate")
+        self._posts = ThreadPoolExecutor(limits.FANOUT_PARALLELISM, thread_name_prefix="caption-post")
+
+    def __enter__(self) -> CaptionDelivery:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the delivery's threads (after what is in flight)."""
+        self._translations.shutdown()
+        self._posts.shutdown()
+
+    def audience(self, now_ms: int) -> dict[str, list[str]]:
+        """The listeners' connection ids by target language, read again once the kept one is
+        ``CAPTION_AUDIENCE_CACHE_SECONDS`` old. A failed read keeps the last audience (and is tried again at the
+        next segment), so a throttled index never stops captions."""
+        read_at = self._audience_read_at_ms
+        if read_at is not None and 0 <= now_ms - read_at < self._cache_ms:
+            return self._audience
+        try:
+            self._audience = downstream.listeners_by_language(self.session_id)
+        except Exception:
+            logger.exception("caption audience not read; the last one is kept", extra={"session_id": self.session_id})
+            return self._audience
+        self._audience_read_at_ms = now_ms
+        return self._audience
+
+    def deliver(self, segment: Segment, now_ms: int) -> DeliveryReport:
+        """Post ``segment`` as a ``caption`` to every listener, in its language (``now_ms``: the wall clock, epoch
+        milliseconds, the captions' ``timestamp``). Never raises: what failed is counted in the report."""
+        audience = self.audience(now_ms)
+        report = DeliveryReport(segment.segment_id, languages=len(audience))
+        pending: list[tuple[str, PendingBroadcast]] = []
+        translating: dict[Future[str], str] = {}
+        for language in audience:
+            if language == self.source_language or not segment.text.strip():
+                self._start(pending, report, segment, language, segment.text, now_ms)
+            else:
+                future = self._translations.submit(
+                    self.translator.translate, segment.text, self.source_language, language
+                )
+                translating[future] = language
+        for future in as_completed(translating):
+            language = translating[future]
+            try:
+                text = future.result()
+            except Exception as error:
+                self._translation_failed(report, segment, language, error)
+                continue
+            report.translated += 1
+            self._start(pending, report, segment, language, text, now_ms)
+        for language, broadcast in pending:
+            result = broadcast.finish()
+            report.add(result)
+            self._forget(language, result.gone_listeners)
+        return report
+
+    def _start(
+        self,
+        pending: list[tuple[str, PendingBroadcast]],
+        report: DeliveryReport,
+        segment: Segment,
+        language: str,
+        text: str,
+        now_ms: int,
+    ) -> None:
+        """Start posting the caption in ``language`` to its listeners (in flight while other languages translate)."""
+        listeners = self._audience.get(language, [])
+        caption = messages.caption(
+            self.session_id, segment.segment_id, self.source_language, language, text, segment.is_partial, now_ms
+        )
+        try:
+            broadcast = downstream.start_broadcast(
+                self.session_id, language, caption, executor=self._posts, listeners=listeners
+            )
+        except Exception:
+            logger.exception("caption not posted", extra={"session_id": self.session_id, "target_language": language})
+            report.failed += len(listeners)
+            return
+        pending.append((language, broadcast))
+
+    def _translation_failed(self, report: DeliveryReport, segment: Segment, language: str, error: Exception) -> None:
+        report.translation_failures += 1
+        metrics.translation_failed()
+        extra = {
+            "session_id": self.session_id,
+            "segment_id": segment.segment_id,
+            "source_language": self.source_language,
+            "target_language": language,
+            "translator": self.translator.name,
+        }
+        if isinstance(error, TranslationError):
+            logger.warning(f"caption not translated: {error}", extra={**extra, "error_code": error.code})
+        else:  # the engine itself failed: a bug, with its traceback
+            logger.error("caption not translated", exc_info=error, extra=extra)
+
+    def _forget(self, language: str, gone: tuple[str, ...]) -> None:
+        """Drop listeners proved gone from the kept audience (so the next segments do not post to them again)."""
+        if not gone:
+            return
+        remaining = [connection_id for connection_id in self._audience.get(language, []) if connection_id not in gone]
+        if remaining:
+            self._audience[language] = remaining
+        else:
+            self._audience.pop(language, None)

@@ -1,0 +1,42 @@
+"""Where the consumer's forwarded segments go: the speaker's ``transcript``, and each listener's ``caption`` in
+its own language (``lambda_src.app.captions``), from the same segment with the same ``segmentId``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+
+from lambda_src.adapters import translation
+from lambda_src.adapters.repositories.sessions import Session
+from lambda_src.adapters.translation import Translator
+from lambda_src.app import fanout
+from lambda_src.app.captions import CaptionDelivery
+from lambda_src.model.partial_result_processor import Segment
+from lambda_src.protocol import messages
+
+
+class SegmentDelivery:
+    """One consumer's delivery (it keeps the session's audience and its threads between segments); a context
+    manager that stops its threads at the end."""
+
+    def __init__(self, translator: Callable[[], Translator] = translation.from_environment) -> None:
+        self._translator = translator
+        self._captions: CaptionDelivery | None = None
+
+    def __call__(self, session: Session, segment: Segment, now_ms: int) -> None:
+        """``transcript`` to the session's speaker while it is connected (a dropped speaker misses what is said in
+        its absence: nothing is queued), then the captions."""
+        if session.speaker_connected:
+            fanout.post_quietly(session.speaker_connection_id, messages.transcript(session.session_id, segment, now_ms))
+        if self._captions is None:
+            self._captions = CaptionDelivery(session.session_id, session.source_language, self._translator())
+        self._captions.deliver(segment, now_ms)
+
+    def __enter__(self) -> SegmentDelivery:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if self._captions is not None:
+            self._captions.close()

@@ -1,0 +1,229 @@
+"""Runtime settings of a function, read once from the environment the stack sets.
+
+:data:`FUNCTION_SETTINGS` declares each per-environment setting once: its name (the CDK configuration's key;
+camelCased, the ``-c`` context key), the environment variable that carries it, its kind and its default
+(from :mod:`lambda_src.contract.limits`). The loader below, the stack's function environment
+(``cdk_app/websocket_api.py``), the CDK configuration (``cdk_app/config.py``) and the tests all read this
+table. A setting with ``choices`` accepts only those values, at synth and when a function starts. This module
+imports nothing from outside the standard library, so ``cdk synth`` needs only ``requirements.txt``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Final
+
+from lambda_src.contract import limits
+from lambda_src.contract.languages import SUPPORTED_LANGUAGES, parse_language_list
+from lambda_src.model import session_ids
+
+
+@dataclass(frozen=True)
+class FunctionSetting:
+    """One per-environment setting of the functions, as the stack configures it and the functions read it."""
+
+    name: str  # the CDK configuration's key (snake_case); its camelCase form is the context key
+    env_var: str  # the variable the stack sets and the functions read
+    kind: type  # int or str: what the CDK configuration holds
+    default: int | str
+    attribute: str  # the :class:`Settings` field it becomes
+    # raw environment value -> the Settings value; None: the value as ``kind`` reads it
+    read: Callable[[str], Any] | None = None
+    minimum: int | None = None  # the smallest value the CDK configuration accepts (ints)
+    choices: tuple[str, ...] | None = None  # the only values the CDK configuration accepts (strs)
+
+    @property
+    def context_key(self) -> str:
+        first, *rest = self.name.split("_")
+        return first + "".join(part.capitalize() for part in rest)
+
+    def environment_value(self, value: int | str) -> str | None:
+        """The variable's value for a configured value; None leaves the variable unset (the code's default)."""
+        text = str(value)
+        return text or None
+
+    def parse(self, raw: str | None) -> Any:
+        text = str(self.default) if raw is None or raw.strip() == "" else raw
+        return self.read(text) if self.read is not None else self.kind(text)
+
+
+def _hours_to_seconds(raw: str) -> int:
+    return int(float(raw) * 3600)
+
+
+def _languages(raw: str) -> frozenset[str]:
+    return parse_language_list(raw) if raw.strip() else SUPPORTED_LANGUAGES
+
+
+def _vocabulary(raw: str) -> str:
+    name = raw.strip()
+    if name not in session_ids.VOCABULARIES:
+        names = ", ".join(session_ids.VOCABULARIES)
+        raise ValueError(f"{ENV_SESSION_ID_VOCABULARY} must be one of {names}, got {raw!r}")
+    return name
+
+
+SESSION_LIFETIME_HOURS: Final = FunctionSetting(
+    "session_lifetime_hours",
+    "SESSION_LIFETIME_HOURS",
+    int,
+    limits.DEFAULT_SESSION_LIFETIME_HOURS,
+    "session_lifetime_seconds",
+    read=_hours_to_seconds,
+    minimum=1,
+)
+MAX_SESSION_LIFETIME_HOURS: Final = FunctionSetting(
+    "max_session_lifetime_hours",
+    "MAX_SESSION_LIFETIME_HOURS",
+    int,
+    limits.DEFAULT_MAX_SESSION_LIFETIME_HOURS,
+    "max_session_lifetime_seconds",
+    read=_hours_to_seconds,
+    minimum=1,
+)
+MAX_ACTIVE_SESSIONS_PER_SPEAKER: Final = FunctionSetting(
+    "max_active_sessions_per_speaker",
+    "MAX_ACTIVE_SESSIONS_PER_SPEAKER",
+    int,
+    limits.DEFAULT_MAX_ACTIVE_SESSIONS_PER_SPEAKER,
+    "max_active_sessions_per_speaker",
+    minimum=1,
+)
+MAX_LISTENERS_PER_SESSION: Final = FunctionSetting(
+    "max_listeners_per_session",
+    "MAX_LISTENERS_PER_SESSION",
+    int,
+    limits.DEFAULT_MAX_LISTENERS_PER_SESSION,
+    "max_listeners",
+    minimum=1,
+)
+SPEAKER_GRACE_SECONDS: Final = FunctionSetting(
+    "speaker_grace_seconds",
+    "SPEAKER_GRACE_SECONDS",
+    int,
+    limits.DEFAULT_SPEAKER_GRACE_SECONDS,
+    "speaker_grace_seconds",
+    minimum=1,
+)
+SESSIONS_PER_USER_PER_HOUR: Final = FunctionSetting(
+    "sessions_per_user_per_hour",
+    "SESSIONS_PER_USER_PER_HOUR",
+    int,
+    limits.DEFAULT_SESSIONS_PER_USER_PER_HOUR,
+    "sessions_per_user_per_hour",
+    minimum=1,
+)
+JOINS_PER_SESSION_PER_MINUTE: Final = FunctionSetting(
+    "joins_per_session_per_minute",
+    "JOINS_PER_SESSION_PER_MINUTE",
+    int,
+    limits.DEFAULT_JOINS_PER_SESSION_PER_MINUTE,
+    "joins_per_session_per_minute",
+    minimum=1,
+)
+CONNECTIONS_PER_SOURCE_PER_MINUTE: Final = FunctionSetting(
+    "connections_per_source_per_minute",
+    "CONNECTIONS_PER_SOURCE_PER_MINUTE",
+    int,
+    limits.DEFAULT_CONNECTIONS_PER_SOURCE_PER_MINUTE,
+    "connections_per_source_per_minute",
+    minimum=1,
+)
+# Comma-separated ISO 639-1 codes; empty (the default): the code's full list, and the variable is not set.
+SUPPORTED_LANGUAGES_SETTING: Final = FunctionSetting(
+    "supported_languages",
+    "SUPPORTED_LANGUAGES",
+    str,
+    "",
+    "languages",
+    read=_languages,
+)
+
+# The word lists session ids are drawn from (lambda_src.model.session_ids.VOCABULARIES): general, or themed.
+SESSION_ID_VOCABULARY: Final = FunctionSetting(
+    "session_id_vocabulary",
+    "SESSION_ID_VOCABULARY",
+    str,
+    session_ids.DEFAULT_VOCABULARY,
+    "session_id_vocabulary",
+    read=_vocabulary,
+    choices=tuple(session_ids.VOCABULARIES),
+)
+
+FUNCTION_SETTINGS: Final = (
+    SESSION_LIFETIME_HOURS,
+    MAX_LISTENERS_PER_SESSION,
+    SPEAKER_GRACE_SECONDS,
+    SESSIONS_PER_USER_PER_HOUR,
+    JOINS_PER_SESSION_PER_MINUTE,
+    CONNECTIONS_PER_SOURCE_PER_MINUTE,
+    SUPPORTED_LANGUAGES_SETTING,
+    SESSION_ID_VOCABULARY,
+    MAX_SESSION_LIFETIME_HOURS,
+    MAX_ACTIVE_SESSIONS_PER_SPEAKER,
+)
+
+# Set by the stack from its own resources, not configured per environment.
+ENV_SESSIONS_TABLE: Final = "SESSIONS_TABLE"
+ENV_CONNECTIONS_TABLE: Final = "CONNECTIONS_TABLE"
+ENV_RATE_LIMITS_TABLE: Final = "RATE_LIMITS_TABLE"
+ENV_AUDIO_CHUNKS_TABLE: Final = "AUDIO_CHUNKS_TABLE"
+ENV_CALLBACK_URL: Final = "CALLBACK_URL"
+# The variables of the per-environment settings, under the names the code has always used.
+ENV_SESSION_LIFETIME_HOURS: Final = SESSION_LIFETIME_HOURS.env_var
+ENV_MAX_LISTENERS: Final = MAX_LISTENERS_PER_SESSION.env_var
+ENV_SPEAKER_GRACE_SECONDS: Final = SPEAKER_GRACE_SECONDS.env_var
+ENV_SESSIONS_PER_USER_PER_HOUR: Final = SESSIONS_PER_USER_PER_HOUR.env_var
+ENV_JOINS_PER_SESSION_PER_MINUTE: Final = JOINS_PER_SESSION_PER_MINUTE.env_var
+ENV_CONNECTIONS_PER_SOURCE_PER_MINUTE: Final = CONNECTIONS_PER_SOURCE_PER_MINUTE.env_var
+ENV_SUPPORTED_LANGUAGES: Final = SUPPORTED_LANGUAGES_SETTING.env_var
+ENV_SESSION_ID_VOCABULARY: Final = SESSION_ID_VOCABULARY.env_var
+ENV_MAX_SESSION_LIFETIME_HOURS: Final = MAX_SESSION_LIFETIME_HOURS.env_var
+ENV_MAX_ACTIVE_SESSIONS_PER_SPEAKER: Final = MAX_ACTIVE_SESSIONS_PER_SPEAKER.env_var
+
+
+def defaults() -> dict[str, int | str]:
+    """Every per-environment setting at its default, by name (the CDK configuration's starting point)."""
+    return {setting.name: setting.default for setting in FUNCTION_SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    sessions_table: str
+    connections_table: str
+    session_lifetime_seconds: int
+    max_listeners: int
+    languages: frozenset[str]
+    callback_url: str | None
+    speaker_grace_seconds: int
+    rate_limits_table: str
+    sessions_per_user_per_hour: int
+    joins_per_session_per_minute: int
+    connections_per_source_per_minute: int
+    session_id_vocabulary: str
+    max_session_lifetime_seconds: int
+    max_active_sessions_per_speaker: int
+    audio_chunks_table: str = ""
+
+    @property
+    def lifetime_ceiling_seconds(self) -> int:
+        """How long after its creation a session may at most be kept alive by its speaker's refreshes (the
+        configured ceiling, never below the lifetime itself)."""
+        return max(self.max_session_lifetime_seconds, self.session_lifetime_seconds)
+
+
+@cache
+def load() -> Settings:
+    """The settings of this process; a missing table name is a deployment bug and fails loudly."""
+    env = os.environ
+    return Settings(
+        sessions_table=env[ENV_SESSIONS_TABLE],
+        connections_table=env[ENV_CONNECTIONS_TABLE],
+        callback_url=env.get(ENV_CALLBACK_URL) or None,
+        rate_limits_table=env.get(ENV_RATE_LIMITS_TABLE, ""),  # only the route functions use it
+        audio_chunks_table=env.get(ENV_AUDIO_CHUNKS_TABLE, ""),
+        **{setting.attribute: setting.parse(env.get(setting.env_var)) for setting in FUNCTION_SETTINGS},
+    )
