@@ -30,7 +30,7 @@ import subprocess
 import time
 
 from bench.common import PROJECT_ROOT, PYTHON, Row, row
-from lambda_src.platform import tracing
+from lambda_src.contract import telemetry
 
 SECTION = "3 cold start"
 TARGET_RATIO = 1.25
@@ -80,7 +80,7 @@ def child_environment() -> dict[str, str]:
 
 def traced_environment() -> dict[str, str]:
     """A function's environment where tracing is on, in Lambda (Powertools patches only there)."""
-    return {**child_environment(), tracing.ENV_TRACE_AWS_CALLS: "true", "LAMBDA_TASK_ROOT": str(PROJECT_ROOT)}
+    return {**child_environment(), telemetry.ENV_TRACE_AWS_CALLS: "true", "LAMBDA_TASK_ROOT": str(PROJECT_ROOT)}
 
 
 def time_child(code: str, env: dict[str, str]) -> float:

@@ -35,8 +35,8 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
+from lambda_src.contract import telemetry
 from lambda_src.contract.errors import ErrorCode
-from lambda_src.platform import log, metrics
 from lambda_src.protocol import messages
 
 PERIOD: Final = Duration.minutes(5)
@@ -54,7 +54,7 @@ STAGE_EXECUTION_ERRORS_THRESHOLD: Final = 1
 FAILURE_QUEUE_THRESHOLD: Final = 1
 # A scheduled rule's failures to invoke its target at all (the event never reached the function).
 SCHEDULE_FAILED_INVOCATIONS_THRESHOLD: Final = 1
-# The rejected-configuration alarm's error code (metrics.REJECTIONS by errorCode).
+# The rejected-configuration alarm's error code (telemetry.REJECTIONS by errorCode).
 REJECTED_CONFIGURATION_CODE: Final = ErrorCode.INVALID_CONFIGURATION.name
 
 
@@ -80,15 +80,15 @@ def service_metric(
     """A metric of ``lambda_src.platform.metrics`` exactly as the functions of ``config``'s environment publish it:
     its namespace and name, and its dimension set (the defaults, with the values the stack gives the
     functions, plus its extra dimension with ``extra_value`` when it has one)."""
-    dimensions = {metrics.SERVICE_DIMENSION: log.SERVICE_NAME, metrics.ENVIRONMENT_DIMENSION: config.name}
-    extra_dimension = metrics.EXTRA_DIMENSION[metric_name]
+    dimensions = {telemetry.SERVICE_DIMENSION: telemetry.SERVICE_NAME, telemetry.ENVIRONMENT_DIMENSION: config.name}
+    extra_dimension = telemetry.EXTRA_DIMENSION[metric_name]
     assert (extra_dimension is None) == (extra_value is None), (metric_name, extra_value)
     if extra_dimension is not None and extra_value is not None:
         dimensions[extra_dimension] = extra_value
     # The exact dimension set the code publishes this metric with, or it would show (or watch) nothing.
-    assert sorted(dimensions) == sorted(metrics.dimension_names(metric_name)), dimensions
+    assert sorted(dimensions) == sorted(telemetry.dimension_names(metric_name)), dimensions
     return cloudwatch.Metric(
-        namespace=metrics.NAMESPACE,
+        namespace=telemetry.NAMESPACE,
         metric_name=metric_name,
         dimensions_map=dimensions,
         period=period,
@@ -248,7 +248,7 @@ class ServiceAlarms(Construct):
         self._alarm(
             "RejectedConfigurations",
             service_metric(
-                self._config, metrics.REJECTIONS, cloudwatch.Stats.SUM, extra_value=REJECTED_CONFIGURATION_CODE
+                self._config, telemetry.REJECTIONS, cloudwatch.Stats.SUM, extra_value=REJECTED_CONFIGURATION_CODE
             ),
             threshold,
             f"{threshold}+ requests refused with {REJECTED_CONFIGURATION_CODE} in 5 minutes (partial-result "
@@ -277,37 +277,37 @@ class ServiceDashboard(Construct):
         self.dashboard.add_widgets(
             self._graph(
                 "Sessions created and ended (per 5 minutes)",
-                [self._metric(metrics.SESSIONS_CREATED, sum_)]
-                + [self._metric(metrics.SESSIONS_ENDED, sum_, extra_value=reason) for reason in END_REASONS],
+                [self._metric(telemetry.SESSIONS_CREATED, sum_)]
+                + [self._metric(telemetry.SESSIONS_ENDED, sum_, extra_value=reason) for reason in END_REASONS],
             ),
             self._graph(
                 "Listeners joined and left; duplicate audio chunks, translation failures (per 5 minutes)",
-                [self._metric(metrics.LISTENERS_JOINED, sum_), self._metric(metrics.LISTENERS_LEFT, sum_)],
+                [self._metric(telemetry.LISTENERS_JOINED, sum_), self._metric(telemetry.LISTENERS_LEFT, sum_)],
                 right=[
-                    self._metric(metrics.DUPLICATE_AUDIO_CHUNKS, sum_),
-                    self._metric(metrics.TRANSLATION_FAILURES, sum_),
+                    self._metric(telemetry.DUPLICATE_AUDIO_CHUNKS, sum_),
+                    self._metric(telemetry.TRANSLATION_FAILURES, sum_),
                 ],
             ),
             self._graph(
                 "Transcription: segments forwarded, partials dropped, discrepancies, missing chunks (per 5 minutes)",
-                [self._metric(metrics.PARTIALS_FORWARDED, sum_), self._metric(metrics.FINALS_FORWARDED, sum_)],
+                [self._metric(telemetry.PARTIALS_FORWARDED, sum_), self._metric(telemetry.FINALS_FORWARDED, sum_)],
                 right=[
-                    self._metric(metrics.PARTIALS_DROPPED, sum_),
-                    self._metric(metrics.TRANSCRIPT_DISCREPANCIES, sum_),
-                    self._metric(metrics.MISSING_AUDIO_CHUNKS, sum_),
+                    self._metric(telemetry.PARTIALS_DROPPED, sum_),
+                    self._metric(telemetry.TRANSCRIPT_DISCREPANCIES, sum_),
+                    self._metric(telemetry.MISSING_AUDIO_CHUNKS, sum_),
                 ],
             ),
             self._graph(
                 "Active sessions and connected listeners (each minute)",
-                [self._metric(metrics.ACTIVE_SESSIONS, cloudwatch.Stats.MAXIMUM, GAUGE_PERIOD)],
-                right=[self._metric(metrics.CONNECTED_LISTENERS, cloudwatch.Stats.MAXIMUM, GAUGE_PERIOD)],
+                [self._metric(telemetry.ACTIVE_SESSIONS, cloudwatch.Stats.MAXIMUM, GAUGE_PERIOD)],
+                right=[self._metric(telemetry.CONNECTED_LISTENERS, cloudwatch.Stats.MAXIMUM, GAUGE_PERIOD)],
             ),
         )
         self.dashboard.add_widgets(
-            *(self._latency_graph(name) for name in metrics.LATENCIES),
+            *(self._latency_graph(name) for name in telemetry.LATENCIES),
             self._graph(
                 "Rejections by error code (per 5 minutes)",
-                [self._metric(metrics.REJECTIONS, sum_, extra_value=code, label=code) for code in ERROR_CODES],
+                [self._metric(telemetry.REJECTIONS, sum_, extra_value=code, label=code) for code in ERROR_CODES],
                 stacked=True,
             ),
         )

@@ -28,8 +28,7 @@ from cdk_app.permissions import FUNCTION_TABLE_ACCESS
 from cdk_app.tables import SessionTables
 from lambda_src.adapters.repositories.connections import WELCOME_ATTRIBUTE
 from lambda_src.adapters.transcription import starter
-from lambda_src.contract import function_settings, limits, routes, schema
-from lambda_src.platform import log, metrics, tracing
+from lambda_src.contract import function_settings, limits, routes, schema, telemetry
 
 # One JSON object per request or message. Correlation ids, what happened and how it ended; never the
 # client's address or anything else from $context.identity (no full IP address is ever logged).
@@ -154,9 +153,9 @@ class SessionWebSocketApi(Construct):
         service and environment, the table names and every per-environment setting."""
         config = self._config
         environment = {
-            constants.ENV_SERVICE_NAME: log.SERVICE_NAME,
-            constants.ENV_METRICS_NAMESPACE: metrics.NAMESPACE,
-            metrics.ENV_ENVIRONMENT_NAME: config.name,
+            constants.ENV_SERVICE_NAME: telemetry.SERVICE_NAME,
+            constants.ENV_METRICS_NAMESPACE: telemetry.NAMESPACE,
+            telemetry.ENV_ENVIRONMENT_NAME: config.name,
             function_settings.ENV_SESSIONS_TABLE: self._tables.sessions.table_name,
             function_settings.ENV_CONNECTIONS_TABLE: self._tables.connections.table_name,
             function_settings.ENV_RATE_LIMITS_TABLE: self._tables.rate_limits.table_name,
@@ -182,16 +181,16 @@ class SessionWebSocketApi(Construct):
         )
         # The service name and environment are the default dimensions of the code's metrics, in this namespace.
         environment = {
-            constants.ENV_SERVICE_NAME: log.SERVICE_NAME,
-            constants.ENV_METRICS_NAMESPACE: metrics.NAMESPACE,
-            metrics.ENV_ENVIRONMENT_NAME: config.name,
+            constants.ENV_SERVICE_NAME: telemetry.SERVICE_NAME,
+            constants.ENV_METRICS_NAMESPACE: telemetry.NAMESPACE,
+            telemetry.ENV_ENVIRONMENT_NAME: config.name,
         }
         if tables:
             environment = self.service_environment()
             # Where tracing is on, botocore's calls become subsegments of the invocation's trace (the
             # authorizer calls no AWS API, so it is not patched and does not load the X-Ray SDK).
             if config.tracing_enabled:
-                environment[tracing.ENV_TRACE_AWS_CALLS] = "true"
+                environment[telemetry.ENV_TRACE_AWS_CALLS] = "true"
         # A role of its own, with no managed policy: writing to its own log group, then exactly the table
         # actions its code calls (cdk_app.permissions) and whatever else is granted to it below.
         role = iam.Role(

@@ -18,7 +18,7 @@ from lambda_src.adapters.repositories.connections import Connection, NotAListene
 from lambda_src.adapters.repositories.dynamodb import Guarded, TransactItem
 from lambda_src.adapters.repositories.sessions import Session, SessionIdTaken
 from lambda_src.app import fanout, rate_limits
-from lambda_src.contract import errors, function_settings, limits
+from lambda_src.contract import errors, function_settings, limits, telemetry
 from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.contract.schema import ROLE_LISTENER, ROLE_SPEAKER
 from lambda_src.model.caller import Caller
@@ -81,7 +81,7 @@ def open_connection(caller: Caller) -> None:
     dynamodb.transact_guarded([(runtime.connections().put_item(connection), _already_in_a_session), *caller.guards])
 
 
-@metrics.timed(metrics.SESSION_CREATION_LATENCY)
+@metrics.timed(telemetry.SESSION_CREATION_LATENCY)
 def create_session(request: CreateSessionRequest, caller: Caller, *, on_connect: bool) -> dict[str, Any]:
     """Create a session owned by the calling speaker with its connection as the speaker; ``sessionCreated``.
 
@@ -153,7 +153,7 @@ def _forget_gone_sessions(user_id: str, listed: set[str], now_s: int) -> bool:
     return True
 
 
-@metrics.timed(metrics.LISTENER_JOIN_LATENCY)
+@metrics.timed(telemetry.LISTENER_JOIN_LATENCY)
 def join_session(request: JoinSessionRequest, caller: Caller, *, on_connect: bool) -> dict[str, Any]:
     """Add a listener to a live session in one transaction (its row, the count under the cap, the session's
     join rate and the caller's guards); ``sessionJoined``.

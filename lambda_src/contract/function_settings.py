@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Final
 
-from lambda_src.contract import limits
+from lambda_src.contract import limits, session_id_words
 from lambda_src.contract.languages import SUPPORTED_LANGUAGES, parse_language_list
-from lambda_src.model import session_ids
 
 
 @dataclass(frozen=True)
@@ -60,8 +59,8 @@ def _languages(raw: str) -> frozenset[str]:
 
 def _vocabulary(raw: str) -> str:
     name = raw.strip()
-    if name not in session_ids.VOCABULARIES:
-        names = ", ".join(session_ids.VOCABULARIES)
+    if name not in session_id_words.VOCABULARIES:
+        names = ", ".join(session_id_words.VOCABULARIES)
         raise ValueError(f"{ENV_SESSION_ID_VOCABULARY} must be one of {names}, got {raw!r}")
     return name
 
@@ -142,15 +141,15 @@ SUPPORTED_LANGUAGES_SETTING: Final = FunctionSetting(
     read=_languages,
 )
 
-# The word lists session ids are drawn from (lambda_src.model.session_ids.VOCABULARIES): general, or themed.
+# The word lists session ids are drawn from (lambda_src.contract.session_id_words.VOCABULARIES): general, or themed.
 SESSION_ID_VOCABULARY: Final = FunctionSetting(
     "session_id_vocabulary",
     "SESSION_ID_VOCABULARY",
     str,
-    session_ids.DEFAULT_VOCABULARY,
+    session_id_words.DEFAULT_VOCABULARY,
     "session_id_vocabulary",
     read=_vocabulary,
-    choices=tuple(session_ids.VOCABULARIES),
+    choices=tuple(session_id_words.VOCABULARIES),
 )
 
 FUNCTION_SETTINGS: Final = (

@@ -14,7 +14,7 @@ from typing import Final
 
 from aws_lambda_powertools import Logger
 
-SERVICE_NAME = "session-service"
+from lambda_src.contract.telemetry import SERVICE_NAME
 
 CONNECTION_ID_KEY: Final = "connection_id"
 REQUEST_ID_KEY: Final = "request_id"

@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-# Set to "true" by the stack (cdk_app/websocket_api.py) on the functions that call AWS, where tracing is on.
-ENV_TRACE_AWS_CALLS = "TRACE_AWS_CALLS"
+from lambda_src.contract.telemetry import ENV_TRACE_AWS_CALLS
+
 TRACED_MODULES = ("botocore",)
 
 

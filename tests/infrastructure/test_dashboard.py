@@ -9,8 +9,8 @@ import json
 from collections import defaultdict
 from typing import Any
 
+from lambda_src.contract import telemetry
 from lambda_src.contract.errors import ErrorCode
-from lambda_src.platform import metrics
 from lambda_src.protocol import messages
 from tests.infrastructure.template_support import Synthesized, ref, render
 
@@ -43,7 +43,7 @@ def _metric_lines(deployed: Synthesized) -> list[tuple[str, str, dict[str, str],
 def _service_lines(deployed: Synthesized) -> dict[str, list[tuple[dict[str, str], dict[str, Any]]]]:
     found: dict[str, list[tuple[dict[str, str], dict[str, Any]]]] = defaultdict(list)
     for namespace, name, dimensions, options in _metric_lines(deployed):
-        if namespace == metrics.NAMESPACE:
+        if namespace == telemetry.NAMESPACE:
             found[name].append((dimensions, options))
     return found
 
@@ -68,33 +68,33 @@ def test_the_dashboard_names_exactly_the_metrics_modules_metrics_and_dimension_s
     assert environment == deployed_any.name
 
     # Then it shows every metric of lambda_src.platform.metrics, and nothing else of that namespace
-    assert set(lines) == set(metrics.EXTRA_DIMENSION)
+    assert set(lines) == set(telemetry.EXTRA_DIMENSION)
     for name, drawn in lines.items():
         for dimensions, _options in drawn:
             # Each with exactly the dimension set the code publishes it with, and the functions' own values
-            assert sorted(dimensions) == sorted(metrics.dimension_names(name)), (name, dimensions)
-            assert (dimensions[metrics.SERVICE_DIMENSION], dimensions[metrics.ENVIRONMENT_DIMENSION]) == (
+            assert sorted(dimensions) == sorted(telemetry.dimension_names(name)), (name, dimensions)
+            assert (dimensions[telemetry.SERVICE_DIMENSION], dimensions[telemetry.ENVIRONMENT_DIMENSION]) == (
                 service,
                 environment,
             )
     # And a metric with an extra dimension is drawn once for each of that dimension's values
-    reasons = {d[metrics.REASON_DIMENSION] for d, _ in lines[metrics.SESSIONS_ENDED]}
+    reasons = {d[telemetry.REASON_DIMENSION] for d, _ in lines[telemetry.SESSIONS_ENDED]}
     assert reasons == {messages.ENDED_BY_SPEAKER, messages.SPEAKER_TIMEOUT, messages.EXPIRED}
-    assert len(lines[metrics.SESSIONS_ENDED]) == len(reasons)
-    codes = [d[metrics.ERROR_CODE_DIMENSION] for d, _ in lines[metrics.REJECTIONS]]
+    assert len(lines[telemetry.SESSIONS_ENDED]) == len(reasons)
+    codes = [d[telemetry.ERROR_CODE_DIMENSION] for d, _ in lines[telemetry.REJECTIONS]]
     assert sorted(codes) == sorted(code.name for code in ErrorCode)
 
 
 def test_counts_are_summed_latencies_are_percentiles_and_gauges_are_levels(deployed: Synthesized) -> None:
     lines = _service_lines(deployed)
-    for name in metrics.COUNTS:
+    for name in telemetry.COUNTS:
         # Counts: summed per 5 minutes
         assert {(o["stat"], o.get("period", DEFAULT_PERIOD)) for _, o in lines[name]} == {("Sum", 300)}, name
-    for name in metrics.LATENCIES:
+    for name in telemetry.LATENCIES:
         # Latencies: p50, p95 and p99 per 5 minutes
         assert sorted(o["stat"] for _, o in lines[name]) == ["p50", "p95", "p99"], name
         assert {o.get("period", DEFAULT_PERIOD) for _, o in lines[name]} == {300}
-    for name in metrics.GAUGES:
+    for name in telemetry.GAUGES:
         # Gauges: the level each minute (they are published once a minute), never a sum
         assert [(o["stat"], o.get("period", DEFAULT_PERIOD)) for _, o in lines[name]] == [("Maximum", 60)], name
 

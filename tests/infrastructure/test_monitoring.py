@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from lambda_src.platform import metrics
+from lambda_src.contract import telemetry
 from tests.infrastructure.template_support import (
     ALARM_TYPE,
     ALL_MODULES,
@@ -50,7 +50,7 @@ def _function_alarms(deployed: Synthesized, function_id: str) -> dict[str, dict]
 
 
 def _custom_alarms(deployed: Synthesized) -> list[dict]:
-    return [p for p in _alarms(deployed).values() if p.get("Namespace") == metrics.NAMESPACE]
+    return [p for p in _alarms(deployed).values() if p.get("Namespace") == telemetry.NAMESPACE]
 
 
 def _variables(deployed: Synthesized, function_id: str) -> dict:
@@ -168,10 +168,10 @@ def test_every_function_is_told_the_metrics_namespace_and_its_environment(deploy
         variables = _variables(deployed_any, logical_id)
 
         # Then its metrics go to the service's namespace, with the service and environment it runs in
-        assert variables[NAMESPACE_ENV] == metrics.NAMESPACE == "SessionService", logical_id
+        assert variables[NAMESPACE_ENV] == telemetry.NAMESPACE == "SessionService", logical_id
         assert variables[ENVIRONMENT_ENV] == deployed_any.name, logical_id
         assert variables[SERVICE_ENV] == "session-service", logical_id
-    assert metrics.ENV_ENVIRONMENT_NAME == ENVIRONMENT_ENV
+    assert telemetry.ENV_ENVIRONMENT_NAME == ENVIRONMENT_ENV
 
 
 def test_rejected_configurations_alarm(deployed_any: Synthesized) -> None:
@@ -210,17 +210,17 @@ def test_custom_metric_alarms_name_exactly_what_the_code_emits(deployed_any: Syn
     for alarm in alarms:
         # Then it watches a metric of lambda_src.platform.metrics, in the namespace the functions publish to
         assert alarm["Namespace"] in namespaces
-        assert alarm["MetricName"] in metrics.EXTRA_DIMENSION, alarm["MetricName"]
+        assert alarm["MetricName"] in telemetry.EXTRA_DIMENSION, alarm["MetricName"]
         dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
         # With exactly the dimension set the code publishes that metric with: the two defaults, plus its
         # extra dimension when it has one (a different set would be another metric, one nobody emits)
-        extra = metrics.EXTRA_DIMENSION[alarm["MetricName"]]
-        expected_names = {metrics.SERVICE_DIMENSION, metrics.ENVIRONMENT_DIMENSION} | ({extra} if extra else set())
+        extra = telemetry.EXTRA_DIMENSION[alarm["MetricName"]]
+        expected_names = {telemetry.SERVICE_DIMENSION, telemetry.ENVIRONMENT_DIMENSION} | ({extra} if extra else set())
         assert set(dimensions) == expected_names, alarm["MetricName"]
-        assert set(dimensions) == set(metrics.dimension_names(alarm["MetricName"]))
+        assert set(dimensions) == set(telemetry.dimension_names(alarm["MetricName"]))
         # And the default dimensions' values are the ones the functions' environment gives them
-        assert {dimensions[metrics.SERVICE_DIMENSION]} == service_values
-        assert {dimensions[metrics.ENVIRONMENT_DIMENSION]} == environment_values
+        assert {dimensions[telemetry.SERVICE_DIMENSION]} == service_values
+        assert {dimensions[telemetry.ENVIRONMENT_DIMENSION]} == environment_values
 
 
 @pytest.mark.parametrize("prefix", ["Welcome", "Sweeper"])

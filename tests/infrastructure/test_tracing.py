@@ -7,7 +7,7 @@ from __future__ import annotations
 from packaging.utils import canonicalize_name
 
 from cdk_app import constants
-from lambda_src.platform import tracing
+from lambda_src.contract import telemetry
 from tests.infrastructure.template_support import TABLE_MODULES, Synthesized, synthesize
 from tests.infrastructure.test_layer import read_lock
 
@@ -19,8 +19,8 @@ def traced_modules(synthesized: Synthesized) -> set[str]:
     traced = set()
     for logical_id, function in synthesized.functions.items():
         variables = function["Properties"].get("Environment", {}).get("Variables", {})
-        if tracing.ENV_TRACE_AWS_CALLS in variables:
-            assert variables[tracing.ENV_TRACE_AWS_CALLS] == "true", logical_id
+        if telemetry.ENV_TRACE_AWS_CALLS in variables:
+            assert variables[telemetry.ENV_TRACE_AWS_CALLS] == "true", logical_id
             module = synthesized.function_module(logical_id)
             assert module is not None, logical_id
             traced.add(module)

@@ -14,7 +14,7 @@ import pytest
 from lambda_src.adapters.translation import TranslationError
 from lambda_src.adapters.translation.stand_in import StandInTranslator
 from lambda_src.app.captions import CaptionDelivery
-from lambda_src.contract import limits
+from lambda_src.contract import limits, telemetry
 from lambda_src.model.partial_result_processor import Segment
 from lambda_src.platform import metrics
 from tests.unit.flows import SESSION_ID, handshake_done_ms, join
@@ -133,7 +133,7 @@ def test_a_failed_translation_still_delivers_the_other_languages_and_is_counted(
         (getattr(record, "source_language", None), getattr(record, "target_language", None)) for record in failures
     ] == [("en", "de")]
     metrics_seen = published_counts(capsys)
-    assert metrics_seen[metrics.TRANSLATION_FAILURES] == 1
+    assert metrics_seen[telemetry.TRANSLATION_FAILURES] == 1
 
 
 def test_a_slow_translation_does_not_hold_back_the_other_languages(gateway, audience) -> None:
@@ -172,7 +172,7 @@ def test_a_listener_gone_is_counted_out_once_and_the_count_stays_exact(
     assert [report.gone for report in reports] == [1, 0, 0, 0]
     assert tables.connection(vanished) is None
     assert tables.session(SESSION_ID)["listenerCount"] == 4
-    assert published_counts(capsys)[metrics.LISTENERS_LEFT] == 1
+    assert published_counts(capsys)[telemetry.LISTENERS_LEFT] == 1
     # And everyone else got every caption
     assert all(report.posted == 4 for report in reports)
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from lambda_src import runtime
 from lambda_src.adapters import auth
 from lambda_src.adapters.repositories.rate_limits import SOURCE_ADDRESS_SECRET_KEY
+from lambda_src.contract import telemetry
 from lambda_src.handlers import authorizer, connect, disconnect, message, sweeper, welcome
 from lambda_src.platform import log, metrics
 from lambda_src.platform.log import logger
@@ -300,7 +300,7 @@ def test_a_whole_session_logs_correlated_lines_without_secrets_addresses_or_fram
     connect_as(second_listener, {**join_query, "sessionId": second_session}, None)
     step = close(second_speaker, session_id=second_session)
     assert [line["message"] for line in step.lines] == ["listeners notified", "request handled"]
-    clock.advance(runtime.settings.load().speaker_grace_seconds + 1)
+    clock.advance(function_settings.load().speaker_grace_seconds + 1)
     result, step = capture.step("sweeper", lambda: sweeper.handler({"source": "aws.events"}, LambdaContext("sweep-1")))
     assert result == {"ended": 1}
     # (the first session, ended by its speaker, is due once more: the sweeper looks for listeners left)
@@ -324,7 +324,7 @@ def test_a_whole_session_logs_correlated_lines_without_secrets_addresses_or_fram
     # --- and over everything written: no token (or a piece of it), no address, no frame as received ------
     text = capture.all_text()
     lines = [line for line in capture.raw_lines() if line.strip()]
-    assert len(lines) >= 30 and all(json.loads(line)["service"] == log.SERVICE_NAME for line in lines)
+    assert len(lines) >= 30 and all(json.loads(line)["service"] == telemetry.SERVICE_NAME for line in lines)
     header, payload, signature = token.split(".")
     for secret in (token, forged, payload, signature, forged.split(".")[2]):
         assert secret not in text

@@ -21,8 +21,9 @@ import pytest
 
 from lambda_src.adapters.repositories import sessions as sessions_repository
 from lambda_src.app import connections
+from lambda_src.contract import telemetry
 from lambda_src.handlers import authorizer, sweeper
-from lambda_src.platform import log, metrics
+from lambda_src.platform import metrics
 from tests.unit.flows import (
     Clock,
     connect_with,
@@ -38,7 +39,7 @@ from tests.unit.flows import (
 from tests.unit.helpers import body_of
 
 ENVIRONMENT = "unit-env"
-DEFAULTS = {metrics.SERVICE_DIMENSION: log.SERVICE_NAME, metrics.ENVIRONMENT_DIMENSION: ENVIRONMENT}
+DEFAULTS = {telemetry.SERVICE_DIMENSION: telemetry.SERVICE_NAME, telemetry.ENVIRONMENT_DIMENSION: ENVIRONMENT}
 
 
 class Emf:
@@ -63,9 +64,9 @@ class Emf:
             for directive in line["_aws"]["CloudWatchMetrics"]:
                 for definition in directive["Metrics"]:
                     name = definition["Name"]
-                    if name not in metrics.COUNTS:
+                    if name not in telemetry.COUNTS:
                         continue
-                    extra = metrics.EXTRA_DIMENSION[name]
+                    extra = telemetry.EXTRA_DIMENSION[name]
                     values = line[name] if isinstance(line[name], list) else [line[name]]
                     totals[(name, line[extra] if extra else None)] += int(sum(values))
         return totals
@@ -83,7 +84,7 @@ class Emf:
 def emf(capsys: pytest.CaptureFixture[str]) -> Iterator[Emf]:
     """EMF output of this test, with the environment the stack would name and nothing left unpublished."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(metrics.ENV_ENVIRONMENT_NAME, ENVIRONMENT)
+        patch.setenv(telemetry.ENV_ENVIRONMENT_NAME, ENVIRONMENT)
         metrics.reset()
         capsys.readouterr()
         yield Emf(capsys)
@@ -100,18 +101,18 @@ def assert_well_formed(line: dict[str, Any]) -> None:
     directives = line["_aws"]["CloudWatchMetrics"]
     assert len(directives) == 1, line
     (directive,) = directives
-    assert directive["Namespace"] == metrics.NAMESPACE
+    assert directive["Namespace"] == telemetry.NAMESPACE
     names = [definition["Name"] for definition in directive["Metrics"]]
-    assert names and set(names) <= set(metrics.EXTRA_DIMENSION), names
+    assert names and set(names) <= set(telemetry.EXTRA_DIMENSION), names
     # Each with its unit: milliseconds for the latencies, Count for the counts and the gauges
     for definition in directive["Metrics"]:
-        expected_unit = "Milliseconds" if definition["Name"] in metrics.LATENCIES else "Count"
+        expected_unit = "Milliseconds" if definition["Name"] in telemetry.LATENCIES else "Count"
         assert definition["Unit"] == expected_unit == metrics.UNITS[definition["Name"]].value, definition
     # One dimension set per line, the exact set every metric of the line is defined with
     assert len(directive["Dimensions"]) == 1, directive["Dimensions"]
     (dimensions,) = directive["Dimensions"]
     for name in names:
-        assert dimensions == metrics.dimension_names(name), (name, dimensions)
+        assert dimensions == telemetry.dimension_names(name), (name, dimensions)
     # The default dimensions' values, and an extra dimension's value from the catalogue it names
     assert {key: line[key] for key in DEFAULTS} == DEFAULTS
     for extra in set(dimensions) - set(DEFAULTS):
@@ -125,15 +126,15 @@ def allowed_values(dimension: str) -> set[str]:
     from lambda_src.protocol import messages
 
     return {
-        metrics.ERROR_CODE_DIMENSION: {code.name for code in ErrorCode},
-        metrics.REASON_DIMENSION: {messages.ENDED_BY_SPEAKER, messages.SPEAKER_TIMEOUT, messages.EXPIRED},
+        telemetry.ERROR_CODE_DIMENSION: {code.name for code in ErrorCode},
+        telemetry.REASON_DIMENSION: {messages.ENDED_BY_SPEAKER, messages.SPEAKER_TIMEOUT, messages.EXPIRED},
     }[dimension]
 
 
 def test_the_module_names_every_metric_with_its_dimension_set() -> None:
     # The alarms' and the dashboard's source of truth: every metric, two of them with one extra dimension each
-    assert metrics.NAMESPACE == "SessionService"
-    assert {name: metrics.dimension_names(name) for name in metrics.EXTRA_DIMENSION} == {
+    assert telemetry.NAMESPACE == "SessionService"
+    assert {name: telemetry.dimension_names(name) for name in telemetry.EXTRA_DIMENSION} == {
         "SessionsCreated": ["service", "environment"],
         "ListenersJoined": ["service", "environment"],
         "ListenersLeft": ["service", "environment"],
@@ -154,9 +155,9 @@ def test_the_module_names_every_metric_with_its_dimension_set() -> None:
         "ConnectedListeners": ["service", "environment"],
     }
     # Each metric is exactly one of a count, a latency (milliseconds) or a gauge
-    kinds = metrics.COUNTS + metrics.LATENCIES + metrics.GAUGES
-    assert sorted(kinds) == sorted(metrics.EXTRA_DIMENSION) == sorted(metrics.UNITS)
-    assert {name: metrics.UNITS[name].value for name in metrics.LATENCIES + metrics.GAUGES} == {
+    kinds = telemetry.COUNTS + telemetry.LATENCIES + telemetry.GAUGES
+    assert sorted(kinds) == sorted(telemetry.EXTRA_DIMENSION) == sorted(metrics.UNITS)
+    assert {name: metrics.UNITS[name].value for name in telemetry.LATENCIES + telemetry.GAUGES} == {
         "SessionCreationLatency": "Milliseconds",
         "ListenerJoinLatency": "Milliseconds",
         "AudioHandOffLatency": "Milliseconds",

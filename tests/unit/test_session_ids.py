@@ -9,17 +9,10 @@ import re
 import pytest
 
 from lambda_src import runtime
-from lambda_src.contract import function_settings
+from lambda_src.contract import function_settings, session_id_words
+from lambda_src.contract.session_id_words import ADJECTIVES, BLOCKED_NUMBERS, BLOCKLIST, NOUNS, VOCABULARIES
 from lambda_src.model import session_ids
-from lambda_src.model.session_ids import (
-    ADJECTIVES,
-    BLOCKED_NUMBERS,
-    BLOCKLIST,
-    NOUNS,
-    VOCABULARIES,
-    is_blocked,
-    new_session_id,
-)
+from lambda_src.model.session_ids import is_blocked, new_session_id
 from lambda_src.protocol.validation import SESSION_ID_PATTERN
 from tests.unit.flows import create_session
 
@@ -28,8 +21,8 @@ WORD = re.compile(r"[a-z]+")  # a word of the id format: lowercase ASCII letters
 
 
 def test_the_general_vocabulary_is_the_default_and_a_themed_one_exists():
-    assert session_ids.DEFAULT_VOCABULARY == "general"
-    assert VOCABULARIES["general"] == session_ids.Vocabulary(ADJECTIVES, NOUNS)
+    assert session_id_words.DEFAULT_VOCABULARY == "general"
+    assert VOCABULARIES["general"] == session_id_words.Vocabulary(ADJECTIVES, NOUNS)
     assert set(VOCABULARIES) == {"general", "themed"}
     assert function_settings.SESSION_ID_VOCABULARY.default == "general"
     assert function_settings.SESSION_ID_VOCABULARY.choices == ("general", "themed")

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lambda_src.contract import telemetry
 from lambda_src.platform import tracing
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +71,7 @@ def _load_and_call(**variables: str) -> dict:
 def test_traced_function_records_a_subsegment_for_each_aws_call() -> None:
     # Given a function loaded in Lambda with tracing on, during a sampled invocation
     loaded = _load_and_call(
-        **{tracing.ENV_TRACE_AWS_CALLS: "true", "LAMBDA_TASK_ROOT": "/var/task", "_X_AMZN_TRACE_ID": TRACE_HEADER}
+        **{telemetry.ENV_TRACE_AWS_CALLS: "true", "LAMBDA_TASK_ROOT": "/var/task", "_X_AMZN_TRACE_ID": TRACE_HEADER}
     )
     # When it calls DynamoDB
     # Then the call is a subsegment of the invocation's trace, named by service and operation
@@ -88,7 +89,7 @@ def test_untraced_function_never_loads_the_xray_sdk() -> None:
 
 def test_traced_function_outside_lambda_sends_nothing() -> None:
     # Given a function of a traced stack run locally (make local: no LAMBDA_TASK_ROOT, no X-Ray daemon)
-    loaded = _load_and_call(**{tracing.ENV_TRACE_AWS_CALLS: "true"})
+    loaded = _load_and_call(**{telemetry.ENV_TRACE_AWS_CALLS: "true"})
     # Then its calls still work and no subsegment is sent
     assert loaded["subsegments"] == []
 
@@ -96,4 +97,4 @@ def test_traced_function_outside_lambda_sends_nothing() -> None:
 def test_only_true_asks_for_tracing() -> None:
     # Then the switch is the stack's "true" (any case), and nothing else patches botocore
     assert tracing.instrument_from_environment({}) is False
-    assert tracing.instrument_from_environment({tracing.ENV_TRACE_AWS_CALLS: "false"}) is False
+    assert tracing.instrument_from_environment({telemetry.ENV_TRACE_AWS_CALLS: "false"}) is False
