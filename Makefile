@@ -136,7 +136,7 @@ smoke: smoke-url $(VENV)/.installed .speech
 smoke-url:
 	@test -n '$(URL)' || { \
 	  echo "make smoke needs the service's WebSocket URL, stage included (a deployment's is its stack output WebSocketUrl):"; \
-	  echo "  make smoke URL=wss://ID.execute-api.REGION.amazonaws.com/prod TOKEN=...  (a speaker token, or \$$SESSION_TOKEN: README, Deploying)"; \
+	  echo "  make smoke URL=wss://ID.execute-api.REGION.amazonaws.com/prod TOKEN=...  (a speaker token, or \$$SESSION_TOKEN: docs/operations.md, Deploying)"; \
 	  echo "  make smoke URL=ws://127.0.0.1:$(PORT)/dev                                  (while make local runs: the token is minted)"; \
 	  exit 2; }
 
