@@ -20,7 +20,7 @@ help:
 	@echo "make test            install what is missing, then run every test"
 	@echo "make synth ENV=prod  write the CloudFormation template to cdk.out/"
 	@echo "make lock            lock the layer (for the functions' runtime and architecture) and the local venv, with hashes"
-	@echo "make lint            ruff check, ruff format --check, mypy, the AsyncAPI document, then cfn-lint every environment's template"
+	@echo "make lint            ruff check, ruff format --check, mypy, the AsyncAPI document, the docs site, then cfn-lint every environment's template"
 	@echo "make docs            build the documentation site (docs/, mkdocs.yml) into site/, strict: a broken link fails"
 	@echo "make format          apply ruff's fixes and formatter"
 	@echo "make bench           measure every operation beside its floor (ONLY=load,latency for some sections)"
