@@ -13,14 +13,15 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install test test-unit test-infra test-integration synth synth-all lock lint lint-python lint-asyncapi format local token smoke smoke-url bench clean
+.PHONY: help install test test-unit test-infra test-integration synth synth-all lock lint lint-python lint-asyncapi docs format local token smoke smoke-url bench clean
 
 help:
 	@echo "make local           run the service locally (DynamoDB Local + local WebSocket gateway + web console)"
 	@echo "make test            install what is missing, then run every test"
 	@echo "make synth ENV=prod  write the CloudFormation template to cdk.out/"
 	@echo "make lock            lock the layer (for the functions' runtime and architecture) and the local venv, with hashes"
-	@echo "make lint            ruff check, ruff format --check, mypy, the AsyncAPI document, then cfn-lint every environment's template"
+	@echo "make lint            ruff check, ruff format --check, mypy, the AsyncAPI document, the docs site, then cfn-lint every environment's template"
+	@echo "make docs            build the documentation site (docs/, mkdocs.yml) into site/, strict: a broken link fails"
 	@echo "make format          apply ruff's fixes and formatter"
 	@echo "make bench           measure every operation beside its floor (ONLY=load,latency for some sections)"
 	@echo "make smoke URL=...   one session end to end against a deployment or make local (TOKEN=... or \$$SESSION_TOKEN)"
@@ -84,9 +85,11 @@ lock: $(VENV)/.installed
 synth-all:
 	@for env in $(ENVIRONMENTS); do $(MAKE) --no-print-directory synth ENV=$$env || exit 1; done
 
-# The Python checks and the protocol document come first: they take seconds, the synth of every environment a minute.
+# The Python checks, the protocol document and the documentation site come first: they take seconds, the synth of
+# every environment a minute.
 lint: lint-python
 	@$(MAKE) --no-print-directory lint-asyncapi
+	@$(MAKE) --no-print-directory docs
 	@$(MAKE) --no-print-directory synth-all
 	# Errors fail the build; warnings are printed for review (cfn-lint exits 4 on warnings alone).
 	$(VENV)/bin/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
@@ -101,6 +104,12 @@ lint-python: $(VENV)/.installed
 # reporting usage analytics.
 lint-asyncapi: node_modules/.installed
 	CI=true npx --no-install asyncapi validate --fail-severity warn docs/asyncapi.yaml
+
+# The documentation site from docs/ (mkdocs.yml: its nav and link checks) into site/ (git-ignored). --strict turns every
+# warning, a broken link or anchor or a page missing from the nav, into a failure. NO_MKDOCS_2_WARNING silences the
+# theme's notice about its successor, which is printed on every build and is not about these pages.
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # Fixes first (they can leave lines for the formatter); what cannot be fixed is left for `make lint` to report.
 format: $(VENV)/.installed
@@ -127,9 +136,9 @@ smoke: smoke-url $(VENV)/.installed .speech
 smoke-url:
 	@test -n '$(URL)' || { \
 	  echo "make smoke needs the service's WebSocket URL, stage included (a deployment's is its stack output WebSocketUrl):"; \
-	  echo "  make smoke URL=wss://ID.execute-api.REGION.amazonaws.com/prod TOKEN=...  (a speaker token, or \$$SESSION_TOKEN: README, Deploying)"; \
+	  echo "  make smoke URL=wss://ID.execute-api.REGION.amazonaws.com/prod TOKEN=...  (a speaker token, or \$$SESSION_TOKEN: docs/operations.md, Deploying)"; \
 	  echo "  make smoke URL=ws://127.0.0.1:$(PORT)/dev                                  (while make local runs: the token is minted)"; \
 	  exit 2; }
 
 clean:
-	rm -rf cdk.out .pytest_cache .hypothesis .mypy_cache .ruff_cache .java .speech .chromium
+	rm -rf cdk.out site .pytest_cache .hypothesis .mypy_cache .ruff_cache .java .speech .chromium

@@ -52,7 +52,7 @@ class EnvironmentConfig:
     # use in CloudTrail, revocable); False: with the AWS managed keys (tables) and CloudWatch Logs' own.
     customer_managed_keys: bool
     # Handler module -> the concurrency reserved for its function (also its cap); a module not named draws on
-    # the account's unreserved pool. See RESERVED_CONCURRENCY_MODULES and the README (Operations).
+    # the account's unreserved pool. See RESERVED_CONCURRENCY_MODULES and docs/operations.md (Environments).
     reserved_concurrency: Mapping[str, int]
     # The functions' per-environment settings by name (lambda_src.contract.function_settings.FUNCTION_SETTINGS
     # declares them: variable, kind, default, context key), e.g. function_settings["max_listeners_per_session"].

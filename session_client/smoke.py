@@ -156,7 +156,8 @@ def token_for(url: str, given: str | None) -> str:
             raise StepFailed("token", f"no token given, and none can be minted: {not_started}") from not_started
     raise StepFailed(
         "token",
-        f"a speaker token is needed for {url}: TOKEN=… (or ${TOKEN_VARIABLE}); README, Deploying, says how to get one",
+        f"a speaker token is needed for {url}: TOKEN=… (or ${TOKEN_VARIABLE}); "
+        "docs/operations.md, Deploying, says how to get one",
     )
 
 

@@ -1,6 +1,6 @@
 """The one error catalogue: code, HTTP status (the handshake status on ``$connect``) and meaning.
 
-The README's error table is checked against this module by a test, so the two cannot drift.
+The error table of docs/protocol.md is checked against this module by a test, so the two cannot drift.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ With Lambda's tracing mode Active, X-Ray shows each invocation and its initializ
 function spends in DynamoDB or the ``@connections`` API. Where the stack sets ``TRACE_AWS_CALLS``, the function
 patches botocore through Powertools Tracer while it loads, before any client exists, so every AWS call becomes a
 subsegment (service, operation, latency, retries, error). Elsewhere the X-Ray SDK is never imported: its import
-and the patch cost about 10 ms of a cold start (``make bench``, section 3; README, Decisions: "Cold start").
+and the patch cost about 10 ms of a cold start (``make bench``, section 3; docs/decisions/0029-cold-start.md).
 """
 
 from __future__ import annotations

@@ -243,7 +243,7 @@ def encode(message: dict[str, Any]) -> str:
     return text
 
 
-# Every server message type (``error`` comes from errors.ServiceError); the README documents each of them.
+# Every server message type (``error`` comes from errors.ServiceError); docs/protocol.md documents each of them.
 SERVER_MESSAGE_TYPES = (
     "sessionCreated",
     "sessionResumed",

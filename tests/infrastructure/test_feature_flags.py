@@ -12,7 +12,7 @@ import aws_cdk
 
 from tests.infrastructure.template_support import feature_flags
 
-# Recommended flags set otherwise, each with its value and why (README, Decisions: "Feature flags").
+# Recommended flags set otherwise, each with its value and why (docs/decisions/0025-feature-flags.md).
 DECLINED = {
     # It writes construct properties into the CDKMetadata resource, which CloudFormation reports to AWS.
     "@aws-cdk/core:enableAdditionalMetadataCollection": False,

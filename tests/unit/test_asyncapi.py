@@ -1,7 +1,7 @@
 """docs/asyncapi.yaml matches the code, in both directions: the routes (query-string and message actions), the server
-messages (the README's table, and the fields the service's builders write), the error catalogue, the partial-result
-settings' bounds and defaults, the other limits and enums. (`make lint` validates the document against the AsyncAPI
-specification itself.)"""
+messages (docs/protocol.md's table, and the fields the service's builders write), the error catalogue, the
+partial-result settings' bounds and defaults, the other limits and enums. (`make lint` validates the document against
+the AsyncAPI specification itself.)"""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from lambda_src.contract.errors import ErrorCode
 from lambda_src.model import broadcast, partial_results
 from lambda_src.protocol import messages, validation
 from tests.unit.server_samples import every_sample
-from tests.unit.test_readme_reference import _names, _table_after
+from tests.unit.test_protocol_reference import _names, _table_after
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENT: dict[str, Any] = yaml.safe_load((ROOT / "docs" / "asyncapi.yaml").read_text())
@@ -67,9 +67,9 @@ def test_every_query_string_action_is_a_connect_channel_and_nothing_else_is() ->
     assert connect_channels == {action: action for action in routes.CONNECT_ACTIONS}
 
 
-def test_the_server_messages_are_the_readmes_and_the_codes() -> None:
-    readme = set(_names(_table_after("### Server messages")))
-    assert set(SERVER_MESSAGES) == readme == set(messages.SERVER_MESSAGE_TYPES)
+def test_the_server_messages_are_the_protocol_pages_and_the_codes() -> None:
+    documented = set(_names(_table_after("## Server messages")))
+    assert set(SERVER_MESSAGES) == documented == set(messages.SERVER_MESSAGE_TYPES)
 
 
 def test_each_server_messages_fields_are_the_ones_the_service_writes() -> None:
@@ -137,8 +137,8 @@ def test_limits_and_enums_are_the_codes() -> None:
     ]
 
 
-def test_each_reply_is_the_one_the_readme_names_or_an_error() -> None:
-    replies = {row[0].strip("`"): row[3] for row in _table_after("### Messages (JSON")}
+def test_each_reply_is_the_one_the_protocol_page_names_or_an_error() -> None:
+    replies = {row["action"].strip("`"): row["reply"] for row in _table_after("## Messages")}
     for route in routes.MESSAGE_ROUTES:
         reply_types = {
             resolve(message)["payload"]["properties"]["type"]["const"]

@@ -764,8 +764,8 @@ def test_the_cleanup_of_many_vanished_listeners_under_throttling_fits_the_route_
 
 @pytest.mark.xfail(
     strict=True,
-    reason="Known limitation (README): the refresh notice is recorded before it is posted (so it goes out "
-    "once without a read); when the post fails and the store then also refuses to forget the record, the "
+    reason="Known limitation (docs/known-limitations.md): the refresh notice is recorded before it is posted (so it "
+    "goes out once without a read); when the post fails and the store then also refuses to forget the record, the "
     "notice is not repeated. The heartbeat is still acknowledged, and from 105 minutes every heartbeat "
     "carries connectionWarning, which asks for the same refresh.",
 )

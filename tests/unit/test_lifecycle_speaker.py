@@ -912,7 +912,7 @@ def test_end_session_dismisses_a_larger_audience_and_the_count_returns_to_zero(t
 
 
 def test_an_ended_sessions_connection_cannot_create_another_session(tables, gateway):
-    # (README decision: a connection belongs to one session; the contract's "one session at a time per
+    # (docs/decisions/0007-a-connection-belongs-to-one-session.md; the contract's "one session at a time per
     # connection" could also be read as allowing a new one after the end; see the helper's report.)
     # Given a speaker that created a session by message and ended it
     speaker = plain(OWNER)

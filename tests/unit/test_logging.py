@@ -23,7 +23,7 @@ import pytest
 
 from lambda_src.adapters import auth
 from lambda_src.adapters.repositories.rate_limits import SOURCE_ADDRESS_SECRET_KEY
-from lambda_src.contract import telemetry
+from lambda_src.contract import function_settings, telemetry
 from lambda_src.handlers import authorizer, connect, disconnect, message, sweeper, welcome
 from lambda_src.platform import log, metrics
 from lambda_src.platform.log import logger

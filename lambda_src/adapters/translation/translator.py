@@ -10,7 +10,7 @@ class Translator(Protocol):
 
     @property
     def name(self) -> str:
-        """What the engine is called where people see it (logs, the README)."""
+        """What the engine is called where people see it (logs, the documentation)."""
         ...
 
     def translate(self, text: str, source_language: str, target_language: str) -> str:

@@ -1,4 +1,5 @@
-"""The README's Layout and the package docstring name every module of the project, and only modules that exist."""
+"""The Layout page (docs/layout.md) and the package docstring name every module of the project, and only modules
+that exist."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ PACKAGES = ("cdk_app", "lambda_src", "local_run", "bench", "session_client")
 
 
 def _layout() -> str:
-    readme = (ROOT / "README.md").read_text()
-    return readme[readme.index("## Layout\n") : readme.index("\n## ", readme.index("## Layout\n") + 1)]
+    return (ROOT / "docs" / "layout.md").read_text()
 
 
 def test_the_layout_names_every_module() -> None:
