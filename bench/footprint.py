@@ -48,8 +48,7 @@ from bench.common import (
     stdout_to_devnull,
 )
 from lambda_src import runtime
-from lambda_src.adapters.repositories.connections import WELCOME_ATTRIBUTE
-from lambda_src.contract.schema import CONNECTIONS_PARTITION_KEY
+from lambda_src.contract.schema import CONNECTIONS_PARTITION_KEY, WELCOME_ATTRIBUTE
 from lambda_src.handlers import connect
 from local_run import assembly as cloud_assembly
 from local_run.dev_issuer import DevIssuer

@@ -11,7 +11,7 @@ from constructs import Construct
 
 from cdk_app import nag
 from cdk_app.config import EnvironmentConfig
-from lambda_src.adapters import auth
+from lambda_src.contract import function_settings
 
 # API Gateway refuses a connection with 401, without calling the authorizer, when an identity source is
 # missing. Anonymous listeners send no token, so the identity source is a header every WebSocket
@@ -77,9 +77,9 @@ class SpeakerAuth(Construct):
         # What speakers sign in to (the stack's outputs UserPoolId and UserPoolClientId).
         self.user_pool_client_id = client_id
         issuer = f"https://{provider_url}"
-        authorizer_function.add_environment(auth.ENV_ISSUER, issuer)
-        authorizer_function.add_environment(auth.ENV_JWKS_URL, f"{issuer}/.well-known/jwks.json")
-        authorizer_function.add_environment(auth.ENV_CLIENT_ID, client_id)
+        authorizer_function.add_environment(function_settings.ENV_ISSUER, issuer)
+        authorizer_function.add_environment(function_settings.ENV_JWKS_URL, f"{issuer}/.well-known/jwks.json")
+        authorizer_function.add_environment(function_settings.ENV_CLIENT_ID, client_id)
         self.authorizer = authorizers.WebSocketLambdaAuthorizer(
             "SpeakerAuthorizer", authorizer_function, identity_source=[IDENTITY_SOURCE]
         )

@@ -35,9 +35,8 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
-from lambda_src.contract import telemetry
+from lambda_src.contract import telemetry, wire
 from lambda_src.contract.errors import ErrorCode
-from lambda_src.protocol import messages
 
 PERIOD: Final = Duration.minutes(5)
 # Errors in one period that fire a function's alarm. Every handler turns failures into replies, so a
@@ -62,7 +61,7 @@ REJECTED_CONFIGURATION_CODE: Final = ErrorCode.INVALID_CONFIGURATION.name
 # once a minute), the latencies' percentiles, and the values of the extra dimensions it draws one line for.
 GAUGE_PERIOD: Final = Duration.minutes(1)
 LATENCY_PERCENTILES: Final = (50, 95, 99)
-END_REASONS: Final = (messages.ENDED_BY_SPEAKER, messages.SPEAKER_TIMEOUT, messages.EXPIRED)
+END_REASONS: Final = (wire.ENDED_BY_SPEAKER, wire.SPEAKER_TIMEOUT, wire.EXPIRED)
 ERROR_CODES: Final = tuple(code.name for code in ErrorCode)
 WIDGET_WIDTH: Final = 8  # three widgets a row (a dashboard row is 24 wide)
 WIDGET_HEIGHT: Final = 6

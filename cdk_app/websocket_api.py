@@ -26,9 +26,8 @@ from cdk_app.bundling import dependencies_layer, lambda_code
 from cdk_app.config import EnvironmentConfig
 from cdk_app.permissions import FUNCTION_TABLE_ACCESS
 from cdk_app.tables import SessionTables
-from lambda_src.adapters.repositories.connections import WELCOME_ATTRIBUTE
-from lambda_src.adapters.transcription import starter
 from lambda_src.contract import function_settings, limits, routes, schema, telemetry
+from lambda_src.contract.schema import WELCOME_ATTRIBUTE
 
 # One JSON object per request or message. Correlation ids, what happened and how it ended; never the
 # client's address or anything else from $context.identity (no full IP address is ever logged).
@@ -320,7 +319,7 @@ class SessionWebSocketApi(Construct):
         audio arrives for a session without one, and by itself to hand over before its timeout; it opens Amazon
         Transcribe streams. Lambda does not retry a failed or expired start: the next chunk starts another."""
         transcriber, message = self.transcriber_function, self.message_function
-        message.add_environment(starter.ENV_TRANSCRIBER_FUNCTION, transcriber.function_name)
+        message.add_environment(function_settings.ENV_TRANSCRIBER_FUNCTION, transcriber.function_name)
         # The function itself, not its versions (CDK's grant_invoke adds "<arn>:*").
         message.add_to_role_policy(
             iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[transcriber.function_arn])

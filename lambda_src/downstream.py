@@ -33,7 +33,7 @@ from typing import Any
 from lambda_src import runtime
 from lambda_src.adapters.repositories.sessions import Session
 from lambda_src.app import connections, fanout
-from lambda_src.contract import function_settings, limits
+from lambda_src.contract import function_settings, limits, wire
 from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.model.broadcast import BroadcastState
 from lambda_src.model.partial_results import PartialResultConfig
@@ -148,7 +148,7 @@ def start_broadcast(
     that is not a JSON object with a string ``type`` within API Gateway's frame size."""
     session_id = validation.parse_session_id(session_id)
     target_language = validation.parse_language(
-        validation.TARGET_LANGUAGE, target_language, function_settings.load().languages
+        wire.TARGET_LANGUAGE, target_language, function_settings.load().languages
     )
     checked = _checked_message(message)
     if listeners is None:

@@ -23,8 +23,8 @@ from typing import Any, Final
 import segno
 
 from lambda_src.contract import languages, limits
+from lambda_src.contract.limits import SAMPLE_RATE_HZ
 from lambda_src.model import partial_results
-from lambda_src.model.recognizer import SAMPLE_RATE_HZ
 from lambda_src.protocol import validation
 
 CONSOLE_DIR: Final = Path(__file__).resolve().parent.parent / "console"

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from lambda_src.contract import limits
-from lambda_src.model.recognizer import SAMPLE_RATE_HZ
+from lambda_src.contract.limits import SAMPLE_RATE_HZ
 
 CHUNK_MILLISECONDS = 100
 

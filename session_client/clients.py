@@ -13,11 +13,10 @@ import base64
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from lambda_src.contract import limits, routes
+from lambda_src.contract import limits, routes, wire
 from lambda_src.contract.schema import ROLE_LISTENER, ROLE_SPEAKER
+from lambda_src.contract.wire import STATUS_REQUESTED
 from lambda_src.model import partial_results
-from lambda_src.protocol import validation
-from lambda_src.protocol.messages import STATUS_REQUESTED
 from session_client import messages
 from session_client.connection import ACTION, DEFAULT_URL, Connection, Expectation, of_type
 from session_client.messages import ServerMessage
@@ -71,9 +70,9 @@ class SpeakerClient(Connection):
         """Create a session (settings left None take the service's defaults); ``created`` is its ``sessionCreated``."""
         client = cls(url, token=token, **options)
         query = {ACTION: routes.CREATE_SESSION}
-        query[validation.SOURCE_LANGUAGE] = source_language
+        query[wire.SOURCE_LANGUAGE] = source_language
         if quality_tier is not None:
-            query[validation.QUALITY_TIER] = quality_tier
+            query[wire.QUALITY_TIER] = quality_tier
         settings = (partial_results_enabled, min_stability, max_buffer_timeout)
         for field, value in zip(partial_results.FIELDS, settings, strict=True):
             if value is not None:
@@ -97,13 +96,13 @@ class SpeakerClient(Connection):
         self.session_id = getattr(first, "session_id", self.session_id)
 
     def _query(self, action: str, **fields: str) -> dict[str, str]:
-        return {ACTION: action, validation.SESSION_ID: self.session_id or "", **fields}
+        return {ACTION: action, wire.SESSION_ID: self.session_id or "", **fields}
 
     def _resume_query(self) -> dict[str, str]:
         return self._query(routes.RESUME_SESSION, **{limits.TOKEN_FIELD: self.token})
 
     def _refresh_query(self) -> dict[str, str]:
-        return self._query(routes.REFRESH_CONNECTION, **{validation.ROLE: ROLE_SPEAKER, limits.TOKEN_FIELD: self.token})
+        return self._query(routes.REFRESH_CONNECTION, **{wire.ROLE: ROLE_SPEAKER, limits.TOKEN_FIELD: self.token})
 
     async def _reopen(self) -> None:
         await self._open_again(
@@ -115,7 +114,7 @@ class SpeakerClient(Connection):
 
     def _named(self, fields: dict[str, Any]) -> dict[str, Any]:
         """A speaker action's fields with the session's id (which spares the service looking it up)."""
-        return {validation.SESSION_ID: self.session_id, **fields}
+        return {wire.SESSION_ID: self.session_id, **fields}
 
     async def _ask(self, action: str, expects: Expectation, **fields: Any) -> ServerMessage:
         return await self.request(action, expects, **self._named(fields))
@@ -128,11 +127,11 @@ class SpeakerClient(Connection):
         number = self._next_sequence_number if sequence_number is None else sequence_number
         self._next_sequence_number = number + 1
         fields: dict[str, Any] = {
-            validation.AUDIO_DATA: base64.b64encode(pcm).decode("ascii"),
-            validation.SEQUENCE_NUMBER: number,
+            wire.AUDIO_DATA: base64.b64encode(pcm).decode("ascii"),
+            wire.SEQUENCE_NUMBER: number,
         }
         if timestamp is not None:
-            fields[validation.TIMESTAMP] = timestamp
+            fields[wire.TIMESTAMP] = timestamp
         await self.send(routes.SEND_AUDIO, **self._named(fields))
         return number
 
@@ -154,7 +153,7 @@ class SpeakerClient(Connection):
         return await self._broadcast(routes.UNMUTE_BROADCAST)
 
     async def set_volume(self, level: float) -> messages.BroadcastState:
-        return await self._broadcast(routes.SET_VOLUME, **{validation.VOLUME_LEVEL: level})
+        return await self._broadcast(routes.SET_VOLUME, **{wire.VOLUME_LEVEL: level})
 
     async def set_state(
         self, *, is_paused: bool | None = None, is_muted: bool | None = None, volume: float | None = None
@@ -165,7 +164,7 @@ class SpeakerClient(Connection):
             for name, value in (("is_paused", is_paused), ("is_muted", is_muted), ("volume", volume))
             if value is not None
         }
-        return await self._broadcast(routes.SPEAKER_STATE_CHANGE, **{validation.STATE: state})
+        return await self._broadcast(routes.SPEAKER_STATE_CHANGE, **{wire.STATE: state})
 
     # -- the session --------------------------------------------------------------------------------------------
     async def update_config(
@@ -232,18 +231,18 @@ class ListenerClient(Connection):
     def _join_query(self) -> dict[str, str]:
         return {
             ACTION: routes.JOIN_SESSION,
-            validation.SESSION_ID: self.session_id or "",
-            validation.TARGET_LANGUAGE: self.language,
+            wire.SESSION_ID: self.session_id or "",
+            wire.TARGET_LANGUAGE: self.language,
         }
 
     def _refresh_query(self) -> dict[str, str]:
         # Naming the old connection swaps the rows: the listener count does not move.
         return {
             ACTION: routes.REFRESH_CONNECTION,
-            validation.SESSION_ID: self.session_id or "",
-            validation.ROLE: ROLE_LISTENER,
-            validation.TARGET_LANGUAGE: self.language,
-            validation.PREVIOUS_CONNECTION_ID: self.connection_id or "",
+            wire.SESSION_ID: self.session_id or "",
+            wire.ROLE: ROLE_LISTENER,
+            wire.TARGET_LANGUAGE: self.language,
+            wire.PREVIOUS_CONNECTION_ID: self.connection_id or "",
         }
 
     async def _reopen(self) -> None:
@@ -254,7 +253,7 @@ class ListenerClient(Connection):
 
     async def change_language(self, language: str) -> messages.LanguageChanged:
         reply = await self.request(
-            routes.CHANGE_LANGUAGE, of_type(messages.LanguageChanged.TYPE), **{validation.TARGET_LANGUAGE: language}
+            routes.CHANGE_LANGUAGE, of_type(messages.LanguageChanged.TYPE), **{wire.TARGET_LANGUAGE: language}
         )
         self.language = language
         return _typed(reply, messages.LanguageChanged)

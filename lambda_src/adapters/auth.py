@@ -15,11 +15,9 @@ from typing import Any, Final
 import jwt
 
 from lambda_src.contract import limits
+from lambda_src.contract.function_settings import ENV_CLIENT_ID, ENV_ISSUER, ENV_JWKS_URL
 
 # Environment variable names: the stack (or the local run) sets them, the authorizer reads them.
-ENV_JWKS_URL: Final = "TOKEN_JWKS_URL"
-ENV_ISSUER: Final = "TOKEN_ISSUER"
-ENV_CLIENT_ID: Final = "TOKEN_CLIENT_ID"
 
 ALGORITHM: Final = "RS256"
 TOKEN_USES: Final = frozenset({"id", "access"})

@@ -19,7 +19,7 @@ from lambda_src.adapters.repositories.sessions import Session
 from lambda_src.adapters.transcription import starter
 from lambda_src.app import session_control
 from lambda_src.app.session_control import SpeakerRequest
-from lambda_src.contract import errors, limits
+from lambda_src.contract import errors, limits, wire
 from lambda_src.model.caller import Caller
 from lambda_src.platform import metrics
 from lambda_src.platform.log import logger
@@ -92,8 +92,8 @@ def _why_not_forwarded(session: Session) -> str | None:
     if state.forwards_audio:
         return None
     if state.is_paused:
-        return messages.AUDIO_PAUSED
-    return messages.AUDIO_MUTED if state.is_muted else messages.AUDIO_VOLUME_ZERO
+        return wire.AUDIO_PAUSED
+    return wire.AUDIO_MUTED if state.is_muted else wire.AUDIO_VOLUME_ZERO
 
 
 def send_audio(request: SpeakerRequest[SendAudioRequest], caller: Caller) -> dict[str, Any]:
@@ -124,6 +124,6 @@ def send_audio(request: SpeakerRequest[SendAudioRequest], caller: Caller) -> dic
             "duplicate audio chunk dropped",
             extra={"session_id": session_id, "sequence_number": chunk.sequence_number},
         )
-        return messages.audio_received(chunk.sequence_number, messages.AUDIO_DUPLICATE)
+        return messages.audio_received(chunk.sequence_number, wire.AUDIO_DUPLICATE)
     starter.ensure_consumer(session, caller.now_ms)
     return messages.audio_received(chunk.sequence_number)

@@ -18,7 +18,7 @@ from lambda_src.adapters.repositories.connections import Connection, NotAListene
 from lambda_src.adapters.repositories.dynamodb import Guarded, TransactItem
 from lambda_src.adapters.repositories.sessions import Session, SessionIdTaken
 from lambda_src.app import fanout, rate_limits
-from lambda_src.contract import errors, function_settings, limits, telemetry
+from lambda_src.contract import errors, function_settings, limits, telemetry, wire
 from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.contract.schema import ROLE_LISTENER, ROLE_SPEAKER
 from lambda_src.model.caller import Caller
@@ -203,7 +203,7 @@ def _add_listener_count(joined: dict[str, Any], session_id: str) -> None:
         logger.exception("listener count not read after a join", extra={"session_id": session_id})
         return
     if session is not None:
-        joined[messages.LISTENER_COUNT] = session.listener_count
+        joined[wire.LISTENER_COUNT] = session.listener_count
 
 
 def _add_listener(session_id: str, listener_row: Guarded, now_s: int, cap: int, guards: Sequence[Guarded] = ()) -> None:

@@ -19,7 +19,7 @@ from lambda_src.adapters.repositories.connections import ROW_LIFETIME_SECONDS
 from lambda_src.adapters.repositories.dynamodb import TransactItem
 from lambda_src.adapters.repositories.sessions import Session
 from lambda_src.app import connections, fanout, rate_limits, speaker_status
-from lambda_src.contract import errors, limits
+from lambda_src.contract import errors, limits, wire
 from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.model.broadcast import BroadcastChange, BroadcastState
 from lambda_src.model.caller import Caller
@@ -51,8 +51,8 @@ def of_the_speaker(
     def read(body: Mapping[str, Any], caller: Caller) -> SpeakerRequest[_Asked]:
         asked = parse(body)
         session_id: str | None
-        if validation.SESSION_ID in body:
-            session_id = validation.parse_session_id(body[validation.SESSION_ID])
+        if wire.SESSION_ID in body:
+            session_id = validation.parse_session_id(body[wire.SESSION_ID])
         else:
             session_id = runtime.connections().session_of(caller.connection_id)
         if session_id is None:
@@ -135,7 +135,7 @@ def session_status(request: SpeakerRequest[None], caller: Caller) -> dict[str, A
     if session.speaker_connection_id != connection_id:
         raise errors.not_the_speaker(session_id)
     by_language = speaker_status.listeners_by_language(session_id)
-    return speaker_status.status_message(session, by_language, now_ms, messages.STATUS_REQUESTED)
+    return speaker_status.status_message(session, by_language, now_ms, wire.STATUS_REQUESTED)
 
 
 def end_session(request: SpeakerRequest[None], caller: Caller) -> dict[str, Any]:
@@ -146,7 +146,7 @@ def end_session(request: SpeakerRequest[None], caller: Caller) -> dict[str, Any]
     the job).
     """
     session_id, connection_id, now_ms = request.session_id, caller.connection_id, caller.now_ms
-    reason = messages.ENDED_BY_SPEAKER
+    reason = wire.ENDED_BY_SPEAKER
     try:
         runtime.sessions().end_by_speaker(
             session_id, connection_id, reason, now_ms, _no_longer_active(caller.user_id, session_id, now_ms)
@@ -278,7 +278,7 @@ def _dismiss_remaining_listeners(session: Session, sweep_at_s: int, now_ms: int)
     failed or was never made, a handshake that was still completing, a ``$disconnect`` that gave up), and
     look again one sweep interval later; with none left, or once every row's own lifetime since the end is
     over, take it out of the index."""
-    reason = session.end_reason or messages.EXPIRED
+    reason = session.end_reason or wire.EXPIRED
     remaining = _dismiss_listeners(session.session_id, reason, now_ms, "ended session revisited").listeners
     rows_outlived = (session.ended_at_ms or 0) // 1000 + ROW_LIFETIME_SECONDS <= now_ms // 1000
     revisit_s = now_ms // 1000 + limits.SWEEP_INTERVAL_SECONDS if remaining and not rows_outlived else None
@@ -298,7 +298,7 @@ def _probe_listeners(session_id: str) -> None:
 
 def _sweep_reason(session: Session, now_s: int) -> str:
     grace_over = session.speaker_grace_ends_at_s is not None and session.speaker_grace_ends_at_s <= now_s
-    return messages.SPEAKER_TIMEOUT if grace_over else messages.EXPIRED
+    return wire.SPEAKER_TIMEOUT if grace_over else wire.EXPIRED
 
 
 def _publish_gauges(indexed: list[str]) -> list[Session]:

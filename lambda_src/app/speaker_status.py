@@ -21,7 +21,7 @@ from typing import Any
 from lambda_src import runtime
 from lambda_src.adapters.repositories.sessions import PushedStatus, Session
 from lambda_src.app import fanout
-from lambda_src.contract import limits
+from lambda_src.contract import limits, wire
 from lambda_src.contract.schema import (
     CONNECTIONS_BY_SESSION_PARTITION_KEY,
     CONNECTIONS_BY_SESSION_SORT_KEY,
@@ -85,9 +85,9 @@ def change_reason(session: Session, arrived_languages: Iterable[str]) -> str | N
     last = session.status_pushed
     last_count, last_languages = (last.listener_count, last.languages) if last else (0, frozenset[str]())
     if set(arrived_languages) - last_languages:
-        return messages.STATUS_NEW_LANGUAGE
+        return wire.STATUS_NEW_LANGUAGE
     if abs(session.listener_count - last_count) * 100 > limits.STATUS_CHANGE_PERCENT * last_count:
-        return messages.STATUS_LISTENER_COUNT_CHANGE
+        return wire.STATUS_LISTENER_COUNT_CHANGE
     return None
 
 
@@ -118,7 +118,7 @@ def _push_if_notable(session_id: str, arrived: set[str], now_ms: int) -> str | N
         return None
     by_language = listeners_by_language(session_id)
     status = status_message(session, by_language, now_ms, reason)
-    told = PushedStatus(status[messages.LISTENER_COUNT], frozenset(by_language), now_ms)
+    told = PushedStatus(status[wire.LISTENER_COUNT], frozenset(by_language), now_ms)
     if not sessions.record_status_push(session, told):
         return None  # another batch of this session pushed since it was read, or the speaker changed
     fanout.post_quietly(session.speaker_connection_id, status)
@@ -136,9 +136,7 @@ def push_periodic(sessions: Iterable[Session], now_ms: int, time_left: TimeLeft 
         if time_left is not None and time_left() < limits.RECONCILE_RESERVE_SECONDS:
             return False
         try:
-            status = status_message(
-                session, listeners_by_language(session.session_id), now_ms, messages.STATUS_PERIODIC
-            )
+            status = status_message(session, listeners_by_language(session.session_id), now_ms, wire.STATUS_PERIODIC)
         except Exception:
             logger.exception("periodic status not sent", extra={"session_id": session.session_id})
             return False

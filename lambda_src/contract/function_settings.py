@@ -171,6 +171,12 @@ ENV_CONNECTIONS_TABLE: Final = "CONNECTIONS_TABLE"
 ENV_RATE_LIMITS_TABLE: Final = "RATE_LIMITS_TABLE"
 ENV_AUDIO_CHUNKS_TABLE: Final = "AUDIO_CHUNKS_TABLE"
 ENV_CALLBACK_URL: Final = "CALLBACK_URL"
+# The speaker tokens' verifier (the stack's user pool, or the local dev issuer): its JWKS, issuer and app client.
+ENV_JWKS_URL: Final = "TOKEN_JWKS_URL"
+ENV_ISSUER: Final = "TOKEN_ISSUER"
+ENV_CLIENT_ID: Final = "TOKEN_CLIENT_ID"
+# The function that runs a session's transcription consumer (what the message function invokes).
+ENV_TRANSCRIBER_FUNCTION: Final = "TRANSCRIBER_FUNCTION"
 # The variables of the per-environment settings, under the names the code has always used.
 ENV_SESSION_LIFETIME_HOURS: Final = SESSION_LIFETIME_HOURS.env_var
 ENV_MAX_LISTENERS: Final = MAX_LISTENERS_PER_SESSION.env_var

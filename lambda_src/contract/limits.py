@@ -129,3 +129,6 @@ SESSION_ID_ATTEMPTS: Final = 5
 
 QUALITY_TIERS: Final = ("standard", "premium")
 DEFAULT_QUALITY_TIER: Final = "standard"
+
+# The speaker app's audio format: 16-bit little-endian mono PCM at 16 kHz.
+SAMPLE_RATE_HZ: Final = 16_000

@@ -27,6 +27,9 @@ CONNECTIONS_BY_SESSION_SORT_KEY: Final = "targetLanguage"
 ROLE_SPEAKER: Final = "speaker"
 ROLE_LISTENER: Final = "listener"
 ROLE_NONE: Final = "none"
+# A connection's welcome (the first message it is owed once its handshake completes), written with its row: the
+# welcome function's stream filter selects the records that carry it.
+WELCOME_ATTRIBUTE: Final = "welcome"
 
 AttributeType = Literal["S", "N"]
 

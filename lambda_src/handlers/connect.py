@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lambda_src.app import connections, rate_limits
-from lambda_src.contract import function_settings
+from lambda_src.contract import function_settings, wire
 from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.contract.routes import CONNECT_ACTIONS, CREATE_SESSION, JOIN_SESSION, REFRESH_CONNECTION, RESUME_SESSION
 from lambda_src.contract.schema import ROLE_SPEAKER
@@ -36,7 +36,7 @@ def _parse_refresh(params: Mapping[str, Any], caller: Caller) -> RefreshConnecti
 
 
 def _parse_session_id(params: Mapping[str, Any], _caller: Caller) -> str:
-    return validation.parse_session_id(params.get(validation.SESSION_ID))
+    return validation.parse_session_id(params.get(wire.SESSION_ID))
 
 
 def _nothing(_params: Mapping[str, Any], _caller: Caller) -> None:

@@ -16,8 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from lambda_src import runtime
 from lambda_src.adapters import connections_api
-from lambda_src.adapters.repositories.connections import WELCOME_ATTRIBUTE, WELCOME_THEN_ATTRIBUTE
-from lambda_src.contract.schema import CONNECTIONS_BY_SESSION_PARTITION_KEY, CONNECTIONS_PARTITION_KEY
+from lambda_src.adapters.repositories.connections import WELCOME_THEN_ATTRIBUTE
+from lambda_src.contract import wire
+from lambda_src.contract.schema import (
+    CONNECTIONS_BY_SESSION_PARTITION_KEY,
+    CONNECTIONS_PARTITION_KEY,
+    WELCOME_ATTRIBUTE,
+)
 from lambda_src.handlers import finish_loading
 from lambda_src.handlers.common import entry_point, logger
 from lambda_src.protocol import messages
@@ -75,7 +80,7 @@ def with_listener_counts(event: dict[str, Any], pending: Pending) -> Pending:
         message = joined.get(connection_id)
         if message is not None:
             # A session gone since the join (its TTL) counts nobody.
-            message[messages.LISTENER_COUNT] = counts.get(joined_sessions[connection_id], 0)
+            message[wire.LISTENER_COUNT] = counts.get(joined_sessions[connection_id], 0)
             texts = (messages.encode(message), *texts[1:])
         completed.append((connection_id, texts))
     return completed

@@ -12,7 +12,6 @@ from typing import Protocol
 from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.model.partial_result_processor import RecognitionResult, Settings
 
-SAMPLE_RATE_HZ = 16_000  # the speaker app's format: 16-bit little-endian mono PCM at 16 kHz
 BYTES_PER_SAMPLE = 2
 
 

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from lambda_src.adapters.repositories.sessions import Session
+from lambda_src.contract.wire import LISTENER_COUNT
 from lambda_src.model.broadcast import BroadcastState
 from lambda_src.model.partial_result_processor import Segment
 
@@ -19,23 +20,6 @@ def now_ms() -> int:
 def ms_of_seconds(epoch_seconds: int) -> int:
     """An epoch-seconds value (a stored TTL) as the epoch milliseconds every server message carries."""
     return epoch_seconds * 1000
-
-
-# Why a session ended (``sessionEnded.reason``).
-ENDED_BY_SPEAKER = "endedBySpeaker"
-SPEAKER_TIMEOUT = "speakerTimeout"
-EXPIRED = "expired"
-
-# Why a speaker receives a ``sessionStatus`` (``updateReason``): its own ``getSessionStatus``, the periodic
-# push while it is connected, or a push on a notable change of its audience.
-STATUS_REQUESTED = "requested"
-STATUS_PERIODIC = "periodic"
-STATUS_LISTENER_COUNT_CHANGE = "listenerCountChange"
-STATUS_NEW_LANGUAGE = "newLanguage"
-STATUS_UPDATE_REASONS = (STATUS_REQUESTED, STATUS_PERIODIC, STATUS_LISTENER_COUNT_CHANGE, STATUS_NEW_LANGUAGE)
-
-# The session's listener count, in ``sessionJoined`` and ``sessionStatus``.
-LISTENER_COUNT = "listenerCount"
 
 
 def session_created(
@@ -172,14 +156,6 @@ def volume_changed(session_id: str, state: BroadcastState, timestamp_ms: int) ->
 
 def language_changed(session_id: str, target_language: str, timestamp_ms: int) -> dict[str, Any]:
     return session_event("languageChanged", session_id, timestamp_ms, targetLanguage=target_language)
-
-
-# Why a ``sendAudio`` chunk was not stored (``audioReceived.reason``): the broadcast is paused, muted or at
-# volume 0, or a chunk with its sequence number is stored already.
-AUDIO_PAUSED = "paused"
-AUDIO_MUTED = "muted"
-AUDIO_VOLUME_ZERO = "volumeZero"
-AUDIO_DUPLICATE = "duplicate"
 
 
 def audio_received(sequence_number: int, dropped_because: str | None = None) -> dict[str, Any]:

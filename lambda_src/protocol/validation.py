@@ -20,24 +20,24 @@ from typing import Any
 from lambda_src.contract import limits
 from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.contract.schema import ROLE_LISTENER, ROLE_SPEAKER
+from lambda_src.contract.wire import (
+    AUDIO_DATA,
+    CHUNK_ID,
+    PREVIOUS_CONNECTION_ID,
+    QUALITY_TIER,
+    ROLE,
+    SEQUENCE_NUMBER,
+    SESSION_ID,
+    SOURCE_LANGUAGE,
+    STATE,
+    TARGET_LANGUAGE,
+    TIMESTAMP,
+    VOLUME_LEVEL,
+)
 from lambda_src.model import broadcast, partial_results
 from lambda_src.model.broadcast import BroadcastChange
 from lambda_src.model.partial_results import PartialResultConfig, PartialResultUpdate
 
-# Request field names (query-string parameters and message fields alike); the partial-result settings'
-# are in partial_results.FIELDS.
-SOURCE_LANGUAGE = "sourceLanguage"
-TARGET_LANGUAGE = "targetLanguage"
-QUALITY_TIER = "qualityTier"
-SESSION_ID = "sessionId"
-ROLE = "role"
-PREVIOUS_CONNECTION_ID = "previousConnectionId"
-VOLUME_LEVEL = "volumeLevel"
-STATE = "state"
-AUDIO_DATA = "audioData"
-SEQUENCE_NUMBER = "sequenceNumber"
-CHUNK_ID = "chunkId"
-TIMESTAMP = "timestamp"
 ROLES = (ROLE_SPEAKER, ROLE_LISTENER)
 
 SESSION_ID_PATTERN = re.compile(r"^[a-z]+-[a-z]+-[1-9][0-9]{2}$")

@@ -18,8 +18,9 @@ from playwright.sync_api import Browser, Page, expect
 from lambda_src.adapters.translation import stand_in
 from lambda_src.contract import limits, schema
 from lambda_src.contract.errors import ServiceError
+from lambda_src.contract.limits import SAMPLE_RATE_HZ
 from lambda_src.model import partial_results
-from lambda_src.model.recognizer import BYTES_PER_SAMPLE, SAMPLE_RATE_HZ
+from lambda_src.model.recognizer import BYTES_PER_SAMPLE
 from lambda_src.protocol import validation
 from local_run.console import CHUNK_MILLISECONDS
 from tests.integration.conftest import RunningService

@@ -9,9 +9,8 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from lambda_src.contract import telemetry
+from lambda_src.contract import telemetry, wire
 from lambda_src.contract.errors import ErrorCode
-from lambda_src.protocol import messages
 from tests.infrastructure.template_support import Synthesized, ref, render
 
 DASHBOARD_TYPE = "AWS::CloudWatch::Dashboard"
@@ -79,7 +78,7 @@ def test_the_dashboard_names_exactly_the_metrics_modules_metrics_and_dimension_s
             )
     # And a metric with an extra dimension is drawn once for each of that dimension's values
     reasons = {d[telemetry.REASON_DIMENSION] for d, _ in lines[telemetry.SESSIONS_ENDED]}
-    assert reasons == {messages.ENDED_BY_SPEAKER, messages.SPEAKER_TIMEOUT, messages.EXPIRED}
+    assert reasons == {wire.ENDED_BY_SPEAKER, wire.SPEAKER_TIMEOUT, wire.EXPIRED}
     assert len(lines[telemetry.SESSIONS_ENDED]) == len(reasons)
     codes = [d[telemetry.ERROR_CODE_DIMENSION] for d, _ in lines[telemetry.REJECTIONS]]
     assert sorted(codes) == sorted(code.name for code in ErrorCode)

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from cdk_app import constants
-from lambda_src.adapters import auth
-from lambda_src.adapters.repositories.connections import WELCOME_ATTRIBUTE
 from lambda_src.contract import function_settings, limits, schema
+from lambda_src.contract.schema import WELCOME_ATTRIBUTE
 from tests.infrastructure.template_support import (
     ACCOUNT,
     ALL_MODULES,
@@ -644,8 +643,8 @@ def test_authorizer_trusts_the_stacks_user_pool(deployed: Synthesized) -> None:
     pool_id, pool = deployed.only("AWS::Cognito::UserPool")
 
     # Then it verifies tokens of that pool (its issuer, and the issuer's JWKS)
-    assert variables[auth.ENV_ISSUER] == {"Fn::Join": ["", ["https://", get_att(pool_id, "ProviderURL")]]}
-    assert variables[auth.ENV_JWKS_URL] == {
+    assert variables[function_settings.ENV_ISSUER] == {"Fn::Join": ["", ["https://", get_att(pool_id, "ProviderURL")]]}
+    assert variables[function_settings.ENV_JWKS_URL] == {
         "Fn::Join": ["", ["https://", get_att(pool_id, "ProviderURL"), "/.well-known/jwks.json"]]
     }
     # And the pool takes only strong passwords, from accounts administrators create
@@ -667,10 +666,10 @@ def test_authorizer_trusts_an_imported_user_pool() -> None:
     # Then the stack creates no pool, and the authorizer trusts that pool's issuer and client
     assert not synthesized.resources("AWS::Cognito::UserPool")
     variables = _variables(synthesized, synthesized.function_id(AUTHORIZER_MODULE))
-    assert synthesized.rendered(variables[auth.ENV_ISSUER]) == (
+    assert synthesized.rendered(variables[function_settings.ENV_ISSUER]) == (
         f"https://cognito-idp.{REGION}.amazonaws.com/eu-west-1_AbC123"
     )
-    assert synthesized.rendered(variables[auth.ENV_JWKS_URL]) == (
+    assert synthesized.rendered(variables[function_settings.ENV_JWKS_URL]) == (
         f"https://cognito-idp.{REGION}.amazonaws.com/eu-west-1_AbC123/.well-known/jwks.json"
     )
-    assert variables[auth.ENV_CLIENT_ID] == "client-1"
+    assert variables[function_settings.ENV_CLIENT_ID] == "client-1"

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from lambda_src.adapters.repositories.sessions import Session
+from lambda_src.contract import wire
 from lambda_src.contract.errors import ErrorCode, ServiceError, active_session_limit
 from lambda_src.model.broadcast import BroadcastState
 from lambda_src.model.partial_result_processor import Segment
@@ -46,10 +47,10 @@ def built_by_the_service() -> list[dict[str, Any]]:
         messages.connection_warning(14, NOW_MS),
         messages.session_event("speakerDisconnected", SESSION_ID, NOW_MS, graceSeconds=120),
         messages.session_event("speakerReconnected", SESSION_ID, NOW_MS),
-        messages.session_ended(SESSION_ID, messages.ENDED_BY_SPEAKER, NOW_MS),
+        messages.session_ended(SESSION_ID, wire.ENDED_BY_SPEAKER, NOW_MS),
         messages.session_event("sessionLeft", SESSION_ID, NOW_MS),
         messages.session_config_updated(SESSION, NOW_MS),
-        messages.session_status(SESSION, {"es": 1, "fr": 1}, NOW_MS, messages.STATUS_REQUESTED),
+        messages.session_status(SESSION, {"es": 1, "fr": 1}, NOW_MS, wire.STATUS_REQUESTED),
         messages.broadcast_state(SESSION_ID, STATE, NOW_MS),
         *(messages.session_event(kind, SESSION_ID, NOW_MS) for kind in _BROADCAST_NOTICES),
         messages.volume_changed(SESSION_ID, STATE, NOW_MS),
@@ -59,7 +60,7 @@ def built_by_the_service() -> list[dict[str, Any]]:
         messages.session_event("playbackPaused", SESSION_ID, NOW_MS),
         messages.session_event("playbackResumed", SESSION_ID, NOW_MS),
         messages.audio_received(7),
-        messages.audio_received(8, messages.AUDIO_DUPLICATE),
+        messages.audio_received(8, wire.AUDIO_DUPLICATE),
         messages.transcript(SESSION_ID, Segment("a1.r1-0", "hello every", True, 0.72, 0.0), NOW_MS),
         messages.transcript(SESSION_ID, Segment("a1.r1-0", "hello everyone", False, None, 0.0), NOW_MS),
         messages.caption(SESSION_ID, "a1.r1-0", "en", "es", "hola a todos", False, NOW_MS),

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from lambda_src.contract import limits, routes
+from lambda_src.contract import limits, routes, wire
 from lambda_src.contract.errors import ErrorCode
 from lambda_src.model import broadcast, partial_results
 from lambda_src.protocol import messages, validation
@@ -127,13 +127,13 @@ def test_limits_and_enums_are_the_codes() -> None:
     assert schemas["QualityTier"]["enum"] == list(limits.QUALITY_TIERS)
     assert schemas["QualityTier"]["default"] == limits.DEFAULT_QUALITY_TIER
     assert schemas["Role"]["enum"] == list(validation.ROLES)
-    assert schemas["EndReason"]["enum"] == [messages.ENDED_BY_SPEAKER, messages.SPEAKER_TIMEOUT, messages.EXPIRED]
-    assert schemas["StatusUpdateReason"]["enum"] == list(messages.STATUS_UPDATE_REASONS)
+    assert schemas["EndReason"]["enum"] == [wire.ENDED_BY_SPEAKER, wire.SPEAKER_TIMEOUT, wire.EXPIRED]
+    assert schemas["StatusUpdateReason"]["enum"] == list(wire.STATUS_UPDATE_REASONS)
     assert schemas["AudioDropReason"]["enum"] == [
-        messages.AUDIO_PAUSED,
-        messages.AUDIO_MUTED,
-        messages.AUDIO_VOLUME_ZERO,
-        messages.AUDIO_DUPLICATE,
+        wire.AUDIO_PAUSED,
+        wire.AUDIO_MUTED,
+        wire.AUDIO_VOLUME_ZERO,
+        wire.AUDIO_DUPLICATE,
     ]
 
 
@@ -155,5 +155,5 @@ def test_client_fields_are_the_request_names_the_code_reads() -> None:
     for schema in [*CLIENT_MESSAGES.values(), *queries]:
         assert set(schema["properties"]) <= known
         assert set(schema["required"]) <= set(schema["properties"])
-    state = CLIENT_MESSAGES[routes.SPEAKER_STATE_CHANGE]["properties"][validation.STATE]["properties"]
+    state = CLIENT_MESSAGES[routes.SPEAKER_STATE_CHANGE]["properties"][wire.STATE]["properties"]
     assert tuple(state) == broadcast.NAMES

@@ -25,6 +25,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from lambda_src.adapters import auth
+from lambda_src.contract import function_settings
 from lambda_src.handlers import authorizer
 from lambda_src.handlers.common import logger
 from local_run.dev_issuer import KEY_FILE_NAME, DevIssuer
@@ -81,9 +82,9 @@ def unreachable_url() -> str:
 @pytest.fixture
 def environment(monkeypatch: pytest.MonkeyPatch, jwks_server: JwksServer) -> Iterator[None]:
     """The variables the stack sets on the authorizer, and a verifier factory with nothing cached."""
-    monkeypatch.setenv(auth.ENV_JWKS_URL, jwks_server.url)
-    monkeypatch.setenv(auth.ENV_ISSUER, ISSUER)
-    monkeypatch.setenv(auth.ENV_CLIENT_ID, CLIENT_ID)
+    monkeypatch.setenv(function_settings.ENV_JWKS_URL, jwks_server.url)
+    monkeypatch.setenv(function_settings.ENV_ISSUER, ISSUER)
+    monkeypatch.setenv(function_settings.ENV_CLIENT_ID, CLIENT_ID)
     auth.verifier_from_environment.cache_clear()
     yield
     auth.verifier_from_environment.cache_clear()
@@ -342,11 +343,11 @@ def test_the_environment_verifier_is_built_once(environment: None) -> None:
 
 def test_a_missing_variable_is_a_loud_configuration_error(environment: None, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a deployment that forgot the client id
-    monkeypatch.delenv(auth.ENV_CLIENT_ID)
+    monkeypatch.delenv(function_settings.ENV_CLIENT_ID)
     auth.verifier_from_environment.cache_clear()
 
     # When the verifier is built / Then the missing name is reported
-    with pytest.raises(RuntimeError, match=auth.ENV_CLIENT_ID):
+    with pytest.raises(RuntimeError, match=function_settings.ENV_CLIENT_ID):
         auth.verifier_from_environment()
 
 
@@ -430,7 +431,7 @@ def test_a_down_key_endpoint_is_unauthorized_and_logged(
     log_lines: Callable[[], list[dict[str, Any]]],
 ) -> None:
     # Given an authorizer whose JWKS endpoint is down
-    monkeypatch.setenv(auth.ENV_JWKS_URL, unreachable_url)
+    monkeypatch.setenv(function_settings.ENV_JWKS_URL, unreachable_url)
     auth.verifier_from_environment.cache_clear()
     token = issuer.mint()
 
@@ -448,7 +449,7 @@ def test_a_misconfigured_authorizer_refuses_every_token(
     issuer: DevIssuer, environment: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given an authorizer deployed without its issuer
-    monkeypatch.delenv(auth.ENV_ISSUER)
+    monkeypatch.delenv(function_settings.ENV_ISSUER)
     auth.verifier_from_environment.cache_clear()
 
     # When a token arrives / Then it is refused, never let through

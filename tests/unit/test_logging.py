@@ -55,9 +55,9 @@ def issuer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DevIssue
     """The local dev issuer, its JWKS served on loopback, and the authorizer's environment pointing at it."""
     issuer = DevIssuer(tmp_path, ISSUER, CLIENT_ID)
     with serve_jwks(issuer.jwks()) as server:
-        monkeypatch.setenv(auth.ENV_JWKS_URL, server.url)
-        monkeypatch.setenv(auth.ENV_ISSUER, ISSUER)
-        monkeypatch.setenv(auth.ENV_CLIENT_ID, CLIENT_ID)
+        monkeypatch.setenv(function_settings.ENV_JWKS_URL, server.url)
+        monkeypatch.setenv(function_settings.ENV_ISSUER, ISSUER)
+        monkeypatch.setenv(function_settings.ENV_CLIENT_ID, CLIENT_ID)
         auth.verifier_from_environment.cache_clear()
         try:
             yield issuer

@@ -21,7 +21,7 @@ import pytest
 
 from lambda_src.adapters.repositories import sessions as sessions_repository
 from lambda_src.app import connections
-from lambda_src.contract import telemetry
+from lambda_src.contract import function_settings, telemetry, wire
 from lambda_src.handlers import authorizer, sweeper
 from lambda_src.platform import metrics
 from tests.unit.flows import (
@@ -123,11 +123,10 @@ def assert_well_formed(line: dict[str, Any]) -> None:
 
 def allowed_values(dimension: str) -> set[str]:
     from lambda_src.contract.errors import ErrorCode
-    from lambda_src.protocol import messages
 
     return {
         telemetry.ERROR_CODE_DIMENSION: {code.name for code in ErrorCode},
-        telemetry.REASON_DIMENSION: {messages.ENDED_BY_SPEAKER, messages.SPEAKER_TIMEOUT, messages.EXPIRED},
+        telemetry.REASON_DIMENSION: {wire.ENDED_BY_SPEAKER, wire.SPEAKER_TIMEOUT, wire.EXPIRED},
     }[dimension]
 
 
@@ -242,9 +241,9 @@ def test_authorizer_refusals_are_unauthorized_rejections(emf: Emf, monkeypatch: 
     from lambda_src.adapters import auth
 
     # Given an authorizer configured with a key endpoint it will never need (junk is refused by its header)
-    monkeypatch.setenv(auth.ENV_JWKS_URL, "http://127.0.0.1:9/.well-known/jwks.json")
-    monkeypatch.setenv(auth.ENV_ISSUER, "https://issuer.example")
-    monkeypatch.setenv(auth.ENV_CLIENT_ID, "client")
+    monkeypatch.setenv(function_settings.ENV_JWKS_URL, "http://127.0.0.1:9/.well-known/jwks.json")
+    monkeypatch.setenv(function_settings.ENV_ISSUER, "https://issuer.example")
+    monkeypatch.setenv(function_settings.ENV_CLIENT_ID, "client")
     auth.verifier_from_environment.cache_clear()
     event = {
         "type": "REQUEST",

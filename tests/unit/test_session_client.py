@@ -17,9 +17,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from lambda_src.contract import limits, routes
+from lambda_src.contract import limits, routes, wire
 from lambda_src.contract.errors import ErrorCode
-from lambda_src.model.recognizer import SAMPLE_RATE_HZ
+from lambda_src.contract.limits import SAMPLE_RATE_HZ
 from lambda_src.protocol import messages
 from session_client import cli
 from session_client.audio import UnsupportedAudio, chunk_bytes, wav_chunks
@@ -53,18 +53,18 @@ def test_every_message_the_service_builds_parses_into_its_type_with_every_field_
         assert type(parsed) is MESSAGE_CLASSES[sample["type"]]
         assert parsed.type == sample["type"]
         assert parsed.extra == {}, sample
-        for wire, value in sample.items():
-            if wire != "type":
-                got = getattr(parsed, attribute_name(wire))
+        for name, value in sample.items():
+            if name != "type":
+                got = getattr(parsed, attribute_name(name))
                 assert (got.__dict__ if isinstance(got, BroadcastSettings) else got) == (
                     {attribute_name(k): v for k, v in value.items()} | {"extra": {}}
-                    if wire == "broadcastState"
+                    if name == "broadcastState"
                     else value
                 ), (sample["type"], wire)
 
 
 def test_a_status_carries_its_broadcast_state_typed() -> None:
-    status = parse(json.dumps(messages.session_status(SESSION, {"es": 2}, NOW_MS, messages.STATUS_PERIODIC)))
+    status = parse(json.dumps(messages.session_status(SESSION, {"es": 2}, NOW_MS, wire.STATUS_PERIODIC)))
     assert status.broadcast_state == BroadcastSettings(is_paused=True, is_muted=False, volume=0.4)  # type: ignore[attr-defined]
     assert status.listeners_by_language == {"es": 2}  # type: ignore[attr-defined]
 
@@ -235,14 +235,14 @@ def test_create_session_puts_the_partial_result_settings_on_the_url() -> None:
 def test_a_reply_answers_its_request_and_pushed_messages_go_to_the_stream() -> None:
     async def scenario() -> None:
         service = FakeService(CREATED)
-        periodic = messages.session_status(SESSION, {}, NOW_MS, messages.STATUS_PERIODIC)
+        periodic = messages.session_status(SESSION, {}, NOW_MS, wire.STATUS_PERIODIC)
         service.replies[routes.PAUSE_BROADCAST] = lambda _: [
             periodic,
             messages.broadcast_state(SESSION_ID, SESSION.broadcast, 1),
         ]
         service.replies[routes.GET_SESSION_STATUS] = lambda _: [
             periodic,
-            messages.session_status(SESSION, {"es": 2}, NOW_MS, messages.STATUS_REQUESTED),
+            messages.session_status(SESSION, {"es": 2}, NOW_MS, wire.STATUS_REQUESTED),
         ]
         speaker = await SpeakerClient.create(URL, token=TOKEN, **options(service))
         paused = await speaker.pause_broadcast()
@@ -429,7 +429,7 @@ def test_a_listener_told_the_session_ended_does_not_reconnect_and_its_stream_end
         listener = await ListenerClient.join(URL, session_id=SESSION_ID, language="es", **options(service))
         socket = service.sockets[0]
         socket.push(messages.session_event("broadcastPaused", SESSION_ID, NOW_MS))
-        socket.push(messages.session_ended(SESSION_ID, messages.ENDED_BY_SPEAKER, NOW_MS))
+        socket.push(messages.session_ended(SESSION_ID, wire.ENDED_BY_SPEAKER, NOW_MS))
         socket.drop()
         assert [m.type async for m in listener] == ["broadcastPaused", "sessionEnded"]
         assert (len(service.queries), listener.failure) == (1, None)
@@ -459,7 +459,7 @@ def test_leave_and_end_close_the_client_and_its_stream() -> None:
         service = FakeService(JOINED, CREATED)
         service.replies[routes.LEAVE_SESSION] = lambda _: [messages.session_event("sessionLeft", SESSION_ID, NOW_MS)]
         service.replies[routes.END_SESSION] = lambda _: [
-            messages.session_ended(SESSION_ID, messages.ENDED_BY_SPEAKER, NOW_MS)
+            messages.session_ended(SESSION_ID, wire.ENDED_BY_SPEAKER, NOW_MS)
         ]
         listener = await ListenerClient.join(URL, session_id=SESSION_ID, language="es", **options(service))
         speaker = await SpeakerClient.create(URL, token=TOKEN, **options(service))

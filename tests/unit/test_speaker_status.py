@@ -11,9 +11,8 @@ import pytest
 from lambda_src import runtime
 from lambda_src.adapters.repositories import dynamodb
 from lambda_src.app import speaker_status
-from lambda_src.contract import limits
+from lambda_src.contract import limits, wire
 from lambda_src.handlers import status, sweeper, welcome
-from lambda_src.protocol import messages
 from tests.unit.flows import OWNER, Clock, connect_with, create_session, drop, join, plain, send
 from tests.unit.helpers import DynamoDBRequests, body_of
 
@@ -287,12 +286,12 @@ def test_the_welcome_function_fills_in_each_joined_listeners_count_with_one_read
     # Given two listeners who joined on $connect: their stored sessionJoined has no count yet
     session_id, speaker = create_session()
     listeners = [join(session_id, "es"), join(session_id, "de")]
-    assert all(messages.LISTENER_COUNT not in json.loads(image(c)["welcome"]["S"]) for c in listeners)
+    assert all(wire.LISTENER_COUNT not in json.loads(image(c)["welcome"]["S"]) for c in listeners)
     # When the welcome function delivers both first messages and the speaker's in one batch
     records = inserted(speaker, *listeners)
     with DynamoDBRequests() as requests:
         welcome.handler({"Records": records}, None)
     # Then each sessionJoined carries the session's count, read once for the batch; sessionCreated is as stored
     assert [gateway.messages_to(c)[0]["listenerCount"] for c in listeners] == [2, 2]
-    assert messages.LISTENER_COUNT not in gateway.messages_to(speaker)[0]
+    assert wire.LISTENER_COUNT not in gateway.messages_to(speaker)[0]
     assert requests.by_operation == {"BatchGetItem": 1}

@@ -20,13 +20,13 @@ from lambda_src.contract.schema import (
     ROLE_LISTENER,
     ROLE_NONE,
     ROLE_SPEAKER,
+    WELCOME_ATTRIBUTE,
 )
 
 # API Gateway closes every WebSocket connection after 2 hours; a row outlives it by a margin so that a
 # late $disconnect still finds it, then TTL removes rows whose $disconnect never came.
 ROW_LIFETIME_SECONDS = 3 * 3600
-# The stream-triggered welcome function delivers this attribute's message once the handshake is done.
-WELCOME_ATTRIBUTE = "welcome"
+# The stream-triggered welcome function delivers the message of WELCOME_ATTRIBUTE once the handshake is done.
 # Messages the welcome function posts after the first one, in order (a speaker's restored broadcast state).
 WELCOME_THEN_ATTRIBUTE = "welcomeThen"
 # Set once the client has been asked to refresh its connection before API Gateway's 2-hour limit.

@@ -16,8 +16,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from lambda_src.contract.limits import SAMPLE_RATE_HZ
 from lambda_src.model.partial_result_processor import Item, RecognitionResult, Settings
-from lambda_src.model.recognizer import SAMPLE_RATE_HZ, unsupported_language
+from lambda_src.model.recognizer import unsupported_language
 
 LANGUAGES = ("en", "en-US")
 NAME = "local (pocketsphinx, US English)"

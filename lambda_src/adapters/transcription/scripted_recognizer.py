@@ -17,8 +17,9 @@ import re
 import struct
 from typing import Final
 
+from lambda_src.contract.limits import SAMPLE_RATE_HZ
 from lambda_src.model.partial_result_processor import Item, RecognitionResult, Settings
-from lambda_src.model.recognizer import BYTES_PER_SAMPLE, SAMPLE_RATE_HZ
+from lambda_src.model.recognizer import BYTES_PER_SAMPLE
 
 SEGMENT_CHUNKS: Final = 5  # a segment every 5th chunk: every half second of the speaker app's 100 ms chunks
 _MAGIC: Final = b"SCRIPTED"

@@ -18,10 +18,10 @@ from botocore.config import Config
 
 from lambda_src.adapters.repositories.sessions import Session
 from lambda_src.contract import limits
+from lambda_src.contract.function_settings import ENV_TRANSCRIBER_FUNCTION
 from lambda_src.platform import aws
 from lambda_src.platform.log import logger
 
-ENV_TRANSCRIBER_FUNCTION: Final = "TRANSCRIBER_FUNCTION"
 # The event the transcriber function takes.
 SESSION_ID: Final = "sessionId"
 HANDED_OVER_BY: Final = "handedOverBy"

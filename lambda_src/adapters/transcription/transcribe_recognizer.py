@@ -29,8 +29,9 @@ from botocore.eventstream import EventStreamBuffer, EventStreamMessage
 from websockets.exceptions import ConnectionClosed
 
 from lambda_src.contract.languages import TRANSCRIBE_STREAMING_LOCALES
+from lambda_src.contract.limits import SAMPLE_RATE_HZ
 from lambda_src.model.partial_result_processor import Item, RecognitionResult, Settings
-from lambda_src.model.recognizer import SAMPLE_RATE_HZ, unsupported_language
+from lambda_src.model.recognizer import unsupported_language
 
 NAME = "Amazon Transcribe streaming"
 SERVICE = "transcribe"
