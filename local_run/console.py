@@ -22,9 +22,8 @@ from typing import Any, Final
 
 import segno
 
-from lambda_src.contract import languages, limits
+from lambda_src.contract import languages, limits, partial_result_fields
 from lambda_src.contract.limits import SAMPLE_RATE_HZ
-from lambda_src.model import partial_results
 from lambda_src.protocol import validation
 
 CONSOLE_DIR: Final = Path(__file__).resolve().parent.parent / "console"
@@ -52,7 +51,7 @@ def _step(*values: Decimal | None) -> float:
 
 def settings_description() -> list[dict[str, Any]]:
     """The partial-result settings as the speaker page builds its controls: request name, message name, kind,
-    default and (numbers) inclusive bounds and unit, straight from :data:`partial_results.FIELDS`."""
+    default and (numbers) inclusive bounds and unit, straight from :data:`partial_result_fields.FIELDS`."""
     return [
         {
             "request": field.request,
@@ -64,7 +63,7 @@ def settings_description() -> list[dict[str, Any]]:
             "unit": field.unit.strip(),
             "step": None if field.kind is bool else _step(field.lower, field.upper, field.default),
         }
-        for field in partial_results.FIELDS
+        for field in partial_result_fields.FIELDS
     ]
 
 

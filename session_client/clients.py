@@ -13,10 +13,9 @@ import base64
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from lambda_src.contract import limits, routes, wire
+from lambda_src.contract import limits, partial_result_fields, routes, wire
 from lambda_src.contract.schema import ROLE_LISTENER, ROLE_SPEAKER
 from lambda_src.contract.wire import STATUS_REQUESTED
-from lambda_src.model import partial_results
 from session_client import messages
 from session_client.connection import ACTION, DEFAULT_URL, Connection, Expectation, of_type
 from session_client.messages import ServerMessage
@@ -73,8 +72,7 @@ class SpeakerClient(Connection):
         query[wire.SOURCE_LANGUAGE] = source_language
         if quality_tier is not None:
             query[wire.QUALITY_TIER] = quality_tier
-        settings = (partial_results_enabled, min_stability, max_buffer_timeout)
-        for field, value in zip(partial_results.FIELDS, settings, strict=True):
+        for field, value in _settings(partial_results_enabled, min_stability, max_buffer_timeout).items():
             if value is not None:
                 query[field.request] = _setting(value)
         query[limits.TOKEN_FIELD] = token
@@ -175,10 +173,9 @@ class SpeakerClient(Connection):
         max_buffer_timeout: float | Decimal | None = None,
     ) -> messages.SessionConfigUpdated:
         """Change some partial-result settings (None: left as it is); the reply has the whole configuration."""
-        settings = (partial_results_enabled, min_stability, max_buffer_timeout)
         fields: dict[str, Any] = {
             field.request: float(value) if isinstance(value, Decimal) else value
-            for field, value in zip(partial_results.FIELDS, settings, strict=True)
+            for field, value in _settings(partial_results_enabled, min_stability, max_buffer_timeout).items()
             if value is not None
         }
         reply = await self._ask(routes.UPDATE_SESSION_CONFIG, of_type(messages.SessionConfigUpdated.TYPE), **fields)
@@ -272,3 +269,14 @@ class ListenerClient(Connection):
         reply = await self.request(routes.LEAVE_SESSION, of_type(messages.SessionLeft.TYPE))
         await self.close()
         return _typed(reply, messages.SessionLeft)
+
+
+def _settings(
+    enabled: bool | None, min_stability: float | Decimal | None, max_buffer_timeout: float | Decimal | None
+) -> dict[partial_result_fields.Field[Any], bool | float | Decimal | None]:
+    """The partial-result settings a call names, by their field (by name: the fields' order says nothing)."""
+    return {
+        partial_result_fields.ENABLED: enabled,
+        partial_result_fields.STABILITY: min_stability,
+        partial_result_fields.TIMEOUT: max_buffer_timeout,
+    }

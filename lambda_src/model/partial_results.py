@@ -1,8 +1,7 @@
-"""The per-session partial-result settings: the one table of their fields (request name, stored and message
-name, type, bounds, default), the configuration they make up, a mid-session update of some of them, and
-their storage and message forms.
+"""The per-session partial-result settings (their fields: ``lambda_src.contract.partial_result_fields``): the
+configuration they make up, a mid-session update of some of them, and their storage and message forms.
 
-Validation reads a request through :data:`FIELDS`; the Sessions repository stores :meth:`PartialResultConfig.to_item`
+Validation reads a request through the fields' table; the Sessions repository stores :meth:`PartialResultConfig.to_item`
 and reads :func:`from_item`; server messages carry :meth:`PartialResultConfig.to_message`; downstream
 processors (transcription, translation) get a :class:`PartialResultConfig` from ``downstream.py``. Items
 written before these fields existed, or with a field of the wrong type, read back with the defaults.
@@ -15,61 +14,11 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-from lambda_src.contract import limits
+from lambda_src.contract.partial_result_fields import ENABLED, FIELDS, STABILITY, TIMEOUT, Field
 
 _log = logging.getLogger(__name__)
-_Value = TypeVar("_Value", bool, Decimal)
-
-
-@dataclass(frozen=True)
-class Field(Generic[_Value]):
-    """One setting: its attribute on :class:`PartialResultConfig` (what the transcription processor reads),
-    its request name (query string and messages), its name on the Sessions item and in server messages,
-    its type, default and (numbers) inclusive bounds with their unit as an error message says it."""
-
-    attribute: str
-    request: str
-    stored: str
-    kind: type[_Value]
-    default: _Value
-    lower: Decimal | None = None
-    upper: Decimal | None = None
-    unit: str = ""
-
-    @property
-    def bounds(self) -> tuple[Decimal, Decimal]:
-        """The inclusive bounds of a number setting."""
-        if self.lower is None or self.upper is None:
-            raise TypeError(f"{self.request} is not a bounded number")
-        return self.lower, self.upper
-
-
-ENABLED = Field(
-    "partial_results_enabled", "partialResults", "partialResultsEnabled", bool, limits.DEFAULT_PARTIAL_RESULTS_ENABLED
-)
-STABILITY = Field(
-    "min_stability_threshold",
-    "minStability",
-    "minStabilityThreshold",
-    Decimal,
-    limits.DEFAULT_MIN_STABILITY,
-    limits.MIN_STABILITY_LOWER,
-    limits.MIN_STABILITY_UPPER,
-)
-TIMEOUT = Field(
-    "max_buffer_timeout",
-    "maxBufferTimeout",
-    "maxBufferTimeout",
-    Decimal,
-    limits.DEFAULT_MAX_BUFFER_TIMEOUT,
-    limits.MAX_BUFFER_TIMEOUT_LOWER,
-    limits.MAX_BUFFER_TIMEOUT_UPPER,
-    " seconds",
-)
-FIELDS: tuple[Field[Any], ...] = (ENABLED, STABILITY, TIMEOUT)
-REQUEST_NAMES = tuple(field.request for field in FIELDS)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from lambda_src.contract import limits
+from lambda_src.contract import limits, partial_result_fields
 from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.contract.schema import ROLE_LISTENER, ROLE_SPEAKER
 from lambda_src.contract.wire import (
@@ -34,7 +34,7 @@ from lambda_src.contract.wire import (
     TIMESTAMP,
     VOLUME_LEVEL,
 )
-from lambda_src.model import broadcast, partial_results
+from lambda_src.model import broadcast
 from lambda_src.model.broadcast import BroadcastChange
 from lambda_src.model.partial_results import PartialResultConfig, PartialResultUpdate
 
@@ -106,7 +106,7 @@ def check_field_sizes(fields: Mapping[str, Any]) -> None:
     for name, value in fields.items():
         limit = limits.MAX_TOKEN_LENGTH if name == limits.TOKEN_FIELD else limits.MAX_FIELD_LENGTH
         if isinstance(value, str) and len(value) > limit:
-            configuration = name in partial_results.REQUEST_NAMES
+            configuration = name in partial_result_fields.REQUEST_NAMES
             code = ErrorCode.INVALID_CONFIGURATION if configuration else ErrorCode.INVALID_PARAMETERS
             raise ServiceError(
                 code,
@@ -117,9 +117,9 @@ def check_field_sizes(fields: Mapping[str, Any]) -> None:
 
 def parse_partial_result_update(fields: Mapping[str, Any]) -> PartialResultUpdate:
     """The partial-result settings ``fields`` ask for (absent ones are left as they are), each read as its
-    entry of ``partial_results.FIELDS`` says."""
+    entry of ``partial_result_fields.FIELDS`` says."""
     values: dict[str, Any] = {}
-    for field in partial_results.FIELDS:
+    for field in partial_result_fields.FIELDS:
         if field.request not in fields:
             continue
         value = fields[field.request]
@@ -144,7 +144,7 @@ def parse_config_update(fields: Mapping[str, Any]) -> PartialResultUpdate:
     if not update.changes():
         raise ServiceError(
             ErrorCode.INVALID_CONFIGURATION,
-            f"updateSessionConfig needs at least one of {', '.join(partial_results.REQUEST_NAMES)}, got none",
+            f"updateSessionConfig needs at least one of {', '.join(partial_result_fields.REQUEST_NAMES)}, got none",
         )
     return update
 

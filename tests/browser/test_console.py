@@ -16,10 +16,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from lambda_src.adapters.translation import stand_in
-from lambda_src.contract import limits, schema
+from lambda_src.contract import limits, partial_result_fields, schema
 from lambda_src.contract.errors import ServiceError
 from lambda_src.contract.limits import SAMPLE_RATE_HZ
-from lambda_src.model import partial_results
 from lambda_src.model.recognizer import BYTES_PER_SAMPLE
 from lambda_src.protocol import validation
 from local_run.console import CHUNK_MILLISECONDS
@@ -64,7 +63,7 @@ def refusal(**fields: object) -> str:
     return refused.value.message
 
 
-def above(field: partial_results.Field[Decimal]) -> float:
+def above(field: partial_result_fields.Field[Decimal]) -> float:
     """A value just over the field's upper bound."""
     return float(field.bounds[1] + Decimal("0.04"))
 
@@ -128,13 +127,13 @@ def test_a_session_from_the_speaker_page_to_a_listener_page_and_its_end(
     expect(speaker.locator("#status")).to_contain_text("Ready")
 
     # A stability over its bound is sent as typed, and the service's refusal is shown as it came
-    speaker.fill("#setting-minStability", str(above(partial_results.STABILITY)))
+    speaker.fill("#setting-minStability", str(above(partial_result_fields.STABILITY)))
     speaker.click("#start")
-    wait_for_error(speaker, refusal(minStability=above(partial_results.STABILITY)))
+    wait_for_error(speaker, refusal(minStability=above(partial_result_fields.STABILITY)))
     expect(speaker.locator("#live")).to_be_hidden()
 
     # Within bounds, the session starts and the microphone's speech is streamed and stored
-    speaker.fill("#setting-minStability", str(partial_results.STABILITY.default))
+    speaker.fill("#setting-minStability", str(partial_result_fields.STABILITY.default))
     speaker.click("#start")
     expect(speaker.locator("#session-id")).to_have_text(validation.SESSION_ID_PATTERN)
     expect(speaker.locator("#error")).to_be_hidden()
@@ -167,9 +166,9 @@ def test_a_session_from_the_speaker_page_to_a_listener_page_and_its_end(
         shutil.copyfile(tmp_path / "speaker.png", SCREENSHOT)
 
     # A setting changed live out of range is refused as the service says it
-    speaker.fill("#setting-maxBufferTimeout", str(above(partial_results.TIMEOUT)))
+    speaker.fill("#setting-maxBufferTimeout", str(above(partial_result_fields.TIMEOUT)))
     speaker.click("#apply-settings")
-    wait_for_error(speaker, refusal(maxBufferTimeout=above(partial_results.TIMEOUT)))
+    wait_for_error(speaker, refusal(maxBufferTimeout=above(partial_result_fields.TIMEOUT)))
 
     # Pausing reaches the listener as a notice
     speaker.click("#pause")

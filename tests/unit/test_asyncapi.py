@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from lambda_src.contract import limits, routes, wire
+from lambda_src.contract import limits, partial_result_fields, routes, wire
 from lambda_src.contract.errors import ErrorCode
-from lambda_src.model import broadcast, partial_results
+from lambda_src.model import broadcast
 from lambda_src.protocol import messages, validation
 from tests.unit.server_samples import every_sample
 from tests.unit.test_protocol_reference import _names, _table_after
@@ -92,8 +92,10 @@ def test_the_error_codes_are_the_catalogue_with_their_statuses_and_meanings() ->
     assert documented == [(code.name, code.status, code.when) for code in ErrorCode]
 
 
-@pytest.mark.parametrize("field", partial_results.FIELDS, ids=lambda field: field.request)
-def test_the_partial_result_settings_have_the_codes_bounds_and_defaults(field: partial_results.Field[Any]) -> None:
+@pytest.mark.parametrize("field", partial_result_fields.FIELDS, ids=lambda field: field.request)
+def test_the_partial_result_settings_have_the_codes_bounds_and_defaults(
+    field: partial_result_fields.Field[Any],
+) -> None:
     schema = COMPONENTS["schemas"][field.request]
     assert (
         Decimal(str(schema["default"])) == field.default
@@ -150,7 +152,7 @@ def test_each_reply_is_the_one_the_protocol_page_names_or_an_error() -> None:
 
 def test_client_fields_are_the_request_names_the_code_reads() -> None:
     named = {value for name, value in vars(validation).items() if name.isupper() and isinstance(value, str)}
-    known = named | set(partial_results.REQUEST_NAMES) | {limits.TOKEN_FIELD, "action"}
+    known = named | set(partial_result_fields.REQUEST_NAMES) | {limits.TOKEN_FIELD, "action"}
     queries = [channel["bindings"]["ws"]["query"] for channel in DOCUMENT["channels"].values() if "bindings" in channel]
     for schema in [*CLIENT_MESSAGES.values(), *queries]:
         assert set(schema["properties"]) <= known

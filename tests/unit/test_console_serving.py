@@ -19,7 +19,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
-from lambda_src.model import partial_results
+from lambda_src.contract import partial_result_fields
 from local_run import assembly as cloud_assembly
 from local_run import console
 from local_run.assembly import RouteDefinition
@@ -91,8 +91,8 @@ def test_the_configuration_carries_every_settings_bounds_and_default_from_the_on
     assert config["websocketUrl"] == WEBSOCKET_URL
     assert config["consoleUrl"] == "http://127.0.0.1:9001/console/"
     by_name = {setting["request"]: setting for setting in config["settings"]}
-    assert list(by_name) == list(partial_results.REQUEST_NAMES)
-    for field in partial_results.FIELDS:
+    assert list(by_name) == list(partial_result_fields.REQUEST_NAMES)
+    for field in partial_result_fields.FIELDS:
         setting = by_name[field.request]
         assert setting["message"] == field.stored
         if field.kind is bool:

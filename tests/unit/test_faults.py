@@ -44,7 +44,7 @@ from lambda_src import runtime
 from lambda_src.adapters import connections_api
 from lambda_src.adapters.repositories import dynamodb
 from lambda_src.adapters.repositories.sessions import PushedStatus
-from lambda_src.contract import limits
+from lambda_src.contract import limits, partial_result_fields
 from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.downstream import read_partial_result_config
 from lambda_src.handlers import status as status_function
@@ -1050,9 +1050,9 @@ def test_a_status_record_another_batch_wrote_is_still_never_pushed_twice(tables,
 
 
 CONFIG_ATTRIBUTES = (
-    partial_results.ENABLED.stored,
-    partial_results.STABILITY.stored,
-    partial_results.TIMEOUT.stored,
+    partial_result_fields.ENABLED.stored,
+    partial_result_fields.STABILITY.stored,
+    partial_result_fields.TIMEOUT.stored,
 )
 
 
@@ -1065,38 +1065,38 @@ def _config_warnings(caplog) -> list[str]:
 
 
 CORRUPT_CONFIG_VALUES = [
-    (partial_results.ENABLED.stored, "yes"),
-    (partial_results.ENABLED.stored, "false"),
-    (partial_results.ENABLED.stored, Decimal(1)),
-    (partial_results.ENABLED.stored, ["true"]),
-    (partial_results.STABILITY.stored, "abc"),
-    (partial_results.STABILITY.stored, "NaN"),
-    (partial_results.STABILITY.stored, "Infinity"),
-    (partial_results.STABILITY.stored, "-Infinity"),
-    (partial_results.STABILITY.stored, "1e999999999"),
-    (partial_results.STABILITY.stored, ""),
-    (partial_results.STABILITY.stored, True),
-    (partial_results.STABILITY.stored, Decimal("0.69")),
-    (partial_results.STABILITY.stored, Decimal("0.951")),
-    (partial_results.STABILITY.stored, Decimal("-0.85")),
-    (partial_results.STABILITY.stored, Decimal("1E+125")),
-    (partial_results.STABILITY.stored, {"N": "0.9"}),
-    (partial_results.STABILITY.stored, b"0.9"),
-    (partial_results.TIMEOUT.stored, Decimal("1.99")),
-    (partial_results.TIMEOUT.stored, Decimal("10.01")),
-    (partial_results.TIMEOUT.stored, "five"),
-    (partial_results.TIMEOUT.stored, [Decimal(5)]),
-    (partial_results.TIMEOUT.stored, None),
+    (partial_result_fields.ENABLED.stored, "yes"),
+    (partial_result_fields.ENABLED.stored, "false"),
+    (partial_result_fields.ENABLED.stored, Decimal(1)),
+    (partial_result_fields.ENABLED.stored, ["true"]),
+    (partial_result_fields.STABILITY.stored, "abc"),
+    (partial_result_fields.STABILITY.stored, "NaN"),
+    (partial_result_fields.STABILITY.stored, "Infinity"),
+    (partial_result_fields.STABILITY.stored, "-Infinity"),
+    (partial_result_fields.STABILITY.stored, "1e999999999"),
+    (partial_result_fields.STABILITY.stored, ""),
+    (partial_result_fields.STABILITY.stored, True),
+    (partial_result_fields.STABILITY.stored, Decimal("0.69")),
+    (partial_result_fields.STABILITY.stored, Decimal("0.951")),
+    (partial_result_fields.STABILITY.stored, Decimal("-0.85")),
+    (partial_result_fields.STABILITY.stored, Decimal("1E+125")),
+    (partial_result_fields.STABILITY.stored, {"N": "0.9"}),
+    (partial_result_fields.STABILITY.stored, b"0.9"),
+    (partial_result_fields.TIMEOUT.stored, Decimal("1.99")),
+    (partial_result_fields.TIMEOUT.stored, Decimal("10.01")),
+    (partial_result_fields.TIMEOUT.stored, "five"),
+    (partial_result_fields.TIMEOUT.stored, [Decimal(5)]),
+    (partial_result_fields.TIMEOUT.stored, None),
 ]
 # Only what a deserialized item can hold (no floats, no Decimal NaN: DynamoDB numbers are finite).
 IN_PYTHON_ONLY = [
-    (partial_results.STABILITY.stored, float("nan")),
-    (partial_results.STABILITY.stored, Decimal("NaN")),
-    (partial_results.STABILITY.stored, Decimal("sNaN")),
-    (partial_results.TIMEOUT.stored, Decimal("Infinity")),
-    (partial_results.TIMEOUT.stored, float("inf")),
-    (partial_results.ENABLED.stored, Decimal("sNaN")),
-    (partial_results.ENABLED.stored, 1),
+    (partial_result_fields.STABILITY.stored, float("nan")),
+    (partial_result_fields.STABILITY.stored, Decimal("NaN")),
+    (partial_result_fields.STABILITY.stored, Decimal("sNaN")),
+    (partial_result_fields.TIMEOUT.stored, Decimal("Infinity")),
+    (partial_result_fields.TIMEOUT.stored, float("inf")),
+    (partial_result_fields.ENABLED.stored, Decimal("sNaN")),
+    (partial_result_fields.ENABLED.stored, 1),
 ]
 
 
@@ -1125,7 +1125,7 @@ def test_reader_gives_the_defaults_and_a_warning_for_corrupt_items_in_the_table(
 
 @pytest.mark.parametrize(
     "attribute, value",
-    [(partial_results.STABILITY.stored, "0.9"), (partial_results.TIMEOUT.stored, " 7.5")],
+    [(partial_result_fields.STABILITY.stored, "0.9"), (partial_result_fields.TIMEOUT.stored, " 7.5")],
     ids=repr,
 )
 def test_reader_treats_a_string_for_a_number_as_corrupt(caplog, attribute: str, value: str) -> None:
@@ -1208,7 +1208,7 @@ def test_from_item_never_raises_and_warns_whenever_it_falls_back(caplog, item: d
     warnings = _config_warnings(caplog)
     for attribute, stored in item.items():
         kept = stored is used[attribute] or (
-            attribute != partial_results.ENABLED.stored
+            attribute != partial_result_fields.ENABLED.stored
             and isinstance(stored, (int, Decimal, str))
             and not isinstance(stored, bool)
             and _same_number(stored, used[attribute])

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from boto3.dynamodb.types import TypeSerializer
 
+from lambda_src.contract import partial_result_fields
 from lambda_src.model import partial_results
 from lambda_src.model.partial_results import PartialResultConfig
 from lambda_src.protocol.validation import parse_partial_result_config
@@ -107,7 +108,7 @@ def test_all_corrupt_attributes_read_back_as_defaults():
     assert partial_results.from_item(item) == DEFAULTS
 
 
-@pytest.mark.parametrize("field", partial_results.FIELDS, ids=lambda field: field.request)
+@pytest.mark.parametrize("field", partial_result_fields.FIELDS, ids=lambda field: field.request)
 def test_each_setting_goes_from_its_request_name_to_its_stored_and_message_name_and_back(field):
     # Given a request asking for a value other than the default under the setting's request name
     value = (not field.default) if field.kind is bool else field.bounds[0]

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from lambda_src.contract import limits, routes, wire
+from lambda_src.contract import limits, partial_result_fields, routes, wire
 from lambda_src.contract.errors import ErrorCode
 from lambda_src.contract.limits import SAMPLE_RATE_HZ
 from lambda_src.protocol import messages
@@ -202,7 +202,14 @@ def run(test: Callable[[], Any]) -> Any:
     return asyncio.run(test())
 
 
-def test_create_session_puts_the_partial_result_settings_on_the_url() -> None:
+@pytest.mark.parametrize("order", ["declared", "reversed"])
+def test_create_session_puts_the_partial_result_settings_on_the_url(
+    order: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The settings are named, not placed: however the fields' table is ordered, each value goes to its own field.
+    if order == "reversed":
+        monkeypatch.setattr(partial_result_fields, "FIELDS", tuple(reversed(partial_result_fields.FIELDS)))
+
     async def scenario() -> None:
         service = FakeService(CREATED)
         speaker = await SpeakerClient.create(
