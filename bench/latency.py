@@ -41,7 +41,7 @@ from lambda_src import runtime
 from lambda_src.adapters import connections_api
 from lambda_src.adapters.repositories import dynamodb
 from lambda_src.adapters.transcription import starter
-from lambda_src.app import audio, rate_limits
+from lambda_src.app import rate_limits
 from lambda_src.contract import function_settings, limits
 from lambda_src.handlers import connect, disconnect, message
 from local_run.dynamodb_local import endpoint_environment
@@ -249,7 +249,7 @@ def operations(fixtures: Fixtures, connections_table: str) -> list[Operation]:
         """The session read as a steady stream of chunks finds it: cached (refreshed here, untimed, once it is half
         of ``AUDIO_SESSION_CACHE_MS`` old, so no timed call pays the read)."""
         now_ms = time.time_ns() // 1_000_000
-        audio.SESSIONS.get(audio_session, now_ms, not_before_ms=now_ms - limits.AUDIO_SESSION_CACHE_MS // 2)
+        runtime.session_reads().get(audio_session, now_ms, not_before_ms=now_ms - limits.AUDIO_SESSION_CACHE_MS // 2)
 
     return [
         Operation(

@@ -1,14 +1,20 @@
-"""The process-wide objects a function needs, built on first use and reused across invocations."""
+"""The composition root: the process-wide objects a function needs (the repositories on the tables its environment
+names, the caches a process keeps), built on first use and reused across invocations; :func:`reset` forgets them
+all. The use cases (``lambda_src.app``) get their adapters here; nothing here imports a use case."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 
+from lambda_src.adapters.repositories import dynamodb
 from lambda_src.adapters.repositories.audio_chunks import AudioChunksRepository
 from lambda_src.adapters.repositories.connections import ConnectionsRepository
 from lambda_src.adapters.repositories.rate_limits import RateLimitsRepository
 from lambda_src.adapters.repositories.sessions import SessionsRepository
-from lambda_src.contract import function_settings
+from lambda_src.adapters.transcription import starter
+from lambda_src.contract import function_settings, limits
+from lambda_src.model.session import Session
 
 
 @cache
@@ -31,13 +37,57 @@ def audio_chunks() -> AudioChunksRepository:
     return AudioChunksRepository(function_settings.load().audio_chunks_table)
 
 
+# Sessions a process remembers at once (each entry is a few hundred bytes; a process serves few speakers).
+_CACHE_SIZE = 1024
+
+
+@dataclass(frozen=True)
+class _Read:
+    session: Session | None
+    read_at_ms: int
+
+
+class SessionCache:
+    """What was last read of each session (None: no live session), reused for ``AUDIO_SESSION_CACHE_MS`` after
+    the read, by the clock of the requests (``Caller.now_ms``)."""
+
+    def __init__(self) -> None:
+        self._reads: dict[str, _Read] = {}
+
+    def clear(self) -> None:
+        self._reads.clear()
+
+    def get(self, session_id: str, now_ms: int, *, not_before_ms: int | None = None) -> Session | None:
+        """The session as read at most ``AUDIO_SESSION_CACHE_MS`` ago (and, given ``not_before_ms``, not before
+        then); otherwise read now (one consistent GetItem) and remembered."""
+        cached = self._reads.get(session_id)
+        fresh = cached is not None and 0 <= now_ms - cached.read_at_ms < limits.AUDIO_SESSION_CACHE_MS
+        if cached is not None and fresh and (not_before_ms is None or cached.read_at_ms >= not_before_ms):
+            return cached.session
+        session = sessions().get(session_id, now_ms // 1000)
+        self._reads.pop(session_id, None)
+        if len(self._reads) >= _CACHE_SIZE:
+            self._reads.pop(next(iter(self._reads)))
+        self._reads[session_id] = _Read(session, now_ms)
+        return session
+
+
+@cache
+def session_reads() -> SessionCache:
+    """What ``sendAudio`` last read of each session (a few chunks arrive every second, each checked against it)."""
+    return SessionCache()
+
+
 def reset() -> None:
     """Forget every cached object (tests change the environment between cases)."""
-    from lambda_src.adapters.repositories import dynamodb
-    from lambda_src.adapters.transcription import starter
-    from lambda_src.app import audio
-
-    audio.SESSIONS.clear()
     starter.forget()
-    for cached in (sessions, connections, rate_limits, audio_chunks, function_settings.load, dynamodb.client):
+    for cached in (
+        sessions,
+        connections,
+        rate_limits,
+        audio_chunks,
+        session_reads,
+        function_settings.load,
+        dynamodb.client,
+    ):
         cached.cache_clear()

@@ -3,66 +3,27 @@ from which the session's transcription consumer reads it in order (``docs/decisi
 
 A few chunks arrive every second, so a chunk costs one write: what the checks need of the session (its speaker
 connection, whether it is active, the broadcast state) is read at most once per ``AUDIO_SESSION_CACHE_MS`` per
-session and process (:class:`SessionCache`); a pause, mute or volume 0 thus takes effect within that long.
+session and process (``runtime.session_reads()``); a pause, mute or volume 0 thus takes effect within that long.
 A refusal is never made on a cached read from before the caller's handshake ended: a refreshed or resumed speaker's
 new connection is checked against a fresh read, not one that still names its old connection.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from lambda_src import runtime
 from lambda_src.adapters.repositories.audio_chunks import AudioChunk
-from lambda_src.adapters.repositories.sessions import Session
 from lambda_src.adapters.transcription import starter
 from lambda_src.app import session_control
 from lambda_src.app.session_control import SpeakerRequest
 from lambda_src.contract import errors, limits, wire
 from lambda_src.model.caller import Caller
+from lambda_src.model.session import Session
 from lambda_src.platform import metrics
 from lambda_src.platform.log import logger
 from lambda_src.protocol import messages, validation
 from lambda_src.protocol.validation import SendAudioRequest
-
-# Sessions a process remembers at once (each entry is a few hundred bytes; a process serves few speakers).
-_CACHE_SIZE = 1024
-
-
-@dataclass(frozen=True)
-class _Read:
-    session: Session | None
-    read_at_ms: int
-
-
-class SessionCache:
-    """What was last read of each session (None: no live session), reused for ``AUDIO_SESSION_CACHE_MS`` after
-    the read, by the clock of the requests (``Caller.now_ms``)."""
-
-    def __init__(self) -> None:
-        self._reads: dict[str, _Read] = {}
-
-    def clear(self) -> None:
-        self._reads.clear()
-
-    def get(self, session_id: str, now_ms: int, *, not_before_ms: int | None = None) -> Session | None:
-        """The session as read at most ``AUDIO_SESSION_CACHE_MS`` ago (and, given ``not_before_ms``, not before
-        then); otherwise read now (one consistent GetItem) and remembered."""
-        cached = self._reads.get(session_id)
-        fresh = cached is not None and 0 <= now_ms - cached.read_at_ms < limits.AUDIO_SESSION_CACHE_MS
-        if cached is not None and fresh and (not_before_ms is None or cached.read_at_ms >= not_before_ms):
-            return cached.session
-        session = runtime.sessions().get(session_id, now_ms // 1000)
-        self._reads.pop(session_id, None)
-        if len(self._reads) >= _CACHE_SIZE:
-            self._reads.pop(next(iter(self._reads)))
-        self._reads[session_id] = _Read(session, now_ms)
-        return session
-
-
-SESSIONS = SessionCache()
-
 
 # The chunk is validated first, then its session found as for every speaker action (the message's ``sessionId``, or
 # the caller's connection's session).
@@ -74,10 +35,10 @@ def _checked(session_id: str, caller: Caller) -> Session:
     read taken after the caller's handshake surely ended (``HANDSHAKE_WINDOW_SECONDS`` after it connected): a
     refreshed or resumed speaker's connection takes over during its ``$connect``, so a read from before then may
     still name the old connection."""
-    session = SESSIONS.get(session_id, caller.now_ms)
+    session = runtime.session_reads().get(session_id, caller.now_ms)
     if session is None or not session.is_active or session.speaker_connection_id != caller.connection_id:
         handshake_over_ms = caller.connected_at_ms + limits.HANDSHAKE_WINDOW_SECONDS * 1000
-        session = SESSIONS.get(session_id, caller.now_ms, not_before_ms=handshake_over_ms)
+        session = runtime.session_reads().get(session_id, caller.now_ms, not_before_ms=handshake_over_ms)
     if session is None:
         raise errors.session_not_found(session_id)
     if not session.is_active:

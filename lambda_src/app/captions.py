@@ -29,10 +29,10 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from types import TracebackType
 
-from lambda_src import downstream
 from lambda_src.adapters.translation import TranslationError, Translator
+from lambda_src.app import downstream
+from lambda_src.app.downstream import BroadcastReport, PendingBroadcast
 from lambda_src.contract import limits
-from lambda_src.downstream import BroadcastReport, PendingBroadcast
 from lambda_src.model.partial_result_processor import Segment
 from lambda_src.platform import metrics
 from lambda_src.platform.log import logger

@@ -16,12 +16,13 @@ from lambda_src import runtime
 from lambda_src.adapters.repositories import dynamodb
 from lambda_src.adapters.repositories.connections import Connection, NotAListener
 from lambda_src.adapters.repositories.dynamodb import Guarded, TransactItem
-from lambda_src.adapters.repositories.sessions import Session, SessionIdTaken
+from lambda_src.adapters.repositories.sessions import SessionIdTaken
 from lambda_src.app import fanout, rate_limits
 from lambda_src.contract import errors, function_settings, limits, telemetry, wire
 from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.contract.schema import ROLE_LISTENER, ROLE_SPEAKER
 from lambda_src.model.caller import Caller
+from lambda_src.model.session import Session
 from lambda_src.model.session_ids import new_session_id
 from lambda_src.platform import metrics
 from lambda_src.platform.log import logger, session_concerned

@@ -17,13 +17,13 @@ from typing import Any, Generic, TypeVar
 from lambda_src import runtime
 from lambda_src.adapters.repositories.connections import ROW_LIFETIME_SECONDS
 from lambda_src.adapters.repositories.dynamodb import TransactItem
-from lambda_src.adapters.repositories.sessions import Session
 from lambda_src.app import connections, fanout, rate_limits, speaker_status
 from lambda_src.contract import errors, limits, wire
 from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.model.broadcast import BroadcastChange, BroadcastState
 from lambda_src.model.caller import Caller
 from lambda_src.model.partial_results import PartialResultUpdate
+from lambda_src.model.session import Session
 from lambda_src.platform import metrics
 from lambda_src.platform.log import SESSION_ID_KEY, logger, session_concerned
 from lambda_src.protocol import messages, validation

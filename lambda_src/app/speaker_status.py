@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from lambda_src import runtime
-from lambda_src.adapters.repositories.sessions import PushedStatus, Session
 from lambda_src.app import fanout
 from lambda_src.contract import limits, wire
 from lambda_src.contract.schema import (
@@ -27,6 +26,7 @@ from lambda_src.contract.schema import (
     CONNECTIONS_BY_SESSION_SORT_KEY,
     ROLE_LISTENER,
 )
+from lambda_src.model.session import PushedStatus, Session
 from lambda_src.platform.log import SESSION_ID_KEY, logger
 from lambda_src.protocol import messages
 

@@ -7,10 +7,10 @@ import json
 import time
 from typing import Any
 
-from lambda_src.adapters.repositories.sessions import Session
 from lambda_src.contract.wire import LISTENER_COUNT
 from lambda_src.model.broadcast import BroadcastState
 from lambda_src.model.partial_result_processor import Segment
+from lambda_src.model.session import Session
 
 
 def now_ms() -> int:

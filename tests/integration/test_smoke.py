@@ -8,8 +8,8 @@ import io
 
 import pytest
 
-from lambda_src.adapters.repositories import sessions
 from lambda_src.adapters.translation import stand_in
+from lambda_src.model import session
 from session_client import smoke
 from tests.integration.conftest import RunningService
 
@@ -45,7 +45,7 @@ def test_the_smoke_passes_every_step_against_the_local_run(service: RunningServi
     # And the listener heard the end, which the session's row records
     assert result.ended.reason == "endedBySpeaker"
     row = service.session(result.session_id)
-    assert row is not None and row[sessions.END_REASON_ATTRIBUTE] == {"S": "endedBySpeaker"}, row
+    assert row is not None and row[session.END_REASON_ATTRIBUTE] == {"S": "endedBySpeaker"}, row
 
 
 def test_the_smoke_names_the_step_that_failed_and_exits_non_zero(service: RunningService) -> None:
@@ -77,4 +77,4 @@ def test_a_step_that_waits_past_its_timeout_fails_naming_it(service: RunningServ
     assert failure.reason.startswith("no final transcript on the speaker within"), failure.reason
     # And it ended the session on its way out, so that it does not stay active for the speaker
     (row,) = [item for item in service.sessions() if item["speakerUserId"] == {"S": "silent-smoke-speaker"}]
-    assert row[sessions.END_REASON_ATTRIBUTE] == {"S": "endedBySpeaker"}, row
+    assert row[session.END_REASON_ATTRIBUTE] == {"S": "endedBySpeaker"}, row

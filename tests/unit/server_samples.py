@@ -8,12 +8,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from lambda_src.adapters.repositories.sessions import Session
 from lambda_src.contract import wire
 from lambda_src.contract.errors import ErrorCode, ServiceError, active_session_limit
 from lambda_src.model.broadcast import BroadcastState
 from lambda_src.model.partial_result_processor import Segment
 from lambda_src.model.partial_results import PartialResultConfig
+from lambda_src.model.session import Session
 from lambda_src.protocol import messages
 
 NOW_MS = 1_767_225_600_000

@@ -216,7 +216,7 @@ def test_a_withdrawn_segment_is_posted_empty_and_untranslated(gateway, audience)
 def test_an_audience_read_that_fails_keeps_the_last_audience(
     gateway, audience, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lambda_src import downstream
+    from lambda_src.app import downstream
 
     with CaptionDelivery(SESSION_ID, "en", StandInTranslator()) as delivery:
         at = now_ms()

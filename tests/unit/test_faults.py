@@ -43,13 +43,13 @@ from moto.dynamodb.models import dynamodb_backends
 from lambda_src import runtime
 from lambda_src.adapters import connections_api
 from lambda_src.adapters.repositories import dynamodb
-from lambda_src.adapters.repositories.sessions import PushedStatus
 from lambda_src.contract import limits, partial_result_fields
 from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.downstream import read_partial_result_config
 from lambda_src.handlers import status as status_function
 from lambda_src.model import partial_results
 from lambda_src.model.partial_results import PartialResultConfig
+from lambda_src.model.session import PushedStatus
 from tests.unit.fakes import CALLBACK_URL
 from tests.unit.flows import (
     OWNER,

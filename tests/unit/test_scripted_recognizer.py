@@ -10,10 +10,10 @@ from typing import Any, cast
 
 import pytest
 
-from lambda_src.adapters.repositories.sessions import Session
 from lambda_src.adapters.transcription import recognizers, scripted_recognizer, transcribe_recognizer
 from lambda_src.adapters.transcription.scripted_recognizer import SEGMENT_CHUNKS, ScriptedRecognizer
 from lambda_src.model.partial_result_processor import PartialResultProcessor
+from lambda_src.model.session import Session
 
 
 @dataclass(frozen=True)

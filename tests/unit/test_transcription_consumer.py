@@ -18,7 +18,6 @@ from botocore.credentials import Credentials
 from botocore.eventstream import EventStreamBuffer
 
 from lambda_src import runtime
-from lambda_src.adapters.repositories.sessions import Session
 from lambda_src.adapters.transcription import starter
 from lambda_src.adapters.transcription.transcribe_recognizer import TranscribeRecognizer, encode_event
 from lambda_src.adapters.translation.stand_in import StandInTranslator
@@ -35,6 +34,7 @@ from lambda_src.contract import limits
 from lambda_src.contract.errors import ErrorCode
 from lambda_src.model.partial_result_processor import Item, RecognitionResult, Segment
 from lambda_src.model.recognizer import unsupported_language
+from lambda_src.model.session import Session
 from tests.unit.flows import OWNER, Clock, connect_with, create_session, join, send
 from tests.unit.helpers import body_of
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 from typing import Final
 
-from lambda_src.adapters.repositories.sessions import Session
 from lambda_src.model.recognizer import Recognizer
+from lambda_src.model.session import Session
 from lambda_src.platform import aws
 
 ENV_RECOGNIZER: Final = "TRANSCRIPTION_RECOGNIZER"

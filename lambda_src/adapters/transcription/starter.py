@@ -16,9 +16,9 @@ from typing import Any, Final
 
 from botocore.config import Config
 
-from lambda_src.adapters.repositories.sessions import Session
 from lambda_src.contract import limits
 from lambda_src.contract.function_settings import ENV_TRANSCRIBER_FUNCTION
+from lambda_src.model.session import Session
 from lambda_src.platform import aws
 from lambda_src.platform.log import logger
 

@@ -35,13 +35,13 @@ from typing import Protocol
 
 from lambda_src import runtime
 from lambda_src.adapters.repositories.audio_chunks import StoredChunk
-from lambda_src.adapters.repositories.sessions import Session
 from lambda_src.app import fanout
 from lambda_src.contract import limits
 from lambda_src.contract.errors import ServiceError
 from lambda_src.model.chunk_sequencer import ChunkSequencer
 from lambda_src.model.partial_result_processor import PartialResultProcessor, Segment
 from lambda_src.model.recognizer import Recognizer
+from lambda_src.model.session import Session
 from lambda_src.platform import metrics
 from lambda_src.platform.log import logger
 from lambda_src.protocol import messages

@@ -7,11 +7,11 @@ from collections.abc import Callable
 from types import TracebackType
 
 from lambda_src.adapters import translation
-from lambda_src.adapters.repositories.sessions import Session
 from lambda_src.adapters.translation import Translator
 from lambda_src.app import fanout
 from lambda_src.app.captions import CaptionDelivery
 from lambda_src.model.partial_result_processor import Segment
+from lambda_src.model.session import Session
 from lambda_src.protocol import messages
 
 
