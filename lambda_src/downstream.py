@@ -46,5 +46,4 @@ __all__ = [
     "PendingBroadcast",
     "start_broadcast",
     "broadcast",
-    ,
 ]
