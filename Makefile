@@ -20,7 +20,7 @@ help:
 	@echo "make test            install what is missing, then run every test"
 	@echo "make synth ENV=prod  write the CloudFormation template to cdk.out/"
 	@echo "make lock            lock the layer (for the functions' runtime and architecture) and the local venv, with hashes"
-	@echo "make lint            ruff check, ruff format --check, mypy, the AsyncAPI document, the docs site, then cfn-lint every environment's template"
+	@echo "make lint            ruff check, ruff format --check, mypy, lint-imports, the AsyncAPI document, the docs site, then cfn-lint every environment's template"
 	@echo "make docs            build the documentation site (docs/, mkdocs.yml) into site/, strict: a broken link fails"
 	@echo "make format          apply ruff's fixes and formatter"
 	@echo "make bench           measure every operation beside its floor (ONLY=load,latency for some sections)"
@@ -94,11 +94,13 @@ lint: lint-python
 	# Errors fail the build; warnings are printed for review (cfn-lint exits 4 on warnings alone).
 	$(VENV)/bin/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
 
-# ruff and mypy read pyproject.toml; .pre-commit-config.yaml runs the same three commands.
+# ruff, mypy and lint-imports (the layers' import contracts) read pyproject.toml; .pre-commit-config.yaml runs the
+# same commands.
 lint-python: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 # docs/asyncapi.yaml by the AsyncAPI CLI (pinned in package.json): errors and warnings fail. CI=true keeps the CLI from
 # reporting usage analytics.

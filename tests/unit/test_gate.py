@@ -8,7 +8,9 @@ the 120-column limit, mypy's ``disallow_untyped_defs``), so a tool that ran with
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,7 +38,7 @@ OTHER_SETTINGS_FILES = (
     ".isort.cfg",
     ".coveragerc",
 )
-GATE_TOOLS = ("ruff", "mypy", "pre-commit", "botocore-stubs", "types-boto3")
+GATE_TOOLS = ("ruff", "mypy", "import-linter", "pre-commit", "botocore-stubs", "types-boto3")
 
 CLEAN = (
     '"""A module every check accepts."""\n\n'
@@ -160,8 +162,57 @@ def test_gate_tools_are_pinned_and_installed_at_the_pins() -> None:
 def test_pre_commit_runs_the_venv_tools_that_make_lint_runs() -> None:
     config = (ROOT / ".pre-commit-config.yaml").read_text()
     entries = re.findall(r"entry: (\S+)", config)
-    assert sorted(entries) == [".venv/bin/mypy", ".venv/bin/ruff", ".venv/bin/ruff"]
+    assert sorted(entries) == [".venv/bin/lint-imports", ".venv/bin/mypy", ".venv/bin/ruff", ".venv/bin/ruff"]
     makefile = (ROOT / "Makefile").read_text()
-    for command in ("ruff check", "ruff format --check", "mypy"):
+    for command in ("ruff check", "ruff format --check", "mypy", "lint-imports --no-cache"):
         assert f"$(VENV)/bin/{command}" in makefile
     assert re.search(r"^lint: lint-python$", makefile, re.MULTILINE), "the Python checks run before the synth"
+
+
+# The packages lint-imports reads (pyproject.toml's root_packages).
+IMPORT_ROOTS = ("lambda_src", "cdk_app", "session_client", "local_run", "bench")
+
+
+def _lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
+    """lint-imports over a copy of the packages in ``tree`` (with the project's pyproject.toml)."""
+    return subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "lint-imports"), "--no-cache"],
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def _copy_of_the_packages(tmp_path: Path) -> Path:
+    for package in IMPORT_ROOTS:
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(PYPROJECT, tmp_path / "pyproject.toml")
+    return tmp_path
+
+
+def test_the_import_contracts_hold_and_break_on_a_module_that_imports_botocore_into_contract(tmp_path: Path) -> None:
+    # Given a copy of the packages: the contracts hold on it as they are
+    tree = _copy_of_the_packages(tmp_path)
+    kept = _lint_imports(tree)
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    # When a module of contract imports botocore (what cdk synth and the client library cannot load)
+    (tree / "lambda_src" / "contract" / "probe.py").write_text("import botocore.exceptions\n")
+    broken = _lint_imports(tree)
+    # Then lint-imports fails, naming the contract and the import
+    assert broken.returncode != 0
+    assert "contract imports nothing outside the standard library BROKEN" in broken.stdout
+    assert "lambda_src.contract.probe -> botocore" in broken.stdout
+
+
+def test_an_import_against_the_layers_breaks_the_layers_contract(tmp_path: Path) -> None:
+    # Given a copy of the packages, and a model module that imports a use case (a layer above it)
+    tree = _copy_of_the_packages(tmp_path)
+    (tree / "lambda_src" / "model" / "probe.py").write_text("from lambda_src.app import fanout\n")
+    broken = _lint_imports(tree)
+    # Then the layers contract is broken, naming the import
+    assert broken.returncode != 0
+    assert "each imports only the layers below it BROKEN" in broken.stdout
+    assert "lambda_src.model.probe -> lambda_src.app.fanout" in broken.stdout
