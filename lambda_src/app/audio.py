@@ -15,8 +15,8 @@ from typing import Any
 from lambda_src import runtime
 from lambda_src.adapters.repositories.audio_chunks import AudioChunk
 from lambda_src.adapters.transcription import starter
-from lambda_src.app import session_control
-from lambda_src.app.session_control import SpeakerRequest
+from lambda_src.app import speaker
+from lambda_src.app.speaker import SpeakerRequest
 from lambda_src.contract import errors, limits, wire
 from lambda_src.model.caller import Caller
 from lambda_src.model.session import Session
@@ -27,7 +27,7 @@ from lambda_src.protocol.validation import SendAudioRequest
 
 # The chunk is validated first, then its session found as for every speaker action (the message's ``sessionId``, or
 # the caller's connection's session).
-parse = session_control.of_the_speaker(validation.parse_send_audio)
+parse = speaker.of_the_speaker(validation.parse_send_audio)
 
 
 def _checked(session_id: str, caller: Caller) -> Session:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from lambda_src.app import audio, connections, fanout, session_control
+from lambda_src.app import audio, connections, fanout, speaker
 from lambda_src.contract import function_settings
 from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.contract.routes import (
@@ -73,13 +73,13 @@ def _heartbeat(_request: None, caller: Caller) -> Reply:
     return connections.heartbeat(caller, lambda notice: fanout.post_quietly(caller.connection_id, notice))
 
 
-# Speaker actions on an existing session (``session_control.of_the_speaker``) name their session or act on
+# Speaker actions on an existing session (``speaker.of_the_speaker``) name their session or act on
 # the connection's own, and are refused unless this connection is that session's speaker.
 def _broadcast_switch(change: BroadcastChange, notice: str) -> Action:
     """A broadcast action that sets ``change`` and, when it changed something, tells listeners ``notice``."""
     return Action(
-        session_control.broadcast_action(session_control.setting(change), session_control.event_notice(notice)),
-        session_control.change_broadcast,
+        speaker.broadcast_action(speaker.setting(change), speaker.event_notice(notice)),
+        speaker.change_broadcast,
     )
 
 
@@ -94,25 +94,21 @@ ACTIONS: dict[str, Action[Any]] = {
     ),
     HEARTBEAT: Action(_nothing, _heartbeat),
     LEAVE_SESSION: Action(_nothing, lambda _request, caller: connections.leave_session(caller)),
-    UPDATE_SESSION_CONFIG: Action(
-        session_control.of_the_speaker(validation.parse_config_update), session_control.update_config
-    ),
-    GET_SESSION_STATUS: Action(
-        session_control.of_the_speaker(validation.check_field_sizes), session_control.session_status
-    ),
-    END_SESSION: Action(session_control.of_the_speaker(validation.check_field_sizes), session_control.end_session),
+    UPDATE_SESSION_CONFIG: Action(speaker.of_the_speaker(validation.parse_config_update), speaker.update_config),
+    GET_SESSION_STATUS: Action(speaker.of_the_speaker(validation.check_field_sizes), speaker.session_status),
+    END_SESSION: Action(speaker.of_the_speaker(validation.check_field_sizes), speaker.end_session),
     # The broadcast state: the speaker's, like the actions above; listeners are told only of a change.
     PAUSE_BROADCAST: _broadcast_switch(BroadcastChange(is_paused=True), "broadcastPaused"),
     RESUME_BROADCAST: _broadcast_switch(BroadcastChange(is_paused=False), "broadcastResumed"),
     MUTE_BROADCAST: _broadcast_switch(BroadcastChange(is_muted=True), "broadcastMuted"),
     UNMUTE_BROADCAST: _broadcast_switch(BroadcastChange(is_muted=False), "broadcastUnmuted"),
     SET_VOLUME: Action(
-        session_control.broadcast_action(validation.parse_set_volume, messages.volume_changed),
-        session_control.change_broadcast,
+        speaker.broadcast_action(validation.parse_set_volume, messages.volume_changed),
+        speaker.change_broadcast,
     ),
     SPEAKER_STATE_CHANGE: Action(
-        session_control.broadcast_action(validation.parse_speaker_state_change, messages.speaker_state_changed),
-        session_control.change_broadcast,
+        speaker.broadcast_action(validation.parse_speaker_state_change, messages.speaker_state_changed),
+        speaker.change_broadcast,
     ),
     # The speaker's audio into the session's buffer (refused unless this connection is the session's speaker;
     # dropped while the broadcast is paused, muted or at volume 0).

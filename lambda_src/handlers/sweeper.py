@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lambda_src.app import session_control
+from lambda_src.app import sweeper
 from lambda_src.handlers import finish_loading
 from lambda_src.handlers.common import entry_point
 from lambda_src.platform.log import logger
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, int]:
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     time_left = (lambda: remaining() / 1000) if callable(remaining) else None
-    ended = session_control.sweep(messages.now_ms(), time_left)
+    ended = sweeper.sweep(messages.now_ms(), time_left)
     if ended:
         logger.info("sessions swept", extra={"ended": len(ended)})
     return {"ended": len(ended)}

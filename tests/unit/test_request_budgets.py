@@ -28,7 +28,8 @@ from lambda_src import downstream, runtime
 from lambda_src.adapters.repositories import dynamodb
 from lambda_src.adapters.repositories import sessions as sessions_repository
 from lambda_src.adapters.translation.stand_in import StandInTranslator
-from lambda_src.app import captions, session_control
+from lambda_src.app import captions
+from lambda_src.app import sweeper as app_sweeper
 from lambda_src.contract import limits
 from lambda_src.handlers import connect, disconnect, message, status, sweeper
 from lambda_src.model.broadcast import BroadcastChange
@@ -169,7 +170,7 @@ def test_the_sweeps_levels_cost_one_batch_get_per_hundred_indexed_sessions_and_e
 ) -> None:
     # Given batches of two keys (so a handful of sessions spans several), and sessions none of which is due
     monkeypatch.setattr(sessions_repository, "BATCH_GET_SIZE", 2)
-    monkeypatch.setattr(session_control, "reconcile_round", lambda _session_id: -1)  # (no listener probe now)
+    monkeypatch.setattr(app_sweeper, "reconcile_round", lambda _session_id: -1)  # (no listener probe now)
     in_an_hour = int(time.time()) + 3600
     for index in range(sessions):
         # (created a minute ago: its speaker has settled, so the sweep pushes it a periodic status)

@@ -18,7 +18,7 @@ from moto.core.botocore_stubber import BotocoreStubber
 
 from lambda_src import runtime
 from lambda_src.adapters.repositories.connections import ROW_LIFETIME_SECONDS, ConnectionsRepository
-from lambda_src.app import session_control
+from lambda_src.app import sweeper as app_sweeper
 from lambda_src.contract import limits
 from lambda_src.handlers import sweeper
 from lambda_src.platform import metrics
@@ -382,7 +382,7 @@ def test_reconciliation_leaves_a_listener_in_its_handshake_window_alone(tables, 
     listener = join(session_id)
     gateway.gone.add(listener)
     # When its session's listeners are probed
-    session_control._probe_listeners(session_id)
+    app_sweeper._probe_listeners(session_id)
     # Then it is neither forgotten nor counted out
     assert tables.connection(listener) is not None
     assert tables.session(session_id)["listenerCount"] == 1
@@ -419,14 +419,14 @@ def test_a_sweep_short_of_time_ends_due_sessions_but_starts_no_probe(
     # Given a due session, and live sessions with listeners, all of them in this sweep's share
     due_session, [due_listener] = dropped_session_due(clock, "es")
     live_listeners = [join(create_session(f"speaker-{index}")[0]) for index in range(3)]
-    monkeypatch.setattr(session_control, "reconcile_round", lambda _id: session_control.reconcile_round_at(clock.now_s))
+    monkeypatch.setattr(app_sweeper, "reconcile_round", lambda _id: app_sweeper.reconcile_round_at(clock.now_s))
     gateway.clear()
     # When a sweep runs with less time left than the reserve
-    ended = session_control.sweep(clock.now_ms, time_left=lambda: limits.RECONCILE_RESERVE_SECONDS - 1)
+    ended = app_sweeper.sweep(clock.now_ms, time_left=lambda: limits.RECONCILE_RESERVE_SECONDS - 1)
     # Then the due session ended and its listener was dismissed, but nobody was asked about
     assert ended == [(due_session, "speakerTimeout")]
     assert gateway.types_to(due_listener) == ["sessionEnded"]
     assert gateway.asked_about() == []
     # While a sweep with time to spare asks about every listener of its share
-    session_control.sweep(clock.now_ms, time_left=lambda: limits.RECONCILE_RESERVE_SECONDS + 30)
+    app_sweeper.sweep(clock.now_ms, time_left=lambda: limits.RECONCILE_RESERVE_SECONDS + 30)
     assert set(live_listeners) <= set(gateway.asked_about())
