@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from lambda_src import runtime
+from lambda_src.adapters.repositories.connections import Connection, RowChange
 from lambda_src.app import fanout
 from lambda_src.contract import limits, wire
 from lambda_src.contract.schema import (
-    CONNECTIONS_BY_SESSION_PARTITION_KEY,
-    CONNECTIONS_BY_SESSION_SORT_KEY,
     ROLE_LISTENER,
 )
 from lambda_src.model.session import PushedStatus, Session
@@ -50,32 +49,27 @@ def status_message(session: Session, by_language: dict[str, int], now_ms: int, u
     return messages.session_status(as_read, by_language, now_ms, update_reason)
 
 
-def _listener(image: Mapping[str, Any] | None) -> tuple[str, str] | None:
-    """(session id, target language) of a Connections row image that is a session's listener, else None."""
-    if not image or image.get("role", {}).get("S") != ROLE_LISTENER:
+def _listener(row: Connection | None) -> tuple[str, str] | None:
+    """(session id, target language) of a Connections row that is a session's listener, else None."""
+    if row is None or row.role != ROLE_LISTENER or row.session_id is None or row.target_language is None:
         return None
-    session_id = image.get(CONNECTIONS_BY_SESSION_PARTITION_KEY, {}).get("S")
-    language = image.get(CONNECTIONS_BY_SESSION_SORT_KEY, {}).get("S")
-    if not isinstance(session_id, str) or not isinstance(language, str):
-        return None
-    return session_id, language
+    return row.session_id, row.target_language
 
 
-def listener_changes(records: Iterable[Mapping[str, Any]]) -> dict[str, set[str]]:
+def listener_changes(changes: Iterable[RowChange]) -> dict[str, set[str]]:
     """Session id -> the target languages listeners arrived with, for every session whose listeners changed in
-    these stream records: a listener row inserted or removed, or a row whose session, role or language changed
+    these row changes: a listener row inserted or removed, or a row whose session, role or language changed
     (a row change that leaves all three alone, such as the refresh notice, is no change to the audience)."""
-    changes: dict[str, set[str]] = {}
-    for record in records:
-        data = record.get("dynamodb", {})
-        old, new = _listener(data.get("OldImage")), _listener(data.get("NewImage"))
+    result: dict[str, set[str]] = {}
+    for change in changes:
+        old, new = _listener(change.old), _listener(change.new)
         if old == new:
             continue
         if old is not None:
-            changes.setdefault(old[0], set())
+            result.setdefault(old[0], set())
         if new is not None:
-            changes.setdefault(new[0], set()).add(new[1])
-    return changes
+            result.setdefault(new[0], set()).add(new[1])
+    return result
 
 
 def change_reason(session: Session, arrived_languages: Iterable[str]) -> str | None:
@@ -91,12 +85,12 @@ def change_reason(session: Session, arrived_languages: Iterable[str]) -> str | N
     return None
 
 
-def push_changes(records: Iterable[Mapping[str, Any]], now_ms: int) -> list[tuple[str, str]]:
-    """For one batch of stream records: (session id, update reason) of each push sent. Per session with a
-    listener change, one read of the session; for a push also the listener index's pages, one conditional
-    write (the record) and one post. One session's failure never keeps the others from being told."""
+def push_changes(changes: Iterable[RowChange], now_ms: int) -> list[tuple[str, str]]:
+    """For one batch of the Connections stream's row changes: (session id, update reason) of each push sent. Per
+    session with a listener change, one read of the session; for a push also the listener index's pages, one
+    conditional write (the record) and one post. One session's failure never keeps the others from being told."""
     pushed: list[tuple[str, str]] = []
-    for session_id, arrived in listener_changes(records).items():
+    for session_id, arrived in listener_changes(changes).items():
         try:
             with logger.append_context_keys(**{SESSION_ID_KEY: session_id}):
                 reason = _push_if_notable(session_id, arrived, now_ms)

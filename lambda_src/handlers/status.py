@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lambda_src.adapters.repositories.connections import stream_changes
 from lambda_src.app import speaker_status
 from lambda_src.handlers import finish_loading
 from lambda_src.handlers.common import entry_point
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 @entry_point()
 def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, int]:
-    pushed = speaker_status.push_changes(event.get("Records", []), messages.now_ms())
+    pushed = speaker_status.push_changes(stream_changes(event), messages.now_ms())
     return {"pushed": len(pushed)}
 
 

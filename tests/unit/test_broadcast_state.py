@@ -11,6 +11,7 @@ import pytest
 
 from lambda_src import runtime
 from lambda_src.adapters.repositories.connections import Connection
+from lambda_src.app import welcome as app_welcome
 from lambda_src.contract.schema import ROLE_SPEAKER
 from lambda_src.downstream import read_session_settings
 from lambda_src.handlers import welcome
@@ -303,7 +304,7 @@ def test_the_welcome_function_posts_the_following_messages_in_order(gateway, mon
 
 
 def test_the_welcome_function_posts_nothing_more_once_the_connection_is_gone(gateway, monkeypatch) -> None:
-    monkeypatch.setattr(welcome, "HANDSHAKE_RETRY_DELAYS", ())
+    monkeypatch.setattr(app_welcome, "HANDSHAKE_RETRY_DELAYS", ())
     gateway.gone.add("conn-2")
     record = {
         "eventName": "INSERT",

@@ -12,6 +12,7 @@ import pytest
 from lambda_src.adapters.repositories import dynamodb
 from lambda_src.app import connections, speaker_status
 from lambda_src.app import sweeper as app_sweeper
+from lambda_src.app import welcome as app_welcome
 from lambda_src.handlers import authorizer, common, connect, disconnect, message, status, sweeper, welcome
 from lambda_src.platform import metrics
 from lambda_src.platform.log import CORRELATION_KEYS, logger
@@ -61,7 +62,7 @@ CASES: dict[str, tuple[tuple[Any, str], dict[str, Any], dict[str, str], bool]] =
         {"connection_id": "conn-1", "request_id": "api-request-1", "route": "$authorizer"},
         True,
     ),
-    "welcome": ((welcome, "pending_welcomes"), {"Records": []}, {"request_id": "lambda-request-1"}, True),
+    "welcome": ((app_welcome, "pending_welcomes"), {"Records": []}, {"request_id": "lambda-request-1"}, True),
     "sweeper": ((app_sweeper, "sweep"), {}, {"request_id": "lambda-request-1"}, True),
     "status": ((speaker_status, "push_changes"), {"Records": []}, {"request_id": "lambda-request-1"}, True),
 }

@@ -10,6 +10,7 @@ import pytest
 
 from lambda_src import runtime
 from lambda_src.adapters.repositories import dynamodb
+from lambda_src.adapters.repositories.connections import stream_changes
 from lambda_src.app import speaker_status
 from lambda_src.contract import limits, wire
 from lambda_src.handlers import status, sweeper, welcome
@@ -115,11 +116,10 @@ def test_row_changes_that_leave_the_audience_alone_are_no_change() -> None:
         {"eventName": "MODIFY", "dynamodb": {"OldImage": listener, "NewImage": notified}},
         {"eventName": "INSERT", "dynamodb": {"NewImage": speaker}},
     ]
-    assert speaker_status.listener_changes(records) == {}
+    assert speaker_status.listener_changes(stream_changes({"Records": records})) == {}
     switched = {**listener, "targetLanguage": {"S": "fr"}}
-    assert speaker_status.listener_changes(
-        [{"eventName": "MODIFY", "dynamodb": {"OldImage": listener, "NewImage": switched}}]
-    ) == {"s": {"fr"}}
+    switch = {"eventName": "MODIFY", "dynamodb": {"OldImage": listener, "NewImage": switched}}
+    assert speaker_status.listener_changes(stream_changes({"Records": [switch]})) == {"s": {"fr"}}
 
 
 def test_a_dropped_or_ended_speaker_is_not_pushed_to(tables, gateway) -> None:

@@ -7,8 +7,9 @@ import time
 import pytest
 
 from lambda_src.adapters import connections_api
+from lambda_src.adapters.repositories.connections import stream_changes
+from lambda_src.app.welcome import HANDSHAKE_RETRY_DELAYS, pending_welcomes
 from lambda_src.handlers import welcome
-from lambda_src.handlers.welcome import HANDSHAKE_RETRY_DELAYS, pending_welcomes
 
 
 def record(event_name: str, connection_id: str, message: str | None = None) -> dict:
@@ -40,12 +41,15 @@ def test_pending_welcomes_picks_only_inserts_with_a_welcome():
         ]
     }
     # Then only the inserts carrying a welcome are picked, with their messages
-    assert pending_welcomes(event) == [("a", ('{"type":"sessionCreated"}',)), ("e", ('{"type":"sessionJoined"}',))]
+    assert pending_welcomes(stream_changes(event)) == [
+        ("a", ('{"type":"sessionCreated"}',)),
+        ("e", ('{"type":"sessionJoined"}',)),
+    ]
 
 
 def test_pending_welcomes_of_an_empty_event():
-    assert pending_welcomes({}) == []
-    assert pending_welcomes({"Records": []}) == []
+    assert pending_welcomes(stream_changes({})) == []
+    assert pending_welcomes(stream_changes({"Records": []})) == []
 
 
 def test_handler_posts_the_message_to_its_connection(monkeypatch, no_sleep):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from lambda_src.adapters.repositories import dynamodb
+from lambda_src.adapters.repositories.attribute_values import from_attribute
 from lambda_src.adapters.repositories.dynamodb import TransactItem
 from lambda_src.contract import limits
 from lambda_src.contract.schema import (
@@ -74,6 +75,33 @@ class Connection:
             welcome=item.get(WELCOME_ATTRIBUTE),
             welcome_then=tuple(item.get(WELCOME_THEN_ATTRIBUTE) or ()),
         )
+
+
+@dataclass(frozen=True)
+class RowChange:
+    """One record of the Connections table's stream: what happened to a row (``INSERT``, ``MODIFY``, ``REMOVE``),
+    and the row before and after it (None where the record carries no such image)."""
+
+    event_name: str
+    old: Connection | None
+    new: Connection | None
+
+
+def stream_changes(event: Mapping[str, Any]) -> list[RowChange]:
+    """The row changes of a Connections stream event, their images read as rows: the one reader of this table's
+    stream images, as :meth:`Connection.from_item` is of its items."""
+    changes = []
+    for record in event.get("Records", []):
+        images = record.get("dynamodb", {})
+        old, new = _row_of(images.get("OldImage")), _row_of(images.get("NewImage"))
+        changes.append(RowChange(record.get("eventName", ""), old, new))
+    return changes
+
+
+def _row_of(image: Mapping[str, Any] | None) -> Connection | None:
+    if not image or CONNECTIONS_PARTITION_KEY not in image:
+        return None
+    return Connection.from_item({name: from_attribute(value) for name, value in image.items()})
 
 
 class ConnectionsRepository:
