@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 from bench.common import Row, percentile, row
 from lambda_src.adapters.transcription.local_recognizer import PocketsphinxRecognizer
 from lambda_src.model.partial_result_processor import PartialResultProcessor, RecognitionResult
+from lambda_src.model.partial_results import PartialResultConfig
 from local_run.speech import speak_pcm
 
 SECTION = "transcription"
@@ -27,13 +26,6 @@ CHUNK_BYTES = 3200  # 100 ms of 16 kHz 16-bit mono PCM
 BYTES_PER_SECOND = 32_000
 REPLAYS = 200
 OVERHEAD_TARGET_US = 50.0
-
-
-@dataclass(frozen=True)
-class _Settings:
-    partial_results_enabled: bool = True
-    min_stability_threshold: Decimal = Decimal("0.85")
-    max_buffer_timeout: Decimal = Decimal("5.0")
 
 
 def speech(directory: Path) -> bytes:
@@ -57,7 +49,7 @@ def _per_event_us(results: list[tuple[float, RecognitionResult]], consume: bool)
     samples: list[float] = []
     clock = time.perf_counter
     for replay in range(REPLAYS):
-        processor = PartialResultProcessor(_Settings())
+        processor = PartialResultProcessor(PartialResultConfig())
         offset = replay * 1000.0  # each replay later in time, as a long session would be
         for now, result in results:
             started = clock()

@@ -32,10 +32,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Protocol
 
 from rapidfuzz.distance import Levenshtein
+
+from lambda_src.model.partial_results import PartialResultConfig
 
 PAUSE_BOUNDARY_SECONDS = 2.0
 NO_STABILITY_TIMEOUT_SECONDS = 3.0
@@ -50,19 +50,6 @@ DISCREPANCY_THRESHOLD = 0.20
 SENTENCE_END = frozenset(".?!。？！")
 _EPSILON = 1e-9  # times are floats: 0.6 - 0.4 < 0.2
 _NOT_WORD = re.compile(r"[^\w\s]")  # punctuation (and symbols), in any script
-
-
-class Settings(Protocol):
-    """The session's partial-result settings (the stored configuration satisfies this)."""
-
-    @property
-    def partial_results_enabled(self) -> bool: ...
-
-    @property
-    def min_stability_threshold(self) -> Decimal | float: ...
-
-    @property
-    def max_buffer_timeout(self) -> Decimal | float: ...
 
 
 @dataclass(frozen=True)
@@ -150,8 +137,8 @@ Discrepancy = Callable[[str, str, str, float], None]
 class PartialResultProcessor:
     """One session's processing state."""
 
-    def __init__(self, settings: Settings, on_discrepancy: Discrepancy | None = None) -> None:
-        self._policy = _policy(settings)
+    def __init__(self, config: PartialResultConfig, on_discrepancy: Discrepancy | None = None) -> None:
+        self._policy = _policy(config)
         self._segments: dict[str, _Segment] = {}
         self._open: dict[str, _Segment] = {}  # the segments without a final yet (what the timers look at)
         self._results: dict[str, _Result] = {}
@@ -162,9 +149,9 @@ class PartialResultProcessor:
         self._on_discrepancy = on_discrepancy
         self.counters = Counters()
 
-    def update_settings(self, settings: Settings) -> None:
-        """New settings, applied from the next segment on (open segments keep theirs)."""
-        self._policy = _policy(settings)
+    def update_config(self, config: PartialResultConfig) -> None:
+        """A new configuration, applied from the next segment on (open segments keep theirs)."""
+        self._policy = _policy(config)
 
     @property
     def between_segments(self) -> bool:
@@ -319,11 +306,11 @@ class PartialResultProcessor:
         return [Segment(segment.segment_id, text, False, None, segment.start_time)]
 
 
-def _policy(settings: Settings) -> _Policy:
+def _policy(config: PartialResultConfig) -> _Policy:
     return _Policy(
-        partials=settings.partial_results_enabled,
-        threshold=float(settings.min_stability_threshold),
-        timeout=float(settings.max_buffer_timeout),
+        partials=config.partial_results_enabled,
+        threshold=float(config.min_stability_threshold),
+        timeout=float(config.max_buffer_timeout),
     )
 
 

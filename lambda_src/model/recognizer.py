@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from lambda_src.contract.errors import ErrorCode, ServiceError
-from lambda_src.model.partial_result_processor import RecognitionResult, Settings
+from lambda_src.model.partial_result_processor import RecognitionResult
+from lambda_src.model.partial_results import PartialResultConfig
 
 BYTES_PER_SAMPLE = 2
 
@@ -26,8 +27,8 @@ class Recognizer(Protocol):
         """The audio ended: the last results (finals for whatever was still open)."""
         ...
 
-    def fits(self, settings: Settings) -> bool:
-        """Whether this stream still serves the session's partial-result ``settings``: False when it was opened
+    def fits(self, config: PartialResultConfig) -> bool:
+        """Whether this stream still serves the session's partial-result ``config``: False when it was opened
         for settings it cannot change mid-stream (the consumer then replaces it at the next segment boundary)."""
         ...
 

@@ -5,7 +5,6 @@ Times: ``now`` is the wall clock the caller passes (seconds); item times are sec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -23,13 +22,7 @@ from lambda_src.model.partial_result_processor import (
     RecognitionResult,
     Segment,
 )
-
-
-@dataclass(frozen=True)
-class Config:
-    partial_results_enabled: bool = True
-    min_stability_threshold: Decimal = Decimal("0.85")
-    max_buffer_timeout: Decimal = Decimal("5.0")
+from lambda_src.model.partial_results import PartialResultConfig as Config
 
 
 def words(*spec: Any, start: float = 0.0) -> tuple[Item, ...]:
@@ -205,7 +198,7 @@ def test_empty_partials_are_ignored() -> None:
 def test_a_settings_change_applies_from_the_next_segment() -> None:
     processor = PartialResultProcessor(Config())
     processor.feed(result("r1", words(("open", 0.8))), now=0.0)
-    processor.update_settings(Config(min_stability_threshold=Decimal("0.70")))
+    processor.update_config(Config(min_stability_threshold=Decimal("0.70")))
     assert processor.feed(result("r1", words(("open", 0.8), ("still", 0.8))), now=0.5) == []  # r1 keeps 0.85
     assert [s.text for s in processor.feed(result("r2", words(("next", 0.8), start=4.0)), now=0.6)] == ["next"]
 

@@ -5,7 +5,6 @@ marker, which the partial-result processor forwards at once."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, cast
 
 import pytest
@@ -13,14 +12,8 @@ import pytest
 from lambda_src.adapters.transcription import recognizers, scripted_recognizer, transcribe_recognizer
 from lambda_src.adapters.transcription.scripted_recognizer import SEGMENT_CHUNKS, ScriptedRecognizer
 from lambda_src.model.partial_result_processor import PartialResultProcessor
+from lambda_src.model.partial_results import PartialResultConfig as Config
 from lambda_src.model.session import Session
-
-
-@dataclass(frozen=True)
-class Config:
-    partial_results_enabled: bool = True
-    min_stability_threshold: Decimal = Decimal("0.85")
-    max_buffer_timeout: Decimal = Decimal("5.0")
 
 
 @dataclass(frozen=True)

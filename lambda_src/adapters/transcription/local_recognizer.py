@@ -17,7 +17,8 @@ import re
 from typing import Any
 
 from lambda_src.contract.limits import SAMPLE_RATE_HZ
-from lambda_src.model.partial_result_processor import Item, RecognitionResult, Settings
+from lambda_src.model.partial_result_processor import Item, RecognitionResult
+from lambda_src.model.partial_results import PartialResultConfig
 from lambda_src.model.recognizer import unsupported_language
 
 LANGUAGES = ("en", "en-US")
@@ -74,7 +75,7 @@ class PocketsphinxRecognizer:
             self._decoder.process_raw(speech, False, False)
         return self._end_utterance() if self._last_hypothesis is not None else []
 
-    def fits(self, settings: Settings) -> bool:
+    def fits(self, config: PartialResultConfig) -> bool:
         return True  # its stability is derived, whatever the threshold: opened with nothing the settings decide
 
     # -- utterances ------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ import struct
 from typing import Final
 
 from lambda_src.contract.limits import SAMPLE_RATE_HZ
-from lambda_src.model.partial_result_processor import Item, RecognitionResult, Settings
+from lambda_src.model.partial_result_processor import Item, RecognitionResult
+from lambda_src.model.partial_results import PartialResultConfig
 from lambda_src.model.recognizer import BYTES_PER_SAMPLE
 
 SEGMENT_CHUNKS: Final = 5  # a segment every 5th chunk: every half second of the speaker app's 100 ms chunks
@@ -78,5 +79,5 @@ class ScriptedRecognizer:
     def close(self) -> list[RecognitionResult]:
         return []
 
-    def fits(self, settings: Settings) -> bool:
+    def fits(self, config: PartialResultConfig) -> bool:
         return True  # opened with nothing the settings decide

@@ -30,7 +30,8 @@ from websockets.exceptions import ConnectionClosed
 
 from lambda_src.contract.languages import TRANSCRIBE_STREAMING_LOCALES
 from lambda_src.contract.limits import SAMPLE_RATE_HZ
-from lambda_src.model.partial_result_processor import Item, RecognitionResult, Settings
+from lambda_src.model.partial_result_processor import Item, RecognitionResult
+from lambda_src.model.partial_results import PartialResultConfig
 from lambda_src.model.recognizer import unsupported_language
 
 NAME = "Amazon Transcribe streaming"
@@ -151,9 +152,9 @@ class TranscribeRecognizer:
         self._buffer = EventStreamBuffer()
         self.stabilization = stabilization_level(threshold)
 
-    def fits(self, settings: Settings) -> bool:
+    def fits(self, config: PartialResultConfig) -> bool:
         """Whether the session's threshold still asks for the level this stream was opened with."""
-        return stabilization_level(float(settings.min_stability_threshold)) == self.stabilization
+        return stabilization_level(float(config.min_stability_threshold)) == self.stabilization
 
     def feed(self, pcm: bytes) -> list[RecognitionResult]:
         self._socket.send(audio_event(pcm))

@@ -140,7 +140,7 @@ class Consumer:
         if held:
             self._lease_until = now + limits.TRANSCRIBER_LEASE_SECONDS
             if self._stream is not None and session is not None:
-                self._stream.processor.update_settings(session.config)
+                self._stream.processor.update_config(session.config)
             return
         # Refused: the lease is another consumer's (or was let go), or the session is over or gone; then nobody
         # else can take it, and the stream's last results may still be delivered.
