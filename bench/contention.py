@@ -34,7 +34,7 @@ from lambda_src.adapters import connections_api
 from lambda_src.adapters.repositories import dynamodb
 from lambda_src.contract import schema
 from lambda_src.handlers import connect
-from tests.unit.helpers import connect_event, new_connection_id
+from tests.support.helpers import connect_event, new_connection_id
 
 SECTION = "7 contention"
 TABLE_PREFIX = "bench-contention"

@@ -53,7 +53,7 @@ from lambda_src.handlers import connect
 from local_run import assembly as cloud_assembly
 from local_run.dev_issuer import DevIssuer
 from local_run.dynamodb_local import endpoint_environment, free_port
-from tests.unit.helpers import connect_event, disconnect_event, message_event
+from tests.support.helpers import connect_event, disconnect_event, message_event
 
 SECTION = "6 footprint"
 LAMBDA_UNZIPPED_LIMIT_MB = 250

@@ -45,8 +45,8 @@ from lambda_src.app import rate_limits
 from lambda_src.contract import function_settings, limits
 from lambda_src.handlers import connect, disconnect, message
 from local_run.dynamodb_local import endpoint_environment
-from tests.unit.fakes import CALLBACK_URL, FakeConnectionsApi
-from tests.unit.helpers import body_of, connect_event, disconnect_event, message_event
+from tests.support.fakes import CALLBACK_URL, FakeConnectionsApi
+from tests.support.helpers import body_of, connect_event, disconnect_event, message_event
 
 SECTION = "2 latency"
 TARGET_RATIO = 1.5

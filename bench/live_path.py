@@ -59,7 +59,7 @@ from lambda_src.model.partial_result_processor import PARTIAL_WINDOW_SECONDS, Se
 from local_run import assembly as cloud_assembly
 from local_run.dynamodb_local import endpoint_environment
 from local_run.run import STAND_INS
-from tests.unit.fakes import FakeConnectionsApi
+from tests.support.fakes import FakeConnectionsApi
 
 SECTION = "9 live path"
 CHUNK_SECONDS = 0.1  # the speaker app's 100 ms chunks, sent in real time

@@ -26,8 +26,8 @@ from lambda_src.adapters.repositories import dynamodb
 from lambda_src.contract import function_settings, limits, schema
 from lambda_src.handlers import connect, disconnect, message
 from local_run.dynamodb_local import DynamoDBLocal, endpoint_environment
-from tests.unit.fakes import CALLBACK_URL, FakeConnectionsApi
-from tests.unit.helpers import (
+from tests.support.fakes import CALLBACK_URL, FakeConnectionsApi
+from tests.support.helpers import (
     DynamoDBRequests,
     body_of,
     connect_event,

@@ -12,8 +12,8 @@ from moto import mock_aws
 from lambda_src import runtime
 from lambda_src.adapters import connections_api
 from lambda_src.contract import function_settings, schema
-from tests.unit.fakes import CALLBACK_URL, FakeConnectionsApi
-from tests.unit.helpers import (
+from tests.support.fakes import CALLBACK_URL, FakeConnectionsApi
+from tests.support.helpers import (
     AUDIO_CHUNKS_TABLE,
     CONNECTIONS_TABLE,
     RATE_LIMITS_TABLE,

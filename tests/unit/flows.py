@@ -15,7 +15,7 @@ from lambda_src import runtime
 from lambda_src.contract import limits
 from lambda_src.handlers import connect, disconnect, message
 from lambda_src.protocol import messages
-from tests.unit.helpers import body_of, connect_event, disconnect_event, message_event, new_connection_id
+from tests.support.helpers import body_of, connect_event, disconnect_event, message_event, new_connection_id
 
 SESSION_ID = "golden-eagle-427"
 OWNER = "user-1"  # put_session's default speakerUserId

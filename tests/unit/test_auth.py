@@ -29,7 +29,7 @@ from lambda_src.contract import function_settings
 from lambda_src.handlers import authorizer
 from lambda_src.handlers.common import logger
 from local_run.dev_issuer import KEY_FILE_NAME, DevIssuer
-from tests.unit.fakes import JwksServer, serve_jwks
+from tests.support.fakes import JwksServer, serve_jwks
 
 ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_UnitTest"
 CLIENT_ID = "unit-test-client"

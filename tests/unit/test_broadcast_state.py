@@ -18,8 +18,8 @@ from lambda_src.handlers import welcome
 from lambda_src.model.broadcast import BroadcastState
 from lambda_src.model.partial_results import PartialResultConfig
 from lambda_src.protocol import messages
+from tests.support.helpers import DynamoDBRequests, body_of
 from tests.unit.flows import OWNER, SESSION_ID, connect_with, error_of, join, plain, send
-from tests.unit.helpers import DynamoDBRequests, body_of
 
 SPEAKER = "speaker-conn"  # put_session's default speakerConnectionId
 

@@ -14,7 +14,7 @@ from lambda_src.adapters.repositories.sessions import SessionsRepository
 from lambda_src.app import connections
 from lambda_src.contract import limits, schema
 from lambda_src.handlers import connect
-from tests.unit.helpers import SESSION_CREATED_KEYS, SESSION_JOINED_KEYS, body_of, connect_event, new_connection_id
+from tests.support.helpers import SESSION_CREATED_KEYS, SESSION_JOINED_KEYS, body_of, connect_event, new_connection_id
 
 SEED_QUERY = {
     "action": "createSession",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from lambda_src.handlers import connect, disconnect
-from tests.unit.helpers import connect_event, disconnect_event, new_connection_id
+from tests.support.helpers import connect_event, disconnect_event, new_connection_id
 
 JOIN = {"action": "joinSession", "sessionId": "golden-eagle-427", "targetLanguage": "es"}
 

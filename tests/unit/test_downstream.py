@@ -13,8 +13,8 @@ from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.downstream import broadcast, listeners_by_language, read_partial_result_config
 from lambda_src.handlers import connect
 from lambda_src.model.partial_results import PartialResultConfig
+from tests.support.helpers import ABSENT, connect_event
 from tests.unit.flows import handshake_done_ms, join
-from tests.unit.helpers import ABSENT, connect_event
 
 
 def test_returns_the_stored_configuration(tables):

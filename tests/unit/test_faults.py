@@ -50,7 +50,8 @@ from lambda_src.handlers import status as status_function
 from lambda_src.model import partial_results
 from lambda_src.model.partial_results import PartialResultConfig
 from lambda_src.model.session import PushedStatus
-from tests.unit.fakes import CALLBACK_URL
+from tests.support.fakes import CALLBACK_URL
+from tests.support.helpers import REGION, body_of
 from tests.unit.flows import (
     OWNER,
     connect_with,
@@ -61,7 +62,6 @@ from tests.unit.flows import (
     plain,
     send,
 )
-from tests.unit.helpers import REGION, body_of
 
 # cdk_app/constants.py ROUTE_TIMEOUT: every WebSocket route function times out after 10 s.
 ROUTE_TIMEOUT_SECONDS = 10
@@ -1135,7 +1135,7 @@ def test_reader_treats_a_string_for_a_number_as_corrupt(caplog, attribute: str, 
 
 
 def test_reader_gives_the_defaults_without_a_warning_for_missing_fields(tables, caplog) -> None:
-    from tests.unit.helpers import ABSENT
+    from tests.support.helpers import ABSENT
 
     caplog.set_level(logging.WARNING, logger=partial_results.__name__)
     tables.put_session(sessionId="golden-eagle-427", **dict.fromkeys(CONFIG_ATTRIBUTES, ABSENT))

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.helpers import body_of
 from tests.unit.flows import Clock, create_session, join, plain, send
-from tests.unit.helpers import body_of
 
 HEARTBEAT = {"action": "heartbeat"}
 MINUTE_MS = 60_000

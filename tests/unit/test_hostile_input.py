@@ -32,8 +32,8 @@ from lambda_src.contract.errors import ErrorCode
 from lambda_src.contract.routes import CONNECT_ACTIONS, DEFAULT, MESSAGE_ROUTES
 from lambda_src.handlers import connect, message
 from lambda_src.protocol import messages
+from tests.support.helpers import REGION, connect_event, message_event, new_connection_id
 from tests.unit.flows import OWNER, create_session, drop, join, plain, send
-from tests.unit.helpers import REGION, connect_event, message_event, new_connection_id
 
 
 def bounded(max_examples: int) -> settings:

@@ -12,6 +12,7 @@ from lambda_src import runtime
 from lambda_src.adapters.repositories.connections import ConnectionsRepository
 from lambda_src.adapters.repositories.sessions import SessionsRepository
 from lambda_src.contract import schema
+from tests.support.helpers import body_of, new_connection_id
 from tests.unit.flows import (
     OWNER,
     SESSION_ID,
@@ -24,7 +25,6 @@ from tests.unit.flows import (
     send,
     welcome_of_row,
 )
-from tests.unit.helpers import body_of, new_connection_id
 
 LEAVE = {"action": "leaveSession"}
 REFRESH_COMPLETE_KEYS = {"type", "sessionId", "role", "targetLanguage", "sourceLanguage", "connectionId", "timestamp"}

@@ -20,6 +20,7 @@ from lambda_src.contract import limits
 from lambda_src.downstream import read_partial_result_config
 from lambda_src.handlers import sweeper
 from lambda_src.model.partial_results import PartialResultConfig
+from tests.support.helpers import SESSION_CREATED_KEYS, body_of
 from tests.unit.flows import (
     OWNER,
     SESSION_ID,
@@ -34,7 +35,6 @@ from tests.unit.flows import (
     send,
     welcome_of_row,
 )
-from tests.unit.helpers import SESSION_CREATED_KEYS, body_of
 
 CONFIG_UPDATED_KEYS = {
     "type",

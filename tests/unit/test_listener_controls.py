@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.helpers import DynamoDBRequests, body_of
 from tests.unit.flows import create_session, error_of, join, plain, send
-from tests.unit.helpers import DynamoDBRequests, body_of
 
 LANGUAGE_ACTIONS = ("changeLanguage", "switchLanguage")
 

@@ -28,9 +28,8 @@ from lambda_src.handlers import authorizer, connect, disconnect, message, sweepe
 from lambda_src.platform import log, metrics
 from lambda_src.platform.log import logger
 from local_run.dev_issuer import DevIssuer
-from tests.unit.fakes import serve_jwks
-from tests.unit.flows import Clock, welcome_of_row
-from tests.unit.helpers import (
+from tests.support.fakes import serve_jwks
+from tests.support.helpers import (
     RATE_LIMITS_TABLE,
     body_of,
     connect_event,
@@ -38,6 +37,7 @@ from tests.unit.helpers import (
     message_event,
     new_connection_id,
 )
+from tests.unit.flows import Clock, welcome_of_row
 
 ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_LogHygiene"
 CLIENT_ID = "log-hygiene-client"

@@ -12,7 +12,7 @@ from lambda_src import runtime
 from lambda_src.adapters.repositories.sessions import SessionsRepository
 from lambda_src.contract import limits
 from lambda_src.handlers import connect, message
-from tests.unit.helpers import (
+from tests.support.helpers import (
     SESSION_CREATED_KEYS,
     SESSION_JOINED_KEYS,
     body_of,

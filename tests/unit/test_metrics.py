@@ -24,6 +24,7 @@ from lambda_src.app import connections
 from lambda_src.contract import function_settings, telemetry, wire
 from lambda_src.handlers import authorizer, sweeper
 from lambda_src.platform import metrics
+from tests.support.helpers import body_of
 from tests.unit.flows import (
     Clock,
     connect_with,
@@ -36,7 +37,6 @@ from tests.unit.flows import (
     plain,
     send,
 )
-from tests.unit.helpers import body_of
 
 ENVIRONMENT = "unit-env"
 DEFAULTS = {telemetry.SERVICE_DIMENSION: telemetry.SERVICE_NAME, telemetry.ENVIRONMENT_DIMENSION: ENVIRONMENT}

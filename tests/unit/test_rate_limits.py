@@ -14,7 +14,7 @@ from lambda_src.adapters.repositories import dynamodb
 from lambda_src.adapters.repositories.rate_limits import SOURCE_ADDRESS_SECRET_KEY, RateLimitsRepository
 from lambda_src.handlers import connect, message
 from lambda_src.protocol import messages
-from tests.unit.helpers import (
+from tests.support.helpers import (
     RATE_LIMITS_TABLE,
     DynamoDBRequests,
     body_of,

@@ -34,8 +34,7 @@ from lambda_src.contract import limits
 from lambda_src.handlers import connect, disconnect, message, status, sweeper
 from lambda_src.model.broadcast import BroadcastChange
 from lambda_src.model.partial_result_processor import Segment
-from tests.unit.flows import Clock
-from tests.unit.helpers import (
+from tests.support.helpers import (
     DynamoDBRequests,
     body_of,
     connect_event,
@@ -43,6 +42,7 @@ from tests.unit.helpers import (
     message_event,
     new_connection_id,
 )
+from tests.unit.flows import Clock
 
 SESSION_ID = "golden-eagle-427"
 JOIN = {"action": "joinSession", "sessionId": SESSION_ID, "targetLanguage": "es"}

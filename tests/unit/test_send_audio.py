@@ -11,8 +11,8 @@ import pytest
 
 from lambda_src.contract import limits, schema
 from lambda_src.protocol import messages
+from tests.support.helpers import body_of
 from tests.unit.flows import Clock, create_session, error_of, join, send
-from tests.unit.helpers import body_of
 
 PCM = bytes(range(256)) * 12  # 3072 bytes: ~100 ms of 16-bit audio at 16 kHz
 AUDIO = base64.b64encode(PCM).decode("ascii")

@@ -7,7 +7,7 @@ import pytest
 
 from lambda_src.contract.routes import CREATE_SESSION, REFRESH_CONNECTION, RESUME_SESSION
 from lambda_src.handlers import connect, message
-from tests.unit.helpers import DynamoDBRequests, body_of, connect_event, message_event, new_connection_id
+from tests.support.helpers import DynamoDBRequests, body_of, connect_event, message_event, new_connection_id
 
 UNKNOWN_SESSION = "quiet-otter-123"
 SPEAKER_REQUESTS = {

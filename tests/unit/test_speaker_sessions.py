@@ -11,8 +11,8 @@ from lambda_src.adapters.repositories import dynamodb
 from lambda_src.adapters.repositories.connections import ROW_LIFETIME_SECONDS
 from lambda_src.contract import function_settings, limits
 from lambda_src.handlers import sweeper
+from tests.support.helpers import RATE_LIMITS_TABLE, DynamoDBRequests, body_of
 from tests.unit.flows import OWNER, Clock, connect_with, create_session, drop, join, plain, send
-from tests.unit.helpers import RATE_LIMITS_TABLE, DynamoDBRequests, body_of
 
 HOUR = 3600
 LIFETIME = limits.DEFAULT_SESSION_LIFETIME_HOURS * HOUR

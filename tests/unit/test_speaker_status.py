@@ -14,8 +14,8 @@ from lambda_src.adapters.repositories.connections import stream_changes
 from lambda_src.app import speaker_status
 from lambda_src.contract import limits, wire
 from lambda_src.handlers import status, sweeper, welcome
+from tests.support.helpers import DynamoDBRequests, body_of
 from tests.unit.flows import OWNER, Clock, connect_with, create_session, drop, join, plain, send
-from tests.unit.helpers import DynamoDBRequests, body_of
 
 
 def image(connection_id: str) -> dict[str, Any]:

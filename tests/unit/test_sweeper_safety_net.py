@@ -22,6 +22,7 @@ from lambda_src.app import sweeper as app_sweeper
 from lambda_src.contract import limits
 from lambda_src.handlers import sweeper
 from lambda_src.platform import metrics
+from tests.support.helpers import DynamoDBRequests, body_of
 from tests.unit.flows import (
     OWNER,
     Clock,
@@ -34,7 +35,6 @@ from tests.unit.flows import (
     plain,
     send,
 )
-from tests.unit.helpers import DynamoDBRequests, body_of
 from tests.unit.test_faults import (  # noqa: F401 (fixtures: faults; sleeps is autouse)
     QUERY,
     THROTTLED,

@@ -35,8 +35,8 @@ from lambda_src.contract.errors import ErrorCode
 from lambda_src.model.partial_result_processor import Item, RecognitionResult, Segment
 from lambda_src.model.recognizer import unsupported_language
 from lambda_src.model.session import Session
+from tests.support.helpers import body_of
 from tests.unit.flows import OWNER, Clock, connect_with, create_session, join, send
-from tests.unit.helpers import body_of
 
 # Signs the test stand-in's stream URLs (never sent to AWS).
 CREDENTIALS = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
@@ -258,7 +258,7 @@ def test_a_language_the_recognizer_refuses_is_told_to_the_speaker_once(tables, g
 
 
 def test_each_poll_is_one_query_and_the_session_is_written_once_a_second(tables, gateway) -> None:
-    from tests.unit.helpers import DynamoDBRequests
+    from tests.support.helpers import DynamoDBRequests
 
     session_id, speaker = create_session()
     speak(speaker, ["a"])

@@ -14,7 +14,7 @@ from lambda_src.adapters.translation.amazon_translate import AmazonTranslateTran
 from lambda_src.adapters.translation.stand_in import StandInTranslator
 from lambda_src.contract import languages
 from lambda_src.platform import aws
-from tests.unit.helpers import REGION
+from tests.support.helpers import REGION
 
 
 @pytest.fixture
