@@ -79,9 +79,12 @@ class ServerMessage:
 
 
 def _nested(spec: dataclasses.Field[Any], value: Any) -> Any:
-    """A nested object of a known shape (``sessionStatus.broadcastState``) as its dataclass."""
+    """A nested object of a known shape (``sessionStatus.broadcastState``, the entries of
+    ``sessionStatus.languageDistribution``) as its dataclass."""
     if spec.name == "broadcast_state" and isinstance(value, dict):
         return BroadcastSettings.from_fields(value)
+    if spec.name == "language_distribution" and isinstance(value, list):
+        return tuple(LanguageCount.from_fields(entry) for entry in value if isinstance(entry, dict))
     return value
 
 
@@ -120,6 +123,14 @@ class SessionConfigUpdated(ServerMessage):
 
 
 @dataclass(frozen=True)
+class LanguageCount(ServerMessage):
+    """One entry of ``sessionStatus.languageDistribution`` (not a message of its own: no ``TYPE``)."""
+
+    language_code: str
+    count: int
+
+
+@dataclass(frozen=True)
 class BroadcastSettings(ServerMessage):
     """The broadcast state inside ``sessionStatus`` (not a message of its own: no ``TYPE``)."""
 
@@ -140,6 +151,7 @@ class SessionStatus(ServerMessage):
     quality_tier: str
     listener_count: int
     listeners_by_language: dict[str, int]
+    language_distribution: tuple[LanguageCount, ...]
     partial_results_enabled: bool
     min_stability_threshold: float
     max_buffer_timeout: float

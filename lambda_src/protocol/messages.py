@@ -110,6 +110,13 @@ def session_config_updated(session: Session, timestamp_ms: int) -> dict[str, Any
     }
 
 
+def language_distribution(listeners_by_language: dict[str, int]) -> list[dict[str, Any]]:
+    """``listenersByLanguage`` as the speaker app reads it: ``[{languageCode, count}]``, the largest audience first
+    (then by language code)."""
+    ordered = sorted(listeners_by_language.items(), key=lambda entry: (-entry[1], entry[0]))
+    return [{"languageCode": language, "count": count} for language, count in ordered]
+
+
 def session_status(
     session: Session, listeners_by_language: dict[str, int], timestamp_ms: int, update_reason: str
 ) -> dict[str, Any]:
@@ -123,6 +130,7 @@ def session_status(
         "qualityTier": session.quality_tier,
         LISTENER_COUNT: session.listener_count,
         "listenersByLanguage": listeners_by_language,
+        "languageDistribution": language_distribution(listeners_by_language),
         **session.config.to_message(),
         "broadcastState": session.broadcast.to_message(),
         "createdAt": session.created_at_ms,

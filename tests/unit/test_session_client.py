@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import io
 import json
 import wave
@@ -29,10 +30,14 @@ from session_client.messages import (
     MESSAGE_CLASSES,
     BroadcastSettings,
     ErrorMessage,
+    LanguageCount,
     MessageFormatError,
+    ServerMessage,
+    SessionStatus,
     UnknownMessage,
     attribute_name,
     parse,
+    wire_name,
 )
 from tests.unit.server_samples import NOW_MS, SESSION, SESSION_ID, every_sample
 
@@ -55,18 +60,42 @@ def test_every_message_the_service_builds_parses_into_its_type_with_every_field_
         assert parsed.extra == {}, sample
         for name, value in sample.items():
             if name != "type":
-                got = getattr(parsed, attribute_name(name))
-                assert (got.__dict__ if isinstance(got, BroadcastSettings) else got) == (
-                    {attribute_name(k): v for k, v in value.items()} | {"extra": {}}
-                    if name == "broadcastState"
-                    else value
-                ), (sample["type"], wire)
+                assert as_sent(getattr(parsed, attribute_name(name))) == value, (sample["type"], name)
+
+
+def as_sent(value: Any) -> Any:
+    """A parsed value in the form the service sent it: nested dataclasses as their fields by wire name, tuples as
+    lists."""
+    if isinstance(value, ServerMessage):
+        return {
+            wire_name(f.name): as_sent(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "extra"
+        }
+    if isinstance(value, tuple):
+        return [as_sent(item) for item in value]
+    return value
 
 
 def test_a_status_carries_its_broadcast_state_typed() -> None:
     status = parse(json.dumps(messages.session_status(SESSION, {"es": 2}, NOW_MS, wire.STATUS_PERIODIC)))
     assert status.broadcast_state == BroadcastSettings(is_paused=True, is_muted=False, volume=0.4)  # type: ignore[attr-defined]
     assert status.listeners_by_language == {"es": 2}  # type: ignore[attr-defined]
+
+
+def test_a_status_carries_its_language_distribution_largest_audience_first() -> None:
+    # Given a status of three languages, two of them with as many listeners
+    sent = messages.session_status(SESSION, {"fr": 1, "es": 3, "de": 1}, NOW_MS, wire.STATUS_REQUESTED)
+    # Then the distribution the original speaker app reads holds the same counts, largest first, then by code
+    assert sent["languageDistribution"] == [
+        {"languageCode": "es", "count": 3},
+        {"languageCode": "de", "count": 1},
+        {"languageCode": "fr", "count": 1},
+    ]
+    # And the client library reads it typed
+    status = parse(json.dumps(sent))
+    assert isinstance(status, SessionStatus)
+    assert status.language_distribution == (LanguageCount("es", 3), LanguageCount("de", 1), LanguageCount("fr", 1))
+    # And an empty audience is an empty list, never absent
+    assert messages.session_status(SESSION, {}, NOW_MS, wire.STATUS_PERIODIC)["languageDistribution"] == []
 
 
 def test_an_unknown_type_is_kept_whole_and_unknown_fields_go_to_extra() -> None:
