@@ -40,9 +40,9 @@ INITS: dict[str, str] = {
     "connect": _DYNAMODB,
     "disconnect": _DYNAMODB,
     "message": _DYNAMODB,
-    "welcome": "from lambda_src import connections_api\nconnections_api.client()",
+    "welcome": "from lambda_src.adapters import connections_api\nconnections_api.client()",
     "sweeper": _DYNAMODB,
-    "authorizer": "from lambda_src import auth\nauth.verifier_from_environment()",
+    "authorizer": "from lambda_src.adapters import auth\nauth.verifier_from_environment()",
 }
 BARE = "import boto3\nboto3.client('dynamodb')"
 # The functions the stack tells to trace their AWS calls where tracing is on (the authorizer calls none).
