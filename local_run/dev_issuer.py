@@ -80,10 +80,11 @@ class DevIssuer:
         user_id: str = "local-speaker",
         expires_in: int = 3600,
         *,
-        token_use: str = "id",
+        token_use: str | None = "id",
         **claim_overrides: Any,
     ) -> str:
-        """A signed token shaped like Cognito's; an override of ``None`` removes that claim (for tests)."""
+        """A signed token shaped like Cognito's; ``token_use`` or an override of ``None`` removes that claim (for
+        tests)."""
         now = int(time.time())
         claims: dict[str, Any] = {
             "sub": user_id,
@@ -99,6 +100,8 @@ class DevIssuer:
             claims.update({"client_id": self.client_id, "username": user_id, "scope": "aws.cognito.signin.user.admin"})
         else:
             claims.update({"aud": self.client_id, "cognito:username": user_id})
+        if token_use is None:
+            del claims["token_use"]
         for name, value in claim_overrides.items():
             if value is None:
                 claims.pop(name, None)

@@ -139,7 +139,8 @@ def test_a_session_from_the_speaker_page_to_a_listener_page_and_its_end(
     expect(speaker.locator("#error")).to_be_hidden()
     assert wait_for_accepted_chunks(speaker, ACCEPTED_CHUNKS) >= ACCEPTED_CHUNKS
     session_id = speaker.locator("#session-id").inner_text()
-    assert service.session(session_id)["isActive"]["BOOL"] is True
+    item = service.session(session_id)
+    assert item is not None and item["isActive"]["BOOL"] is True
     # ... as 100 ms chunks of 16 kHz 16-bit PCM that carry the speech, not silence
     chunks = stored_audio(service, session_id)
     assert len(chunks) >= ACCEPTED_CHUNKS
@@ -180,5 +181,6 @@ def test_a_session_from_the_speaker_page_to_a_listener_page_and_its_end(
     speaker.click("#end")
     expect(speaker.locator("#status")).to_contain_text("Session ended (endedBySpeaker)", timeout=STEP_MS)
     expect(listener.locator("#status")).to_contain_text("session ended (endedBySpeaker)", timeout=STEP_MS)
-    assert service.session(session_id)["isActive"]["BOOL"] is False
+    item = service.session(session_id)
+    assert item is not None and item["isActive"]["BOOL"] is False
     assert errors == []

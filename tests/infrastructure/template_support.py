@@ -235,7 +235,7 @@ class Synthesized:
         self.config = stack.config
         self.name = stack.config.name
         self.template = template
-        self.json: dict[str, Any] = template.to_json()
+        self.json: Mapping[str, Any] = template.to_json()
 
     def __repr__(self) -> str:
         return f"Synthesized({self.name!r})"

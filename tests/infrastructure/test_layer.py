@@ -164,7 +164,7 @@ def test_the_venv_holds_exactly_what_its_lock_pins() -> None:
     }
     for own in ("pip", "setuptools"):
         if own not in lock:
-            installed.pop(own, None)
+            installed.pop(canonicalize_name(own), None)
     # Then they are exactly the lock's, at its versions: nothing resolved afresh, nothing missing
     assert installed == pinned
 

@@ -262,6 +262,7 @@ def test_live_configuration_update_reaches_the_downstream_reader(service: Runnin
         assert forbidden["code"] == "FORBIDDEN"
         # And the stored item holds exact numbers
         item = service.session(session_id)
+        assert item is not None
         assert item["minStabilityThreshold"] == {"N": "0.9"}
         assert item["partialResultsEnabled"] == {"BOOL": False}
 
@@ -344,7 +345,7 @@ def test_200_listeners_joining_and_leaving_concurrently_keep_the_count_exact(roo
     async def one_listener(index: int) -> Any:
         """Join; then a third leave by message, a third close, a third stay connected."""
         ws, first = await _join(url + rng.choice(["es", "fr", "de", "ja"]))
-        assert ws is not None and first["type"] == "sessionJoined", first
+        assert ws is not None and isinstance(first, dict) and first["type"] == "sessionJoined", first
         await asyncio.sleep(rng.uniform(0, 0.5))
         if index % 3 == 0:
             await ws.send(json.dumps({"action": "leaveSession"}))

@@ -140,6 +140,13 @@ def test_listener_joins_by_query_string_and_first_receives_session_joined(servic
     speaker, created = create_session(service)
     with speaker:
         session_id = created["sessionId"]
+
+        def listener_count() -> dict[str, str]:
+            """The session's stored ``listenerCount`` attribute (``{"N": "1"}``)."""
+            item = service.session(session_id)
+            assert item is not None
+            return item["listenerCount"]
+
         # When a listener joins anonymously by query string
         with connect(
             f"{service.url}?action=joinSession&sessionId={session_id}&targetLanguage=es", open_timeout=10
@@ -148,12 +155,12 @@ def test_listener_joins_by_query_string_and_first_receives_session_joined(servic
             # Then its first message is sessionJoined and the count moved by one
             assert joined["type"] == "sessionJoined"
             assert (joined["sessionId"], joined["sourceLanguage"], joined["targetLanguage"]) == (session_id, "en", "es")
-            assert service.session(session_id)["listenerCount"] == {"N": "1"}
+            assert listener_count() == {"N": "1"}
         # And leaving (the socket closes) counts the listener out again
         deadline = time.monotonic() + 10
-        while service.session(session_id)["listenerCount"] != {"N": "0"} and time.monotonic() < deadline:
+        while listener_count() != {"N": "0"} and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert service.session(session_id)["listenerCount"] == {"N": "0"}
+        assert listener_count() == {"N": "0"}
 
 
 def test_join_beyond_the_cap_is_refused_with_503(service: RunningService) -> None:
@@ -166,7 +173,8 @@ def test_join_beyond_the_cap_is_refused_with_503(service: RunningService) -> Non
         status, body = refused_status(url)
         # Then it is refused as SESSION_FULL and the count stays at the cap
         assert (status, body["code"]) == (503, "SESSION_FULL")
-        assert service.session(created["sessionId"])["listenerCount"] == {"N": str(LISTENER_CAP)}
+        item = service.session(created["sessionId"])
+        assert item is not None and item["listenerCount"] == {"N": str(LISTENER_CAP)}
     finally:
         for ws in listeners:
             ws.close()
@@ -218,6 +226,7 @@ def test_create_session_message_on_an_authenticated_connection(service: RunningS
         10.0,
     )
     item = service.session(created["sessionId"])
+    assert item is not None
     assert item["minStabilityThreshold"] == {"N": "0.7"}
 
 

@@ -53,8 +53,11 @@ def stream(ws: ClientConnection, audio: list[bytes], first_sequence: int = 0) ->
     received: list[dict[str, Any]] = []
     started = time.monotonic()
     for index, chunk in enumerate(audio):
-        message = {"action": "sendAudio", "audioData": base64.b64encode(chunk).decode(), "sequenceNumber": index}
-        message["sequenceNumber"] += first_sequence
+        message = {
+            "action": "sendAudio",
+            "audioData": base64.b64encode(chunk).decode(),
+            "sequenceNumber": first_sequence + index,
+        }
         ws.send(json.dumps(message))
         received += drain(ws, until=started + (index + 1) * 0.1)
     last = time.monotonic()

@@ -4,7 +4,7 @@ for every value of the types the service stores, and refuse what boto3 refuses."
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
@@ -13,6 +13,9 @@ from hypothesis import strategies as st
 
 from lambda_src.adapters.repositories import dynamodb
 from lambda_src.adapters.repositories.attribute_values import from_attribute, to_attribute
+
+if TYPE_CHECKING:  # boto3's own name for an attribute value (a TypedDict of its kinds), in its stubs only
+    from boto3.dynamodb.types import _AttributeValueTypeDef as Boto3AttributeValue
 
 _boto3_serializer = TypeSerializer()
 _boto3_deserializer = TypeDeserializer()
@@ -34,7 +37,7 @@ _values = st.recursive(
 )
 
 
-def _boto3_to_attribute(value: Any) -> dict[str, Any] | type[Exception]:
+def _boto3_to_attribute(value: Any) -> Boto3AttributeValue | type[Exception]:
     try:
         return _boto3_serializer.serialize(value)
     except Exception as error:  # noqa: BLE001 - the kind of refusal is what is compared
@@ -122,7 +125,7 @@ def test_refuses_numbers_it_cannot_store_unchanged(value: Decimal) -> None:
         ({"L": [{"B": b"x"}, {"NS": ["2"]}]}, [b"x", {Decimal("2")}]),
     ],
 )
-def test_reads_every_type_another_writer_may_have_stored(attribute: dict[str, Any], expected: Any) -> None:
+def test_reads_every_type_another_writer_may_have_stored(attribute: Boto3AttributeValue, expected: Any) -> None:
     assert from_attribute(attribute) == expected
     assert _plain(_boto3_deserializer.deserialize(attribute)) == expected
 
@@ -130,7 +133,7 @@ def test_reads_every_type_another_writer_may_have_stored(attribute: dict[str, An
 def _plain(value: Any) -> Any:
     """boto3's reading with its ``Binary`` wrappers unwrapped to the ``bytes`` they hold."""
     if isinstance(value, Binary):
-        return bytes(value.value)
+        return bytes(value.value)  # type: ignore[attr-defined]  # boto3-stubs leave out Binary.value, which boto3 sets
     if isinstance(value, list):
         return [_plain(item) for item in value]
     if isinstance(value, set):

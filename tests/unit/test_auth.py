@@ -237,9 +237,13 @@ def test_a_valid_access_token_for_our_client_is_accepted(issuer: DevIssuer, veri
     assert user == auth.VerifiedUser(user_id="user-7", username="user-7")
 
 
+# Minting without ``cognito:username`` (an override of None removes a claim; the name is no Python identifier).
+NO_USERNAME: dict[str, Any] = {"cognito:username": None}
+
+
 def test_a_token_without_username_still_names_its_user(issuer: DevIssuer, verifier: auth.TokenVerifier) -> None:
     # Given an ID token without cognito:username
-    token = issuer.mint("user-9", **{"cognito:username": None})
+    token = issuer.mint("user-9", **NO_USERNAME)
 
     # When it is verified / Then the sub is enough
     assert verifier.verify(token) == auth.VerifiedUser(user_id="user-9", username=None)
@@ -388,7 +392,7 @@ def test_a_valid_token_connects_as_its_speaker(issuer: DevIssuer, environment: N
 
 def test_a_token_without_username_gets_an_empty_string_context(issuer: DevIssuer, environment: None) -> None:
     # Given a valid token without a username
-    event = connect_event(issuer.mint("speaker-sub-2", **{"cognito:username": None}))
+    event = connect_event(issuer.mint("speaker-sub-2", **NO_USERNAME))
 
     # When the authorizer runs
     policy = authorizer.handler(event, None)

@@ -331,7 +331,12 @@ def test_every_attempt_colliding_is_service_unavailable_and_writes_nothing(table
     tables.put_session(sessionId="golden-eagle-427")
     before = tables.raw_sessions()
     calls = []
-    monkeypatch.setattr(connections, "new_session_id", lambda _vocabulary: calls.append(1) or "golden-eagle-427")
+
+    def new_session_id(_vocabulary):
+        calls.append(1)
+        return "golden-eagle-427"
+
+    monkeypatch.setattr(connections, "new_session_id", new_session_id)
     # When a speaker creates a session
     response = call(connect_event(SEED_QUERY, user_id="user-42"))
     # Then the handshake is refused 503 SERVICE_UNAVAILABLE with retryAfter, after a bounded number of draws

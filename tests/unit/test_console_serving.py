@@ -12,7 +12,6 @@ import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from http import HTTPStatus
-from typing import cast
 
 import pytest
 from websockets.asyncio.client import connect as ws_connect
@@ -154,10 +153,15 @@ async def gateway_serving_the_console(minted: list[int]) -> AsyncIterator[tuple[
         tables={},
         triggers=[],
     )
+
+    def mint_token(seconds: int) -> str:
+        minted.append(seconds)
+        return "minted-token"
+
     served = Console(
         websocket_url=f"ws://127.0.0.1:{websocket_port}/dev",
         http_url=f"http://127.0.0.1:{http_port}",
-        mint_token=lambda seconds: minted.append(seconds) or "minted-token",
+        mint_token=mint_token,
     )
     gateway = LocalGateway(
         assembly, websocket_port=websocket_port, http_port=http_port, base_env={}, console=served.respond
@@ -251,7 +255,7 @@ def test_the_consoles_own_pages_and_clients_without_origin_get_their_answers(nam
     assert json.loads(config[1])["websocketUrl"].startswith("ws://127.0.0.1:")
 
 
-async def _handshake(gateway: LocalGateway, *, origin: str | None, host: str = "127.0.0.1") -> int:
+async def _handshake(gateway: LocalGateway, *, origin: Origin | None, host: str = "127.0.0.1") -> int:
     """The status of a WebSocket handshake to the gateway (101 when it opens), sent with ``origin`` and with
     ``host`` in the URL (so in ``Host``) while the connection goes to the gateway's loopback port."""
     url = f"ws://{host}:{gateway.websocket_port}/dev"
@@ -270,7 +274,7 @@ def test_a_websocket_handshake_from_a_foreign_origin_or_host_is_refused_before_c
     async def scenario() -> tuple[list[int], FakeRuntime]:
         async with gateway_serving_the_console([]) as (gateway, connect):
             statuses = [
-                await _handshake(gateway, origin=cast(Origin, ATTACKER)),
+                await _handshake(gateway, origin=Origin(ATTACKER)),
                 await _handshake(gateway, origin=None, host="rebound.example"),
             ]
             return statuses, connect
@@ -285,9 +289,9 @@ def test_the_consoles_pages_and_clients_without_origin_open_websocket_connection
     # Given the console's page (Origin: the HTTP server's own address) and a non-browser client (no Origin)
     async def scenario() -> tuple[list[int], FakeRuntime]:
         async with gateway_serving_the_console([]) as (gateway, connect):
-            page = cast(Origin, f"http://localhost:{gateway.http_port}")
+            page = Origin(f"http://localhost:{gateway.http_port}")
             statuses = [
-                await _handshake(gateway, origin=cast(Origin, f"http://127.0.0.1:{gateway.http_port}")),
+                await _handshake(gateway, origin=Origin(f"http://127.0.0.1:{gateway.http_port}")),
                 await _handshake(gateway, origin=page, host="localhost"),
                 await _handshake(gateway, origin=None),
             ]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambda_src.adapters.repositories import dynamodb
 from lambda_src.app import connections, speaker_status
@@ -18,13 +19,16 @@ from lambda_src.platform import metrics
 from lambda_src.platform.log import CORRELATION_KEYS, logger
 
 
-@dataclass
-class Context:
-    aws_request_id: str = "lambda-request-1"
-    remaining_ms: int = 7_000
+class Context(LambdaContext):
+    """Lambda's context as the entry points read it: the request id and the time left (the handlers are typed
+    with Powertools' class; Lambda passes an object of the same shape)."""
 
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+    def __init__(self) -> None:
+        self._aws_request_id = "lambda-request-1"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 7_000
 
 
 @dataclass

@@ -187,7 +187,9 @@ def faults(tables, monkeypatch: pytest.MonkeyPatch) -> StoreFaults:
         token = json.loads(body or "{}").get("ClientRequestToken")
         if token in injected.applied_tokens:
             return 200, {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "repeat"}, "{}"
-        status, headers, text = answer(stubber, request)
+        response = answer(stubber, request)
+        assert response is not None  # moto answers every DynamoDB request
+        status, headers, text = response
         if token and status == 200:
             injected.applied_tokens.add(token)
         return status, headers, text

@@ -510,7 +510,8 @@ def test_update_config_by_anyone_but_the_speaker_is_forbidden(tables, gateway, w
     # Then it is FORBIDDEN and the configuration is unchanged
     assert error_of(response) == (403, "FORBIDDEN")
     assert tables.session(session_id) == before
-    assert read_partial_result_config(session_id).min_stability_threshold == Decimal("0.85")
+    config = read_partial_result_config(session_id)
+    assert config is not None and config.min_stability_threshold == Decimal("0.85")
 
 
 def test_update_config_of_an_unknown_or_ended_session(tables, gateway):
@@ -845,19 +846,17 @@ def test_sweeper_ends_only_the_sessions_that_are_due(tables, gateway, clock):
 def _resume_inside(monkeypatch, method: str, resume_once) -> None:
     """Run ``resume_once`` just before the sweeper's ``method`` does its work (after it read the index)."""
     original = getattr(SessionsRepository, method)
-    if method == "sweep_index":
 
-        def wrapped(self):
-            indexed = list(original(self))
-            resume_once()
-            yield from indexed
-    else:
+    def index_then_resume(self):
+        indexed = list(original(self))
+        resume_once()
+        yield from indexed
 
-        def wrapped(self, *args, **kwargs):
-            resume_once()
-            return original(self, *args, **kwargs)
+    def resume_then_call(self, *args, **kwargs):
+        resume_once()
+        return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(SessionsRepository, method, wrapped)
+    monkeypatch.setattr(SessionsRepository, method, index_then_resume if method == "sweep_index" else resume_then_call)
 
 
 @pytest.mark.parametrize(

@@ -4,14 +4,12 @@ flow, the shapes and the settings, and the words only loosely."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from decimal import Decimal
-
 import pytest
 
 from lambda_src.adapters.transcription.local_recognizer import PocketsphinxRecognizer
 from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.model.partial_result_processor import PartialResultProcessor, RecognitionResult, Segment
+from lambda_src.model.partial_results import PartialResultConfig
 from local_run.speech import speak_pcm
 
 SPOKEN = "Good morning everyone. Welcome to the service. Today we talk about the shepherd and the temple."
@@ -33,13 +31,6 @@ def results(pcm: bytes) -> list[tuple[float, RecognitionResult]]:
         for r in recognizer.feed(pcm[offset : offset + CHUNK_BYTES])
     ]
     return out + [(len(pcm) / 32000, r) for r in recognizer.close()]
-
-
-@dataclass(frozen=True)
-class Config:
-    partial_results_enabled: bool = True
-    min_stability_threshold: Decimal = Decimal("0.85")
-    max_buffer_timeout: Decimal = Decimal("5.0")
 
 
 def test_a_source_language_without_an_offline_model_is_refused() -> None:
@@ -94,7 +85,7 @@ def test_some_spoken_words_are_recognized(results: list[tuple[float, Recognition
 def test_the_processor_turns_the_recognizer_into_partials_then_finals_as_the_session_asks(
     results: list[tuple[float, RecognitionResult]], enabled: bool
 ) -> None:
-    processor = PartialResultProcessor(Config(partial_results_enabled=enabled))
+    processor = PartialResultProcessor(PartialResultConfig(partial_results_enabled=enabled))
     out: list[Segment] = []
     for now, r in results:
         out += processor.feed(r, now)

@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.typing import LambdaContext as PowertoolsLambdaContext
 
 from lambda_src.adapters import auth
+from lambda_src.adapters.repositories import dynamodb
 from lambda_src.adapters.repositories.rate_limits import SOURCE_ADDRESS_SECRET_KEY
 from lambda_src.contract import function_settings, telemetry
 from lambda_src.handlers import authorizer, connect, disconnect, message, sweeper, welcome
@@ -147,9 +149,16 @@ def authorizer_event(connection_id: str, query: dict[str, str] | None) -> dict[s
     )
 
 
-@dataclass
-class LambdaContext:
-    aws_request_id: str
+class LambdaContext(PowertoolsLambdaContext):
+    """Lambda's context with its request id. The time left is what gives the invocation's DynamoDB waits the
+    budget of a run without a context (Powertools' own answer, 0, would allow none)."""
+
+    def __init__(self, aws_request_id: str) -> None:
+        self._aws_request_id = aws_request_id
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return int((dynamodb.INVOCATION_BUDGET_SECONDS + dynamodb.REPLY_MARGIN_SECONDS) * 1000)
 
 
 def request_id_of(event: dict[str, Any]) -> str:

@@ -357,7 +357,7 @@ def test_an_invocations_metrics_are_published_once_at_its_end(tables, gateway, e
 def test_publishing_metrics_costs_no_aws_request(tables, gateway, emf: Emf, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given every AWS API call of the process recorded by service
     services: list[str] = []
-    original = botocore.client.BaseClient._make_api_call
+    original = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]  # private: not in botocore-stubs
 
     this_thread = threading.get_ident()
 

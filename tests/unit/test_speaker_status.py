@@ -266,7 +266,9 @@ def test_every_time_in_the_speakers_messages_is_epoch_milliseconds(tables, gatew
     session_id, speaker = create_session()
     expires_at_s = int(tables.session(session_id)["expiresAt"])
     status_reply = body_of(send({"action": "getSessionStatus"}, speaker))
-    created = json.loads(runtime.connections().get(speaker).welcome)  # type: ignore[union-attr]
+    connection = runtime.connections().get(speaker)
+    assert connection is not None and connection.welcome is not None
+    created = json.loads(connection.welcome)
     assert status_reply["expiresAt"] == created["expiresAt"] == expires_at_s * 1000
     assert created["timestamp"] < created["expiresAt"]
     assert abs(status_reply["createdAt"] - status_reply["timestamp"]) < 60_000

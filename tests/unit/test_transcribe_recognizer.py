@@ -67,7 +67,8 @@ class Peer:
         for frame in connection:
             buffer.add_data(frame if isinstance(frame, bytes) else frame.encode())
             for message in buffer:
-                assert message.headers[":event-type"] == "AudioEvent"
+                headers: dict[str, Any] = message.headers  # type: ignore[assignment]  # botocore-stubs say int; it is a dict
+                assert headers[":event-type"] == "AudioEvent"
                 if not message.payload:  # the end of the audio
                     for reply in self.on_end:
                         connection.send(reply)

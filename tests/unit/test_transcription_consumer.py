@@ -279,7 +279,12 @@ def test_sendaudio_starts_a_consumer_once_and_none_while_one_holds_the_lease(
     tables, gateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     started: list[str] = []
-    monkeypatch.setattr(starter, "start", lambda session_id, *_args, **_kwargs: started.append(session_id) or True)
+
+    def start(session_id: str, *_args: Any, **_kwargs: Any) -> bool:
+        started.append(session_id)
+        return True
+
+    monkeypatch.setattr(starter, "start", start)
     clock = Clock.install(monkeypatch)
     session_id, speaker = create_session()
     # When a burst of chunks arrives with no consumer: one start (the memo covers the lease period)

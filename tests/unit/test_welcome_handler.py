@@ -54,9 +54,12 @@ def test_pending_welcomes_of_an_empty_event():
 
 def test_handler_posts_the_message_to_its_connection(monkeypatch, no_sleep):
     calls = []
-    monkeypatch.setattr(
-        connections_api, "post", lambda connection_id, data: calls.append((connection_id, data)) or True
-    )
+
+    def post(connection_id, data):
+        calls.append((connection_id, data))
+        return True
+
+    monkeypatch.setattr(connections_api, "post", post)
     result = welcome.handler({"Records": [record("INSERT", "conn-1", '{"type":"sessionCreated"}')]}, None)
     assert calls == [("conn-1", '{"type":"sessionCreated"}')]
     assert no_sleep == []
@@ -82,7 +85,12 @@ def test_a_410_before_the_handshake_completes_is_retried(monkeypatch, no_sleep):
 
 def test_a_connection_that_never_completes_is_given_up_after_bounded_retries(monkeypatch, no_sleep):
     calls = []
-    monkeypatch.setattr(connections_api, "post", lambda connection_id, data: calls.append(connection_id) or False)
+
+    def post(connection_id, data):
+        calls.append(connection_id)
+        return False
+
+    monkeypatch.setattr(connections_api, "post", post)
     welcome.handler({"Records": [record("INSERT", "conn-1", "{}")]}, None)
     assert len(calls) == len(HANDSHAKE_RETRY_DELAYS) + 1
     assert no_sleep == list(HANDSHAKE_RETRY_DELAYS)
@@ -108,7 +116,12 @@ def test_one_failing_post_does_not_stop_the_others(monkeypatch, no_sleep):
 
 def test_nothing_is_posted_for_records_without_a_welcome(monkeypatch, no_sleep):
     calls = []
-    monkeypatch.setattr(connections_api, "post", lambda *args: calls.append(args) or True)
+
+    def post(*args):
+        calls.append(args)
+        return True
+
+    monkeypatch.setattr(connections_api, "post", post)
     result = welcome.handler({"Records": [record("INSERT", "a"), record("MODIFY", "b", "m")]}, None)
     assert calls == []
     assert result == {"delivered": 0}
