@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml  # type: ignore[import-untyped]  # PyYAML ships no types, and types-PyYAML is no dev dependency
+import yaml
 
 from lambda_src.contract import limits, partial_result_fields, routes, wire
 from lambda_src.contract.errors import ErrorCode
