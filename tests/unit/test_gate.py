@@ -170,7 +170,7 @@ def test_pre_commit_runs_the_venv_tools_that_make_lint_runs() -> None:
 
 
 # The packages lint-imports reads (pyproject.toml's root_packages).
-IMPORT_ROOTS = ("lambda_src", "cdk_app", "session_client", "local_run", "bench")
+IMPORT_ROOTS = ("lambda_src", "cdk_app", "session_client", "local_run", "bench", "tests")
 
 
 def _lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
@@ -188,7 +188,7 @@ def _lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
 
 def _copy_of_the_packages(tmp_path: Path) -> Path:
     for package in IMPORT_ROOTS:
-        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__", ".*"))
     shutil.copy(PYPROJECT, tmp_path / "pyproject.toml")
     return tmp_path
 
