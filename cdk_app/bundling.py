@@ -110,7 +110,8 @@ def lock_command(target: LayerTarget) -> list[str]:
 def dev_lock_command() -> list[str]:
     """The command that writes the local venv's lock from ``requirements-dev.txt`` (``make lock``, after the layer's):
     universal (markers for every platform, the hashes of every file), for DEV_PYTHON_VERSION and later, with the
-    layer's lock as a constraint, so that a package of the layer is installed locally at the layer's version."""
+    layer's lock as a constraint, so that a package of the layer is installed locally at the layer's version;
+    wheels only, as ``make install`` installs."""
     return [
         sys.executable,
         "-m",
@@ -120,6 +121,9 @@ def dev_lock_command() -> list[str]:
         "--quiet",
         "--universal",
         "--generate-hashes",
+        # `make install` installs wheels only: a package that ships no wheel is refused here, not on a fresh clone.
+        "--only-binary",
+        ":all:",
         "--python-version",
         constants.DEV_PYTHON_VERSION,
         "--constraint",
