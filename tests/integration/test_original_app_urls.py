@@ -41,10 +41,10 @@ def test_the_speaker_apps_url_is_its_sessions_speaker_and_the_listener_apps_join
         creating_ws.close()
         receive_type(listener_ws, "speakerDisconnected")
         # When another user, and a token that does not verify, open the speaker app's URL for it
-        for token, status in ((service.token(user_id="someone-else"), 403), ("not-a-token", 401)):
+        for token, refused_with in ((service.token(user_id="someone-else"), 403), ("not-a-token", 401)):
             with pytest.raises(InvalidStatus) as refused:
                 speaker_app_socket(service, session_id, token)
-            assert refused.value.response.status_code == status
+            assert refused.value.response.status_code == refused_with
         # And the owner opens it
         with speaker_app_socket(service, session_id, service.token(user_id="speaker-app-user")) as speaker_ws:
             # Then the owner's socket is the speaker: sessionResumed, then the broadcast state
