@@ -287,7 +287,8 @@ def _replace_listener(
 
 
 def resume_session(session_id: str, caller: Caller) -> dict[str, Any]:
-    """The owner's new connection becomes the speaker again (after a drop); listeners are told."""
+    """The owner's new connection becomes the session's speaker: after a drop (listeners are told), or as the
+    speaker app's connection to its session (``$connect`` with ``sessionId`` and no ``action``)."""
     session_concerned(session_id)
     session = _live_session(session_id, caller.now_s)
     resumed = messages.session_resumed(session, caller.connection_id, caller.now_ms)

@@ -1,6 +1,11 @@
 """``$connect``: a plain connection, or a session created / joined / resumed, or a connection refreshed,
 straight from the query string.
 
+Without ``action``, a query string naming a session (``sessionId``) and no ``targetLanguage`` is the session's
+owner opening its speaker connection (the original speaker app's URL, ``?token=…&sessionId=…``): it is
+``resumeSession`` exactly, refusals included. A listener's URL carries ``targetLanguage``; without ``action`` it
+stays a plain connection, and its ``joinSession`` message joins (docs/decisions/0034-*).
+
 The handshake is refused with the error's status when the request is refused. API Gateway cannot deliver
 a message from inside ``$connect``, so the first message rides on the connection row and the welcome
 function posts it once the handshake has completed.
@@ -66,23 +71,38 @@ ACTIONS: dict[str | None, Action[Any]] = {
     RESUME_SESSION: Action(_parse_session_id, connections.resume_session, speaker=speaker_for("resuming a session")),
     None: Action(_nothing, _open_connection),
 }
+# No ``action``, a ``sessionId`` and no ``targetLanguage``: the owner's speaker connection, as resumeSession.
+SPEAKERS_CONNECTION: Action[Any] = Action(
+    _parse_session_id,
+    connections.resume_session,
+    speaker=speaker_for("opening a session's speaker connection (sessionId without targetLanguage)"),
+)
 
 
-@websocket_handler
-def handler(event: Event) -> Response:
-    params = query_parameters(event)
-    validation.check_field_sizes(params)
+def chosen_action(params: Mapping[str, Any]) -> Action[Any]:
+    """What the query string asks for: its ``action``; without one, the session's speaker connection when it
+    names a session but no ``targetLanguage`` (a listener's URL names one), else a plain connection."""
     action = params.get("action")
+    if action is None and wire.SESSION_ID in params and wire.TARGET_LANGUAGE not in params:
+        return SPEAKERS_CONNECTION
     if action not in ACTIONS:
         raise ServiceError(
             ErrorCode.UNKNOWN_ACTION,
             f"action must be one of {', '.join(CONNECT_ACTIONS)} (or absent), got {validation.shown(action)}",
             field="action",
         )
+    return ACTIONS[action]
+
+
+@websocket_handler
+def handler(event: Event) -> Response:
+    params = query_parameters(event)
+    validation.check_field_sizes(params)
+    action = chosen_action(params)
     now_ms = messages.now_ms()
     # Every accepted connection counts against its source address, in the same transaction.
     guards = tuple(rate_limits.connection_attempts(source_ip(event), now_ms // 1000))
-    ACTIONS[action](params, caller(event, now_ms, guards))
+    action(params, caller(event, now_ms, guards))
     return {"statusCode": 200}
 
 

@@ -389,6 +389,14 @@ def _resume():
     return lambda: connect_with({"action": "resumeSession", "sessionId": session_id}, user_id=OWNER)[1]
 
 
+def _speakers_socket():
+    """The speaker app's URL (``sessionId``, no action): resumeSession's path."""
+    session_id, speaker = create_session()
+    join(session_id)
+    assert drop(speaker)["statusCode"] == 200
+    return lambda: connect_with({"sessionId": session_id}, user_id=OWNER)[1]
+
+
 def _heartbeat_near_the_limit():
     opened = time.time_ns() // 1_000_000 - limits.REFRESH_REQUIRED_AT_MINUTES * MINUTE_MS
     connection = plain(connected_at_ms=opened)
@@ -423,6 +431,7 @@ ROUTES = [
     Route("refreshConnection listener", _refresh_listener, (GET, TRANSACT)),
     Route("refreshConnection speaker", _refresh_speaker, (GET, TRANSACT)),
     Route("resumeSession", _resume, (GET, TRANSACT, QUERY), after_commit=(QUERY,)),
+    Route("the speaker app's $connect", _speakers_socket, (GET, TRANSACT, QUERY), after_commit=(QUERY,)),
     Route("heartbeat near the limit", _heartbeat_near_the_limit, (UPDATE,), reply="heartbeatAck"),
     Route("plain $connect", _connect_plain, (PUT,)),
 ]
