@@ -83,6 +83,8 @@ async def main() -> None:
             f"@connections http://127.0.0.1:{run.http_port}/{run.assembly.stage})",
             flush=True,
         )
+        if run.http_api_url is not None:
+            print(f"HTTP API: {run.http_api_url}  (POST /sessions, GET /health, ...; docs/http-api.md)", flush=True)
         print(f"  console: {run.console_url}  (speaker and listener pages in a browser)", flush=True)
         for note in STAND_IN_NOTES:
             print(f"  stand-in: {note}", flush=True)

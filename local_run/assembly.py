@@ -1,7 +1,7 @@
 """Reads a synthesized cloud assembly (``cdk.out``) into what the local run needs: the WebSocket API's
-routes and authorizer, each function's handler, code and environment, the tables, the stream
-triggers and the scheduled rules. Nothing here knows this project's names: any CloudFormation WebSocket
-API whose integrations are Python Lambda functions from local assets can be run this way.
+routes and authorizer, the HTTP APIs (``local_run.http_api``), each function's handler, code and environment,
+the tables, the stream triggers and the scheduled rules. Nothing here knows this project's names: any
+CloudFormation WebSocket API whose integrations are Python Lambda functions from local assets can be run this way.
 
 Scheduled rules: every ``AWS::Events::Rule`` with a ``ScheduleExpression`` whose ``State`` is not
 ``DISABLED`` becomes one :class:`ScheduledTrigger` per target that is a function of the assembly (other
@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from local_run.http_api import HttpApiDefinition, read_http_apis
 
 LOCAL_REGION = "us-east-1"
 LOCAL_ACCOUNT = "000000000000"
@@ -154,6 +156,8 @@ class Assembly:
     triggers: list[StreamTrigger]
     user_pools: dict[str, str] = field(default_factory=dict)  # local pool id -> its first app client id
     schedules: list[ScheduledTrigger] = field(default_factory=list)
+    # The template's HTTP APIs (local_run.http_api), served on the WebSocket API's port.
+    http_apis: list[HttpApiDefinition] = field(default_factory=list)
 
     def user_pools_with_clients(self) -> dict[str, str]:
         return dict(self.user_pools)
@@ -277,6 +281,8 @@ class _Reader:
         api_host = f"{LOCAL_API_ID}.execute-api.{LOCAL_REGION}.amazonaws.com"
         text = text.replace(f"https://{api_host}", self.addresses.http_base)
         text = text.replace(f"wss://{api_host}", f"ws://127.0.0.1:{self.addresses.websocket_port}")
+        # A user pool's issuer, as Cognito names it, is the local pool's issuer (its JWKS served on the HTTP port).
+        text = text.replace(f"https://cognito-idp.{LOCAL_REGION}.amazonaws.com/", f"{self.addresses.http_base}/")
         return text.replace(f"https://127.0.0.1:{self.addresses.http_port}", self.addresses.http_base)
 
     def referenced(self, value: Any, kind: str) -> str | None:
@@ -328,6 +334,7 @@ class _Reader:
             triggers=self.triggers(),
             user_pools=self.user_pools(),
             schedules=self.schedules(functions),
+            http_apis=read_http_apis(self),
         )
 
     def user_pools(self) -> dict[str, str]:

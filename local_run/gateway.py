@@ -41,6 +41,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from local_run import http_api
 from local_run.assembly import (
     LOCAL_ACCOUNT,
     LOCAL_API_ID,
@@ -51,6 +52,8 @@ from local_run.assembly import (
     matches,
 )
 
+# A request head longer than this is handed to websockets' parser as it is (which refuses it).
+MAX_REQUEST_HEAD_BYTES: Final = 64 * 1024
 MAX_FRAME_BYTES = 128 * 1024 * 4  # larger than API Gateway's limit, so handlers see and refuse big frames
 WORKERS_PER_FUNCTION = 8
 # Lambda's Invoke API (what botocore's lambda client calls, at AWS_ENDPOINT_URL_LAMBDA): POST
@@ -86,15 +89,28 @@ def console_origins(http_port: int) -> frozenset[str]:
     return frozenset(f"http://{host}" for host in own_hosts(http_port))
 
 
-def foreign_request(host: str | None, origin: str | None, port: int, http_port: int) -> str | None:
+def loopback_origin(origin: str) -> bool:
+    """Whether ``origin`` is a page served from this machine's loopback address (any port)."""
+    scheme, _, rest = origin.lower().partition("://")
+    name, _, port = rest.partition(":")
+    return scheme == "http" and name in LOOPBACK_NAMES and (port == "" or port.isdigit())
+
+
+def foreign_request(
+    host: str | None, origin: str | None, port: int, http_port: int, *, apps_origins: bool = False
+) -> str | None:
     """Why a request to the server on ``port`` is refused (a ``Host`` that is not the run's own address, an
     ``Origin`` other than the console's), or None. A request without ``Origin`` (any non-browser client, a
-    browser's top-level navigation) is judged by its ``Host`` alone."""
+    browser's top-level navigation) is judged by its ``Host`` alone. ``apps_origins``: the APIs the apps call (the
+    WebSocket and HTTP APIs) also answer a page of any other loopback origin, so that apps served from another
+    local port work (a DNS-rebound page carries its own name, not a loopback one)."""
     if (host or "").lower() not in own_hosts(port):
         return f"Host {host!r} is not this run's address"
-    if origin is not None and origin.lower() not in console_origins(http_port):
-        return f"Origin {origin!r} is not the console's"
-    return None
+    if origin is None or origin.lower() in console_origins(http_port):
+        return None
+    if apps_origins and loopback_origin(origin):
+        return None
+    return f"Origin {origin!r} is not the console's" + (" nor a loopback page's" if apps_origins else "")
 
 
 def browser_request(headers: Mapping[str, str]) -> str | None:
@@ -106,6 +122,56 @@ def browser_request(headers: Mapping[str, str]) -> str | None:
     if not headers.get("authorization", "").startswith(SIGV4_AUTHORIZATION):
         return "an AWS API request must be SigV4-signed"
     return None
+
+
+class _BodyHoldingConnection(ServerConnection):
+    """A connection of the WebSocket API's port that also takes the HTTP API's requests, bodies included.
+
+    websockets' handshake parser refuses a request with a body (it closes the connection unanswered), so the body
+    of a request is held back here: the head goes on to the parser without ``Content-Length``, the body waits in
+    ``request_body`` for ``process_request``, which answers it. A WebSocket handshake has no body and passes
+    unchanged."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.request_body = b""
+        self._pending: bytearray | None = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        if self._pending is None:
+            super().data_received(data)
+            return
+        self._pending += data
+        end = self._pending.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._pending) > MAX_REQUEST_HEAD_BYTES:
+                self._pass_on(bytes(self._pending))
+            return
+        head, rest = bytes(self._pending[: end + 4]), bytes(self._pending[end + 4 :])
+        lines = head.split(b"\r\n")
+        lengths = [line.split(b":", 1)[1].strip() for line in lines if line.lower().startswith(b"content-length:")]
+        length = int(lengths[0]) if lengths and lengths[0].isdigit() else 0
+        if length > http_api.MAX_BODY_BYTES:
+            status, body = http_api.PAYLOAD_TOO_LARGE
+            self._pending = None
+            self.transport.write(_serialized(http_api.answer(status, body)))
+            self.transport.close()
+            return
+        if len(rest) < length:
+            return
+        self.request_body = rest[:length]
+        kept = [line for line in lines if not line.lower().startswith(b"content-length:")]
+        self._pass_on(b"\r\n".join(kept) + rest[length:])
+
+    def _pass_on(self, data: bytes) -> None:
+        self._pending = None
+        super().data_received(data)
+
+
+def _serialized(reply: http_api.HttpAnswer) -> bytes:
+    head = [f"HTTP/1.1 {reply.status} {HTTPStatus(reply.status).phrase}", f"Content-Length: {len(reply.body)}"]
+    head += [f"{name}: {value}" for name, value in reply.headers] + ["Connection: close", "", ""]
+    return "\r\n".join(head).encode("latin-1") + reply.body
 
 
 class FunctionError(Exception):
@@ -294,6 +360,7 @@ class LocalGateway:
         self._tasks: list[asyncio.Task[Any]] = []
         self._invocations: set[asyncio.Task[Any]] = set()  # scheduled runs in flight
         self._request_ids = itertools.count(1)
+        self._jwt = http_api.JwtVerifier(self._issuer_keys)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -307,6 +374,7 @@ class LocalGateway:
                 max_size=MAX_FRAME_BYTES,
                 ping_interval=None,
                 open_timeout=HANDSHAKE_TIMEOUT_SECONDS,
+                create_connection=_BodyHoldingConnection,
             )
         )
         self._servers.append(await asyncio.start_server(self._http, BIND_ADDRESS, self.http_port))
@@ -363,12 +431,21 @@ class LocalGateway:
         """Refuses a foreign ``Host`` or ``Origin`` before anything runs (API Gateway does not check ``Origin``,
         but a page that may open a speaker's connection here could use the run's dev tokens: Cross-Site
         WebSocket Hijacking), then runs the authorizer and ``$connect`` as API Gateway does."""
+        upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
         reason = foreign_request(
-            request.headers.get("Host"), request.headers.get("Origin"), self.websocket_port, self.http_port
+            request.headers.get("Host"),
+            request.headers.get("Origin"),
+            self.websocket_port,
+            self.http_port,
+            apps_origins=True,
         )
         if reason is not None:
-            return _json_response(HTTPStatus.FORBIDDEN, _refused("WebSocket handshake", request.path, reason))
+            kind = "WebSocket handshake" if upgrade else f"HTTP API {request.method}"
+            return _json_response(HTTPStatus.FORBIDDEN, _refused(kind, request.path, reason))
         url = urlsplit(request.path)
+        if not upgrade and self.assembly.http_apis:
+            body = connection.request_body if isinstance(connection, _BodyHoldingConnection) else b""
+            return _as_response(await self._http_api(request.method, url.path, url.query, request.headers, body))
         if url.path.rstrip("/") != f"/{self.assembly.stage}":
             return connection.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
         query = dict(parse_qsl(url.query, keep_blank_values=True)) or None
@@ -394,8 +471,8 @@ class LocalGateway:
                 return _json_response(500, {"message": "Internal server error"})
             status = int((result or {}).get("statusCode", 200)) if isinstance(result, dict) else 200
             if not 200 <= status < 300:
-                body = result.get("body") if isinstance(result, dict) else None
-                return _raw_response(status, body or "")
+                refusal = result.get("body") if isinstance(result, dict) else None
+                return _raw_response(status, refusal or "")
         self.clients[client.connection_id] = client
         connection.local_client = client  # type: ignore[attr-defined]
         return None
@@ -510,6 +587,86 @@ class LocalGateway:
             return True
         except ConnectionClosed:
             return False
+
+    # -- the HTTP APIs, on the WebSocket API's port ------------------------------------------------------
+    @property
+    def http_api_url(self) -> str | None:
+        """The first HTTP API's base URL (None: the assembly has none)."""
+        if not self.assembly.http_apis:
+            return None
+        stage = self.assembly.http_apis[0].stage
+        prefix = "" if stage == http_api.DEFAULT_STAGE else f"/{stage}"
+        return f"http://{BIND_ADDRESS}:{self.websocket_port}{prefix}"
+
+    async def _http_api(
+        self, method: str, path: str, query: str, request_headers: Headers, body: bytes
+    ) -> http_api.HttpAnswer:
+        """One request to the assembly's HTTP APIs, as API Gateway answers it (local_run.http_api)."""
+        headers: dict[str, str] = {}
+        for name, value in request_headers.raw_items():
+            key = name.lower()
+            headers[key] = f"{headers[key]},{value}" if key in headers else value
+        for api in self.assembly.http_apis:
+            inner = api.path_under_stage(path)
+            if inner is None:
+                continue
+            if method == "OPTIONS" and (preflight := http_api.preflight(api.cors, headers)) is not None:
+                return preflight
+            found = api.route(method, inner)
+            if found is None:
+                continue
+            route, parameters = found
+            return http_api.with_cors(
+                api.cors,
+                headers,
+                await self._http_api_route(api, route, parameters, method, path, query, headers, body),
+            )
+        status, message = http_api.NOT_FOUND
+        return http_api.answer(status, message)
+
+    async def _http_api_route(
+        self,
+        api: http_api.HttpApiDefinition,
+        route: http_api.HttpRouteDefinition,
+        parameters: dict[str, str],
+        method: str,
+        path: str,
+        query: str,
+        headers: dict[str, str],
+        body: bytes,
+    ) -> http_api.HttpAnswer:
+        claims = None
+        if route.authorizer is not None:
+            claims = self._jwt.claims(route.authorizer, headers)
+            if claims is None:
+                status, message = http_api.UNAUTHORIZED
+                return http_api.answer(status, message, (("www-authenticate", "Bearer"),))
+        event = http_api.event(
+            route,
+            method=method,
+            raw_path=path,
+            raw_query=query,
+            headers=headers,
+            body=body,
+            path_parameters=parameters,
+            claims=claims,
+            stage=api.stage,
+            api_id=LOCAL_API_ID,
+            account_id=LOCAL_ACCOUNT,
+        )
+        try:
+            result = await self.runtimes[route.function].invoke(event)
+        except FunctionError:
+            status, message = http_api.INTERNAL_ERROR
+            return http_api.answer(status, message)
+        return http_api.from_result(result)
+
+    def _issuer_keys(self, issuer: str) -> dict[str, Any] | None:
+        """The JWKS of a user pool's issuer served by this run (``http://127.0.0.1:HTTP_PORT/<pool>``)."""
+        base = f"http://{BIND_ADDRESS}:{self.http_port}/"
+        if self._jwks is None or not issuer.startswith(base):
+            return None
+        return self._jwks(issuer.removeprefix(base))
 
     # -- HTTP: @connections, JWKS and the console --------------------------------------------------
     async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -754,6 +911,11 @@ def _refused(request: str, path: str, reason: str) -> dict[str, str]:
     """The body of a 403 for a request from where the run does not answer; the refusal is logged."""
     print(f"local gateway refused {request} {path}: {reason}", file=sys.stderr)
     return {"message": "Forbidden", "reason": reason}
+
+
+def _as_response(reply: http_api.HttpAnswer) -> Response:
+    headers = Headers([*reply.headers, ("Content-Length", str(len(reply.body))), ("Connection", "close")])
+    return Response(reply.status, HTTPStatus(reply.status).phrase, headers, reply.body)
 
 
 def _json_response(status: int, body: dict[str, Any]) -> Response:

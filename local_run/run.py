@@ -156,6 +156,12 @@ class LocalRun:
         return self.gateway.url
 
     @property
+    def http_api_url(self) -> str | None:
+        """The HTTP API's base URL (on the WebSocket API's port), None when the stack has none."""
+        assert self.gateway is not None
+        return self.gateway.http_api_url
+
+    @property
     def console_url(self) -> str:
         """The web console's index (speaker and listener pages), served beside ``@connections``."""
         assert self.console is not None
