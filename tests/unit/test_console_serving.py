@@ -276,13 +276,31 @@ def test_a_websocket_handshake_from_a_foreign_origin_or_host_is_refused_before_c
             statuses = [
                 await _handshake(gateway, origin=Origin(ATTACKER)),
                 await _handshake(gateway, origin=None, host="rebound.example"),
+                await _handshake(gateway, origin=Origin("null")),
+                await _handshake(gateway, origin=Origin(f"http://localhost.attacker.example:{gateway.http_port}")),
             ]
             return statuses, connect
 
     statuses, connect = asyncio.run(scenario())
-    # Then both handshakes are refused with 403, and $connect never ran
-    assert statuses == [HTTPStatus.FORBIDDEN, HTTPStatus.FORBIDDEN]
+    # Then every handshake is refused with 403, and $connect never ran
+    assert statuses == [HTTPStatus.FORBIDDEN] * 4
     assert connect.calls == []
+
+
+def test_an_app_served_from_another_loopback_port_opens_a_websocket_connection() -> None:
+    # Given the original speaker app served by its own dev server on this machine (another loopback port)
+    async def scenario() -> tuple[list[int], FakeRuntime]:
+        async with gateway_serving_the_console([]) as (gateway, connect):
+            statuses = [
+                await _handshake(gateway, origin=Origin("http://localhost:5173")),
+                await _handshake(gateway, origin=Origin("http://127.0.0.1:3000")),
+            ]
+            return statuses, connect
+
+    statuses, connect = asyncio.run(scenario())
+    # Then its connections open, through $connect (the console's dev token stays the console's own: see above)
+    assert statuses == [101, 101]
+    assert len(connect.calls) == 2
 
 
 def test_the_consoles_pages_and_clients_without_origin_open_websocket_connections() -> None:
