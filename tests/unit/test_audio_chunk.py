@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from lambda_src.contract import schema
+from lambda_src.contract import limits, schema
 from lambda_src.handlers import message
 from tests.support.helpers import body_of, message_event
-from tests.unit.flows import Clock, create_session, error_of
+from tests.unit.flows import Clock, create_session, error_of, join, send
 
 PCM = b"\x01\x02" * 4096  # 4096 samples: one of the speaker app's chunks (256 ms at 16 kHz)
 AUDIO = base64.b64encode(PCM).decode("ascii")
@@ -171,3 +171,23 @@ def test_the_format_fields_are_optional_each_on_its_own(tables, speaker, clock: 
         body = {"action": "audioChunk", "sessionId": session_id, "audioData": AUDIO, "timestamp": index, name: value}
         assert body_of(deliver(body, connection_id, connected_at, clock.now_ms))["accepted"] is True
     assert len(tables.audio_chunks_items()) == len(spelt_out)
+
+
+def test_an_audio_chunk_from_a_listener_is_forbidden_and_writes_nothing(tables, speaker, clock: Clock) -> None:
+    # The same checks as sendAudio: only the session's speaker connection may send audio
+    session_id, _, _ = speaker
+    listener = join(session_id)
+    reply = deliver(app_chunk(session_id, 1), listener, clock.now_ms, clock.now_ms)
+    assert error_of(reply) == (403, "FORBIDDEN")
+    assert tables.audio_chunks_items() == []
+
+
+def test_an_audio_chunk_while_the_broadcast_is_paused_is_dropped_without_a_number(
+    tables, speaker, clock: Clock
+) -> None:
+    session_id, connection_id, connected_at = speaker
+    assert body_of(send({"action": "pauseBroadcast"}, connection_id))["isPaused"] is True
+    clock.advance(limits.AUDIO_SESSION_CACHE_MS / 1000)
+    reply = deliver(app_chunk(session_id, 1), connection_id, connected_at, clock.now_ms)
+    assert body_of(reply) == {"type": "audioReceived", "accepted": False, "reason": "paused"}
+    assert tables.audio_chunks_items() == []
