@@ -184,11 +184,12 @@ class StateRestored(BroadcastState):
 
 @dataclass(frozen=True)
 class AudioReceived(ServerMessage):
-    """The reply to each ``sendAudio``: stored (``accepted``), or dropped and why (``reason``)."""
+    """The reply to each ``sendAudio``: stored (``accepted``), or dropped and why (``reason``). ``sequence_number``
+    is the chunk's, None for a chunk sent without one (the service numbers nothing; this client always numbers)."""
 
     TYPE: ClassVar[str] = "audioReceived"
-    sequence_number: int
     accepted: bool
+    sequence_number: int | None = None
     reason: str | None = None
 
 

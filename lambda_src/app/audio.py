@@ -1,5 +1,7 @@
-"""``sendAudio``: the speaker's audio, chunk by chunk, into the session's audio buffer (the AudioChunks table),
-from which the session's transcription consumer reads it in order (``docs/decisions/0001-...``).
+"""``sendAudio`` (and ``audioChunk``, the original speaker app's name for it): the speaker's audio, chunk by chunk,
+into the session's audio buffer (the AudioChunks table), from which the session's transcription consumer reads it
+in order (``docs/decisions/0001-...``): by sequence number, or by arrival for a chunk sent without one
+(``docs/decisions/0034-...``).
 
 A few chunks arrive every second, so a chunk costs one write: what the checks need of the session (its speaker
 connection, whether it is active, the broadcast state) is read at most once per ``AUDIO_SESSION_CACHE_MS`` per
@@ -10,6 +12,7 @@ new connection is checked against a fresh read, not one that still names its old
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from lambda_src import runtime
@@ -77,9 +80,14 @@ def send_audio(request: SpeakerRequest[SendAudioRequest], caller: Caller) -> dic
             received_at_ms=caller.now_ms,
             chunk_id=chunk.chunk_id,
             client_timestamp_ms=chunk.timestamp_ms,
+            arrived_at_ms=caller.arrived_at_ms,
+            # Without the gateway's request id (never so behind API Gateway), a random one keeps chunks apart.
+            request_id=caller.request_id or secrets.token_hex(8),
         )
     )
-    if not stored:
+    # An unnumbered chunk's key holds its own request's id: when it is taken, it was this request's own retry after
+    # an unanswered attempt that stored it (a client's resend is another request, stored again).
+    if not stored and chunk.sequence_number is not None:
         metrics.duplicate_audio_chunk()
         logger.info(
             "duplicate audio chunk dropped",

@@ -130,5 +130,9 @@ SESSION_ID_ATTEMPTS: Final = 5
 QUALITY_TIERS: Final = ("standard", "premium")
 DEFAULT_QUALITY_TIER: Final = "standard"
 
-# The speaker app's audio format: 16-bit little-endian mono PCM at 16 kHz.
+# The speaker app's audio format: 16-bit little-endian mono PCM at 16 kHz, the one format the service takes. A chunk
+# may say so (``audioChunk``'s ``format``, ``encoding``, ``sampleRate``, ``channels``); saying anything else is refused.
 SAMPLE_RATE_HZ: Final = 16_000
+AUDIO_FORMAT: Final = "pcm"
+AUDIO_ENCODING: Final = "s16le"
+AUDIO_CHANNELS: Final = 1

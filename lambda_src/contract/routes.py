@@ -26,6 +26,8 @@ SET_VOLUME: Final = "setVolume"
 SPEAKER_STATE_CHANGE: Final = "speakerStateChange"
 # The speaker's audio, chunk by chunk, into the session's audio buffer.
 SEND_AUDIO: Final = "sendAudio"
+# The original speaker app's name for it: the same chunk, unnumbered, with its audio format spelt out.
+AUDIO_CHUNK: Final = "audioChunk"
 CHANGE_LANGUAGE: Final = "changeLanguage"
 SWITCH_LANGUAGE: Final = "switchLanguage"
 PAUSE_PLAYBACK: Final = "pausePlayback"
@@ -50,6 +52,7 @@ MESSAGE_ROUTES: Final = (
     SET_VOLUME,
     SPEAKER_STATE_CHANGE,
     SEND_AUDIO,
+    AUDIO_CHUNK,
     CHANGE_LANGUAGE,
     SWITCH_LANGUAGE,
     PAUSE_PLAYBACK,

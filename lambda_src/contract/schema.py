@@ -129,8 +129,13 @@ AUDIO_CHUNKS_PARTITION_KEY: Final = "sessionId"
 # (AUDIO_CHUNK_SORT_KEY_WIDTHS), so that the string order is the order of the audio: a speaker's sequence numbers
 # count per connection, and a refreshed or resumed speaker's new connection (connected later) starts again at 0
 # after the old one's chunks, never on them (the connection id keeps even two connections of one millisecond apart).
+# A chunk sent without a sequence number is placed by its arrival instead (decision record 0035):
+# ``<connectedAt>#<connectionId>#t<arrivedAt>.<clientTimestamp>.<requestId>``, the gateway's time of the request and,
+# for two of one millisecond, the client's own time stamp (0 when it gave none), then the request's id, which keeps
+# every request's chunk apart. The mark sorts after digits: a connection's unnumbered chunks follow its numbered ones.
 AUDIO_CHUNKS_SORT_KEY: Final = "sequence"
 AUDIO_CHUNK_SORT_KEY_WIDTHS: Final = (15, 16)  # epoch milliseconds until the year 33658; 2**53 - 1
+AUDIO_CHUNK_ARRIVAL_MARK: Final = "t"
 AUDIO_CHUNKS_TTL_ATTRIBUTE: Final = "expiresAt"
 
 # The audio buffer: the speaker's chunks of each session in order, written by the message function (one
@@ -147,6 +152,18 @@ def audio_chunk_sort_key(connected_at_ms: int, connection_id: str, sequence_numb
     """A chunk's sort key: its connection's ``connectedAt`` and id, and its sequence number."""
     connected_width, sequence_width = AUDIO_CHUNK_SORT_KEY_WIDTHS
     return f"{connected_at_ms:0{connected_width}d}#{connection_id}#{sequence_number:0{sequence_width}d}"
+
+
+def audio_chunk_arrival_key(
+    connected_at_ms: int, connection_id: str, arrived_at_ms: int, client_timestamp_ms: int | None, request_id: str
+) -> str:
+    """An unnumbered chunk's sort key: its connection's ``connectedAt`` and id, then when it arrived, the client's
+    time stamp and the request's id (``#`` taken out: it separates the key's parts)."""
+    connected_width, number_width = AUDIO_CHUNK_SORT_KEY_WIDTHS
+    arrival = (
+        f"{arrived_at_ms:0{connected_width}d}.{client_timestamp_ms or 0:0{number_width}d}.{request_id.replace('#', '')}"
+    )
+    return f"{connected_at_ms:0{connected_width}d}#{connection_id}#{AUDIO_CHUNK_ARRIVAL_MARK}{arrival}"
 
 
 TABLES: Final = (SESSIONS, CONNECTIONS, RATE_LIMITS, AUDIO_CHUNKS)

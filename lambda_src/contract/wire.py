@@ -20,6 +20,11 @@ AUDIO_DATA: Final = "audioData"
 SEQUENCE_NUMBER: Final = "sequenceNumber"
 CHUNK_ID: Final = "chunkId"
 TIMESTAMP: Final = "timestamp"
+# What a chunk may say of its audio (the original speaker app's ``audioChunk`` says all four).
+AUDIO_FORMAT: Final = "format"
+AUDIO_ENCODING: Final = "encoding"
+SAMPLE_RATE: Final = "sampleRate"
+CHANNELS: Final = "channels"
 
 # Why a session ended (``sessionEnded.reason``).
 ENDED_BY_SPEAKER: Final = "endedBySpeaker"

@@ -59,9 +59,24 @@ def authorized_user_id(event: Event) -> str | None:
     return user_id if isinstance(user_id, str) and user_id else None
 
 
+def request_time_ms(event: Event) -> int | None:
+    """When API Gateway received the request (``requestTimeEpoch``, epoch ms), when the event says."""
+    value = request_context(event).get("requestTimeEpoch")
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def caller(event: Event, now_ms: int, guards: tuple[Guarded, ...] = ()) -> Caller:
     """Who sent this request (read once per event), at ``now_ms``."""
-    return Caller(connection_id(event), connected_at_ms(event), authorized_user_id(event), now_ms, guards)
+    request_id = request_context(event).get("requestId")
+    return Caller(
+        connection_id(event),
+        connected_at_ms(event),
+        authorized_user_id(event),
+        now_ms,
+        guards,
+        request_time_ms=request_time_ms(event),
+        request_id=request_id if isinstance(request_id, str) else "",
+    )
 
 
 def query_parameters(event: Event) -> dict[str, str]:

@@ -13,6 +13,7 @@ from lambda_src.app import audio, connections, fanout, speaker
 from lambda_src.contract import function_settings
 from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.contract.routes import (
+    AUDIO_CHUNK,
     CHANGE_LANGUAGE,
     CREATE_SESSION,
     DEFAULT,
@@ -113,6 +114,8 @@ ACTIONS: dict[str, Action[Any]] = {
     # The speaker's audio into the session's buffer (refused unless this connection is the session's speaker;
     # dropped while the broadcast is paused, muted or at volume 0).
     SEND_AUDIO: Action(audio.parse, audio.send_audio),
+    # The original speaker app's chunk (unnumbered, its format spelt out): the same request, the same reply.
+    AUDIO_CHUNK: Action(audio.parse, audio.send_audio),
     # A listener's own controls: its row's target language, and playback acknowledged to it alone.
     CHANGE_LANGUAGE: Action(_parse_language, connections.change_language),
     SWITCH_LANGUAGE: Action(_parse_language, connections.change_language),

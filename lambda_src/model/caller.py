@@ -24,13 +24,21 @@ Reply = dict[str, Any]
 class Caller:
     """The connection a request arrived on, its speaker identity (the user id the authorizer returned on
     ``$connect``; None for a listener), the request's time, and what else its transaction must count
-    (``guards``: on ``$connect``, the source address's connection limit)."""
+    (``guards``: on ``$connect``, the source address's connection limit). ``arrived_at_ms`` and ``request_id``
+    are the gateway's own stamp of the request (``requestTimeEpoch``, ``requestId``): when it reached the API,
+    whichever execution environment runs it and however late (``now_ms`` when the event has none)."""
 
     connection_id: str
     connected_at_ms: int
     user_id: str | None
     now_ms: int
     guards: tuple[Guarded, ...] = ()
+    request_time_ms: int | None = None
+    request_id: str = ""
+
+    @property
+    def arrived_at_ms(self) -> int:
+        return self.now_ms if self.request_time_ms is None else self.request_time_ms
 
     @property
     def now_s(self) -> int:

@@ -166,10 +166,13 @@ def language_changed(session_id: str, target_language: str, timestamp_ms: int) -
     return session_event("languageChanged", session_id, timestamp_ms, targetLanguage=target_language)
 
 
-def audio_received(sequence_number: int, dropped_because: str | None = None) -> dict[str, Any]:
-    """The speaker's reply to each ``sendAudio``, kept small (a few arrive every second): the chunk's sequence
-    number and whether it was stored; when not, why (no time stamp: the client knows when it sent it)."""
-    message: dict[str, Any] = {"type": "audioReceived", "sequenceNumber": sequence_number}
+def audio_received(sequence_number: int | None, dropped_because: str | None = None) -> dict[str, Any]:
+    """The speaker's reply to each ``sendAudio`` and ``audioChunk``, kept small (a few arrive every second): the
+    chunk's sequence number (none for a chunk sent without one: the service numbers nothing, decision record 0035)
+    and whether it was stored; when not, why (no time stamp: the client knows when it sent it)."""
+    message: dict[str, Any] = {"type": "audioReceived"}
+    if sequence_number is not None:
+        message["sequenceNumber"] = sequence_number
     if dropped_because is None:
         return message | {"accepted": True}
     return message | {"accepted": False, "reason": dropped_because}

@@ -22,10 +22,14 @@ from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.contract.schema import ROLE_LISTENER, ROLE_SPEAKER
 from lambda_src.contract.wire import (
     AUDIO_DATA,
+    AUDIO_ENCODING,
+    AUDIO_FORMAT,
+    CHANNELS,
     CHUNK_ID,
     PREVIOUS_CONNECTION_ID,
     QUALITY_TIER,
     ROLE,
+    SAMPLE_RATE,
     SEQUENCE_NUMBER,
     SESSION_ID,
     SOURCE_LANGUAGE,
@@ -64,10 +68,11 @@ class JoinSessionRequest:
 
 @dataclass(frozen=True)
 class SendAudioRequest:
-    """One ``sendAudio`` chunk: the decoded PCM and what the client numbered and stamped it with."""
+    """One ``sendAudio`` (or ``audioChunk``) chunk: the decoded PCM and what the client numbered and stamped it
+    with; no number when it gave none (the chunk is then placed by its arrival)."""
 
     pcm: bytes
-    sequence_number: int
+    sequence_number: int | None
     chunk_id: str | None
     timestamp_ms: int | None
 
@@ -278,13 +283,26 @@ def parse_speaker_state_change(fields: Mapping[str, Any]) -> BroadcastChange:
 _MAX_AUDIO_BASE64_CHARACTERS = 4 * -(-limits.MAX_AUDIO_CHUNK_BYTES // 3)
 
 
+# What a chunk may say of its audio, and the one answer the service takes for each (its audio format).
+_AUDIO_FORMAT_FIELDS: tuple[tuple[str, object], ...] = (
+    (AUDIO_FORMAT, limits.AUDIO_FORMAT),
+    (SAMPLE_RATE, limits.SAMPLE_RATE_HZ),
+    (CHANNELS, limits.AUDIO_CHANNELS),
+    (AUDIO_ENCODING, limits.AUDIO_ENCODING),
+)
+
+
 def parse_send_audio(fields: Mapping[str, Any]) -> SendAudioRequest:
-    """Validate ``sendAudio``: ``audioData`` strict base64 of whole 16-bit samples, MIN_AUDIO_CHUNK_BYTES to
-    MAX_AUDIO_CHUNK_BYTES decoded (``INVALID_AUDIO_FORMAT``); ``sequenceNumber`` a JSON integer from 0 to
-    MAX_AUDIO_SEQUENCE_NUMBER; optional ``chunkId`` (a string) and ``timestamp`` (a JSON integer, epoch ms)."""
+    """Validate ``sendAudio`` and ``audioChunk`` (the original speaker app's name for it): ``audioData`` strict
+    base64 of whole 16-bit samples, MIN_AUDIO_CHUNK_BYTES to MAX_AUDIO_CHUNK_BYTES decoded
+    (``INVALID_AUDIO_FORMAT``); optional ``sequenceNumber`` (a JSON integer from 0 to MAX_AUDIO_SEQUENCE_NUMBER),
+    ``chunkId`` (a string) and ``timestamp`` (a JSON integer, epoch ms); optional ``format``, ``sampleRate``,
+    ``channels`` and ``encoding``, each of which, when given, must name the one format the service takes (pcm,
+    16000, 1, s16le: a chunk that says it is anything else is refused rather than fed to the recognizer as noise)."""
     check_field_sizes({name: value for name, value in fields.items() if name != AUDIO_DATA})
-    sequence_number = _parse_json_integer(SEQUENCE_NUMBER, fields.get(SEQUENCE_NUMBER), required=True)
-    assert sequence_number is not None  # required
+    sequence_number = _parse_json_integer(SEQUENCE_NUMBER, fields.get(SEQUENCE_NUMBER), required=False)
+    for name, expected in _AUDIO_FORMAT_FIELDS:
+        _check_audio_format(name, fields.get(name), expected)
     chunk_id = fields.get(CHUNK_ID)
     if chunk_id is not None and not isinstance(chunk_id, str):
         raise ServiceError(
@@ -292,6 +310,22 @@ def parse_send_audio(fields: Mapping[str, Any]) -> SendAudioRequest:
         )
     timestamp_ms = _parse_json_integer(TIMESTAMP, fields.get(TIMESTAMP), required=False)
     return SendAudioRequest(_parse_audio(fields.get(AUDIO_DATA)), sequence_number, chunk_id, timestamp_ms)
+
+
+def _check_audio_format(name: str, value: Any, expected: object) -> None:
+    """Absent, or exactly ``expected`` (a string as it is spelt, a number as a JSON integer: not 1.0, not "1",
+    not true)."""
+    if value is None:
+        return
+    if type(value) is type(expected) and value == expected:
+        return
+    wanted = f'"{expected}"' if isinstance(expected, str) else f"the JSON integer {expected}"
+    raise ServiceError(
+        ErrorCode.INVALID_PARAMETERS,
+        f"{name} must be {wanted} (the service takes {limits.AUDIO_CHANNELS}-channel "
+        f"{limits.AUDIO_ENCODING} {limits.AUDIO_FORMAT} at {limits.SAMPLE_RATE_HZ} Hz), got {shown(value)}",
+        field=name,
+    )
 
 
 def _parse_audio(value: Any) -> bytes:

@@ -144,17 +144,22 @@ def message_event(
     route_key: str = "$default",
     user_id: str | None = None,
     connected_at_ms: int | None = None,
+    request_time_ms: int | None = None,
+    request_id: str | None = None,
 ) -> dict[str, Any]:
-    """A ``MESSAGE`` event; ``body`` is sent as is when a string, JSON-encoded otherwise."""
+    """A ``MESSAGE`` event; ``body`` is sent as is when a string, JSON-encoded otherwise. ``request_time_ms`` and
+    ``request_id``: the gateway's stamp of the request (``requestTimeEpoch``; a fresh id unless given)."""
     context: dict[str, Any] = {
         "routeKey": route_key,
         "eventType": "MESSAGE",
         "connectionId": connection_id,
         "connectedAt": connected_at_ms if connected_at_ms is not None else time.time_ns() // 1_000_000,
-        "requestId": f"req-{next(_ids)}",
+        "requestId": request_id if request_id is not None else f"req-{next(_ids)}",
         "stage": "test",
         "messageId": f"msg-{next(_ids)}",
     }
+    if request_time_ms is not None:
+        context["requestTimeEpoch"] = request_time_ms
     if user_id is not None:
         context["authorizer"] = {"userId": user_id, "principalId": user_id}
     return {

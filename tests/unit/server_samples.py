@@ -61,6 +61,7 @@ def built_by_the_service() -> list[dict[str, Any]]:
         messages.session_event("playbackResumed", SESSION_ID, NOW_MS),
         messages.audio_received(7),
         messages.audio_received(8, wire.AUDIO_DUPLICATE),
+        messages.audio_received(None),  # a chunk sent without a number
         messages.transcript(SESSION_ID, Segment("a1.r1-0", "hello every", True, 0.72, 0.0), NOW_MS),
         messages.transcript(SESSION_ID, Segment("a1.r1-0", "hello everyone", False, None, 0.0), NOW_MS),
         messages.caption(SESSION_ID, "a1.r1-0", "en", "es", "hola a todos", False, NOW_MS),

@@ -124,6 +124,16 @@ def test_limits_and_enums_are_the_codes() -> None:
     )
     assert audio["sequenceNumber"]["maximum"] == audio["timestamp"]["maximum"] == limits.MAX_AUDIO_SEQUENCE_NUMBER
     assert audio["chunkId"]["maxLength"] == limits.MAX_FIELD_LENGTH
+    # The audio format a chunk may spell out is the one the service takes, for sendAudio and audioChunk alike
+    for action in (routes.SEND_AUDIO, routes.AUDIO_CHUNK):
+        spelt_out = CLIENT_MESSAGES[action]["properties"]
+        assert [resolve(spelt_out[name])["const"] for name in ("format", "sampleRate", "channels", "encoding")] == [
+            limits.AUDIO_FORMAT,
+            limits.SAMPLE_RATE_HZ,
+            limits.AUDIO_CHANNELS,
+            limits.AUDIO_ENCODING,
+        ]
+        assert "sequenceNumber" not in CLIENT_MESSAGES[action]["required"]
     assert schemas["Token"]["maxLength"] == limits.MAX_TOKEN_LENGTH
     assert schemas["SessionId"]["pattern"] == validation.SESSION_ID_PATTERN.pattern
     assert schemas["QualityTier"]["enum"] == list(limits.QUALITY_TIERS)

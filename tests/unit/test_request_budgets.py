@@ -8,7 +8,8 @@ heartbeat 0, and 1 when the 2-hour notices start; leave and listener disconnect 
 1 + 1 lookup + one query per page of the listener index; a broadcast action 1 (2 the first time a process serves
 a speaker that does not name its session) + one query per page of the listener index when it changed the state;
 changeLanguage 1; pausePlayback / resumePlayback 1; sendAudio 1 write per chunk, plus the session read at most once
-per second (and the connection's session looked up once per process when the chunk does not name it); a chunk
+per second (and the connection's session looked up once per process when the chunk does not name it), the same for
+an unnumbered chunk and for audioChunk (placed by its arrival: no read of what came before); a chunk
 dropped while paused writes nothing. Captions: the listener index read once per audience window (one query per
 page), whatever the number of segments, and one post per listener and segment; a downstream broadcast to one
 language one query page of that language's entries (none when its listeners are given).
@@ -337,6 +338,35 @@ def test_chunks_within_a_second_cost_one_put_each_and_the_session_is_read_once(
         for sequence_number in range(chunks, 2 * chunks):
             assert _chunk(sequence_number, connected_at, **fields)["accepted"] is True
     assert next_second.by_operation == {"PutItem": chunks, "GetItem": 1}
+
+
+def test_an_unnumbered_audio_chunk_costs_one_put_as_send_audio_does(tables, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the speaker app's chunks: no sequence number, the session named, the format spelt out
+    session_id, connected_at, clock = _audio_speaker(tables, monkeypatch)
+    chunks = 10
+    body = {
+        "action": "audioChunk",
+        "sessionId": session_id,
+        "audioData": AUDIO_DATA,
+        "format": "pcm",
+        "sampleRate": 16000,
+        "channels": 1,
+        "encoding": "s16le",
+    }
+    with DynamoDBRequests() as within_a_second:
+        for index in range(chunks):
+            event = message_event(
+                {**body, "timestamp": clock.now_ms},
+                connection_id="speaker-conn",
+                route_key="audioChunk",
+                connected_at_ms=connected_at,
+                request_time_ms=clock.now_ms,
+            )
+            assert body_of(message.handler(event, None)) == {"type": "audioReceived", "accepted": True}, index
+            clock.advance(limits.AUDIO_SESSION_CACHE_MS / 1000 / (chunks + 1))
+    # Then each chunk is one write, and the session is read once: placing a chunk by its arrival reads nothing
+    assert within_a_second.by_operation == {"PutItem": chunks, "GetItem": 1}
+    assert len(tables.audio_chunks_items()) == chunks
 
 
 def test_a_pause_takes_effect_within_a_second_and_dropped_chunks_write_nothing(

@@ -187,7 +187,6 @@ def test_the_size_bounds_themselves_are_allowed(tables, speaker) -> None:
 @pytest.mark.parametrize(
     ("fields", "field"),
     [
-        ({"sequenceNumber": None}, "sequenceNumber"),
         ({"sequenceNumber": "1"}, "sequenceNumber"),
         ({"sequenceNumber": 1.0}, "sequenceNumber"),
         ({"sequenceNumber": 1.5}, "sequenceNumber"),

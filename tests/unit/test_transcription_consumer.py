@@ -657,3 +657,98 @@ def test_chunk_0_of_a_refreshed_speaker_connection_stored_after_chunk_1_is_fed_i
     assert the_consumer.run() == IDLE
     # Then both of its chunks were fed, in order
     assert [word for recognizer in run.recognizers for word in recognizer.fed] == ["hello", "new", "world"]
+
+
+def test_unnumbered_chunks_are_fed_in_arrival_order_as_soon_as_they_are_read(tables, gateway) -> None:
+    # Given a speaker's unnumbered chunks (the original app's audioChunk) that reached the API 256 ms apart, and
+    # were written by concurrent invocations in another order
+    from lambda_src.handlers import message
+    from tests.support.helpers import message_event
+
+    session_id, speaker = create_session()
+    words = ["good", "morning", "every", "one"]
+    first_arrival = time.time_ns() // 1_000_000
+    for index in [1, 0, 3, 2]:
+        body = {"action": "audioChunk", "sessionId": session_id, "audioData": word_chunk(words[index])}
+        event = message_event(
+            body,
+            connection_id=speaker,
+            route_key="audioChunk",
+            connected_at_ms=CONNECTED_AT[speaker],
+            request_time_ms=first_arrival + 256 * index,
+        )
+        assert body_of(message.handler(event, None)) == {"type": "audioReceived", "accepted": True}
+    run, fake = Run(), FakeTime()
+    fed_at_poll: list[int] = []
+    the_consumer = consumer(session_id, run, fake)
+    open_scripted = the_consumer.open_recognizer
+
+    def open_recognizer(session: Session) -> ScriptedRecognizer:
+        recognizer = open_scripted(session)
+        assert isinstance(recognizer, ScriptedRecognizer)
+        feed = recognizer.feed
+
+        def timed_feed(pcm: bytes) -> list[RecognitionResult]:
+            fed_at_poll.append(fake.sleeps)
+            return feed(pcm)
+
+        recognizer.feed = timed_feed  # type: ignore[method-assign]
+        return recognizer
+
+    the_consumer.open_recognizer = open_recognizer
+    # When its consumer runs
+    assert the_consumer.run() == IDLE
+    # Then the recognizer heard them in the order they arrived, all at the first poll: no gap is waited for
+    assert run.recognizers[0].fed == words
+    assert fed_at_poll == [0, 0, 0, 0]
+    assert transcripts(gateway, speaker)[-1]["text"] == "good morning every one"
+    # And its position is the last one's arrival key
+    assert tables.session(session_id)["transcriberCursor"] == tables.audio_chunks_items()[-1]["sequence"]
+
+
+def speak_unnumbered(connection_id: str, session_id: str, words: list[str], arrived_at_ms: int) -> None:
+    """The speaker's connection sends the words as the original app does (``audioChunk``, no sequence number), one
+    chunk each, reaching the API 256 ms apart from ``arrived_at_ms``."""
+    from lambda_src.handlers import message
+    from tests.support.helpers import message_event
+
+    for index, word in enumerate(words):
+        event = message_event(
+            {"action": "audioChunk", "sessionId": session_id, "audioData": word_chunk(word)},
+            connection_id=connection_id,
+            route_key="audioChunk",
+            connected_at_ms=CONNECTED_AT[connection_id],
+            request_time_ms=arrived_at_ms + 256 * index,
+        )
+        assert body_of(message.handler(event, None)) == {"type": "audioReceived", "accepted": True}
+
+
+def test_a_connection_that_goes_from_numbered_to_unnumbered_chunks_is_fed_all_of_them_in_that_order(
+    tables, gateway
+) -> None:
+    # Given a speaker connection that numbered its first chunks, then sent unnumbered ones
+    session_id, speaker = create_session()
+    speak(speaker, ["good", "morning"])
+    speak_unnumbered(speaker, session_id, ["every", "one"], time.time_ns() // 1_000_000)
+    # When its consumer runs
+    run = Run()
+    assert consumer(session_id, run, FakeTime()).run() == IDLE
+    # Then the recognizer heard the numbered chunks, then the unnumbered ones
+    assert run.recognizers[0].fed == ["good", "morning", "every", "one"]
+
+
+def test_numbered_chunks_a_connection_sends_after_unnumbered_ones_go_before_them_or_not_at_all(tables, gateway) -> None:
+    # Given a speaker connection that sent unnumbered chunks, then numbered ones, all stored before its consumer
+    # reads: a connection's numbered chunks are placed before its unnumbered ones (decision record 0035)
+    session_id, speaker = create_session()
+    speak_unnumbered(speaker, session_id, ["every", "one"], time.time_ns() // 1_000_000)
+    speak(speaker, ["good", "morning"])
+    run = Run()
+    assert consumer(session_id, run, FakeTime()).run() == IDLE
+    assert run.recognizers[0].fed == ["good", "morning", "every", "one"]
+    # When it sends more numbered chunks after the consumer read its unnumbered ones
+    speak(speaker, ["hello", "again"], first=2)
+    run = Run()
+    assert consumer(session_id, run, FakeTime()).run() == IDLE
+    # Then they are behind the consumer's position, as a late chunk is: never fed
+    assert [word for recognizer in run.recognizers for word in recognizer.fed] == []

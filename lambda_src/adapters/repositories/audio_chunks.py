@@ -15,34 +15,49 @@ from lambda_src.contract.schema import (
     AUDIO_CHUNKS_PARTITION_KEY,
     AUDIO_CHUNKS_SORT_KEY,
     AUDIO_CHUNKS_TTL_ATTRIBUTE,
+    audio_chunk_arrival_key,
     audio_chunk_sort_key,
 )
 
 
 @dataclass(frozen=True)
 class AudioChunk:
-    """One chunk as the speaker's connection sent it: raw PCM (decoded), its sequence number on that connection,
-    and the client's own ``chunkId`` and ``timestamp`` when it gave them."""
+    """One chunk as the speaker's connection sent it: raw PCM (decoded), its sequence number on that connection
+    (None when the client gave none: the chunk is then placed by ``arrived_at_ms``, the gateway's time of its
+    request, and ``request_id``), and the client's own ``chunkId`` and ``timestamp`` when it gave them."""
 
     session_id: str
     connection_id: str
     connected_at_ms: int
-    sequence_number: int
+    sequence_number: int | None
     pcm: bytes
     received_at_ms: int
     chunk_id: str | None = None
     client_timestamp_ms: int | None = None
+    arrived_at_ms: int | None = None
+    request_id: str = ""
+
+    @property
+    def key(self) -> str:
+        """Its sort key: by sequence number, or by arrival when unnumbered (``schema.audio_chunk_arrival_key``)."""
+        if self.sequence_number is not None:
+            return audio_chunk_sort_key(self.connected_at_ms, self.connection_id, self.sequence_number)
+        arrived_at_ms = self.received_at_ms if self.arrived_at_ms is None else self.arrived_at_ms
+        return audio_chunk_arrival_key(
+            self.connected_at_ms, self.connection_id, arrived_at_ms, self.client_timestamp_ms, self.request_id
+        )
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
             AUDIO_CHUNKS_PARTITION_KEY: self.session_id,
-            AUDIO_CHUNKS_SORT_KEY: audio_chunk_sort_key(self.connected_at_ms, self.connection_id, self.sequence_number),
+            AUDIO_CHUNKS_SORT_KEY: self.key,
             "connectionId": self.connection_id,
-            "sequenceNumber": self.sequence_number,
             "audio": self.pcm,
             "receivedAt": self.received_at_ms,
             AUDIO_CHUNKS_TTL_ATTRIBUTE: self.received_at_ms // 1000 + limits.AUDIO_CHUNK_LIFETIME_SECONDS,
         }
+        if self.sequence_number is not None:
+            item["sequenceNumber"] = self.sequence_number
         if self.chunk_id is not None:
             item["chunkId"] = self.chunk_id
         if self.client_timestamp_ms is not None:
@@ -53,11 +68,12 @@ class AudioChunk:
 @dataclass(frozen=True)
 class StoredChunk:
     """A chunk as the consumer reads it back: its sort key, the connection's part of it (a sequence counts per
-    connection), its sequence number, the PCM and when it arrived (epoch ms)."""
+    connection), its sequence number (None for a chunk placed by its arrival), the PCM and when it arrived (epoch
+    ms)."""
 
     key: str
     connection_key: str
-    sequence_number: int
+    sequence_number: int | None
     pcm: bytes
     received_at_ms: int
 
@@ -65,10 +81,11 @@ class StoredChunk:
     def from_item(cls, item: dict[str, Any]) -> StoredChunk:
         key = str(item[AUDIO_CHUNKS_SORT_KEY])
         audio = item.get("audio", b"")
+        sequence_number = item.get("sequenceNumber")
         return cls(
             key=key,
             connection_key=key.rpartition("#")[0],
-            sequence_number=int(item.get("sequenceNumber", 0)),
+            sequence_number=None if sequence_number is None else int(sequence_number),
             pcm=bytes(audio.value if hasattr(audio, "value") else audio),
             received_at_ms=int(item.get("receivedAt", 0)),
         )

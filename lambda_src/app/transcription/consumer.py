@@ -16,7 +16,8 @@ whose lease is no longer its own stops at once: it delivers nothing more and let
 The loop: read the chunks after the last one released (one Query page; at once again while pages come full,
 otherwise every ``TRANSCRIBER_POLL_SECONDS``), put them back in sequence order per speaker connection
 (:class:`~lambda_src.model.chunk_sequencer.ChunkSequencer`: a gap waits a moment, then is given up; a
-connection's sequence is awaited from 0, or from after the recorded position), feed them to the recognizer
+connection's sequence is awaited from 0, or from after the recorded position; a chunk sent without a number is
+placed by its arrival and goes on as read, in key order), feed them to the recognizer
 (opened with the session's source language on the first chunk) unless the broadcast is paused, muted or at
 volume 0, run its results through the processor, and deliver what the processor forwards. A store that does not
 answer (throttled past its retries) is asked again after the wait it advises. The consumer stops when the session
@@ -106,6 +107,7 @@ class Consumer:
     _sequencers: dict[str, ChunkSequencer] = field(default_factory=dict)
     _waiting: dict[tuple[str, int], StoredChunk] = field(default_factory=dict)  # read, not yet released
     _ready: list[tuple[str, int]] = field(default_factory=list)  # released as they arrived
+    _by_arrival: list[StoredChunk] = field(default_factory=list)  # unnumbered: released as read, in key order
     _stream: _Stream | None = None
     _open_failed_at: float = float("-inf")
     _lease_until: float = float("-inf")  # until when its last take or renewal holds the lease (its own clock)
@@ -247,6 +249,13 @@ class Consumer:
         """Hand the chunks not seen yet to their connection's sequencer; whether there were any."""
         fresh = False
         for chunk in page:
+            if chunk.sequence_number is None:
+                # Placed by its arrival (decision record 0035): its key is its place, so it goes on as read, with
+                # no gap to wait for and nothing to put back in order.
+                self._by_arrival.append(chunk)
+                fresh = True
+                metrics.audio_hand_off(max(0.0, now * 1000 - chunk.received_at_ms))
+                continue
             place = (chunk.connection_key, chunk.sequence_number)
             if place in self._waiting:
                 continue  # held behind a gap, read again
@@ -276,8 +285,9 @@ class Consumer:
 
     def _released(self, now: float) -> list[StoredChunk]:
         """The chunks that can go on now, in buffer order (a gap given up is logged and counted)."""
-        out = [self._waiting.pop(place) for place in self._ready]
+        out = [self._waiting.pop(place) for place in self._ready] + self._by_arrival
         self._ready.clear()
+        self._by_arrival = []
         for connection_key, sequencer in self._sequencers.items():
             missing = sequencer.counters.missing
             for sequence, _pcm in sequencer.tick(now):
