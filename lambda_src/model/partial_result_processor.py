@@ -178,11 +178,11 @@ class PartialResultProcessor:
         out: list[Segment] = []
         if result.is_partial:
             for index, items in enumerate(sentences):
-                self._partial(self._segment(result, index, state, now), items, now)
+                self._partial(self._segment(result, index, state, now, items), items, now)
         else:
             state.final = True
             for index, items in enumerate(sentences):
-                segment = self._segment(result, index, state, now)
+                segment = self._segment(result, index, state, now, items)
                 if items and not segment.final:
                     segment.end_time = items[-1].end_time
                 out.extend(self._final(segment, _text(items), now))
@@ -226,13 +226,16 @@ class PartialResultProcessor:
         return _ordered(out)
 
     # -- segments --------------------------------------------------------------------------------------
-    def _segment(self, result: RecognitionResult, index: int, state: _Result, now: float) -> _Segment:
+    def _segment(
+        self, result: RecognitionResult, index: int, state: _Result, now: float, items: list[Item] | None = None
+    ) -> _Segment:
+        """The segment of ``result``'s sentence ``index`` (opened at its first word: a later sentence of the
+        result starts where its own words do, not where the result does)."""
         segment_id = f"{result.result_id}-{index}"
         segment = self._segments.get(segment_id)
         if segment is None:
-            segment = _Segment(
-                segment_id, self._policy, result.start_time, result.start_time, opened_at=now, updated_at=now
-            )
+            start = items[0].start_time if items else result.start_time
+            segment = _Segment(segment_id, self._policy, start, start, opened_at=now, updated_at=now)
             self._segments[segment_id] = self._open[segment_id] = segment
             state.segments.append(segment_id)
         return segment
