@@ -34,12 +34,12 @@ DAY_S = 86_400
 
 def vtt_cues(document: str) -> list[Any]:
     """The cues of a WebVTT document, as a WebVTT parser (strict) reads them."""
-    return list(webvtt.from_buffer(io.StringIO(document), strict=True))
+    return webvtt.from_buffer(io.StringIO(document), strict=True).captions
 
 
 def srt_cues(document: str) -> list[Any]:
     """The cues of a SubRip document, as a SubRip parser reads them."""
-    return list(webvtt.from_buffer(io.StringIO(document), format="srt"))
+    return webvtt.from_buffer(io.StringIO(document), format="srt").captions
 
 
 # --- the documents ------------------------------------------------------------------------------------------
