@@ -1,4 +1,4 @@
-"""Transcripts to take home (decision record 0034): each final segment of a session recorded as it is delivered,
+"""Transcripts to take home (decision record 0035): each final segment of a session recorded as it is delivered,
 and the session's owner reading it as a document in one language, or deleting it.
 
 Recording (:class:`TranscriptRecorder`, one per transcription consumer): each final segment with text, in the

@@ -124,7 +124,7 @@ TRANSCRIBER_HANDOVER_SECONDS: Final = 30
 # How often a consumer publishes its metrics (one EMF line), besides at its end.
 TRANSCRIBER_METRICS_SECONDS: Final = 10
 
-# Transcripts (``lambda_src.app.transcripts``, decision record 0034): each final segment of a session, in its
+# Transcripts (``lambda_src.app.transcripts``, decision record 0035): each final segment of a session, in its
 # source language and every language it was captioned in, kept this many days after the session started (TTL),
 # unless an environment sets ``TRANSCRIPT_RETENTION_DAYS``.
 DEFAULT_TRANSCRIPT_RETENTION_DAYS: Final = 7

@@ -2,7 +2,7 @@
 
 A transcript is the session's final segments in the order they were delivered, each with when it was said
 (milliseconds from the session's start) and its text in the session's source language and in every language it was
-captioned in (decision record 0034). A document in one language holds one cue per segment that has text in that
+captioned in (decision record 0035). A document in one language holds one cue per segment that has text in that
 language; a segment said while nobody listened in that language, or whose translation failed, has none there. A
 language with no segment at all is an empty document (a WebVTT header alone), not an error: a language gains its
 first segment when its first listener joins, and the caller cannot tell the difference beforehand.

@@ -1,6 +1,6 @@
 """The Transcripts table: each final segment of a session, one item with its text in every language it has
 (``schema.TRANSCRIPTS``), written in batches by the session's transcription consumer, read and deleted by the
-session's owner; TTL removes them the retention after the session started (decision record 0034)."""
+session's owner; TTL removes them the retention after the session started (decision record 0035)."""
 
 from __future__ import annotations
 
