@@ -1,5 +1,5 @@
-"""The Sessions, Connections, RateLimits, AudioChunks and Transcripts tables: keys, TTL, encryption, stream, index and data
-protection."""
+"""The Sessions, Connections, RateLimits, AudioChunks and Transcripts tables: keys, TTL, encryption, stream, index
+and data protection."""
 
 from __future__ import annotations
 
@@ -79,9 +79,9 @@ def test_transcripts_table_shape_in_every_environment(deployed_any: Synthesized)
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
     assert properties["SSESpecification"] == expected_encryption(deployed_any)
-    assert properties["SSESpecification"] == _properties(deployed_any, deployed_any.sessions_table_id)[
-        "SSESpecification"
-    ]
+    assert (
+        properties["SSESpecification"] == _properties(deployed_any, deployed_any.sessions_table_id)["SSESpecification"]
+    )
     assert "GlobalSecondaryIndexes" not in properties
     assert "StreamSpecification" not in properties
     # And its point-in-time recovery, deletion protection and retention are the environment's
