@@ -169,6 +169,7 @@ def create_tables(client: Any, prefix: str) -> dict[str, str]:
         function_settings.ENV_CONNECTIONS_TABLE: names[schema.CONNECTIONS.construct_id],
         function_settings.ENV_RATE_LIMITS_TABLE: names[schema.RATE_LIMITS.construct_id],
         function_settings.ENV_AUDIO_CHUNKS_TABLE: names[schema.AUDIO_CHUNKS.construct_id],
+        function_settings.ENV_TRANSCRIPTS_TABLE: names[schema.TRANSCRIPTS.construct_id],
     }
 
 

@@ -44,6 +44,7 @@ DELETE: Final = "dynamodb:DeleteItem"
 CONDITION_CHECK: Final = "dynamodb:ConditionCheckItem"
 QUERY: Final = "dynamodb:Query"
 SCAN: Final = "dynamodb:Scan"
+BATCH_WRITE: Final = "dynamodb:BatchWriteItem"
 
 KMS_DECRYPT: Final = "kms:Decrypt"
 # What a role with item or index actions on a table with a customer managed key needs of that key.
@@ -118,14 +119,25 @@ FUNCTION_TABLE_ACCESS: Final[Mapping[str, tuple[TableAccess, ...]]] = {
         TableAccess(schema.CONNECTIONS, index_actions={_LISTENERS_INDEX: {QUERY}}),
     ),
     # The transcription consumer: its lease on the session (conditional Update returning the item; a GetItem-free
-    # renewal), the audio buffer read in order (Query on the table's own key), and what a fan-out to listeners
-    # needs to clean up after a gone one (row read and removed, the session counted down).
+    # renewal), the audio buffer read in order (Query on the table's own key), what a fan-out to listeners
+    # needs to clean up after a gone one (row read and removed, the session counted down), and the final segments
+    # recorded in the session's transcript (BatchWriteItem of puts; never a read).
     "transcriber": (
         TableAccess(schema.SESSIONS, {UPDATE}),
         TableAccess(schema.AUDIO_CHUNKS, {QUERY}),
         TableAccess(schema.CONNECTIONS, {GET, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
+        TableAccess(schema.TRANSCRIPTS, {BATCH_WRITE}),
     ),
 }
+
+# What a function serving ``read_transcript`` and ``delete_transcript`` (``lambda_src.app.transcripts``: the HTTP
+# API's transcript routes) needs: the session read for its owner (GetItem), the transcript's segments read (Query
+# on the table's own key) and deleted (BatchWriteItem of deletes). ``SessionTables.grant_access(function,
+# TRANSCRIPT_ACCESS)``.
+TRANSCRIPT_ACCESS: Final = (
+    TableAccess(schema.SESSIONS, {GET}),
+    TableAccess(schema.TRANSCRIPTS, {QUERY, BATCH_WRITE}),
+)
 
 # A downstream processor (transcription, translation): a session's settings (``lambda_src.downstream``)
 # and its listeners by target language (the listeners index).

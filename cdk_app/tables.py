@@ -26,9 +26,9 @@ _STREAMS = {
 
 class SessionTables(Construct):
     """Sessions (one item per session), Connections (one row per open WebSocket connection), RateLimits
-    (one counter per limit and time window) and AudioChunks (the speaker's audio of each session, in order, kept
-    minutes). ``key``: the customer managed key that encrypts them, or None for
-    the AWS managed key."""
+    (one counter per limit and time window), AudioChunks (the speaker's audio of each session, in order, kept
+    minutes) and Transcripts (each session's final segments, kept days). ``key``: the customer managed key that
+    encrypts them, or None for the AWS managed key."""
 
     def __init__(
         self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, key: kms.IKey | None = None
@@ -41,6 +41,7 @@ class SessionTables(Construct):
         self.connections = self._build_table(schema.CONNECTIONS)
         self.rate_limits = self._build_table(schema.RATE_LIMITS)
         self.audio_chunks = self._build_table(schema.AUDIO_CHUNKS)
+        self.transcripts = self._build_table(schema.TRANSCRIPTS)
 
     def _build_table(self, definition: schema.TableDefinition) -> dynamodb.Table:
         config = self._config

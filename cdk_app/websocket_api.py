@@ -159,6 +159,7 @@ class SessionWebSocketApi(Construct):
             function_settings.ENV_CONNECTIONS_TABLE: self._tables.connections.table_name,
             function_settings.ENV_RATE_LIMITS_TABLE: self._tables.rate_limits.table_name,
             function_settings.ENV_AUDIO_CHUNKS_TABLE: self._tables.audio_chunks.table_name,
+            function_settings.ENV_TRANSCRIPTS_TABLE: self._tables.transcripts.table_name,
         }
         # Every per-environment setting, from the one table the functions read them by.
         for setting in function_settings.FUNCTION_SETTINGS:

@@ -12,6 +12,7 @@ from lambda_src.adapters.repositories.audio_chunks import AudioChunksRepository
 from lambda_src.adapters.repositories.connections import ConnectionsRepository
 from lambda_src.adapters.repositories.rate_limits import RateLimitsRepository
 from lambda_src.adapters.repositories.sessions import SessionsRepository
+from lambda_src.adapters.repositories.transcripts import TranscriptsRepository
 from lambda_src.adapters.transcription import starter
 from lambda_src.contract import function_settings, limits
 from lambda_src.model.session import Session
@@ -35,6 +36,11 @@ def rate_limits() -> RateLimitsRepository:
 @cache
 def audio_chunks() -> AudioChunksRepository:
     return AudioChunksRepository(function_settings.load().audio_chunks_table)
+
+
+@cache
+def transcripts() -> TranscriptsRepository:
+    return TranscriptsRepository(function_settings.load().transcripts_table)
 
 
 # Sessions a process remembers at once (each entry is a few hundred bytes; a process serves few speakers).
@@ -86,6 +92,7 @@ def reset() -> None:
         connections,
         rate_limits,
         audio_chunks,
+        transcripts,
         session_reads,
         function_settings.load,
         dynamodb.client,

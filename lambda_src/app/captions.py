@@ -26,7 +26,7 @@ function's and are published by :func:`lambda_src.platform.metrics.flush`, which
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 
 from lambda_src.adapters.translation import TranslationError, Translator
@@ -43,7 +43,9 @@ from lambda_src.protocol import messages
 class DeliveryReport:
     """What became of one segment: target ``languages`` with listeners (the source language included), of which
     ``translated`` and ``translation_failures``; captions ``posted`` (that arrived), listeners found ``gone`` (410
-    past the handshake: counted out) or still ``handshaking`` (410 within it: left alone), posts ``failed``."""
+    past the handshake: counted out) or still ``handshaking`` (410 within it: left alone), posts ``failed``;
+    and the caption's ``texts`` by language (the source text, or the translation that went out: what the
+    session's transcript keeps)."""
 
     segment_id: str
     languages: int = 0
@@ -53,6 +55,7 @@ class DeliveryReport:
     gone: int = 0
     handshaking: int = 0
     failed: int = 0
+    texts: dict[str, str] = field(default_factory=dict)
 
     def add(self, broadcast: BroadcastReport) -> None:
         self.posted += broadcast.delivered
@@ -151,6 +154,7 @@ class CaptionDelivery:
     ) -> None:
         """Start posting the caption in ``language`` to its listeners (in flight while other languages translate)."""
         listeners = self._audience.get(language, [])
+        report.texts[language] = text
         caption = messages.caption(
             self.session_id, segment.segment_id, self.source_language, language, text, segment.is_partial, now_ms
         )

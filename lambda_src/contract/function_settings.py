@@ -53,6 +53,10 @@ def _hours_to_seconds(raw: str) -> int:
     return int(float(raw) * 3600)
 
 
+def _days_to_seconds(raw: str) -> int:
+    return int(float(raw) * 86400)
+
+
 def _languages(raw: str) -> frozenset[str]:
     return parse_language_list(raw) if raw.strip() else SUPPORTED_LANGUAGES
 
@@ -152,6 +156,17 @@ SESSION_ID_VOCABULARY: Final = FunctionSetting(
     choices=tuple(session_id_words.VOCABULARIES),
 )
 
+# How long a session's transcript is kept after the session started (DynamoDB's TTL on the Transcripts table).
+TRANSCRIPT_RETENTION_DAYS: Final = FunctionSetting(
+    "transcript_retention_days",
+    "TRANSCRIPT_RETENTION_DAYS",
+    int,
+    limits.DEFAULT_TRANSCRIPT_RETENTION_DAYS,
+    "transcript_retention_seconds",
+    read=_days_to_seconds,
+    minimum=1,
+)
+
 FUNCTION_SETTINGS: Final = (
     SESSION_LIFETIME_HOURS,
     MAX_LISTENERS_PER_SESSION,
@@ -163,6 +178,7 @@ FUNCTION_SETTINGS: Final = (
     SESSION_ID_VOCABULARY,
     MAX_SESSION_LIFETIME_HOURS,
     MAX_ACTIVE_SESSIONS_PER_SPEAKER,
+    TRANSCRIPT_RETENTION_DAYS,
 )
 
 # Set by the stack from its own resources, not configured per environment.
@@ -170,6 +186,7 @@ ENV_SESSIONS_TABLE: Final = "SESSIONS_TABLE"
 ENV_CONNECTIONS_TABLE: Final = "CONNECTIONS_TABLE"
 ENV_RATE_LIMITS_TABLE: Final = "RATE_LIMITS_TABLE"
 ENV_AUDIO_CHUNKS_TABLE: Final = "AUDIO_CHUNKS_TABLE"
+ENV_TRANSCRIPTS_TABLE: Final = "TRANSCRIPTS_TABLE"
 ENV_CALLBACK_URL: Final = "CALLBACK_URL"
 # The speaker tokens' verifier (the stack's user pool, or the local dev issuer): its JWKS, issuer and app client.
 ENV_JWKS_URL: Final = "TOKEN_JWKS_URL"
@@ -188,6 +205,7 @@ ENV_SUPPORTED_LANGUAGES: Final = SUPPORTED_LANGUAGES_SETTING.env_var
 ENV_SESSION_ID_VOCABULARY: Final = SESSION_ID_VOCABULARY.env_var
 ENV_MAX_SESSION_LIFETIME_HOURS: Final = MAX_SESSION_LIFETIME_HOURS.env_var
 ENV_MAX_ACTIVE_SESSIONS_PER_SPEAKER: Final = MAX_ACTIVE_SESSIONS_PER_SPEAKER.env_var
+ENV_TRANSCRIPT_RETENTION_DAYS: Final = TRANSCRIPT_RETENTION_DAYS.env_var
 
 
 def defaults() -> dict[str, int | str]:
@@ -211,7 +229,9 @@ class Settings:
     session_id_vocabulary: str
     max_session_lifetime_seconds: int
     max_active_sessions_per_speaker: int
+    transcript_retention_seconds: int
     audio_chunks_table: str = ""
+    transcripts_table: str = ""
 
     @property
     def lifetime_ceiling_seconds(self) -> int:
@@ -230,5 +250,6 @@ def load() -> Settings:
         callback_url=env.get(ENV_CALLBACK_URL) or None,
         rate_limits_table=env.get(ENV_RATE_LIMITS_TABLE, ""),  # only the route functions use it
         audio_chunks_table=env.get(ENV_AUDIO_CHUNKS_TABLE, ""),
+        transcripts_table=env.get(ENV_TRANSCRIPTS_TABLE, ""),  # the transcriber and the transcript routes
         **{setting.attribute: setting.parse(env.get(setting.env_var)) for setting in FUNCTION_SETTINGS},
     )

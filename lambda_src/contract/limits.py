@@ -124,6 +124,18 @@ TRANSCRIBER_HANDOVER_SECONDS: Final = 30
 # How often a consumer publishes its metrics (one EMF line), besides at its end.
 TRANSCRIBER_METRICS_SECONDS: Final = 10
 
+# Transcripts (``lambda_src.app.transcripts``, decision record 0036): each final segment of a session, in its
+# source language and every language it was captioned in, kept this many days after the session started (TTL),
+# unless an environment sets ``TRANSCRIPT_RETENTION_DAYS``.
+DEFAULT_TRANSCRIPT_RETENTION_DAYS: Final = 7
+# BatchWriteItem's most items a request, and the requests made for the items it leaves unprocessed (throttled):
+# the segments waiting when a write starts go in one request; what is still unprocessed after the last attempt is
+# counted (``TranscriptWriteFailures``) and logged, never waited for by captions.
+TRANSCRIPT_BATCH_SIZE: Final = 25
+TRANSCRIPT_WRITE_ATTEMPTS: Final = 4
+# The shortest cue a transcript document gives a segment (a recognizer may time a one-word final to nothing).
+MIN_TRANSCRIPT_CUE_MS: Final = 500
+
 # Session ids: conditional writes retried on collision, bounded well inside the function timeout.
 SESSION_ID_ATTEMPTS: Final = 5
 

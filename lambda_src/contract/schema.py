@@ -166,4 +166,38 @@ def audio_chunk_arrival_key(
     return f"{connected_at_ms:0{connected_width}d}#{connection_id}#{AUDIO_CHUNK_ARRIVAL_MARK}{arrival}"
 
 
-TABLES: Final = (SESSIONS, CONNECTIONS, RATE_LIMITS, AUDIO_CHUNKS)
+TRANSCRIPTS_PARTITION_KEY: Final = "sessionId"
+# ``<session createdAt>#<deliveredAt>#<n>#<segmentId>``, the numbers zero-padded (TRANSCRIPT_SORT_KEY_WIDTHS): a
+# session's segments in the order they were delivered, and a session id reused by a later session (after the
+# first one's item expired) kept apart from it by its own creation time.
+TRANSCRIPTS_SORT_KEY: Final = "segment"
+TRANSCRIPT_SORT_KEY_WIDTHS: Final = (15, 15, 6)
+TRANSCRIPTS_TTL_ATTRIBUTE: Final = "expiresAt"
+
+# Transcripts: one item per final segment (its source text and each captioned language's translation, its times
+# and the session's owner), written in batches by the transcription consumer, read and deleted by the session's
+# owner; TTL removes them the retention after the session started (``TRANSCRIPT_RETENTION_DAYS``).
+TRANSCRIPTS: Final = TableDefinition(
+    construct_id="Transcripts",
+    partition_key=KeyAttribute(TRANSCRIPTS_PARTITION_KEY),
+    sort_key=KeyAttribute(TRANSCRIPTS_SORT_KEY),
+    ttl_attribute=TRANSCRIPTS_TTL_ATTRIBUTE,
+)
+
+
+def transcript_sort_key(session_created_at_ms: int, delivered_at_ms: int, number: int, segment_id: str) -> str:
+    """A transcript segment's sort key: its session's ``createdAt``, when it was delivered, its number among the
+    segments its consumer delivered at that millisecond, and its id (unique in the session)."""
+    created_width, delivered_width, number_width = TRANSCRIPT_SORT_KEY_WIDTHS
+    return (
+        f"{session_created_at_ms:0{created_width}d}#{delivered_at_ms:0{delivered_width}d}#"
+        f"{number:0{number_width}d}#{segment_id}"
+    )
+
+
+def transcript_sort_key_prefix(session_created_at_ms: int) -> str:
+    """What the sort keys of one session (of its id's sessions, the one created then) begin with."""
+    return f"{session_created_at_ms:0{TRANSCRIPT_SORT_KEY_WIDTHS[0]}d}#"
+
+
+TABLES: Final = (SESSIONS, CONNECTIONS, RATE_LIMITS, AUDIO_CHUNKS, TRANSCRIPTS)

@@ -31,6 +31,9 @@ What is counted, and when:
 - ``TranslationFailures``: a caption that could not be translated into one of its target languages (the
   engine refused or did not answer; the log line names the language pair and why): that language's listeners
   got no caption for that segment. Counted once per segment and language, whatever the number of listeners.
+- ``TranscriptWriteFailures``: final segments the transcription consumer could not record in the session's
+  transcript (the Transcripts table refused or did not answer after its retries; logged with the session): those
+  segments are missing from the transcript. Their captions went out all the same.
 
 - ``SessionCreationLatency`` and ``ListenerJoinLatency`` (milliseconds): how long each successful
   ``createSession`` and ``joinSession`` took, from the handler's view (the service call: validation done,
@@ -72,6 +75,7 @@ TRANSCRIPT_DISCREPANCIES: Final = "TranscriptDiscrepancies"
 AUDIO_HAND_OFF_LATENCY: Final = "AudioHandOffLatency"
 CHUNK_PROCESSING_LATENCY: Final = "ChunkProcessingLatency"
 TRANSLATION_FAILURES: Final = "TranslationFailures"
+TRANSCRIPT_WRITE_FAILURES: Final = "TranscriptWriteFailures"
 
 SESSION_CREATION_LATENCY: Final = "SessionCreationLatency"
 LISTENER_JOIN_LATENCY: Final = "ListenerJoinLatency"
@@ -97,6 +101,7 @@ EXTRA_DIMENSION: Final = {
     AUDIO_HAND_OFF_LATENCY: None,
     CHUNK_PROCESSING_LATENCY: None,
     TRANSLATION_FAILURES: None,
+    TRANSCRIPT_WRITE_FAILURES: None,
     SESSION_CREATION_LATENCY: None,
     LISTENER_JOIN_LATENCY: None,
     ACTIVE_SESSIONS: None,
@@ -118,6 +123,7 @@ COUNTS: Final = (
     PARTIALS_DROPPED,
     TRANSCRIPT_DISCREPANCIES,
     TRANSLATION_FAILURES,
+    TRANSCRIPT_WRITE_FAILURES,
 )
 LATENCIES: Final = (
     SESSION_CREATION_LATENCY,

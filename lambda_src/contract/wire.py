@@ -26,6 +26,15 @@ AUDIO_ENCODING: Final = "encoding"
 SAMPLE_RATE: Final = "sampleRate"
 CHANNELS: Final = "channels"
 
+# A transcript download's parameters (``GET /sessions/{id}/transcript?language=es&format=vtt``) and the formats it
+# renders (``lambda_src.model.transcripts``): WebVTT, SubRip, plain text.
+TRANSCRIPT_LANGUAGE: Final = "language"
+TRANSCRIPT_FORMAT: Final = "format"
+TRANSCRIPT_WEBVTT: Final = "vtt"
+TRANSCRIPT_SRT: Final = "srt"
+TRANSCRIPT_TEXT: Final = "txt"
+TRANSCRIPT_FORMATS: Final = (TRANSCRIPT_WEBVTT, TRANSCRIPT_SRT, TRANSCRIPT_TEXT)
+
 # Why a session ended (``sessionEnded.reason``).
 ENDED_BY_SPEAKER: Final = "endedBySpeaker"
 SPEAKER_TIMEOUT: Final = "speakerTimeout"

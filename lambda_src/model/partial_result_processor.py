@@ -84,6 +84,12 @@ class Segment:
     is_partial: bool
     stability: float | None
     start_time: float
+    # Audio seconds of the stream, like ``start_time``: where its last word ends (its result's start until a word
+    # is known).
+    end_time: float | None = None
+    # When it was said, epoch milliseconds (from, until): placed by the consumer from its chunks' arrival (the
+    # processor knows only the stream's audio time). A transcript's cue times.
+    spoken_at_ms: tuple[int, int] | None = None
 
 
 @dataclass
@@ -113,6 +119,7 @@ class _Segment:
     segment_id: str
     policy: _Policy
     start_time: float
+    end_time: float
     opened_at: float
     updated_at: float
     text: str = ""
@@ -171,11 +178,14 @@ class PartialResultProcessor:
         out: list[Segment] = []
         if result.is_partial:
             for index, items in enumerate(sentences):
-                self._partial(self._segment(result, index, state, now), items, now)
+                self._partial(self._segment(result, index, state, now, items), items, now)
         else:
             state.final = True
             for index, items in enumerate(sentences):
-                out.extend(self._final(self._segment(result, index, state, now), _text(items), now))
+                segment = self._segment(result, index, state, now, items)
+                if items and not segment.final:
+                    segment.end_time = items[-1].end_time
+                out.extend(self._final(segment, _text(items), now))
             for segment_id in state.segments[len(sentences) :]:  # sentences the final took back
                 out.extend(self._final(self._segments[segment_id], "", now))
         return _ordered(out + self.tick(now))
@@ -216,11 +226,16 @@ class PartialResultProcessor:
         return _ordered(out)
 
     # -- segments --------------------------------------------------------------------------------------
-    def _segment(self, result: RecognitionResult, index: int, state: _Result, now: float) -> _Segment:
+    def _segment(
+        self, result: RecognitionResult, index: int, state: _Result, now: float, items: list[Item] | None = None
+    ) -> _Segment:
+        """The segment of ``result``'s sentence ``index`` (opened at its first word: a later sentence of the
+        result starts where its own words do, not where the result does)."""
         segment_id = f"{result.result_id}-{index}"
         segment = self._segments.get(segment_id)
         if segment is None:
-            segment = _Segment(segment_id, self._policy, result.start_time, opened_at=now, updated_at=now)
+            start = items[0].start_time if items else result.start_time
+            segment = _Segment(segment_id, self._policy, start, start, opened_at=now, updated_at=now)
             self._segments[segment_id] = self._open[segment_id] = segment
             state.segments.append(segment_id)
         return segment
@@ -233,6 +248,7 @@ class PartialResultProcessor:
         if not normalized:
             return
         segment.text, segment.updated_at = text, now
+        segment.end_time = items[-1].end_time
         segment.stability = _stability(items)
         if not segment.policy.partials:
             return
@@ -261,7 +277,9 @@ class PartialResultProcessor:
             if waiting.text == text:
                 return
             self.counters.partials_dropped += 1
-        self._pending[segment.segment_id] = Segment(segment.segment_id, text, True, stability, segment.start_time)
+        self._pending[segment.segment_id] = Segment(
+            segment.segment_id, text, True, stability, segment.start_time, segment.end_time
+        )
 
     def _release(self, now: float) -> list[Segment]:
         if not self._pending:
@@ -303,7 +321,7 @@ class PartialResultProcessor:
                     self._on_discrepancy(segment.segment_id, segment.shown_text, text, distance)
         self._recent_finals.append((now, normalized))
         self.counters.finals_forwarded += 1
-        return [Segment(segment.segment_id, text, False, None, segment.start_time)]
+        return [Segment(segment.segment_id, text, False, None, segment.start_time, segment.end_time)]
 
 
 def _policy(config: PartialResultConfig) -> _Policy:

@@ -146,6 +146,14 @@ def translation_failed() -> None:
 
 
 @_never_raises
+def transcript_write_failed(segments: int) -> None:
+    """``segments`` final segments not recorded in their session's transcript (logged by the caller)."""
+    name = telemetry.TRANSCRIPT_WRITE_FAILURES
+    if segments:
+        _metrics.add_metric(name=name, unit=UNITS[name], value=segments)
+
+
+@_never_raises
 def rejected(error_code: str) -> None:
     """``error_code``: the catalogue name the client received (``ErrorCode.X.name``)."""
     _count_by(telemetry.REJECTIONS, error_code)

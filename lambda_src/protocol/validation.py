@@ -36,6 +36,9 @@ from lambda_src.contract.wire import (
     STATE,
     TARGET_LANGUAGE,
     TIMESTAMP,
+    TRANSCRIPT_FORMAT,
+    TRANSCRIPT_FORMATS,
+    TRANSCRIPT_LANGUAGE,
     VOLUME_LEVEL,
 )
 from lambda_src.model import broadcast
@@ -372,6 +375,21 @@ def parse_change_language(fields: Mapping[str, Any], languages: frozenset[str]) 
     """Validate ``changeLanguage`` / ``switchLanguage``: ``targetLanguage``, as when joining."""
     check_field_sizes(fields)
     return parse_language(TARGET_LANGUAGE, fields.get(TARGET_LANGUAGE), languages)
+
+
+def parse_transcript_request(language: Any, fmt: Any, languages: frozenset[str]) -> tuple[str, str]:
+    """Validate a transcript download's ``language`` (a supported code: the source language is one too) and
+    ``format`` (one of ``TRANSCRIPT_FORMATS``); both required."""
+    parsed = parse_language(TRANSCRIPT_LANGUAGE, language, languages)
+    if fmt is None:
+        raise _missing(TRANSCRIPT_FORMAT)
+    if not isinstance(fmt, str) or fmt not in TRANSCRIPT_FORMATS:
+        raise ServiceError(
+            ErrorCode.INVALID_PARAMETERS,
+            f"{TRANSCRIPT_FORMAT} must be one of {', '.join(TRANSCRIPT_FORMATS)}, got {shown(fmt)}",
+            field=TRANSCRIPT_FORMAT,
+        )
+    return parsed, fmt
 
 
 def parse_session_id(value: Any) -> str:

@@ -302,6 +302,10 @@ class Synthesized:
     def audio_chunks_table_id(self) -> str:
         return self.table_id(schema.AUDIO_CHUNKS_PARTITION_KEY, schema.AUDIO_CHUNKS_SORT_KEY)
 
+    @cached_property
+    def transcripts_table_id(self) -> str:
+        return self.table_id(schema.TRANSCRIPTS_PARTITION_KEY, schema.TRANSCRIPTS_SORT_KEY)
+
     # Keys.
 
     def key_id(self, described_as: str) -> str | None:

@@ -190,7 +190,9 @@ def test_every_table_function_gets_the_table_names_and_limits(deployed: Synthesi
         # Then the table names are the tables' own names, and the limits are the defaults
         assert variables["SESSIONS_TABLE"] == ref(deployed.sessions_table_id), logical_id
         assert variables["CONNECTIONS_TABLE"] == ref(deployed.connections_table_id), logical_id
+        assert variables["TRANSCRIPTS_TABLE"] == ref(deployed.transcripts_table_id), logical_id
         assert variables["SESSION_LIFETIME_HOURS"] == "3", logical_id
+        assert variables["TRANSCRIPT_RETENTION_DAYS"] == "7", logical_id
         assert variables["MAX_LISTENERS_PER_SESSION"] == "500", logical_id
         # And no language override is set unless configured
         assert function_settings.ENV_SUPPORTED_LANGUAGES not in variables, logical_id
@@ -410,6 +412,7 @@ def test_welcome_function_reads_the_stream_and_only_the_sessions_counts(deployed
         table_arn(deployed.connections_table_id),
         table_arn(deployed.rate_limits_table_id),
         table_arn(deployed.audio_chunks_table_id),
+        table_arn(deployed.transcripts_table_id),
         index_arn(deployed.sessions_table_id),
         index_arn(deployed.connections_table_id),
         index_arn(deployed.sessions_table_id, schema.SESSIONS_BY_SWEEP_TIME_INDEX),

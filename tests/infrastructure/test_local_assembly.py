@@ -38,11 +38,12 @@ def test_local_run_reads_a_template_with_resources_it_cannot_emulate(
     # When the local run loads it
     loaded = cloud_assembly.load(directory, cloud_assembly.LocalAddresses(8080, 8081), synthesized.stack.stack_name)
 
-    # Then it runs the seven functions, creates the four tables, feeds the welcome and status functions from the
-    # stream (the status function's batches gathered over its window) and runs the sweeper on its schedule, and
-    # says nothing about the rest
+    # Then it runs the seven functions, creates the five tables (the Transcripts table among them), feeds the
+    # welcome and status functions from the stream (the status function's batches gathered over its window) and
+    # runs the sweeper on its schedule, and says nothing about the rest
     assert {function.handler.split(".")[-2] for function in loaded.functions.values()} == ALL_MODULES
-    assert len(loaded.tables) == 4
+    assert len(loaded.tables) == 5
+    assert synthesized.transcripts_table_id in loaded.tables
     windows = {loaded.functions[t.function].handler.split(".")[-2]: t.batching_window_seconds for t in loaded.triggers}
     assert windows == {"welcome": 0, "status": limits.STATUS_BATCH_WINDOW_SECONDS}
     (schedule,) = loaded.schedules

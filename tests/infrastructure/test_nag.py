@@ -12,7 +12,7 @@ from tests.infrastructure.template_support import ALL_ROUTES, Synthesized, synth
 
 FUNCTIONS = ("Connect", "Disconnect", "Message", "Welcome", "Sweeper", "Authorizer", "Status", "Transcriber")
 POSTING = ("Connect", "Disconnect", "Message", "Welcome", "Sweeper", "Status", "Transcriber")
-TABLES = ("Sessions", "Connections", "RateLimits", "AudioChunks")
+TABLES = ("Sessions", "Connections", "RateLimits", "AudioChunks", "Transcripts")
 
 
 def _expected(environment: str) -> set[tuple[str, str]]:

@@ -84,13 +84,14 @@ EXPECTED_DYNAMODB_ACCESS: dict[str, dict[str, set[str]]] = {
         "*": {"ListStreams"},
     },
     # The transcription consumer: its lease on the session (conditional Update returning the item), the audio
-    # buffer read in order (Query on the table's own key), and the captions' fan-out: listeners by language, a gone
-    # one's row read and removed and the session counted down.
+    # buffer read in order (Query on the table's own key), the captions' fan-out: listeners by language, a gone
+    # one's row read and removed and the session counted down; and the transcript's batched puts (no read).
     "transcriber": {
         "Sessions": {"UpdateItem"},
         "AudioChunks": {"Query"},
         "Connections": {"GetItem", "DeleteItem"},
         "Connections/index/bySessionLanguage": {"Query"},
+        "Transcripts": {"BatchWriteItem"},
     },
     "authorizer": {},
 }
@@ -132,6 +133,7 @@ def _labels(deployed: Synthesized) -> dict[str, str]:
         canonical(get_att(deployed.connections_table_id, "StreamArn")): "Connections/stream",
         table_arn(deployed.rate_limits_table_id): "RateLimits",
         table_arn(deployed.audio_chunks_table_id): "AudioChunks",
+        table_arn(deployed.transcripts_table_id): "Transcripts",
         canonical("*"): "*",
     }
 

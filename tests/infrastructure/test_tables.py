@@ -1,5 +1,5 @@
-"""The Sessions, Connections, RateLimits and AudioChunks tables: keys, TTL, encryption, stream, index and data
-protection."""
+"""The Sessions, Connections, RateLimits, AudioChunks and Transcripts tables: keys, TTL, encryption, stream, index
+and data protection."""
 
 from __future__ import annotations
 
@@ -51,17 +51,45 @@ def _schema_index_key_types(definition: schema.TableDefinition) -> dict[str, str
     }
 
 
-def test_exactly_four_tables(deployed: Synthesized) -> None:
+def test_exactly_five_tables(deployed: Synthesized) -> None:
     # Given the synthesized stack
-    # When / Then it defines the four tables and no other
-    deployed.template.resource_count_is(TABLE_TYPE, 4)
+    # When / Then it defines the five tables and no other
+    deployed.template.resource_count_is(TABLE_TYPE, 5)
     ids = {
         deployed.sessions_table_id,
         deployed.connections_table_id,
         deployed.rate_limits_table_id,
         deployed.audio_chunks_table_id,
+        deployed.transcripts_table_id,
     }
-    assert len(ids) == 4
+    assert len(ids) == 5
+
+
+def test_transcripts_table_shape_in_every_environment(deployed_any: Synthesized) -> None:
+    # Given an environment's Transcripts table
+    properties = _properties(deployed_any, deployed_any.transcripts_table_id)
+
+    # Then it is keyed by sessionId and the segment's ordered key (a string), on demand, expiring on expiresAt,
+    # encrypted like the other tables of that environment, with no index or stream
+    assert properties["KeySchema"] == [
+        {"AttributeName": "sessionId", "KeyType": "HASH"},
+        {"AttributeName": "segment", "KeyType": "RANGE"},
+    ]
+    assert _declared_types(properties) == {"sessionId": "S", "segment": "S"}
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert properties["SSESpecification"] == expected_encryption(deployed_any)
+    assert (
+        properties["SSESpecification"] == _properties(deployed_any, deployed_any.sessions_table_id)["SSESpecification"]
+    )
+    assert "GlobalSecondaryIndexes" not in properties
+    assert "StreamSpecification" not in properties
+    # And its point-in-time recovery, deletion protection and retention are the environment's
+    expected = EXPECTED[deployed_any.name]
+    recovery = properties.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled", False)
+    assert recovery is expected.point_in_time_recovery
+    assert properties.get("DeletionProtectionEnabled", False) is expected.deletion_protection
+    assert deployed_any.resource(deployed_any.transcripts_table_id).get("DeletionPolicy") == expected.removal_policy
 
 
 def test_audio_chunks_table_shape(deployed: Synthesized) -> None:
@@ -196,6 +224,7 @@ def test_local_tables_are_created_like_the_deployed_ones(deployed: Synthesized) 
         (schema.CONNECTIONS, deployed.connections_table_id),
         (schema.RATE_LIMITS, deployed.rate_limits_table_id),
         (schema.AUDIO_CHUNKS, deployed.audio_chunks_table_id),
+        (schema.TRANSCRIPTS, deployed.transcripts_table_id),
     ):
         properties = _properties(deployed, logical_id)
 
@@ -254,7 +283,7 @@ def test_tables_are_retained_in_prod_and_deleted_elsewhere(deployed_any: Synthes
     # Given an environment's tables, as raw template resources
     expected = EXPECTED[deployed_any.name].removal_policy
     tables = deployed_any.template.find_resources(TABLE_TYPE)
-    assert len(tables) == 4
+    assert len(tables) == 5
 
     # Then deleting the stack or replacing a table keeps the data in prod only
     for logical_id, table in tables.items():

@@ -16,6 +16,7 @@ SESSIONS_TABLE = "unit-sessions"
 CONNECTIONS_TABLE = "unit-connections"
 RATE_LIMITS_TABLE = "unit-rate-limits"
 AUDIO_CHUNKS_TABLE = "unit-audio-chunks"
+TRANSCRIPTS_TABLE = "unit-transcripts"
 REGION = "us-east-1"
 
 _deserializer = TypeDeserializer()
@@ -31,6 +32,7 @@ class Tables:
         self.sessions = SESSIONS_TABLE
         self.connections = CONNECTIONS_TABLE
         self.audio_chunks = AUDIO_CHUNKS_TABLE
+        self.transcripts = TRANSCRIPTS_TABLE
 
     def _scan(self, table: str) -> list[dict[str, Any]]:
         return self.client.scan(TableName=table, ConsistentRead=True)["Items"]
@@ -46,6 +48,13 @@ class Tables:
         return sorted(
             (deserialize(item) for item in self._scan(self.audio_chunks)),
             key=lambda item: (item[schema.AUDIO_CHUNKS_PARTITION_KEY], item[schema.AUDIO_CHUNKS_SORT_KEY]),
+        )
+
+    def transcripts_items(self) -> list[dict[str, Any]]:
+        """The transcripts' segments, in key order (by session, then as delivered)."""
+        return sorted(
+            (deserialize(item) for item in self._scan(self.transcripts)),
+            key=lambda item: (item[schema.TRANSCRIPTS_PARTITION_KEY], item[schema.TRANSCRIPTS_SORT_KEY]),
         )
 
     def sessions_items(self) -> list[dict[str, Any]]:

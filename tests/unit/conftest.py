@@ -19,6 +19,7 @@ from tests.support.helpers import (
     RATE_LIMITS_TABLE,
     REGION,
     SESSIONS_TABLE,
+    TRANSCRIPTS_TABLE,
     Tables,
 )
 
@@ -37,6 +38,7 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("CONNECTIONS_TABLE", CONNECTIONS_TABLE)
     monkeypatch.setenv("RATE_LIMITS_TABLE", RATE_LIMITS_TABLE)
     monkeypatch.setenv(function_settings.ENV_AUDIO_CHUNKS_TABLE, AUDIO_CHUNKS_TABLE)
+    monkeypatch.setenv(function_settings.ENV_TRANSCRIPTS_TABLE, TRANSCRIPTS_TABLE)
     for name in (
         function_settings.ENV_CALLBACK_URL,
         *(setting.env_var for setting in function_settings.FUNCTION_SETTINGS),
@@ -49,7 +51,7 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def tables() -> Iterator[Tables]:
-    """Sessions and Connections created inside moto from the same definitions the stack deploys."""
+    """Every table created inside moto from the same definitions the stack deploys."""
     # One boto3 session for the whole run (moto would otherwise drop it at each start, and every client
     # would reload the service models: ~0.3 s per test). Data is still wiped at every start and stop.
     with mock_aws(config={"core": {"reset_boto3_session": False}}):
@@ -60,6 +62,7 @@ def tables() -> Iterator[Tables]:
             schema.CONNECTIONS: CONNECTIONS_TABLE,
             schema.RATE_LIMITS: RATE_LIMITS_TABLE,
             schema.AUDIO_CHUNKS: AUDIO_CHUNKS_TABLE,
+            schema.TRANSCRIPTS: TRANSCRIPTS_TABLE,
         }
         for definition, name in names.items():
             client.create_table(**definition.create_table_request(name))

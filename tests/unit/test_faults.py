@@ -43,11 +43,14 @@ from moto.dynamodb.models import dynamodb_backends
 from lambda_src import runtime
 from lambda_src.adapters import connections_api
 from lambda_src.adapters.repositories import dynamodb
-from lambda_src.contract import limits, partial_result_fields
+from lambda_src.adapters.translation.stand_in import StandInTranslator
+from lambda_src.app.transcription.delivery import SegmentDelivery
+from lambda_src.contract import limits, partial_result_fields, telemetry
 from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.downstream import read_partial_result_config
 from lambda_src.handlers import status as status_function
 from lambda_src.model import partial_results
+from lambda_src.model.partial_result_processor import Segment
 from lambda_src.model.partial_results import PartialResultConfig
 from lambda_src.model.session import PushedStatus
 from tests.support.fakes import CALLBACK_URL
@@ -62,6 +65,7 @@ from tests.unit.flows import (
     plain,
     send,
 )
+from tests.unit.test_captions import published_counts
 
 # cdk_app/constants.py ROUTE_TIMEOUT: every WebSocket route function times out after 10 s.
 ROUTE_TIMEOUT_SECONDS = 10
@@ -1234,3 +1238,23 @@ def _same_number(stored: Any, value: Decimal) -> bool:
         return number.is_finite() and number == value
     except Exception:  # not a number at all (or a signalling NaN)
         return False
+
+
+def test_a_transcript_store_that_stays_down_never_stops_the_captions(tables, gateway, faults, capsys) -> None:
+    # Given a session with a Spanish listener, and a Transcripts table that stays throttled
+    session_id, _speaker = create_session()
+    spanish = join(session_id, "es")
+    session = runtime.sessions().get(session_id, None)
+    assert session is not None
+    faults.always("BatchWriteItem", THROTTLED)
+    capsys.readouterr()
+    # When two finals are delivered
+    with faults.active(), SegmentDelivery(StandInTranslator) as delivery:
+        for n in range(2):
+            delivery(session, Segment(f"s.r{n}-0", f"Sentence {n}.", False, None, float(n), n + 0.5), 1_000 + n)
+    # Then the listener got both captions, nothing was recorded, and both segments were counted as not recorded
+    captions = [m["text"] for m in gateway.messages_to(spanish) if m["type"] == "caption"]
+    assert captions == ["[es] Sentence 0.", "[es] Sentence 1."]
+    assert faults.attempts["BatchWriteItem"] >= 1
+    assert tables.transcripts_items() == []
+    assert published_counts(capsys)[telemetry.TRANSCRIPT_WRITE_FAILURES] == 2

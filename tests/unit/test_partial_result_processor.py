@@ -52,16 +52,16 @@ def stable(*names: str, s: float = 0.95) -> tuple[Any, ...]:
 def test_a_partial_that_reaches_the_threshold_goes_on_at_once_and_its_final_replaces_it() -> None:
     processor = PartialResultProcessor(Config())
     out = processor.feed(result("r1", words(*stable("hello", "world"))), now=0.0)
-    assert out == [Segment("r1-0", "hello world", True, 0.95, 0.0)]
+    assert out == [Segment("r1-0", "hello world", True, 0.95, 0.0, end_time=0.6)]
     final = processor.feed(result("r1", words("hello", "world", "."), partial=False), now=0.5)
-    assert final == [Segment("r1-0", "hello world.", False, None, 0.0)]
+    assert final == [Segment("r1-0", "hello world.", False, None, 0.0, end_time=0.6)]
 
 
 def test_a_less_stable_partial_waits_the_buffer_timeout_and_not_a_moment_less() -> None:
     processor = PartialResultProcessor(Config(max_buffer_timeout=Decimal("2.0")))
     assert processor.feed(result("r1", words(("hello", 0.5), ("there", 0.9))), now=10.0) == []
     assert processor.tick(11.99) == []
-    assert processor.tick(12.0) == [Segment("r1-0", "hello there", True, 0.5, 0.0)]
+    assert processor.tick(12.0) == [Segment("r1-0", "hello there", True, 0.5, 0.0, end_time=0.6)]
 
 
 def test_the_threshold_is_the_sessions_own() -> None:
@@ -77,7 +77,7 @@ def test_with_partial_results_disabled_only_finals_go_on() -> None:
     assert processor.feed(result("r1", words(*stable("one", "two"))), now=0.0) == []
     assert processor.tick(ORPHAN_FLUSH_SECONDS - 1) == []
     out = processor.feed(result("r1", words("one", "two"), partial=False), now=1.0)
-    assert out == [Segment("r1-0", "one two", False, None, 0.0)]
+    assert out == [Segment("r1-0", "one two", False, None, 0.0, end_time=0.6)]
     assert processor.counters.partials_forwarded == 0
 
 
@@ -165,7 +165,7 @@ def test_an_orphaned_partial_is_flushed_as_final_after_fifteen_seconds() -> None
     processor = PartialResultProcessor(Config())
     processor.feed(result("r1", words(*stable("left", "hanging"))), now=0.0)
     assert processor.tick(ORPHAN_FLUSH_SECONDS - 0.1) == []
-    assert processor.tick(ORPHAN_FLUSH_SECONDS) == [Segment("r1-0", "left hanging", False, None, 0.0)]
+    assert processor.tick(ORPHAN_FLUSH_SECONDS) == [Segment("r1-0", "left hanging", False, None, 0.0, end_time=0.6)]
     assert processor.counters.orphans_flushed == 1
     assert processor.feed(result("r1", words("left", "hanging", "now"), partial=False), now=16.0) == []
 

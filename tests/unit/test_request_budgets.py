@@ -12,7 +12,9 @@ per second (and the connection's session looked up once per process when the chu
 an unnumbered chunk and for audioChunk (placed by its arrival: no read of what came before); a chunk
 dropped while paused writes nothing. Captions: the listener index read once per audience window (one query per
 page), whatever the number of segments, and one post per listener and segment; a downstream broadcast to one
-language one query page of that language's entries (none when its listeners are given).
+language one query page of that language's entries (none when its listeners are given). The transcript: at most one
+BatchWriteItem per final segment (the finals waiting when a write starts share it), none for a partial, and never a
+read.
 A ``$connect`` with a source address costs one more the first time a process handles one (the secret that keys
 addresses is read, then cached), two more for the deployment's very first one (the secret is created). The
 sweeper's gauges: one BatchGetItem per 100 sessions of its index.
@@ -31,6 +33,7 @@ from lambda_src.adapters.repositories import sessions as sessions_repository
 from lambda_src.adapters.translation.stand_in import StandInTranslator
 from lambda_src.app import captions
 from lambda_src.app import sweeper as app_sweeper
+from lambda_src.app.transcription.delivery import SegmentDelivery
 from lambda_src.contract import limits
 from lambda_src.handlers import connect, disconnect, message, status, sweeper
 from lambda_src.model.broadcast import BroadcastChange
@@ -416,6 +419,29 @@ def test_captions_read_the_listener_index_once_per_audience_window_and_post_once
     assert one_window.by_operation == {"Query": pages}
     assert next_window.by_operation == {"Query": pages}
     assert len(gateway.posts()) == listeners * (segments + 1)
+
+
+def test_a_final_segment_costs_at_most_one_batched_transcript_write_and_the_transcript_is_never_read(
+    tables, gateway
+) -> None:
+    # Given a session with listeners in two languages
+    tables.put_session(sessionId=SESSION_ID, sourceLanguage="en")
+    join_session_in(SESSION_ID, "es")
+    join_session_in(SESSION_ID, "de")
+    session = runtime.sessions().get(SESSION_ID, None)
+    assert session is not None
+    segments = [segment_of(n) for n in range(12)]  # 8 partials and 4 finals, within one audience window
+    finals = sum(not segment.is_partial for segment in segments)
+    start = time.time_ns() // 1_000_000
+    # When they are delivered (captions and transcript), and the delivery closes (its writes done)
+    with DynamoDBRequests() as requests, SegmentDelivery(StandInTranslator) as delivery:
+        for n, segment in enumerate(segments):
+            delivery(session, segment, start + n)
+    # Then the audience was read once (one index page), and each final cost at most one write, partials none
+    writes = requests.by_operation.pop("BatchWriteItem")
+    assert 1 <= writes <= finals
+    assert requests.by_operation == {"Query": 1}
+    assert len(tables.transcripts_items()) == finals
 
 
 def test_a_downstream_broadcast_reads_one_languages_index_entries(tables, gateway) -> None:

@@ -21,6 +21,7 @@ CHANGED = {
     "session_id_vocabulary": ("themed", "themed"),
     "max_session_lifetime_hours": ("12", 12 * 3600),
     "max_active_sessions_per_speaker": ("5", 5),
+    "transcript_retention_days": ("30", 30 * 86400),
 }
 
 
@@ -53,6 +54,7 @@ def test_defaults_are_the_limits() -> None:
     assert loaded.max_listeners == 500
     assert loaded.max_session_lifetime_seconds == loaded.lifetime_ceiling_seconds == 24 * 3600
     assert loaded.max_active_sessions_per_speaker == 3
+    assert loaded.transcript_retention_seconds == 7 * 86400
     assert loaded.languages == SUPPORTED_LANGUAGES
     assert function_settings.defaults()["supported_languages"] == ""
 
@@ -69,4 +71,5 @@ def test_context_keys_are_the_camel_case_names() -> None:
         "sessionIdVocabulary",
         "maxSessionLifetimeHours",
         "maxActiveSessionsPerSpeaker",
+        "transcriptRetentionDays",
     }

@@ -104,6 +104,21 @@ def short_idle(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(limits, "TRANSCRIBER_IDLE_SECONDS", 1)
 
 
+@dataclass
+class DeliveringConsumer(Consumer):
+    """A consumer that closes its delivery once it stopped, as the transcriber handler's ``with`` block does (the
+    transcript's writes in flight are done when ``run`` returns)."""
+
+    delivery: SegmentDelivery | None = None
+
+    def run(self, handed_over_by: str | None = None) -> str:
+        try:
+            return super().run(handed_over_by)
+        finally:
+            if self.delivery is not None:
+                self.delivery.__exit__(None, None, None)
+
+
 def consumer(session_id: str, run: Run, fake: FakeTime, time_left: float = 900.0, **kwargs: Any) -> Consumer:
     def open_recognizer(_session: Session) -> ScriptedRecognizer:
         run.recognizers.append(ScriptedRecognizer())
@@ -115,10 +130,11 @@ def consumer(session_id: str, run: Run, fake: FakeTime, time_left: float = 900.0
         run.delivered.append(segment)
         delivery(session, segment, now_ms)
 
-    return Consumer(
+    return DeliveringConsumer(
         session_id,
         open_recognizer=open_recognizer,
         deliver=deliver,
+        delivery=delivery,
         start_successor=lambda sid, by: run.successors.append((sid, by)),
         time_left=lambda: time_left,
         clock=fake.clock,
@@ -272,7 +288,9 @@ def test_each_poll_is_one_query_and_the_session_is_written_once_a_second(tables,
     # one page of the buffer per poll, and the captions' audience read once (kept CAPTION_AUDIENCE_CACHE_SECONDS)
     assert seconds < limits.CAPTION_AUDIENCE_CACHE_SECONDS
     assert requests.by_operation["Query"] == polls + 1
-    assert set(requests.by_operation) == {"UpdateItem", "Query"}
+    # the one final recorded in the transcript: one write, nothing read
+    assert requests.by_operation["BatchWriteItem"] == 1
+    assert set(requests.by_operation) == {"UpdateItem", "Query", "BatchWriteItem"}
 
 
 def test_sendaudio_starts_a_consumer_once_and_none_while_one_holds_the_lease(

@@ -144,7 +144,8 @@ def _conflict(error: Exception) -> bool:
     return code in _CONFLICT_CODES
 
 
-def _unavailable() -> ServiceError:
+def unavailable() -> ServiceError:
+    """The refusal of a request the store did not take in time (throttled or failing past the retries)."""
     return ServiceError(
         ErrorCode.SERVICE_UNAVAILABLE, "the session store is busy; retry shortly", retry_after=RETRY_AFTER_SECONDS
     )
@@ -167,7 +168,7 @@ def request(operation: str, **arguments: Any) -> Any:
             sleep = random.uniform(0, pause)
             budget = CONFLICT_RETRY_BUDGET_SECONDS if _conflict(error) else RETRY_BUDGET_SECONDS
             if not _take_wait(waited, sleep, budget):
-                raise _unavailable() from error
+                raise unavailable() from error
             maybe_applied = maybe_applied or _maybe_applied(error)
             if operation == "transact_write_items" and not maybe_applied:
                 # Refused whole (conflict, throttling) and no earlier attempt can have been applied: the next

@@ -28,11 +28,12 @@ successor invocation. However it stops, an unforeseen error included, its stream
 
 from __future__ import annotations
 
+import bisect
 import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Final, Protocol
 
 from lambda_src import runtime
 from lambda_src.adapters.repositories.audio_chunks import StoredChunk
@@ -81,13 +82,41 @@ class _Stop(Exception):
         self.reason = reason
 
 
+_BYTES_PER_SECOND: Final = limits.SAMPLE_RATE_HZ * limits.AUDIO_SAMPLE_BYTES
+
+
 @dataclass
 class _Stream:
-    """One recognizer stream and the processor after it; segment ids are unique per stream."""
+    """One recognizer stream and the processor after it; segment ids are unique per stream. Its timeline places
+    the stream's audio time on the wall clock: where each chunk fed starts in the stream's audio (seconds) and when
+    that chunk arrived (epoch ms), so a segment is placed by the chunks it was heard in, however long the
+    broadcast was paused between them (a stream lives at most one invocation: a few thousand chunks)."""
 
     recognizer: Recognizer | None
     processor: PartialResultProcessor
     stream_id: str = field(default_factory=lambda: secrets.token_hex(3))
+    _audio_starts: list[float] = field(default_factory=list)
+    _arrivals_ms: list[int] = field(default_factory=list)
+    _audio_seconds: float = 0.0
+
+    def heard(self, chunk: StoredChunk) -> None:
+        """``chunk`` is fed to the stream now: its audio follows what was fed before."""
+        self._audio_starts.append(self._audio_seconds)
+        self._arrivals_ms.append(chunk.received_at_ms)
+        self._audio_seconds += len(chunk.pcm) / _BYTES_PER_SECOND
+
+    def spoken_at_ms(self, segment: Segment) -> tuple[int, int] | None:
+        """When ``segment`` was said (epoch ms, from and until), by the arrival of the chunks its audio time falls
+        in; None before any chunk."""
+        if not self._audio_starts:
+            return None
+        start = self._wall_ms(segment.start_time)
+        end = self._wall_ms(segment.end_time if segment.end_time is not None else segment.start_time)
+        return start, max(start, end)
+
+    def _wall_ms(self, audio_seconds: float) -> int:
+        index = max(0, bisect.bisect_right(self._audio_starts, audio_seconds) - 1)
+        return self._arrivals_ms[index] + round((audio_seconds - self._audio_starts[index]) * 1000)
 
 
 @dataclass
@@ -327,6 +356,7 @@ class Consumer:
             stream = self._stream or self._open(session, now)
             if stream is None or stream.recognizer is None:
                 return
+            stream.heard(chunk)
             try:
                 results = stream.recognizer.feed(chunk.pcm)
             except Exception:
@@ -406,7 +436,9 @@ class Consumer:
             if session is None:
                 return
             # Unique in the session: a segment id counts within its stream.
-            self.deliver(session, replace(segment, segment_id=f"{stream.stream_id}.{segment.segment_id}"), now_ms)
+            segment_id = f"{stream.stream_id}.{segment.segment_id}"
+            placed = replace(segment, segment_id=segment_id, spoken_at_ms=stream.spoken_at_ms(segment))
+            self.deliver(session, placed, now_ms)
         _publish(stream.processor)
 
 

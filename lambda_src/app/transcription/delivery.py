@@ -1,5 +1,6 @@
-"""Where the consumer's forwarded segments go: the speaker's ``transcript``, and each listener's ``caption`` in
-its own language (``lambda_src.app.captions``), from the same segment with the same ``segmentId``."""
+"""Where the consumer's forwarded segments go: the speaker's ``transcript``, each listener's ``caption`` in
+its own language (``lambda_src.app.captions``), from the same segment with the same ``segmentId``, and each final
+into the session's transcript (``lambda_src.app.transcripts``), with the captions' texts, once they are posted."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from lambda_src.adapters import translation
 from lambda_src.adapters.translation import Translator
 from lambda_src.app import fanout
 from lambda_src.app.captions import CaptionDelivery
+from lambda_src.app.transcripts import TranscriptRecorder
 from lambda_src.model.partial_result_processor import Segment
 from lambda_src.model.session import Session
 from lambda_src.protocol import messages
@@ -22,15 +24,18 @@ class SegmentDelivery:
     def __init__(self, translator: Callable[[], Translator] = translation.from_environment) -> None:
         self._translator = translator
         self._captions: CaptionDelivery | None = None
+        self._transcript = TranscriptRecorder()
 
     def __call__(self, session: Session, segment: Segment, now_ms: int) -> None:
         """``transcript`` to the session's speaker while it is connected (a dropped speaker misses what is said in
-        its absence: nothing is queued), then the captions."""
+        its absence: nothing is queued), then the captions, then (a final) the transcript's record of it, queued
+        for its writer thread."""
         if session.speaker_connected:
             fanout.post_quietly(session.speaker_connection_id, messages.transcript(session.session_id, segment, now_ms))
         if self._captions is None:
             self._captions = CaptionDelivery(session.session_id, session.source_language, self._translator())
-        self._captions.deliver(segment, now_ms)
+        report = self._captions.deliver(segment, now_ms)
+        self._transcript.record(session, segment, report.texts, now_ms)
 
     def __enter__(self) -> SegmentDelivery:
         return self
@@ -38,5 +43,8 @@ class SegmentDelivery:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
-        if self._captions is not None:
-            self._captions.close()
+        try:
+            if self._captions is not None:
+                self._captions.close()
+        finally:
+            self._transcript.close()
