@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from lambda_src.contract import partial_result_fields, wire
+
 
 @dataclass(frozen=True)
 class HttpRoute:
@@ -36,6 +38,11 @@ ROUTE_KEYS: Final = tuple(route.key for route in ROUTES)
 # What a browser may ask for cross-origin (the CORS preflight's allowed methods and headers).
 METHODS: Final = tuple(sorted({route.method for route in ROUTES}))
 REQUEST_HEADERS: Final = ("authorization", "content-type")
+
+# What the bodies may hold (anything else is refused, naming the field): ``POST /sessions`` as ``createSession``
+# takes it, ``PATCH /sessions/{sessionId}`` the partial-result settings as ``updateSessionConfig`` takes them.
+CREATE_FIELDS: Final = (wire.SOURCE_LANGUAGE, wire.QUALITY_TIER, *partial_result_fields.REQUEST_NAMES)
+UPDATE_FIELDS: Final = partial_result_fields.REQUEST_NAMES
 
 # ``SessionMetadata``: the session as the HTTP API shows it (with the partial-result settings, named as in
 # ``lambda_src.contract.partial_result_fields``; ``sessionId``, ``sourceLanguage``, ``qualityTier`` and

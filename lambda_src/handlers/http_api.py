@@ -56,7 +56,9 @@ def _body(event: Event) -> dict[str, Any]:
 
 def _create(event: Event, now_ms: int) -> Response:
     owner = user_id(event)
-    request = validation.parse_create_session(_body(event), function_settings.load().languages)
+    body = _body(event)
+    validation.check_known_fields(body, http_api.CREATE_FIELDS)
+    request = validation.parse_create_session(body, function_settings.load().languages)
     return http_response(201, session_metadata(sessions_http.create(request, owner, now_ms)))
 
 
@@ -68,7 +70,9 @@ def _read(event: Event, now_ms: int) -> Response:
 def _update(event: Event, now_ms: int) -> Response:
     owner = user_id(event)
     session_id = _session_id(event)
-    update = validation.parse_config_update(_body(event))
+    body = _body(event)
+    validation.check_known_fields(body, http_api.UPDATE_FIELDS)
+    update = validation.parse_config_update(body)
     return http_response(200, session_metadata(sessions_http.update_settings(session_id, update, owner, now_ms)))
 
 
