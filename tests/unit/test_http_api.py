@@ -429,3 +429,15 @@ def test_every_route_of_the_contract_is_answered(tables, clock):
     assert set(handler_module.ROUTES) == set(http_api.ROUTE_KEYS)
     unknown = handler_module.handler(http_event("PUT /sessions", CREATE, user_id=OWNER), None)
     assert refusal(unknown)[:2] == (400, "UNKNOWN_ACTION")
+
+
+@pytest.mark.parametrize("body", ["not base64!", "//79"])
+def test_a_base64_body_that_is_not_utf8_json_text_is_refused(tables, clock, body):
+    # When API Gateway passes a body flagged base64 that does not decode to UTF-8 text
+    event = http_event(http_api.CREATE_SESSION.key, user_id=OWNER)
+    event.update(body=body, isBase64Encoded=True)
+    response = handler_module.handler(event, None)
+
+    # Then it is refused 400 and nothing is written
+    assert refusal(response)[:2] == (400, "INVALID_MESSAGE")
+    assert tables.sessions_items() == []
