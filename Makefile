@@ -13,14 +13,14 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install test test-unit test-infra test-integration synth synth-all lock lint lint-python lint-asyncapi docs format local token smoke smoke-url bench clean
+.PHONY: help install test test-unit test-infra test-integration synth synth-all lock lint lint-python lint-asyncapi lint-openapi docs format local token smoke smoke-url bench clean
 
 help:
 	@echo "make local           run the service locally (DynamoDB Local + local WebSocket gateway + web console)"
 	@echo "make test            install what is missing, then run every test"
 	@echo "make synth ENV=prod  write the CloudFormation template to cdk.out/"
 	@echo "make lock            lock the layer (for the functions' runtime and architecture) and the local venv, with hashes"
-	@echo "make lint            ruff check, ruff format --check, mypy, lint-imports, the AsyncAPI document, the docs site, then cfn-lint every environment's template"
+	@echo "make lint            ruff check, ruff format --check, mypy, lint-imports, the AsyncAPI and OpenAPI documents, the docs site, then cfn-lint every environment's template"
 	@echo "make docs            build the documentation site (docs/, mkdocs.yml) into site/, strict: a broken link fails"
 	@echo "make format          apply ruff's fixes and formatter"
 	@echo "make bench           measure every operation beside its floor (ONLY=load,latency for some sections)"
@@ -85,10 +85,11 @@ lock: $(VENV)/.installed
 synth-all:
 	@for env in $(ENVIRONMENTS); do $(MAKE) --no-print-directory synth ENV=$$env || exit 1; done
 
-# The Python checks, the protocol document and the documentation site come first: they take seconds, the synth of
+# The Python checks, the protocol documents and the documentation site come first: they take seconds, the synth of
 # every environment a minute.
 lint: lint-python
 	@$(MAKE) --no-print-directory lint-asyncapi
+	@$(MAKE) --no-print-directory lint-openapi
 	@$(MAKE) --no-print-directory docs
 	@$(MAKE) --no-print-directory synth-all
 	# Errors fail the build; warnings are printed for review (cfn-lint exits 4 on warnings alone).
@@ -106,6 +107,11 @@ lint-python: $(VENV)/.installed
 # reporting usage analytics.
 lint-asyncapi: node_modules/.installed
 	CI=true npx --no-install asyncapi validate --fail-severity warn docs/asyncapi.yaml
+
+# docs/openapi.yaml (the HTTP session API) against the OpenAPI 3.1 specification; tests/unit/test_openapi.py holds it
+# to the code.
+lint-openapi: $(VENV)/.installed
+	$(VENV)/bin/openapi-spec-validator docs/openapi.yaml
 
 # The documentation site from docs/ (mkdocs.yml: its nav and link checks) into site/ (git-ignored). --strict turns every
 # warning, a broken link or anchor or a page missing from the nav, into a failure. NO_MKDOCS_2_WARNING silences the

@@ -77,6 +77,8 @@ class SpeakerAuth(Construct):
         # What speakers sign in to (the stack's outputs UserPoolId and UserPoolClientId).
         self.user_pool_client_id = client_id
         issuer = f"https://{provider_url}"
+        # Who signs speakers' tokens (the HTTP API's JWT authorizer trusts the same issuer and app client).
+        self.issuer = issuer
         authorizer_function.add_environment(function_settings.ENV_ISSUER, issuer)
         authorizer_function.add_environment(function_settings.ENV_JWKS_URL, f"{issuer}/.well-known/jwks.json")
         authorizer_function.add_environment(function_settings.ENV_CLIENT_ID, client_id)

@@ -2,8 +2,9 @@
 
 Single values can be overridden from context too, e.g. ``-c maxListenersPerSession=800``; so can the alarm
 e-mail address (``-c alarmEmail=ops@example.com``), the customer managed keys (``-c customerManagedKeys=true``)
-and each function's reserved concurrency (``-c reservedConcurrency=connect:300,welcome:30``, or ``none``).
-The per-route throttles are set here only.
+each function's reserved concurrency (``-c reservedConcurrency=connect:300,welcome:30``, or ``none``) and the
+browser origins the HTTP API admits (``-c httpCorsOrigins=https://app.example.com,https://speak.example.com``, or
+``none``). The per-route throttles are set here only.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
 
-from lambda_src.contract import function_settings, routes
+from lambda_src.contract import function_settings, http_api, routes
 
 ENV_CONTEXT_KEY = "env"
 DEFAULT_ENVIRONMENT = "dev"
@@ -44,6 +45,13 @@ class EnvironmentConfig:
     # Tighter limits for the routes that write the most per request (a new connection, a new session, a
     # join); heartbeat and the other routes keep the stage's limit. Route key -> its limit.
     route_throttles: Mapping[str, RouteThrottle]
+    # The HTTP session API's stage: its default token bucket, and tighter ones by route key (``POST /sessions``
+    # writes the most; ``lambda_src.contract.http_api`` names the routes).
+    http_throttle: RouteThrottle
+    http_route_throttles: Mapping[str, RouteThrottle]
+    # The browser origins (``scheme://host[:port]``) the HTTP API answers CORS preflights for and names in
+    # ``Access-Control-Allow-Origin``; empty: no browser origin may call it (a server or the CLI still can).
+    http_cors_origins: tuple[str, ...]
     # X-Ray: Lambda tracing mode Active (sampled traces of each invocation and its initialization), and botocore
     # patched in the functions that call AWS, so each AWS SDK call is a subsegment with its latency
     # (lambda_src.platform.tracing).
@@ -92,12 +100,19 @@ RESERVED_CONCURRENCY_MODULES = (
     "sweeper",
     "status",
     "transcriber",
+    "http_api",
 )
 ALWAYS_RESERVED_MODULES = ("welcome", "sweeper")
 # Lambda refuses a reservation that leaves fewer than this many executions unreserved in the account; an
 # account's concurrency quota is 1000 unless raised (a new account's can be lower still).
 LAMBDA_MINIMUM_UNRESERVED = 100
 DEFAULT_ACCOUNT_CONCURRENCY = 1000
+
+# dev's browser origins: the speaker and listener apps' development servers (Vite's default and preview ports, the
+# next one a second app takes, and 3000) and the local console's port, by loopback name and address.
+LOOPBACK_ORIGINS = tuple(
+    f"http://{host}:{port}" for host in ("localhost", "127.0.0.1") for port in (3000, 4173, 5173, 5174, 8080)
+)
 
 _RETENTION_BY_DAYS = {
     7: logs.RetentionDays.ONE_WEEK,
@@ -121,6 +136,9 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
             routes.CREATE_SESSION: RouteThrottle(2, 5),
             routes.JOIN_SESSION: RouteThrottle(20, 40),
         },
+        http_throttle=RouteThrottle(20, 40),
+        http_route_throttles={http_api.CREATE_SESSION.key: RouteThrottle(2, 5)},
+        http_cors_origins=LOOPBACK_ORIGINS,
         tracing_enabled=False,
         customer_managed_keys=False,
         # A new account's concurrency quota can be as low as 10, where Lambda refuses any reservation.
@@ -139,9 +157,12 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
             routes.CREATE_SESSION: RouteThrottle(5, 10),
             routes.JOIN_SESSION: RouteThrottle(100, 200),
         },
+        http_throttle=RouteThrottle(50, 100),
+        http_route_throttles={http_api.CREATE_SESSION.key: RouteThrottle(5, 10)},
+        http_cors_origins=(),
         tracing_enabled=True,
         customer_managed_keys=False,
-        # 110 of the account's default quota of 1000, for a stage throttled at 200 requests/s.
+        # 125 of the account's default quota of 1000, for a stage throttled at 200 requests/s.
         reserved_concurrency={
             "connect": 30,
             "disconnect": 20,
@@ -151,6 +172,7 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
             "sweeper": 2,
             "status": 3,
             "transcriber": 10,  # one per session being transcribed (and briefly two at a hand-over)
+            "http_api": 5,
         },
     ),
     "prod": EnvironmentConfig(
@@ -167,9 +189,12 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
             routes.CREATE_SESSION: RouteThrottle(20, 40),
             routes.JOIN_SESSION: RouteThrottle(300, 600),
         },
+        http_throttle=RouteThrottle(200, 400),
+        http_route_throttles={http_api.CREATE_SESSION.key: RouteThrottle(20, 40)},
+        http_cors_origins=(),
         tracing_enabled=True,
         customer_managed_keys=True,
-        # 632 of the account's default quota of 1000 (368 left unreserved): caps well above what the stage's
+        # 752 of the account's default quota of 1000 (248 left unreserved): caps well above what the stage's
         # throttles admit at the functions' usual durations, so only a slow DynamoDB turns them into throttles.
         reserved_concurrency={
             "connect": 200,
@@ -180,6 +205,7 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
             "sweeper": 2,
             "status": 10,
             "transcriber": 100,  # one per session being transcribed (and briefly two at a hand-over)
+            "http_api": 20,
         },
     ),
 }
@@ -192,9 +218,21 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _OVERRIDABLE = {
     "".join(part.capitalize() if i else part for i, part in enumerate(f.name.split("_"))): f
     for f in fields(EnvironmentConfig)
-    if f.name not in ("name", "route_throttles", "reserved_concurrency", "function_settings")
+    if f.name
+    not in (
+        "name",
+        "route_throttles",
+        "reserved_concurrency",
+        "function_settings",
+        "http_throttle",
+        "http_route_throttles",
+        "http_cors_origins",
+    )
 }
 RESERVED_CONCURRENCY_KEY = "reservedConcurrency"
+HTTP_CORS_ORIGINS_KEY = "httpCorsOrigins"
+# An origin as a browser sends it: scheme, host, optional port; no path, no wildcard.
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 def load(context: Mapping[str, Any] | Any) -> EnvironmentConfig:
@@ -213,6 +251,9 @@ def load(context: Mapping[str, Any] | Any) -> EnvironmentConfig:
     reserved = get(RESERVED_CONCURRENCY_KEY)
     if reserved is not None:
         overrides["reserved_concurrency"] = _reserved_concurrency(config.reserved_concurrency, reserved)
+    origins = get(HTTP_CORS_ORIGINS_KEY)
+    if origins is not None:
+        overrides["http_cors_origins"] = _origins(origins)
     values = dict(config.function_settings)
     for setting in function_settings.FUNCTION_SETTINGS:
         raw = get(setting.context_key)
@@ -240,6 +281,16 @@ def _check_operations(config: EnvironmentConfig) -> None:
             raise ValueError(f"route_throttles names {route_key!r}, not a route; routes: {sorted(ROUTE_KEYS)}")
         if throttle.rate_limit <= 0 or throttle.burst_limit < 1:
             raise ValueError(f"the throttle of {route_key} must be positive, got {throttle}")
+    for route_key, throttle in {"the HTTP stage": config.http_throttle, **config.http_route_throttles}.items():
+        if route_key != "the HTTP stage" and route_key not in http_api.ROUTE_KEYS:
+            raise ValueError(
+                f"http_route_throttles names {route_key!r}, not a route; routes: {sorted(http_api.ROUTE_KEYS)}"
+            )
+        if throttle.rate_limit <= 0 or throttle.burst_limit < 1:
+            raise ValueError(f"the throttle of {route_key} must be positive, got {throttle}")
+    for origin in config.http_cors_origins:
+        if not _ORIGIN.fullmatch(origin):
+            raise ValueError(f"{HTTP_CORS_ORIGINS_KEY}: {origin!r} is not an origin (scheme://host[:port])")
     if config.invalid_configuration_alarm_threshold < 1:
         raise ValueError("invalidConfigurationAlarmThreshold must be positive")
     if config.alarm_email and not _EMAIL.fullmatch(config.alarm_email):
@@ -287,6 +338,17 @@ def _reserved_concurrency(current: Mapping[str, int], raw: Any) -> dict[str, int
         else:
             result[module] = _coerce(f"{RESERVED_CONCURRENCY_KEY} {module}", value, int)
     return result
+
+
+def _origins(raw: Any) -> tuple[str, ...]:
+    """A context value of origins: ``"none"``, a comma-separated string, or a JSON list (cdk.json)."""
+    if isinstance(raw, str):
+        if raw.strip().lower() == "none":
+            return ()
+        return tuple(origin.strip() for origin in raw.split(",") if origin.strip())
+    if isinstance(raw, (list, tuple)) and all(isinstance(origin, str) for origin in raw):
+        return tuple(raw)
+    raise ValueError(f"{HTTP_CORS_ORIGINS_KEY} must be none or origins separated by commas, got {raw!r}")
 
 
 _FIELD_TYPES = {"bool": bool, "int": int, "float": float, "str": str}

@@ -110,6 +110,16 @@ FUNCTION_TABLE_ACCESS: Final[Mapping[str, tuple[TableAccess, ...]]] = {
         TableAccess(schema.CONNECTIONS, {GET, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
         TableAccess(schema.RATE_LIMITS, {UPDATE}),
     ),
+    # The HTTP session API: POST /sessions as createSession without a connection (session Put, the speaker's
+    # active sessions and creation count Update in the one transaction; at the limit, the listed sessions read
+    # with BatchGet and the gone ones taken out), GET (session read), PATCH (session Update), DELETE (session read,
+    # the end Update with the active sessions' Update, the listeners told by index Query and closed, a vanished
+    # one's row read and removed and counted out).
+    "http_api": (
+        TableAccess(schema.SESSIONS, {GET, BATCH_GET, PUT, UPDATE}),
+        TableAccess(schema.CONNECTIONS, {GET, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
+        TableAccess(schema.RATE_LIMITS, {UPDATE}),
+    ),
     # First messages: the listener counts of a batch's sessions for its sessionJoined messages (BatchGet).
     "welcome": (TableAccess(schema.SESSIONS, {BATCH_GET}),),
     # The speaker's status on a change of its audience: the session read (GetItem), the push recorded on it

@@ -1,5 +1,5 @@
-"""The deployable unit: tables, the WebSocket API, its alarms and dashboard, composed; outputs for operators
-and downstream."""
+"""The deployable unit: tables, the WebSocket API, the HTTP session API, their alarms and dashboard, composed;
+outputs for operators and downstream."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
 from cdk_app.encryption import ServiceKeys
+from cdk_app.http_api import SessionHttpApi
 from cdk_app.monitoring import ServiceAlarms, ServiceDashboard
 from cdk_app.permissions import DOWNSTREAM_BROADCAST
 from cdk_app.tables import SessionTables
@@ -28,6 +29,16 @@ class SessionServiceStack(Stack):
         self.websocket = SessionWebSocketApi(
             self, "WebSocket", config=config, tables=self.tables, logs_key=self.keys.logs
         )
+        # One function behind every HTTP route, built and granted as the WebSocket functions are (it ends sessions,
+        # so it tells their listeners through the WebSocket stage).
+        self.http = SessionHttpApi(
+            self,
+            "Http",
+            config=config,
+            function=self.websocket.add_function("HttpApi", "http_api"),
+            auth=self.websocket.auth,
+            logs_key=self.keys.logs,
+        )
         self.monitoring = ServiceAlarms(
             self,
             "Monitoring",
@@ -41,6 +52,12 @@ class SessionServiceStack(Stack):
         self.dashboard = ServiceDashboard(self, "Dashboard", config=config, functions=self.websocket.functions)
 
         CfnOutput(self, "WebSocketUrl", value=self.websocket.stage.url, description="Clients connect here")
+        CfnOutput(
+            self,
+            "HttpApiUrl",
+            value=self.http.url,
+            description="The HTTP session API (POST sessions, GET/PATCH/DELETE sessions/{sessionId}, GET health)",
+        )
         CfnOutput(self, "CallbackUrl", value=self.websocket.stage.callback_url, description="@connections API")
         CfnOutput(self, "SessionsTableName", value=self.tables.sessions.table_name)
         CfnOutput(self, "SessionsTableArn", value=self.tables.sessions.table_arn)
@@ -81,6 +98,12 @@ class SessionServiceStack(Stack):
             )
         CfnOutput(
             self, "AccessLogGroupName", value=self.websocket.access_logs.log_group_name, description="Stage access logs"
+        )
+        CfnOutput(
+            self,
+            "HttpAccessLogGroupName",
+            value=self.http.access_logs.log_group_name,
+            description="The HTTP API stage's access logs",
         )
 
     def grant_downstream_read(self, grantee: iam.IGrantable) -> None:

@@ -130,6 +130,19 @@ class SessionWebSocketApi(Construct):
         for role, reasons in self._unscoped.items():
             nag.acknowledge_wildcard_resource(role, "*", "; ".join(reasons))
 
+    def add_function(self, construct_id: str, module: str) -> lambda_.Function:
+        """Another function running ``lambda_src.handlers.<module>`` as the routes' functions do (its own role and
+        log group, the layer, the tables it needs by ``cdk_app.permissions``), that may post to this stage's
+        connections; watched by the alarms with the others (``functions``)."""
+        function = self._build_function(construct_id, module)
+        self.grant_connections(function)
+        self.functions[module] = function
+        assert function.role is not None
+        reasons = self._unscoped.pop(function.role, [])
+        if reasons:
+            nag.acknowledge_wildcard_resource(function.role, "*", "; ".join(reasons))
+        return function
+
     def grant_connections(self, function: lambda_.Function) -> None:
         """Let ``function`` post to, ask about and close this stage's connections (``@connections``), and tell it
         where (``CALLBACK_URL``)."""

@@ -82,17 +82,66 @@ def open_connection(caller: Caller) -> None:
     dynamodb.transact_guarded([(runtime.connections().put_item(connection), _already_in_a_session), *caller.guards])
 
 
-@metrics.timed(telemetry.SESSION_CREATION_LATENCY)
 def create_session(request: CreateSessionRequest, caller: Caller, *, on_connect: bool) -> dict[str, Any]:
     """Create a session owned by the calling speaker with its connection as the speaker; ``sessionCreated``.
 
-    One transaction: the session (only if its id is free), the speaker's row, the speaker's active sessions
-    (under the per-speaker limit), the speaker's creation count and the caller's guards (e.g. the
-    connection's own rate limit). At the active-session limit, the listed sessions are checked once and
-    those that are gone are forgotten, then the creation is tried again; refused with the live ones.
+    The speaker's row (written whole on ``$connect``, carrying ``sessionCreated`` for the welcome function; or the
+    open connection attached) and the caller's guards (e.g. the connection's own rate limit) join the creation's
+    transaction (:func:`_create`).
     """
-    connection_id, connected_at_ms, now_ms = caller.connection_id, caller.connected_at_ms, caller.now_ms
-    user_id, guards = caller.speaker_user_id, caller.guards
+    connection_id, now_ms = caller.connection_id, caller.now_ms
+
+    def speaker_row(session: Session) -> list[Guarded]:
+        created = messages.session_created(session, connection_id, now_ms)
+        row = _row(
+            connection_id,
+            caller.connected_at_ms,
+            on_connect=on_connect,
+            role=ROLE_SPEAKER,
+            session_id=session.session_id,
+            welcome=created,
+            user_id=caller.speaker_user_id,
+        )
+        return [row]
+
+    session = _create(
+        request,
+        caller.speaker_user_id,
+        now_ms,
+        speaker_connection_id=connection_id,
+        speaker_row=speaker_row,
+        guards=caller.guards,
+    )
+    runtime.connections().remember_session(connection_id, session.session_id)
+    return messages.session_created(session, connection_id, now_ms)
+
+
+def create_session_speaker_away(request: CreateSessionRequest, user_id: str, now_ms: int) -> Session:
+    """Create a session owned by ``user_id`` with no connection (the HTTP API's ``POST /sessions``, decision
+    record 0037): it starts with its speaker away, its reconnection window open for ``speakerGraceSeconds``, so
+    the owner's first connection takes it over exactly as a resume does, listeners may join it meanwhile (told
+    ``speakerReconnected`` when the speaker arrives), and the sweeper ends it when the window closes with no
+    speaker (``speakerTimeout``), which frees its place under the active-session limit."""
+    grace_ends_at_s = now_ms // 1000 + function_settings.load().speaker_grace_seconds
+    return _create(request, user_id, now_ms, speaker_connection_id="", grace_ends_at_s=grace_ends_at_s)
+
+
+@metrics.timed(telemetry.SESSION_CREATION_LATENCY)
+def _create(
+    request: CreateSessionRequest,
+    user_id: str,
+    now_ms: int,
+    *,
+    speaker_connection_id: str,
+    grace_ends_at_s: int | None = None,
+    speaker_row: Callable[[Session], Sequence[Guarded]] = lambda _session: (),
+    guards: Sequence[Guarded] = (),
+) -> Session:
+    """The one creation both entry points share: one transaction of the session (only if its id is free), the
+    speaker's row for the session drawn (none when created with no connection), the speaker's active sessions
+    (under the per-speaker limit), the speaker's creation count and the caller's ``guards``. At the active-session
+    limit, the listed sessions are checked once and those that are gone are forgotten, then the creation is tried
+    again; refused with the live ones."""
     config = function_settings.load()
     sessions = runtime.sessions()
     now_s = now_ms // 1000
@@ -101,27 +150,18 @@ def create_session(request: CreateSessionRequest, caller: Caller, *, on_connect:
     for _attempt in range(limits.SESSION_ID_ATTEMPTS):
         session = Session(
             session_id=new_session_id(config.session_id_vocabulary),
-            speaker_connection_id=connection_id,
+            speaker_connection_id=speaker_connection_id,
             speaker_user_id=user_id,
             source_language=request.source_language,
             quality_tier=request.quality_tier,
             created_at_ms=now_ms,
             expires_at_s=now_s + config.session_lifetime_seconds,
             config=request.config,
-        )
-        created = messages.session_created(session, connection_id, now_ms)
-        speaker_row = _row(
-            connection_id,
-            connected_at_ms,
-            on_connect=on_connect,
-            role=ROLE_SPEAKER,
-            session_id=session.session_id,
-            welcome=created,
-            user_id=user_id,
+            speaker_grace_ends_at_s=grace_ends_at_s,
         )
         active = rate_limits.active_session(user_id, session.session_id, now_s)
         try:
-            dynamodb.transact_guarded([sessions.create_item(session), speaker_row, active, limit, *guards])
+            dynamodb.transact_guarded([sessions.create_item(session), *speaker_row(session), active, limit, *guards])
         except SessionIdTaken:
             logger.info("session id collision; drawing another")
             continue
@@ -131,10 +171,9 @@ def create_session(request: CreateSessionRequest, caller: Caller, *, on_connect:
             healed = True
             continue
         sessions.remember(session)
-        runtime.connections().remember_session(connection_id, session.session_id)
         session_concerned(session.session_id)
         metrics.session_created()
-        return created
+        return session
     raise ServiceError(
         ErrorCode.SERVICE_UNAVAILABLE,
         "could not allocate a session id; retry shortly",

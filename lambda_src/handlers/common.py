@@ -1,7 +1,7 @@
-"""What every entry point shares: one invocation wrapper (:func:`entry_point`) for all six functions, and,
-for the WebSocket routes, reading the event and turning any outcome into a reply.
+"""What every entry point shares: one invocation wrapper (:func:`entry_point`) for every function, and, for the
+WebSocket routes and the HTTP API's, reading the event and turning any outcome into a reply.
 
-No exception leaves a WebSocket handler: catalogue errors become ``error`` replies with their status,
+No exception leaves a WebSocket or HTTP handler: catalogue errors become ``error`` replies with their status,
 anything else is logged with the request id and becomes ``INTERNAL_ERROR`` without a stack trace.
 """
 
@@ -19,7 +19,7 @@ from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.model.caller import Caller
 from lambda_src.platform import metrics
 from lambda_src.platform.log import CONNECTION_ID_KEY, REQUEST_ID_KEY, ROUTE_KEY, clear_correlation_keys, logger
-from lambda_src.protocol import messages
+from lambda_src.protocol import http_bodies, messages
 
 if TYPE_CHECKING:  # for annotations only: nothing more is imported when a function loads
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -165,6 +165,32 @@ def entry_point(
 def websocket_handler(route: Callable[[Event], Response]) -> Callable[[Event, LambdaContext | None], Response]:
     """An :func:`entry_point` whose every outcome is a reply and whose every error reply is counted
     (``Rejections``)."""
+    return _answering(route, error_reply)
+
+
+def http_response(status: int, body: Mapping[str, Any] | None = None) -> Response:
+    """An HTTP API answer (payload format 2.0): JSON, or no body (204). API Gateway adds the CORS headers."""
+    response: Response = {"statusCode": status, "headers": {"content-type": "application/json"}}
+    if body is not None:
+        response["body"] = messages.encode(dict(body))
+    return response
+
+
+def http_error_response(error: ServiceError) -> Response:
+    """The one error shape of the HTTP API (``http_bodies.error_body``), with the code's status."""
+    return http_response(error.code.status, http_bodies.error_body(error))
+
+
+def http_handler(route: Callable[[Event], Response]) -> Callable[[Event, LambdaContext | None], Response]:
+    """:func:`websocket_handler` for the HTTP API's routes: the same outcomes, errors in the HTTP error shape."""
+    return _answering(route, http_error_response)
+
+
+def _answering(
+    route: Callable[[Event], Response], refusal: Callable[[ServiceError], Response]
+) -> Callable[[Event, LambdaContext | None], Response]:
+    """An :func:`entry_point` around ``route``: catalogue errors answered by ``refusal`` and counted, anything
+    else logged with the request id and answered ``INTERNAL_ERROR`` without a stack trace."""
 
     @entry_point()
     @functools.wraps(route)
@@ -177,12 +203,12 @@ def websocket_handler(route: Callable[[Event], Response]) -> Callable[[Event, La
         except ServiceError as error:
             logger.info("request refused", extra={"error_code": error.code.name, "field": error.field})
             metrics.rejected(error.code.name)
-            return error_reply(error)
+            return refusal(error)
         except Exception:
             correlation_id = invocation_request_id(event, context) or "unknown"
             logger.exception("unhandled error", extra={"correlation_id": correlation_id})
             metrics.rejected(ErrorCode.INTERNAL_ERROR.name)
-            return error_reply(
+            return refusal(
                 ServiceError(
                     ErrorCode.INTERNAL_ERROR,
                     f"internal error; quote correlation id {correlation_id} when reporting it",

@@ -77,10 +77,19 @@ class Session:
         connected_at = self.created_at_ms if self.speaker_connected_at_ms is None else self.speaker_connected_at_ms
         return now_ms - connected_at >= limits.SPEAKER_SETTLE_SECONDS * 1000
 
+    @property
+    def sweep_at_s(self) -> int:
+        """When the sweeper is due to look at this active session: its speaker's reconnection window's end while
+        the speaker is away, otherwise its expiry."""
+        if self.speaker_grace_ends_at_s is None:
+            return self.expires_at_s
+        return min(self.speaker_grace_ends_at_s, self.expires_at_s)
+
     def to_item(self) -> dict[str, Any]:
         return {
             SESSIONS_PARTITION_KEY: self.session_id,
-            "speakerConnectionId": self.speaker_connection_id,
+            # Absent while no connection was ever the speaker's (a session created over HTTP, its speaker away).
+            **({"speakerConnectionId": self.speaker_connection_id} if self.speaker_connection_id else {}),
             "speakerUserId": self.speaker_user_id,
             "sourceLanguage": self.source_language,
             "qualityTier": self.quality_tier,
@@ -97,8 +106,10 @@ class Session:
             # Written once the speaker sets it: a new session's item keeps the contract's schema (absent reads as
             # not paused, not muted, full volume).
             **({} if self.broadcast == BroadcastState() else self.broadcast.to_item()),
-            # In the sweeper's sparse index while active: it ends the session when its lifetime is over.
-            **({SESSIONS_SWEEP_AT_ATTRIBUTE: self.expires_at_s} if self.is_active else {}),
+            **({} if self.speaker_grace_ends_at_s is None else {GRACE_ATTRIBUTE: self.speaker_grace_ends_at_s}),
+            # In the sweeper's sparse index while active: it ends the session when its lifetime is over, or when
+            # its speaker's reconnection window closes first.
+            **({SESSIONS_SWEEP_AT_ATTRIBUTE: self.sweep_at_s} if self.is_active else {}),
         }
 
     @classmethod

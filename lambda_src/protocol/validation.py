@@ -157,6 +157,18 @@ def parse_config_update(fields: Mapping[str, Any]) -> PartialResultUpdate:
     return update
 
 
+def check_known_fields(fields: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    """Refuse a field the request does not take (the HTTP API's bodies: a misspelt setting would otherwise be
+    ignored silently), naming the first one."""
+    for name in fields:
+        if name not in allowed:
+            raise ServiceError(
+                ErrorCode.INVALID_PARAMETERS,
+                f"the body may hold only {', '.join(allowed)}, got {shown(str(name))}",
+                field=str(name)[: limits.MAX_FIELD_LENGTH],
+            )
+
+
 def parse_create_session(fields: Mapping[str, Any], languages: frozenset[str]) -> CreateSessionRequest:
     """Validate a ``createSession`` request (query string or message)."""
     check_field_sizes(fields)

@@ -41,15 +41,26 @@ SWEEPER_MODULE = "sweeper"
 AUTHORIZER_MODULE = "authorizer"
 STATUS_MODULE = "status"
 TRANSCRIBER_MODULE = "transcriber"
+# The function behind every route of the HTTP session API.
+HTTP_API_MODULE = "http_api"
 # Every function of the stack, by the handler module it runs.
-ALL_MODULES = ROUTE_MODULES | {WELCOME_MODULE, SWEEPER_MODULE, AUTHORIZER_MODULE, STATUS_MODULE, TRANSCRIBER_MODULE}
+ALL_MODULES = ROUTE_MODULES | {
+    WELCOME_MODULE,
+    SWEEPER_MODULE,
+    AUTHORIZER_MODULE,
+    STATUS_MODULE,
+    TRANSCRIBER_MODULE,
+    HTTP_API_MODULE,
+}
 # The functions that work on the tables (and so are told their names and the session limits).
-TABLE_MODULES = ROUTE_MODULES | {WELCOME_MODULE, SWEEPER_MODULE, STATUS_MODULE, TRANSCRIBER_MODULE}
+TABLE_MODULES = ROUTE_MODULES | {WELCOME_MODULE, SWEEPER_MODULE, STATUS_MODULE, TRANSCRIBER_MODULE, HTTP_API_MODULE}
 # The functions that write session state: they read and write both tables.
-WRITER_MODULES = ROUTE_MODULES | {SWEEPER_MODULE}
+WRITER_MODULES = ROUTE_MODULES | {SWEEPER_MODULE, HTTP_API_MODULE}
 # The functions that post to connections through this stage's @connections API (written out: the authorizer
 # must never be among them).
-POSTING_MODULES = frozenset({"connect", "disconnect", "message", "sweeper", "welcome", "status", "transcriber"})
+POSTING_MODULES = frozenset(
+    {"connect", "disconnect", "message", "sweeper", "welcome", "status", "transcriber", "http_api"}
+)
 
 TABLE_TYPE = "AWS::DynamoDB::Table"
 FUNCTION_TYPE = "AWS::Lambda::Function"
@@ -119,6 +130,7 @@ EXPECTED = {
             "sweeper": 2,
             "status": 3,
             "transcriber": 10,
+            "http_api": 5,
         },
     ),
     "prod": Expected(
@@ -136,6 +148,7 @@ EXPECTED = {
             "sweeper": 2,
             "status": 10,
             "transcriber": 100,
+            "http_api": 20,
         },
     ),
 }
@@ -329,23 +342,61 @@ class Synthesized:
 
     # The API.
 
+    def api_of_protocol(self, protocol: str) -> str:
+        """The one API of ``protocol`` (``WEBSOCKET`` or ``HTTP``)."""
+        found = [
+            logical_id
+            for logical_id, api in self.resources(API_TYPE).items()
+            if api["Properties"].get("ProtocolType") == protocol
+        ]
+        assert len(found) == 1, f"expected one {protocol} API, found {found}"
+        return found[0]
+
     @cached_property
     def api_id(self) -> str:
-        return self.only(API_TYPE)[0]
+        """The WebSocket API."""
+        return self.api_of_protocol("WEBSOCKET")
+
+    @cached_property
+    def http_api_id(self) -> str:
+        return self.api_of_protocol("HTTP")
+
+    def of_api(self, resource_type: str, api_id: str) -> dict[str, dict[str, Any]]:
+        """The resources of ``resource_type`` (routes, integrations, stages, authorizers) of one API."""
+        return {
+            logical_id: resource
+            for logical_id, resource in self.resources(resource_type).items()
+            if resource["Properties"].get("ApiId") == ref(api_id)
+        }
+
+    def only_of_api(self, resource_type: str, api_id: str) -> tuple[str, dict[str, Any]]:
+        found = self.of_api(resource_type, api_id)
+        assert len(found) == 1, f"expected exactly one {resource_type} of {api_id}, found {sorted(found)}"
+        return next(iter(found.items()))
 
     @cached_property
     def routes(self) -> dict[str, tuple[str, dict[str, Any]]]:
-        """Route key -> (logical id, resource); fails on a duplicated route key."""
+        """The WebSocket API's routes: route key -> (logical id, resource); fails on a duplicated route key."""
+        return self.routes_of(self.api_id)
+
+    @cached_property
+    def http_routes(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        return self.routes_of(self.http_api_id)
+
+    def routes_of(self, api_id: str) -> dict[str, tuple[str, dict[str, Any]]]:
         by_key: dict[str, tuple[str, dict[str, Any]]] = {}
-        for logical_id, route in self.resources(ROUTE_TYPE).items():
+        for logical_id, route in self.of_api(ROUTE_TYPE, api_id).items():
             key = route["Properties"]["RouteKey"]
             assert key not in by_key, f"route {key!r} is defined twice ({by_key[key][0]}, {logical_id})"
             by_key[key] = (logical_id, route)
         return by_key
 
-    def route_integration_id(self, route_key: str) -> str:
-        """The integration a route targets (``Target: integrations/<Ref>``)."""
-        target = self.routes[route_key][1]["Properties"].get("Target")
+    def route_integration_id(
+        self, route_key: str, routes: Mapping[str, tuple[str, dict[str, Any]]] | None = None
+    ) -> str:
+        """The integration a route targets (``Target: integrations/<Ref>``), of the WebSocket API's ``routes``
+        unless others are given."""
+        target = (self.routes if routes is None else routes)[route_key][1]["Properties"].get("Target")
         parts = join_parts(target)
         assert len(parts) == 2 and parts[0] == "integrations/", f"unexpected Target of {route_key!r}: {target!r}"
         assert isinstance(parts[1], dict) and list(parts[1]) == ["Ref"], f"unexpected Target of {route_key!r}"

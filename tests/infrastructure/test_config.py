@@ -238,6 +238,49 @@ def test_bad_route_throttles_are_refused(monkeypatch: pytest.MonkeyPatch, route_
         config.load({"env": "dev"})
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"http_route_throttles": {"POST /session": config.RouteThrottle(1, 2)}},
+        {"http_route_throttles": {"GET /health": config.RouteThrottle(0, 2)}},
+        {"http_throttle": config.RouteThrottle(10, 0)},
+    ],
+)
+def test_bad_http_throttles_are_refused(monkeypatch: pytest.MonkeyPatch, changes: dict) -> None:
+    # Given an environment whose HTTP stage or route limits name no route of the HTTP API, or are not positive
+    broken = dataclasses.replace(config.ENVIRONMENTS["dev"], **changes)
+    monkeypatch.setitem(config.ENVIRONMENTS, "dev", broken)
+
+    # When / Then loading it refuses them
+    with pytest.raises(ValueError, match="http_route_throttles|throttle of"):
+        config.load({"env": "dev"})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("none", ()),
+        ("https://a.example.com, https://b.example.com:8443", ("https://a.example.com", "https://b.example.com:8443")),
+        (["http://localhost:5173"], ("http://localhost:5173",)),
+    ],
+)
+def test_http_cors_origins_are_overridable(raw: Any, expected: tuple[str, ...]) -> None:
+    # Given origins from context (a string, or a list from cdk.json)
+    # Then they replace the environment's
+    assert config.load({"env": "dev", "httpCorsOrigins": raw}).http_cors_origins == expected
+
+
+def test_dev_admits_loopback_origins_and_the_others_none_by_default() -> None:
+    # Given each environment's browser origins
+    origins = {name: config.load({"env": name}).http_cors_origins for name in config.ENVIRONMENTS}
+
+    # Then dev's are loopback ones only, and staging and prod name none until configured
+    assert origins["dev"] and all(
+        origin.startswith(("http://localhost:", "http://127.0.0.1:")) for origin in origins["dev"]
+    )
+    assert origins["staging"] == origins["prod"] == ()
+
+
 def test_customer_managed_keys_in_prod_only_by_default() -> None:
     # Given each environment's configuration
     # Then prod's tables and log groups use the stack's own keys; dev and staging AWS managed keys

@@ -339,7 +339,7 @@ def _connections_arn_parts(deployed: Synthesized) -> list:
 def test_posting_functions_may_manage_connections_of_this_stage(deployed: Synthesized) -> None:
     # Given the functions that post to connections (connect, disconnect, message, sweeper and welcome)
     posting = deployed.functions_running(POSTING_MODULES)
-    assert len(posting) == len(POSTING_MODULES) == 7
+    assert len(posting) == len(POSTING_MODULES) == 8
     base = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{API_ID}"
     for logical_id in sorted(posting):
         statements = [

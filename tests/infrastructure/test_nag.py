@@ -10,8 +10,18 @@ from cdk_app.stack import SessionServiceStack
 from lambda_src.contract import routes
 from tests.infrastructure.template_support import ALL_ROUTES, Synthesized, synthesize
 
-FUNCTIONS = ("Connect", "Disconnect", "Message", "Welcome", "Sweeper", "Authorizer", "Status", "Transcriber")
-POSTING = ("Connect", "Disconnect", "Message", "Welcome", "Sweeper", "Status", "Transcriber")
+FUNCTIONS = (
+    "Connect",
+    "Disconnect",
+    "Message",
+    "Welcome",
+    "Sweeper",
+    "Authorizer",
+    "Status",
+    "Transcriber",
+    "HttpApi",
+)
+POSTING = ("Connect", "Disconnect", "Message", "Welcome", "Sweeper", "Status", "Transcriber", "HttpApi")
 TABLES = ("Sessions", "Connections", "RateLimits", "AudioChunks", "Transcripts")
 
 
@@ -33,6 +43,8 @@ def _expected(environment: str) -> set[tuple[str, str]]:
         ("WebSocket/WelcomeFailures", "SQS3"),
         ("WebSocket/StatusFailures", "SQS3"),
         ("WebSocket/SweeperFailures", "SQS3"),
+        # The HTTP API's health check answers without a token.
+        ("Http/Api/GET--health", "APIG4"),
         # MFA and the Plus plan for the speakers' user pool.
         ("WebSocket/SpeakerAuth/UserPool", "COG2"),
         ("WebSocket/SpeakerAuth/UserPool", "COG8"),

@@ -93,6 +93,16 @@ EXPECTED_DYNAMODB_ACCESS: dict[str, dict[str, set[str]]] = {
         "Connections/index/bySessionLanguage": {"Query"},
         "Transcripts": {"BatchWriteItem"},
     },
+    # The HTTP session API: create (session Put, the speaker's active sessions and creation count Update; at the
+    # limit, the listed sessions read with BatchGetItem), read (GetItem), the settings (Update), end (session read,
+    # the end Update with the active sessions' Update), the listeners told (index Query) and a gone one counted out
+    # (row read, Delete, session Update). No row of its own: it holds no connection.
+    "http_api": {
+        "Sessions": {"GetItem", "BatchGetItem", "PutItem", "UpdateItem"},
+        "Connections": {"GetItem", "DeleteItem"},
+        "Connections/index/bySessionLanguage": {"Query"},
+        "RateLimits": {"UpdateItem"},
+    },
     "authorizer": {},
 }
 
@@ -110,6 +120,7 @@ EXPECTED_TABLE_KEY_ACCESS: dict[str, set[tuple[str, str]]] = {
     "welcome": {("Decrypt", VIA_DYNAMODB), ("Decrypt", FOR_THE_STREAM)},
     "status": {("Decrypt", VIA_DYNAMODB), ("Decrypt", FOR_THE_STREAM)},
     "transcriber": {("Decrypt", VIA_DYNAMODB)},
+    "http_api": {("Decrypt", VIA_DYNAMODB)},
     "authorizer": set(),
 }
 DYNAMODB_VIA_SERVICE = {

@@ -6,7 +6,7 @@ import json
 
 from aws_cdk.assertions import Capture, Match
 
-from lambda_src.contract import routes
+from lambda_src.contract import http_api, routes
 from tests.infrastructure.template_support import (
     ACCOUNT,
     ACCOUNT_TYPE,
@@ -45,10 +45,12 @@ def _invoke_arn(stage: str, route_key: str) -> str:
 
 
 def _apigateway_permissions(deployed: Synthesized) -> dict[str, dict]:
+    """API Gateway's permissions to invoke a function for the WebSocket API (its SourceArn names that API)."""
     return {
         logical_id: permission
         for logical_id, permission in deployed.resources(PERMISSION_TYPE).items()
         if permission["Properties"].get("Principal") == APIGATEWAY
+        and ref(deployed.api_id) in join_parts(permission["Properties"]["SourceArn"])
     }
 
 
@@ -59,7 +61,7 @@ def _is_authorizer_permission(deployed: Synthesized, permission: dict) -> bool:
         len(parts) >= 2
         and parts[-2] == "/authorizers/"
         and isinstance(parts[-1], dict)
-        and parts[-1].get("Ref") in deployed.resources(AUTHORIZER_TYPE)
+        and parts[-1].get("Ref") in deployed.of_api(AUTHORIZER_TYPE, deployed.api_id)
     )
 
 
@@ -84,8 +86,9 @@ def _permission_route_key(deployed: Synthesized, permission: dict) -> str:
 
 def test_one_websocket_api_routed_on_the_action_field(deployed: Synthesized) -> None:
     # Given the synthesized stack
-    # Then it has one WebSocket API selecting routes by the message's "action"
-    deployed.template.resource_count_is(API_TYPE, 1)
+    # Then it has one WebSocket API selecting routes by the message's "action" (beside the HTTP session API)
+    deployed.template.resource_count_is(API_TYPE, 2)
+    assert deployed.api_id != deployed.http_api_id
     deployed.template.has_resource_properties(
         API_TYPE, {"ProtocolType": "WEBSOCKET", "RouteSelectionExpression": "$request.body.action"}
     )
@@ -94,7 +97,7 @@ def test_one_websocket_api_routed_on_the_action_field(deployed: Synthesized) -> 
 
 def test_routes_are_exactly_the_lifecycle_routes_and_the_message_routes(deployed: Synthesized) -> None:
     # Given the API's routes
-    route_keys = [route["Properties"]["RouteKey"] for route in deployed.resources(ROUTE_TYPE).values()]
+    route_keys = [route["Properties"]["RouteKey"] for route in deployed.of_api(ROUTE_TYPE, deployed.api_id).values()]
 
     # Then there is one per lifecycle event and one per message action, each once
     assert sorted(route_keys) == sorted({"$connect", "$disconnect", "$default", *routes.MESSAGE_ROUTES})
@@ -123,14 +126,14 @@ def test_routes_are_exactly_the_lifecycle_routes_and_the_message_routes(deployed
         }
     )
     # And every route belongs to the one API
-    for route in deployed.resources(ROUTE_TYPE).values():
+    for route in deployed.of_api(ROUTE_TYPE, deployed.api_id).values():
         assert route["Properties"]["ApiId"] == ref(deployed.api_id)
 
 
 def test_replying_routes_have_a_default_route_response(deployed: Synthesized) -> None:
     # Given the route responses, by the route they belong to
     responses: dict[str, list[dict]] = {}
-    for response in deployed.resources(ROUTE_RESPONSE_TYPE).values():
+    for response in deployed.of_api(ROUTE_RESPONSE_TYPE, deployed.api_id).values():
         route_ref = response["Properties"]["RouteId"]
         responses.setdefault(route_ref["Ref"], []).append(response["Properties"])
 
@@ -157,7 +160,7 @@ def test_replying_routes_have_a_default_route_response(deployed: Synthesized) ->
 
 def test_one_integration_per_route(deployed: Synthesized) -> None:
     # Given the routes and the integrations
-    integrations = deployed.resources(INTEGRATION_TYPE)
+    integrations = deployed.of_api(INTEGRATION_TYPE, deployed.api_id)
     targets = {route_key: deployed.route_integration_id(route_key) for route_key in ALL_ROUTES}
 
     # Then every route targets its own integration (3 lifecycle routes and 19 message routes), and every
@@ -179,7 +182,7 @@ def test_route_target_captured_through_template_matchers(deployed: Synthesized) 
     )
 
     # Then it targets an integration of the template
-    assert target.as_object()["Ref"] in deployed.resources(INTEGRATION_TYPE)
+    assert target.as_object()["Ref"] in deployed.of_api(INTEGRATION_TYPE, deployed.api_id)
 
 
 def test_each_route_invokes_its_handler(deployed: Synthesized) -> None:
@@ -211,6 +214,10 @@ def test_one_invoke_permission_per_route(deployed: Synthesized) -> None:
         permission["Properties"]
         for logical_id, permission in deployed.resources(PERMISSION_TYPE).items()
         if logical_id not in _apigateway_permissions(deployed)
+        and not (
+            permission["Properties"]["Principal"] == APIGATEWAY
+            and ref(deployed.http_api_id) in join_parts(permission["Properties"]["SourceArn"])
+        )
     ]
     assert [(p["Principal"], p["FunctionName"]) for p in others] == [
         (EVENTS_PRINCIPAL, get_att(deployed.function_id(SWEEPER_MODULE), "Arn"))
@@ -255,8 +262,10 @@ def test_invoke_permission_names_the_function_its_route_invokes(deployed: Synthe
 def test_permission_count_through_template_matchers(deployed: Synthesized) -> None:
     # Given the synthesized stack
     # Then API Gateway holds one permission per route plus one per Lambda authorizer, one of them for $connect
+    # (and one per route of the HTTP session API: tests/infrastructure/test_http_api.py)
     found = deployed.template.find_resources(PERMISSION_TYPE, {"Properties": {"Principal": APIGATEWAY}})
-    assert len(found) == len(ALL_ROUTES) + len(deployed.resources(AUTHORIZER_TYPE))
+    websocket_authorizers = deployed.of_api(AUTHORIZER_TYPE, deployed.api_id)
+    assert len(found) == len(ALL_ROUTES) + len(websocket_authorizers) + len(http_api.ROUTES)
     deployed.template.has_resource_properties(
         PERMISSION_TYPE,
         {
@@ -271,7 +280,7 @@ def test_permission_count_through_template_matchers(deployed: Synthesized) -> No
 
 def test_stage_is_named_after_the_environment_and_throttled(deployed_any: Synthesized) -> None:
     # Given the stack of an environment
-    stage_id, stage = deployed_any.only(STAGE_TYPE)
+    stage_id, stage = deployed_any.only_of_api(STAGE_TYPE, deployed_any.api_id)
     properties = stage["Properties"]
     config = deployed_any.config
 
@@ -285,8 +294,12 @@ def test_stage_is_named_after_the_environment_and_throttled(deployed_any: Synthe
 
 def test_prod_is_throttled_more_loosely_than_dev(synthesized_environment) -> None:
     # Given the dev and prod stages
-    dev = synthesized_environment("dev").only(STAGE_TYPE)[1]["Properties"]["DefaultRouteSettings"]
-    prod = synthesized_environment("prod").only(STAGE_TYPE)[1]["Properties"]["DefaultRouteSettings"]
+    dev = synthesized_environment("dev").only_of_api(STAGE_TYPE, synthesized_environment("dev").api_id)[1][
+        "Properties"
+    ]["DefaultRouteSettings"]
+    prod = synthesized_environment("prod").only_of_api(STAGE_TYPE, synthesized_environment("prod").api_id)[1][
+        "Properties"
+    ]["DefaultRouteSettings"]
 
     # Then the limits differ as configured (dev 50/100, prod 1000/2000 per second)
     assert (dev["ThrottlingRateLimit"], dev["ThrottlingBurstLimit"]) == (50, 100)
@@ -304,7 +317,7 @@ EXPECTED_ROUTE_THROTTLES = {
 
 def test_routes_are_throttled_per_environment(deployed_any: Synthesized) -> None:
     # Given the stage's per-route settings
-    stage_id, stage = deployed_any.only(STAGE_TYPE)
+    stage_id, stage = deployed_any.only_of_api(STAGE_TYPE, deployed_any.api_id)
     properties = stage["Properties"]
     route_settings = properties["RouteSettings"]
     default = properties["DefaultRouteSettings"]
@@ -338,7 +351,7 @@ ACCESS_LOG_REQUIRED = {
 
 def test_stage_writes_json_access_logs_to_a_retained_log_group(deployed_any: Synthesized) -> None:
     # Given the stage's access log settings
-    _, stage = deployed_any.only(STAGE_TYPE)
+    _, stage = deployed_any.only_of_api(STAGE_TYPE, deployed_any.api_id)
     settings = stage["Properties"]["AccessLogSettings"]
 
     # Then they go to a log group of the stack, kept as long as the environment keeps logs
@@ -398,5 +411,5 @@ def test_api_gateway_account_role_on_request() -> None:
     }
     assert account.get("DeletionPolicy") == role.get("DeletionPolicy") == "Retain"
     # And the stage, whose access logs need that role, is created after it
-    _, stage = synthesized.only(STAGE_TYPE)
+    _, stage = synthesized.only_of_api(STAGE_TYPE, synthesized.api_id)
     assert account_id in stage["DependsOn"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import time
@@ -33,9 +34,13 @@ class Tables:
         self.connections = CONNECTIONS_TABLE
         self.audio_chunks = AUDIO_CHUNKS_TABLE
         self.transcripts = TRANSCRIPTS_TABLE
+        self.rate_limits = RATE_LIMITS_TABLE
 
     def _scan(self, table: str) -> list[dict[str, Any]]:
         return self.client.scan(TableName=table, ConsistentRead=True)["Items"]
+
+    def raw_rate_limits(self) -> list[dict[str, Any]]:
+        return self._scan(self.rate_limits)
 
     def raw_sessions(self) -> list[dict[str, Any]]:
         return self._scan(self.sessions)
@@ -189,6 +194,47 @@ def disconnect_event(connection_id: str) -> dict[str, Any]:
         },
         "headers": {},
     }
+
+
+def http_event(
+    route_key: str,
+    body: Any = None,
+    *,
+    user_id: str | None = None,
+    session_id: str | None = None,
+    base64_body: bool = False,
+) -> dict[str, Any]:
+    """An HTTP API request as API Gateway delivers it (payload format 2.0): the route key (``POST /sessions``),
+    the path's ``sessionId``, the JWT authorizer's verified claims when ``user_id`` is given, and ``body`` sent as is
+    when a string, JSON-encoded otherwise (none when None)."""
+    method, path = route_key.split(" ", 1)
+    raw_path = path.replace("{sessionId}", session_id or "")
+    context: dict[str, Any] = {
+        "requestId": f"req-{next(_ids)}",
+        "routeKey": route_key,
+        "stage": "test",
+        "domainName": "example.execute-api.us-east-1.amazonaws.com",
+        "apiId": "example",
+        "http": {"method": method, "path": f"/test{raw_path}", "protocol": "HTTP/1.1", "sourceIp": "198.51.100.7"},
+        "timeEpoch": time.time_ns() // 1_000_000,
+    }
+    if user_id is not None:
+        context["authorizer"] = {"jwt": {"claims": {"sub": user_id, "token_use": "id"}, "scopes": None}}
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": f"/test{raw_path}",
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json"},
+        "requestContext": context,
+        "isBase64Encoded": base64_body,
+    }
+    if session_id is not None:
+        event["pathParameters"] = {"sessionId": session_id}
+    if body is not None:
+        text = body if isinstance(body, str) else json.dumps(body)
+        event["body"] = base64.b64encode(text.encode("utf-8")).decode("ascii") if base64_body else text
+    return event
 
 
 def body_of(response: dict[str, Any]) -> dict[str, Any]:

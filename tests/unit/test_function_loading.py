@@ -63,7 +63,17 @@ def test_a_function_never_imports_boto3(handler: str) -> None:
 
 
 def test_every_entry_point_is_checked() -> None:
-    assert HANDLERS == ["authorizer", "connect", "disconnect", "message", "status", "sweeper", "transcriber", "welcome"]
+    assert HANDLERS == [
+        "authorizer",
+        "connect",
+        "disconnect",
+        "http_api",
+        "message",
+        "status",
+        "sweeper",
+        "transcriber",
+        "welcome",
+    ]
 
 
 def test_the_collector_stays_off_for_a_process_that_had_turned_it_off() -> None:

@@ -1,6 +1,7 @@
 """DynamoDB requests per operation, counted with a botocore event hook: the deterministic budgets.
 
-createSession 1; join on $connect 1 (2 the first time a process sees the session: its source language and tier
+createSession 1, and the same over HTTP (``POST /sessions``; ``GET`` and ``PATCH /sessions/{id}`` 1 each);
+join on $connect 1 (2 the first time a process sees the session: its source language and tier
 are read once), as a message 2 (3 the first time: the count is read after the transaction); a status push 1 read,
 1 index page, 1 write (a batch with nothing to push: the read);
 heartbeat 0, and 1 when the 2-hour notices start; leave and listener disconnect 2; updateSessionConfig 1
@@ -34,8 +35,9 @@ from lambda_src.adapters.translation.stand_in import StandInTranslator
 from lambda_src.app import captions
 from lambda_src.app import sweeper as app_sweeper
 from lambda_src.app.transcription.delivery import SegmentDelivery
-from lambda_src.contract import limits
+from lambda_src.contract import http_api, limits
 from lambda_src.handlers import connect, disconnect, message, status, sweeper
+from lambda_src.handlers import http_api as http_handler
 from lambda_src.model.broadcast import BroadcastChange
 from lambda_src.model.partial_result_processor import Segment
 from tests.support.helpers import (
@@ -43,6 +45,7 @@ from tests.support.helpers import (
     body_of,
     connect_event,
     disconnect_event,
+    http_event,
     message_event,
     new_connection_id,
 )
@@ -69,6 +72,29 @@ def test_create_session_costs_one_request(tables) -> None:
         )
     assert response["statusCode"] == 200
     assert requests.by_operation == {"TransactWriteItems": 1}
+
+
+def test_create_session_over_http_costs_one_request_and_reading_or_updating_it_one_each(tables) -> None:
+    # The same one transaction as createSession (no connection row in it)
+    with DynamoDBRequests() as creation:
+        response = http_handler.handler(
+            http_event(http_api.CREATE_SESSION.key, {"sourceLanguage": "en"}, user_id="speaker"), None
+        )
+    assert response["statusCode"] == 201, response
+    assert creation.by_operation == {"TransactWriteItems": 1}
+    session_id = body_of(response)["sessionId"]
+    runtime.reset()  # another process: nothing of the session cached
+    with DynamoDBRequests() as reading:
+        read = http_handler.handler(http_event(http_api.GET_SESSION.key, user_id="x", session_id=session_id), None)
+    assert read["statusCode"] == 200
+    assert reading.by_operation == {"GetItem": 1}
+    with DynamoDBRequests() as updating:
+        update = {"minStability": 0.7}
+        changed = http_handler.handler(
+            http_event(http_api.UPDATE_SESSION.key, update, user_id="speaker", session_id=session_id), None
+        )
+    assert changed["statusCode"] == 200
+    assert updating.by_operation == {"UpdateItem": 1}
 
 
 def test_a_source_address_costs_one_request_the_first_time_a_process_meets_one(tables) -> None:

@@ -247,6 +247,28 @@ class SessionsRepository:
         """Apply the partial-result settings ``update`` asks for, as the session's speaker; the new session."""
         return self._set_as_speaker(session_id, connection_id, update.to_item(), now_s, returning="ALL_NEW")
 
+    def update_config_as_owner(self, session_id: str, user_id: str, update: PartialResultUpdate, now_s: int) -> Session:
+        """Apply the partial-result settings ``update`` asks for, as the session's owner (the HTTP API: no
+        connection), on a live session only; the new session. Refused as :meth:`refusal` says (gone, ended,
+        another speaker's)."""
+        changes = update.to_item()
+        names = {f"#c{i}": attribute for i, attribute in enumerate(changes)}
+        assignments = ", ".join(f"{placeholder} = :c{i}" for i, placeholder in enumerate(names))
+        arguments = _update(
+            self.table_name,
+            session_id,
+            f"SET {assignments}",
+            f"{_LIVE} AND #user = :user",
+            true=True,
+            now=now_s,
+            user=user_id,
+            **{f"c{i}": value for i, value in enumerate(changes.values())},
+        )
+        arguments["ExpressionAttributeNames"].update(names)
+        arguments["ReturnValues"] = "ALL_NEW"
+        attributes = self._conditional_update(arguments, session_id, now_s, connection_id=None, user_id=user_id)
+        return Session.from_item(dynamodb.deserialize(attributes))
+
     def update_broadcast(
         self, session_id: str, connection_id: str, change: BroadcastChange, now_s: int
     ) -> BroadcastUpdate:
@@ -380,6 +402,12 @@ class SessionsRepository:
         """End the session for good, as its current speaker (with ``also`` in the same transaction)."""
         self._end(session_id, reason, now_ms, "#speaker = :connection", also, connection=connection_id)
 
+    def end_by_owner(
+        self, session_id: str, user_id: str, reason: str, now_ms: int, also: Sequence[TransactItem] = ()
+    ) -> None:
+        """End the session for good, as its owner (the HTTP API: whether or not its speaker is connected)."""
+        self._end(session_id, reason, now_ms, "#user = :user", also, user=user_id)
+
     def end_if_due(
         self, session_id: str, sweep_at_s: int, reason: str, now_ms: int, also: Sequence[TransactItem] = ()
     ) -> bool:
@@ -437,7 +465,9 @@ class SessionsRepository:
             ):
                 _log.info("session %s: an earlier attempt of this ending was applied", session_id)
                 return
-            raise self.refusal(old, session_id, None, connection_id=named_values.get("connection")) from error
+            raise self.refusal(
+                old, session_id, None, connection_id=named_values.get("connection"), user_id=named_values.get("user")
+            ) from error
 
     def revisit_ended(self, session_id: str, seen_s: int, next_s: int | None) -> bool:
         """An ended session the sweeper looked at again: due again at ``next_s`` (listeners were still
@@ -456,7 +486,13 @@ class SessionsRepository:
         return _applied_if(arguments)
 
     def _conditional_update(
-        self, arguments: dict[str, Any], session_id: str, now_s: int | None, *, connection_id: str | None
+        self,
+        arguments: dict[str, Any],
+        session_id: str,
+        now_s: int | None,
+        *,
+        connection_id: str | None,
+        user_id: str | None = None,
     ) -> dict[str, Any]:
         try:
             return dynamodb.request("update_item", **arguments)["Attributes"]
@@ -464,7 +500,7 @@ class SessionsRepository:
             if dynamodb.error_code(error) != "ConditionalCheckFailedException":
                 raise
             old = dynamodb.old_image(error)
-            raise self.refusal(old, session_id, now_s, connection_id=connection_id) from error
+            raise self.refusal(old, session_id, now_s, connection_id=connection_id, user_id=user_id) from error
 
     # -- the sweeper -------------------------------------------------------------------------------
     def sweep_index(self) -> Iterator[tuple[str, int]]:
