@@ -9,7 +9,10 @@ second. The session's own settings decide what of that goes on:
   no stability is trusted by its partial flag alone, held :data:`NO_STABILITY_TIMEOUT_SECONDS`;
 - without it, finals only;
 - a final replaces the partials of its segment (same ``segment_id``); a segment whose final never comes is
-  flushed as final after :data:`ORPHAN_FLUSH_SECONDS`;
+  flushed as final after :data:`ORPHAN_FLUSH_SECONDS`; when its final does come after all, the words it adds to
+  what the flush said go on as a segment of their own (``<segment id>+``), so no word is lost and none goes on
+  twice; a result whose segments were all flushed is remembered (the last :data:`UNFINISHED_RESULTS_KEPT`), so
+  its final, however late, never goes on a second time;
 - segments are sentences: a result splits at sentence punctuation and at pauses of
   :data:`PAUSE_BOUNDARY_SECONDS` or more; a final (or the flush) closes a segment;
 - the same text never goes on twice: a partial that does not change its segment's text is skipped, and a
@@ -41,8 +44,11 @@ PAUSE_BOUNDARY_SECONDS = 2.0
 NO_STABILITY_TIMEOUT_SECONDS = 3.0
 ORPHAN_FLUSH_SECONDS = 15.0
 DEDUP_WINDOW_SECONDS = 5.0
-# A result idle this long with every segment final is forgotten (a later result with its id would start over).
+# A result idle this long with every segment final is forgotten (a later result with its id would start over)...
 FORGET_AFTER_SECONDS = 2 * ORPHAN_FLUSH_SECONDS
+# ... unless the recognizer never said its final (its segments were flushed): the last this many such results stay
+# known, so their final, when it comes after all, adds only words not yet said.
+UNFINISHED_RESULTS_KEPT = 256
 PARTIAL_WINDOW_SECONDS = 0.2
 # A final differing from the last partial shown for its segment by more than this (normalized edit distance)
 # is reported: a sign that partials are being shown too early for this recognizer and language.
@@ -128,6 +134,7 @@ class _Segment:
     shown: str | None = None  # the last partial text forwarded (normalized), None before any
     shown_text: str = ""
     final: bool = False
+    final_text: str = ""  # what its final said (the flush's text for an orphan)
 
 
 @dataclass
@@ -154,6 +161,8 @@ class PartialResultProcessor:
         self._last_partial_at: float | None = None
         self._recent_finals: list[tuple[float, str]] = []  # (forwarded at, normalized text)
         self._on_discrepancy = on_discrepancy
+        # Results forgotten before the recognizer said their final (their segments flushed as orphans), by id.
+        self._unfinished: dict[str, tuple[_Result, list[_Segment]]] = {}
         self.counters = Counters()
 
     def update_config(self, config: PartialResultConfig) -> None:
@@ -169,6 +178,10 @@ class PartialResultProcessor:
     # -- input -----------------------------------------------------------------------------------------
     def feed(self, result: RecognitionResult, now: float) -> list[Segment]:
         """Take one recognizer result received at ``now`` (seconds); what goes on now."""
+        if result.result_id not in self._results and result.result_id in self._unfinished:
+            known, segments = self._unfinished.pop(result.result_id)
+            self._results[result.result_id] = known
+            self._segments.update((segment.segment_id, segment) for segment in segments)
         state = self._results.setdefault(result.result_id, _Result(fed_at=now))
         if state.final or (result.is_partial and result.end_time < state.end_time):
             self.counters.stale_ignored += 1
@@ -183,7 +196,10 @@ class PartialResultProcessor:
             state.final = True
             for index, items in enumerate(sentences):
                 segment = self._segment(result, index, state, now, items)
-                if items and not segment.final:
+                if segment.final:  # flushed as an orphan before its final came
+                    out.extend(self._late_words(segment, items, state, now))
+                    continue
+                if items:
                     segment.end_time = items[-1].end_time
                 out.extend(self._final(segment, _text(items), now))
             for segment_id in state.segments[len(sentences) :]:  # sentences the final took back
@@ -215,9 +231,12 @@ class PartialResultProcessor:
         self._forgotten_at = now
         for result_id, state in list(self._results.items()):
             if now - state.fed_at >= FORGET_AFTER_SECONDS and not any(s in self._open for s in state.segments):
-                for segment_id in state.segments:
-                    self._segments.pop(segment_id, None)
+                segments = [self._segments.pop(segment_id) for segment_id in state.segments]
                 del self._results[result_id]
+                if not state.final:
+                    self._unfinished[result_id] = (state, segments)
+                    while len(self._unfinished) > UNFINISHED_RESULTS_KEPT:
+                        del self._unfinished[next(iter(self._unfinished))]
         self._recent_finals = [(at, seen) for at, seen in self._recent_finals if now - at < DEDUP_WINDOW_SECONDS]
 
     def close(self, now: float) -> list[Segment]:
@@ -297,11 +316,34 @@ class PartialResultProcessor:
         self.counters.partials_forwarded += 1
         return [best]
 
+    def _late_words(self, flushed: _Segment, items: list[Item], state: _Result, now: float) -> list[Segment]:
+        """A final for a segment flushed as an orphan: the words it says after those the flush said go on as a
+        segment of their own (the flushed one is not reopened); nothing when it adds none."""
+        said = _normalized(flushed.final_text).split()
+        words = [index for index, item in enumerate(items) if not item.punctuation]
+        kept = 0
+        while kept < min(len(said), len(words)) and _normalized(items[words[kept]].content) == said[kept]:
+            kept += 1
+        if kept == len(words) or kept < len(said):
+            self.counters.stale_ignored += 1  # nothing new, or the recognizer revised words already said
+            return []
+        rest = items[words[kept] :]
+        segment_id = f"{flushed.segment_id}+"
+        if segment_id in self._segments:
+            self.counters.stale_ignored += 1
+            return []
+        start = rest[0].start_time
+        late = _Segment(segment_id, flushed.policy, start, rest[-1].end_time, opened_at=now, updated_at=now)
+        self._segments[segment_id] = self._open[segment_id] = late
+        state.segments.append(segment_id)
+        return self._final(late, _text(rest), now)
+
     def _final(self, segment: _Segment, text: str, now: float) -> list[Segment]:
         if segment.final:  # flushed as an orphan already: a late final does not reopen it
             self.counters.stale_ignored += 1
             return []
         segment.final = True
+        segment.final_text = text
         del self._open[segment.segment_id]
         if self._pending.pop(segment.segment_id, None) is not None:
             self.counters.partials_dropped += 1

@@ -167,7 +167,9 @@ def test_an_orphaned_partial_is_flushed_as_final_after_fifteen_seconds() -> None
     assert processor.tick(ORPHAN_FLUSH_SECONDS - 0.1) == []
     assert processor.tick(ORPHAN_FLUSH_SECONDS) == [Segment("r1-0", "left hanging", False, None, 0.0, end_time=0.6)]
     assert processor.counters.orphans_flushed == 1
-    assert processor.feed(result("r1", words("left", "hanging", "now"), partial=False), now=16.0) == []
+    # Its final, coming after all, does not reopen it: only the word it adds goes on, as a segment of its own
+    late = processor.feed(result("r1", words("left", "hanging", "now"), partial=False), now=16.0)
+    assert [(s.segment_id, s.text, s.is_partial) for s in late] == [("r1-0+", "now", False)]
 
 
 def test_results_arriving_out_of_order_never_move_a_segment_backwards() -> None:
@@ -303,3 +305,40 @@ def test_memory_stays_bounded_however_long_the_session_runs() -> None:
     held = len(processor._results) + len(processor._segments)  # noqa: SLF001 - the state under test
     assert held <= 2 * (FORGET_AFTER_SECONDS / 2.0 + 2), held
     assert processor.counters.finals_forwarded == 2000
+
+
+def test_a_final_that_comes_after_its_segment_was_flushed_adds_only_the_words_the_flush_did_not_say() -> None:
+    # Given finals only, and a result whose partial said two words, then nothing for ORPHAN_FLUSH_SECONDS
+    processor = PartialResultProcessor(Config(partial_results_enabled=False))
+    processor.feed(result("r1", words("alpha", "alpha")), now=0.0)
+    flushed = processor.tick(ORPHAN_FLUSH_SECONDS)
+    # When the recognizer's final comes after all, with more words
+    late = processor.feed(result("r1", words("alpha", "alpha", "alpha", "beta"), partial=False), now=15.5)
+    # Then the flush said the first two, and the final goes on with only the two it adds, as a segment of its own
+    assert [(s.segment_id, s.text, s.is_partial) for s in flushed] == [("r1-0", "alpha alpha", False)]
+    assert [(s.segment_id, s.text, s.is_partial) for s in late] == [("r1-0+", "alpha beta", False)]
+    assert late[0].start_time == 0.6  # where its first word starts in the audio
+    # And a repeat of that final adds nothing
+    assert processor.feed(result("r1", words("alpha", "alpha", "alpha", "beta"), partial=False), now=16.0) == []
+
+
+def test_a_late_final_that_revises_words_already_flushed_or_adds_none_goes_nowhere() -> None:
+    processor = PartialResultProcessor(Config(partial_results_enabled=False))
+    processor.feed(result("r1", words("good", "morning")), now=0.0)
+    processor.feed(result("r2", words("see", "you", start=5.0)), now=5.0)
+    processor.tick(ORPHAN_FLUSH_SECONDS + 5.0)
+    assert processor.feed(result("r1", words("good", "mourning", "all"), partial=False), now=21.0) == []
+    assert processor.feed(result("r2", words("see", "you", ".", start=5.0), partial=False), now=21.0) == []
+
+
+def test_a_final_said_when_its_flushed_result_was_already_forgotten_does_not_go_on_again() -> None:
+    # Given a result flushed as an orphan, then forgotten (idle FORGET_AFTER_SECONDS with every segment final)
+    processor = PartialResultProcessor(Config(partial_results_enabled=False))
+    processor.feed(result("r1", words("hello", "there")), now=0.0)
+    flushed = processor.tick(ORPHAN_FLUSH_SECONDS)
+    processor.tick(ORPHAN_FLUSH_SECONDS + FORGET_AFTER_SECONDS + 1.0)
+    # When the recognizer says its final at the end of the stream (as a stream closed after a long silence does)
+    later = processor.feed(result("r1", words("hello", "there"), partial=False), now=ORPHAN_FLUSH_SECONDS + 60.0)
+    # Then it does not go on a second time under the same segment id
+    assert [s.text for s in flushed] == ["hello there"]
+    assert later == []

@@ -412,3 +412,21 @@ def test_a_failed_write_is_counted_and_logged(tables, gateway, monkeypatch, caps
 def test_entries_round_trip_through_their_items() -> None:
     entry = TranscriptEntry("golden-eagle-427", 1, "user-1", "en", "abc.r1-0", 2, 0, 3, 4, {"en": "Hi"}, 5)
     assert TranscriptEntry.from_item(entry.to_item()) == entry
+
+
+def test_a_final_the_recognizer_says_only_when_a_long_quiet_stream_closes_is_captioned_and_recorded_once(
+    tables, gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the consumer's default idle time (a stream open for a minute of silence after the speech), and a
+    # recognizer whose final comes only when its stream closes: the segment is flushed as an orphan after 15 s
+    monkeypatch.setattr(limits, "TRANSCRIBER_IDLE_SECONDS", 60)
+    session_id, speaker = create_session()
+    listener = join(session_id, "es")
+    say(speaker, ["Hello", "there."])
+    # When the consumer runs until it is idle
+    transcribe(session_id)
+    # Then the Spanish listener got the segment's final once (not again when the stream closed, 45 s later)
+    finals = [m for m in gateway.messages_to(listener) if m.get("type") == "caption" and not m["isPartial"]]
+    assert [(m["segmentId"].rsplit(".", 1)[1], m["text"]) for m in finals] == [("r1-0", "[es] Hello there.")]
+    # And the transcript holds it once
+    assert [cue.text for cue in vtt(session_id, "es")] == ["[es] Hello there."]
