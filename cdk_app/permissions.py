@@ -114,11 +114,13 @@ FUNCTION_TABLE_ACCESS: Final[Mapping[str, tuple[TableAccess, ...]]] = {
     # active sessions and creation count Update in the one transaction; at the limit, the listed sessions read
     # with BatchGet and the gone ones taken out), GET (session read), PATCH (session Update), DELETE (session read,
     # the end Update with the active sessions' Update, the listeners told by index Query and closed, a vanished
-    # one's row read and removed and counted out).
+    # one's row read and removed and counted out); the session's transcript read (Query on the table's own key)
+    # and deleted (BatchWriteItem of deletes) by its owner.
     "http_api": (
         TableAccess(schema.SESSIONS, {GET, BATCH_GET, PUT, UPDATE}),
         TableAccess(schema.CONNECTIONS, {GET, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
         TableAccess(schema.RATE_LIMITS, {UPDATE}),
+        TableAccess(schema.TRANSCRIPTS, {QUERY, BATCH_WRITE}),
     ),
     # First messages: the listener counts of a batch's sessions for its sessionJoined messages (BatchGet).
     "welcome": (TableAccess(schema.SESSIONS, {BATCH_GET}),),
@@ -139,15 +141,6 @@ FUNCTION_TABLE_ACCESS: Final[Mapping[str, tuple[TableAccess, ...]]] = {
         TableAccess(schema.TRANSCRIPTS, {BATCH_WRITE}),
     ),
 }
-
-# What a function serving ``read_transcript`` and ``delete_transcript`` (``lambda_src.app.transcripts``: the HTTP
-# API's transcript routes) needs: the session read for its owner (GetItem), the transcript's segments read (Query
-# on the table's own key) and deleted (BatchWriteItem of deletes). ``SessionTables.grant_access(function,
-# TRANSCRIPT_ACCESS)``.
-TRANSCRIPT_ACCESS: Final = (
-    TableAccess(schema.SESSIONS, {GET}),
-    TableAccess(schema.TRANSCRIPTS, {QUERY, BATCH_WRITE}),
-)
 
 # A downstream processor (transcription, translation): a session's settings (``lambda_src.downstream``)
 # and its listeners by target language (the listeners index).

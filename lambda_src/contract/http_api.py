@@ -31,9 +31,20 @@ CREATE_SESSION: Final = HttpRoute("POST", "/sessions")
 GET_SESSION: Final = HttpRoute("GET", f"/sessions/{{{SESSION_ID_PARAMETER}}}")
 UPDATE_SESSION: Final = HttpRoute("PATCH", f"/sessions/{{{SESSION_ID_PARAMETER}}}")
 DELETE_SESSION: Final = HttpRoute("DELETE", f"/sessions/{{{SESSION_ID_PARAMETER}}}")
+# The session's transcript (decision record 0036), the owner's: ``?language=es&format=vtt`` (``wire.TRANSCRIPT_*``).
+GET_TRANSCRIPT: Final = HttpRoute("GET", f"/sessions/{{{SESSION_ID_PARAMETER}}}/transcript")
+DELETE_TRANSCRIPT: Final = HttpRoute("DELETE", f"/sessions/{{{SESSION_ID_PARAMETER}}}/transcript")
 HEALTH: Final = HttpRoute("GET", "/health", authorized=False)
 
-ROUTES: Final = (CREATE_SESSION, GET_SESSION, UPDATE_SESSION, DELETE_SESSION, HEALTH)
+ROUTES: Final = (
+    CREATE_SESSION,
+    GET_SESSION,
+    UPDATE_SESSION,
+    DELETE_SESSION,
+    GET_TRANSCRIPT,
+    DELETE_TRANSCRIPT,
+    HEALTH,
+)
 ROUTE_KEYS: Final = tuple(route.key for route in ROUTES)
 # What a browser may ask for cross-origin (the CORS preflight's allowed methods and headers).
 METHODS: Final = tuple(sorted({route.method for route in ROUTES}))

@@ -1,5 +1,6 @@
 """The HTTP session API (decision record 0037): ``POST /sessions``, ``GET`` / ``PATCH`` / ``DELETE
-/sessions/{sessionId}`` and ``GET /health``, one function behind every route.
+/sessions/{sessionId}``, ``GET`` / ``DELETE /sessions/{sessionId}/transcript`` (decision record 0036) and
+``GET /health``, one function behind every route.
 
 API Gateway's JWT authorizer has verified the speaker's token before any route but ``/health`` runs (a missing or
 bad token is answered 401 without this function); the token's ``sub`` claim is the speaker's user id. Errors are
@@ -13,8 +14,8 @@ import binascii
 from collections.abc import Callable
 from typing import Any
 
-from lambda_src.app import sessions_http
-from lambda_src.contract import function_settings, http_api
+from lambda_src.app import sessions_http, transcripts
+from lambda_src.contract import function_settings, http_api, wire
 from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.handlers import finish_loading
 from lambda_src.handlers.common import Event, Response, http_handler, http_response, message_body, request_context
@@ -82,6 +83,28 @@ def _delete(event: Event, now_ms: int) -> Response:
     return http_response(204)
 
 
+def _transcript(event: Event, _now_ms: int) -> Response:
+    """The owner's transcript as a document to save (``Content-Disposition: attachment``, named after the session
+    and the language)."""
+    owner = user_id(event)
+    query = event.get("queryStringParameters")
+    query = query if isinstance(query, dict) else {}
+    language, fmt = query.get(wire.TRANSCRIPT_LANGUAGE), query.get(wire.TRANSCRIPT_FORMAT)
+    session_id = _session_id(event)
+    content_type, document = transcripts.read_transcript(session_id, owner, language, fmt)
+    name = f"{session_id}.{language}.{fmt}"
+    return {
+        "statusCode": 200,
+        "headers": {"content-type": content_type, "content-disposition": f'attachment; filename="{name}"'},
+        "body": document,
+    }
+
+
+def _delete_transcript(event: Event, _now_ms: int) -> Response:
+    transcripts.delete_transcript(_session_id(event), user_id(event))
+    return http_response(204)
+
+
 def _health(_event: Event, _now_ms: int) -> Response:
     return http_response(200, dict(http_api.HEALTH_BODY))
 
@@ -92,6 +115,8 @@ ROUTES: dict[str, Callable[[Event, int], Response]] = {
     http_api.GET_SESSION.key: _read,
     http_api.UPDATE_SESSION.key: _update,
     http_api.DELETE_SESSION.key: _delete,
+    http_api.GET_TRANSCRIPT.key: _transcript,
+    http_api.DELETE_TRANSCRIPT.key: _delete_transcript,
     http_api.HEALTH.key: _health,
 }
 

@@ -35,6 +35,8 @@ CONTRACT_ROUTES = {
     "GET /sessions/{sessionId}",
     "PATCH /sessions/{sessionId}",
     "DELETE /sessions/{sessionId}",
+    "GET /sessions/{sessionId}/transcript",
+    "DELETE /sessions/{sessionId}/transcript",
     "GET /health",
 }
 UNGUARDED = {"GET /health"}

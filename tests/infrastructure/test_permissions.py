@@ -96,12 +96,14 @@ EXPECTED_DYNAMODB_ACCESS: dict[str, dict[str, set[str]]] = {
     # The HTTP session API: create (session Put, the speaker's active sessions and creation count Update; at the
     # limit, the listed sessions read with BatchGetItem), read (GetItem), the settings (Update), end (session read,
     # the end Update with the active sessions' Update), the listeners told (index Query) and a gone one counted out
-    # (row read, Delete, session Update). No row of its own: it holds no connection.
+    # (row read, Delete, session Update). No row of its own: it holds no connection. The owner's transcript read
+    # (Query) and deleted (BatchWriteItem).
     "http_api": {
         "Sessions": {"GetItem", "BatchGetItem", "PutItem", "UpdateItem"},
         "Connections": {"GetItem", "DeleteItem"},
         "Connections/index/bySessionLanguage": {"Query"},
         "RateLimits": {"UpdateItem"},
+        "Transcripts": {"Query", "BatchWriteItem"},
     },
     "authorizer": {},
 }

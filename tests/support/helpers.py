@@ -8,6 +8,7 @@ import json
 import time
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
@@ -203,6 +204,7 @@ def http_event(
     user_id: str | None = None,
     session_id: str | None = None,
     base64_body: bool = False,
+    query: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """An HTTP API request as API Gateway delivers it (payload format 2.0): the route key (``POST /sessions``),
     the path's ``sessionId``, the JWT authorizer's verified claims when ``user_id`` is given, and ``body`` sent as is
@@ -224,13 +226,15 @@ def http_event(
         "version": "2.0",
         "routeKey": route_key,
         "rawPath": f"/test{raw_path}",
-        "rawQueryString": "",
+        "rawQueryString": urlencode(query or {}),
         "headers": {"content-type": "application/json"},
         "requestContext": context,
         "isBase64Encoded": base64_body,
     }
     if session_id is not None:
         event["pathParameters"] = {"sessionId": session_id}
+    if query:
+        event["queryStringParameters"] = dict(query)
     if body is not None:
         text = body if isinstance(body, str) else json.dumps(body)
         event["body"] = base64.b64encode(text.encode("utf-8")).decode("ascii") if base64_body else text

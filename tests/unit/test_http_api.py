@@ -8,10 +8,12 @@ owner; ``GET /health`` answers without a token. Errors are the catalogue's, with
 
 from __future__ import annotations
 
+import io
 import json
 from decimal import Decimal
 
 import pytest
+import webvtt
 
 from lambda_src import runtime
 from lambda_src.app import sessions_http
@@ -20,6 +22,7 @@ from lambda_src.handlers import http_api as handler_module
 from lambda_src.handlers import sweeper
 from tests.support.helpers import body_of, http_event
 from tests.unit.flows import OWNER, Clock, connect_with, create_session, deliver_disconnects, error_of, join, send
+from tests.unit.test_transcripts import spoken_session
 
 OTHER = "user-2"
 CREATE = {"sourceLanguage": "en", "qualityTier": "standard"}
@@ -441,3 +444,47 @@ def test_a_base64_body_that_is_not_utf8_json_text_is_refused(tables, clock, body
     # Then it is refused 400 and nothing is written
     assert refusal(response)[:2] == (400, "INVALID_MESSAGE")
     assert tables.sessions_items() == []
+
+
+# --- GET / DELETE /sessions/{sessionId}/transcript -------------------------------------------------------------
+
+
+def test_the_owner_downloads_its_transcript_as_a_document_to_save(tables, gateway, monkeypatch):
+    # Given a session whose Spanish listener was captioned one final segment
+    session_id = spoken_session()
+    # When its owner asks for the Spanish WebVTT over HTTP
+    response = call(
+        http_api.GET_TRANSCRIPT, session_id=session_id, query={"language": "es", "format": "vtt"}, user_id=OWNER
+    )
+    # Then it is the document itself, to save under the session's and language's name
+    assert response["statusCode"] == 200
+    assert response["headers"]["content-type"] == "text/vtt; charset=utf-8"
+    assert response["headers"]["content-disposition"] == f'attachment; filename="{session_id}.es.vtt"'
+    assert [cue.text for cue in webvtt.from_buffer(io.StringIO(response["body"]))] == ["[es] Hello there."]
+
+
+def test_a_transcript_request_is_refused_in_the_one_error_shape(tables, gateway, monkeypatch):
+    session_id = spoken_session()
+    bad_format = call(http_api.GET_TRANSCRIPT, session_id=session_id, query={"language": "es", "format": "pdf"})
+    other = call(
+        http_api.GET_TRANSCRIPT, session_id=session_id, query={"language": "es", "format": "vtt"}, user_id=OTHER
+    )
+    unknown = call(http_api.GET_TRANSCRIPT, session_id=UNKNOWN, query={"language": "es", "format": "vtt"})
+    anonymous = call(http_api.DELETE_TRANSCRIPT, session_id=session_id, user_id=None)
+    assert refusal(bad_format) == (400, "INVALID_PARAMETERS", "format")
+    assert refusal(other) == (403, "FORBIDDEN", "sessionId")
+    assert refusal(unknown) == (404, "SESSION_NOT_FOUND", "sessionId")
+    assert refusal(anonymous)[:2] == (401, "UNAUTHORIZED")
+    assert len(tables.transcripts_items()) == 1
+
+
+def test_the_owner_deletes_its_transcript_at_once(tables, gateway, monkeypatch):
+    session_id = spoken_session()
+    # When another speaker tries, then the owner deletes it
+    assert refusal(call(http_api.DELETE_TRANSCRIPT, session_id=session_id, user_id=OTHER))[:2] == (403, "FORBIDDEN")
+    deleted = call(http_api.DELETE_TRANSCRIPT, session_id=session_id)
+    # Then it answers 204 and nothing of it is left
+    assert (deleted["statusCode"], deleted.get("body")) == (204, None)
+    assert tables.transcripts_items() == []
+    empty = call(http_api.GET_TRANSCRIPT, session_id=session_id, query={"language": "es", "format": "txt"})
+    assert (empty["statusCode"], empty["body"]) == (200, "")
