@@ -54,7 +54,7 @@ node_modules/.installed: package.json package-lock.json
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox; }
 	@touch $@
 
-# Apertium translates the local run's captions (docs/decisions/0034-local-translation-apertium.md): the engine, its
+# Apertium translates the local run's captions (docs/decisions/0035-local-translation-apertium.md): the engine, its
 # HTTP server (apertium-apy) and the language pairs below. Like the other apt packages here, their versions are the
 # ones Debian's release fixes (no pin of our own); a pair missing from this list falls back to the marked stand-in.
 APERTIUM_PAIRS := apertium-eng-spa apertium-eng-cat apertium-en-gl apertium-fr-es apertium-es-pt

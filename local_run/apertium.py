@@ -3,7 +3,7 @@ stopped with it like DynamoDB Local, on a free port; the functions get its URL
 (``lambda_src.adapters.translation.apertium.ENV_URL``).
 
 One server for the whole run, not a process per caption: APY keeps each language pair's pipeline running between
-requests, so a caption costs a request, not the engine's start-up (docs/decisions/0034-local-translation-apertium.md).
+requests, so a caption costs a request, not the engine's start-up (docs/decisions/0035-local-translation-apertium.md).
 APY cannot be told an address to listen on; it is started through ``loopback_apy.py``, which binds it to
 127.0.0.1, by the Python Debian's ``apertium-apy`` command runs on (where APY and Tornado are installed). The pairs
 it serves are the packages installed (``make install``'s ``.apertium`` target) and are read back from it
