@@ -90,10 +90,16 @@ class ApertiumServer:
                 raise RuntimeError(f"Apertium's server exited: {self._log.read().decode(errors='replace')[-2000:]}")
             try:
                 with urllib.request.urlopen(f"{self.url}/listPairs", timeout=2) as response:  # noqa: S310 - loopback
-                    self.pairs = apertium.language_pairs(json.loads(response.read()))
-                return self
+                    listed = response.read()
             except OSError:
                 time.sleep(0.1)
+                continue
+            try:
+                self.pairs = apertium.language_pairs(json.loads(listed))
+            except ValueError as error:
+                self.stop()
+                raise RuntimeError(f"Apertium's server listed its pairs as {listed[:200]!r}: {error}") from error
+            return self
         self.stop()
         raise RuntimeError("Apertium's server did not start in time")
 
