@@ -1,5 +1,6 @@
 # The project's commands. `make local` runs the service on this machine; `make test` runs every test.
-# Both install what is missing first (venv, Python packages, npm packages, Java 17, espeak-ng and sox, Chromium).
+# Both install what is missing first (venv, Python packages, npm packages, Java 17, espeak-ng and sox, Apertium,
+# Chromium).
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -53,6 +54,16 @@ node_modules/.installed: package.json package-lock.json
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox; }
 	@touch $@
 
+# Apertium translates the local run's captions (docs/decisions/0038-local-translation-apertium.md): the engine, its
+# HTTP server (apertium-apy) and the language pairs below. Like the other apt packages here, their versions are the
+# ones Debian's release fixes (no pin of our own); a pair missing from this list falls back to the marked stand-in.
+APERTIUM_PAIRS := apertium-eng-spa apertium-eng-cat apertium-en-gl apertium-fr-es apertium-es-pt
+.apertium:
+	@command -v apertium-apy >/dev/null && dpkg -s $(APERTIUM_PAIRS) >/dev/null 2>&1 || { \
+	  echo "Installing Apertium, its translation server and language pairs (the local run's translator)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apertium apertium-apy $(APERTIUM_PAIRS); }
+	@touch $@
+
 # Chromium runs the web console's browser test (Playwright drives the system's browser: its own download needs
 # a host outside the package registries).
 .chromium:
@@ -61,7 +72,7 @@ node_modules/.installed: package.json package-lock.json
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	@touch $@
 
-install: $(VENV)/.installed node_modules/.installed .java .speech .chromium
+install: $(VENV)/.installed node_modules/.installed .java .speech .apertium .chromium
 
 test: install
 	$(PY) -m pytest
@@ -149,4 +160,4 @@ smoke-url:
 	  exit 2; }
 
 clean:
-	rm -rf cdk.out site .pytest_cache .hypothesis .mypy_cache .ruff_cache .java .speech .chromium
+	rm -rf cdk.out site .pytest_cache .hypothesis .mypy_cache .ruff_cache .java .speech .apertium .chromium

@@ -6,7 +6,8 @@ The local run (``bench.load_server``, as section 4 starts it, in its own process
 answers each chunk that completes a segment (every ``SEGMENT_CHUNKS``-th) at once with one FINAL naming the chunk's
 marker, so what is timed is the service's own part of the path: the speaker's ``sendAudio`` through the gateway
 and the message function into the audio buffer, the consumer's hand-off (it reads the buffer every 50 ms), the
-partial-result processor, the stand-in translator (~0 cost) and the posts through ``@connections`` to the
+partial-result processor, the stand-in translator (~0 cost; the bench asks for it in place of the local run's
+Apertium) and the posts through ``@connections`` to the
 listeners' sockets. A real recognizer's own time is reported apart (section 8: pocketsphinx's real-time factor).
 
 The speaker streams scripted chunks in real time (one each 100 ms, ``sequenceNumber`` = the marker); the clock
@@ -49,7 +50,7 @@ from bench.common import Context, Row, patched_environ, percentile, row, stdout_
 from bench.latency import RequestRecorder
 from bench.load import Server, _open, _speaker
 from lambda_src import runtime
-from lambda_src.adapters import connections_api
+from lambda_src.adapters import connections_api, translation
 from lambda_src.adapters.repositories import dynamodb
 from lambda_src.adapters.transcription import recognizers, scripted_recognizer
 from lambda_src.adapters.transcription.scripted_recognizer import SEGMENT_CHUNKS
@@ -77,6 +78,12 @@ SETTLE_SECONDS = 5.0  # the longest wait for the last captions after the last ch
 TARGET_P50_MS = 150.0
 TARGET_WIDE_MS = 1000.0
 SOURCE_LANGUAGE = "en"
+# The scripted recognizer, and the stand-in translator for every pair (not the local run's Apertium): what is timed is
+# the service's own part of the path, not an engine's.
+FUNCTION_ENV = {
+    recognizers.ENV_RECOGNIZER: recognizers.SCRIPTED,
+    translation.ENV_TRANSLATOR: translation.STAND_IN,
+}
 
 
 @dataclass
@@ -432,16 +439,14 @@ def measure(context: Context) -> list[Row]:
         lrc["connectionsPerSourcePerMinute"] = str(2 * connections)
     if wide > limits.DEFAULT_JOINS_PER_SESSION_PER_MINUTE:
         lrc["joinsPerSessionPerMinute"] = str(2 * wide)
-    server = Server(
-        context.workdir, lrc, function_env={recognizers.ENV_RECOGNIZER: recognizers.SCRIPTED}, name="live-path"
-    )
+    server = Server(context.workdir, lrc, function_env=FUNCTION_ENV, name="live-path")
     try:
         ready = server.ready()
         assembly = cloud_assembly.load(
             context.workdir / "live-path-cdk.out", cloud_assembly.LocalAddresses(server.port, server.port + 1)
         )
         (consumer,) = [f for f in assembly.functions.values() if f.handler.endswith("transcriber.handler")]
-        environment = {**endpoint_environment(ready["dynamodb"]), **STAND_INS, **consumer.environment}
+        environment = {**endpoint_environment(ready["dynamodb"]), **STAND_INS, **FUNCTION_ENV, **consumer.environment}
         url, token = ready["url"], ready["token"]
         one, _ = asyncio.run(phase(url, token, ["es"], MEASURED_SEGMENTS))
         fifty, _ = asyncio.run(phase(url, token, ["es", "fr"] * 25, MEASURED_SEGMENTS))

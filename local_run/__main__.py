@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from lambda_src.contract import function_settings
-from local_run.run import STAND_IN_NOTES, LocalRun
+from local_run.run import LocalRun
 
 # `make local MAX_LISTENERS_PER_SESSION=50 ...`: each function setting by its variable, passed as its context key.
 CONTEXT_FROM_ENVIRONMENT = {setting.env_var: setting.context_key for setting in function_settings.FUNCTION_SETTINGS}
@@ -86,7 +86,7 @@ async def main() -> None:
         if run.http_api_url is not None:
             print(f"HTTP API: {run.http_api_url}  (POST /sessions, GET /health, ...; docs/http-api.md)", flush=True)
         print(f"  console: {run.console_url}  (speaker and listener pages in a browser)", flush=True)
-        for note in STAND_IN_NOTES:
+        for note in run.stand_in_notes():
             print(f"  stand-in: {note}", flush=True)
         print(
             f"  try: npx wscat -c '{run.url}?action=joinSession&sessionId=golden-eagle-427&targetLanguage=es'",

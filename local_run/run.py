@@ -13,23 +13,23 @@ from typing import Any
 
 from lambda_src.adapters import translation
 from lambda_src.adapters.transcription import recognizers
+from lambda_src.adapters.translation import apertium
 from local_run import assembly as cloud_assembly
+from local_run.apertium import ApertiumServer
 from local_run.console import Console
 from local_run.dynamodb_local import PROJECT_ROOT, DynamoDBLocal, endpoint_environment, free_port
 from local_run.gateway import LocalGateway
 
 STATE_DIR = PROJECT_ROOT / ".local"
-# What the local run swaps in for the cloud services no local engine exists for, by the variable each function
-# reads, and how ``make local`` names each at start-up.
+# What the local run swaps in for the cloud services, by the variable each function reads. Translation is Apertium
+# (its server's URL is added when it has started), with the marked stand-in for the pairs it lacks.
 STAND_INS: dict[str, str] = {
     recognizers.ENV_RECOGNIZER: recognizers.LOCAL,
-    translation.ENV_TRANSLATOR: translation.STAND_IN,
+    translation.ENV_TRANSLATOR: translation.APERTIUM,
 }
-STAND_IN_NOTES = (
+RECOGNIZER_NOTE = (
     "speech recognition: pocketsphinx (US English, offline), standing in for Amazon Transcribe streaming; other "
-    "source languages are refused with INVALID_PARAMETERS",
-    "translation: a stand-in for Amazon Translate that marks the source text with the target language "
-    "('[es] Good morning'); no offline translation engine with models installs from the package registries",
+    "source languages are refused with INVALID_PARAMETERS"
 )
 ISSUER_FILE = STATE_DIR / "dev-issuer" / "issuers.json"
 
@@ -69,6 +69,10 @@ class LocalRun:
         self.schedule_interval = schedule_interval
         self.function_env = {**STAND_INS, **(function_env or {})}
         self.database = DynamoDBLocal(data_dir=data_dir)
+        # Apertium's server, when the functions translate with it (the bench's runs may ask for the stand-in alone).
+        self.translator = (
+            ApertiumServer() if self.function_env.get(translation.ENV_TRANSLATOR) == translation.APERTIUM else None
+        )
         self.gateway: LocalGateway | None = None
         self.assembly: cloud_assembly.Assembly | None = None
         self.issuers: dict[str, Any] = {}
@@ -87,6 +91,11 @@ class LocalRun:
         try:
             tell(f"creating {len(self.assembly.tables)} tables in DynamoDB Local ({self.database.endpoint})")
             self.database.create_tables(list(self.assembly.tables.values()))
+            translator_env = {}
+            if self.translator is not None:
+                tell("starting Apertium's translation server (the local translator)")
+                self.translator.start()
+                translator_env = {apertium.ENV_URL: self.translator.url}
             self.issuers = self._dev_issuers()
             self._write_issuer_file()
             self.gateway = LocalGateway(
@@ -97,6 +106,7 @@ class LocalRun:
                     **endpoint_environment(self.database.endpoint),
                     # Lambda's Invoke API is served by the gateway's HTTP server (a function starting another).
                     "AWS_ENDPOINT_URL_LAMBDA": addresses.http_base,
+                    **translator_env,
                     **self.function_env,
                 },
                 streams_client_factory=lambda: (self.database.client("dynamodbstreams"), self.database.client()),
@@ -142,7 +152,21 @@ class LocalRun:
         if self.gateway is not None:
             await self.gateway.stop()
             self.gateway = None
+        if self.translator is not None:
+            self.translator.stop()
         self.database.stop()
+
+    def stand_in_notes(self) -> list[str]:
+        """What ``make local`` says at start-up about the engines standing in for the cloud's: the recognizer, and
+        which language pairs Apertium's running server translates (the others get the marked stand-in)."""
+        if self.translator is not None:
+            translation_note = self.translator.note
+        else:
+            translation_note = (
+                "translation: a stand-in for Amazon Translate that marks the source text with the target language "
+                "('[es] Good morning') for every pair"
+            )
+        return [RECOGNIZER_NOTE, translation_note]
 
     async def __aenter__(self) -> LocalRun:
         return await self.start()

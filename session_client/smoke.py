@@ -161,14 +161,25 @@ def token_for(url: str, given: str | None) -> str:
     )
 
 
+def local_run_note(url: str) -> str | None:
+    """What to say of the engines behind a local run's captions (None for a deployment's URL)."""
+    if not is_local(url):
+        return None
+    return (
+        f"this is the local run: the recognizer is {recognizers.LOCAL} (US English, standing in for Amazon "
+        "Transcribe) and captions are translated by Apertium for the language pairs it has (`make local` lists "
+        "them), by the stand-in translator's mark for the others"
+    )
+
+
 def stand_in_note(caption: messages.Caption) -> str | None:
     """What to say when the caption carries the local stand-in translator's mark."""
     if not caption.text.startswith(stand_in.mark("", caption.target_language)):
         return None
     return (
         f"the caption carries the local stand-in translator's mark ({stand_in.mark('…', caption.target_language)}): "
-        f"this is the local run, where the recognizer is {recognizers.LOCAL} (US English) and the translator is a "
-        f"{stand_in.NAME}"
+        f"the local run has no Apertium pair {caption.source_language}→{caption.target_language}, so its "
+        f"translator is the {stand_in.NAME}"
     )
 
 
@@ -270,8 +281,9 @@ class Smoke:
                 lambda found: f"segment {found.segment_id} in {found.target_language}: {found.text!r}",
             )
             note = stand_in_note(caption)
-            if note:
-                self.say(f"note: {note}")
+            for said in (local_run_note(self.url), note):
+                if said:
+                    self.say(f"note: {said}")
             await self.step("end", "sessionEnded reply", speaker.end(), lambda ended: f"reason {ended.reason}")
             ended = await self.step(
                 "sessionEnded",

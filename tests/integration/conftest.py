@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from lambda_src.adapters.transcription import recognizers
 from lambda_src.contract import schema
 from local_run.run import LocalRun
 
@@ -60,12 +62,23 @@ class RunningService:
         ).get("Item")
 
 
-def _running(tmp_path_factory: pytest.TempPathFactory, context: dict[str, str]) -> Iterator[RunningService]:
+def apertium_cli(text: str, mode: str) -> str:
+    """``text`` translated by Apertium's own command line (``apertium -u``: unknown words unmarked, as the local
+    translator asks its server), a fresh process apart from the local run's server: what a caption should say."""
+    done = subprocess.run(["apertium", "-u", mode], input=text, capture_output=True, text=True, check=True, timeout=30)
+    return done.stdout.removesuffix("\n")
+
+
+def _running(
+    tmp_path_factory: pytest.TempPathFactory, context: dict[str, str], function_env: dict[str, str] | None = None
+) -> Iterator[RunningService]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     cdk_out: Path = tmp_path_factory.mktemp("cdk.out")
-    run = LocalRun(context=context, cdk_out=cdk_out, schedule_interval=SCHEDULE_INTERVAL_SECONDS)
+    run = LocalRun(
+        context=context, cdk_out=cdk_out, schedule_interval=SCHEDULE_INTERVAL_SECONDS, function_env=function_env
+    )
     asyncio.run_coroutine_threadsafe(run.start(), loop).result(timeout=240)
     try:
         yield RunningService(run)
@@ -93,3 +106,14 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService
 def roomy_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
     """The local run with the environment's own listener cap (500), for audiences of hundreds."""
     yield from _running(tmp_path_factory, {"speakerGraceSeconds": str(SPEAKER_GRACE_SECONDS)})
+
+
+@pytest.fixture(scope="session")
+def scripted_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    """The local run with the scripted recognizer (``TRANSCRIPTION_RECOGNIZER=scripted``): each segment says the
+    sentence its completing chunk carries, so what reaches the translator is known word for word."""
+    yield from _running(
+        tmp_path_factory,
+        {"speakerGraceSeconds": str(SPEAKER_GRACE_SECONDS)},
+        function_env={recognizers.ENV_RECOGNIZER: recognizers.SCRIPTED},
+    )

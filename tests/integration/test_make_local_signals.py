@@ -1,5 +1,6 @@
 """``make local`` (``python -m local_run``) stops everything it started on SIGTERM and on SIGINT:
-DynamoDB Local's Java process and every function's worker process, so a stopped run leaves nothing behind.
+DynamoDB Local's Java process, Apertium's translation server and every function's worker process, so a stopped run
+leaves nothing behind.
 
 The run is started in our own process group (as ``make`` would), so the signal goes to its pid only,
 and the clean-up kills processes one by one by pid, never by group.
@@ -50,6 +51,10 @@ class ProcessInfo:
     @property
     def is_python_worker(self) -> bool:
         return "local_run.worker" in self.argv
+
+    @property
+    def is_apertium_server(self) -> bool:
+        return any(Path(part).name == "loopback_apy.py" for part in self.argv)
 
     def describe(self) -> str:
         return f"pid {self.pid} (state {self.state}, parent {self.ppid}): {' '.join(self.argv)[:200]}"
@@ -184,11 +189,17 @@ def test_make_local_stops_every_process_it_started(signum: signal.Signals) -> No
         output = OutputReader(process.stdout)
         ready = output.wait_for(READY_PREFIX, READY_TIMEOUT_S)
         assert ready, f"no {READY_PREFIX!r} line within {READY_TIMEOUT_S} s; output so far:\n{output.text}"
-        # And the processes it started: DynamoDB Local on Java and the functions' Python workers
+        # And the processes it started: DynamoDB Local on Java, Apertium's server and the functions' Python workers
         recorded = descendants(process.pid)
         listing = "\n".join(info.describe() for info in recorded.values())
         assert any(info.is_java for info in recorded.values()), f"no Java descendant:\n{listing}"
+        assert any(info.is_apertium_server for info in recorded.values()), f"no Apertium descendant:\n{listing}"
         assert any(info.is_python_worker for info in recorded.values()), f"no worker descendant:\n{listing}"
+        # And its stand-in lines say which language pairs Apertium translates, and that the others are marked
+        assert output.wait_for("  stand-in: translation:", timeout=10), output.text
+        translation_line = output.lines[-1]
+        assert "Apertium" in translation_line and "en→es" in translation_line, translation_line
+        assert "every other pair is a stand-in" in translation_line, translation_line
 
         # When it gets the signal
         process.send_signal(signum)

@@ -8,10 +8,9 @@ import io
 
 import pytest
 
-from lambda_src.adapters.translation import stand_in
 from lambda_src.model import session
 from session_client import smoke
-from tests.integration.conftest import RunningService
+from tests.integration.conftest import RunningService, apertium_cli
 
 pytestmark = pytest.mark.integration
 
@@ -30,8 +29,9 @@ def test_the_smoke_passes_every_step_against_the_local_run(service: RunningServi
     printed = out.getvalue().splitlines()
     for step in STEPS:
         assert any(f"] {step} " in line and " ok (" in line for line in printed), (step, printed)
-    # And the listener's final Spanish caption is of the segment the speaker has a final transcript of, marked by
-    # the local stand-in translator, which the output says
+    # And the listener's final Spanish caption is of the segment the speaker has a final transcript of, translated
+    # by Apertium (the local run has its English-Spanish pair), not marked by the stand-in; the output names the
+    # local run's engines
     assert result.caption.segment_id == result.transcript.segment_id
     assert (result.caption.session_id, result.transcript.session_id) == (result.session_id, result.session_id)
     assert (result.caption.target_language, result.caption.is_partial, result.transcript.is_partial) == (
@@ -39,9 +39,10 @@ def test_the_smoke_passes_every_step_against_the_local_run(service: RunningServi
         False,
         False,
     )
-    assert result.caption.text == stand_in.mark(result.transcript.text, "es")
-    assert result.stand_in
-    assert any("stand-in" in line and "pocketsphinx" in line for line in printed), printed
+    assert result.caption.text == apertium_cli(result.transcript.text, "eng-spa")
+    assert not result.stand_in
+    assert any("local run" in line and "pocketsphinx" in line and "Apertium" in line for line in printed), printed
+    assert not any("stand-in translator's mark (" in line for line in printed), printed
     # And the listener heard the end, which the session's row records
     assert result.ended.reason == "endedBySpeaker"
     row = service.session(result.session_id)

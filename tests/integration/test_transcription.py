@@ -20,7 +20,7 @@ from websockets.sync.client import ClientConnection, connect
 from lambda_src.adapters.translation import stand_in
 from lambda_src.contract import limits
 from local_run.speech import CHUNK_BYTES, chunks, speak_pcm
-from tests.integration.conftest import RunningService
+from tests.integration.conftest import RunningService, apertium_cli
 from tests.integration.test_lifecycle import ask, attribute, eventually, listener
 
 pytestmark = pytest.mark.integration
@@ -150,8 +150,9 @@ def test_each_listener_gets_captions_in_its_language_for_the_speakers_segments(
             language: drain(client, until=time.monotonic() + 1.0)
             for language, client in (("es", spanish), ("fr", french))
         }
-    # Then each listener got captions in its own language (the local run's stand-in translator marks them), for
-    # exactly the segments the speaker was told about, and each segment's final caption matches its final transcript
+    # Then each listener got captions in its own language, for exactly the segments the speaker was told about, and
+    # each segment's final caption is its final transcript translated: by Apertium into Spanish (the local run has
+    # the English-Spanish pair), by the marked stand-in into French (it has no English-French pair)
     final_transcripts = {m["segmentId"]: m["text"] for m in said if not m["isPartial"]}
     assert final_transcripts
     for language, messages in heard.items():
@@ -162,8 +163,9 @@ def test_each_listener_gets_captions_in_its_language_for_the_speakers_segments(
         }
         assert {m["segmentId"] for m in captions} <= {m["segmentId"] for m in said}
         finals = {m["segmentId"]: m["text"] for m in captions if not m["isPartial"]}
+        translated = {"es": lambda text: apertium_cli(text, "eng-spa"), "fr": lambda text: stand_in.mark(text, "fr")}
         assert finals == {
-            segment_id: stand_in.mark(text, language) if text.strip() else text
+            segment_id: translated[language](text) if text.strip() else text
             for segment_id, text in final_transcripts.items()
         }
 

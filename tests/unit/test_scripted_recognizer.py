@@ -60,6 +60,19 @@ def test_each_chunk_completing_a_segment_gives_one_final_naming_its_marker_forwa
     assert recognizer.close() == []
 
 
+def test_a_completing_chunk_that_carries_a_sentence_gives_a_final_saying_it() -> None:
+    recognizer = ScriptedRecognizer("en")
+    processor = PartialResultProcessor(Config())
+    sentence = "Welcome to the service."
+    carrying = [scripted_recognizer.chunk(marker, text=sentence) for marker in range(SEGMENT_CHUNKS)]
+    assert [scripted_recognizer.text_of(pcm) for pcm in carrying] == [sentence] * SEGMENT_CHUNKS
+    assert scripted_recognizer.text_of(scripted_recognizer.chunk(3)) == ""
+    segments = [s for pcm in carrying for result in recognizer.feed(pcm) for s in processor.feed(result, 100.0)]
+    assert [(s.text, s.is_partial) for s in segments] == [(sentence, False)]
+    with pytest.raises(ValueError):
+        scripted_recognizer.chunk(1, size=20, text=sentence)
+
+
 def test_chunks_without_a_marker_give_nothing() -> None:
     recognizer = ScriptedRecognizer("en")
     assert recognizer.feed(bytes(3200)) == []
@@ -71,10 +84,16 @@ def test_chunks_without_a_marker_give_nothing() -> None:
 
 
 def test_a_local_run_gives_its_functions_the_recognizer_asked_for_and_the_stand_ins_by_default() -> None:
+    from lambda_src.adapters import translation
     from local_run.run import STAND_INS, LocalRun
 
     default = LocalRun(port=1, http_port=2)
     assert default.function_env == STAND_INS
     assert default.function_env[recognizers.ENV_RECOGNIZER] == recognizers.LOCAL
+    assert default.function_env[translation.ENV_TRANSLATOR] == translation.APERTIUM
+    assert default.translator is not None  # Apertium's server starts with the run
+    stand_in_only = LocalRun(port=1, http_port=2, function_env={translation.ENV_TRANSLATOR: translation.STAND_IN})
+    assert stand_in_only.translator is None
+    assert "for every pair" in stand_in_only.stand_in_notes()[1]
     scripted = LocalRun(port=1, http_port=2, function_env={recognizers.ENV_RECOGNIZER: recognizers.SCRIPTED})
     assert scripted.function_env == {**STAND_INS, recognizers.ENV_RECOGNIZER: recognizers.SCRIPTED}

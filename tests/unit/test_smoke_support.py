@@ -84,6 +84,19 @@ class _Database:
         self.calls.append("database stopped")
 
 
+class _Translator:
+    url = "http://127.0.0.1:4"
+
+    def __init__(self, calls: list[str]) -> None:
+        self.calls = calls
+
+    def start(self) -> None:
+        self.calls.append("translator started")
+
+    def stop(self) -> None:
+        self.calls.append("translator stopped")
+
+
 class _Gateway:
     def __init__(self, calls: list[str], *args: Any, **kwargs: Any) -> None:
         self.calls = calls
@@ -107,6 +120,7 @@ def _started(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, progress: Any) -> 
     monkeypatch.setattr(run, "ISSUER_FILE", tmp_path / "issuers.json")
     local = run.LocalRun(port=2, http_port=3, cdk_out=tmp_path / "cdk.out")
     local.database = _Database(calls)  # type: ignore[assignment]
+    local.translator = _Translator(calls)  # type: ignore[assignment]
 
     def told(line: str) -> None:
         calls.append(f"progress: {line}")
@@ -118,7 +132,7 @@ def _started(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, progress: Any) -> 
 def test_make_local_says_each_start_up_phase_before_it_begins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     calls = _started(monkeypatch, tmp_path, progress=True)
     phases = [call for call in calls if call.startswith("progress: ")]
-    assert len(phases) == 5
+    assert len(phases) == 6
     assert calls == [
         phases[0],
         "synthesized",
@@ -127,16 +141,19 @@ def test_make_local_says_each_start_up_phase_before_it_begins(monkeypatch: pytes
         phases[2],
         "3 tables created",
         phases[3],
-        "gateway started",
+        "translator started",
         phases[4],
+        "gateway started",
+        phases[5],
     ]
     assert "synthesizing" in phases[0] and "DynamoDB Local" in phases[1] and "3 tables" in phases[2]
-    assert "2 function workers" in phases[3] and "console" in phases[4] and "127.0.0.1:3" in phases[4]
+    assert "Apertium" in phases[3]
+    assert "2 function workers" in phases[4] and "console" in phases[5] and "127.0.0.1:3" in phases[5]
 
 
 def test_a_run_started_without_progress_prints_nothing(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     calls = _started(monkeypatch, tmp_path, progress=False)
-    assert calls == ["synthesized", "database started", "3 tables created", "gateway started"]
+    assert calls == ["synthesized", "database started", "3 tables created", "translator started", "gateway started"]
     assert capsys.readouterr() == ("", "")

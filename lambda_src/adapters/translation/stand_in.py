@@ -1,6 +1,6 @@
-"""The local run's translator: a stand-in, not a translation.
+"""The stand-in translator: not a translation.
 
-No offline translation engine with its models can be installed from the package registries, so the local run
+The local run translates with Apertium (:mod:`.apertium`) where the installed pairs allow; for every other pair it
 does not translate: it marks the text with the target language, ``"[es] " + text``, so nobody can take a
 stand-in caption for a translated one.
 """
