@@ -1,6 +1,7 @@
 """A Python client of the session service: :class:`SpeakerClient` and :class:`ListenerClient` over WebSockets,
-the server's messages as typed values (:mod:`session_client.messages`), and a command line
-(``python -m session_client listen|speak``)."""
+the server's messages as typed values (:mod:`session_client.messages`), the HTTP session API
+(:class:`SessionsApi`: sessions and their transcripts), and a command line (``python -m session_client
+listen|speak``)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,19 @@ from session_client.connection import (
     ServiceRefused,
 )
 from session_client.messages import ServerMessage, parse
+from session_client.sessions_api import ApiRefused, SessionMetadata, SessionsApi
 
 __all__ = [
     "DEFAULT_URL",
+    "ApiRefused",
     "Backoff",
     "ConnectionLost",
     "HandshakeRefused",
     "ListenerClient",
     "ServerMessage",
     "ServiceRefused",
+    "SessionMetadata",
+    "SessionsApi",
     "SpeakerClient",
     "parse",
 ]

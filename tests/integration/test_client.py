@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from session_client import ListenerClient, SpeakerClient, messages
+from session_client import ApiRefused, ListenerClient, SessionsApi, SpeakerClient, messages
 from tests.integration.conftest import RunningService
 
 pytestmark = pytest.mark.integration
@@ -46,5 +46,50 @@ def test_a_listener_hears_the_speakers_pause_and_the_end_through_the_clients(ser
         assert rest[-1].type == "sessionEnded"
         assert (listener.is_open, listener.failure) == (False, None)
         await listener.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_session_created_with_the_sessions_api_is_spoken_in_read_changed_ended_and_its_transcript_read(
+    service: RunningService,
+) -> None:
+    async def scenario() -> None:
+        base = service.run.http_api_url
+        assert base is not None
+        token = service.token(user_id="api-client-speaker")
+        api = SessionsApi(base, token=token)
+        assert await api.health() is True
+        # Given a session created over the HTTP API, with its partial-result settings
+        created = await api.create_session(source_language="en", partial_results_enabled=True, min_stability=0.75)
+        assert (created.speaker_id, created.status, created.min_stability_threshold) == (
+            "api-client-speaker",
+            "active",
+            0.75,
+        )
+        # When its speaker connection is opened by session id, and a listener joins
+        speaker = await SpeakerClient.resume(service.url, token=token, session_id=created.session_id)
+        listener = await ListenerClient.join(service.url, session_id=created.session_id, language="es")
+        # Then the API reads it with its listener, and the owner changes its settings
+        assert (await api.get_session(created.session_id)).listener_count == 1
+        changed = await api.update_session(created.session_id, max_buffer_timeout=3)
+        assert changed.max_buffer_timeout == 3.0
+        # And another speaker may neither end it nor read its transcript
+        stranger = SessionsApi(base, token=service.token(user_id="another-api-speaker"))
+        with pytest.raises(ApiRefused) as refused:
+            await stranger.end_session(created.session_id)
+        assert (refused.value.status, refused.value.code, refused.value.field) == (403, "FORBIDDEN", "sessionId")
+        with pytest.raises(ApiRefused) as refused:
+            await stranger.transcript(created.session_id, language="es")
+        assert refused.value.status == 403
+        # When the owner ends it over the API
+        await api.end_session(created.session_id)
+        # Then the listener hears the end, the session reads as ended, and its (empty) transcript is the owner's
+        ended = await listener.next_message(messages.SessionEnded.TYPE, timeout=15)
+        assert ended.session_id == created.session_id  # type: ignore[attr-defined]
+        assert (await api.get_session(created.session_id)).status == "ended"
+        assert await api.transcript(created.session_id, language="es", fmt="vtt") == "WEBVTT\n"
+        await api.delete_transcript(created.session_id)
+        await listener.close()
+        await speaker.close()
 
     asyncio.run(scenario())
