@@ -195,6 +195,9 @@ def test_make_local_stops_every_process_it_started(signum: signal.Signals) -> No
         assert any(info.is_java for info in recorded.values()), f"no Java descendant:\n{listing}"
         assert any(info.is_apertium_server for info in recorded.values()), f"no Apertium descendant:\n{listing}"
         assert any(info.is_python_worker for info in recorded.values()), f"no worker descendant:\n{listing}"
+        # And it names the HTTP API's base URL on a line of its own, on the WebSocket API's port
+        assert output.wait_for("HTTP API: ", timeout=10), output.text
+        assert output.lines[-1].startswith(f"HTTP API: http://127.0.0.1:{port}/dev "), output.lines[-1]
         # And its stand-in lines say which language pairs Apertium translates, and that the others are marked
         assert output.wait_for("  stand-in: translation:", timeout=10), output.text
         translation_line = output.lines[-1]
