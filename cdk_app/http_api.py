@@ -9,11 +9,7 @@ runs. CORS preflights are answered by API Gateway for the environment's browser 
 
 from __future__ import annotations
 
-import json
-
-import jsii
 from aws_cdk import Duration
-from aws_cdk import aws_apigateway as apigw_v1
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
@@ -23,6 +19,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from cdk_app import nag
+from cdk_app.access_logs import JsonAccessLogs
 from cdk_app.auth import SpeakerAuth
 from cdk_app.config import EnvironmentConfig
 from lambda_src.contract import http_api
@@ -124,7 +121,7 @@ class SessionHttpApi(Construct):
             throttle=apigw.ThrottleSettings(
                 rate_limit=config.http_throttle.rate_limit, burst_limit=config.http_throttle.burst_limit
             ),
-            access_log_settings=_AccessLogSettings(self.access_logs),
+            access_log_settings=JsonAccessLogs(ACCESS_LOG_FIELDS, self.access_logs),
         )
         cfn_stage = self.stage.node.default_child
         assert isinstance(cfn_stage, apigw.CfnStage)
@@ -159,19 +156,3 @@ def _cors(origins: tuple[str, ...]) -> apigw.CorsPreflightOptions | None:
         allow_headers=list(http_api.REQUEST_HEADERS),
         max_age=CORS_MAX_AGE,
     )
-
-
-@jsii.implements(apigw.IAccessLogSettings)
-class _AccessLogSettings:
-    """JSON access logs (``ACCESS_LOG_FIELDS``) into ``log_group``."""
-
-    def __init__(self, log_group: logs.ILogGroup) -> None:
-        self._destination = apigw.LogGroupLogDestination(log_group)
-
-    @property
-    def destination(self) -> apigw.IAccessLogDestination:
-        return self._destination
-
-    @property
-    def format(self) -> apigw_v1.AccessLogFormat:
-        return apigw_v1.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS, separators=(",", ":")))

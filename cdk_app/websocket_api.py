@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
-import jsii
 from aws_cdk import Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw_v1
 from aws_cdk import aws_apigatewayv2 as apigw
@@ -21,6 +18,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from cdk_app import constants, nag, permissions
+from cdk_app.access_logs import JsonAccessLogs
 from cdk_app.auth import SpeakerAuth
 from cdk_app.bundling import dependencies_layer, lambda_code
 from cdk_app.config import EnvironmentConfig
@@ -294,7 +292,7 @@ class SessionWebSocketApi(Construct):
             throttle=apigw.ThrottleSettings(
                 rate_limit=config.throttle_rate_limit, burst_limit=config.throttle_burst_limit
             ),
-            access_log_settings=_AccessLogSettings(self.access_logs),
+            access_log_settings=JsonAccessLogs(ACCESS_LOG_FIELDS, self.access_logs),
         )
         cfn_stage = stage.node.default_child
         assert isinstance(cfn_stage, apigw.CfnStage)
@@ -459,22 +457,6 @@ class SessionWebSocketApi(Construct):
 
 
 _API_GATEWAY_LOGS_POLICY = "service-role/AmazonAPIGatewayPushToCloudWatchLogs"
-
-
-@jsii.implements(apigw.IAccessLogSettings)
-class _AccessLogSettings:
-    """JSON access logs (``ACCESS_LOG_FIELDS``) into ``log_group``."""
-
-    def __init__(self, log_group: logs.ILogGroup) -> None:
-        self._destination = apigw.LogGroupLogDestination(log_group)
-
-    @property
-    def destination(self) -> apigw.IAccessLogDestination:
-        return self._destination
-
-    @property
-    def format(self) -> apigw_v1.AccessLogFormat:
-        return apigw_v1.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS, separators=(",", ":")))
 
 
 def _scope_invoke_permission(route: apigw.WebSocketRoute, api: apigw.WebSocketApi, route_key: str) -> None:

@@ -251,23 +251,7 @@ class SessionsRepository:
         """Apply the partial-result settings ``update`` asks for, as the session's owner (the HTTP API: no
         connection), on a live session only; the new session. Refused as :meth:`refusal` says (gone, ended,
         another speaker's)."""
-        changes = update.to_item()
-        names = {f"#c{i}": attribute for i, attribute in enumerate(changes)}
-        assignments = ", ".join(f"{placeholder} = :c{i}" for i, placeholder in enumerate(names))
-        arguments = _update(
-            self.table_name,
-            session_id,
-            f"SET {assignments}",
-            f"{_LIVE} AND #user = :user",
-            true=True,
-            now=now_s,
-            user=user_id,
-            **{f"c{i}": value for i, value in enumerate(changes.values())},
-        )
-        arguments["ExpressionAttributeNames"].update(names)
-        arguments["ReturnValues"] = "ALL_NEW"
-        attributes = self._conditional_update(arguments, session_id, now_s, connection_id=None, user_id=user_id)
-        return Session.from_item(dynamodb.deserialize(attributes))
+        return self._set(session_id, update.to_item(), now_s, returning="ALL_NEW", user_id=user_id)
 
     def update_broadcast(
         self, session_id: str, connection_id: str, change: BroadcastChange, now_s: int
@@ -286,21 +270,44 @@ class SessionsRepository:
     ) -> Session:
         """SET ``changes`` (attribute -> value) on the live session whose speaker is ``connection_id``, in one
         conditional UpdateItem; the session as ``returning`` says (``ALL_NEW`` or ``ALL_OLD``)."""
+        return self._set(session_id, changes, now_s, returning=returning, connection_id=connection_id)
+
+    def _set(
+        self,
+        session_id: str,
+        changes: dict[str, Any],
+        now_s: int,
+        *,
+        returning: str,
+        connection_id: str | None = None,
+        user_id: str | None = None,
+    ) -> Session:
+        """SET ``changes`` on the live session, as its speaker connection (``connection_id``) or its owner
+        (``user_id``), in one conditional UpdateItem; the session as ``returning`` says."""
         names = {f"#c{i}": attribute for i, attribute in enumerate(changes)}
         assignments = ", ".join(f"{placeholder} = :c{i}" for i, placeholder in enumerate(names))
+        caller: dict[str, str]
+        if connection_id is not None:
+            condition, caller = f"{_LIVE} AND #speaker = :connection", {"connection": connection_id}
+        elif user_id is not None:
+            condition, caller = f"{_LIVE} AND #user = :user", {"user": user_id}
+        else:
+            raise ValueError("a session is changed as its speaker connection or as its owner")
         arguments = _update(
             self.table_name,
             session_id,
             f"SET {assignments}",
-            f"{_LIVE} AND #speaker = :connection",
+            condition,
             true=True,
             now=now_s,
-            connection=connection_id,
+            **caller,
             **{f"c{i}": value for i, value in enumerate(changes.values())},
         )
         arguments["ExpressionAttributeNames"].update(names)
         arguments["ReturnValues"] = returning
-        attributes = self._conditional_update(arguments, session_id, now_s, connection_id=connection_id)
+        attributes = self._conditional_update(
+            arguments, session_id, now_s, connection_id=connection_id, user_id=user_id
+        )
         return Session.from_item(dynamodb.deserialize(attributes))
 
     # -- the transcription consumer ------------------------------------------------------------------
