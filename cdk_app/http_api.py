@@ -154,5 +154,6 @@ def _cors(origins: tuple[str, ...]) -> apigw.CorsPreflightOptions | None:
         allow_origins=list(origins),
         allow_methods=[apigw.CorsHttpMethod(method) for method in http_api.METHODS],
         allow_headers=list(http_api.REQUEST_HEADERS),
+        expose_headers=list(http_api.EXPOSED_HEADERS),
         max_age=CORS_MAX_AGE,
     )

@@ -115,13 +115,20 @@ export function showSegment(container, message, label = "") {
   line.scrollIntoView({ block: "nearest" });
 }
 
+const languageNames =
+  typeof Intl.DisplayNames === "function" ? new Intl.DisplayNames([navigator.language], { type: "language" }) : null;
+
+/** A language code as the reader's browser names it, with the code: "Spanish (es)" (the code alone without Intl). */
+export function languageName(code) {
+  return languageNames ? `${languageNames.of(code)} (${code})` : code;
+}
+
 /** Fill a <select> with language codes, selecting `selected` when it is one of them. */
 export function fillLanguages(select, languages, selected) {
-  const names = typeof Intl.DisplayNames === "function" ? new Intl.DisplayNames([navigator.language], { type: "language" }) : null;
   for (const code of languages) {
     const option = document.createElement("option");
     option.value = code;
-    option.textContent = names ? `${names.of(code)} (${code})` : code;
+    option.textContent = languageName(code);
     select.append(option);
   }
   if (languages.includes(selected)) select.value = selected;

@@ -1,5 +1,6 @@
 // The speaker page: create a session with its partial-result settings, stream the microphone as `sendAudio`, show
-// the transcript and the audience, control the broadcast, change settings live, end the session.
+// the transcript and the audience, control the broadcast, change settings live, end the session; save the
+// session's transcripts from the HTTP API, or delete them.
 
 import {
   addNotice,
@@ -8,6 +9,7 @@ import {
   devToken,
   fillLanguages,
   heartbeats,
+  languageName,
   loadConfig,
   send,
   setStatus,
@@ -37,6 +39,7 @@ const state = {
   refreshing: false,
   audio: null, // { context, stream }
   stopHeartbeats: null,
+  transcriptLanguages: new Set(), // the source language, then each that has had listeners: a line of links each
 };
 
 /** The controls of the partial-result settings, one per entry of config.settings (bounds from the server). */
@@ -122,6 +125,136 @@ function showAudience(message) {
     .filter(([, count]) => count > 0)
     .map(([language, count]) => `${language} (${count})`);
   $("listener-languages").textContent = languages.length ? languages.join(", ") : "none yet";
+  // Every language with listeners now has captions to take home, and keeps them after its listeners leave.
+  const listened = [
+    ...(message.languageDistribution || []).filter((entry) => entry.count > 0).map((entry) => entry.languageCode),
+    ...Object.entries(message.listenersByLanguage || {})
+      .filter(([, count]) => count > 0)
+      .map(([language]) => language),
+  ];
+  for (const language of listened) addTranscriptLanguage(language);
+}
+
+// -- the transcript to take home: GET and DELETE on the HTTP API's transcript route (config.transcript) --------
+
+/** The transcript's URL on the HTTP API, with `query` (the route's path and parameter names from config.json). */
+function transcriptUrl(query = {}) {
+  const { path, sessionIdParameter } = state.config.transcript;
+  const route = path.replace(`{${sessionIdParameter}}`, encodeURIComponent(state.sessionId));
+  const url = new URL(state.config.httpApiUrl + route);
+  for (const [name, value] of Object.entries(query)) url.searchParams.set(name, value);
+  return url;
+}
+
+/** A request to the HTTP API with a fresh speaker token (a link alone cannot carry `Authorization`). */
+async function withToken(url, method = "GET") {
+  return fetch(url, { method, headers: { Authorization: `Bearer ${await devToken()}` }, cache: "no-store" });
+}
+
+/** What the HTTP API says of a refusal: its catalogue message word for word (`{code, message, field?}`). */
+async function refusalOf(response) {
+  try {
+    const body = await response.json();
+    if (body && typeof body.message === "string") return body.message;
+  } catch {
+    // not JSON: the status says what there is to say
+  }
+  return `${response.status} ${response.statusText}`.trim();
+}
+
+/** The file name a `Content-Disposition: attachment; filename="…"` gives, or null. */
+function attachmentName(disposition) {
+  const match = /filename="([^"]+)"/i.exec(disposition || "");
+  return match ? match[1] : null;
+}
+
+/** One language's line: its name and a link per format, each saving the document under the API's file name. */
+function addTranscriptLanguage(language) {
+  if (!state.config.httpApiUrl || state.transcriptLanguages.has(language)) return;
+  state.transcriptLanguages.add(language);
+  const { languageParameter, formatParameter, formats } = state.config.transcript;
+  const line = document.createElement("li");
+  line.dataset.language = language;
+  const name = document.createElement("span");
+  name.className = "language";
+  name.textContent = languageName(language);
+  line.append(name);
+  formats.forEach(({ format, label }, index) => {
+    if (index > 0) {
+      const separator = document.createElement("span");
+      separator.setAttribute("aria-hidden", "true");
+      separator.textContent = "·";
+      line.append(separator);
+    }
+    const link = document.createElement("a");
+    link.href = transcriptUrl({ [languageParameter]: language, [formatParameter]: format }).toString();
+    link.dataset.format = format;
+    link.textContent = label;
+    link.setAttribute("aria-label", `${label} transcript in ${languageName(language)}`);
+    link.addEventListener("click", (event) => {
+      event.preventDefault();
+      saveTranscript(link, `${state.sessionId}.${language}.${format}`);
+    });
+    line.append(link);
+  });
+  $("transcript-downloads").append(line);
+}
+
+/** Fetch a link's document with the speaker's token and save it (a Blob URL, named as the API names it). */
+async function saveTranscript(link, fallbackName) {
+  if (link.getAttribute("aria-busy") === "true") return;
+  link.setAttribute("aria-busy", "true");
+  showError("");
+  try {
+    const response = await withToken(link.href);
+    if (!response.ok) {
+      showError(await refusalOf(response));
+      return;
+    }
+    const name = attachmentName(response.headers.get("Content-Disposition")) || fallbackName;
+    const url = URL.createObjectURL(await response.blob());
+    const save = document.createElement("a");
+    save.href = url;
+    save.download = name;
+    save.hidden = true;
+    document.body.append(save);
+    save.click();
+    save.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000); // once the browser has surely read it
+    $("transcript-state").textContent = `Saved ${name}.`;
+  } catch (error) {
+    showError(`Transcript: ${error.message}`);
+  } finally {
+    link.removeAttribute("aria-busy");
+  }
+}
+
+/** Delete the session's transcript in every language at once, after the speaker confirms. */
+async function deleteTranscript() {
+  const question = `Delete the transcript of session ${state.sessionId} in every language? This cannot be undone.`;
+  if (!window.confirm(question)) return;
+  const button = $("delete-transcript");
+  button.disabled = true;
+  showError("");
+  $("transcript-state").textContent = "Deleting the transcript…";
+  try {
+    const response = await withToken(transcriptUrl(), "DELETE");
+    if (!response.ok) {
+      $("transcript-state").textContent = "";
+      showError(await refusalOf(response));
+      return;
+    }
+    const done = state.ended
+      ? "Transcript deleted."
+      : "Transcript deleted: what is said from now on is recorded again.";
+    $("transcript-state").textContent = done;
+    addNotice(done);
+  } catch (error) {
+    $("transcript-state").textContent = "";
+    showError(`Transcript: ${error.message}`);
+  } finally {
+    button.disabled = false;
+  }
 }
 
 function showCounters() {
@@ -188,6 +321,10 @@ function onSessionStarted(message) {
     $("start").hidden = true;
     $("apply-settings").hidden = false;
     for (const select of [$("source-language"), $("quality-tier")]) select.disabled = true;
+    if (state.config.httpApiUrl) {
+      addTranscriptLanguage(message.sourceLanguage || $("source-language").value);
+      $("take-home").hidden = false;
+    }
     addNotice(`Session ${message.sessionId} created.`);
     startAudio().catch((error) => showError(`Microphone: ${error.message}`));
   } else {
@@ -374,6 +511,7 @@ async function main() {
   volume.addEventListener("input", () => ($("volume-value").textContent = Number(volume.value).toFixed(1)));
   volume.addEventListener("change", () => speakerAction("setVolume", { volumeLevel: Number(volume.value) }));
   $("end").addEventListener("click", () => speakerAction("endSession"));
+  $("delete-transcript").addEventListener("click", deleteTranscript);
   $("copy-link").addEventListener("click", async () => {
     try {
       await navigator.clipboard.writeText($("share-link").href);

@@ -2,10 +2,11 @@
 
 ``GET /console/`` is an index linking both pages (``/`` and ``/console`` redirect to it); ``/console/<file>``
 serves the static files of the project's ``console/`` folder (HTML, CSS, JavaScript, nothing built);
-``/console/config.json`` tells the pages where the WebSocket API is and the bounds of every setting they offer
-(read from ``lambda_src``, so the pages never spell a limit); ``/console/qr/<session id>.svg`` is the QR code of a
-session's listener link; ``POST /console/dev-token`` mints a speaker token with the run's dev issuer (the gateway
-answers it only for the run's own ``Host`` and the console's own ``Origin``). Only the local run serves any of this:
+``/console/config.json`` tells the pages where the WebSocket and HTTP APIs are, the bounds of every setting they
+offer and the transcript route and formats (read from ``lambda_src``, so the pages never spell a limit or a
+format); ``/console/qr/<session id>.svg`` is the QR code of a session's listener link; ``POST /console/dev-token``
+mints a speaker token with the run's dev issuer (the gateway answers it only for the run's own ``Host`` and the
+console's own ``Origin``). Only the local run serves any of this:
 the deployed stack has no console and no way to mint a token.
 """
 
@@ -22,7 +23,7 @@ from typing import Any, Final
 
 import segno
 
-from lambda_src.contract import languages, limits, partial_result_fields
+from lambda_src.contract import http_api, languages, limits, partial_result_fields, wire
 from lambda_src.contract.limits import SAMPLE_RATE_HZ
 from lambda_src.protocol import validation
 
@@ -35,6 +36,12 @@ LISTENER_PAGE: Final = "listener.html"
 CHUNK_MILLISECONDS: Final = 100
 HEARTBEAT_SECONDS: Final = 60
 DEV_TOKEN_SECONDS: Final = 3600
+# What the speaker page calls each transcript format (``wire.TRANSCRIPT_FORMATS``) on its links.
+TRANSCRIPT_FORMAT_LABELS: Final = {
+    wire.TRANSCRIPT_WEBVTT: "WebVTT",
+    wire.TRANSCRIPT_SRT: "SRT",
+    wire.TRANSCRIPT_TEXT: "Text",
+}
 
 Response = tuple[int, str, bytes]
 
@@ -47,6 +54,18 @@ def _step(*values: Decimal | None) -> float:
     """The finest decimal place of ``values``: a number control's step (0.01 for 0.70-0.95, 0.1 for 2.0-10.0)."""
     exponents = [value.as_tuple().exponent for value in values if value is not None]
     return float(Decimal(1).scaleb(min(exponent for exponent in exponents if isinstance(exponent, int))))
+
+
+def transcript_description() -> dict[str, Any]:
+    """How the speaker page asks for its transcripts: the route's path (``{sessionId}`` to fill in), its query
+    parameters' names and each format with its label, in ``wire.TRANSCRIPT_FORMATS``' order."""
+    return {
+        "path": http_api.GET_TRANSCRIPT.path,
+        "sessionIdParameter": http_api.SESSION_ID_PARAMETER,
+        "languageParameter": wire.TRANSCRIPT_LANGUAGE,
+        "formatParameter": wire.TRANSCRIPT_FORMAT,
+        "formats": [{"format": fmt, "label": TRANSCRIPT_FORMAT_LABELS[fmt]} for fmt in wire.TRANSCRIPT_FORMATS],
+    }
 
 
 def settings_description() -> list[dict[str, Any]]:
@@ -70,10 +89,19 @@ def settings_description() -> list[dict[str, Any]]:
 class Console:
     """Answers the local run's HTTP requests under ``/console/``; :meth:`respond` is the gateway's hook."""
 
-    def __init__(self, *, websocket_url: str, http_url: str, mint_token: Callable[[int], str]) -> None:
+    def __init__(
+        self,
+        *,
+        websocket_url: str,
+        http_url: str,
+        mint_token: Callable[[int], str],
+        http_api_url: str | None = None,
+    ) -> None:
         """``http_url``: where this server is reached (``http://127.0.0.1:PORT``); ``mint_token(expires_in)``:
-        a speaker token from the run's dev issuer."""
+        a speaker token from the run's dev issuer; ``http_api_url``: the HTTP API's base URL, where the speaker
+        page fetches its transcripts (None: the stack has no HTTP API, and the page offers none)."""
         self.websocket_url = websocket_url
+        self.http_api_url = None if http_api_url is None else http_api_url.rstrip("/")
         self.url = f"{http_url.rstrip('/')}{PREFIX}"
         self._mint_token = mint_token
 
@@ -85,7 +113,9 @@ class Console:
         """What the pages learn from ``/console/config.json``."""
         return {
             "websocketUrl": self.websocket_url,
+            "httpApiUrl": self.http_api_url,
             "consoleUrl": self.url,
+            "transcript": transcript_description(),
             "settings": settings_description(),
             "volume": {
                 "lower": float(limits.VOLUME_LOWER),

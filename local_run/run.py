@@ -118,6 +118,7 @@ class LocalRun:
                 websocket_url=self.gateway.url,
                 http_url=f"http://127.0.0.1:{self.http_port}",
                 mint_token=lambda expires_in: self.mint_token(expires_in=expires_in),
+                http_api_url=self.gateway.http_api_url,
             )
             tell(f"starting {len(self.gateway.runtimes)} function workers, then the gateway on port {self.port}")
             await self.gateway.start()

@@ -49,6 +49,9 @@ ROUTE_KEYS: Final = tuple(route.key for route in ROUTES)
 # What a browser may ask for cross-origin (the CORS preflight's allowed methods and headers).
 METHODS: Final = tuple(sorted({route.method for route in ROUTES}))
 REQUEST_HEADERS: Final = ("authorization", "content-type")
+# What a page of an admitted origin may read of an answer beyond the CORS-safelisted headers: a transcript's file
+# name (``Content-Disposition``), so a page saves it under the name the API gives it.
+EXPOSED_HEADERS: Final = ("content-disposition",)
 
 # What the bodies may hold (anything else is refused, naming the field): ``POST /sessions`` as ``createSession``
 # takes it, ``PATCH /sessions/{sessionId}`` the partial-result settings as ``updateSessionConfig`` takes them.

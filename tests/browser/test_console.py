@@ -1,9 +1,11 @@
 """The web console of ``make local`` in a real browser: the speaker page creates a session and streams the fake
 microphone's speech, a listener opens the share link and joins in Spanish, the speaker sees the audience, a setting
-out of range shows the server's refusal as it came, a pause reaches the listener, and ending closes both pages."""
+out of range shows the server's refusal as it came, a pause reaches the listener, ending closes both pages, and the
+speaker page saves the session's WebVTT transcripts from the HTTP API, then deletes them."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -13,10 +15,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+import webvtt
+from playwright.sync_api import Browser, Dialog, Page, expect
 
 from lambda_src.adapters.translation import stand_in
-from lambda_src.contract import limits, partial_result_fields, schema
+from lambda_src.contract import limits, partial_result_fields, schema, wire
 from lambda_src.contract.errors import ServiceError
 from lambda_src.contract.limits import SAMPLE_RATE_HZ
 from lambda_src.model.recognizer import BYTES_PER_SAMPLE
@@ -103,6 +106,21 @@ def wait_for_error(page: Page, message: str) -> None:
     expect(page.locator("#error")).to_have_text(message, timeout=STEP_MS)
 
 
+def saved_transcript(page: Page, language: str, fmt: str = wire.TRANSCRIPT_WEBVTT) -> tuple[str, str]:
+    """What the speaker page's link saves for ``language`` in ``fmt``: the file's suggested name and its text."""
+    link = page.locator(f'#transcript-downloads li[data-language="{language}"] a[data-format="{fmt}"]')
+    with page.expect_download(timeout=STEP_MS) as saving:
+        link.click()
+    download = saving.value
+    return download.suggested_filename, Path(download.path()).read_text(encoding="utf-8")
+
+
+def webvtt_cues(document: str) -> list[str]:
+    """The cues' texts of a WebVTT document, read by a WebVTT parser (strictly: the header and cue timings)."""
+    assert document.startswith("WEBVTT")
+    return [caption.text for caption in webvtt.from_buffer(io.StringIO(document), strict=True).captions]
+
+
 @pytest.fixture()
 def pages(browser: Browser, tmp_path: Path) -> Iterator[tuple[Page, Page, list[str]]]:
     """A speaker page and a listener page (separate browser contexts, as two people would be), and the script
@@ -184,4 +202,31 @@ def test_a_session_from_the_speaker_page_to_a_listener_page_and_its_end(
     expect(listener.locator("#status")).to_contain_text("session ended (endedBySpeaker)", timeout=STEP_MS)
     item = service.session(session_id)
     assert item is not None and item["isActive"]["BOOL"] is False
+
+    # The session's transcripts stay to take home: the spoken language's and the listener's, as WebVTT fetched with
+    # the speaker's token and saved under the API's file name, each with what was said
+    expect(speaker.locator("#take-home")).to_be_visible()
+    for language in ("en", "es"):
+        name, document = saved_transcript(speaker, language)
+        assert name == f"{session_id}.{language}.{wire.TRANSCRIPT_WEBVTT}"
+        assert any(cue.strip() for cue in webvtt_cues(document)), document
+    expect(speaker.locator("#error")).to_be_hidden()
+
+    # Deleting them (confirmed) answers at once, and a later download holds no cue
+    asked: list[str] = []
+    speaker.once("dialog", lambda dialog: confirm(dialog, asked))
+    speaker.click("#delete-transcript")
+    expect(speaker.locator("#transcript-state")).to_have_text("Transcript deleted.", timeout=STEP_MS)
+    assert len(asked) == 1 and session_id in asked[0]
+    assert webvtt_cues(saved_transcript(speaker, "en")[1]) == []
+    expect(speaker.locator("#error")).to_be_hidden()
     assert errors == []
+
+
+def confirm(dialog: Dialog, asked: list[str]) -> None:
+    """The speaker says yes to the page's confirmation (recorded in ``asked``); any other dialog is dismissed."""
+    if dialog.type == "confirm":
+        asked.append(dialog.message)
+        dialog.accept()
+    else:
+        dialog.dismiss()

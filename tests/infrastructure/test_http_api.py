@@ -125,6 +125,8 @@ def test_cors_admits_the_environments_origins_only(deployed_any: Synthesized) ->
         assert set(cors["AllowOrigins"]) == DEV_ORIGINS
         assert set(cors["AllowMethods"]) == {"GET", "POST", "PATCH", "DELETE"}
         assert {header.lower() for header in cors["AllowHeaders"]} == {"authorization", "content-type"}
+        # ... and read a transcript's file name
+        assert {header.lower() for header in cors["ExposeHeaders"]} == {"content-disposition"}
         assert "AllowCredentials" not in cors or cors["AllowCredentials"] is False
     else:
         # And elsewhere no browser origin unless one is configured

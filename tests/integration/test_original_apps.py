@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from lambda_src.contract import limits
+from lambda_src.contract import limits, wire
 from local_run.speech import speak_pcm
 from tests.integration.conftest import RunningService
 from tests.integration.test_lifecycle import attribute, eventually
@@ -207,3 +207,19 @@ def test_delete_ends_a_live_session_and_disconnects_its_listeners(
             assert eventually(lambda: listener_ws.close_code is not None, timeout=15)
     assert attribute(service, session_id, "isActive") is False
     assert eventually(lambda: service.listener_rows(session_id) == 0)
+
+
+def test_a_page_of_another_local_origin_reads_a_transcripts_file_name(
+    service: RunningService, apps_session: tuple[str, str, dict[str, Any]]
+) -> None:
+    # Given the owner's session, and a page of another loopback origin (the apps', the console's) fetching its
+    # transcript with the Bearer token, as a link cannot
+    token, session_id, _metadata = apps_session
+    query = f"{wire.TRANSCRIPT_LANGUAGE}=en&{wire.TRANSCRIPT_FORMAT}={wire.TRANSCRIPT_WEBVTT}"
+    status, headers, body = call_api(service, "GET", f"/sessions/{session_id}/transcript?{query}", token=token)
+
+    # Then the answer is the document, and the page may read the name to save it under (CORS exposes it)
+    assert (status, body.decode().split("\n", 1)[0]) == (200, "WEBVTT"), body
+    assert headers["content-disposition"] == f'attachment; filename="{session_id}.en.vtt"'
+    assert headers["access-control-allow-origin"] == APP_ORIGIN
+    assert "content-disposition" in headers["access-control-expose-headers"].lower().split(",")

@@ -18,7 +18,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
-from lambda_src.contract import partial_result_fields
+from lambda_src.contract import http_api, partial_result_fields, wire
 from local_run import assembly as cloud_assembly
 from local_run import console
 from local_run.assembly import RouteDefinition
@@ -28,12 +28,16 @@ from local_run.gateway import LocalGateway
 from tests.unit.test_local_schedules import FakeRuntime
 
 WEBSOCKET_URL = "ws://127.0.0.1:9000/dev"
+HTTP_API_URL = "http://127.0.0.1:9000/dev"
 
 
 @pytest.fixture()
 def served() -> Console:
     return Console(
-        websocket_url=WEBSOCKET_URL, http_url="http://127.0.0.1:9001", mint_token=lambda seconds: f"token-{seconds}"
+        websocket_url=WEBSOCKET_URL,
+        http_url="http://127.0.0.1:9001",
+        mint_token=lambda seconds: f"token-{seconds}",
+        http_api_url=HTTP_API_URL + "/",
     )
 
 
@@ -107,6 +111,40 @@ def test_the_configuration_carries_every_settings_bounds_and_default_from_the_on
             # The step lands on the bounds and the default, so the control's arrows reach each of them
             step = Decimal(str(setting["step"]))
             assert all(value % step == 0 for value in (lower, upper, field.default))
+
+
+def test_the_configuration_tells_the_speaker_page_where_and_how_to_fetch_its_transcripts(served: Console) -> None:
+    # Given the console of a run whose HTTP API is at HTTP_API_URL
+    config = json.loads(_get(served, "/console/config.json")[2])
+
+    # Then the page learns the API's base URL (no trailing slash, so the route's path is appended as it is), the
+    # transcript route and its parameters' names, and every format the API renders, in its order, each labelled
+    assert config["httpApiUrl"] == HTTP_API_URL
+    transcript = config["transcript"]
+    assert transcript["path"] == http_api.GET_TRANSCRIPT.path == http_api.DELETE_TRANSCRIPT.path
+    assert f"{{{transcript['sessionIdParameter']}}}" in transcript["path"]
+    assert (transcript["languageParameter"], transcript["formatParameter"]) == (
+        wire.TRANSCRIPT_LANGUAGE,
+        wire.TRANSCRIPT_FORMAT,
+    )
+    assert [entry["format"] for entry in transcript["formats"]] == list(wire.TRANSCRIPT_FORMATS)
+    assert [entry["label"] for entry in transcript["formats"]] == ["WebVTT", "SRT", "Text"]
+
+
+def test_a_run_without_an_http_api_offers_no_transcript_links() -> None:
+    # Given a console whose stack has no HTTP API
+    served = Console(websocket_url=WEBSOCKET_URL, http_url="http://127.0.0.1:9001", mint_token=lambda _: "token")
+
+    # Then config.json says so (the page shows no "Transcript to take home" section)
+    assert json.loads(_get(served, "/console/config.json")[2])["httpApiUrl"] is None
+
+
+def test_the_speaker_page_spells_no_transcript_format() -> None:
+    # The formats and the route come from config.json only: a second list in the page would go stale
+    page = (console.CONSOLE_DIR / "speaker.js").read_text() + (console.CONSOLE_DIR / "speaker.html").read_text()
+    for fmt in wire.TRANSCRIPT_FORMATS:
+        assert f'"{fmt}"' not in page and f"'{fmt}'" not in page
+    assert "/transcript" not in page
 
 
 def test_the_qr_code_is_an_svg_of_the_sessions_listener_link(served: Console) -> None:
