@@ -102,6 +102,7 @@ class _Gateway:
         self.calls = calls
         self.runtimes = {"a": object(), "b": object()}
         self.url = "ws://127.0.0.1:2/dev"
+        self.http_api_url = "http://127.0.0.1:2/dev"
 
     async def start(self) -> None:
         self.calls.append("gateway started")
