@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
-from lambda_src.adapters.translation import stand_in
 from lambda_src.contract import limits
 from local_run.speech import chunks, speak_pcm
-from tests.integration.conftest import RunningService
+from tests.integration.conftest import RunningService, apertium_cli
 from tests.integration.test_lifecycle import listener
 from tests.integration.test_transcription import QUIET_SECONDS, drain, speaker, transcripts
 
@@ -75,9 +74,9 @@ def test_the_speaker_apps_audio_chunks_are_transcribed_and_captioned(service: Ru
     assert {message["sessionId"] for message in said} == {session_id}
     words = " ".join(finals.values()).lower().split()
     assert len(words) >= 3, words
-    # And the listener got the same segments as captions in Spanish (the local run's stand-in translator marks them)
+    # And the listener got the same segments as captions in Spanish (the local run translates them with Apertium)
     captions = [message for message in heard if message["type"] == "caption"]
     assert {(m["sessionId"], m["sourceLanguage"], m["targetLanguage"]) for m in captions} == {(session_id, "en", "es")}
     assert {m["segmentId"]: m["text"] for m in captions if not m["isPartial"]} == {
-        segment_id: stand_in.mark(text, "es") if text.strip() else text for segment_id, text in finals.items()
+        segment_id: apertium_cli(text, "eng-spa") if text.strip() else text for segment_id, text in finals.items()
     }
