@@ -74,8 +74,11 @@ APERTIUM_PAIRS := apertium-eng-spa apertium-eng-cat apertium-en-gl apertium-fr-e
 
 install: $(VENV)/.installed node_modules/.installed .java .speech .apertium .chromium
 
+# The unit and infrastructure tests on two processes (each test stands alone); then the integration and browser
+# tests in one, where they share the local run they start (a run per process would cost more than it saves).
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 -m "not integration and not browser"
+	$(PY) -m pytest -m "integration or browser"
 
 test-unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit

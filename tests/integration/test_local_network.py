@@ -10,7 +10,11 @@ import socket
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.integration.conftest import RunningService
+
+pytestmark = pytest.mark.integration
 
 _TCP_LISTEN = "0A"
 
