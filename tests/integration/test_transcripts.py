@@ -68,8 +68,8 @@ def test_the_owner_downloads_each_languages_final_segments_in_order_then_deletes
     assert eventually(recorded, timeout=15)
     english = cues(session_id, "en")
     assert [cue.text for cue in english] == [" ".join(text.split()) for text in finals]
-    spanish = [" ".join(apertium_cli(text, "eng-spa").split()) for text in finals]  # Apertium's, as captioned
-    assert [cue.text for cue in cues(session_id, "es")] == spanish
+    captioned_in_spanish = [" ".join(apertium_cli(text, "eng-spa").split()) for text in finals]
+    assert [cue.text for cue in cues(session_id, "es")] == captioned_in_spanish
     assert [cue.text for cue in cues(session_id, "es", "srt")] == [cue.text for cue in cues(session_id, "es")]
     # And each cue lies within the session so far, in order
     item = service.session(session_id)
