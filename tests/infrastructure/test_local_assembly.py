@@ -76,6 +76,7 @@ def test_local_run_reads_the_audio_bucket_and_its_cors_rules_as_s3_takes_them(sy
     assert rule["AllowedOrigins"] == list(synthesized.config.audio_cors_origins)
     assert sorted(rule["AllowedMethods"]) == ["GET", "HEAD"]
     model = botocore.session.get_session().get_service_model("s3").operation_model("PutBucketCors")
+    assert model.input_shape is not None
     report = ParamValidator().validate(
         {"Bucket": bucket.name, "CORSConfiguration": {"CORSRules": bucket.cors_rules}}, model.input_shape
     )
