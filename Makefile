@@ -1,5 +1,5 @@
 # The project's commands. `make local` runs the service on this machine; `make test` runs every test.
-# Both install what is missing first (venv, Python packages, npm packages, Java 17, espeak-ng and sox, Apertium,
+# Both install what is missing first (venv, Python packages, npm packages, Java 17, espeak-ng, sox and lame, Apertium,
 # Chromium).
 
 SHELL := /bin/bash
@@ -47,11 +47,13 @@ node_modules/.installed: package.json package-lock.json
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; }
 	@touch $@
 
-# espeak-ng speaks the test audio; sox converts it to the speaker app's PCM format.
-.speech:
-	@command -v espeak-ng >/dev/null && command -v sox >/dev/null || { \
-	  echo "Installing espeak-ng and sox (the audio tests speak with them)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox; }
+# espeak-ng speaks the test audio, and the local run's translations to listeners (standing in for Amazon Polly); sox
+# converts the test audio to the speaker app's PCM format; LAME encodes the local run's speech as MP3, as Polly's is.
+# (Redone when this file changes, so a new tool here reaches machines that installed the others already.)
+.speech: Makefile
+	@command -v espeak-ng >/dev/null && command -v sox >/dev/null && command -v lame >/dev/null || { \
+	  echo "Installing espeak-ng, sox and lame (the audio tests and the local run's listeners speak with them)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox lame; }
 	@touch $@
 
 # Apertium translates the local run's captions (docs/decisions/0038-local-translation-apertium.md): the engine, its

@@ -4,6 +4,7 @@ Single values can be overridden from context too, e.g. ``-c maxListenersPerSessi
 e-mail address (``-c alarmEmail=ops@example.com``), the customer managed keys (``-c customerManagedKeys=true``)
 each function's reserved concurrency (``-c reservedConcurrency=connect:300,welcome:30``, or ``none``) and the
 browser origins the HTTP API admits (``-c httpCorsOrigins=https://app.example.com,https://speak.example.com``, or
+``none``) and those that may fetch the spoken translations (``-c audioCorsOrigins=https://listen.example.com``, or
 ``none``). The per-route throttles are set here only.
 """
 
@@ -52,6 +53,9 @@ class EnvironmentConfig:
     # The browser origins (``scheme://host[:port]``) the HTTP API answers CORS preflights for and names in
     # ``Access-Control-Allow-Origin``; empty: no browser origin may call it (a server or the CLI still can).
     http_cors_origins: tuple[str, ...]
+    # The browser origins that may GET the spoken translations from the audio bucket (the listener apps'; CORS
+    # rules of the bucket, GET and HEAD); empty: no browser page may fetch them.
+    audio_cors_origins: tuple[str, ...]
     # X-Ray: Lambda tracing mode Active (sampled traces of each invocation and its initialization), and botocore
     # patched in the functions that call AWS, so each AWS SDK call is a subsegment with its latency
     # (lambda_src.platform.tracing).
@@ -139,6 +143,7 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
         http_throttle=RouteThrottle(20, 40),
         http_route_throttles={http_api.CREATE_SESSION.key: RouteThrottle(2, 5)},
         http_cors_origins=LOOPBACK_ORIGINS,
+        audio_cors_origins=LOOPBACK_ORIGINS,
         tracing_enabled=False,
         customer_managed_keys=False,
         # A new account's concurrency quota can be as low as 10, where Lambda refuses any reservation.
@@ -160,6 +165,7 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
         http_throttle=RouteThrottle(50, 100),
         http_route_throttles={http_api.CREATE_SESSION.key: RouteThrottle(5, 10)},
         http_cors_origins=(),
+        audio_cors_origins=(),
         tracing_enabled=True,
         customer_managed_keys=False,
         # 125 of the account's default quota of 1000, for a stage throttled at 200 requests/s.
@@ -192,6 +198,7 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
         http_throttle=RouteThrottle(200, 400),
         http_route_throttles={http_api.CREATE_SESSION.key: RouteThrottle(20, 40)},
         http_cors_origins=(),
+        audio_cors_origins=(),
         tracing_enabled=True,
         customer_managed_keys=True,
         # 752 of the account's default quota of 1000 (248 left unreserved): caps well above what the stage's
@@ -227,10 +234,12 @@ _OVERRIDABLE = {
         "http_throttle",
         "http_route_throttles",
         "http_cors_origins",
+        "audio_cors_origins",
     )
 }
 RESERVED_CONCURRENCY_KEY = "reservedConcurrency"
 HTTP_CORS_ORIGINS_KEY = "httpCorsOrigins"
+AUDIO_CORS_ORIGINS_KEY = "audioCorsOrigins"
 # An origin as a browser sends it: scheme, host, optional port; no path, no wildcard.
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
@@ -251,9 +260,7 @@ def load(context: Mapping[str, Any] | Any) -> EnvironmentConfig:
     reserved = get(RESERVED_CONCURRENCY_KEY)
     if reserved is not None:
         overrides["reserved_concurrency"] = _reserved_concurrency(config.reserved_concurrency, reserved)
-    origins = get(HTTP_CORS_ORIGINS_KEY)
-    if origins is not None:
-        overrides["http_cors_origins"] = _origins(origins)
+    overrides.update(_origin_overrides(get))
     values = dict(config.function_settings)
     for setting in function_settings.FUNCTION_SETTINGS:
         raw = get(setting.context_key)
@@ -288,14 +295,20 @@ def _check_operations(config: EnvironmentConfig) -> None:
             )
         if throttle.rate_limit <= 0 or throttle.burst_limit < 1:
             raise ValueError(f"the throttle of {route_key} must be positive, got {throttle}")
-    for origin in config.http_cors_origins:
-        if not _ORIGIN.fullmatch(origin):
-            raise ValueError(f"{HTTP_CORS_ORIGINS_KEY}: {origin!r} is not an origin (scheme://host[:port])")
+    _check_origins(config)
     if config.invalid_configuration_alarm_threshold < 1:
         raise ValueError("invalidConfigurationAlarmThreshold must be positive")
     if config.alarm_email and not _EMAIL.fullmatch(config.alarm_email):
         raise ValueError(f"alarmEmail must be an e-mail address, got {config.alarm_email!r}")
     _check_reserved_concurrency(config.reserved_concurrency)
+
+
+def _check_origins(config: EnvironmentConfig) -> None:
+    """Every browser origin (the HTTP API's, the audio bucket's) as a browser sends it."""
+    for key, field_name in _ORIGIN_FIELDS.items():
+        for origin in getattr(config, field_name):
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"{key}: {origin!r} is not an origin (scheme://host[:port])")
 
 
 def _check_reserved_concurrency(reserved: Mapping[str, int]) -> None:
@@ -340,15 +353,24 @@ def _reserved_concurrency(current: Mapping[str, int], raw: Any) -> dict[str, int
     return result
 
 
-def _origins(raw: Any) -> tuple[str, ...]:
-    """A context value of origins: ``"none"``, a comma-separated string, or a JSON list (cdk.json)."""
+# The browser origins' context keys and the fields they set.
+_ORIGIN_FIELDS = {HTTP_CORS_ORIGINS_KEY: "http_cors_origins", AUDIO_CORS_ORIGINS_KEY: "audio_cors_origins"}
+
+
+def _origin_overrides(get: Any) -> dict[str, tuple[str, ...]]:
+    """The origin fields a context sets, by field name."""
+    return {field_name: _origins(key, get(key)) for key, field_name in _ORIGIN_FIELDS.items() if get(key) is not None}
+
+
+def _origins(key: str, raw: Any) -> tuple[str, ...]:
+    """A context value of origins (``key``'s): ``"none"``, a comma-separated string, or a JSON list (cdk.json)."""
     if isinstance(raw, str):
         if raw.strip().lower() == "none":
             return ()
         return tuple(origin.strip() for origin in raw.split(",") if origin.strip())
     if isinstance(raw, (list, tuple)) and all(isinstance(origin, str) for origin in raw):
         return tuple(raw)
-    raise ValueError(f"{HTTP_CORS_ORIGINS_KEY} must be none or origins separated by commas, got {raw!r}")
+    raise ValueError(f"{key} must be none or origins separated by commas, got {raw!r}")
 
 
 _FIELD_TYPES = {"bool": bool, "int": int, "float": float, "str": str}

@@ -30,8 +30,11 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Final
 
+from aws_cdk import Aws
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
 
 from cdk_app import nag
 from lambda_src.contract import schema
@@ -175,3 +178,44 @@ def grant_translate(function: lambda_.IFunction, *, acknowledge: bool = True) ->
     assert function.role is not None, "a function with a role of its own"
     if acknowledge:
         nag.acknowledge_wildcard_resource(function.role, "*", TRANSLATE_TEXT_ON_STAR)
+
+
+SYNTHESIZE_SPEECH: Final = "polly:SynthesizeSpeech"
+# Why it is granted on "*" (the cdk-nag acknowledgement's reason).
+SYNTHESIZE_SPEECH_ON_STAR: Final = (
+    f"{SYNTHESIZE_SPEECH} names a resource only for pronunciation lexicons, which the service does not use"
+)
+# What the transcriber does with the audio bucket: PutObject (each spoken segment) and GetObject (the presigned URLs
+# carry its credentials: S3 authorizes a listener's GET as the signer's), on the objects under audio/ only.
+AUDIO_OBJECT_ACTIONS: Final = ("s3:GetObject", "s3:PutObject")
+# With the bucket on a customer managed key: a new object's data key (under the bucket key) on put, and its
+# decryption on a get, through S3 only.
+AUDIO_KEY_ACTIONS: Final = ("kms:Decrypt", "kms:GenerateDataKey")
+
+
+def grant_synthesize_speech(function: lambda_.IFunction) -> None:
+    """Let ``function`` speak with Amazon Polly (``SynthesizeSpeech``, and nothing else of it), on ``*``: the caller
+    acknowledges the cdk-nag finding with :data:`SYNTHESIZE_SPEECH_ON_STAR`, with the role's other unscoped actions."""
+    iam.Grant.add_to_principal(grantee=function, actions=[SYNTHESIZE_SPEECH], resource_arns=["*"])
+
+
+def grant_audio_objects(function: lambda_.IFunction, bucket: s3.IBucket, key: kms.IKey | None) -> None:
+    """Let ``function`` put and get the objects under ``audio/`` of ``bucket`` (exactly :data:`AUDIO_OBJECT_ACTIONS`)
+    and, with ``key``, use it through S3 (:data:`AUDIO_KEY_ACTIONS`)."""
+    assert function.role is not None, "a function with a role of its own"
+    objects = bucket.arn_for_objects("audio/*")
+    iam.Grant.add_to_principal(grantee=function, actions=list(AUDIO_OBJECT_ACTIONS), resource_arns=[objects])
+    nag.acknowledge_wildcard_resource(
+        function.role,
+        objects,
+        "the objects under audio/ of the audio bucket: the rest of each key is a session, a language and a segment "
+        "known at run time",
+    )
+    if key is not None:
+        function.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=list(AUDIO_KEY_ACTIONS),
+                resources=[key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"}},
+            )
+        )

@@ -1,5 +1,5 @@
-"""The deployable unit: tables, the WebSocket API, the HTTP session API, their alarms and dashboard, composed;
-outputs for operators and downstream."""
+"""The deployable unit: tables, the WebSocket API, the HTTP session API, the audio bucket, their alarms and dashboard,
+composed; outputs for operators and downstream."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from cdk_app.audio_bucket import AudioBucket
 from cdk_app.config import EnvironmentConfig
 from cdk_app.encryption import ServiceKeys
 from cdk_app.http_api import SessionHttpApi
@@ -39,6 +40,9 @@ class SessionServiceStack(Stack):
             auth=self.websocket.auth,
             logs_key=self.keys.logs,
         )
+        # The listeners' spoken translations, stored by the transcriber (decision record 0039).
+        self.audio = AudioBucket(self, "Audio", config=config, key=self.keys.audio)
+        self.audio.grant_speech(self.websocket.transcriber_function)
         self.monitoring = ServiceAlarms(
             self,
             "Monitoring",
@@ -81,6 +85,12 @@ class SessionServiceStack(Stack):
             "UserPoolClientId",
             value=speakers.user_pool_client_id,
             description="The app client speakers sign in with (their tokens name it)",
+        )
+        CfnOutput(
+            self,
+            "AudioBucketName",
+            value=self.audio.bucket.bucket_name,
+            description="The listeners' spoken translations (objects deleted after a day)",
         )
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn, description="Alarms notify this")
         CfnOutput(

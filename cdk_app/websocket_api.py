@@ -352,11 +352,15 @@ class SessionWebSocketApi(Construct):
             iam.PolicyStatement(actions=["transcribe:StartStreamTranscriptionWebSocket"], resources=["*"])
         )
         permissions.grant_translate(transcriber, acknowledge=False)
+        # It speaks each final segment's translations to listeners (decision record 0039; its audio bucket is the
+        # stack's AudioBucket, which grants its objects).
+        permissions.grant_synthesize_speech(transcriber)
         self._unscoped.setdefault(transcriber.role, []).extend(
             [
                 "transcribe:StartStreamTranscriptionWebSocket supports no resource-level permissions (Amazon "
                 "Transcribe streaming has no resource to name)",
                 permissions.TRANSLATE_TEXT_ON_STAR,
+                permissions.SYNTHESIZE_SPEECH_ON_STAR,
             ]
         )
 

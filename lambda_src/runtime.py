@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
+from lambda_src.adapters import speech
 from lambda_src.adapters.repositories import dynamodb
 from lambda_src.adapters.repositories.audio_chunks import AudioChunksRepository
 from lambda_src.adapters.repositories.connections import ConnectionsRepository
@@ -16,6 +17,7 @@ from lambda_src.adapters.repositories.transcripts import TranscriptsRepository
 from lambda_src.adapters.transcription import starter
 from lambda_src.contract import function_settings, limits
 from lambda_src.model.session import Session
+from lambda_src.model.speech import AudioStore, Synthesizer
 
 
 @cache
@@ -41,6 +43,19 @@ def audio_chunks() -> AudioChunksRepository:
 @cache
 def transcripts() -> TranscriptsRepository:
     return TranscriptsRepository(function_settings.load().transcripts_table)
+
+
+@cache
+def synthesizer() -> Synthesizer:
+    """What speaks translations to listeners: Amazon Polly, or the engine ``SYNTHESIZER`` names (the local run's
+    espeak-ng)."""
+    return speech.from_environment()
+
+
+@cache
+def audio_store() -> AudioStore:
+    """Where spoken segments are kept and handed out: the bucket ``AUDIO_BUCKET`` names (the transcriber's)."""
+    return speech.audio_store(function_settings.load().audio_bucket)
 
 
 # Sessions a process remembers at once (each entry is a few hundred bytes; a process serves few speakers).
@@ -93,6 +108,8 @@ def reset() -> None:
         rate_limits,
         audio_chunks,
         transcripts,
+        synthesizer,
+        audio_store,
         session_reads,
         function_settings.load,
         dynamodb.client,

@@ -1,6 +1,6 @@
 """Reads a synthesized cloud assembly (``cdk.out``) into what the local run needs: the WebSocket API's
 routes and authorizer, the HTTP APIs (``local_run.http_api``), each function's handler, code and environment,
-the tables, the stream triggers and the scheduled rules. Nothing here knows this project's names: any
+the tables, the S3 buckets, the stream triggers and the scheduled rules. Nothing here knows this project's names: any
 CloudFormation WebSocket API whose integrations are Python Lambda functions from local assets can be run this way.
 
 Scheduled rules: every ``AWS::Events::Rule`` with a ``ScheduleExpression`` whose ``State`` is not
@@ -67,6 +67,23 @@ class TableDefinition:
         if stream:
             request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
         return request
+
+
+@dataclass(frozen=True)
+class BucketDefinition:
+    """An S3 bucket of the template: its local name and its CORS rules as S3's ``PutBucketCors`` takes them."""
+
+    logical_id: str
+    name: str
+    properties: dict[str, Any]
+
+    @property
+    def cors_rules(self) -> list[dict[str, Any]]:
+        """The template's ``CorsConfiguration`` rules in the S3 API's spelling (``ID``, ``ExposeHeaders``,
+        ``MaxAgeSeconds``)."""
+        rules = (self.properties.get("CorsConfiguration") or {}).get("CorsRules", [])
+        renamed = {"Id": "ID", "MaxAge": "MaxAgeSeconds", "ExposedHeaders": "ExposeHeaders"}
+        return [{renamed.get(key, key): value for key, value in rule.items()} for rule in rules]
 
 
 @dataclass(frozen=True)
@@ -158,6 +175,8 @@ class Assembly:
     schedules: list[ScheduledTrigger] = field(default_factory=list)
     # The template's HTTP APIs (local_run.http_api), served on the WebSocket API's port.
     http_apis: list[HttpApiDefinition] = field(default_factory=list)
+    # The template's S3 buckets (created in the local run's S3-API server), by logical id.
+    buckets: dict[str, BucketDefinition] = field(default_factory=dict)
 
     def user_pools_with_clients(self) -> dict[str, str]:
         return dict(self.user_pools)
@@ -221,6 +240,8 @@ class _Reader:
             return f"local-client-{logical_id}"
         if kind == "AWS::Events::Rule":
             return props.get("Name") or f"{self.stack}-{logical_id}"
+        if kind == "AWS::S3::Bucket":  # S3's names are lower case, 63 characters at most
+            return props.get("BucketName") or f"{self.stack}-{logical_id}".lower()[:63]
         return logical_id
 
     def attribute(self, logical_id: str, name: str) -> str:
@@ -236,6 +257,8 @@ class _Reader:
             return f"127.0.0.1:{self.addresses.http_port}/{physical}"
         if kind == "AWS::Cognito::UserPool" and name == "Arn":
             return f"arn:aws:cognito-idp:{LOCAL_REGION}:{LOCAL_ACCOUNT}:userpool/{physical}"
+        if kind == "AWS::S3::Bucket" and name == "Arn":
+            return f"arn:aws:s3:::{physical}"
         if kind == "AWS::Events::Rule" and name == "Arn":
             return f"arn:aws:events:{LOCAL_REGION}:{LOCAL_ACCOUNT}:rule/{physical}"
         if kind == "AWS::ApiGatewayV2::Api" and name == "ApiEndpoint":
@@ -335,6 +358,10 @@ class _Reader:
             user_pools=self.user_pools(),
             schedules=self.schedules(functions),
             http_apis=read_http_apis(self),
+            buckets={
+                lid: BucketDefinition(lid, self.physical_name(lid), self.resolve(r.get("Properties", {})))
+                for lid, r in self.of_type("AWS::S3::Bucket").items()
+            },
         )
 
     def user_pools(self) -> dict[str, str]:

@@ -1,5 +1,6 @@
-"""The local run as one object: synthesize the app, start DynamoDB Local, create the template's tables,
-and start the gateway. ``make local`` and the integration tests both use it."""
+"""The local run as one object: synthesize the app, start DynamoDB Local, create the template's tables, start the
+S3-API server with the template's buckets, and start the gateway. ``make local`` and the integration tests both use
+it."""
 
 from __future__ import annotations
 
@@ -11,25 +12,33 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lambda_src.adapters import translation
+from lambda_src.adapters import speech, translation
 from lambda_src.adapters.transcription import recognizers
 from lambda_src.adapters.translation import apertium
 from local_run import assembly as cloud_assembly
 from local_run.apertium import ApertiumServer
 from local_run.console import Console
 from local_run.dynamodb_local import PROJECT_ROOT, DynamoDBLocal, endpoint_environment, free_port
-from local_run.gateway import LocalGateway
+from local_run.gateway import LocalGateway, console_origins
+from local_run.s3_server import S3Server
+from local_run.s3_server import endpoint_environment as s3_environment
 
 STATE_DIR = PROJECT_ROOT / ".local"
 # What the local run swaps in for the cloud services, by the variable each function reads. Translation is Apertium
-# (its server's URL is added when it has started), with the marked stand-in for the pairs it lacks.
+# (its server's URL is added when it has started), with the marked stand-in for the pairs it lacks; speech is
+# espeak-ng's, encoded by LAME.
 STAND_INS: dict[str, str] = {
     recognizers.ENV_RECOGNIZER: recognizers.LOCAL,
     translation.ENV_TRANSLATOR: translation.APERTIUM,
+    speech.ENV_SYNTHESIZER: speech.ESPEAK,
 }
 RECOGNIZER_NOTE = (
     "speech recognition: pocketsphinx (US English, offline), standing in for Amazon Transcribe streaming; other "
     "source languages are refused with INVALID_PARAMETERS"
+)
+SYNTHESIZER_NOTE = (
+    "speech synthesis: espeak-ng (offline, robotic), MP3 by LAME, standing in for Amazon Polly; listeners of a "
+    "language without an espeak-ng voice get captions only"
 )
 ISSUER_FILE = STATE_DIR / "dev-issuer" / "issuers.json"
 
@@ -73,6 +82,8 @@ class LocalRun:
         self.translator = (
             ApertiumServer() if self.function_env.get(translation.ENV_TRANSLATOR) == translation.APERTIUM else None
         )
+        # Amazon S3's stand-in, started when the template has buckets (the listeners' spoken translations).
+        self.storage = S3Server()
         self.gateway: LocalGateway | None = None
         self.assembly: cloud_assembly.Assembly | None = None
         self.issuers: dict[str, Any] = {}
@@ -96,6 +107,13 @@ class LocalRun:
                 tell("starting Apertium's translation server (the local translator)")
                 self.translator.start()
                 translator_env = {apertium.ENV_URL: self.translator.url}
+            storage_env = {}
+            if self.assembly.buckets:
+                tell(f"starting the S3-API server (moto) with {len(self.assembly.buckets)} bucket(s)")
+                self.storage.start()
+                # The template's CORS rules, and the console's own origin (its pages are served by the run).
+                self.storage.create_buckets(self.assembly.buckets.values(), console_origins(self.http_port))
+                storage_env = s3_environment(self.storage.endpoint)
             self.issuers = self._dev_issuers()
             self._write_issuer_file()
             self.gateway = LocalGateway(
@@ -107,6 +125,7 @@ class LocalRun:
                     # Lambda's Invoke API is served by the gateway's HTTP server (a function starting another).
                     "AWS_ENDPOINT_URL_LAMBDA": addresses.http_base,
                     **translator_env,
+                    **storage_env,
                     **self.function_env,
                 },
                 streams_client_factory=lambda: (self.database.client("dynamodbstreams"), self.database.client()),
@@ -155,11 +174,13 @@ class LocalRun:
             self.gateway = None
         if self.translator is not None:
             self.translator.stop()
+        self.storage.stop()
         self.database.stop()
 
     def stand_in_notes(self) -> list[str]:
-        """What ``make local`` says at start-up about the engines standing in for the cloud's: the recognizer, and
-        which language pairs Apertium's running server translates (the others get the marked stand-in)."""
+        """What ``make local`` says at start-up about the engines standing in for the cloud's: the recognizer, which
+        language pairs Apertium's running server translates (the others get the marked stand-in), the synthesizer
+        and the S3-API server."""
         if self.translator is not None:
             translation_note = self.translator.note
         else:
@@ -167,7 +188,12 @@ class LocalRun:
                 "translation: a stand-in for Amazon Translate that marks the source text with the target language "
                 "('[es] Good morning') for every pair"
             )
-        return [RECOGNIZER_NOTE, translation_note]
+        notes = [RECOGNIZER_NOTE, translation_note]
+        if self.function_env.get(speech.ENV_SYNTHESIZER) == speech.ESPEAK:
+            notes.append(SYNTHESIZER_NOTE)
+        if self.assembly is not None and self.assembly.buckets:
+            notes.append(self.storage.note)
+        return notes
 
     async def __aenter__(self) -> LocalRun:
         return await self.start()

@@ -187,6 +187,8 @@ ENV_CONNECTIONS_TABLE: Final = "CONNECTIONS_TABLE"
 ENV_RATE_LIMITS_TABLE: Final = "RATE_LIMITS_TABLE"
 ENV_AUDIO_CHUNKS_TABLE: Final = "AUDIO_CHUNKS_TABLE"
 ENV_TRANSCRIPTS_TABLE: Final = "TRANSCRIPTS_TABLE"
+# The bucket the transcriber keeps listeners' spoken segments in (decision record 0039); only it is given the name.
+ENV_AUDIO_BUCKET: Final = "AUDIO_BUCKET"
 ENV_CALLBACK_URL: Final = "CALLBACK_URL"
 # The speaker tokens' verifier (the stack's user pool, or the local dev issuer): its JWKS, issuer and app client.
 ENV_JWKS_URL: Final = "TOKEN_JWKS_URL"
@@ -232,6 +234,7 @@ class Settings:
     transcript_retention_seconds: int
     audio_chunks_table: str = ""
     transcripts_table: str = ""
+    audio_bucket: str = ""
 
     @property
     def lifetime_ceiling_seconds(self) -> int:
@@ -251,5 +254,6 @@ def load() -> Settings:
         rate_limits_table=env.get(ENV_RATE_LIMITS_TABLE, ""),  # only the route functions use it
         audio_chunks_table=env.get(ENV_AUDIO_CHUNKS_TABLE, ""),
         transcripts_table=env.get(ENV_TRANSCRIPTS_TABLE, ""),  # the transcriber and the transcript routes
+        audio_bucket=env.get(ENV_AUDIO_BUCKET, ""),  # the transcriber
         **{setting.attribute: setting.parse(env.get(setting.env_var)) for setting in FUNCTION_SETTINGS},
     )

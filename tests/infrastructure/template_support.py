@@ -81,6 +81,8 @@ TOPIC_TYPE = "AWS::SNS::Topic"
 TOPIC_POLICY_TYPE = "AWS::SNS::TopicPolicy"
 SUBSCRIPTION_TYPE = "AWS::SNS::Subscription"
 KEY_TYPE = "AWS::KMS::Key"
+BUCKET_TYPE = "AWS::S3::Bucket"
+BUCKET_POLICY_TYPE = "AWS::S3::BucketPolicy"
 QUEUE_TYPE = "AWS::SQS::Queue"
 QUEUE_POLICY_TYPE = "AWS::SQS::QueuePolicy"
 EVENT_INVOKE_CONFIG_TYPE = "AWS::Lambda::EventInvokeConfig"
@@ -339,6 +341,10 @@ class Synthesized:
     @cached_property
     def logs_key_id(self) -> str | None:
         return self.key_id("log groups")
+
+    @cached_property
+    def audio_key_id(self) -> str | None:
+        return self.key_id("audio bucket")
 
     # The API.
 

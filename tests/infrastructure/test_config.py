@@ -270,6 +270,29 @@ def test_http_cors_origins_are_overridable(raw: Any, expected: tuple[str, ...]) 
     assert config.load({"env": "dev", "httpCorsOrigins": raw}).http_cors_origins == expected
 
 
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("none", ()),
+        ("https://listen.example.com", ("https://listen.example.com",)),
+        (["http://localhost:5173", "https://l.example.com"], ("http://localhost:5173", "https://l.example.com")),
+    ],
+)
+def test_audio_cors_origins_are_overridable_apart_from_the_http_apis(raw: Any, expected: tuple[str, ...]) -> None:
+    # Given the audio bucket's origins from context
+    loaded = config.load({"env": "prod", "audioCorsOrigins": raw})
+
+    # Then they replace the environment's, and the HTTP API's stay as they were
+    assert loaded.audio_cors_origins == expected
+    assert loaded.http_cors_origins == config.ENVIRONMENTS["prod"].http_cors_origins
+
+
+@pytest.mark.parametrize("raw", ["https://listen.example.com/path", "*", "listen.example.com"])
+def test_an_audio_origin_that_is_not_an_origin_is_refused_at_synth(raw: str) -> None:
+    with pytest.raises(ValueError, match=r"audioCorsOrigins: .* is not an origin"):
+        config.load({"env": "dev", "audioCorsOrigins": raw})
+
+
 def test_dev_admits_loopback_origins_and_the_others_none_by_default() -> None:
     # Given each environment's browser origins
     origins = {name: config.load({"env": name}).http_cors_origins for name in config.ENVIRONMENTS}

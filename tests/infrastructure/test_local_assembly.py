@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import botocore.session
 import pytest
+from botocore.validate import ParamValidator
 
 from lambda_src.contract import limits
 from local_run import assembly as cloud_assembly
@@ -54,3 +56,28 @@ def test_local_run_reads_a_template_with_resources_it_cannot_emulate(
     for function in loaded.functions.values():
         for value in function.environment.values():
             assert "sqs" not in value and "kms" not in value, (function.name, value)
+
+
+def test_local_run_reads_the_audio_bucket_and_its_cors_rules_as_s3_takes_them(synthesized_environment) -> None:
+    # Given dev's cloud assembly (its audio bucket admits the loopback origins)
+    synthesized = synthesized_environment("dev")
+    directory = Path(synthesized.app.synth().directory)
+
+    # When the local run loads it
+    loaded = cloud_assembly.load(directory, cloud_assembly.LocalAddresses(8080, 8081), synthesized.stack.stack_name)
+
+    # Then it has the one bucket, under a name S3 accepts, which the transcriber is told
+    ((logical_id, bucket),) = loaded.buckets.items()
+    assert bucket.name == bucket.name.lower() and len(bucket.name) <= 63
+    (transcriber,) = [f for f in loaded.functions.values() if f.handler.endswith(".transcriber.handler")]
+    assert transcriber.environment["AUDIO_BUCKET"] == bucket.name
+    # And its CORS rules are the template's, in the spelling S3's PutBucketCors validates
+    (rule,) = bucket.cors_rules
+    assert rule["AllowedOrigins"] == list(synthesized.config.audio_cors_origins)
+    assert sorted(rule["AllowedMethods"]) == ["GET", "HEAD"]
+    model = botocore.session.get_session().get_service_model("s3").operation_model("PutBucketCors")
+    assert model.input_shape is not None
+    report = ParamValidator().validate(
+        {"Bucket": bucket.name, "CORSConfiguration": {"CORSRules": bucket.cors_rules}}, model.input_shape
+    )
+    assert not report.has_errors(), report.generate_report()

@@ -37,12 +37,15 @@ def _expected(environment: str) -> set[tuple[str, str]]:
         # dynamodb:ListStreams has no resource-level permission.
         ("WebSocket/WelcomeRole", "IAM5[*]"),
         ("WebSocket/StatusRole", "IAM5[*]"),
-        # Amazon Transcribe streaming and TranslateText have no resource to scope them to.
+        # Amazon Transcribe streaming, TranslateText and SynthesizeSpeech have no resource to scope them to.
         ("WebSocket/TranscriberRole", "IAM5[*]"),
         # The failure queues are themselves dead-letter destinations (nothing would read a queue behind them).
         ("WebSocket/WelcomeFailures", "SQS3"),
         ("WebSocket/StatusFailures", "SQS3"),
         ("WebSocket/SweeperFailures", "SQS3"),
+        # The audio bucket: no access logs for short-lived published audio; its objects under audio/ by key.
+        ("Audio/Bucket", "S1"),
+        ("WebSocket/TranscriberRole", "IAM5[audio/*]"),
         # The HTTP API's health check answers without a token.
         ("Http/Api/GET--health", "APIG4"),
         # MFA and the Plus plan for the speakers' user pool.
@@ -63,6 +66,8 @@ def _short(finding: str, environment: str) -> str:
     connections = f"/{environment}/*/@connections/*]"
     if rule.startswith("IAM5[Resource::arn:<AWS::Partition>:execute-api:") and rule.endswith(connections):
         return "IAM5[@connections]"
+    if rule.startswith("IAM5[Resource::<AudioBucket") and rule.endswith(".Arn>/audio/*]"):
+        return "IAM5[audio/*]"
     return rule
 
 

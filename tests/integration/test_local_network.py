@@ -1,6 +1,6 @@
 """The local run listens on loopback only: nothing it opens (the WebSocket gateway, the @connections API and
-dev issuer's JWKS, DynamoDB Local, Apertium's translation server) can be reached through the machine's other
-addresses."""
+dev issuer's JWKS, DynamoDB Local, Apertium's translation server, the S3-API server) can be reached through the
+machine's other addresses."""
 
 from __future__ import annotations
 
@@ -104,13 +104,14 @@ def _is_loopback(address: str) -> bool:
 
 
 def test_every_port_the_local_run_opens_is_refused_from_other_addresses(service: RunningService) -> None:
-    # Given the running local service (gateway, @connections/JWKS server, DynamoDB Local, Apertium's server) and
+    # Given the running local service (gateway, @connections/JWKS server, DynamoDB Local, Apertium's server, the
+    # S3-API server) and
     # every TCP port this process and the processes it started listen on
     run = service.run
     listening = listening_sockets(os.getpid())
     ports = {port for _, port in listening}
     assert run.translator is not None
-    assert {run.port, run.http_port, run.database.port, run.translator.port} <= ports, listening
+    assert {run.port, run.http_port, run.database.port, run.translator.port, run.storage.port} <= ports, listening
     addresses = non_loopback_addresses()
     assert addresses, "this machine has no address but loopback to test from"
 

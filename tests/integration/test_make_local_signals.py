@@ -56,6 +56,10 @@ class ProcessInfo:
     def is_apertium_server(self) -> bool:
         return any(Path(part).name == "loopback_apy.py" for part in self.argv)
 
+    @property
+    def is_s3_server(self) -> bool:
+        return "moto.server" in self.argv
+
     def describe(self) -> str:
         return f"pid {self.pid} (state {self.state}, parent {self.ppid}): {' '.join(self.argv)[:200]}"
 
@@ -189,11 +193,13 @@ def test_make_local_stops_every_process_it_started(signum: signal.Signals) -> No
         output = OutputReader(process.stdout)
         ready = output.wait_for(READY_PREFIX, READY_TIMEOUT_S)
         assert ready, f"no {READY_PREFIX!r} line within {READY_TIMEOUT_S} s; output so far:\n{output.text}"
-        # And the processes it started: DynamoDB Local on Java, Apertium's server and the functions' Python workers
+        # And the processes it started: DynamoDB Local on Java, Apertium's server, the S3-API server and the
+        # functions' Python workers
         recorded = descendants(process.pid)
         listing = "\n".join(info.describe() for info in recorded.values())
         assert any(info.is_java for info in recorded.values()), f"no Java descendant:\n{listing}"
         assert any(info.is_apertium_server for info in recorded.values()), f"no Apertium descendant:\n{listing}"
+        assert any(info.is_s3_server for info in recorded.values()), f"no S3-API server descendant:\n{listing}"
         assert any(info.is_python_worker for info in recorded.values()), f"no worker descendant:\n{listing}"
         # And it names the HTTP API's base URL on a line of its own, on the WebSocket API's port
         assert output.wait_for("HTTP API: ", timeout=10), output.text
@@ -203,6 +209,11 @@ def test_make_local_stops_every_process_it_started(signum: signal.Signals) -> No
         translation_line = output.lines[-1]
         assert "Apertium" in translation_line and "en→es" in translation_line, translation_line
         assert "every other pair is a stand-in" in translation_line, translation_line
+        # And the next ones name the speech synthesizer and the S3-API server, with its loopback address
+        assert output.wait_for("  stand-in: speech synthesis: espeak-ng", timeout=10), output.text
+        assert "standing in for Amazon Polly" in output.lines[-1], output.lines[-1]
+        assert output.wait_for("  stand-in: object storage: moto's S3-API server on loopback", timeout=10), output.text
+        assert "(http://127.0.0.1:" in output.lines[-1] and "Amazon S3" in output.lines[-1], output.lines[-1]
 
         # When it gets the signal
         process.send_signal(signum)

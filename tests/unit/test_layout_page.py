@@ -15,7 +15,7 @@ def _layout() -> str:
 
 
 def test_the_layout_names_every_module() -> None:
-    named = set(re.findall(r"`([A-Za-z_/]+?)(?:\.py)?`", _layout()))
+    named = set(re.findall(r"`([A-Za-z0-9_/]+?)(?:\.py)?`", _layout()))
     modules = sorted(
         path.relative_to(ROOT)
         for package in PACKAGES
@@ -28,7 +28,7 @@ def test_the_layout_names_every_module() -> None:
 
 def test_the_layout_names_no_module_that_does_not_exist() -> None:
     existing = {path.name for package in PACKAGES for path in (ROOT / package).rglob("*.py")}
-    cited = set(re.findall(r"`([a-z_]+\.py)`", _layout())) - {"app.py"}
+    cited = set(re.findall(r"`([a-z0-9_]+\.py)`", _layout())) - {"app.py"}
     assert cited - existing == set()
 
 

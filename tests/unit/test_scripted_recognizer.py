@@ -84,13 +84,14 @@ def test_chunks_without_a_marker_give_nothing() -> None:
 
 
 def test_a_local_run_gives_its_functions_the_recognizer_asked_for_and_the_stand_ins_by_default() -> None:
-    from lambda_src.adapters import translation
+    from lambda_src.adapters import speech, translation
     from local_run.run import STAND_INS, LocalRun
 
     default = LocalRun(port=1, http_port=2)
     assert default.function_env == STAND_INS
     assert default.function_env[recognizers.ENV_RECOGNIZER] == recognizers.LOCAL
     assert default.function_env[translation.ENV_TRANSLATOR] == translation.APERTIUM
+    assert default.function_env[speech.ENV_SYNTHESIZER] == speech.ESPEAK
     assert default.translator is not None  # Apertium's server starts with the run
     stand_in_only = LocalRun(port=1, http_port=2, function_env={translation.ENV_TRANSLATOR: translation.STAND_IN})
     assert stand_in_only.translator is None

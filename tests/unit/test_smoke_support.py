@@ -97,6 +97,21 @@ class _Translator:
         self.calls.append("translator stopped")
 
 
+class _Storage:
+    def __init__(self, calls: list[str]) -> None:
+        self.calls = calls
+        self.endpoint = "http://127.0.0.1:4"
+
+    def start(self) -> None:
+        self.calls.append("storage started")
+
+    def create_buckets(self, buckets: Any, extra_origins: Any) -> None:
+        self.calls.append(f"{len(list(buckets))} bucket created")
+
+    def stop(self) -> None:
+        self.calls.append("storage stopped")
+
+
 class _Gateway:
     def __init__(self, calls: list[str], *args: Any, **kwargs: Any) -> None:
         self.calls = calls
@@ -115,13 +130,16 @@ def _started(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, progress: Any) -> 
     """``LocalRun.start`` with its engines replaced by recorders: what it did, in order, with the progress lines."""
     calls: list[str] = []
     monkeypatch.setattr(run, "synthesize", lambda outdir, context: calls.append("synthesized"))
-    assembly = SimpleNamespace(tables={"T1": object(), "T2": object(), "T3": object()}, user_pools_with_clients=dict)
+    assembly = SimpleNamespace(
+        tables={"T1": object(), "T2": object(), "T3": object()}, buckets={"B1": object()}, user_pools_with_clients=dict
+    )
     monkeypatch.setattr(run.cloud_assembly, "load", lambda cdk_out, addresses: assembly)
     monkeypatch.setattr(run, "LocalGateway", lambda *args, **kwargs: _Gateway(calls, *args, **kwargs))
     monkeypatch.setattr(run, "ISSUER_FILE", tmp_path / "issuers.json")
     local = run.LocalRun(port=2, http_port=3, cdk_out=tmp_path / "cdk.out")
     local.database = _Database(calls)  # type: ignore[assignment]
     local.translator = _Translator(calls)  # type: ignore[assignment]
+    local.storage = _Storage(calls)  # type: ignore[assignment]
 
     def told(line: str) -> None:
         calls.append(f"progress: {line}")
@@ -133,7 +151,7 @@ def _started(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, progress: Any) -> 
 def test_make_local_says_each_start_up_phase_before_it_begins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     calls = _started(monkeypatch, tmp_path, progress=True)
     phases = [call for call in calls if call.startswith("progress: ")]
-    assert len(phases) == 6
+    assert len(phases) == 7
     assert calls == [
         phases[0],
         "synthesized",
@@ -144,17 +162,29 @@ def test_make_local_says_each_start_up_phase_before_it_begins(monkeypatch: pytes
         phases[3],
         "translator started",
         phases[4],
-        "gateway started",
+        "storage started",
+        "1 bucket created",
         phases[5],
+        "gateway started",
+        phases[6],
     ]
     assert "synthesizing" in phases[0] and "DynamoDB Local" in phases[1] and "3 tables" in phases[2]
     assert "Apertium" in phases[3]
-    assert "2 function workers" in phases[4] and "console" in phases[5] and "127.0.0.1:3" in phases[5]
+    assert "S3-API server" in phases[4] and "1 bucket" in phases[4]
+    assert "2 function workers" in phases[5] and "console" in phases[6] and "127.0.0.1:3" in phases[6]
 
 
 def test_a_run_started_without_progress_prints_nothing(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     calls = _started(monkeypatch, tmp_path, progress=False)
-    assert calls == ["synthesized", "database started", "3 tables created", "translator started", "gateway started"]
+    assert calls == [
+        "synthesized",
+        "database started",
+        "3 tables created",
+        "translator started",
+        "storage started",
+        "1 bucket created",
+        "gateway started",
+    ]
     assert capsys.readouterr() == ("", "")
