@@ -16,6 +16,7 @@ from lambda_src.adapters.repositories.transcripts import TranscriptsRepository
 from lambda_src.adapters.transcription import starter
 from lambda_src.contract import function_settings, limits
 from lambda_src.model.session import Session
+from lambda_src.model.speech import AudioStore, Synthesizer
 
 
 @cache
@@ -41,6 +42,20 @@ def audio_chunks() -> AudioChunksRepository:
 @cache
 def transcripts() -> TranscriptsRepository:
     return TranscriptsRepository(function_settings.load().transcripts_table)
+
+
+@cache
+def synthesizer() -> Synthesizer:
+    """The engine that speaks each final segment's translation (decision record 0039). None is configured yet:
+    raises ``RuntimeError``, which the delivery of speech takes as "no audio" (captions only)."""
+    raise RuntimeError("no synthesizer configured")
+
+
+@cache
+def audio_store() -> AudioStore:
+    """Where spoken segments are kept and handed out from (decision record 0039). None is configured yet: raises
+    ``RuntimeError``, which the delivery of speech takes as "no audio" (captions only)."""
+    raise RuntimeError("no audio store configured")
 
 
 # Sessions a process remembers at once (each entry is a few hundred bytes; a process serves few speakers).
@@ -94,6 +109,8 @@ def reset() -> None:
         audio_chunks,
         transcripts,
         session_reads,
+        synthesizer,
+        audio_store,
         function_settings.load,
         dynamodb.client,
     ):
