@@ -380,7 +380,12 @@ class SessionsRepository:
             one=1,
             **({"leaseId": lease_id} if lease_id is not None else {}),
         )
-        arguments["ExpressionAttributeNames"].update(placeholders)
+        # Named here, not by _names: "#leaseId" would also bring in "#lease", which this update does not use.
+        arguments["ExpressionAttributeNames"] = {
+            "#id": SESSIONS_PARTITION_KEY,
+            **({"#leaseId": TRANSCRIBER_LEASE_ID_ATTRIBUTE} if lease_id is not None else {}),
+            **placeholders,
+        }
         arguments["ReturnValues"] = "UPDATED_NEW"
         del arguments["ReturnValuesOnConditionCheckFailure"]
         try:
