@@ -280,13 +280,14 @@ class ServiceDashboard(Construct):
                 + [self._metric(telemetry.SESSIONS_ENDED, sum_, extra_value=reason) for reason in END_REASONS],
             ),
             self._graph(
-                "Listeners joined and left; duplicate audio chunks, translation failures, transcript write "
-                "failures (per 5 minutes)",
+                "Listeners joined and left; duplicate audio chunks, translation failures, transcript write failures, "
+                "speech failures (per 5 minutes)",
                 [self._metric(telemetry.LISTENERS_JOINED, sum_), self._metric(telemetry.LISTENERS_LEFT, sum_)],
                 right=[
                     self._metric(telemetry.DUPLICATE_AUDIO_CHUNKS, sum_),
                     self._metric(telemetry.TRANSLATION_FAILURES, sum_),
                     self._metric(telemetry.TRANSCRIPT_WRITE_FAILURES, sum_),
+                    self._metric(telemetry.SPEECH_FAILURES, sum_),
                 ],
             ),
             self._graph(

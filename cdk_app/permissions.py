@@ -135,12 +135,14 @@ FUNCTION_TABLE_ACCESS: Final[Mapping[str, tuple[TableAccess, ...]]] = {
     ),
     # The transcription consumer: its lease on the session (conditional Update returning the item; a GetItem-free
     # renewal), the audio buffer read in order (Query on the table's own key), what a fan-out to listeners
-    # needs to clean up after a gone one (row read and removed, the session counted down), and the final segments
-    # recorded in the session's transcript (BatchWriteItem of puts; never a read).
+    # needs to clean up after a gone one (row read and removed, the session counted down), the listeners' delivery
+    # choices read with the audience (BatchGetItem of their rows: the index projects keys only), the spoken
+    # segments' sequence numbers (the session's Update), and the final segments recorded in the session's transcript
+    # (BatchWriteItem of puts; never a read).
     "transcriber": (
         TableAccess(schema.SESSIONS, {UPDATE}),
         TableAccess(schema.AUDIO_CHUNKS, {QUERY}),
-        TableAccess(schema.CONNECTIONS, {GET, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
+        TableAccess(schema.CONNECTIONS, {GET, BATCH_GET, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
         TableAccess(schema.TRANSCRIPTS, {BATCH_WRITE}),
     ),
 }

@@ -205,20 +205,27 @@ class ListenerClient(Connection):
         *,
         session_id: str,
         language: str,
+        output: str | None = None,
         reconnect_attempts: int | None = 10,
         **options: Any,
     ) -> None:
-        """``reconnect_attempts``: how many times to try joining again after a drop (None: until closed)."""
+        """``output``: what to receive (``wire.OUTPUTS``: ``audio``, ``captions`` or ``both``; None says nothing,
+        which is both); ``reconnect_attempts``: how many times to try joining again after a drop (None: until
+        closed)."""
         super().__init__(url, **options)
         self.session_id = session_id
         self.language = language
+        self.output = output
         self.reconnect_attempts = reconnect_attempts
         self.joined: messages.SessionJoined | None = None
 
     @classmethod
-    async def join(cls, url: str = DEFAULT_URL, *, session_id: str, language: str, **options: Any) -> ListenerClient:
-        """Join ``session_id`` in ``language`` (``joinSession``); ``joined`` is its ``sessionJoined``."""
-        client = cls(url, session_id=session_id, language=language, **options)
+    async def join(
+        cls, url: str = DEFAULT_URL, *, session_id: str, language: str, output: str | None = None, **options: Any
+    ) -> ListenerClient:
+        """Join ``session_id`` in ``language`` (``joinSession``), receiving ``output`` (None: both);
+        ``joined`` is its ``sessionJoined``."""
+        client = cls(url, session_id=session_id, language=language, output=output, **options)
         await client._join()
         return client
 
@@ -230,17 +237,23 @@ class ListenerClient(Connection):
             ACTION: routes.JOIN_SESSION,
             wire.SESSION_ID: self.session_id or "",
             wire.TARGET_LANGUAGE: self.language,
+            **self._output_field(),
         }
 
     def _refresh_query(self) -> dict[str, str]:
-        # Naming the old connection swaps the rows: the listener count does not move.
+        # Naming the old connection swaps the rows: the listener count does not move. The output is said again (the
+        # service does not carry the old connection's over).
         return {
             ACTION: routes.REFRESH_CONNECTION,
             wire.SESSION_ID: self.session_id or "",
             wire.ROLE: ROLE_LISTENER,
             wire.TARGET_LANGUAGE: self.language,
             wire.PREVIOUS_CONNECTION_ID: self.connection_id or "",
+            **self._output_field(),
         }
+
+    def _output_field(self) -> dict[str, str]:
+        return {} if self.output is None else {wire.OUTPUT: self.output}
 
     async def _reopen(self) -> None:
         joined = await self._open_again(
@@ -263,6 +276,13 @@ class ListenerClient(Connection):
     async def resume_playback(self) -> messages.PlaybackResumed:
         reply = await self.request(routes.RESUME_PLAYBACK, of_type(messages.PlaybackResumed.TYPE))
         return _typed(reply, messages.PlaybackResumed)
+
+    async def set_output(self, output: str) -> messages.OutputSet:
+        """Receive ``output`` from the next segment on (``audio``: ``translatedAudio`` only, ``captions``: ``caption``
+        only, or ``both``); kept for a reconnection."""
+        reply = await self.request(routes.SET_OUTPUT, of_type(messages.OutputSet.TYPE), **{wire.OUTPUT: output})
+        self.output = output
+        return _typed(reply, messages.OutputSet)
 
     async def leave(self) -> messages.SessionLeft:
         """Leave the session (counted out at once), then close this client."""

@@ -238,6 +238,44 @@ class Caption(ServerMessage):
 
 
 @dataclass(frozen=True)
+class TranslatedAudio(ServerMessage):
+    """To a listener that wants audio: a final segment spoken in its language. Fetch ``url`` (a short-lived GET
+    URL of the MP3) and play the chunks in ``sequence_number`` order (consecutive from 1 per session and language);
+    ``transcript`` is the text spoken, ``duration`` how long it plays (seconds)."""
+
+    TYPE: ClassVar[str] = "translatedAudio"
+    session_id: str
+    target_language: str
+    url: str
+    timestamp: int
+    duration: float
+    sequence_number: int
+    transcript: str
+    segment_id: str
+
+
+@dataclass(frozen=True)
+class OutputSet(ServerMessage):
+    """The reply to ``setOutput``: what the listener receives from the next segment (``audio``, ``captions`` or
+    ``both``)."""
+
+    TYPE: ClassVar[str] = "outputSet"
+    session_id: str
+    output: str
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class AudioUnavailable(ServerMessage):
+    """Told once: no voice speaks ``target_language``; the listener gets captions only in it."""
+
+    TYPE: ClassVar[str] = "audioUnavailable"
+    session_id: str
+    target_language: str
+    timestamp: int
+
+
+@dataclass(frozen=True)
 class LanguageChanged(ServerMessage):
     TYPE: ClassVar[str] = "languageChanged"
     session_id: str

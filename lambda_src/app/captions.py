@@ -9,6 +9,11 @@ The transcription consumer (one invocation per live session) makes one :class:`C
   the first segment delivered after the window has passed goes to the new audience (a listener that joined
   mid-segment gets that segment's later partials and its final, which is all a caption client needs). A
   listener found gone is dropped from the kept audience at once.
+- Each listener's delivery choice (its ``output``: captions, audio or both, and whether its playback is paused) is
+  read with the audience, from the listeners' rows (one BatchGetItem per 100 listeners: the index projects keys
+  only), and kept as long. Captions go to listeners who want captions (``captions`` or ``both``); a language whose
+  listeners all want audio only gets no caption, and its partials are not even translated (its finals are: they
+  are spoken, ``lambda_src.app.speech``, and kept in the transcript).
 - Listeners of the session's source language get the source text; every other language is translated, each
   in parallel (:data:`~lambda_src.contract.limits.TRANSLATION_PARALLELISM`), and a language's captions are posted as
   soon
@@ -29,6 +34,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from types import TracebackType
 
+from lambda_src import runtime
+from lambda_src.adapters.repositories.connections import DeliveryChoice
 from lambda_src.adapters.translation import TranslationError, Translator
 from lambda_src.app import downstream
 from lambda_src.app.downstream import BroadcastReport, PendingBroadcast
@@ -64,6 +71,9 @@ class DeliveryReport:
         self.failed += broadcast.failed
 
 
+_DEFAULT_CHOICE = DeliveryChoice()
+
+
 class CaptionDelivery:
     """Delivers a session's segments as ``caption`` messages; one per consumer invocation (it keeps the audience
     and its threads between segments). ``close`` it at the end (or use it as a context manager)."""
@@ -81,6 +91,7 @@ class CaptionDelivery:
         self.translator = translator
         self._cache_ms = audience_cache_seconds * 1000
         self._audience: dict[str, list[str]] = {}
+        self._choices: dict[str, DeliveryChoice] = {}
         self._audience_read_at_ms: int | None = None
         self._translations = ThreadPoolExecutor(limits.TRANSLATION_PARALLELISM, thread_name_prefix="caption-translate")
         self._posts = ThreadPoolExecutor(limits.FANOUT_PARALLELISM, thread_name_prefix="caption-post")
@@ -99,19 +110,39 @@ class CaptionDelivery:
         self._posts.shutdown()
 
     def audience(self, now_ms: int) -> dict[str, list[str]]:
-        """The listeners' connection ids by target language, read again once the kept one is
-        ``CAPTION_AUDIENCE_CACHE_SECONDS`` old. A failed read keeps the last audience (and is tried again at the
-        next segment), so a throttled index never stops captions."""
+        """The listeners' connection ids by target language, read again (with their delivery choices) once the
+        kept one is ``CAPTION_AUDIENCE_CACHE_SECONDS`` old. A failed read keeps the last audience (and is tried
+        again at the next segment), so a throttled index never stops captions."""
         read_at = self._audience_read_at_ms
         if read_at is not None and 0 <= now_ms - read_at < self._cache_ms:
             return self._audience
         try:
-            self._audience = downstream.listeners_by_language(self.session_id)
+            audience = downstream.listeners_by_language(self.session_id)
+            ids = [connection_id for listeners in audience.values() for connection_id in listeners]
+            choices = runtime.connections().delivery_choices(ids) if ids else {}
         except Exception:
             logger.exception("caption audience not read; the last one is kept", extra={"session_id": self.session_id})
             return self._audience
+        self._audience, self._choices = audience, choices
         self._audience_read_at_ms = now_ms
         return self._audience
+
+    def choice(self, connection_id: str) -> DeliveryChoice:
+        """What a listener of the kept audience wants delivered (the default, both, for one whose row was not
+        found: it is being counted out, or was just written)."""
+        return self._choices.get(connection_id, _DEFAULT_CHOICE)
+
+    def audio_listeners(self) -> dict[str, list[str]]:
+        """The kept audience's listeners who want ``translatedAudio`` now (output audio or both, playback not
+        paused), by language; languages with none are left out."""
+        wanting = {
+            language: [connection_id for connection_id in listeners if self.choice(connection_id).wants_audio]
+            for language, listeners in self._audience.items()
+        }
+        return {language: listeners for language, listeners in wanting.items() if listeners}
+
+    def _caption_listeners(self, language: str) -> list[str]:
+        return [c for c in self._audience.get(language, []) if self.choice(c).wants_captions]
 
     def deliver(self, segment: Segment, now_ms: int) -> DeliveryReport:
         """Post ``segment`` as a ``caption`` to every listener, in its language (``now_ms``: the wall clock, epoch
@@ -121,6 +152,8 @@ class CaptionDelivery:
         pending: list[tuple[str, PendingBroadcast]] = []
         translating: dict[Future[str], str] = {}
         for language in audience:
+            if segment.is_partial and not self._caption_listeners(language):
+                continue  # audio only: a partial is neither captioned nor spoken
             if language == self.source_language or not segment.text.strip():
                 self._start(pending, report, segment, language, segment.text, now_ms)
             else:
@@ -152,8 +185,9 @@ class CaptionDelivery:
         text: str,
         now_ms: int,
     ) -> None:
-        """Start posting the caption in ``language`` to its listeners (in flight while other languages translate)."""
-        listeners = self._audience.get(language, [])
+        """Start posting the caption in ``language`` to its listeners who want captions (in flight while other
+        languages translate)."""
+        listeners = self._caption_listeners(language)
         report.texts[language] = text
         caption = messages.caption(
             self.session_id, segment.segment_id, self.source_language, language, text, segment.is_partial, now_ms

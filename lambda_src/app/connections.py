@@ -17,7 +17,7 @@ from lambda_src.adapters.repositories import dynamodb
 from lambda_src.adapters.repositories.connections import Connection, NotAListener
 from lambda_src.adapters.repositories.dynamodb import Guarded, TransactItem
 from lambda_src.adapters.repositories.sessions import SessionIdTaken
-from lambda_src.app import fanout, rate_limits
+from lambda_src.app import fanout, rate_limits, voices
 from lambda_src.contract import errors, function_settings, limits, telemetry, wire
 from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.contract.schema import ROLE_LISTENER, ROLE_SPEAKER
@@ -40,6 +40,7 @@ def _row(
     welcome: dict[str, Any],
     user_id: str | None,
     target_language: str | None = None,
+    output: str = wire.DEFAULT_OUTPUT,
     then: tuple[dict[str, Any], ...] = (),
 ) -> Guarded:
     """The connection's row for a transaction: written whole on ``$connect`` (carrying the first message for
@@ -57,10 +58,11 @@ def _row(
                 target_language=target_language,
                 welcome=messages.encode(welcome),
                 welcome_then=tuple(messages.encode(message) for message in then),
+                output=output,
             )
         )
     else:
-        item = connections.attach_item(connection_id, session_id, role, target_language)
+        item = connections.attach_item(connection_id, session_id, role, target_language, output)
     return item, _already_in_a_session
 
 
@@ -195,8 +197,10 @@ def _forget_gone_sessions(user_id: str, listed: set[str], now_s: int) -> bool:
 
 @metrics.timed(telemetry.LISTENER_JOIN_LATENCY)
 def join_session(request: JoinSessionRequest, caller: Caller, *, on_connect: bool) -> dict[str, Any]:
-    """Add a listener to a live session in one transaction (its row, the count under the cap, the session's
-    join rate and the caller's guards); ``sessionJoined``.
+    """Add a listener to a live session in one transaction (its row, with its output choice, the count under the
+    cap, the session's join rate and the caller's guards); ``sessionJoined``, then ``audioUnavailable`` when it
+    wants audio in a language no voice speaks (on ``$connect`` after the first message; as a message, posted
+    before the reply).
 
     The count with this listener counted in is something the transaction cannot return: on ``$connect`` the
     first message is stored on the row without it and the welcome function fills it in (one read per batch
@@ -211,6 +215,7 @@ def join_session(request: JoinSessionRequest, caller: Caller, *, on_connect: boo
     joined = messages.session_joined(
         request.session_id, facts.source_language, facts.quality_tier, request.target_language, connection_id, now_ms
     )
+    notice = _audio_notice(request.session_id, request.target_language, request.output, now_ms)
     listener_row = _row(
         connection_id,
         connected_at_ms,
@@ -220,6 +225,8 @@ def join_session(request: JoinSessionRequest, caller: Caller, *, on_connect: boo
         welcome=joined,
         user_id=user_id,
         target_language=request.target_language,
+        output=request.output,
+        then=() if notice is None else (notice,),
     )
     _add_listener(
         request.session_id,
@@ -230,7 +237,18 @@ def join_session(request: JoinSessionRequest, caller: Caller, *, on_connect: boo
     )
     if not on_connect:
         _add_listener_count(joined, request.session_id)
+        if notice is not None:
+            fanout.post_quietly(connection_id, notice)
     return joined
+
+
+def _audio_notice(session_id: str, target_language: str, output: str, now_ms: int) -> dict[str, Any] | None:
+    """``audioUnavailable``, for a listener that wants audio (``output`` audio or both) in a language the
+    synthesizer has no voice for (it gets captions only); None otherwise. Told when it joins, changes its language
+    or its output: once per choice, never per segment."""
+    if output == wire.OUTPUT_CAPTIONS or not voices.cannot_speak(target_language):
+        return None
+    return messages.audio_unavailable(session_id, target_language, now_ms)
 
 
 def _add_listener_count(joined: dict[str, Any], session_id: str) -> None:
@@ -281,6 +299,7 @@ def refresh_connection(request: RefreshConnectionRequest, caller: Caller) -> dic
         welcome=complete,
         user_id=caller.user_id,
         target_language=request.target_language,
+        output=request.output,
     )
     previous = request.previous_connection_id
     if previous and _replace_listener(session.session_id, previous, row, now_ms, guards):
@@ -429,21 +448,50 @@ def change_language(target_language: str, caller: Caller) -> dict[str, Any]:
         raise  # (not reached: a row the condition refused is never a listener's attached to a session)
     assert row.session_id is not None  # the condition required it
     session_concerned(row.session_id)
+    _tell_audio_unavailable(row, caller)
     return messages.language_changed(row.session_id, target_language, caller.now_ms)
 
 
-def playback(message_type: str) -> Callable[[None, Caller], dict[str, Any]]:
-    """``pausePlayback`` / ``resumePlayback``: acknowledged (``message_type``) to the listener that asked, and to
-    nobody else; nothing is stored (the speaker's broadcast state is the speaker's)."""
+def set_output(output: str, caller: Caller) -> dict[str, Any]:
+    """``setOutput``: a listener chooses what it receives from the next segment on (``audio``, ``captions`` or
+    ``both``): one conditional update of its row (it is a listener attached to a session); ``outputSet``."""
+    try:
+        row = runtime.connections().set_output(caller.connection_id, output)
+    except NotAListener as refused:
+        _listeners_session(refused.row, "only a listener chooses its output; a speaker receives its transcript")
+        raise  # (not reached, as in change_language)
+    assert row.session_id is not None  # the condition required it
+    session_concerned(row.session_id)
+    _tell_audio_unavailable(row, caller)
+    return messages.output_set(row.session_id, output, caller.now_ms)
 
-    def acknowledge(_request: None, caller: Caller) -> dict[str, Any]:
-        connection = runtime.connections().get(caller.connection_id)
-        session_id = _listeners_session(
-            connection, "playback controls are a listener's; a speaker pauses its broadcast"
-        )
-        return messages.session_event(message_type, session_id, caller.now_ms)
 
-    return acknowledge
+def _tell_audio_unavailable(row: Connection, caller: Caller) -> None:
+    """Post ``audioUnavailable`` (before the reply) when the listener's row, as just changed, wants audio in a
+    language no voice speaks."""
+    assert row.session_id is not None and row.target_language is not None  # a listener's row attached to a session
+    notice = _audio_notice(row.session_id, row.target_language, row.output, caller.now_ms)
+    if notice is not None:
+        fanout.post_quietly(caller.connection_id, notice)
+
+
+def playback(message_type: str, *, paused: bool) -> Callable[[None, Caller], dict[str, Any]]:
+    """``pausePlayback`` / ``resumePlayback``: recorded on the listener's row (one conditional update: no
+    ``translatedAudio`` is posted to it while paused, and none is owed after; captions go on) and acknowledged
+    (``message_type``) to the listener that asked, and to nobody else (the speaker's broadcast state is the
+    speaker's)."""
+
+    def record(_request: None, caller: Caller) -> dict[str, Any]:
+        try:
+            row = runtime.connections().set_playback_paused(caller.connection_id, paused)
+        except NotAListener as refused:
+            _listeners_session(refused.row, "playback controls are a listener's; a speaker pauses its broadcast")
+            raise  # (not reached, as in change_language)
+        assert row.session_id is not None  # the condition required it
+        session_concerned(row.session_id)
+        return messages.session_event(message_type, row.session_id, caller.now_ms)
+
+    return record
 
 
 def _count_out(session_id: str, row_change: TransactItem) -> None:

@@ -79,6 +79,12 @@ FANOUT_PAGE_SIZE: Final = 500
 CAPTION_AUDIENCE_CACHE_SECONDS: Final = 2
 TRANSLATION_PARALLELISM: Final = 8
 
+# Speech (``lambda_src/app/speech.py``, decision record 0039): languages synthesized at once for one segment, and
+# how long a ``translatedAudio`` URL stays valid (the listener app fetches each chunk as it arrives and prefetches
+# a few ahead: minutes are plenty, and an old URL is of no use to anyone else).
+SPEECH_PARALLELISM: Final = 4
+AUDIO_URL_EXPIRY_SECONDS: Final = 300
+
 # Rate limits (per environment). A whole venue's audience may share one public address and join within a
 # minute, so the per-source and per-session limits sit well above the listener cap; they stop floods and
 # join/leave churn, not audiences.

@@ -32,6 +32,8 @@ CHANGE_LANGUAGE: Final = "changeLanguage"
 SWITCH_LANGUAGE: Final = "switchLanguage"
 PAUSE_PLAYBACK: Final = "pausePlayback"
 RESUME_PLAYBACK: Final = "resumePlayback"
+# A listener's choice of what it receives: captions, the translation spoken, or both.
+SET_OUTPUT: Final = "setOutput"
 # Actions only a new connection can take (query string on $connect).
 REFRESH_CONNECTION: Final = "refreshConnection"
 RESUME_SESSION: Final = "resumeSession"
@@ -57,5 +59,6 @@ MESSAGE_ROUTES: Final = (
     SWITCH_LANGUAGE,
     PAUSE_PLAYBACK,
     RESUME_PLAYBACK,
+    SET_OUTPUT,
 )
 CONNECT_ACTIONS: Final = (CREATE_SESSION, JOIN_SESSION, REFRESH_CONNECTION, RESUME_SESSION)

@@ -25,6 +25,14 @@ AUDIO_FORMAT: Final = "format"
 AUDIO_ENCODING: Final = "encoding"
 SAMPLE_RATE: Final = "sampleRate"
 CHANNELS: Final = "channels"
+# What a listener receives (``output``, at join and by ``setOutput``): the translation spoken (``translatedAudio``),
+# its captions (``caption``), or both; the original listener app says nothing and gets both.
+OUTPUT: Final = "output"
+OUTPUT_AUDIO: Final = "audio"
+OUTPUT_CAPTIONS: Final = "captions"
+OUTPUT_BOTH: Final = "both"
+OUTPUTS: Final = (OUTPUT_AUDIO, OUTPUT_CAPTIONS, OUTPUT_BOTH)
+DEFAULT_OUTPUT: Final = OUTPUT_BOTH
 
 # A transcript download's parameters (``GET /sessions/{id}/transcript?language=es&format=vtt``) and the formats it
 # renders (``lambda_src.model.transcripts``): WebVTT, SubRip, plain text.

@@ -28,6 +28,7 @@ from lambda_src.contract.routes import (
     RESUME_BROADCAST,
     RESUME_PLAYBACK,
     SEND_AUDIO,
+    SET_OUTPUT,
     SET_VOLUME,
     SPEAKER_STATE_CHANGE,
     SWITCH_LANGUAGE,
@@ -60,6 +61,10 @@ def _parse_join(body: Mapping[str, Any], _caller: Caller) -> JoinSessionRequest:
 
 def _parse_language(body: Mapping[str, Any], _caller: Caller) -> str:
     return validation.parse_change_language(body, function_settings.load().languages)
+
+
+def _parse_output(body: Mapping[str, Any], _caller: Caller) -> str:
+    return validation.parse_set_output(body)
 
 
 def _no_fields(body: Mapping[str, Any], _caller: Caller) -> None:
@@ -116,11 +121,12 @@ ACTIONS: dict[str, Action[Any]] = {
     SEND_AUDIO: Action(audio.parse, audio.send_audio),
     # The original speaker app's chunk (unnumbered, its format spelt out): the same request, the same reply.
     AUDIO_CHUNK: Action(audio.parse, audio.send_audio),
-    # A listener's own controls: its row's target language, and playback acknowledged to it alone.
+    # A listener's own controls, on its row: its target language, its playback and what it receives.
     CHANGE_LANGUAGE: Action(_parse_language, connections.change_language),
     SWITCH_LANGUAGE: Action(_parse_language, connections.change_language),
-    PAUSE_PLAYBACK: Action(_no_fields, connections.playback("playbackPaused")),
-    RESUME_PLAYBACK: Action(_no_fields, connections.playback("playbackResumed")),
+    PAUSE_PLAYBACK: Action(_no_fields, connections.playback("playbackPaused", paused=True)),
+    RESUME_PLAYBACK: Action(_no_fields, connections.playback("playbackResumed", paused=False)),
+    SET_OUTPUT: Action(_parse_output, connections.set_output),
 }
 
 

@@ -28,6 +28,18 @@ SPEAKER_CONNECTED_AT_ATTRIBUTE = "speakerConnectedAt"
 TRANSCRIBER_LEASE_UNTIL_ATTRIBUTE = "transcriberLeaseUntil"
 TRANSCRIBER_LEASE_ID_ATTRIBUTE = "transcriberLeaseId"
 TRANSCRIBER_CURSOR_ATTRIBUTE = "transcriberCursor"
+# The last ``translatedAudio`` sequence number drawn for each language of the session (decision record 0039): one
+# number attribute per language, ``audioSequence:<language>``, added to by one UpdateItem per spoken segment for all
+# its languages at once (ADD works on top-level attributes only); absent until that language is first spoken, which
+# reads as 0, so the numbers run from 1.
+AUDIO_SEQUENCE_ATTRIBUTE_PREFIX = "audioSequence:"
+
+
+def audio_sequence_attribute(language: str) -> str:
+    """The attribute holding the last sequence number drawn for ``language``'s spoken segments."""
+    return AUDIO_SEQUENCE_ATTRIBUTE_PREFIX + language
+
+
 # What the speaker was last pushed on a change of its audience (``sessionStatus``): the count, the languages
 # and when (epoch milliseconds). Absent until the first push.
 STATUS_COUNT_ATTRIBUTE = "statusListenerCount"

@@ -146,6 +146,12 @@ def translation_failed() -> None:
 
 
 @_never_raises
+def speech_failed() -> None:
+    """A final segment not spoken in one of its languages (logged with the language and why by the caller)."""
+    _count(telemetry.SPEECH_FAILURES)
+
+
+@_never_raises
 def transcript_write_failed(segments: int) -> None:
     """``segments`` final segments not recorded in their session's transcript (logged by the caller)."""
     name = telemetry.TRANSCRIPT_WRITE_FAILURES

@@ -219,6 +219,43 @@ def caption(
     }
 
 
+# -- speech ----------------------------------------------------------------------------------------------------
+def translated_audio(
+    session_id: str,
+    segment_id: str,
+    target_language: str,
+    url: str,
+    duration_seconds: float,
+    sequence_number: int,
+    transcript_text: str,
+    timestamp_ms: int,
+) -> dict[str, Any]:
+    """A final segment spoken in ``target_language``, for its listeners who want audio (the original listener
+    app's only content): ``url`` a short-lived GET URL of the audio, played in ``sequenceNumber`` order
+    (consecutive from 1 per session and language); ``transcript`` the text spoken, the caption's own."""
+    return {
+        "type": "translatedAudio",
+        "sessionId": session_id,
+        "targetLanguage": target_language,
+        "url": url,
+        "timestamp": timestamp_ms,
+        "duration": round(duration_seconds, 3),
+        "sequenceNumber": sequence_number,
+        "transcript": transcript_text,
+        "segmentId": segment_id,
+    }
+
+
+def output_set(session_id: str, output: str, timestamp_ms: int) -> dict[str, Any]:
+    """The reply to ``setOutput``: what the listener receives from the next segment on."""
+    return session_event("outputSet", session_id, timestamp_ms, output=output)
+
+
+def audio_unavailable(session_id: str, target_language: str, timestamp_ms: int) -> dict[str, Any]:
+    """Told once to a listener that wants audio in a language no voice speaks: it gets captions only."""
+    return session_event("audioUnavailable", session_id, timestamp_ms, targetLanguage=target_language)
+
+
 def encode(message: dict[str, Any]) -> str:
     """Compact JSON text. A message quoting an unpaired surrogate a client sent (which cannot be UTF-8)
     is escaped instead, so every frame stays valid UTF-8 text."""
@@ -259,5 +296,8 @@ SERVER_MESSAGE_TYPES = (
     "audioReceived",
     "transcript",
     "caption",
+    "translatedAudio",
+    "outputSet",
+    "audioUnavailable",
     "error",
 )

@@ -26,6 +26,9 @@ from lambda_src.contract.wire import (
     AUDIO_FORMAT,
     CHANNELS,
     CHUNK_ID,
+    DEFAULT_OUTPUT,
+    OUTPUT,
+    OUTPUTS,
     PREVIOUS_CONNECTION_ID,
     QUALITY_TIER,
     ROLE,
@@ -67,6 +70,7 @@ class CreateSessionRequest:
 class JoinSessionRequest:
     session_id: str
     target_language: str
+    output: str = DEFAULT_OUTPUT
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class RefreshConnectionRequest:
     role: str
     target_language: str | None
     previous_connection_id: str | None
+    output: str = DEFAULT_OUTPUT  # a listener's (its old connection's choice is not read: it says it again)
 
 
 def shown(value: Any) -> str:
@@ -193,6 +198,7 @@ def parse_join_session(fields: Mapping[str, Any], languages: frozenset[str]) -> 
     return JoinSessionRequest(
         session_id=parse_session_id(fields.get(SESSION_ID)),
         target_language=parse_language(TARGET_LANGUAGE, fields.get(TARGET_LANGUAGE), languages),
+        output=parse_output(fields.get(OUTPUT, DEFAULT_OUTPUT)),
     )
 
 
@@ -228,7 +234,8 @@ def parse_refresh_connection(
             f"got this connection's own id {shown(previous)}",
             field=PREVIOUS_CONNECTION_ID,
         )
-    return RefreshConnectionRequest(session_id, role, target_language, previous)
+    output = parse_output(fields.get(OUTPUT, DEFAULT_OUTPUT)) if role == ROLE_LISTENER else DEFAULT_OUTPUT
+    return RefreshConnectionRequest(session_id, role, target_language, previous, output)
 
 
 # -- broadcast state and listener controls --------------------------------------------------------------------
@@ -387,6 +394,25 @@ def parse_change_language(fields: Mapping[str, Any], languages: frozenset[str]) 
     """Validate ``changeLanguage`` / ``switchLanguage``: ``targetLanguage``, as when joining."""
     check_field_sizes(fields)
     return parse_language(TARGET_LANGUAGE, fields.get(TARGET_LANGUAGE), languages)
+
+
+def parse_set_output(fields: Mapping[str, Any]) -> str:
+    """Validate ``setOutput``: ``output`` is required (one of ``wire.OUTPUTS``)."""
+    check_field_sizes(fields)
+    if OUTPUT not in fields:
+        raise _missing(OUTPUT)
+    return parse_output(fields[OUTPUT])
+
+
+def parse_output(value: Any) -> str:
+    """A listener's ``output``: one of ``wire.OUTPUTS`` (at join it may be left out: both)."""
+    if not isinstance(value, str) or value not in OUTPUTS:
+        raise ServiceError(
+            ErrorCode.INVALID_PARAMETERS,
+            f"{OUTPUT} must be one of {', '.join(OUTPUTS)}, got {shown(value)}",
+            field=OUTPUT,
+        )
+    return value
 
 
 def parse_transcript_request(language: Any, fmt: Any, languages: frozenset[str]) -> tuple[str, str]:

@@ -85,11 +85,12 @@ EXPECTED_DYNAMODB_ACCESS: dict[str, dict[str, set[str]]] = {
     },
     # The transcription consumer: its lease on the session (conditional Update returning the item), the audio
     # buffer read in order (Query on the table's own key), the captions' fan-out: listeners by language, a gone
-    # one's row read and removed and the session counted down; and the transcript's batched puts (no read).
+    # one's row read and removed and the session counted down, the listeners' delivery choices (BatchGetItem of their
+    # rows); the spoken segments' numbers (the session's Update); and the transcript's batched puts (no read).
     "transcriber": {
         "Sessions": {"UpdateItem"},
         "AudioChunks": {"Query"},
-        "Connections": {"GetItem", "DeleteItem"},
+        "Connections": {"GetItem", "BatchGetItem", "DeleteItem"},
         "Connections/index/bySessionLanguage": {"Query"},
         "Transcripts": {"BatchWriteItem"},
     },

@@ -123,6 +123,7 @@ def test_routes_are_exactly_the_lifecycle_routes_and_the_message_routes(deployed
             "switchLanguage",
             "pausePlayback",
             "resumePlayback",
+            "setOutput",
         }
     )
     # And every route belongs to the one API
@@ -163,9 +164,9 @@ def test_one_integration_per_route(deployed: Synthesized) -> None:
     integrations = deployed.of_api(INTEGRATION_TYPE, deployed.api_id)
     targets = {route_key: deployed.route_integration_id(route_key) for route_key in ALL_ROUTES}
 
-    # Then every route targets its own integration (3 lifecycle routes and 19 message routes), and every
+    # Then every route targets its own integration (3 lifecycle routes and 20 message routes), and every
     # integration is some route's
-    assert len(integrations) == len(ALL_ROUTES) == 22
+    assert len(integrations) == len(ALL_ROUTES) == 23
     assert len(set(targets.values())) == len(ALL_ROUTES), targets
     assert set(targets.values()) == set(integrations)
     # And each is a Lambda proxy integration of the one API

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from session_client import ListenerClient, SpeakerClient, messages
-from session_client.connection import Connection
+from session_client.connection import Connection, HandshakeRefused, ServiceRefused
 from tests.integration.conftest import RunningService
 
 pytestmark = pytest.mark.integration
@@ -110,5 +110,30 @@ def test_a_refreshed_speaker_gets_its_paused_state_back(service: RunningService)
         # And the new connection is the speaker: it resumes the broadcast
         assert (await speaker.resume_broadcast()).is_paused is False
         await speaker.close()
+
+    run(scenario)
+
+
+def test_a_listener_chooses_its_output_at_join_and_by_message(service: RunningService) -> None:
+    async def scenario() -> None:
+        speaker = await SpeakerClient.create(service.url, token=service.token(user_id="announcer"))
+        assert speaker.session_id is not None
+        # Given a listener that asks for audio only on its URL
+        listener = await ListenerClient.join(service.url, session_id=speaker.session_id, language="es", output="audio")
+        assert listener.joined is not None and listener.joined.session_id == speaker.session_id
+        # When it asks for captions by message, it is answered with its choice
+        answer = await listener.set_output("captions")
+        assert (answer.type, answer.session_id, answer.output) == ("outputSet", speaker.session_id, "captions")
+        # And an output the service does not know is refused naming the field
+        with pytest.raises(ServiceRefused) as refused:
+            await listener.set_output("speech")
+        assert (refused.value.error.code, refused.value.error.field) == ("INVALID_PARAMETERS", "output")
+        # And a URL with one is refused at the handshake
+        with pytest.raises(HandshakeRefused) as bad_join:
+            await ListenerClient.join(service.url, session_id=speaker.session_id, language="es", output="loud")
+        assert bad_join.value.status == 400
+        assert (await speaker.status()).listener_count == 1
+        for client in (speaker, listener):
+            await client.close()
 
     run(scenario)

@@ -18,6 +18,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from lambda_src.model.speech import SpeechUnavailable, SpokenText
+
 CALLBACK_URL = "https://example.execute-api.us-east-1.amazonaws.com/test"
 
 
@@ -131,3 +133,55 @@ def serve_jwks(jwks: dict[str, Any]) -> Iterator[JwksServer]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+class FakeSynthesizer:
+    """An in-memory :class:`lambda_src.model.speech.Synthesizer`: deterministic bytes (the language and text) and a
+    duration from the text's length; records every synthesis (thread-safe: languages are spoken in parallel).
+
+    ``voices``: the languages it speaks (None: every one); ``failing``: languages whose synthesis raises.
+    """
+
+    name = "fake"
+
+    def __init__(self, voices: set[str] | None = None, failing: set[str] | None = None) -> None:
+        self._lock = threading.Lock()
+        self.voices = voices
+        self.failing = failing or set()
+        self.spoken: list[tuple[str, str]] = []  # (text, language)
+
+    def speaks(self, language: str) -> bool:
+        return self.voices is None or language in self.voices
+
+    def synthesize(self, text: str, language: str) -> SpokenText:
+        with self._lock:
+            self.spoken.append((text, language))
+        if not self.speaks(language):
+            raise SpeechUnavailable(language)
+        if language in self.failing:
+            raise RuntimeError(f"the engine failed in {language}")
+        return SpokenText(f"MP3[{language}]{text}".encode(), "audio/mpeg", duration_seconds=len(text) / 10)
+
+    def languages_spoken(self) -> list[str]:
+        with self._lock:
+            return sorted(language for _text, language in self.spoken)
+
+
+class FakeAudioStore:
+    """An in-memory :class:`lambda_src.model.speech.AudioStore`: records each put, hands out URLs that name the key
+    and the expiry."""
+
+    BASE_URL = "https://audio.example.com/"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.objects: dict[str, tuple[bytes, str]] = {}
+        self.puts: list[str] = []
+
+    def put(self, key: str, audio: bytes, content_type: str) -> None:
+        with self._lock:
+            self.objects[key] = (audio, content_type)
+            self.puts.append(key)
+
+    def url(self, key: str, expires_in_seconds: int) -> str:
+        return f"{self.BASE_URL}{key}?expires={expires_in_seconds}"

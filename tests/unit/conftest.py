@@ -3,7 +3,9 @@ tables created exactly like the stack creates them."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import boto3
 import pytest
@@ -12,7 +14,7 @@ from moto import mock_aws
 from lambda_src import runtime
 from lambda_src.adapters import connections_api
 from lambda_src.contract import function_settings, schema
-from tests.support.fakes import CALLBACK_URL, FakeConnectionsApi
+from tests.support.fakes import CALLBACK_URL, FakeAudioStore, FakeConnectionsApi, FakeSynthesizer
 from tests.support.helpers import (
     AUDIO_CHUNKS_TABLE,
     CONNECTIONS_TABLE,
@@ -85,3 +87,23 @@ def gateway(monkeypatch: pytest.MonkeyPatch) -> FakeConnectionsApi:
     fake = FakeConnectionsApi()
     monkeypatch.setattr(connections_api, "client", lambda: fake)
     return fake
+
+
+@dataclass
+class Speech:
+    """The fakes standing in for ``runtime.synthesizer()`` and ``runtime.audio_store()``."""
+
+    synthesizer: FakeSynthesizer
+    store: FakeAudioStore
+
+
+@pytest.fixture
+def speech(monkeypatch: pytest.MonkeyPatch) -> Speech:
+    """A synthesizer that speaks every language and an audio store, both in memory (the adapters are another
+    module's; the delivery of speech only sees the interfaces). Replace ``speech.synthesizer.voices`` or
+    ``.failing`` to narrow what it speaks."""
+    fakes = Speech(FakeSynthesizer(), FakeAudioStore())
+    # Cached like the functions they replace: runtime.reset clears every accessor it names.
+    monkeypatch.setattr(runtime, "synthesizer", functools.cache(lambda: fakes.synthesizer))
+    monkeypatch.setattr(runtime, "audio_store", functools.cache(lambda: fakes.store))
+    return fakes

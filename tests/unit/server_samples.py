@@ -65,6 +65,18 @@ def built_by_the_service() -> list[dict[str, Any]]:
         messages.transcript(SESSION_ID, Segment("a1.r1-0", "hello every", True, 0.72, 0.0), NOW_MS),
         messages.transcript(SESSION_ID, Segment("a1.r1-0", "hello everyone", False, None, 0.0), NOW_MS),
         messages.caption(SESSION_ID, "a1.r1-0", "en", "es", "hola a todos", False, NOW_MS),
+        messages.translated_audio(
+            SESSION_ID,
+            "a1.r1-0",
+            "es",
+            f"https://audio.example.com/audio/{SESSION_ID}/es/a1.r1-0.mp3?X-Amz-Expires=300",
+            1.25,
+            1,
+            "hola a todos",
+            NOW_MS,
+        ),
+        messages.output_set(SESSION_ID, wire.OUTPUT_AUDIO, NOW_MS),
+        messages.audio_unavailable(SESSION_ID, "ja", NOW_MS),
         ServiceError(
             ErrorCode.INVALID_CONFIGURATION, "minStability must be 0.70-0.95", field="minStability"
         ).to_message(NOW_MS),

@@ -136,6 +136,8 @@ def test_limits_and_enums_are_the_codes() -> None:
         assert "sequenceNumber" not in CLIENT_MESSAGES[action]["required"]
     assert schemas["Token"]["maxLength"] == limits.MAX_TOKEN_LENGTH
     assert schemas["SessionId"]["pattern"] == validation.SESSION_ID_PATTERN.pattern
+    assert schemas["Output"]["enum"] == list(wire.OUTPUTS)
+    assert schemas["Output"]["default"] == wire.DEFAULT_OUTPUT
     assert schemas["QualityTier"]["enum"] == list(limits.QUALITY_TIERS)
     assert schemas["QualityTier"]["default"] == limits.DEFAULT_QUALITY_TIER
     assert schemas["Role"]["enum"] == list(validation.ROLES)

@@ -93,7 +93,9 @@ def test_playback_controls_are_acknowledged_to_that_listener_only(tables, gatewa
     with DynamoDBRequests() as requests:
         answer = body_of(send({"action": action}, listener))
     assert (answer["type"], answer["sessionId"]) == (acknowledgement, session_id)
-    assert requests.by_operation == {"GetItem": 1}
+    # One conditional update of its own row (the pause is recorded there: speech skips a paused listener)
+    assert requests.by_operation == {"UpdateItem": 1}
+    assert tables.connection(listener).get("playbackPaused") is (True if action == "pausePlayback" else None)
     # Nobody else hears of it, and neither the session nor the speaker's state moves
     assert gateway.posts() == []
     assert tables.session(session_id) == before

@@ -1,21 +1,22 @@
 """DynamoDB requests per operation, counted with a botocore event hook: the deterministic budgets.
 
-createSession 1, and the same over HTTP (``POST /sessions``; ``GET`` and ``PATCH /sessions/{id}`` 1 each);
-join on $connect 1 (2 the first time a process sees the session: its source language and tier
-are read once), as a message 2 (3 the first time: the count is read after the transaction); a status push 1 read,
-1 index page, 1 write (a batch with nothing to push: the read);
-heartbeat 0, and 1 when the 2-hour notices start; leave and listener disconnect 2; updateSessionConfig 1
-(2 the first time a process serves a speaker that does not name its session); endSession with N listeners
-1 + 1 lookup + one query per page of the listener index; a broadcast action 1 (2 the first time a process serves
-a speaker that does not name its session) + one query per page of the listener index when it changed the state;
-changeLanguage 1; pausePlayback / resumePlayback 1; sendAudio 1 write per chunk, plus the session read at most once
-per second (and the connection's session looked up once per process when the chunk does not name it), the same for
-an unnumbered chunk and for audioChunk (placed by its arrival: no read of what came before); a chunk
-dropped while paused writes nothing. Captions: the listener index read once per audience window (one query per
-page), whatever the number of segments, and one post per listener and segment; a downstream broadcast to one
-language one query page of that language's entries (none when its listeners are given). The transcript: at most one
-BatchWriteItem per final segment (the finals waiting when a write starts share it), none for a partial, and never a
-read.
+createSession 1, and the same over HTTP (``POST /sessions``; ``GET`` and ``PATCH /sessions/{id}`` 1 each); join on
+$connect 1 (2 the first time a process sees the session: its source language and tier are read once), as a message 2
+(3 the first time: the count is read after the transaction); a status push 1 read, 1 index page, 1 write (a batch with
+nothing to push: the read); heartbeat 0, and 1 when the 2-hour notices start; leave and listener disconnect 2;
+updateSessionConfig 1 (2 the first time a process serves a speaker that does not name its session); endSession with N
+listeners 1 + 1 lookup + one query per page of the listener index; a broadcast action 1 (2 the first time a process
+serves a speaker that does not name its session) + one query per page of the listener index when it changed the state;
+changeLanguage 1; pausePlayback / resumePlayback / setOutput 1 (the listener's row updated); sendAudio 1 write per
+chunk, plus the session read at most once per second (and the connection's session looked up once per process when the
+chunk does not name it), the same for an unnumbered chunk and for audioChunk (placed by its arrival: no read of what
+came before); a chunk dropped while paused writes nothing. Captions: the listener index read once per audience window
+(one query per page) with its listeners' delivery choices (one BatchGetItem per 100 rows: the index projects keys
+only, and the choices live on the rows), whatever the number of segments, and one post per listener and segment;
+speech: per final segment spoken, one counter write for all its languages, one synthesis and one put per language, one
+post per listener who wants audio, and nothing at all when nobody does; a downstream broadcast to one language one
+query page of that language's entries (none when its listeners are given). The transcript: at most one BatchWriteItem
+per final segment (the finals waiting when a write starts share it), none for a partial, and never a read.
 A ``$connect`` with a source address costs one more the first time a process handles one (the secret that keys
 addresses is read, then cached), two more for the deployment's very first one (the secret is created). The
 sweeper's gauges: one BatchGetItem per 100 sessions of its index.
@@ -271,8 +272,9 @@ def join_session(session_id: str) -> str:
     [
         ({"action": "changeLanguage", "targetLanguage": "de"}, {"UpdateItem": 1}),
         ({"action": "switchLanguage", "targetLanguage": "fr"}, {"UpdateItem": 1}),
-        ({"action": "pausePlayback"}, {"GetItem": 1}),
-        ({"action": "resumePlayback"}, {"GetItem": 1}),
+        ({"action": "pausePlayback"}, {"UpdateItem": 1}),
+        ({"action": "resumePlayback"}, {"UpdateItem": 1}),
+        ({"action": "setOutput", "output": "captions"}, {"UpdateItem": 1}),
     ],
     ids=lambda value: value.get("action", "") if isinstance(value, dict) and "action" in value else "",
 )
@@ -441,9 +443,10 @@ def test_captions_read_the_listener_index_once_per_audience_window_and_post_once
                 delivery.deliver(segment_of(n), start + n * (window_ms // segments))
         with DynamoDBRequests() as next_window:
             delivery.deliver(segment_of(segments), start + window_ms)
-    # Then the listener index is read once per window (one query per page), nothing else; one post per listener
-    assert one_window.by_operation == {"Query": pages}
-    assert next_window.by_operation == {"Query": pages}
+    # Then the listener index is read once per window (one query per page) with the listeners' delivery choices
+    # (one BatchGetItem per 100 rows: the index projects keys only), nothing else; one post per listener
+    assert one_window.by_operation == {"Query": pages, "BatchGetItem": 1}
+    assert next_window.by_operation == {"Query": pages, "BatchGetItem": 1}
     assert len(gateway.posts()) == listeners * (segments + 1)
 
 
@@ -463,10 +466,11 @@ def test_a_final_segment_costs_at_most_one_batched_transcript_write_and_the_tran
     with DynamoDBRequests() as requests, SegmentDelivery(StandInTranslator) as delivery:
         for n, segment in enumerate(segments):
             delivery(session, segment, start + n)
-    # Then the audience was read once (one index page), and each final cost at most one write, partials none
+    # Then the audience was read once (one index page, the choices of its rows), and each final cost at most one
+    # write, partials none
     writes = requests.by_operation.pop("BatchWriteItem")
     assert 1 <= writes <= finals
-    assert requests.by_operation == {"Query": 1}
+    assert requests.by_operation == {"Query": 1, "BatchGetItem": 1}
     assert len(tables.transcripts_items()) == finals
 
 

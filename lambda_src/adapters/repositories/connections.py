@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import random
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +13,7 @@ from botocore.exceptions import ClientError
 from lambda_src.adapters.repositories import dynamodb
 from lambda_src.adapters.repositories.attribute_values import from_attribute
 from lambda_src.adapters.repositories.dynamodb import TransactItem
-from lambda_src.contract import limits
+from lambda_src.contract import limits, wire
 from lambda_src.contract.schema import (
     CONNECTIONS_BY_SESSION_INDEX,
     CONNECTIONS_BY_SESSION_PARTITION_KEY,
@@ -32,7 +34,16 @@ ROW_LIFETIME_SECONDS = 3 * 3600
 WELCOME_THEN_ATTRIBUTE = "welcomeThen"
 # Set once the client has been asked to refresh its connection before API Gateway's 2-hour limit.
 REFRESH_NOTIFIED_ATTRIBUTE = "refreshNotified"
+# A listener's choice of what it receives (``wire.OUTPUTS``), written only when it is not the default (both), so
+# the original listener app's row keeps its shape; absent reads as both.
+OUTPUT_ATTRIBUTE = "output"
+# Present (true) while the listener has paused its playback (``pausePlayback``): no ``translatedAudio`` is posted
+# to it until ``resumePlayback`` removes it, and none is owed after.
+PLAYBACK_PAUSED_ATTRIBUTE = "playbackPaused"
 _CACHE_SIZE = 4096
+# BatchGetItem's most keys a request, and the requests made for keys it leaves unprocessed (throttled).
+BATCH_GET_SIZE = 100
+BATCH_GET_ATTEMPTS = 4
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,8 @@ class Connection:
     target_language: str | None = None
     welcome: str | None = None
     welcome_then: tuple[str, ...] = ()
+    output: str = wire.DEFAULT_OUTPUT
+    playback_paused: bool = False
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -59,6 +72,8 @@ class Connection:
             CONNECTIONS_BY_SESSION_SORT_KEY: self.target_language,
             WELCOME_ATTRIBUTE: self.welcome,
             WELCOME_THEN_ATTRIBUTE: list(self.welcome_then) or None,
+            OUTPUT_ATTRIBUTE: self.output if self.output != wire.DEFAULT_OUTPUT else None,
+            PLAYBACK_PAUSED_ATTRIBUTE: True if self.playback_paused else None,
         }
         item.update({key: value for key, value in optional.items() if value is not None})
         return item
@@ -74,7 +89,32 @@ class Connection:
             target_language=item.get(CONNECTIONS_BY_SESSION_SORT_KEY),
             welcome=item.get(WELCOME_ATTRIBUTE),
             welcome_then=tuple(item.get(WELCOME_THEN_ATTRIBUTE) or ()),
+            output=output_of(item),
+            playback_paused=item.get(PLAYBACK_PAUSED_ATTRIBUTE) is True,
         )
+
+
+def output_of(item: Mapping[str, Any]) -> str:
+    """A (deserialized) row's output choice: absent or unreadable, the default (both)."""
+    output = item.get(OUTPUT_ATTRIBUTE)
+    return output if isinstance(output, str) and output in wire.OUTPUTS else wire.DEFAULT_OUTPUT
+
+
+@dataclass(frozen=True)
+class DeliveryChoice:
+    """What a listener wants delivered: its ``output`` (``wire.OUTPUTS``) and whether its playback is paused."""
+
+    output: str = wire.DEFAULT_OUTPUT
+    playback_paused: bool = False
+
+    @property
+    def wants_captions(self) -> bool:
+        return self.output != wire.OUTPUT_AUDIO
+
+    @property
+    def wants_audio(self) -> bool:
+        """Whether ``translatedAudio`` goes to it now: it asked for audio and has not paused its playback."""
+        return self.output != wire.OUTPUT_CAPTIONS and not self.playback_paused
 
 
 @dataclass(frozen=True)
@@ -145,9 +185,15 @@ class ConnectionsRepository:
         }
 
     def attach_item(
-        self, connection_id: str, session_id: str, role: str, target_language: str | None = None
+        self,
+        connection_id: str,
+        session_id: str,
+        role: str,
+        target_language: str | None = None,
+        output: str = wire.DEFAULT_OUTPUT,
     ) -> TransactItem:
-        """Transaction item: an open connection that is in no session yet becomes a speaker or listener."""
+        """Transaction item: an open connection that is in no session yet becomes a speaker or listener (with its
+        ``output`` choice, written when it is not the default)."""
         names = {"#id": CONNECTIONS_PARTITION_KEY, "#session": "sessionId", "#role": "role"}
         assignments = ["#session = :session", "#role = :role"]
         named_values: dict[str, Any] = {"session": session_id, "role": role}
@@ -155,6 +201,10 @@ class ConnectionsRepository:
             names["#language"] = CONNECTIONS_BY_SESSION_SORT_KEY
             assignments.append("#language = :language")
             named_values["language"] = target_language
+        if output != wire.DEFAULT_OUTPUT:
+            names["#output"] = OUTPUT_ATTRIBUTE
+            assignments.append("#output = :output")
+            named_values["output"] = output
         return {
             "Update": {
                 "TableName": self.table_name,
@@ -222,19 +272,43 @@ class ConnectionsRepository:
         """A listener of a session listens in ``target_language`` from now on (its index entry moves with it);
         the row as it is now. Refused with :class:`NotAListener` (holding the row as it was, or None) when the
         connection is not a listener attached to a session."""
+        return self._update_listener(
+            connection_id,
+            "SET #language = :language",
+            {"#language": CONNECTIONS_BY_SESSION_SORT_KEY},
+            language=target_language,
+        )
+
+    def set_output(self, connection_id: str, output: str) -> Connection:
+        """A listener of a session receives ``output`` (``wire.OUTPUTS``) from now on (the default, both, is
+        stored as no attribute); the row as it is now. Refused as :meth:`change_language` is."""
+        names = {"#output": OUTPUT_ATTRIBUTE}
+        if output == wire.DEFAULT_OUTPUT:
+            return self._update_listener(connection_id, "REMOVE #output", names)
+        return self._update_listener(connection_id, "SET #output = :output", names, output=output)
+
+    def set_playback_paused(self, connection_id: str, paused: bool) -> Connection:
+        """A listener of a session pauses (or resumes) its playback; the row as it is now. Refused as
+        :meth:`change_language` is."""
+        names = {"#paused": PLAYBACK_PAUSED_ATTRIBUTE}
+        if paused:
+            return self._update_listener(connection_id, "SET #paused = :paused", names, paused=True)
+        return self._update_listener(connection_id, "REMOVE #paused", names)
+
+    def _update_listener(
+        self, connection_id: str, update: str, names: dict[str, str], **named_values: Any
+    ) -> Connection:
+        """One conditional UpdateItem of a listener's row (it is a listener attached to a session); the row as it
+        is now, or :class:`NotAListener` with the row as it was (None: no row)."""
         try:
             response = dynamodb.request(
                 "update_item",
                 TableName=self.table_name,
                 Key=dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id}),
-                UpdateExpression="SET #language = :language",
+                UpdateExpression=update,
                 ConditionExpression="#role = :listener AND attribute_exists(#session)",
-                ExpressionAttributeNames={
-                    "#language": CONNECTIONS_BY_SESSION_SORT_KEY,
-                    "#role": "role",
-                    "#session": "sessionId",
-                },
-                ExpressionAttributeValues=dynamodb.values(language=target_language, listener=ROLE_LISTENER),
+                ExpressionAttributeNames={**names, "#role": "role", "#session": "sessionId"},
+                ExpressionAttributeValues=dynamodb.values(**named_values, listener=ROLE_LISTENER),
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
@@ -244,6 +318,35 @@ class ConnectionsRepository:
             old = dynamodb.old_image(error)
             raise NotAListener(Connection.from_item(dynamodb.deserialize(old)) if old else None) from error
         return Connection.from_item(dynamodb.deserialize(response["Attributes"]))
+
+    def delivery_choices(self, connection_ids: Sequence[str]) -> dict[str, DeliveryChoice]:
+        """What each of ``connection_ids`` wants delivered (its output choice and playback), read with
+        BatchGetItem (``BATCH_GET_SIZE`` rows a request, eventually consistent, projected to the two attributes:
+        the listener index projects keys only). A row not found is left out (it is gone); keys DynamoDB leaves
+        unprocessed are asked again, up to ``BATCH_GET_ATTEMPTS`` times, then this raises rather than answer
+        short."""
+        projection = "#id, #output, #paused"
+        names = {"#id": CONNECTIONS_PARTITION_KEY, "#output": OUTPUT_ATTRIBUTE, "#paused": PLAYBACK_PAUSED_ATTRIBUTE}
+        keys = [dynamodb.serialize({CONNECTIONS_PARTITION_KEY: c}) for c in dict.fromkeys(connection_ids)]
+        choices: dict[str, DeliveryChoice] = {}
+        for start in range(0, len(keys), BATCH_GET_SIZE):
+            pending = keys[start : start + BATCH_GET_SIZE]
+            for attempt in range(BATCH_GET_ATTEMPTS):
+                if attempt:
+                    time.sleep(random.uniform(0, 0.05 * 2**attempt))
+                request = {"Keys": pending, "ProjectionExpression": projection, "ExpressionAttributeNames": names}
+                response = dynamodb.request("batch_get_item", RequestItems={self.table_name: request})
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    row = dynamodb.deserialize(item)
+                    choices[row[CONNECTIONS_PARTITION_KEY]] = DeliveryChoice(
+                        output_of(row), row.get(PLAYBACK_PAUSED_ATTRIBUTE) is True
+                    )
+                pending = response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+                if not pending:
+                    break
+            else:
+                raise RuntimeError(f"{len(pending)} listener rows left unprocessed after {BATCH_GET_ATTEMPTS} attempts")
+        return choices
 
     def listener_pages(self, session_id: str, target_language: str | None = None) -> Iterator[list[tuple[str, str]]]:
         """The session's listeners as (connection id, target language), one index page at a time; only those of

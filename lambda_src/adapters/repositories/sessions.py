@@ -40,6 +40,7 @@ from lambda_src.model.session import (
     PushedStatus,
     Session,
     SessionFacts,
+    audio_sequence_attribute,
     number_attribute,
 )
 
@@ -365,6 +366,43 @@ class SessionsRepository:
             **({"cursor": cursor} if cursor else {}),
         )
         return _applied_if(arguments)
+
+    def draw_audio_sequence_numbers(
+        self, session_id: str, lease_id: str | None, languages: Sequence[str]
+    ) -> dict[str, int] | None:
+        """The next ``translatedAudio`` sequence number of each of ``languages`` (consecutive from 1 per session and
+        language), drawn by one UpdateItem that adds 1 to each language's counter on the session item and returns
+        the new values. Drawn only while the transcription consumer's lease is ``lease_id``'s (so a consumer that
+        lost its lease numbers nothing beside its successor); ``lease_id`` None (a delivery outside a consumer)
+        draws on any existing session. None when the condition failed: nothing was drawn."""
+        if not languages:
+            return {}
+        placeholders = {f"#audio{n}": audio_sequence_attribute(language) for n, language in enumerate(languages)}
+        condition = "attribute_exists(#id)" + (" AND #leaseId = :leaseId" if lease_id is not None else "")
+        arguments = _update(
+            self.table_name,
+            session_id,
+            "ADD " + ", ".join(f"{placeholder} :one" for placeholder in placeholders),
+            condition,
+            one=1,
+            **({"leaseId": lease_id} if lease_id is not None else {}),
+        )
+        # Named here, not by _names: "#leaseId" would also bring in "#lease", which this update does not use.
+        arguments["ExpressionAttributeNames"] = {
+            "#id": SESSIONS_PARTITION_KEY,
+            **({"#leaseId": TRANSCRIBER_LEASE_ID_ATTRIBUTE} if lease_id is not None else {}),
+            **placeholders,
+        }
+        arguments["ReturnValues"] = "UPDATED_NEW"
+        del arguments["ReturnValuesOnConditionCheckFailure"]
+        try:
+            response = dynamodb.request("update_item", **arguments)
+        except ClientError as error:
+            if dynamodb.error_code(error) == "ConditionalCheckFailedException":
+                return None
+            raise
+        drawn = dynamodb.deserialize(response["Attributes"])
+        return {language: int(drawn[audio_sequence_attribute(language)]) for language in languages}
 
     def record_status_push(self, session: Session, status: PushedStatus) -> bool:
         """Record the change push about to be sent to the session's speaker, only if nobody recorded one since
