@@ -12,6 +12,7 @@ import http.client
 import json
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,19 @@ def test_the_original_apps_create_stream_control_and_end_a_session(
             # And the listener receives the session's content in its language
             captions = listener.wait_for("caption", timeout=30)
             assert {caption["targetLanguage"] for caption in captions} == {"es"}
+            # And it hears them: its only content path, translatedAudio, numbered from 1 without a gap, each URL an
+            # MP3 its page (another local origin) may fetch
+            spoken = listener.wait_for("translatedAudio", timeout=30)
+            assert [heard["sequenceNumber"] for heard in spoken] == list(range(1, len(spoken) + 1))
+            for heard in spoken:
+                assert (heard["sessionId"], heard["targetLanguage"]) == (session_id, "es")
+                assert heard["transcript"].strip() and heard["duration"] > 0 and isinstance(heard["timestamp"], int)
+            fetched = urllib.request.urlopen(
+                urllib.request.Request(spoken[0]["url"], headers={"Origin": APP_ORIGIN}), timeout=10
+            )
+            mp3 = fetched.read()
+            assert fetched.status == 200 and fetched.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+            assert mp3[:3] == b"ID3" or (mp3[0] == 0xFF and mp3[1] & 0xE0 == 0xE0), mp3[:8]
             # When the speaker app uses its four controls, each with {timestamp}
             for action, notice in (
                 ("pauseBroadcast", "broadcastPaused"),
