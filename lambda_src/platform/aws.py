@@ -31,3 +31,21 @@ def create_client(service_name: str, **options: Any) -> Any:
 def credentials() -> Any:
     """The process's credentials (what its clients sign with), for signing that no client does (a presigned URL)."""
     return _session().get_credentials()
+
+
+class LazyClient:
+    """A client of ``service_name`` created from the shared session on first use, once however many threads ask,
+    or the ``client`` given (tests pass a stubbed one)."""
+
+    def __init__(self, service_name: str, client: Any | None = None, **options: Any) -> None:
+        self._service_name = service_name
+        self._options = options
+        self._client = client
+        self._creating = threading.Lock()
+
+    def get(self) -> Any:
+        if self._client is None:
+            with self._creating:
+                if self._client is None:
+                    self._client = create_client(self._service_name, **self._options)
+        return self._client

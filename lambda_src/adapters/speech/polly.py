@@ -10,7 +10,6 @@ another billed synthesis of the same text) and is exact to a frame (26 ms at mos
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -45,16 +44,11 @@ class PollySynthesizer:
     name: Final = NAME
 
     def __init__(self, client: Any | None = None, voices: Mapping[str, PollyVoice] = POLLY_VOICES) -> None:
-        self._client = client
+        self._client = aws.LazyClient(SERVICE, client, config=_CLIENT_CONFIG)
         self._voices = dict(voices)
-        self._creating = threading.Lock()
 
     def client(self) -> Any:
-        if self._client is None:
-            with self._creating:
-                if self._client is None:
-                    self._client = aws.create_client(SERVICE, config=_CLIENT_CONFIG)
-        return self._client
+        return self._client.get()
 
     def speaks(self, language: str) -> bool:
         return language in self._voices

@@ -8,7 +8,6 @@ the URLs there are the server's on loopback.
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Final
 
 from botocore.config import Config
@@ -37,15 +36,10 @@ class S3AudioStore:
         if not bucket:
             raise ValueError("the audio store needs a bucket name")
         self.bucket = bucket
-        self._client = client
-        self._creating = threading.Lock()
+        self._client = aws.LazyClient(SERVICE, client, config=CLIENT_CONFIG)
 
     def client(self) -> Any:
-        if self._client is None:
-            with self._creating:
-                if self._client is None:
-                    self._client = aws.create_client(SERVICE, config=CLIENT_CONFIG)
-        return self._client
+        return self._client.get()
 
     def put(self, key: str, audio: bytes, content_type: str) -> None:
         """The object, with its content type (what the browser's player goes by); no encryption header: the

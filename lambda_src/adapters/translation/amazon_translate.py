@@ -9,7 +9,6 @@ and the service's error code.
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Final
 
 from botocore.config import Config
@@ -38,15 +37,10 @@ class AmazonTranslateTranslator:
     name: Final = NAME
 
     def __init__(self, client: Any | None = None) -> None:
-        self._client = client
-        self._creating = threading.Lock()
+        self._client = aws.LazyClient(SERVICE, client, config=_CLIENT_CONFIG)
 
     def client(self) -> Any:
-        if self._client is None:
-            with self._creating:
-                if self._client is None:
-                    self._client = aws.create_client(SERVICE, config=_CLIENT_CONFIG)
-        return self._client
+        return self._client.get()
 
     def translate(self, text: str, source_language: str, target_language: str) -> str:
         pair = f"{source_language} to {target_language}"
