@@ -87,6 +87,10 @@ class SpeechDelivery:
     ) -> None:
         self.close()
 
+    def settle(self) -> None:
+        """Wait for the speech queued so far (segments are spoken one after another, on one thread)."""
+        self._segments.submit(lambda: None).result()
+
     def close(self) -> None:
         """Finish the speech in flight, then stop the threads."""
         self._segments.shutdown()

@@ -56,6 +56,10 @@ class TranscriptRecorder:
     ) -> None:
         self.close()
 
+    def settle(self) -> None:
+        """Wait for the writes queued so far (they go out one after another, on one thread)."""
+        self._writer.submit(lambda: None).result()
+
     def close(self) -> None:
         """Wait for the writes in flight, then publish what failed."""
         self._writer.shutdown()

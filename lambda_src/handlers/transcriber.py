@@ -39,6 +39,7 @@ def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, s
             deliver=deliver,
             start_successor=lambda sid, by: starter.start(sid, by, function=own_name),
             time_left=time_left,
+            settle=deliver.settle,
         ).run(handed_over_by if isinstance(handed_over_by, str) else None)
     return {"stopped": stopped}
 

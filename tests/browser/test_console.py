@@ -23,9 +23,11 @@ from lambda_src.contract import limits, partial_result_fields, schema, wire
 from lambda_src.contract.errors import ServiceError
 from lambda_src.contract.limits import SAMPLE_RATE_HZ
 from lambda_src.model.recognizer import BYTES_PER_SAMPLE
+from lambda_src.model.session import TRANSCRIBER_LEASE_ID_ATTRIBUTE
 from lambda_src.protocol import validation
 from local_run.console import CHUNK_MILLISECONDS
 from tests.integration.conftest import RunningService
+from tests.integration.test_lifecycle import eventually
 
 pytestmark = pytest.mark.browser
 
@@ -202,6 +204,11 @@ def test_a_session_from_the_speaker_page_to_a_listener_page_and_its_end(
     expect(listener.locator("#status")).to_contain_text("session ended (endedBySpeaker)", timeout=STEP_MS)
     item = service.session(session_id)
     assert item is not None and item["isActive"]["BOOL"] is False
+    # (the session's transcription consumer finishes after the end: it delivers, and records, what was still open,
+    # then lets go of its lease; the transcript is whole from then on)
+    assert eventually(
+        lambda: TRANSCRIBER_LEASE_ID_ATTRIBUTE not in (service.session(session_id) or {}), timeout=STEP_MS / 1000 * 3
+    )
 
     # The session's transcripts stay to take home: the spoken language's and the listener's, as WebVTT fetched with
     # the speaker's token and saved under the API's file name, each with what was said

@@ -139,7 +139,7 @@ def consumer(session_id: str, run: Run, fake: FakeTime, time_left: float = 900.0
         time_left=lambda: time_left,
         clock=fake.clock,
         sleep=fake.sleep,
-        **kwargs,
+        **{"settle": delivery.settle, **kwargs},
     )
 
 

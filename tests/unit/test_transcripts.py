@@ -430,3 +430,31 @@ def test_a_final_the_recognizer_says_only_when_a_long_quiet_stream_closes_is_cap
     assert [(m["segmentId"].rsplit(".", 1)[1], m["text"]) for m in finals] == [("r1-0", "[es] Hello there.")]
     # And the transcript holds it once
     assert [cue.text for cue in vtt(session_id, "es")] == ["[es] Hello there."]
+
+
+def test_the_consumer_lets_go_of_its_lease_only_once_its_last_segments_speech_and_record_are_done(
+    tables, gateway, speech, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a synthesizer and a transcript store that take their time, and a Spanish listener
+    session_id, speaker = create_session()
+    join(session_id, "es")
+    slow_synthesis = speech.synthesizer.synthesize
+
+    def synthesize(text: str, language: str) -> Any:
+        threading.Event().wait(0.3)
+        return slow_synthesis(text, language)
+
+    monkeypatch.setattr(speech.synthesizer, "synthesize", synthesize)
+    seen_at_release: list[tuple[int, int]] = []
+    release = runtime.sessions().release_transcriber_lease
+
+    def released(*args: Any, **kwargs: Any) -> Any:
+        seen_at_release.append((len(speech.store.puts), len(tables.transcripts_items())))
+        return release(*args, **kwargs)
+
+    monkeypatch.setattr(runtime.sessions(), "release_transcriber_lease", released)
+    say(speaker, ["Hello", "there."])
+    # When the consumer delivers the segment and stops
+    transcribe(session_id)
+    # Then, when it let go of its lease, the segment's speech was stored and its transcript record written
+    assert seen_at_release == [(1, 1)]

@@ -130,6 +130,9 @@ class Consumer:
     time_left: TimeLeft
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
+    # Waits for what the deliveries still have in flight (speech, transcript records): called before the lease is
+    # handed over or let go, so what this consumer said is whole and numbered before a successor says more.
+    settle: Callable[[], None] = lambda: None
     lease_id: str = field(default_factory=lambda: secrets.token_hex(8))
     cursor: str = ""
     session: Session | None = None
@@ -224,6 +227,10 @@ class Consumer:
             self._close_stream(self.clock())
         except _Stop as stop:  # found while delivering them
             reason = stop.reason
+        try:
+            self.settle()
+        except Exception:
+            logger.exception("deliveries in flight not settled before the lease goes")
         if reason == HANDED_OVER:
             self._renew(self.clock())  # the position, for the successor
             if self._stopping is None:

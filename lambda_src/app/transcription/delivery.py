@@ -43,6 +43,13 @@ class SegmentDelivery:
             self._speech.speak(session, segment, report.texts, self._captions.audio_listeners(), now_ms)
         self._transcript.record(session, segment, report.texts, now_ms)
 
+    def settle(self) -> None:
+        """Wait for what the segments delivered so far still have in flight (their speech, their transcript
+        records): the consumer does before it lets go of its lease, so that a successor's speech is numbered after
+        its own and a transcript read once the lease is free is whole."""
+        self._speech.settle()
+        self._transcript.settle()
+
     def __enter__(self) -> SegmentDelivery:
         return self
 
