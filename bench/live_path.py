@@ -55,7 +55,7 @@ from lambda_src.adapters.repositories import dynamodb
 from lambda_src.adapters.transcription import recognizers, scripted_recognizer
 from lambda_src.adapters.transcription.scripted_recognizer import SEGMENT_CHUNKS
 from lambda_src.app.transcription import delivery
-from lambda_src.contract import limits
+from lambda_src.contract import limits, wire
 from lambda_src.model.partial_result_processor import PARTIAL_WINDOW_SECONDS, Segment
 from local_run import assembly as cloud_assembly
 from local_run.dynamodb_local import endpoint_environment
@@ -152,7 +152,11 @@ def _send(sequence: int, every: int) -> tuple[str, bool]:
 async def _join(url: str, session_id: str, languages: list[str]) -> list[ClientConnection]:
     opened = await asyncio.gather(
         *(
-            _open(f"{url}?action=joinSession&sessionId={session_id}&targetLanguage={language}", expect_message=True)
+            _open(
+                f"{url}?action=joinSession&sessionId={session_id}&targetLanguage={language}"
+                f"&{wire.OUTPUT}={wire.OUTPUT_CAPTIONS}",  # what is timed is the captions' path: no speech wanted
+                expect_message=True,
+            )
             for language in languages
         )
     )
