@@ -12,11 +12,9 @@ it serves are the packages installed (``make install``'s ``.apertium`` target) a
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -24,6 +22,7 @@ import urllib.request
 from pathlib import Path
 
 from lambda_src.adapters.translation import apertium
+from local_run import processes
 from local_run.dynamodb_local import free_port
 
 LAUNCHER = Path(__file__).resolve().parent / "loopback_apy.py"
@@ -106,16 +105,7 @@ class ApertiumServer:
     def stop(self) -> None:
         """End the server and the pipelines it started (its process group, which it leads)."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        processes.end(process, group=True)
 
     @property
     def note(self) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from local_run import processes
 from local_run.assembly import TableDefinition
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -158,14 +159,7 @@ class DynamoDBLocal:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        processes.end(process)
 
     def __enter__(self) -> DynamoDBLocal:
         return self.start()

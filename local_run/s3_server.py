@@ -23,6 +23,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from local_run import processes
 from local_run.assembly import BucketDefinition
 from local_run.dynamodb_local import LOCAL_CREDENTIALS, LOCAL_REGION, free_port
 
@@ -66,14 +67,7 @@ class S3Server:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        processes.end(process)
 
     def client(self) -> Any:
         return boto3.client(
