@@ -4,9 +4,10 @@ time, in sequence-number order; :func:`find_player` and :func:`play` pipe an MP3
 
 Ordering: the service numbers each language's segments from 1 without gaps, but a listener may see gaps (it joined
 late, paused its playback, lost its connection for a while) and frames may overtake one another. So the queue hands
-on the lowest number it holds: at once when it follows the last one handed on (or is the first), otherwise after
-``reorder_wait`` seconds without the missing one; a segment that arrives after a higher one was handed on is
-dropped, never played late. One queue serves one language: numbers start again in another.
+on the lowest number it holds: at once when it is in turn (1 first, then the number after the last one handed on),
+otherwise after ``reorder_wait`` seconds without the missing one (a listener that joined late waits that long
+once); a segment that arrives after a higher one was handed on is dropped, never played late. One queue serves one
+language: numbers start again in another.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ PLAYERS: tuple[tuple[str, ...], ...] = (
 # What to install when none is found (their packages' names in Debian and Homebrew alike).
 INSTALL_A_PLAYER = "mpg123, ffmpeg (ffplay) or sox (play; on Debian with libsox-fmt-mp3)"
 # How long a segment waits for a missing lower number before it is handed on without it.
-REORDER_WAIT_SECONDS = 2.0
+REORDER_WAIT_SECONDS = 1.0
 
 Handler = Callable[[AudioSegment, bytes], Awaitable[None]]
 
@@ -139,7 +140,7 @@ class SegmentQueue:
                 await self._changed.wait()
                 continue
             number = min(self._held)
-            in_turn = self.last_handed is None or number == self.last_handed + 1
+            in_turn = number == (1 if self.last_handed is None else self.last_handed + 1)
             if not in_turn and not self._closed:
                 gap_since = loop.time() if gap_since is None else gap_since
                 left = gap_since + self._reorder_wait - loop.time()

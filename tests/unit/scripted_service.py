@@ -1,11 +1,13 @@
 """A scripted service for the client library's tests: fake WebSockets whose server side follows a script (a first
 message or an exception per connection attempt, replies per action), a clock only the client's waits move, and the
-client options that plug them in."""
+client options that plug them in; and a loopback HTTP server of the segments' audio."""
 
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -128,3 +130,49 @@ async def eventually(check: Callable[[], bool]) -> None:
 
 def run(test: Callable[[], Any]) -> Any:
     return asyncio.run(test())
+
+
+def translated_audio(number: int, url: str, language: str = "es", transcript: str | None = None) -> dict[str, Any]:
+    """A ``translatedAudio`` as the service builds it: segment ``number`` of ``language``, its MP3 at ``url``."""
+    return messages.translated_audio(
+        SESSION_ID, f"segment-{number}", language, url, 1.5, number, transcript or f"frase {number}", NOW_MS
+    )
+
+
+class AudioServer:
+    """A loopback HTTP server of segments' audio: each path's status and body (``answers``), every path asked for
+    (``asked``, in order). A context manager: it serves on a thread of its own until the block ends."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, tuple[int, bytes]] = {}
+        self.asked: list[str] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.asked.append(self.path)
+                status, body = server.answers.get(urlsplit(self.path).path, (404, b"<Code>NoSuchKey</Code>"))
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def serve(self, path: str, body: bytes, status: int = 200) -> str:
+        """Answer ``path`` with ``status`` and ``body``; its URL (with a signature-like query, as S3's)."""
+        self.answers[path] = (status, body)
+        return f"{self.base}{path}?X-Amz-Signature=secret"
+
+    def __enter__(self) -> AudioServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
