@@ -128,7 +128,8 @@ class Hearing:
         if isinstance(message, messages.Caption):
             self.printer.show(message.text, message.is_partial)
         elif isinstance(message, messages.TranslatedAudio):  # audio wanted, neither saved nor played
-            self.printer.show(message.transcript, is_partial=False)
+            if self.output == wire.OUTPUT_AUDIO:  # with both, its caption has been printed
+                self.printer.show(message.transcript, is_partial=False)
         elif isinstance(message, messages.AudioUnavailable) and self.output == wire.OUTPUT_AUDIO:
             # Audio alone in a language no voice speaks would be nothing at all: captions instead.
             try:

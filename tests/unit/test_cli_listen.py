@@ -68,6 +68,15 @@ def test_with_both_the_captions_are_printed_and_the_speech_saved(tmp_path: Path)
     assert (tmp_path / "es-00001.mp3").read_bytes() == b"ID3 one"
 
 
+@pytest.mark.parametrize(("output", "printed"), [(wire.OUTPUT_AUDIO, "buenos días\n"), (wire.OUTPUT_BOTH, "")])
+def test_speech_neither_saved_nor_played_prints_its_transcript_when_captions_do_not(output: str, printed: str) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    service = FakeService(JOINED)
+    frames = [translated_audio(1, "http://127.0.0.1:9/never-fetched.mp3", transcript="buenos días")]
+    assert asyncio.run(_listen_to(service, frames, out, err, output=output)) == 0
+    assert out.getvalue() == printed
+
+
 def test_a_segment_whose_fetch_is_refused_is_skipped_with_a_notice(tmp_path: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
     service = FakeService(JOINED)
