@@ -1,11 +1,19 @@
-"""The command line: ``listen`` prints a session's captions in a language; ``speak`` creates a session, prints its id
-and streams a WAV file to it in real time, printing the transcripts.
+"""The command line: ``listen`` prints a session's captions in a language, and saves or plays its speech; ``speak``
+creates a session, prints its id and streams a WAV file to it in real time, printing the transcripts.
 
     python -m session_client listen golden-eagle-427 --language es [--url ws://127.0.0.1:8080/dev]
+    python -m session_client listen golden-eagle-427 --language es --save heard/ --play [--output audio]
     python -m session_client speak talk.wav --token "$(make -s token | tail -1)" [--language en] [--url ...]
 
 On a terminal a partial caption or transcript is rewritten in place until its final arrives, which keeps its own
 line; elsewhere (a pipe, a file) only finals are printed. Notices (pauses, drops, the end) go to standard error.
+
+``listen --output`` chooses what the service sends (``captions``, ``audio`` or ``both``): ``captions`` unless
+``--save`` or ``--play`` asks for the speech, then ``both``; with ``audio`` alone, each segment's transcript is
+printed instead of the captions. ``--save DIR`` writes each segment as ``DIR/<language>-<sequenceNumber>.mp3``
+(five digits: ``es-00001.mp3``); ``--play`` pipes each to the first player on ``PATH`` (``mpg123``, ``ffplay`` or
+sox's ``play``; none: exit status 2 before joining). Segments are fetched as they arrive and saved and played one at
+a time in sequence-number order; at the session's end what has arrived is still saved and played.
 """
 
 from __future__ import annotations
@@ -15,13 +23,19 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
+from websockets.exceptions import ConnectionClosed
+
+from lambda_src.contract import wire
 from session_client import messages
 from session_client.audio import CHUNK_MILLISECONDS, UnsupportedAudio, wav_chunks
+from session_client.audio_segments import AudioSegment
 from session_client.clients import ListenerClient, SpeakerClient
 from session_client.connection import DEFAULT_URL, ConnectionLost, HandshakeRefused, ServiceRefused
+from session_client.playback import INSTALL_A_PLAYER, PlayerFailed, SegmentQueue, find_player, play
 
 TOKEN_VARIABLE = "SESSION_TOKEN"
 # After the last chunk, how long the speaker waits for the last transcripts before ending the session.
@@ -69,31 +83,116 @@ def describe(message: messages.ServerMessage) -> str | None:
         return f"volume {message.volume_level}"
     if isinstance(message, messages.SessionEvent) and message.type.startswith(("broadcast", "speaker")):
         return message.type
+    if isinstance(message, messages.AudioUnavailable):
+        return f"no voice speaks {message.target_language}: captions only"
     if isinstance(message, messages.ErrorMessage):
         return f"error {message.code}: {message.message}"
     return None
 
 
-async def listen(url: str, session_id: str, language: str, out: TextIO, err: TextIO) -> int:
-    printer = LinePrinter(out, out.isatty())
-    client = await ListenerClient.join(url, session_id=session_id, language=language)
-    joined = client.joined
-    assert joined is not None
-    printer.notice(
-        f"joined {session_id} ({joined.source_language} -> {language}), {joined.listener_count} listening", err
-    )
+class Hearing:
+    """What ``listen`` does with each message: captions and transcripts printed, speech saved to ``save`` and played
+    by ``player`` (a command that reads an MP3 on standard input), notices on ``err``."""
+
+    def __init__(
+        self, out: TextIO, err: TextIO, *, output: str, save: Path | None, player: Sequence[str] | None
+    ) -> None:
+        self.printer = LinePrinter(out, out.isatty())
+        self.err = err
+        self.output = output
+        self.save = save
+        self.player = player
+
+    async def hear(self, segment: AudioSegment, mp3: bytes) -> None:
+        """One segment's speech, in its turn: saved, its transcript printed (when captions are not), played."""
+        if self.save is not None:
+            try:
+                _write(self.save / segment.file_name, mp3)
+            except OSError as failed:
+                self.notice(f"{segment.file_name} not saved: {failed}")
+        if self.output == wire.OUTPUT_AUDIO:
+            self.printer.show(segment.transcript, is_partial=False)
+        if self.player is not None:
+            try:
+                await play(self.player, mp3)
+            except (PlayerFailed, OSError) as failed:
+                self.notice(f"{segment.file_name} not played: {failed}")
+
+    def skipped(self, segment: AudioSegment, reason: str) -> None:
+        self.notice(f"{segment.file_name} skipped: {reason}")
+
+    def notice(self, text: str) -> None:
+        self.printer.notice(text, self.err)
+
+    async def read(self, message: messages.ServerMessage, client: ListenerClient) -> None:
+        if isinstance(message, messages.Caption):
+            self.printer.show(message.text, message.is_partial)
+        elif isinstance(message, messages.TranslatedAudio):  # audio wanted, neither saved nor played
+            if self.output == wire.OUTPUT_AUDIO:  # with both, its caption has been printed
+                self.printer.show(message.transcript, is_partial=False)
+        elif isinstance(message, messages.AudioUnavailable) and self.output == wire.OUTPUT_AUDIO:
+            # Audio alone in a language no voice speaks would be nothing at all: captions instead.
+            try:
+                self.output = (await client.set_output(wire.OUTPUT_CAPTIONS)).output
+            except (ServiceRefused, ConnectionClosed, TimeoutError) as refused:
+                self.notice(f"no voice speaks {message.target_language}, and captions were not set: {refused}")
+            else:
+                self.notice(f"no voice speaks {message.target_language}: captions instead")
+        elif (notice := describe(message)) is not None:
+            self.notice(notice)
+
+
+async def listen(
+    url: str,
+    session_id: str,
+    language: str,
+    out: TextIO,
+    err: TextIO,
+    *,
+    output: str = wire.OUTPUT_CAPTIONS,
+    save: Path | None = None,
+    player: Sequence[str] | None = None,
+    **client_options: Any,
+) -> int:
+    """Listen until the session ends (see :class:`Hearing`); ``client_options``: the listener client's (tests give a
+    connector)."""
+    hearing = Hearing(out, err, output=output, save=save, player=player)
+    queue = SegmentQueue(hearing.hear, on_skipped=hearing.skipped) if save is not None or player is not None else None
     try:
-        async for message in client:
-            if isinstance(message, messages.Caption):
-                printer.show(message.text, message.is_partial)
-            elif (notice := describe(message)) is not None:
-                printer.notice(notice, err)
+        client = await ListenerClient.join(
+            url,
+            session_id=session_id,
+            language=language,
+            output=output,
+            on_audio=queue.put if queue is not None else None,
+            **client_options,
+        )
+        joined = client.joined
+        assert joined is not None
+        hearing.notice(
+            f"joined {session_id} ({joined.source_language} -> {language}), {joined.listener_count} listening"
+        )
+        try:
+            async for message in client:
+                await hearing.read(message, client)
+        finally:
+            await client.close()
+        if queue is not None:
+            await queue.close()  # what arrived is still saved and played
     finally:
-        await client.close()
+        if queue is not None:
+            await queue.cancel()
     if client.failure is not None:
-        printer.notice(f"connection lost: {client.failure}", err)
+        hearing.notice(f"connection lost: {client.failure}")
         return 1
     return 0
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write ``data`` whole or not at all: a player or a script watching the directory sees no half file."""
+    partial = path.with_name(path.name + ".part")
+    partial.write_bytes(data)
+    partial.replace(path)
 
 
 async def speak(url: str, wav: Path, token: str, language: str, tail: float, out: TextIO, err: TextIO) -> int:
@@ -131,9 +230,22 @@ def parser() -> argparse.ArgumentParser:
     parse = argparse.ArgumentParser(prog="python -m session_client", description=__doc__.split("\n\n")[0])
     parse.add_argument("--url", default=DEFAULT_URL, help=f"the service's WebSocket URL (default {DEFAULT_URL})")
     commands = parse.add_subparsers(dest="command", required=True)
-    listen_command = commands.add_parser("listen", help="print a session's captions in a language")
+    listen_command = commands.add_parser(
+        "listen", help="print a session's captions in a language, and save or play its speech"
+    )
     listen_command.add_argument("session_id")
     listen_command.add_argument("--language", required=True, help="the captions' language (ISO 639-1, e.g. es)")
+    listen_command.add_argument(
+        "--output",
+        choices=wire.OUTPUTS,
+        help="what the service sends (default: captions; both with --save or --play)",
+    )
+    listen_command.add_argument(
+        "--save", type=Path, metavar="DIR", help="write each spoken segment as DIR/<language>-<number>.mp3"
+    )
+    listen_command.add_argument(
+        "--play", action="store_true", help="play each spoken segment in order (mpg123, ffplay or sox's play)"
+    )
     speak_command = commands.add_parser("speak", help="create a session and stream a WAV file to it")
     speak_command.add_argument("wav", type=Path, help="16 kHz mono 16-bit PCM WAV")
     speak_command.add_argument(
@@ -152,7 +264,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
     args = parser().parse_args(argv)
     try:
         if args.command == "listen":
-            return asyncio.run(listen(args.url, args.session_id, args.language, out, err))
+            return _listen(args, out, err)
         if not args.token:
             print(
                 f"a speaker token is needed: --token or ${TOKEN_VARIABLE} (locally: make -s token | tail -1)", file=err
@@ -167,3 +279,25 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _listen(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``listen``: its options checked (and a player found) before it joins."""
+    hearing = args.save is not None or args.play
+    output = args.output or (wire.OUTPUT_BOTH if hearing else wire.OUTPUT_CAPTIONS)
+    if hearing and output == wire.OUTPUT_CAPTIONS:
+        print("--save and --play need the speech: --output audio or both", file=err)
+        return 2
+    player = None
+    if args.play and (player := find_player()) is None:
+        print(f"--play: no MP3 player on PATH; install {INSTALL_A_PLAYER}", file=err)
+        return 2
+    if args.save is not None:
+        try:
+            args.save.mkdir(parents=True, exist_ok=True)
+        except OSError as failed:
+            print(f"--save: {failed}", file=err)
+            return 2
+    return asyncio.run(
+        listen(args.url, args.session_id, args.language, out, err, output=output, save=args.save, player=player)
+    )

@@ -3,13 +3,16 @@
 A :class:`SpeakerClient` creates a session (``createSession`` on the WebSocket URL, with the partial-result
 settings), streams audio chunks and controls the broadcast; after a drop it resumes its session
 (``resumeSession``) within the speaker's grace window. A :class:`ListenerClient` joins a session in a language,
-changes it, pauses its own playback and leaves; after a drop it joins again. Both keep their connection alive and
-refresh it before API Gateway's 2-hour limit (:class:`~session_client.connection.Connection`).
+changes it, pauses its own playback, chooses its output and leaves, and hands each ``translatedAudio`` to its
+``on_audio`` callback as an :class:`~session_client.audio_segments.AudioSegment`; after a drop it joins again.
+Both keep their connection alive and refresh it before API Gateway's 2-hour limit
+(:class:`~session_client.connection.Connection`).
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -17,7 +20,8 @@ from lambda_src.contract import limits, partial_result_fields, routes, wire
 from lambda_src.contract.schema import ROLE_LISTENER, ROLE_SPEAKER
 from lambda_src.contract.wire import STATUS_REQUESTED
 from session_client import messages
-from session_client.connection import ACTION, DEFAULT_URL, Connection, Expectation, of_type
+from session_client.audio_segments import AudioSegment
+from session_client.connection import ACTION, DEFAULT_URL, Connection, Expectation, call_back, of_type
 from session_client.messages import ServerMessage
 
 _Reply = TypeVar("_Reply", bound=ServerMessage)
@@ -207,24 +211,30 @@ class ListenerClient(Connection):
         language: str,
         output: str | None = None,
         reconnect_attempts: int | None = 10,
+        on_audio: Callable[[AudioSegment], None] | None = None,
         **options: Any,
     ) -> None:
         """``output``: what to receive (``wire.OUTPUTS``: ``audio``, ``captions`` or ``both``; None says nothing,
         which is both); ``reconnect_attempts``: how many times to try joining again after a drop (None: until
-        closed)."""
+        closed); ``on_audio``: called with each ``translatedAudio`` as an :class:`AudioSegment` (the message and its
+        ``fetch()``), on the reader, in the order they arrive (it must not block: hand the segment to a task, e.g.
+        :class:`~session_client.playback.SegmentQueue`; an exception it raises is logged); when given,
+        ``translatedAudio`` goes to it only, not to ``on_message`` or the stream."""
         super().__init__(url, **options)
         self.session_id = session_id
         self.language = language
         self.output = output
         self.reconnect_attempts = reconnect_attempts
         self.joined: messages.SessionJoined | None = None
+        self._on_audio = on_audio
 
     @classmethod
     async def join(
         cls, url: str = DEFAULT_URL, *, session_id: str, language: str, output: str | None = None, **options: Any
     ) -> ListenerClient:
         """Join ``session_id`` in ``language`` (``joinSession``), receiving ``output`` (None: both);
-        ``joined`` is its ``sessionJoined``."""
+        ``joined`` is its ``sessionJoined``. ``options``: the constructor's and the connection's (``on_audio``,
+        ``on_message``, ...)."""
         client = cls(url, session_id=session_id, language=language, output=output, **options)
         await client._join()
         return client
@@ -251,6 +261,12 @@ class ListenerClient(Connection):
             wire.PREVIOUS_CONNECTION_ID: self.connection_id or "",
             **self._output_field(),
         }
+
+    def _deliver(self, message: ServerMessage) -> None:
+        if self._on_audio is not None and isinstance(message, messages.TranslatedAudio):
+            call_back(self._on_audio, AudioSegment(message))
+        else:
+            super()._deliver(message)
 
     def _output_field(self) -> dict[str, str]:
         return {} if self.output is None else {wire.OUTPUT: self.output}

@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlencode
 
 from websockets.asyncio.client import connect
@@ -113,6 +113,16 @@ class Backoff:
 
 
 Expectation = Callable[[ServerMessage], bool]
+_Delivered = TypeVar("_Delivered")
+
+
+def call_back(callback: Callable[[_Delivered], object], delivered: _Delivered) -> None:
+    """Call a client's callback with what it is given; its exception is logged, and the connection goes on (the
+    callback runs on the reader, which would otherwise take the exception for a broken connection)."""
+    try:
+        callback(delivered)
+    except Exception:
+        _log.exception("a callback failed on a %s", type(delivered).__name__)
 
 
 def of_type(*types: str) -> Expectation:
@@ -145,8 +155,9 @@ class Connection:
         """``url``: the service's WebSocket URL (stage included). ``connector`` opens a WebSocket (tests give a fake
         one). ``heartbeat_interval``: seconds between heartbeats (None: none). ``reply_timeout``: how long a request
         waits for its reply. ``backoff``: the delays between attempts to reopen a dropped connection.
-        ``on_message``: called with every message that is not a reply; when given, the stream (``async for``) stays
-        empty. ``sleep`` and ``clock``: the waits and the time the reopening uses (tests give fake ones)."""
+        ``on_message``: called with every message that is not a reply, on the reader (it must not block; an exception
+        it raises is logged); when given, the stream (``async for``) stays empty. ``sleep`` and ``clock``: the
+        waits and the time the reopening uses (tests give fake ones)."""
         self.url = url
         self.connection_id: str | None = None
         self.session_id: str | None = None
@@ -279,7 +290,7 @@ class Connection:
 
     def _deliver(self, message: ServerMessage) -> None:
         if self._on_message is not None:
-            self._on_message(message)
+            call_back(self._on_message, message)
         else:
             self._incoming.put_nowait(message)
 

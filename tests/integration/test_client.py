@@ -1,14 +1,25 @@
 """The client library against the local run: a speaker creates a session, a listener joins, and the listener hears
-the speaker's pause and the session's end through the typed message stream."""
+the speaker's pause and the session's end through the typed message stream; and ``listen --save`` writes the
+translation's speech as MP3 files that play as long as the service said."""
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
-from session_client import ApiRefused, ListenerClient, SessionsApi, SpeakerClient, messages
+from lambda_src.adapters.speech.mp3 import duration_seconds
+from local_run.speech import chunks, speak_pcm
+from session_client import ApiRefused, AudioSegment, ListenerClient, SessionsApi, SpeakerClient, messages
+from session_client.audio import CHUNK_MILLISECONDS
 from tests.integration.conftest import RunningService
+
+ROOT = Path(__file__).resolve().parents[2]
+SPOKEN = "Good morning everyone. Welcome to the service."
 
 pytestmark = pytest.mark.integration
 
@@ -93,3 +104,59 @@ def test_a_session_created_with_the_sessions_api_is_spoken_in_read_changed_ended
         await speaker.close()
 
     asyncio.run(scenario())
+
+
+def test_listen_save_writes_the_spoken_translation_as_mp3_files(service: RunningService, tmp_path: Path) -> None:
+    saved = tmp_path / "heard"
+    pcm = speak_pcm(SPOKEN, tmp_path)
+
+    async def scenario() -> tuple[list[messages.TranslatedAudio], int, str, str]:
+        speaker = await SpeakerClient.create(service.url, token=service.token(user_id="cli-audio-speaker"))
+        assert speaker.session_id is not None
+        # Given a listener of the library that keeps each translatedAudio (what the service said of each file)
+        heard: list[AudioSegment] = []
+        witness = await ListenerClient.join(
+            service.url, session_id=speaker.session_id, language="es", output="audio", on_audio=heard.append
+        )
+        # And the command line listening in Spanish, audio only, saving
+        listen = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "session_client", "listen", speaker.session_id, "--language", "es",
+            "--output", "audio", "--save", str(saved), "--url", service.url,
+            cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert listen.stderr is not None
+        joined = await asyncio.wait_for(listen.stderr.readline(), 30)
+        assert joined.startswith(f"joined {speaker.session_id}".encode()), joined
+        # When the speaker speaks (100 ms chunks in real time, then silence to close the utterance)
+        started = time.monotonic()
+        audio = chunks(pcm) + [b"\x00" * len(chunks(pcm)[0])] * 20
+        for index, chunk in enumerate(audio):
+            await asyncio.sleep(max(0.0, started + index * CHUNK_MILLISECONDS / 1000 - time.monotonic()))
+            await speaker.send_audio(chunk)
+        async with asyncio.timeout(60):
+            while not heard:
+                await asyncio.sleep(0.2)
+        await asyncio.sleep(3)  # the last segment's speech
+        await speaker.end()
+        # Then the command line ends with the session
+        out, err = await asyncio.wait_for(listen.communicate(), 60)
+        await witness.close()
+        assert listen.returncode is not None
+        return [segment.message for segment in heard], listen.returncode, out.decode(), err.decode()
+
+    heard, status, out, err = asyncio.run(scenario())
+    assert status == 0, err
+    # And each segment the service spoke is a file named by its language and number, in the service's order
+    assert [message.sequence_number for message in heard] == list(range(1, len(heard) + 1))
+    assert sorted(path.name for path in saved.iterdir()) == [f"es-{m.sequence_number:05d}.mp3" for m in heard]
+    # And its transcript is printed, in order
+    assert out.splitlines() == [message.transcript for message in heard]
+    for message in heard:
+        path = saved / f"es-{message.sequence_number:05d}.mp3"
+        mp3 = path.read_bytes()
+        # And each is an MP3 that plays as long as the service said, and that LAME decodes
+        assert mp3[:3] == b"ID3" or (mp3[0] == 0xFF and mp3[1] & 0xE0 == 0xE0), mp3[:8]
+        assert duration_seconds(mp3) == pytest.approx(message.duration, abs=0.1)
+        wav = path.with_suffix(".wav")
+        subprocess.run(["lame", "--quiet", "--decode", str(path), str(wav)], check=True, timeout=30)
+        assert wav.read_bytes()[:4] == b"RIFF" and wav.stat().st_size > 44
