@@ -1,11 +1,14 @@
 """The web console of ``make local`` in a real browser: the speaker page creates a session and streams the fake
-microphone's speech, a listener opens the share link and joins in Spanish, the speaker sees the audience, a setting
-out of range shows the server's refusal as it came, a pause reaches the listener, ending closes both pages, and the
+microphone's speech, a listener opens the share link and joins in Spanish, the speaker sees the audience, the
+listener's page shows the Spanish captions and plays the translation spoken (real sound at its output, segment
+after segment in order and without overlap), a setting out of range shows the server's refusal as it came, the
+listener pauses its playback, a pause of the broadcast reaches the listener, ending closes both pages, and the
 speaker page saves the session's WebVTT transcripts from the HTTP API, then deletes them."""
 
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import re
 import shutil
@@ -13,6 +16,7 @@ import struct
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import webvtt
@@ -42,6 +46,12 @@ SPEECH_MS = 30_000
 ACCEPTED_CHUNKS = 5
 CHUNK_BYTES = SAMPLE_RATE_HZ * CHUNK_MILLISECONDS // 1000 * BYTES_PER_SAMPLE
 SPEECH_PEAK = 1000  # of 32767: espeak-ng's voice peaks far above it; a silent or broken capture stays at 0
+# The listener page's playback (window.listenerAudio): segments heard before the test goes on, the RMS (of full
+# scale 1.0) above which samples are sound (espeak-ng's voice decoded is far above it; silence, or nothing
+# played, is 0), and how far, on the AudioContext's clock, a segment may start before the previous one ended.
+SEGMENTS_HEARD = 2
+SILENCE_RMS = 0.01
+OVERLAP_SECONDS = 0.001
 
 
 def stored_audio(service: RunningService, session_id: str) -> list[bytes]:
@@ -98,6 +108,18 @@ def wait_for_caption(page: Page, language: str) -> str:
     line = page.locator(f'#captions p[data-language="{language}"]').first
     expect(line).not_to_be_empty(timeout=SPEECH_MS)
     return line.inner_text()
+
+
+def wait_for_speech(page: Page, segments: int) -> dict[str, Any]:
+    """The listener page's playback record (``window.listenerAudio``) once ``segments`` spoken segments were
+    scheduled and the analyser at its output measured sound above silence."""
+    page.wait_for_function(
+        "([n, floor]) => window.listenerAudio.played.length >= n && window.listenerAudio.output.rms > floor",
+        arg=[segments, SILENCE_RMS],
+        timeout=SPEECH_MS,
+    )
+    record: dict[str, Any] = page.evaluate("window.listenerAudio")
+    return record
 
 
 def wait_for_notice(page: Page, text: str | re.Pattern[str]) -> None:
@@ -182,6 +204,23 @@ def test_a_session_from_the_speaker_page_to_a_listener_page_and_its_end(
     assert wait_for_transcript(speaker)
     caption = wait_for_caption(listener, "es")
     assert caption.strip() and stand_in.mark("", "es") not in caption
+    # ... and hears it: the spoken Spanish segments fetched, decoded and scheduled in their numbers' order, each
+    # where the previous one ends or later, with sound in their samples and at the page's output, each the text of
+    # its caption; none skipped
+    audio = wait_for_speech(listener, SEGMENTS_HEARD)
+    played = audio["played"]
+    numbers = [segment["sequenceNumber"] for segment in played]
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), numbers
+    for before, after in itertools.pairwise(played):
+        assert after["start"] >= before["start"] + before["duration"] - OVERLAP_SECONDS, (before, after)
+    assert max(segment["rms"] for segment in played) > SILENCE_RMS
+    assert audio["output"]["rms"] > SILENCE_RMS
+    assert audio["skipped"] == []
+    for segment in played:
+        assert segment["language"] == "es" and segment["transcript"].strip()
+        expect(listener.locator(f'#captions p[data-segment-id="{segment["segmentId"]}"]')).to_contain_text(
+            segment["transcript"]
+        )
     speaker.screenshot(path=tmp_path / "speaker.png", full_page=True)
     listener.screenshot(path=tmp_path / "listener.png", full_page=True)
     if os.environ.get(UPDATE_SCREENSHOT):
@@ -192,7 +231,12 @@ def test_a_session_from_the_speaker_page_to_a_listener_page_and_its_end(
     speaker.click("#apply-settings")
     wait_for_error(speaker, refusal(maxBufferTimeout=above(partial_result_fields.TIMEOUT)))
 
-    # Pausing reaches the listener as a notice
+    # The listener pauses its own playback; the service confirms it
+    listener.click("#pause-playback")
+    expect(listener.locator("#pause-playback")).to_have_attribute("aria-pressed", "true")
+    wait_for_notice(listener, "Your playback is paused")
+
+    # Pausing the broadcast reaches the listener as a notice
     speaker.click("#pause")
     expect(speaker.locator("#pause")).to_have_attribute("aria-pressed", "true")
     wait_for_notice(listener, "paused the broadcast")
