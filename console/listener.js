@@ -184,6 +184,7 @@ async function join(event) {
   state.sessionId = $("session-id").value.trim();
   state.left = false;
   state.language = $("language").value;
+  state.output = document.querySelector('input[name="output"]:checked').value; // as the form shows it
   startSound(); // within the click: browsers start audio only after a gesture
   $("join").disabled = true;
   setStatus(`Joining ${state.sessionId}…`);

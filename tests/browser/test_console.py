@@ -281,3 +281,80 @@ def confirm(dialog: Dialog, asked: list[str]) -> None:
         dialog.accept()
     else:
         dialog.dismiss()
+
+
+# The listener page's player driven directly, in the page, with segments whose order, arrival and audio the test
+# chooses: tones made in the page as WAV (Web Audio decodes it as it does MP3), an address the console answers 404,
+# bytes that are no audio, a number that never comes, and a segment in another language.
+PLAYER_SCRIPT = """
+async ({ toneSeconds, waitMs }) => {
+  const { Player } = await import(new URL("playback.js", location.href));
+  const notices = [];
+  const player = new Player({ notice: (text) => notices.push(text) });
+  await player.start();
+  player.setLanguage("es");
+  const tone = (seconds) => {
+    const rate = 16000, count = Math.round(rate * seconds), view = new DataView(new ArrayBuffer(44 + 2 * count));
+    const text = (offset, value) => [...value].forEach((c, i) => view.setUint8(offset + i, c.charCodeAt(0)));
+    text(0, "RIFF"); view.setUint32(4, 36 + 2 * count, true); text(8, "WAVEfmt ");
+    view.setUint32(16, 16, true); view.setUint16(20, 1, true); view.setUint16(22, 1, true);
+    view.setUint32(24, rate, true); view.setUint32(28, 2 * rate, true); view.setUint16(32, 2, true);
+    view.setUint16(34, 16, true); text(36, "data"); view.setUint32(40, 2 * count, true);
+    for (let i = 0; i < count; i++) view.setInt16(44 + 2 * i, 16000 * Math.sin(2 * Math.PI * 440 * i / rate), true);
+    return URL.createObjectURL(new Blob([view.buffer], { type: "audio/wav" }));
+  };
+  const segment = (number, url, language = "es") => ({
+    type: "translatedAudio", sessionId: "test", targetLanguage: language, url, timestamp: 0,
+    duration: toneSeconds, sequenceNumber: number, transcript: `segment ${number}`, segmentId: `s${number}`,
+  });
+  player.receive(segment(1, tone(toneSeconds)));
+  player.receive(segment(3, tone(toneSeconds)));  // before 2: waits for it
+  player.receive(segment(2, tone(toneSeconds)));
+  player.receive(segment(2, tone(toneSeconds)));  // again, after its turn
+  player.receive(segment(4, new URL("no-such-segment.mp3", location.href).href));  // 404
+  player.receive(segment(5, URL.createObjectURL(new Blob(["not audio"]))));  // fetched, not decodable
+  player.receive(segment(7, tone(toneSeconds)));  // 6 never comes
+  player.receive(segment(8, tone(toneSeconds), "fr"));  // not this listener's language
+  const deadline = performance.now() + waitMs;
+  while (player.stats.played.length < 4 && performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await new Promise((resolve) => setTimeout(resolve, toneSeconds * 1000 + 200));  // the last one plays out
+  return { ...player.stats, notices };
+}
+"""
+TONE_SECONDS = 0.3
+TONE_RMS = 16000 / 32768 / 2**0.5  # a sine's RMS is its amplitude over the square root of 2
+
+
+def test_the_listener_player_keeps_the_numbers_order_waits_briefly_for_a_missing_one_and_skips_what_fails(
+    service: RunningService, browser: Browser
+) -> None:
+    page = browser.new_page()
+    page.goto(service.run.console_url + "listener.html")
+    record = page.evaluate(PLAYER_SCRIPT, {"toneSeconds": TONE_SECONDS, "waitMs": STEP_MS})
+
+    # 1, 2 and 3 played in order, each where the previous one ends (they were all queued before 1 ended); 7 once 6
+    # was given up, no earlier than 3's end; 8, in another language, not at all
+    played = record["played"]
+    assert [segment["sequenceNumber"] for segment in played] == [1, 2, 3, 7]
+    for before, after in itertools.pairwise(played[:3]):
+        assert after["start"] == pytest.approx(before["start"] + before["duration"], abs=OVERLAP_SECONDS)
+    assert played[3]["start"] >= played[2]["start"] + played[2]["duration"] - OVERLAP_SECONDS
+    for segment in played:
+        assert segment["duration"] == pytest.approx(TONE_SECONDS, abs=0.01)
+        assert segment["rms"] == pytest.approx(TONE_RMS, rel=0.05)
+    assert record["output"]["rms"] > SILENCE_RMS  # what went out through the gain and the analyser
+    # 2 a second time (late), 4 (not found), 5 (no audio) and 6 (never came) skipped, each said
+    assert [(skip["sequenceNumber"], skip["reason"]) for skip in record["skipped"]] == [
+        (2, "late"),
+        (4, "failed"),
+        (5, "failed"),
+        (6, "missing"),
+    ]
+    assert [re.sub(r"\(.*\)", "(…)", notice) for notice in record["notices"]] == [
+        "Speech segment 2 came after its turn: skipped.",
+        "Speech segment 4 could not be played (…): skipped.",
+        "Speech segment 5 could not be played (…): skipped.",
+        "Speech segment 6 never came: skipped.",
+    ]
