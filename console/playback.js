@@ -53,6 +53,7 @@ export class Player {
     this.accepting = true; // false while this listener's playback is paused or its output is captions only
     this.entries = new Map(); // sequenceNumber -> {message, status: loading|ready|failed, buffer, error, arrived}
     this.nextNumber = null; // the number to schedule next; null: the next one received is the start
+    this.received = new Set(); // the numbers received since that start
     this.endTime = 0; // where the audio scheduled so far ends, on the context's clock
     this.sources = new Set(); // scheduled and not yet ended
     this.waitTimer = null;
@@ -149,7 +150,12 @@ export class Player {
     if (!this.context || !this.accepting || message.targetLanguage !== this.language) return;
     const number = message.sequenceNumber;
     if (this.nextNumber === null) this.nextNumber = number;
-    if (number < this.nextNumber || this.entries.has(number)) {
+    if (this.received.has(number)) {
+      this.skip(number, message, "duplicate"); // nothing is lost: not said
+      return;
+    }
+    this.received.add(number);
+    if (number < this.nextNumber) {
       this.skip(number, message, "late", `Speech segment ${number} came after its turn: skipped.`);
       return;
     }
@@ -177,6 +183,7 @@ export class Player {
   forgetQueue() {
     this.entries.clear();
     this.nextNumber = null;
+    this.received.clear();
     clearTimeout(this.waitTimer);
     this.waitTimer = null;
   }

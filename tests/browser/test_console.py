@@ -307,14 +307,15 @@ async ({ toneSeconds, waitMs }) => {
     type: "translatedAudio", sessionId: "test", targetLanguage: language, url, timestamp: 0,
     duration: toneSeconds, sequenceNumber: number, transcript: `segment ${number}`, segmentId: `s${number}`,
   });
-  player.receive(segment(1, tone(toneSeconds)));
-  player.receive(segment(3, tone(toneSeconds)));  // before 2: waits for it
-  player.receive(segment(2, tone(toneSeconds)));
-  player.receive(segment(2, tone(toneSeconds)));  // again, after its turn
-  player.receive(segment(4, new URL("no-such-segment.mp3", location.href).href));  // 404
-  player.receive(segment(5, URL.createObjectURL(new Blob(["not audio"]))));  // fetched, not decodable
-  player.receive(segment(7, tone(toneSeconds)));  // 6 never comes
-  player.receive(segment(8, tone(toneSeconds), "fr"));  // not this listener's language
+  player.receive(segment(2, tone(toneSeconds)));  // the first received: the start
+  player.receive(segment(4, tone(toneSeconds)));  // before 3: waits for it
+  player.receive(segment(3, tone(toneSeconds)));
+  player.receive(segment(1, tone(toneSeconds)));  // after its turn
+  player.receive(segment(3, tone(toneSeconds)));  // again
+  player.receive(segment(5, new URL("no-such-segment.mp3", location.href).href));  // 404
+  player.receive(segment(6, URL.createObjectURL(new Blob(["not audio"]))));  // fetched, not decodable
+  player.receive(segment(8, tone(toneSeconds)));  // 7 never comes
+  player.receive(segment(9, tone(toneSeconds), "fr"));  // not this listener's language
   const deadline = performance.now() + waitMs;
   while (player.stats.played.length < 4 && performance.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -334,10 +335,10 @@ def test_the_listener_player_keeps_the_numbers_order_waits_briefly_for_a_missing
     page.goto(service.run.console_url + "listener.html")
     record = page.evaluate(PLAYER_SCRIPT, {"toneSeconds": TONE_SECONDS, "waitMs": STEP_MS})
 
-    # 1, 2 and 3 played in order, each where the previous one ends (they were all queued before 1 ended); 7 once 6
-    # was given up, no earlier than 3's end; 8, in another language, not at all
+    # 2 (the first received), 3 and 4 played in order, each where the previous one ends (all were queued before 2
+    # ended); 8 once 7 was given up, no earlier than 4's end; 9, in another language, not at all
     played = record["played"]
-    assert [segment["sequenceNumber"] for segment in played] == [1, 2, 3, 7]
+    assert [segment["sequenceNumber"] for segment in played] == [2, 3, 4, 8]
     for before, after in itertools.pairwise(played[:3]):
         assert after["start"] == pytest.approx(before["start"] + before["duration"], abs=OVERLAP_SECONDS)
     assert played[3]["start"] >= played[2]["start"] + played[2]["duration"] - OVERLAP_SECONDS
@@ -345,16 +346,18 @@ def test_the_listener_player_keeps_the_numbers_order_waits_briefly_for_a_missing
         assert segment["duration"] == pytest.approx(TONE_SECONDS, abs=0.01)
         assert segment["rms"] == pytest.approx(TONE_RMS, rel=0.05)
     assert record["output"]["rms"] > SILENCE_RMS  # what went out through the gain and the analyser
-    # 2 a second time (late), 4 (not found), 5 (no audio) and 6 (never came) skipped, each said
+    # 1 (after its turn), 3 a second time, 5 (not found), 6 (no audio) and 7 (never came) skipped, each said but
+    # the copy (nothing was lost)
     assert [(skip["sequenceNumber"], skip["reason"]) for skip in record["skipped"]] == [
-        (2, "late"),
-        (4, "failed"),
+        (1, "late"),
+        (3, "duplicate"),
         (5, "failed"),
-        (6, "missing"),
+        (6, "failed"),
+        (7, "missing"),
     ]
     assert [re.sub(r"\(.*\)", "(…)", notice) for notice in record["notices"]] == [
-        "Speech segment 2 came after its turn: skipped.",
-        "Speech segment 4 could not be played (…): skipped.",
+        "Speech segment 1 came after its turn: skipped.",
         "Speech segment 5 could not be played (…): skipped.",
-        "Speech segment 6 never came: skipped.",
+        "Speech segment 6 could not be played (…): skipped.",
+        "Speech segment 7 never came: skipped.",
     ]
