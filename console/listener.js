@@ -48,7 +48,8 @@ const OUTPUT_NAMES = {
 };
 
 const player = new Player({ notice: addNotice, onChange: showPlayback });
-window.listenerAudio = player.stats; // what was played, skipped and measured at the output (the browser test reads it)
+// What was played, skipped and measured at the output (the browser test reads it)
+window.listenerAudio = player.stats;
 
 const NOTICES = {
   speakerDisconnected: (m) => `The speaker's connection dropped; the session waits ${m.graceSeconds} s for them.`,
@@ -317,14 +318,14 @@ function changeVolume() {
 /** The Sound section: its controls' state and one line saying what this device plays and why. */
 function showPlayback() {
   const audio = state.output !== "captions";
-  $("pause-playback").disabled = !state.joined || !audio;
+  $("pause-playback").disabled = !state.joined || state.ended || !audio;
   $("pause-playback").setAttribute("aria-pressed", String(state.playbackPaused));
   $("pause-playback").textContent = state.playbackPaused ? "Resume playback" : "Pause playback";
   $("mute-playback").setAttribute("aria-pressed", String(player.muted));
   $("mute-playback").textContent = player.muted ? "Unmute" : "Mute";
   let text = "";
   if (!Player.supported()) text = "This browser cannot play sound: captions only.";
-  else if (!state.joined && !player.playing) text = "";
+  else if ((!state.joined || state.ended) && !player.playing) text = "";
   else if (!audio) text = "Captions only, as you chose.";
   else if (state.unavailableLanguage && state.unavailableLanguage === state.language)
     text = `No voice speaks ${languageName(state.language)}: captions only.`;
