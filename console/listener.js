@@ -1,6 +1,6 @@
-// The listener page: join the session named in the link in a chosen language, show its captions and the speaker's
-// notices, change language, keep the connection alive (heartbeats, refresh near the 2-hour limit) and come back
-// after a drop.
+// The listener page: join the session named in the link in a chosen language, show its captions and play the
+// translation spoken (playback.js), show the speaker's notices, change language and output, pause this listener's
+// playback, keep the connection alive (heartbeats, refresh near the 2-hour limit) and come back after a drop.
 
 import {
   addNotice,
@@ -8,6 +8,7 @@ import {
   connect,
   fillLanguages,
   heartbeats,
+  languageName,
   loadConfig,
   send,
   setStatus,
@@ -17,6 +18,7 @@ import {
   socketUrl,
   waitForMessage,
 } from "./console.js";
+import { Player } from "./playback.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -34,7 +36,20 @@ const state = {
   left: false,
   refreshing: false,
   stopHeartbeats: null,
+  output: "both", // what this listener receives: audio, captions or both (sent at join and by setOutput)
+  playbackPaused: false, // this listener's pausePlayback (its own, not the speaker's broadcast)
+  unavailableLanguage: null, // the language audioUnavailable named: captions only there
 };
+
+const OUTPUT_NAMES = {
+  both: "the translation spoken and captions",
+  audio: "the translation spoken only",
+  captions: "captions only",
+};
+
+const player = new Player({ notice: addNotice, onChange: showPlayback });
+// What was played, skipped and measured at the output (the browser test reads it)
+window.listenerAudio = player.stats;
 
 const NOTICES = {
   speakerDisconnected: (m) => `The speaker's connection dropped; the session waits ${m.graceSeconds} s for them.`,
@@ -44,6 +59,10 @@ const NOTICES = {
   broadcastMuted: () => "The speaker muted the broadcast.",
   broadcastUnmuted: () => "The speaker unmuted the broadcast.",
   volumeChanged: (m) => `The speaker set the volume to ${m.volumeLevel}.`,
+  audioUnavailable: (m) => `No voice speaks ${languageName(m.targetLanguage)}: captions only in that language.`,
+  outputSet: (m) => `You now receive ${OUTPUT_NAMES[m.output] || m.output}.`,
+  playbackPaused: () => "Your playback is paused: no speech is sent to you until you resume.",
+  playbackResumed: () => "Your playback resumed: the speech goes on from the next sentence.",
   speakerStateChanged: (m) =>
     `The speaker's broadcast is ${m.isPaused ? "paused" : "playing"}, ${m.isMuted ? "muted" : "not muted"}, volume ${m.volume}.`,
 };
@@ -60,12 +79,17 @@ function showBroadcast(type) {
 
 function onMessage(message, socket) {
   if (socket !== state.socket) return;
+  if (message.type === "audioUnavailable") state.unavailableLanguage = message.targetLanguage;
   if (message.type in NOTICES) {
     addNotice(NOTICES[message.type](message));
     showBroadcast(message.type);
+    showPlayback();
     return;
   }
   switch (message.type) {
+    case "translatedAudio":
+      player.receive(message);
+      break;
     case "sessionJoined":
       onJoined(message);
       break;
@@ -74,6 +98,9 @@ function onMessage(message, socket) {
       break;
     case "languageChanged":
       state.language = message.targetLanguage;
+      if (state.unavailableLanguage !== message.targetLanguage) state.unavailableLanguage = null;
+      player.setLanguage(message.targetLanguage);
+      showPlayback();
       setStatus(`Listening to ${state.sessionId} in ${message.targetLanguage}.`);
       addNotice(`Language changed to ${message.targetLanguage}.`);
       break;
@@ -102,6 +129,11 @@ function onJoined(message) {
   $("session-id").readOnly = true;
   $("join").hidden = true;
   $("leave").hidden = false;
+  player.setLanguage(message.targetLanguage);
+  player.setAccepting(wantsAudio());
+  // A new connection starts playing: a listener who had paused says so again
+  if (state.playbackPaused) send(state.socket, { action: "pausePlayback" });
+  showPlayback();
   if (!state.stopHeartbeats) state.stopHeartbeats = heartbeats(() => state.socket, state.config.heartbeatSeconds);
 }
 
@@ -112,6 +144,7 @@ function onEnded(reason) {
   addNotice(`The session ended (${reason}).`);
   $("leave").hidden = true;
   $("language").disabled = true;
+  showPlayback(); // what is scheduled plays out
 }
 
 function stopHeartbeats() {
@@ -135,8 +168,14 @@ async function openAndJoin() {
   if (previous) previous.close();
   const socket = await connect(socketUrl(state.config), { onMessage, onClose });
   state.socket = socket;
+  state.unavailableLanguage = null; // audioUnavailable, if any, comes just before the reply
   const reply = waitForMessage(socket, ["sessionJoined", "error"]);
-  send(socket, { action: "joinSession", sessionId: state.sessionId, targetLanguage: state.language });
+  send(socket, {
+    action: "joinSession",
+    sessionId: state.sessionId,
+    targetLanguage: state.language,
+    output: state.output,
+  });
   return reply;
 }
 
@@ -146,6 +185,8 @@ async function join(event) {
   state.sessionId = $("session-id").value.trim();
   state.left = false;
   state.language = $("language").value;
+  state.output = document.querySelector('input[name="output"]:checked').value; // as the form shows it
+  startSound(); // within the click: browsers start audio only after a gesture
   $("join").disabled = true;
   setStatus(`Joining ${state.sessionId}…`);
   try {
@@ -196,6 +237,7 @@ async function refresh() {
         role: "listener",
         targetLanguage: state.language,
         previousConnectionId: state.connectionId,
+        output: state.output,
       }),
       { onMessage, onClose },
     );
@@ -203,6 +245,7 @@ async function refresh() {
     state.connectionId = complete.connectionId;
     state.socket = socket;
     old.close();
+    if (state.playbackPaused) send(socket, { action: "pausePlayback" }); // the new connection's row plays
     addNotice("Connection refreshed.");
   } catch (error) {
     addNotice(`Refreshing the connection failed: ${error.message}; it will reconnect when it drops.`);
@@ -224,11 +267,74 @@ function leave() {
   stopHeartbeats();
   send(socket, { action: "leaveSession" });
   socket.close();
+  player.setAccepting(false);
   $("leave").hidden = true;
   $("join").hidden = false;
   $("session-id").readOnly = false;
   setStatus("You left the session.");
   addNotice("You left the session.");
+  showPlayback();
+}
+
+/** Whether this listener's page plays the translation now. */
+function wantsAudio() {
+  return state.output !== "captions" && !state.playbackPaused;
+}
+
+/** The AudioContext, made or resumed within a user gesture; without Web Audio the page offers captions only. */
+function startSound() {
+  if (!Player.supported()) return;
+  player.start().catch((error) => addNotice(`The browser would not start the sound: ${error.message}`));
+}
+
+function changeOutput() {
+  state.output = document.querySelector('input[name="output"]:checked').value;
+  if (state.joined) {
+    send(state.socket, { action: "setOutput", output: state.output });
+    player.setAccepting(wantsAudio());
+  }
+  showPlayback();
+}
+
+function togglePlaybackPause() {
+  state.playbackPaused = !state.playbackPaused;
+  send(state.socket, { action: state.playbackPaused ? "pausePlayback" : "resumePlayback" });
+  player.setAccepting(wantsAudio()); // silent at once; on resume, from the next number received
+  showPlayback();
+}
+
+function toggleMute() {
+  const muted = $("mute-playback").getAttribute("aria-pressed") !== "true";
+  player.setMuted(muted);
+  showPlayback();
+}
+
+function changeVolume() {
+  const percent = Number($("playback-volume").value);
+  $("playback-volume-value").textContent = `${percent}%`;
+  player.setVolume(percent / 100);
+}
+
+/** The Sound section: its controls' state and one line saying what this device plays and why. */
+function showPlayback() {
+  const audio = state.output !== "captions";
+  $("pause-playback").disabled = !state.joined || state.ended || !audio;
+  $("pause-playback").setAttribute("aria-pressed", String(state.playbackPaused));
+  $("pause-playback").textContent = state.playbackPaused ? "Resume playback" : "Pause playback";
+  $("mute-playback").setAttribute("aria-pressed", String(player.muted));
+  $("mute-playback").textContent = player.muted ? "Unmute" : "Mute";
+  let text = "";
+  if (!Player.supported()) text = "This browser cannot play sound: captions only.";
+  else if ((!state.joined || state.ended) && !player.playing) text = "";
+  else if (!audio) text = "Captions only, as you chose.";
+  else if (state.unavailableLanguage && state.unavailableLanguage === state.language)
+    text = `No voice speaks ${languageName(state.language)}: captions only.`;
+  else if (state.playbackPaused) text = "Playback paused: nothing is spoken to you until you resume.";
+  else if (player.context && player.context.state === "suspended")
+    text = "The browser holds the sound back: click anywhere on the page to hear it.";
+  else text = player.playing ? "Speaking." : "Waiting for the next sentence spoken.";
+  if (text && player.muted && audio) text += " Muted on this device.";
+  $("playback-state").textContent = text;
 }
 
 async function main() {
@@ -240,6 +346,20 @@ async function main() {
   $("join-form").addEventListener("submit", join);
   $("language").addEventListener("change", changeLanguage);
   $("leave").addEventListener("click", leave);
+  $("output").addEventListener("change", changeOutput);
+  $("pause-playback").addEventListener("click", togglePlaybackPause);
+  $("mute-playback").addEventListener("click", toggleMute);
+  $("playback-volume").addEventListener("input", changeVolume);
+  // A context the browser held back starts on the next gesture
+  document.addEventListener("click", () => {
+    if (player.context && player.context.state === "suspended") startSound();
+  });
+  if (!Player.supported()) {
+    for (const input of document.querySelectorAll('input[name="output"]')) input.disabled = input.value !== "captions";
+    document.querySelector('input[name="output"][value="captions"]').checked = true;
+    state.output = "captions";
+  }
+  showPlayback();
   setStatus($("session-id").value ? "Choose your language and join." : "Enter the session id, choose your language and join.");
 }
 

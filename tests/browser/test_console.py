@@ -1,11 +1,14 @@
 """The web console of ``make local`` in a real browser: the speaker page creates a session and streams the fake
-microphone's speech, a listener opens the share link and joins in Spanish, the speaker sees the audience, a setting
-out of range shows the server's refusal as it came, a pause reaches the listener, ending closes both pages, and the
+microphone's speech, a listener opens the share link and joins in Spanish, the speaker sees the audience, the
+listener's page shows the Spanish captions and plays the translation spoken (real sound at its output, segment
+after segment in order and without overlap), a setting out of range shows the server's refusal as it came, the
+listener pauses its playback, a pause of the broadcast reaches the listener, ending closes both pages, and the
 speaker page saves the session's WebVTT transcripts from the HTTP API, then deletes them."""
 
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import re
 import shutil
@@ -13,6 +16,7 @@ import struct
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import webvtt
@@ -42,6 +46,12 @@ SPEECH_MS = 30_000
 ACCEPTED_CHUNKS = 5
 CHUNK_BYTES = SAMPLE_RATE_HZ * CHUNK_MILLISECONDS // 1000 * BYTES_PER_SAMPLE
 SPEECH_PEAK = 1000  # of 32767: espeak-ng's voice peaks far above it; a silent or broken capture stays at 0
+# The listener page's playback (window.listenerAudio): segments heard before the test goes on, the RMS (of full
+# scale 1.0) above which samples are sound (espeak-ng's voice decoded is far above it; silence, or nothing
+# played, is 0), and how far, on the AudioContext's clock, a segment may start before the previous one ended.
+SEGMENTS_HEARD = 2
+SILENCE_RMS = 0.01
+OVERLAP_SECONDS = 0.001
 
 
 def stored_audio(service: RunningService, session_id: str) -> list[bytes]:
@@ -98,6 +108,18 @@ def wait_for_caption(page: Page, language: str) -> str:
     line = page.locator(f'#captions p[data-language="{language}"]').first
     expect(line).not_to_be_empty(timeout=SPEECH_MS)
     return line.inner_text()
+
+
+def wait_for_speech(page: Page, segments: int) -> dict[str, Any]:
+    """The listener page's playback record (``window.listenerAudio``) once ``segments`` spoken segments were
+    scheduled and the analyser at its output measured sound above silence."""
+    page.wait_for_function(
+        "([n, floor]) => window.listenerAudio.played.length >= n && window.listenerAudio.output.rms > floor",
+        arg=[segments, SILENCE_RMS],
+        timeout=SPEECH_MS,
+    )
+    record: dict[str, Any] = page.evaluate("window.listenerAudio")
+    return record
 
 
 def wait_for_notice(page: Page, text: str | re.Pattern[str]) -> None:
@@ -182,6 +204,23 @@ def test_a_session_from_the_speaker_page_to_a_listener_page_and_its_end(
     assert wait_for_transcript(speaker)
     caption = wait_for_caption(listener, "es")
     assert caption.strip() and stand_in.mark("", "es") not in caption
+    # ... and hears it: the spoken Spanish segments fetched, decoded and scheduled in their numbers' order, each
+    # where the previous one ends or later, with sound in their samples and at the page's output, each the text of
+    # its caption; none skipped
+    audio = wait_for_speech(listener, SEGMENTS_HEARD)
+    played = audio["played"]
+    numbers = [segment["sequenceNumber"] for segment in played]
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), numbers
+    for before, after in itertools.pairwise(played):
+        assert after["start"] >= before["start"] + before["duration"] - OVERLAP_SECONDS, (before, after)
+    assert max(segment["rms"] for segment in played) > SILENCE_RMS
+    assert audio["output"]["rms"] > SILENCE_RMS
+    assert audio["skipped"] == []
+    for segment in played:
+        assert segment["language"] == "es" and segment["transcript"].strip()
+        expect(listener.locator(f'#captions p[data-segment-id="{segment["segmentId"]}"]')).to_contain_text(
+            segment["transcript"]
+        )
     speaker.screenshot(path=tmp_path / "speaker.png", full_page=True)
     listener.screenshot(path=tmp_path / "listener.png", full_page=True)
     if os.environ.get(UPDATE_SCREENSHOT):
@@ -192,7 +231,12 @@ def test_a_session_from_the_speaker_page_to_a_listener_page_and_its_end(
     speaker.click("#apply-settings")
     wait_for_error(speaker, refusal(maxBufferTimeout=above(partial_result_fields.TIMEOUT)))
 
-    # Pausing reaches the listener as a notice
+    # The listener pauses its own playback; the service confirms it
+    listener.click("#pause-playback")
+    expect(listener.locator("#pause-playback")).to_have_attribute("aria-pressed", "true")
+    wait_for_notice(listener, "Your playback is paused")
+
+    # Pausing the broadcast reaches the listener as a notice
     speaker.click("#pause")
     expect(speaker.locator("#pause")).to_have_attribute("aria-pressed", "true")
     wait_for_notice(listener, "paused the broadcast")
@@ -237,3 +281,83 @@ def confirm(dialog: Dialog, asked: list[str]) -> None:
         dialog.accept()
     else:
         dialog.dismiss()
+
+
+# The listener page's player driven directly, in the page, with segments whose order, arrival and audio the test
+# chooses: tones made in the page as WAV (Web Audio decodes it as it does MP3), an address the console answers 404,
+# bytes that are no audio, a number that never comes, and a segment in another language.
+PLAYER_SCRIPT = """
+async ({ toneSeconds, waitMs }) => {
+  const { Player } = await import(new URL("playback.js", location.href));
+  const notices = [];
+  const player = new Player({ notice: (text) => notices.push(text) });
+  await player.start();
+  player.setLanguage("es");
+  const tone = (seconds) => {
+    const rate = 16000, count = Math.round(rate * seconds), view = new DataView(new ArrayBuffer(44 + 2 * count));
+    const text = (offset, value) => [...value].forEach((c, i) => view.setUint8(offset + i, c.charCodeAt(0)));
+    text(0, "RIFF"); view.setUint32(4, 36 + 2 * count, true); text(8, "WAVEfmt ");
+    view.setUint32(16, 16, true); view.setUint16(20, 1, true); view.setUint16(22, 1, true);
+    view.setUint32(24, rate, true); view.setUint32(28, 2 * rate, true); view.setUint16(32, 2, true);
+    view.setUint16(34, 16, true); text(36, "data"); view.setUint32(40, 2 * count, true);
+    for (let i = 0; i < count; i++) view.setInt16(44 + 2 * i, 16000 * Math.sin(2 * Math.PI * 440 * i / rate), true);
+    return URL.createObjectURL(new Blob([view.buffer], { type: "audio/wav" }));
+  };
+  const segment = (number, url, language = "es") => ({
+    type: "translatedAudio", sessionId: "test", targetLanguage: language, url, timestamp: 0,
+    duration: toneSeconds, sequenceNumber: number, transcript: `segment ${number}`, segmentId: `s${number}`,
+  });
+  player.receive(segment(2, tone(toneSeconds)));  // the first received: the start
+  player.receive(segment(4, tone(toneSeconds)));  // before 3: waits for it
+  player.receive(segment(3, tone(toneSeconds)));
+  player.receive(segment(1, tone(toneSeconds)));  // after its turn
+  player.receive(segment(3, tone(toneSeconds)));  // again
+  player.receive(segment(5, new URL("no-such-segment.mp3", location.href).href));  // 404
+  player.receive(segment(6, URL.createObjectURL(new Blob(["not audio"]))));  // fetched, not decodable
+  player.receive(segment(8, tone(toneSeconds)));  // 7 never comes
+  player.receive(segment(9, tone(toneSeconds), "fr"));  // not this listener's language
+  const deadline = performance.now() + waitMs;
+  while (player.stats.played.length < 4 && performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await new Promise((resolve) => setTimeout(resolve, toneSeconds * 1000 + 200));  // the last one plays out
+  return { ...player.stats, notices };
+}
+"""
+TONE_SECONDS = 0.3
+TONE_RMS = 16000 / 32768 / 2**0.5  # a sine's RMS is its amplitude over the square root of 2
+
+
+def test_the_listener_player_keeps_the_numbers_order_waits_briefly_for_a_missing_one_and_skips_what_fails(
+    service: RunningService, browser: Browser
+) -> None:
+    page = browser.new_page()
+    page.goto(service.run.console_url + "listener.html")
+    record = page.evaluate(PLAYER_SCRIPT, {"toneSeconds": TONE_SECONDS, "waitMs": STEP_MS})
+
+    # 2 (the first received), 3 and 4 played in order, each where the previous one ends (all were queued before 2
+    # ended); 8 once 7 was given up, no earlier than 4's end; 9, in another language, not at all
+    played = record["played"]
+    assert [segment["sequenceNumber"] for segment in played] == [2, 3, 4, 8]
+    for before, after in itertools.pairwise(played[:3]):
+        assert after["start"] == pytest.approx(before["start"] + before["duration"], abs=OVERLAP_SECONDS)
+    assert played[3]["start"] >= played[2]["start"] + played[2]["duration"] - OVERLAP_SECONDS
+    for segment in played:
+        assert segment["duration"] == pytest.approx(TONE_SECONDS, abs=0.01)
+        assert segment["rms"] == pytest.approx(TONE_RMS, rel=0.05)
+    assert record["output"]["rms"] > SILENCE_RMS  # what went out through the gain and the analyser
+    # 1 (after its turn), 3 a second time, 5 (not found), 6 (no audio) and 7 (never came) skipped, each said but
+    # the copy (nothing was lost)
+    assert [(skip["sequenceNumber"], skip["reason"]) for skip in record["skipped"]] == [
+        (1, "late"),
+        (3, "duplicate"),
+        (5, "failed"),
+        (6, "failed"),
+        (7, "missing"),
+    ]
+    assert [re.sub(r"\(.*\)", "(…)", notice) for notice in record["notices"]] == [
+        "Speech segment 1 came after its turn: skipped.",
+        "Speech segment 5 could not be played (…): skipped.",
+        "Speech segment 6 could not be played (…): skipped.",
+        "Speech segment 7 never came: skipped.",
+    ]

@@ -55,6 +55,7 @@ def _get(served: Console, path: str, method: str = "GET") -> tuple[int, dict[str
         ("speaker.html", "text/html"),
         ("listener.html", "text/html"),
         ("console.js", "text/javascript"),
+        ("playback.js", "text/javascript"),
         ("capture-worklet.js", "text/javascript"),
         ("console.css", "text/css"),
     ],
