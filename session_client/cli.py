@@ -27,8 +27,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from websockets.exceptions import ConnectionClosed
-
 from lambda_src.contract import wire
 from session_client import messages
 from session_client.audio import CHUNK_MILLISECONDS, UnsupportedAudio, wav_chunks
@@ -130,14 +128,6 @@ class Hearing:
         elif isinstance(message, messages.TranslatedAudio):  # audio wanted, neither saved nor played
             if self.output == wire.OUTPUT_AUDIO:  # with both, its caption has been printed
                 self.printer.show(message.transcript, is_partial=False)
-        elif isinstance(message, messages.AudioUnavailable) and self.output == wire.OUTPUT_AUDIO:
-            # Audio alone in a language no voice speaks would be nothing at all: captions instead.
-            try:
-                self.output = (await client.set_output(wire.OUTPUT_CAPTIONS)).output
-            except (ServiceRefused, ConnectionClosed, TimeoutError) as refused:
-                self.notice(f"no voice speaks {message.target_language}, and captions were not set: {refused}")
-            else:
-                self.notice(f"no voice speaks {message.target_language}: captions instead")
         elif (notice := describe(message)) is not None:
             self.notice(notice)
 

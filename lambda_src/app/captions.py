@@ -37,7 +37,7 @@ from types import TracebackType
 from lambda_src import runtime
 from lambda_src.adapters.repositories.connections import DeliveryChoice
 from lambda_src.adapters.translation import TranslationError, Translator
-from lambda_src.app import downstream
+from lambda_src.app import downstream, voices
 from lambda_src.app.downstream import BroadcastReport, PendingBroadcast
 from lambda_src.contract import limits
 from lambda_src.model.partial_result_processor import Segment
@@ -142,7 +142,13 @@ class CaptionDelivery:
         return {language: listeners for language, listeners in wanting.items() if listeners}
 
     def _caption_listeners(self, language: str) -> list[str]:
-        return [c for c in self._audience.get(language, []) if self.choice(c).wants_captions]
+        """The listeners of ``language`` who get its captions: those who want them, and those who want audio only
+        where nothing speaks ``language`` here (no voice for it, or no synthesizer at all): told
+        ``audioUnavailable`` once, they get captions only rather than nothing."""
+        listeners = self._audience.get(language, [])
+        if not all(self.choice(c).wants_captions for c in listeners) and not _spoken_here(language):
+            return list(listeners)
+        return [c for c in listeners if self.choice(c).wants_captions]
 
     def deliver(self, segment: Segment, now_ms: int) -> DeliveryReport:
         """Post ``segment`` as a ``caption`` to every listener, in its language (``now_ms``: the wall clock, epoch
@@ -226,3 +232,8 @@ class CaptionDelivery:
             self._audience[language] = remaining
         else:
             self._audience.pop(language, None)
+
+
+def _spoken_here(language: str) -> bool:
+    """Whether this deployment speaks ``language``: a synthesizer and an audio store configured, and a voice."""
+    return voices.engine() is not None and not voices.cannot_speak(language)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from lambda_src.contract import routes, wire
+from lambda_src.contract import wire
 from lambda_src.protocol import messages
 from session_client import cli
 from session_client.playback import find_player
@@ -136,14 +136,14 @@ def test_a_failing_player_is_a_notice_and_the_next_segment_plays(tmp_path: Path)
     assert err.getvalue().count("not played: sh exited with 3") == 2
 
 
-def test_audio_alone_in_a_language_no_voice_speaks_turns_to_captions() -> None:
+def test_audio_alone_in_a_language_no_voice_speaks_is_a_notice_and_asks_for_nothing() -> None:
+    # The service sends such a listener its captions (docs/protocol.md, audioUnavailable): nothing to change
     out, err = io.StringIO(), io.StringIO()
     service = FakeService(JOINED)
-    service.replies[routes.SET_OUTPUT] = lambda body: [messages.output_set(SESSION_ID, body["output"], NOW_MS)]
     unavailable = messages.audio_unavailable(SESSION_ID, "es", NOW_MS)
     assert asyncio.run(_listen_to(service, [unavailable], out, err, output=wire.OUTPUT_AUDIO)) == 0
-    assert service.sockets[0].sent == [{"action": "setOutput", "output": "captions"}]
-    assert "no voice speaks es: captions instead" in err.getvalue()
+    assert service.sockets[0].sent == []
+    assert "no voice speaks es: captions only" in err.getvalue()
 
 
 # -- what main refuses before joining, and the output it asks for -------------------------------------------------

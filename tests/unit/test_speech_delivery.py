@@ -245,15 +245,32 @@ def test_a_language_without_a_voice_gets_captions_only_and_no_error_per_segment(
     assert published_counts(capsys)[telemetry.SPEECH_FAILURES] == 0
 
 
+def test_a_listener_wanting_audio_only_in_a_language_without_a_voice_gets_its_captions(
+    tables, gateway, speech: Speech
+) -> None:
+    # Given a voice for Spanish only, and listeners who want audio only in Japanese and in Spanish
+    session = live_session(tables)
+    speech.synthesizer.voices = {"es"}
+    japanese, spanish = listener("ja", "audio"), listener("es", "audio")
+    deliver(session, [partial(1), final(1)], now_ms())
+    # Then the Japanese listener (told audioUnavailable at join) gets the captions, partials too, and no audio
+    assert [c["isPartial"] for c in of_type(gateway, japanese, "caption")] == [True, False]
+    assert audio_to(gateway, japanese) == []
+    # And the Spanish one gets what it asked for: audio, no caption
+    assert of_type(gateway, spanish, "caption") == []
+    assert [a["sequenceNumber"] for a in audio_to(gateway, spanish)] == [1]
+
+
 def test_without_a_synthesizer_configured_listeners_get_captions_only(
     tables, gateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Given no synthesizer and no audio store (the runtime's placeholders)
     session = live_session(tables)
-    spanish = listener("es")
+    spanish, audio_only = listener("es"), listener("es", "audio")
     deliver(session, [final(1), final(2)], now_ms())
-    # Then the captions went out, nothing else, and nothing was numbered
+    # Then the captions went out, to the listener who asked for audio only too, nothing else, nothing numbered
     assert [m["type"] for m in gateway.messages_to(spanish)] == ["caption", "caption"]
+    assert [m["type"] for m in gateway.messages_to(audio_only)] == ["caption", "caption"]
     assert "audioSequence:es" not in tables.session(SESSION_ID)
 
 
