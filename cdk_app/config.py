@@ -75,6 +75,9 @@ class EnvironmentConfig:
     # Rejections with errorCode INVALID_CONFIGURATION in 5 minutes that count as a spike (a client sending
     # out-of-range partial-result settings over and over, e.g. after a bad release).
     invalid_configuration_alarm_threshold: int = 25
+    # SynthesisFailures in 5 minutes (final segments not spoken in one of their languages, counted once per segment
+    # and language) that fire the alarm: more than a passing throttle that the client's retry did not absorb.
+    synthesis_failures_alarm_threshold: int = 5
     # API Gateway writes a WebSocket stage's access logs with the region's account-wide CloudWatch role.
     # True: this stack creates that role and sets it (once per account and region; it is retained).
     create_api_gateway_account_role: bool = False
@@ -298,6 +301,8 @@ def _check_operations(config: EnvironmentConfig) -> None:
     _check_origins(config)
     if config.invalid_configuration_alarm_threshold < 1:
         raise ValueError("invalidConfigurationAlarmThreshold must be positive")
+    if config.synthesis_failures_alarm_threshold < 1:
+        raise ValueError("synthesisFailuresAlarmThreshold must be positive")
     if config.alarm_email and not _EMAIL.fullmatch(config.alarm_email):
         raise ValueError(f"alarmEmail must be an e-mail address, got {config.alarm_email!r}")
     _check_reserved_concurrency(config.reserved_concurrency)
