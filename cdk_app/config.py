@@ -5,7 +5,9 @@ e-mail address (``-c alarmEmail=ops@example.com``), the customer managed keys (`
 each function's reserved concurrency (``-c reservedConcurrency=connect:300,welcome:30``, or ``none``) and the
 browser origins the HTTP API admits (``-c httpCorsOrigins=https://app.example.com,https://speak.example.com``, or
 ``none``) and those that may fetch the spoken translations (``-c audioCorsOrigins=https://listen.example.com``, or
-``none``). The per-route throttles are set here only.
+``none``); and the Polly voice of any language (``-c pollyVoices=es:Lucia,fr:Remi,ro:Carmen:standard``, a function
+setting read by :func:`lambda_src.contract.voices.parse_polly_voices`, which refuses a bad entry here, at synth). The
+per-route throttles are set here only.
 """
 
 from __future__ import annotations
@@ -268,18 +270,29 @@ def load(context: Mapping[str, Any] | Any) -> EnvironmentConfig:
     for setting in function_settings.FUNCTION_SETTINGS:
         raw = get(setting.context_key)
         if raw is not None:
-            values[setting.name] = _coerce(setting.context_key, raw, setting.kind)
+            text = _listed(setting.context_key, raw) if setting.kind is str else raw
+            values[setting.name] = _coerce(setting.context_key, text, setting.kind)
     config = replace(config, **overrides, function_settings=values)
     if config.log_retention_days not in _RETENTION_BY_DAYS:
         raise ValueError(f"logRetentionDays must be one of {sorted(_RETENTION_BY_DAYS)}")
+    _check_function_settings(config.function_settings)
+    _check_operations(config)
+    return config
+
+
+def _check_function_settings(values: Mapping[str, int | str]) -> None:
+    """Each function setting as the functions would accept it when they start: refused at synth otherwise."""
     for setting in function_settings.FUNCTION_SETTINGS:
-        value = config.function_settings[setting.name]
+        value = values[setting.name]
         if setting.minimum is not None and isinstance(value, int) and value < setting.minimum:
             raise ValueError(f"{setting.context_key} must be at least {setting.minimum}, got {value}")
         if setting.choices is not None and value not in setting.choices:
             raise ValueError(f"{setting.context_key} must be one of {', '.join(setting.choices)}, got {value!r}")
-    _check_operations(config)
-    return config
+        if setting.check is not None:
+            try:  # pollyVoices' languages, voice ids and engines
+                setting.check(str(value))
+            except ValueError as error:
+                raise ValueError(f"{setting.context_key}: {error}") from None
 
 
 def _check_operations(config: EnvironmentConfig) -> None:
@@ -376,6 +389,16 @@ def _origins(key: str, raw: Any) -> tuple[str, ...]:
     if isinstance(raw, (list, tuple)) and all(isinstance(origin, str) for origin in raw):
         return tuple(raw)
     raise ValueError(f"{key} must be none or origins separated by commas, got {raw!r}")
+
+
+def _listed(key: str, raw: Any) -> Any:
+    """A text setting's context value: as given, or from cdk.json a JSON list joined by commas (``["en", "es"]``) or an
+    object as ``key:value`` pairs (``{"es": "Lucia", "fr": "Remi:neural"}``: pollyVoices)."""
+    if isinstance(raw, Mapping):
+        return ",".join(f"{name}:{value}" for name, value in raw.items())
+    if isinstance(raw, (list, tuple)):
+        return ",".join(str(item) for item in raw)
+    return raw
 
 
 _FIELD_TYPES = {"bool": bool, "int": int, "float": float, "str": str}

@@ -6,9 +6,9 @@ The topic is encrypted with a key of its own (CloudWatch may use it to publish; 
 refuse CloudWatch) and accepts only TLS. An e-mail address from ``-c alarmEmail=...`` is subscribed to it.
 
 The alarms on rejected configurations and on synthesis failures watch metrics the functions emit
-(``lambda_src.platform.metrics``) and are built only from that module's constants: namespace, metric name, and the exact dimension set the code
-publishes it with (the default dimensions ``service`` and ``environment``, plus its extra dimension), with
-the values the stack gives the functions (``POWERTOOLS_SERVICE_NAME``, ``ENVIRONMENT_NAME``).
+(``lambda_src.platform.metrics``) and are built only from that module's constants: namespace, metric name, and the
+exact dimension set the code publishes each with (the default dimensions ``service`` and ``environment``, plus its
+extra dimension), with the values the stack gives the functions (``POWERTOOLS_SERVICE_NAME``, ``ENVIRONMENT_NAME``).
 
 The dashboard (:class:`ServiceDashboard`) shows every metric of that module through the same function
 (:func:`service_metric`), so it too can only show what the code emits: sessions created and ended (by reason),
