@@ -100,6 +100,7 @@ def _listeners() -> dict[str, Listener]:
 
 
 def _audio_bucket(service: RunningService) -> str:
+    assert service.run.assembly is not None
     (bucket,) = service.run.assembly.buckets.values()
     return bucket.name
 
