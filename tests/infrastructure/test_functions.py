@@ -299,9 +299,7 @@ def test_lifetime_and_language_overrides_reach_every_function() -> None:
         assert variables["MAX_LISTENERS_PER_SESSION"] == "500", logical_id
 
 
-def test_polly_voices_reach_every_function_that_speaks_or_tells_a_listener_its_language_has_no_voice(
-    deployed: Synthesized,
-) -> None:
+def test_polly_voices_reach_every_function_that_speaks_or_tells_a_listener_its_language_has_no_voice() -> None:
     # Given -c pollyVoices=es:Lucia,ro:Carmen:standard
     synthesized = synthesize({"env": "prod", "pollyVoices": "es:Lucia,ro:Carmen:standard"})
 
@@ -316,7 +314,10 @@ def test_polly_voices_reach_every_function_that_speaks_or_tells_a_listener_its_l
             "es": voices.PollyVoice("Lucia", neural=True),
             "ro": voices.PollyVoice("Carmen", neural=False),
         }
-    # And without an override no function is given the variable: the code's table speaks
+
+
+def test_without_polly_voices_no_function_is_given_the_variable(deployed: Synthesized) -> None:
+    # (the code's table speaks)
     for logical_id in deployed.functions:
         assert function_settings.ENV_POLLY_VOICES not in _variables(deployed, logical_id), logical_id
 
