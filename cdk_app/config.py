@@ -5,7 +5,9 @@ e-mail address (``-c alarmEmail=ops@example.com``), the customer managed keys (`
 each function's reserved concurrency (``-c reservedConcurrency=connect:300,welcome:30``, or ``none``) and the
 browser origins the HTTP API admits (``-c httpCorsOrigins=https://app.example.com,https://speak.example.com``, or
 ``none``) and those that may fetch the spoken translations (``-c audioCorsOrigins=https://listen.example.com``, or
-``none``). The per-route throttles are set here only.
+``none``); and the Polly voice of any language (``-c pollyVoices=es:Lucia,fr:Remi,ro:Carmen:standard``, a function
+setting read by :func:`lambda_src.contract.voices.parse_polly_voices`, which refuses a bad entry here, at synth). The
+per-route throttles are set here only.
 """
 
 from __future__ import annotations
@@ -75,6 +77,9 @@ class EnvironmentConfig:
     # Rejections with errorCode INVALID_CONFIGURATION in 5 minutes that count as a spike (a client sending
     # out-of-range partial-result settings over and over, e.g. after a bad release).
     invalid_configuration_alarm_threshold: int = 25
+    # SynthesisFailures in 5 minutes (final segments not spoken in one of their languages, counted once per segment
+    # and language) that fire the alarm: more than a passing throttle that the client's retry did not absorb.
+    synthesis_failures_alarm_threshold: int = 5
     # API Gateway writes a WebSocket stage's access logs with the region's account-wide CloudWatch role.
     # True: this stack creates that role and sets it (once per account and region; it is retained).
     create_api_gateway_account_role: bool = False
@@ -265,18 +270,29 @@ def load(context: Mapping[str, Any] | Any) -> EnvironmentConfig:
     for setting in function_settings.FUNCTION_SETTINGS:
         raw = get(setting.context_key)
         if raw is not None:
-            values[setting.name] = _coerce(setting.context_key, raw, setting.kind)
+            text = _listed(setting.context_key, raw) if setting.kind is str else raw
+            values[setting.name] = _coerce(setting.context_key, text, setting.kind)
     config = replace(config, **overrides, function_settings=values)
     if config.log_retention_days not in _RETENTION_BY_DAYS:
         raise ValueError(f"logRetentionDays must be one of {sorted(_RETENTION_BY_DAYS)}")
+    _check_function_settings(config.function_settings)
+    _check_operations(config)
+    return config
+
+
+def _check_function_settings(values: Mapping[str, int | str]) -> None:
+    """Each function setting as the functions would accept it when they start: refused at synth otherwise."""
     for setting in function_settings.FUNCTION_SETTINGS:
-        value = config.function_settings[setting.name]
+        value = values[setting.name]
         if setting.minimum is not None and isinstance(value, int) and value < setting.minimum:
             raise ValueError(f"{setting.context_key} must be at least {setting.minimum}, got {value}")
         if setting.choices is not None and value not in setting.choices:
             raise ValueError(f"{setting.context_key} must be one of {', '.join(setting.choices)}, got {value!r}")
-    _check_operations(config)
-    return config
+        if setting.check is not None:
+            try:  # pollyVoices' languages, voice ids and engines
+                setting.check(str(value))
+            except ValueError as error:
+                raise ValueError(f"{setting.context_key}: {error}") from None
 
 
 def _check_operations(config: EnvironmentConfig) -> None:
@@ -298,6 +314,8 @@ def _check_operations(config: EnvironmentConfig) -> None:
     _check_origins(config)
     if config.invalid_configuration_alarm_threshold < 1:
         raise ValueError("invalidConfigurationAlarmThreshold must be positive")
+    if config.synthesis_failures_alarm_threshold < 1:
+        raise ValueError("synthesisFailuresAlarmThreshold must be positive")
     if config.alarm_email and not _EMAIL.fullmatch(config.alarm_email):
         raise ValueError(f"alarmEmail must be an e-mail address, got {config.alarm_email!r}")
     _check_reserved_concurrency(config.reserved_concurrency)
@@ -371,6 +389,16 @@ def _origins(key: str, raw: Any) -> tuple[str, ...]:
     if isinstance(raw, (list, tuple)) and all(isinstance(origin, str) for origin in raw):
         return tuple(raw)
     raise ValueError(f"{key} must be none or origins separated by commas, got {raw!r}")
+
+
+def _listed(key: str, raw: Any) -> Any:
+    """A text setting's context value: as given, or from cdk.json a JSON list joined by commas (``["en", "es"]``) or an
+    object as ``key:value`` pairs (``{"es": "Lucia", "fr": "Remi:neural"}``: pollyVoices)."""
+    if isinstance(raw, Mapping):
+        return ",".join(f"{name}:{value}" for name, value in raw.items())
+    if isinstance(raw, (list, tuple)):
+        return ",".join(str(item) for item in raw)
+    return raw
 
 
 _FIELD_TYPES = {"bool": bool, "int": int, "float": float, "str": str}

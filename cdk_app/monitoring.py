@@ -5,10 +5,10 @@ Every alarm notifies the topic when it fires and when it recovers; missing data 
 The topic is encrypted with a key of its own (CloudWatch may use it to publish; an AWS managed key would
 refuse CloudWatch) and accepts only TLS. An e-mail address from ``-c alarmEmail=...`` is subscribed to it.
 
-The alarm on rejected configurations watches a metric the functions emit (``lambda_src.platform.metrics``) and is
-built only from that module's constants: namespace, metric name, and the exact dimension set the code
-publishes it with (the default dimensions ``service`` and ``environment``, plus its extra dimension), with
-the values the stack gives the functions (``POWERTOOLS_SERVICE_NAME``, ``ENVIRONMENT_NAME``).
+The alarms on rejected configurations and on synthesis failures watch metrics the functions emit
+(``lambda_src.platform.metrics``) and are built only from that module's constants: namespace, metric name, and the
+exact dimension set the code publishes each with (the default dimensions ``service`` and ``environment``, plus its
+extra dimension), with the values the stack gives the functions (``POWERTOOLS_SERVICE_NAME``, ``ENVIRONMENT_NAME``).
 
 The dashboard (:class:`ServiceDashboard`) shows every metric of that module through the same function
 (:func:`service_metric`), so it too can only show what the code emits: sessions created and ended (by reason),
@@ -121,6 +121,7 @@ class ServiceAlarms(Construct):
             self._function_alarms(module, function)
         self._stage_alarm(api, stage)
         self._rejected_configurations_alarm()
+        self._synthesis_failures_alarm()
         for module, queue in (failure_queues or {}).items():
             self._failure_queue_alarm(module, queue)
         for module, rule in (schedules or {}).items():
@@ -254,6 +255,16 @@ class ServiceAlarms(Construct):
             "settings out of range, e.g. a client release sending bad values)",
         )
 
+    def _synthesis_failures_alarm(self) -> None:
+        threshold = self._config.synthesis_failures_alarm_threshold
+        self._alarm(
+            "SynthesisFailures",
+            service_metric(self._config, telemetry.SYNTHESIS_FAILURES, cloudwatch.Stats.SUM),
+            threshold,
+            f"{threshold}+ final segments not spoken to their listeners in 5 minutes (counted once per segment and "
+            "language: the synthesis, the audio's upload or its URL failed; captions went out)",
+        )
+
 
 class ServiceDashboard(Construct):
     """The operators' CloudWatch dashboard of one environment (named like its stack)."""
@@ -281,13 +292,13 @@ class ServiceDashboard(Construct):
             ),
             self._graph(
                 "Listeners joined and left; duplicate audio chunks, translation failures, transcript write failures, "
-                "speech failures (per 5 minutes)",
+                "synthesis failures (per 5 minutes)",
                 [self._metric(telemetry.LISTENERS_JOINED, sum_), self._metric(telemetry.LISTENERS_LEFT, sum_)],
                 right=[
                     self._metric(telemetry.DUPLICATE_AUDIO_CHUNKS, sum_),
                     self._metric(telemetry.TRANSLATION_FAILURES, sum_),
                     self._metric(telemetry.TRANSCRIPT_WRITE_FAILURES, sum_),
-                    self._metric(telemetry.SPEECH_FAILURES, sum_),
+                    self._metric(telemetry.SYNTHESIS_FAILURES, sum_),
                 ],
             ),
             self._graph(

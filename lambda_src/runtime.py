@@ -15,7 +15,7 @@ from lambda_src.adapters.repositories.rate_limits import RateLimitsRepository
 from lambda_src.adapters.repositories.sessions import SessionsRepository
 from lambda_src.adapters.repositories.transcripts import TranscriptsRepository
 from lambda_src.adapters.transcription import starter
-from lambda_src.contract import function_settings, limits
+from lambda_src.contract import function_settings, limits, voices
 from lambda_src.model.session import Session
 from lambda_src.model.speech import AudioStore, Synthesizer
 
@@ -47,9 +47,9 @@ def transcripts() -> TranscriptsRepository:
 
 @cache
 def synthesizer() -> Synthesizer:
-    """What speaks translations to listeners: Amazon Polly, or the engine ``SYNTHESIZER`` names (the local run's
-    espeak-ng)."""
-    return speech.from_environment()
+    """What speaks translations to listeners: Amazon Polly, with the code's voices and the environment's overrides
+    over them (``POLLY_VOICES``, read once here), or the engine ``SYNTHESIZER`` names (the local run's espeak-ng)."""
+    return speech.from_environment(voices.merged_polly_voices(function_settings.load().polly_voices))
 
 
 @cache

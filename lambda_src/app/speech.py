@@ -19,7 +19,7 @@ language no listener wants to hear. Languages are spoken in parallel (``SPEECH_P
 segment's speech runs on the delivery's own thread, one segment after the other (so the numbers are drawn and
 posted in the segments' order) while the consumer goes on: captions never wait for speech. A failure (the
 numbers, the synthesis, the upload, the URL) skips that segment's audio for that language (all of them for the
-numbers): logged and counted (``SpeechFailures``), captions unaffected. With no synthesizer or store configured,
+numbers): logged and counted (``SynthesisFailures``), captions unaffected. With no synthesizer or store configured,
 nothing is spoken (``lambda_src.app.voices``).
 """
 
@@ -131,7 +131,7 @@ class SpeechDelivery:
         except Exception:  # a bug: logged, and the consumer goes on
             logger.exception("segment not spoken", extra={"session_id": job.session_id, "segment_id": job.segment_id})
         for _language in report.failed:
-            metrics.speech_failed()
+            metrics.synthesis_failed()
         return report
 
     def _speak_languages(self, job: _Segment, report: SpeechReport) -> None:

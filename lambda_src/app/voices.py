@@ -3,7 +3,9 @@ whether a language can be spoken: what both the delivery of speech (``lambda_src
 join or change (``lambda_src.app.connections``, which tells a listener once that its language has no voice) ask.
 
 A deployment with no synthesizer or no audio store configured speaks nothing: captions only, logged once per
-process, and no listener is told anything (its language is not the reason).
+process, and no listener is told anything (its language is not the reason). Which languages have a voice is the
+synthesizer's to say: Polly's are the code's table with the environment's ``pollyVoices`` over it (merged once, by
+the composition root), so an override that gives a language a voice is honoured at joins as in the delivery.
 """
 
 from __future__ import annotations

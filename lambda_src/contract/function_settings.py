@@ -4,7 +4,8 @@
 camelCased, the ``-c`` context key), the environment variable that carries it, its kind and its default
 (from :mod:`lambda_src.contract.limits`). The loader below, the stack's function environment
 (``cdk_app/websocket_api.py``), the CDK configuration (``cdk_app/config.py``) and the tests all read this
-table. A setting with ``choices`` accepts only those values, at synth and when a function starts. This module
+table. A setting with ``choices`` accepts only those values, at synth and when a function starts; so does one with
+a ``check`` (``pollyVoices``: a voice for a supported language, of Polly's form). This module
 imports nothing from outside the standard library, so ``cdk synth`` needs only ``requirements.txt``.
 """
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Final
 
-from lambda_src.contract import limits, session_id_words
+from lambda_src.contract import limits, session_id_words, voices
 from lambda_src.contract.languages import SUPPORTED_LANGUAGES, parse_language_list
 
 
@@ -33,6 +34,8 @@ class FunctionSetting:
     read: Callable[[str], Any] | None = None
     minimum: int | None = None  # the smallest value the CDK configuration accepts (ints)
     choices: tuple[str, ...] | None = None  # the only values the CDK configuration accepts (strs)
+    # raises ValueError (saying why) for a value the functions would refuse: the CDK configuration refuses it too
+    check: Callable[[str], object] | None = None
 
     @property
     def context_key(self) -> str:
@@ -59,6 +62,13 @@ def _days_to_seconds(raw: str) -> int:
 
 def _languages(raw: str) -> frozenset[str]:
     return parse_language_list(raw) if raw.strip() else SUPPORTED_LANGUAGES
+
+
+def _polly_voices(raw: str) -> dict[str, voices.PollyVoice]:
+    try:
+        return voices.parse_polly_voices(raw)
+    except ValueError as error:
+        raise ValueError(f"{ENV_POLLY_VOICES}: {error}") from None
 
 
 def _vocabulary(raw: str) -> str:
@@ -167,6 +177,20 @@ TRANSCRIPT_RETENTION_DAYS: Final = FunctionSetting(
     minimum=1,
 )
 
+# The Polly voice of each language named, over the code's table (lambda_src.contract.voices.POLLY_VOICES):
+# ``language:VoiceId[:neural|standard[:LanguageCode]]`` separated by commas; empty (the default): the table alone,
+# and the variable is not set. Every function is told it: the transcriber speaks with it, and a listener's join or
+# language change is told at once when its language has no voice.
+POLLY_VOICES_SETTING: Final = FunctionSetting(
+    "polly_voices",
+    "POLLY_VOICES",
+    str,
+    "",
+    "polly_voices",
+    read=_polly_voices,
+    check=voices.parse_polly_voices,
+)
+
 FUNCTION_SETTINGS: Final = (
     SESSION_LIFETIME_HOURS,
     MAX_LISTENERS_PER_SESSION,
@@ -179,6 +203,7 @@ FUNCTION_SETTINGS: Final = (
     MAX_SESSION_LIFETIME_HOURS,
     MAX_ACTIVE_SESSIONS_PER_SPEAKER,
     TRANSCRIPT_RETENTION_DAYS,
+    POLLY_VOICES_SETTING,
 )
 
 # Set by the stack from its own resources, not configured per environment.
@@ -208,6 +233,7 @@ ENV_SESSION_ID_VOCABULARY: Final = SESSION_ID_VOCABULARY.env_var
 ENV_MAX_SESSION_LIFETIME_HOURS: Final = MAX_SESSION_LIFETIME_HOURS.env_var
 ENV_MAX_ACTIVE_SESSIONS_PER_SPEAKER: Final = MAX_ACTIVE_SESSIONS_PER_SPEAKER.env_var
 ENV_TRANSCRIPT_RETENTION_DAYS: Final = TRANSCRIPT_RETENTION_DAYS.env_var
+ENV_POLLY_VOICES: Final = POLLY_VOICES_SETTING.env_var
 
 
 def defaults() -> dict[str, int | str]:
@@ -232,6 +258,7 @@ class Settings:
     max_session_lifetime_seconds: int
     max_active_sessions_per_speaker: int
     transcript_retention_seconds: int
+    polly_voices: dict[str, voices.PollyVoice]  # the overrides only, by language (merged over the table by its user)
     audio_chunks_table: str = ""
     transcripts_table: str = ""
     audio_bucket: str = ""

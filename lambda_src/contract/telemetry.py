@@ -31,10 +31,11 @@ What is counted, and when:
 - ``TranslationFailures``: a caption that could not be translated into one of its target languages (the
   engine refused or did not answer; the log line names the language pair and why): that language's listeners
   got no caption for that segment. Counted once per segment and language, whatever the number of listeners.
-- ``SpeechFailures``: a final segment that could not be spoken in one of its languages (its sequence numbers not
-  drawn, the synthesis, the audio's upload or its URL failed; logged with the language and why): that language's
-  listeners who want audio got no ``translatedAudio`` for that segment, and their captions went out all the same.
-  Counted once per segment and language, whatever the number of listeners.
+- ``SynthesisFailures``: a final segment that could not be spoken in one of its languages (its sequence numbers
+  not drawn, the synthesis, the audio's upload or its URL failed; logged with the language and why): that
+  language's listeners who want audio got no ``translatedAudio`` for that segment, and their captions went out all
+  the same. Counted once per segment and language, whatever the number of listeners; alarmed
+  (``cdk_app/monitoring.py``). A language without a voice is not a failure: it is never synthesized.
 - ``TranscriptWriteFailures``: final segments the transcription consumer could not record in the session's
   transcript (the Transcripts table refused or did not answer after its retries; logged with the session): those
   segments are missing from the transcript. Their captions went out all the same.
@@ -80,7 +81,7 @@ AUDIO_HAND_OFF_LATENCY: Final = "AudioHandOffLatency"
 CHUNK_PROCESSING_LATENCY: Final = "ChunkProcessingLatency"
 TRANSLATION_FAILURES: Final = "TranslationFailures"
 TRANSCRIPT_WRITE_FAILURES: Final = "TranscriptWriteFailures"
-SPEECH_FAILURES: Final = "SpeechFailures"
+SYNTHESIS_FAILURES: Final = "SynthesisFailures"
 
 SESSION_CREATION_LATENCY: Final = "SessionCreationLatency"
 LISTENER_JOIN_LATENCY: Final = "ListenerJoinLatency"
@@ -107,7 +108,7 @@ EXTRA_DIMENSION: Final = {
     CHUNK_PROCESSING_LATENCY: None,
     TRANSLATION_FAILURES: None,
     TRANSCRIPT_WRITE_FAILURES: None,
-    SPEECH_FAILURES: None,
+    SYNTHESIS_FAILURES: None,
     SESSION_CREATION_LATENCY: None,
     LISTENER_JOIN_LATENCY: None,
     ACTIVE_SESSIONS: None,
@@ -130,7 +131,7 @@ COUNTS: Final = (
     TRANSCRIPT_DISCREPANCIES,
     TRANSLATION_FAILURES,
     TRANSCRIPT_WRITE_FAILURES,
-    SPEECH_FAILURES,
+    SYNTHESIS_FAILURES,
 )
 LATENCIES: Final = (
     SESSION_CREATION_LATENCY,

@@ -146,9 +146,9 @@ def translation_failed() -> None:
 
 
 @_never_raises
-def speech_failed() -> None:
+def synthesis_failed() -> None:
     """A final segment not spoken in one of its languages (logged with the language and why by the caller)."""
-    _count(telemetry.SPEECH_FAILURES)
+    _count(telemetry.SYNTHESIS_FAILURES)
 
 
 @_never_raises

@@ -86,6 +86,10 @@ def test_override_is_coerced_to_the_field_type() -> None:
         ({"connectionsPerSourcePerMinute": "700"}, "connections_per_source_per_minute", 700),
         ({"supportedLanguages": "en,es"}, "supported_languages", "en,es"),
         ({"sessionIdVocabulary": "themed"}, "session_id_vocabulary", "themed"),
+        ({"pollyVoices": "es:Lucia,fr:Remi:neural"}, "polly_voices", "es:Lucia,fr:Remi:neural"),
+        # cdk.json's forms: an object of voices, a list of languages
+        ({"pollyVoices": {"es": "Lucia", "ro": "Carmen:standard"}}, "polly_voices", "es:Lucia,ro:Carmen:standard"),
+        ({"supportedLanguages": ["en", "es"]}, "supported_languages", "en,es"),
     ],
 )
 def test_overrides_of_function_settings(context: dict[str, Any], name: str, expected: Any) -> None:
@@ -99,8 +103,9 @@ def test_overrides_of_function_settings(context: dict[str, Any], name: str, expe
 
 def test_every_function_setting_is_overridable_by_its_context_key() -> None:
     # Given each setting the table declares, overridden by its camelCase context key
+    samples = {"supported_languages": "en", "polly_voices": "es:Lucia"}
     for setting in function_settings.FUNCTION_SETTINGS:
-        value = setting.choices[-1] if setting.choices else "en" if setting.kind is str else "9"
+        value = setting.choices[-1] if setting.choices else samples[setting.name] if setting.kind is str else "9"
         # Then the configuration holds it, of the setting's kind
         assert config.load({"env": "dev", setting.context_key: value}).function_settings[setting.name] == (
             setting.kind(value)
@@ -119,6 +124,7 @@ def test_every_function_setting_is_overridable_by_its_context_key() -> None:
         ({"tracingEnabled": "true"}, "tracing_enabled", True),
         ({"createApiGatewayAccountRole": "true"}, "create_api_gateway_account_role", True),
         ({"invalidConfigurationAlarmThreshold": "5"}, "invalid_configuration_alarm_threshold", 5),
+        ({"synthesisFailuresAlarmThreshold": "20"}, "synthesis_failures_alarm_threshold", 20),
         ({"customerManagedKeys": "true"}, "customer_managed_keys", True),
         ({"reservedConcurrency": "welcome:3,sweeper:1"}, "reserved_concurrency", {"welcome": 3, "sweeper": 1}),
         ({"reservedConcurrency": {"welcome": 3, "sweeper": "1"}}, "reserved_concurrency", {"welcome": 3, "sweeper": 1}),
@@ -156,6 +162,8 @@ def test_overrides_of_other_fields(context: dict[str, Any], field: str, expected
         {"alarmEmail": "two@at@example.com"},
         {"tracingEnabled": "maybe"},
         {"invalidConfigurationAlarmThreshold": "0"},
+        {"synthesisFailuresAlarmThreshold": "0"},
+        {"synthesisFailuresAlarmThreshold": "few"},
         {"throttleRateLimit": "0"},
         {"throttleBurstLimit": "0"},
         {"customerManagedKeys": "maybe"},
@@ -183,6 +191,28 @@ def test_an_unknown_session_id_vocabulary_is_refused_with_the_choices(name: str)
     # Given a vocabulary the functions do not have / Then loading the configuration says which ones exist
     with pytest.raises(ValueError, match=f"sessionIdVocabulary must be one of general, themed, got '{name}'"):
         config.load({"env": "dev", "sessionIdVocabulary": name})
+
+
+@pytest.mark.parametrize(
+    ("voices", "why"),
+    [
+        ("es", "pollyVoices: 'es' is not language:VoiceId"),
+        ("xx:Lucia", "pollyVoices: 'xx:Lucia' names 'xx', not a language the service supports"),
+        ("es:lucia", "not a Polly voice id"),
+        ("es:Lucia:generative", "the engine must be one of neural, standard"),
+        ("hi:Aditi:standard:hindi", "not a Polly language code"),
+        ("es:Lucia,es:Sergio", "'es' is given a voice twice"),
+        ({"es": "Lucia:loud"}, "the engine must be one of neural, standard"),
+    ],
+)
+def test_a_bad_polly_voice_is_refused_at_synth_saying_why(voices: Any, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        config.load({"env": "prod", "pollyVoices": voices})
+
+
+def test_every_environment_speaks_with_the_codes_voices_unless_told() -> None:
+    for name in config.ENVIRONMENTS:
+        assert config.load({"env": name}).function_settings["polly_voices"] == "", name
 
 
 def test_the_general_vocabulary_is_every_environments_default() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cdk_app import constants
-from lambda_src.contract import function_settings, limits, schema
+from lambda_src.contract import function_settings, limits, schema, voices
 from lambda_src.contract.schema import WELCOME_ATTRIBUTE
 from tests.infrastructure.template_support import (
     ACCOUNT,
@@ -221,8 +221,11 @@ def test_every_table_function_gets_every_declared_setting_at_its_default(deploye
 
 def test_every_declared_setting_override_reaches_every_table_function() -> None:
     # Given every setting overridden by its context key
+    texts = {"supported_languages": "en,de", "polly_voices": "de:Daniel"}
     overrides = {
-        setting.context_key: (setting.choices[-1] if setting.choices else "en,de" if setting.kind is str else "7")
+        setting.context_key: (
+            setting.choices[-1] if setting.choices else texts[setting.name] if setting.kind is str else "7"
+        )
         for setting in function_settings.FUNCTION_SETTINGS
     }
     synthesized = synthesize({"env": "dev", **overrides})
@@ -294,6 +297,29 @@ def test_lifetime_and_language_overrides_reach_every_function() -> None:
         assert variables["SESSION_LIFETIME_HOURS"] == "6", logical_id
         assert variables["SUPPORTED_LANGUAGES"] == "en,es", logical_id
         assert variables["MAX_LISTENERS_PER_SESSION"] == "500", logical_id
+
+
+def test_polly_voices_reach_every_function_that_speaks_or_tells_a_listener_its_language_has_no_voice() -> None:
+    # Given -c pollyVoices=es:Lucia,ro:Carmen:standard
+    synthesized = synthesize({"env": "prod", "pollyVoices": "es:Lucia,ro:Carmen:standard"})
+
+    # Then the transcriber (which speaks) and every other function on the tables (the joins, which tell a listener
+    # whose language has no voice) are told the overrides in POLLY_VOICES, as the functions read it
+    table_functions = synthesized.functions_running(TABLE_MODULES)
+    assert synthesized.function_id(TRANSCRIBER_MODULE) in table_functions
+    for logical_id in table_functions:
+        value = _variables(synthesized, logical_id)[function_settings.ENV_POLLY_VOICES]
+        assert value == "es:Lucia,ro:Carmen:standard", logical_id
+        assert function_settings.POLLY_VOICES_SETTING.parse(value) == {
+            "es": voices.PollyVoice("Lucia", neural=True),
+            "ro": voices.PollyVoice("Carmen", neural=False),
+        }
+
+
+def test_without_polly_voices_no_function_is_given_the_variable(deployed: Synthesized) -> None:
+    # (the code's table speaks)
+    for logical_id in deployed.functions:
+        assert function_settings.ENV_POLLY_VOICES not in _variables(deployed, logical_id), logical_id
 
 
 @pytest.fixture(scope="module")

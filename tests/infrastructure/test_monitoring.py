@@ -1,5 +1,6 @@
 """The alarms and their topic: one of each kind per function, the stage's execution errors, and the spike of
-rejected configurations, on exactly a metric and a dimension set the code emits (``lambda_src.platform.metrics``)."""
+rejected configurations and the synthesis failures, on exactly a metric and a dimension set the code emits
+(``lambda_src.platform.metrics``)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ DURATION_FRACTION = 0.8
 # Errors in 5 minutes that fire a function's alarm (the authorizer refuses tokens by raising: only a burst).
 ERRORS_THRESHOLD = {module: 1 for module in TIMEOUT_SECONDS} | {"authorizer": 50}
 REJECTED_CONFIGURATION_THRESHOLD = 25
+SYNTHESIS_FAILURES_THRESHOLD = 5
 SERVICE_ENV = "POWERTOOLS_SERVICE_NAME"
 ENVIRONMENT_ENV = "ENVIRONMENT_NAME"
 NAMESPACE_ENV = "POWERTOOLS_METRICS_NAMESPACE"
@@ -111,8 +113,9 @@ def test_every_alarm_notifies_the_topic_and_ignores_missing_data(deployed: Synth
     # Given every alarm
     topic_id, _ = deployed.only(TOPIC_TYPE)
     alarms = _alarms(deployed)
-    # (7 functions x 3, the stage, the rejected configurations, 3 failure queues, the sweeper's schedule)
-    assert len(alarms) == len(ALL_MODULES) * 3 + 6
+    # (each function x 3, the stage, the rejected configurations, the synthesis failures, 3 failure queues, the
+    # sweeper's schedule)
+    assert len(alarms) == len(ALL_MODULES) * 3 + 7
 
     # Then it notifies the topic when it fires and when it recovers, and no traffic never fires it
     for logical_id, properties in alarms.items():
@@ -174,13 +177,25 @@ def test_every_function_is_told_the_metrics_namespace_and_its_environment(deploy
     assert telemetry.ENV_ENVIRONMENT_NAME == ENVIRONMENT_ENV
 
 
-def test_rejected_configurations_alarm(deployed_any: Synthesized) -> None:
-    # Given the alarms on the service's own metrics
-    found = _custom_alarms(deployed_any)
+def _custom_alarm(deployed: Synthesized, metric_name: str) -> dict:
+    (alarm,) = [properties for properties in _custom_alarms(deployed) if properties["MetricName"] == metric_name]
+    return alarm
 
-    # Then one fires on a spike of requests refused with INVALID_CONFIGURATION, in this environment
-    assert len(found) == 1
-    alarm = found[0]
+
+def test_the_service_metrics_alarmed_are_rejected_configurations_and_synthesis_failures(
+    deployed_any: Synthesized,
+) -> None:
+    assert sorted(alarm["MetricName"] for alarm in _custom_alarms(deployed_any)) == [
+        telemetry.REJECTIONS,
+        telemetry.SYNTHESIS_FAILURES,
+    ]
+
+
+def test_rejected_configurations_alarm(deployed_any: Synthesized) -> None:
+    # Given the alarm on the service's own rejections
+    alarm = _custom_alarm(deployed_any, telemetry.REJECTIONS)
+
+    # Then it fires on a spike of requests refused with INVALID_CONFIGURATION, in this environment
     assert alarm["MetricName"] == "Rejections"
     assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {
         "service": "session-service",
@@ -194,8 +209,28 @@ def test_rejected_configurations_alarm(deployed_any: Synthesized) -> None:
 
 def test_rejected_configurations_threshold_override() -> None:
     synthesized = synthesize({"env": "dev", "invalidConfigurationAlarmThreshold": "5"})
-    (alarm,) = _custom_alarms(synthesized)
-    assert alarm["Threshold"] == 5
+    assert _custom_alarm(synthesized, telemetry.REJECTIONS)["Threshold"] == 5
+
+
+def test_synthesis_failures_alarm(deployed_any: Synthesized) -> None:
+    # Given the alarm on the segments the transcriber could not speak to their listeners
+    alarm = _custom_alarm(deployed_any, telemetry.SYNTHESIS_FAILURES)
+
+    # Then it sums SynthesisFailures of this environment over 5 minutes and fires at the threshold (in every
+    # environment, as every alarm: the topic's subscribers say who hears it)
+    assert telemetry.SYNTHESIS_FAILURES == "SynthesisFailures"
+    assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {
+        "service": "session-service",
+        "environment": deployed_any.name,
+    }
+    assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", 300, 1)
+    assert alarm["Threshold"] == SYNTHESIS_FAILURES_THRESHOLD
+    assert "not spoken" in alarm["AlarmDescription"]
+
+
+def test_synthesis_failures_threshold_override() -> None:
+    synthesized = synthesize({"env": "prod", "synthesisFailuresAlarmThreshold": "20"})
+    assert _custom_alarm(synthesized, telemetry.SYNTHESIS_FAILURES)["Threshold"] == 20
 
 
 def test_custom_metric_alarms_name_exactly_what_the_code_emits(deployed_any: Synthesized) -> None:

@@ -149,7 +149,7 @@ def test_the_module_names_every_metric_with_its_dimension_set() -> None:
         "ChunkProcessingLatency": ["service", "environment"],
         "TranslationFailures": ["service", "environment"],
         "TranscriptWriteFailures": ["service", "environment"],
-        "SpeechFailures": ["service", "environment"],
+        "SynthesisFailures": ["service", "environment"],
         "SessionCreationLatency": ["service", "environment"],
         "ListenerJoinLatency": ["service", "environment"],
         "ActiveSessions": ["service", "environment"],

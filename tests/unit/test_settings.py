@@ -8,6 +8,7 @@ import pytest
 from lambda_src import runtime
 from lambda_src.contract import function_settings
 from lambda_src.contract.languages import SUPPORTED_LANGUAGES
+from lambda_src.contract.voices import PollyVoice
 
 # A value for each setting other than its default, and what the functions read it as.
 CHANGED = {
@@ -22,6 +23,10 @@ CHANGED = {
     "max_session_lifetime_hours": ("12", 12 * 3600),
     "max_active_sessions_per_speaker": ("5", 5),
     "transcript_retention_days": ("30", 30 * 86400),
+    "polly_voices": (
+        "es:Lucia,ro:Carmen:standard",
+        {"es": PollyVoice("Lucia", True), "ro": PollyVoice("Carmen", False)},
+    ),
 }
 
 
@@ -57,6 +62,7 @@ def test_defaults_are_the_limits() -> None:
     assert loaded.transcript_retention_seconds == 7 * 86400
     assert loaded.languages == SUPPORTED_LANGUAGES
     assert function_settings.defaults()["supported_languages"] == ""
+    assert loaded.polly_voices == {} and function_settings.defaults()["polly_voices"] == ""
 
 
 def test_context_keys_are_the_camel_case_names() -> None:
@@ -72,4 +78,5 @@ def test_context_keys_are_the_camel_case_names() -> None:
         "maxSessionLifetimeHours",
         "maxActiveSessionsPerSpeaker",
         "transcriptRetentionDays",
+        "pollyVoices",
     }

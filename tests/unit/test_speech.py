@@ -164,6 +164,114 @@ def test_a_refusal_by_polly_names_the_language_the_voice_and_the_error(polly) ->
         synthesizer.synthesize("Hola", "es")
 
 
+# -- the voices' configuration (pollyVoices) -------------------------------------------------------------------
+
+
+def test_overrides_name_a_voice_and_its_engine_neural_unless_said() -> None:
+    assert voices.parse_polly_voices(" es:Lucia , fr:Remi:neural,ro:Carmen:standard,hi:Aditi:standard:hi-IN ") == {
+        "es": voices.PollyVoice("Lucia", neural=True),
+        "fr": voices.PollyVoice("Remi", neural=True),
+        "ro": voices.PollyVoice("Carmen", neural=False),
+        "hi": voices.PollyVoice("Aditi", neural=False, language_code="hi-IN"),
+    }
+    assert voices.parse_polly_voices("") == voices.parse_polly_voices(" , ") == {}
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        ("es", "is not language:VoiceId"),
+        ("es:Lucia:neural:es-ES:more", "is not language:VoiceId"),
+        ("xx:Lucia", "not a language the service supports"),
+        ("ES:Lucia", "not a language the service supports"),
+        ("es:Lucia,es:Lupe", "'es' is given a voice twice"),
+        ("es:lucia", "not a Polly voice id"),
+        ("es:", "not a Polly voice id"),
+        ("es:Lucía", "not a Polly voice id"),
+        ("es:Lucia:generative", "the engine must be one of neural, standard"),
+        ("es:Lucia:", "the engine must be one of neural, standard"),
+        ("es:Lucia:neural:es_ES", "not a Polly language code"),
+    ],
+)
+def test_a_bad_override_is_refused_saying_why(raw: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        voices.parse_polly_voices(raw)
+
+
+def test_the_voice_id_form_admits_every_voice_polly_has_and_every_default() -> None:
+    # botocore's model of Polly lists its voices and language codes (the form is checked at synth, where botocore is
+    # not needed, and new voices need no new botocore)
+    model = aws.create_client("polly", region_name=REGION).meta.service_model
+    for voice_id in [*model.shape_for("VoiceId").enum, *(v.voice_id for v in voices.POLLY_VOICES.values())]:
+        assert voices.parse_polly_voices(f"en:{voice_id}")["en"].voice_id == voice_id
+    for code in model.shape_for("LanguageCode").enum:
+        assert voices.parse_polly_voices(f"en:Joanna:neural:{code}")["en"].language_code == code
+    assert set(model.shape_for("Engine").enum) >= set(voices.POLLY_ENGINES)
+
+
+def test_overrides_are_merged_over_the_defaults() -> None:
+    merged = voices.merged_polly_voices(voices.parse_polly_voices("es:Sergio,ro:Carmen:standard,hi:Kajal"))
+    # The languages named get their voice; the others keep the table's; none is added or lost
+    assert merged["es"] == voices.PollyVoice("Sergio", neural=True)
+    assert merged["ro"] == voices.PollyVoice("Carmen", neural=False)
+    assert {language: merged[language] for language in merged if language not in ("es", "ro", "hi")} == {
+        language: voice for language, voice in voices.POLLY_VOICES.items() if language not in ("es", "ro", "hi")
+    }
+    assert set(merged) == set(voices.POLLY_VOICES)
+    # And the default's own bilingual voice keeps the language it is asked to speak
+    assert merged["hi"] == voices.POLLY_VOICES["hi"] == voices.PollyVoice("Kajal", neural=True, language_code="hi-IN")
+    assert voices.merged_polly_voices({}) == voices.POLLY_VOICES
+
+
+def test_the_runtimes_polly_speaks_with_the_environments_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a function whose environment overrides the Spanish voice and gives Polly's standard Catalan voice
+    monkeypatch.delenv(speech.ENV_SYNTHESIZER, raising=False)
+    monkeypatch.setenv(function_settings.ENV_POLLY_VOICES, "es:Sergio:neural,ca:Arlet:standard")
+    runtime.reset()
+    synthesizer = runtime.synthesizer()
+    assert isinstance(synthesizer, PollySynthesizer)
+    audio = frames(MPEG2_HEADER, MPEG2_FRAME_BYTES, 10)
+    with Stubber(synthesizer.client()) as stubber:
+        for text, voice, engine in (("Hola", "Sergio", "neural"), ("Bon dia", "Arlet", "standard")):
+            stubber.add_response(
+                "synthesize_speech",
+                polly_answer(audio),
+                expected_params={
+                    "Text": text,
+                    "TextType": "text",
+                    "VoiceId": voice,
+                    "Engine": engine,
+                    "OutputFormat": "mp3",
+                },
+            )
+        stubber.add_response(  # a language not overridden: the table's voice
+            "synthesize_speech",
+            polly_answer(audio),
+            expected_params={
+                "Text": "Bonjour",
+                "TextType": "text",
+                "VoiceId": "Lea",
+                "Engine": "neural",
+                "OutputFormat": "mp3",
+            },
+        )
+        # When it speaks Spanish, Catalan and French
+        for text, language in (("Hola", "es"), ("Bon dia", "ca"), ("Bonjour", "fr")):
+            synthesizer.synthesize(text, language)
+        # Then Polly was asked for each override's voice and engine, and the table's voice elsewhere
+        stubber.assert_no_pending_responses()
+    # And the environment was read once: the same synthesizer until the runtime is reset
+    monkeypatch.setenv(function_settings.ENV_POLLY_VOICES, "es:Lucia")
+    assert runtime.synthesizer() is synthesizer
+
+
+def test_a_bad_override_in_the_environment_stops_the_function_at_its_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(function_settings.ENV_POLLY_VOICES, "es:Lucia:loud")
+    runtime.reset()
+    with pytest.raises(ValueError, match="POLLY_VOICES: 'es:Lucia:loud': the engine must be one of neural, standard"):
+        runtime.synthesizer()
+
+
 def test_every_voice_speaks_a_supported_language() -> None:
     assert set(voices.POLLY_VOICES) <= languages.SUPPORTED_LANGUAGES
     assert set(voices.ESPEAK_VOICES) <= languages.SUPPORTED_LANGUAGES

@@ -228,7 +228,7 @@ def test_a_failed_synthesis_skips_that_language_keeps_the_captions_and_is_counte
     # And nothing was stored or numbered for German; each failure counted once per segment and language
     assert all("/de/" not in key for key in speech.store.puts)
     assert "audioSequence:de" not in tables.session(SESSION_ID)
-    assert published_counts(capsys)[telemetry.SPEECH_FAILURES] == 2
+    assert published_counts(capsys)[telemetry.SYNTHESIS_FAILURES] == 2
 
 
 def test_a_language_without_a_voice_gets_captions_only_and_no_error_per_segment(
@@ -242,7 +242,7 @@ def test_a_language_without_a_voice_gets_captions_only_and_no_error_per_segment(
     assert [c["segmentId"] for c in of_type(gateway, japanese, "caption")] == ["s.1", "s.2"]
     assert audio_to(gateway, japanese) == []
     assert ("Sentence number 1", "ja") not in speech.synthesizer.spoken
-    assert published_counts(capsys)[telemetry.SPEECH_FAILURES] == 0
+    assert published_counts(capsys)[telemetry.SYNTHESIS_FAILURES] == 0
 
 
 def test_a_listener_wanting_audio_only_in_a_language_without_a_voice_gets_its_captions(

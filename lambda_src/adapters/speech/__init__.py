@@ -6,9 +6,11 @@ stack's S3 bucket (:func:`audio_store`)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Final
 
 from lambda_src.contract import function_settings
+from lambda_src.contract.voices import POLLY_VOICES, PollyVoice
 from lambda_src.model.speech import AudioStore, Synthesizer
 
 # The variable that picks the synthesizer: ESPEAK selects espeak-ng (the local run sets it); unset, or anything
@@ -19,15 +21,16 @@ ESPEAK: Final = "espeak-ng"
 __all__ = ["ENV_SYNTHESIZER", "ESPEAK", "audio_store", "from_environment"]
 
 
-def from_environment() -> Synthesizer:
-    """The synthesizer this process's environment asks for (:data:`ENV_SYNTHESIZER`)."""
+def from_environment(polly_voices: Mapping[str, PollyVoice] = POLLY_VOICES) -> Synthesizer:
+    """The synthesizer this process's environment asks for (:data:`ENV_SYNTHESIZER`); Amazon Polly speaks with
+    ``polly_voices`` (the composition root passes the table with the environment's overrides)."""
     if os.environ.get(ENV_SYNTHESIZER, "").strip() == ESPEAK:
         from lambda_src.adapters.speech.espeak import EspeakSynthesizer
 
         return EspeakSynthesizer()
     from lambda_src.adapters.speech.polly import PollySynthesizer
 
-    return PollySynthesizer()
+    return PollySynthesizer(voices=polly_voices)
 
 
 def audio_store(bucket: str) -> AudioStore:

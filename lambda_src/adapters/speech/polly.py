@@ -3,7 +3,8 @@ one session (:mod:`lambda_src.platform.aws`), created on first use and shared by
 parallel.
 
 Each language's voice comes from :data:`lambda_src.contract.voices.POLLY_VOICES` (the neural engine where the voice
-has one, standard otherwise); a language without one is :class:`SpeechUnavailable`. The duration is read from the
+has one, standard otherwise), with the environment's ``pollyVoices`` over it (the composition root merges them); a
+language without one is :class:`SpeechUnavailable`. The duration is read from the
 MP3's frame headers (:mod:`.mp3`): it costs no second request (speech marks, or PCM to measure, would each be
 another billed synthesis of the same text) and is exact to a frame (26 ms at most, for Polly's 22.05 and 24 kHz).
 """
