@@ -43,6 +43,7 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv(function_settings.ENV_TRANSCRIPTS_TABLE, TRANSCRIPTS_TABLE)
     for name in (
         function_settings.ENV_CALLBACK_URL,
+        function_settings.ENV_CONNECTION_TIME_SCALE,
         *(setting.env_var for setting in function_settings.FUNCTION_SETTINGS),
     ):
         monkeypatch.delenv(name, raising=False)
