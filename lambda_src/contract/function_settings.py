@@ -216,7 +216,8 @@ ENV_TRANSCRIPT_RETENTION_DAYS: Final = TRANSCRIPT_RETENTION_DAYS.env_var
 
 
 def parse_time_scale(raw: str | None) -> float:
-    """A time scale (``CONNECTION_TIME_SCALE``, ``GATEWAY_TIME_SCALE``): a positive, finite number; unset or empty: 1."""
+    """A time scale (``CONNECTION_TIME_SCALE``, ``GATEWAY_TIME_SCALE``): a positive, finite number; unset or
+    empty: 1."""
     text = (raw or "").strip() or "1"
     try:
         scale = float(text)

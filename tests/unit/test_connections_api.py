@@ -72,7 +72,10 @@ def throttle(stubber: Stubber, operation: str = "post_to_connection", times: int
     """What API Gateway answers a request over the account's rate: 429 LimitExceededException."""
     for _ in range(times):
         stubber.add_client_error(
-            operation, service_error_code="LimitExceededException", service_message="Rate exceeded", http_status_code=429
+            operation,
+            service_error_code="LimitExceededException",
+            service_message="Rate exceeded",
+            http_status_code=429,
         )
 
 
