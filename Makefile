@@ -140,8 +140,14 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix --exit-zero .
 	$(VENV)/bin/ruff format .
 
+# make local [GATEWAY_TIME_SCALE=60] [GATEWAY_POST_RATE=100] [SCHEDULE_INTERVAL=2] [MAX_LISTENERS_PER_SESSION=50 ...]:
+# GATEWAY_TIME_SCALE runs the connections' clocks that many times faster (the gateway's 10-minute idle timeout and
+# 2-hour lifetime, the functions' refresh notice and warnings); GATEWAY_POST_RATE answers @connections requests
+# beyond that many a second 429 (docs/local-run.md).
+GATEWAY_TIME_SCALE ?= 1
+GATEWAY_POST_RATE ?=
 local: install
-	$(PY) -m local_run --port $(PORT)
+	$(PY) -m local_run --port $(PORT) --time-scale $(GATEWAY_TIME_SCALE) $(if $(GATEWAY_POST_RATE),--post-rate $(GATEWAY_POST_RATE))
 
 # make bench [ONLY=requests,latency,cold_start,load,synth,footprint,contention,transcription,live_path]: one table,
 # and bench/results.json (python -m bench --help names the sections).

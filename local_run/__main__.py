@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from lambda_src.contract import function_settings
+from local_run.gateway_limits import GatewayLimits
 from local_run.run import LocalRun
 
 # `make local MAX_LISTENERS_PER_SESSION=50 ...`: each function setting by its variable, passed as its context key.
@@ -26,6 +27,22 @@ def _seconds(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
     return value
+
+
+def _scale(text: str) -> float:
+    try:
+        return function_settings.parse_time_scale(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _rate(text: str) -> float | None:
+    if not text.strip():
+        return None
+    try:
+        return GatewayLimits(post_rate=float(text)).post_rate
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected a positive number of requests a second, got {text!r}") from error
 
 
 def parse_args() -> argparse.Namespace:
@@ -52,6 +69,22 @@ def parse_args() -> argparse.Namespace:
         metavar="SECONDS",
         help="run every scheduled rule every SECONDS (env SCHEDULE_INTERVAL; default: the rules' rates)",
     )
+    parser.add_argument(
+        "--time-scale",
+        type=_scale,
+        default=os.environ.get("GATEWAY_TIME_SCALE") or "1",
+        metavar="SCALE",
+        help="run the connections' clocks SCALE times faster: 60 closes idle connections after 10 s and every "
+        "connection at 2 minutes, and asks for the refresh at 100 s (env GATEWAY_TIME_SCALE; default 1)",
+    )
+    parser.add_argument(
+        "--post-rate",
+        type=_rate,
+        default=os.environ.get("GATEWAY_POST_RATE") or "",
+        metavar="N",
+        help="answer @connections requests beyond N a second 429, as API Gateway answers those over the account's "
+        "rate (env GATEWAY_POST_RATE; default unlimited)",
+    )
     return parser.parse_args()
 
 
@@ -70,6 +103,8 @@ async def main() -> None:
         context=context,
         data_dir=args.data_dir,
         schedule_interval=args.schedule_interval,
+        time_scale=args.time_scale,
+        post_rate=args.post_rate,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -88,6 +123,8 @@ async def main() -> None:
         print(f"  console: {run.console_url}  (speaker and listener pages in a browser)", flush=True)
         for note in run.stand_in_notes():
             print(f"  stand-in: {note}", flush=True)
+        for note in run.limits.notes():
+            print(f"  limits: {note}", flush=True)
         print(
             f"  try: npx wscat -c '{run.url}?action=joinSession&sessionId=golden-eagle-427&targetLanguage=es'",
             flush=True,

@@ -2,9 +2,12 @@
 
 - WebSocket server: runs the ``$connect`` authorizer (identity sources checked first, as API Gateway
   does), refuses the handshake with the status ``$connect`` returns, selects routes with the API's
-  route-selection expression, sends route responses, and calls ``$disconnect``.
+  route-selection expression, sends route responses, and calls ``$disconnect``. It applies API Gateway's limits
+  (``local_run.gateway_limits``): the idle timeout and the 2-hour lifetime (1001, on a clock that may run faster),
+  and the frame and message sizes (1009).
 - HTTP server: the ``@connections`` management API (POST/GET/DELETE; 410 Gone for unknown connections
-  and for connections whose handshake has not completed) and each user pool's JWKS.
+  and for connections whose handshake has not completed; 413 for a post over 128 KB; 429 over the run's post
+  rate, when it has one) and each user pool's JWKS.
 - Stream triggers: polls the tables' streams in DynamoDB Local and invokes the mapped functions with
   records that pass the mapping's filter patterns.
 - Lambda's Invoke API on the HTTP server: a function invoking another (``Event`` or ``RequestResponse``).
@@ -41,7 +44,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from local_run import http_api
+from local_run import gateway_limits, http_api
 from local_run.assembly import (
     LOCAL_ACCOUNT,
     LOCAL_API_ID,
@@ -51,10 +54,10 @@ from local_run.assembly import (
     ScheduledTrigger,
     matches,
 )
+from local_run.gateway_limits import GatewayLimits, TokenBucket
 
 # A request head longer than this is handed to websockets' parser as it is (which refuses it).
 MAX_REQUEST_HEAD_BYTES: Final = 64 * 1024
-MAX_FRAME_BYTES = 128 * 1024 * 4  # larger than API Gateway's limit, so handlers see and refuse big frames
 WORKERS_PER_FUNCTION = 8
 # Lambda's Invoke API (what botocore's lambda client calls, at AWS_ENDPOINT_URL_LAMBDA): POST
 # /2015-03-31/functions/<name or ARN>/invocations.
@@ -323,7 +326,12 @@ class _Client:
     authorizer: dict[str, Any] | None
     websocket: ServerConnection | None = None
     open: bool = False  # the handshake has completed
-    last_active: int = field(default_factory=lambda: int(time.time() * 1000))
+    last_active: int = field(default_factory=lambda: int(time.time() * 1000))  # its client's last message
+    # On ``time.monotonic``: when the connection was opened (its lifetime counts from there) and its client's last
+    # message came (its idle time counts from there).
+    opened: float = field(default_factory=time.monotonic)
+    last_message: float = field(default_factory=time.monotonic)
+    going_away: bool = False  # the gateway is closing it (idle, or at the end of its lifetime)
 
 
 def _new_connection_id() -> str:
@@ -342,9 +350,11 @@ class LocalGateway:
         jwks: Callable[[str], dict[str, Any] | None] | None = None,
         console: Callable[[str, str, bytes], tuple[int, str, bytes] | None] | None = None,
         schedule_interval: float | None = None,
+        limits: GatewayLimits | None = None,
     ) -> None:
         """``schedule_interval``: seconds between runs of every scheduled rule instead of the rules' rates;
-        ``console``: answers the HTTP requests it recognises (status, extra headers, body), None for the rest."""
+        ``console``: answers the HTTP requests it recognises (status, extra headers, body), None for the rest;
+        ``limits``: the time scale and the ``@connections`` rate (default: API Gateway's own, no rate)."""
         self.assembly = assembly
         self.websocket_port = websocket_port
         self.http_port = http_port
@@ -361,6 +371,9 @@ class LocalGateway:
         self._invocations: set[asyncio.Task[Any]] = set()  # scheduled runs in flight
         self._request_ids = itertools.count(1)
         self._jwt = http_api.JwtVerifier(self._issuer_keys)
+        self.limits = limits or GatewayLimits()
+        self._post_bucket = TokenBucket(self.limits.post_rate) if self.limits.post_rate is not None else None
+        self.throttled_requests = 0  # @connections requests answered 429
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -371,7 +384,7 @@ class LocalGateway:
                 BIND_ADDRESS,
                 self.websocket_port,
                 process_request=self._handshake,
-                max_size=MAX_FRAME_BYTES,
+                max_size=gateway_limits.MAX_SIZE,
                 ping_interval=None,
                 open_timeout=HANDSHAKE_TIMEOUT_SECONDS,
                 create_connection=_BodyHoldingConnection,
@@ -382,6 +395,11 @@ class LocalGateway:
             for trigger in self.assembly.triggers:
                 self._tasks.append(asyncio.create_task(self._poll_stream(trigger)))
         self._start_schedules()
+
+    def set_post_rate(self, rate: float | None) -> None:
+        """Limit ``@connections`` requests to ``rate`` a second from now on (a full bucket), or not at all (None)."""
+        self.limits = GatewayLimits(self.limits.time_scale, rate)
+        self._post_bucket = TokenBucket(rate) if rate is not None else None
 
     def _start_schedules(self) -> None:
         for schedule in self.assembly.schedules:
@@ -517,8 +535,11 @@ class LocalGateway:
         client: _Client = websocket.local_client  # type: ignore[attr-defined]
         client.websocket = websocket
         client.open = True
+        client.last_message = time.monotonic()
+        timeouts = asyncio.create_task(self._close_when_due(client, websocket))
         try:
             async for frame in websocket:
+                client.last_message, client.last_active = time.monotonic(), int(time.time() * 1000)
                 asyncio.create_task(
                     self._message(client, frame if isinstance(frame, str) else frame.decode("utf-8", "replace"))
                 )
@@ -526,8 +547,24 @@ class LocalGateway:
             pass
         finally:
             client.open = False
+            if not client.going_away:
+                timeouts.cancel()
             self.clients.pop(client.connection_id, None)
             await self._disconnect(client, websocket)
+
+    async def _close_when_due(self, client: _Client, websocket: ServerConnection) -> None:
+        """Close the connection with 1001 once its client has sent no message for the idle timeout, or at the end
+        of its lifetime, whichever comes first (on the run's scaled clock), as API Gateway does."""
+        while True:
+            due = min(
+                client.last_message + self.limits.idle_timeout_seconds, client.opened + self.limits.lifetime_seconds
+            )
+            wait = due - time.monotonic()
+            if wait <= 0:
+                break
+            await asyncio.sleep(wait)
+        client.going_away = True
+        await websocket.close(*gateway_limits.GOING_AWAY)
 
     def _select_route(self, body: str) -> str:
         expression = self.assembly.route_selection_expression
@@ -708,25 +745,8 @@ class LocalGateway:
         if method == "POST" and path.startswith(LAMBDA_INVOKE_PREFIX) and path.endswith(LAMBDA_INVOKE_SUFFIX):
             name = path.removeprefix(LAMBDA_INVOKE_PREFIX).removesuffix(LAMBDA_INVOKE_SUFFIX)
             return await self._lambda_invoke(name, body, headers.get("x-amz-invocation-type", "RequestResponse"))
-        if path.startswith(prefix):
-            client = self.clients.get(path.removeprefix(prefix))
-            if client is None or not client.open:
-                return 410, "x-amzn-ErrorType: GoneException\r\n", b'{"message":"Gone"}'
-            if method == "POST":
-                sent = await self._send(client, body.decode("utf-8"))
-                return (200, "", b"") if sent else (410, "x-amzn-ErrorType: GoneException\r\n", b'{"message":"Gone"}')
-            if method == "GET":
-                # The wire format's member names (what botocore reads as ConnectedAt, Identity, LastActiveAt).
-                info = {
-                    "connectedAt": datetime.utcfromtimestamp(client.connected_at / 1000).isoformat() + "Z",
-                    "identity": {"sourceIp": client.source_ip},
-                    "lastActiveAt": datetime.utcfromtimestamp(client.last_active / 1000).isoformat() + "Z",
-                }
-                return 200, "", json.dumps(info).encode()
-            if method == "DELETE":
-                assert client.websocket is not None
-                asyncio.create_task(client.websocket.close())
-                return 204, "", b""
+        if path.startswith(prefix) and method in ("POST", "GET", "DELETE"):
+            return await self._connections_request(method, path.removeprefix(prefix), body)
         if path.endswith("/.well-known/jwks.json") and self._jwks:
             keys = self._jwks(path.removesuffix("/.well-known/jwks.json").strip("/"))
             if keys is not None:
@@ -734,6 +754,32 @@ class LocalGateway:
         if self._console and (response := self._console(method, path, body)) is not None:
             return response
         return 404, "", b'{"message":"Not Found"}'
+
+    async def _connections_request(self, method: str, connection_id: str, body: bytes) -> tuple[int, str, bytes]:
+        """One ``@connections`` request, as API Gateway answers it: 429 over the run's rate (when it has one), 413
+        for a post over 128 KB, 410 for a connection it does not hold (or whose handshake has not completed)."""
+        if self._post_bucket is not None and not self._post_bucket.take():
+            self.throttled_requests += 1
+            return _aws_error(*gateway_limits.THROTTLED)
+        if method == "POST" and len(body) > gateway_limits.MAX_POST_BYTES:
+            return _aws_error(*gateway_limits.PAYLOAD_TOO_LARGE)
+        gone = _aws_error(410, "GoneException", b'{"message":"Gone"}')
+        client = self.clients.get(connection_id)
+        if client is None or not client.open:
+            return gone
+        if method == "POST":
+            return (200, "", b"") if await self._send(client, body.decode("utf-8")) else gone
+        if method == "GET":
+            # The wire format's member names (what botocore reads as ConnectedAt, Identity, LastActiveAt).
+            info = {
+                "connectedAt": datetime.utcfromtimestamp(client.connected_at / 1000).isoformat() + "Z",
+                "identity": {"sourceIp": client.source_ip},
+                "lastActiveAt": datetime.utcfromtimestamp(client.last_active / 1000).isoformat() + "Z",
+            }
+            return 200, "", json.dumps(info).encode()
+        assert client.websocket is not None  # DELETE
+        asyncio.create_task(client.websocket.close())
+        return 204, "", b""
 
     # -- Lambda's Invoke API ------------------------------------------------------------------------
     async def _lambda_invoke(self, name: str, body: bytes, invocation_type: str) -> tuple[int, str, bytes]:
@@ -896,6 +942,11 @@ class LocalGateway:
             raise
         except Exception as error:  # e.g. the worker could not start; the next run tries again
             print(f"scheduled {runtime.definition.name} failed: {error!r}", file=sys.stderr)
+
+
+def _aws_error(status: int, code: str, body: bytes) -> tuple[int, str, bytes]:
+    """An AWS API's error answer: its status, the code botocore raises (``x-amzn-ErrorType``) and its body."""
+    return status, f"x-amzn-ErrorType: {code}\r\n", body
 
 
 def _lambda_record(record: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from local_run.apertium import ApertiumServer
 from local_run.console import Console
 from local_run.dynamodb_local import PROJECT_ROOT, DynamoDBLocal, endpoint_environment, free_port
 from local_run.gateway import LocalGateway, console_origins
+from local_run.gateway_limits import GatewayLimits
 from local_run.s3_server import S3Server
 from local_run.s3_server import endpoint_environment as s3_environment
 
@@ -67,16 +68,22 @@ class LocalRun:
         cdk_out: Path | None = None,
         schedule_interval: float | None = None,
         function_env: dict[str, str] | None = None,
+        time_scale: float = 1.0,
+        post_rate: float | None = None,
     ) -> None:
         """``schedule_interval``: run every scheduled rule every this many seconds (None: at the rules' rates).
         ``function_env``: variables given to every function over the stand-ins (``STAND_INS``), e.g. the bench's
-        ``TRANSCRIPTION_RECOGNIZER=scripted``; the template's own variables still win."""
+        ``TRANSCRIPTION_RECOGNIZER=scripted``; the template's own variables still win. ``time_scale``: how many
+        times faster than API Gateway's the connections' clocks run (``GATEWAY_TIME_SCALE``: the gateway's idle
+        timeout and lifetime, and the functions' refresh notice and warnings); ``post_rate``: ``@connections``
+        requests a second before the gateway answers 429 (``GATEWAY_POST_RATE``; None: unlimited)."""
         self.port = port or free_port()
         self.http_port = http_port or free_port()
         self.context = {"env": "dev", **(context or {})}
         self.cdk_out = cdk_out or STATE_DIR / "cdk.out"
         self.schedule_interval = schedule_interval
-        self.function_env = {**STAND_INS, **(function_env or {})}
+        self.limits = GatewayLimits(time_scale, post_rate)
+        self.function_env = {**STAND_INS, **self.limits.function_environment(), **(function_env or {})}
         self.database = DynamoDBLocal(data_dir=data_dir)
         # Apertium's server, when the functions translate with it (the bench's runs may ask for the stand-in alone).
         self.translator = (
@@ -132,6 +139,7 @@ class LocalRun:
                 jwks=lambda pool: self.issuers[pool].jwks() if pool in self.issuers else None,
                 console=lambda method, path, body: self.console.respond(method, path, body) if self.console else None,
                 schedule_interval=self.schedule_interval,
+                limits=self.limits,
             )
             self.console = Console(
                 websocket_url=self.gateway.url,

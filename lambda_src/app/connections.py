@@ -531,9 +531,11 @@ def _apply_quietly(change: TransactItem) -> None:
 def heartbeat(caller: Caller, notify: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
     """``heartbeatAck``; near API Gateway's 2-hour limit, first ``notify`` the client with
     ``connectionRefreshRequired`` (once: recorded on the row, and forgotten again if it could not be
-    delivered) and, from the warning threshold on, ``connectionWarning`` with the minutes left."""
+    delivered) and, from the warning threshold on, ``connectionWarning`` with the minutes left. The connection's
+    age is counted in minutes of the connections' clock (``CONNECTION_TIME_SCALE``: faster in a scaled local run, as
+    its gateway's limits are; 1 deployed)."""
     connection_id, connected_at_ms, now_ms = caller.connection_id, caller.connected_at_ms, caller.now_ms
-    age_minutes = (now_ms - connected_at_ms) / 60_000
+    age_minutes = (now_ms - connected_at_ms) / 60_000 * function_settings.load().connection_time_scale
     minutes_left = max(0, math.ceil(limits.CONNECTION_LIMIT_MINUTES - age_minutes))
     connections = runtime.connections()
     refresh_due = age_minutes >= limits.REFRESH_REQUIRED_AT_MINUTES

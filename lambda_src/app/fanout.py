@@ -4,7 +4,9 @@ calls in parallel, one index page at a time; or posting to connections the calle
 
 A listener that answers 410 Gone is handed to ``on_gone``, which says whether that proves it gone (its row
 is then cleaned up) or not yet (a connection whose handshake has not completed answers 410 too); no single
-listener's failure stops the others.
+listener's failure stops the others. A 429 (API Gateway's throttling) is no departure: the request is retried
+(``connections_api``) until the fan-out's one retry deadline, and a post still throttled then is FAILED, like any
+other failure, never GONE.
 """
 
 from __future__ import annotations
@@ -44,29 +46,45 @@ class FanoutResult:
     gone: list[str] = field(default_factory=list)
 
 
-def _deliver(connection_id: str, data: str, close: bool) -> Outcome:
+def _deliver(connection_id: str, data: str, close: bool, deadline: float | None) -> Outcome:
+    """Post ``data`` (and close the connection when ``close``), retrying throttled requests until ``deadline``."""
     try:
-        if not connections_api.post(connection_id, data):
+        if not connections_api.post(connection_id, data, deadline=deadline):
             return Outcome.GONE
         outcome = Outcome.DELIVERED
+    except connections_api.Throttled as throttled:
+        _log_throttled("could not notify a listener", connection_id, throttled)
+        outcome = Outcome.FAILED
     except Exception:
         logger.exception("could not notify a listener", extra={"listener_connection_id": connection_id})
         outcome = Outcome.FAILED
     if close:
         try:  # closed even when the message failed: a dismissed listener must not stay attached
-            connections_api.close(connection_id)
+            connections_api.close(connection_id, deadline=deadline)
+        except connections_api.Throttled as throttled:
+            _log_throttled("could not close a listener", connection_id, throttled)
+            outcome = Outcome.FAILED
         except Exception:
             logger.exception("could not close a listener", extra={"listener_connection_id": connection_id})
             outcome = Outcome.FAILED
     return outcome
 
 
-def _probe(connection_id: str) -> Outcome:
+def _probe(connection_id: str, deadline: float | None) -> Outcome:
     try:
-        return Outcome.CONNECTED if connections_api.is_connected(connection_id) else Outcome.GONE
+        return Outcome.CONNECTED if connections_api.is_connected(connection_id, deadline=deadline) else Outcome.GONE
+    except connections_api.Throttled as throttled:
+        _log_throttled("could not ask about a listener", connection_id, throttled)
+        return Outcome.FAILED
     except Exception:
         logger.exception("could not ask about a listener", extra={"listener_connection_id": connection_id})
         return Outcome.FAILED
+
+
+def _log_throttled(what: str, connection_id: str, throttled: connections_api.Throttled) -> None:
+    """A request API Gateway kept throttling: a warning without a traceback (a busy account is no bug), and the
+    connection is left as it is (throttling says nothing of whether it is still there)."""
+    logger.warning(f"{what}: {throttled}", extra={"listener_connection_id": connection_id, "throttled": True})
 
 
 def _each_listener(
@@ -140,7 +158,8 @@ def post_each(executor: Executor, connection_ids: Iterable[str], message: dict[s
     returns at once. A failed post never stops or delays the others."""
     data = messages.encode(message)
     ids = list(connection_ids)
-    return Posting(ids, [executor.submit(_deliver, connection_id, data, False) for connection_id in ids])
+    deadline = connections_api.retry_deadline()  # one for all of them: the whole posting waits at most that long
+    return Posting(ids, [executor.submit(_deliver, connection_id, data, False, deadline) for connection_id in ids])
 
 
 def notify_listeners(
@@ -152,20 +171,29 @@ def notify_listeners(
 ) -> FanoutResult:
     """Post ``message`` to every listener of the session (and close their connections when ``close``)."""
     data = messages.encode(message)
+    deadline = connections_api.retry_deadline()
     return _each_listener(
-        session_id, lambda c: _deliver(c, data, close), on_gone, "listeners notified", message_type=message.get("type")
+        session_id,
+        lambda c: _deliver(c, data, close, deadline),
+        on_gone,
+        "listeners notified",
+        message_type=message.get("type"),
     )
 
 
 def probe_listeners(session_id: str, on_gone: OnGone) -> FanoutResult:
     """Ask API Gateway about every listener of the session (``GET @connections``, nothing is sent)."""
-    return _each_listener(session_id, _probe, on_gone, "listeners probed")
+    deadline = connections_api.retry_deadline()
+    return _each_listener(session_id, lambda c: _probe(c, deadline), on_gone, "listeners probed")
 
 
 def post_quietly(connection_id: str, message: dict[str, Any]) -> bool:
     """Post one message where delivery is best effort (e.g. to a speaker); False when it did not arrive."""
     try:
         return connections_api.post(connection_id, messages.encode(message))
+    except connections_api.Throttled as throttled:
+        logger.warning(f"could not post a message: {throttled}", extra={"target_connection_id": connection_id})
+        return False
     except Exception:
         logger.exception("could not post a message", extra={"target_connection_id": connection_id})
         return False

@@ -11,6 +11,7 @@ imports nothing from outside the standard library, so ``cdk synth`` needs only `
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -221,6 +222,10 @@ ENV_ISSUER: Final = "TOKEN_ISSUER"
 ENV_CLIENT_ID: Final = "TOKEN_CLIENT_ID"
 # The function that runs a session's transcription consumer (what the message function invokes).
 ENV_TRANSCRIBER_FUNCTION: Final = "TRANSCRIBER_FUNCTION"
+# How much faster than API Gateway's the connections' clocks run: the local run's ``GATEWAY_TIME_SCALE``, which
+# its gateway applies to the idle timeout and the 2-hour lifetime, and the functions to the refresh notice and the
+# warnings (``limits.REFRESH_REQUIRED_AT_MINUTES``...). Never set by the stack: deployed, it is 1.
+ENV_CONNECTION_TIME_SCALE: Final = "CONNECTION_TIME_SCALE"
 # The variables of the per-environment settings, under the names the code has always used.
 ENV_SESSION_LIFETIME_HOURS: Final = SESSION_LIFETIME_HOURS.env_var
 ENV_MAX_LISTENERS: Final = MAX_LISTENERS_PER_SESSION.env_var
@@ -234,6 +239,19 @@ ENV_MAX_SESSION_LIFETIME_HOURS: Final = MAX_SESSION_LIFETIME_HOURS.env_var
 ENV_MAX_ACTIVE_SESSIONS_PER_SPEAKER: Final = MAX_ACTIVE_SESSIONS_PER_SPEAKER.env_var
 ENV_TRANSCRIPT_RETENTION_DAYS: Final = TRANSCRIPT_RETENTION_DAYS.env_var
 ENV_POLLY_VOICES: Final = POLLY_VOICES_SETTING.env_var
+
+
+def parse_time_scale(raw: str | None) -> float:
+    """A time scale (``CONNECTION_TIME_SCALE``, ``GATEWAY_TIME_SCALE``): a positive, finite number; unset or
+    empty: 1."""
+    text = (raw or "").strip() or "1"
+    try:
+        scale = float(text)
+    except ValueError:
+        scale = math.nan
+    if not (scale > 0 and math.isfinite(scale)):
+        raise ValueError(f"a time scale must be a positive number, got {raw!r}")
+    return scale
 
 
 def defaults() -> dict[str, int | str]:
@@ -262,6 +280,7 @@ class Settings:
     audio_chunks_table: str = ""
     transcripts_table: str = ""
     audio_bucket: str = ""
+    connection_time_scale: float = 1.0
 
     @property
     def lifetime_ceiling_seconds(self) -> int:
@@ -282,5 +301,6 @@ def load() -> Settings:
         audio_chunks_table=env.get(ENV_AUDIO_CHUNKS_TABLE, ""),
         transcripts_table=env.get(ENV_TRANSCRIPTS_TABLE, ""),  # the transcriber and the transcript routes
         audio_bucket=env.get(ENV_AUDIO_BUCKET, ""),  # the transcriber
+        connection_time_scale=parse_time_scale(env.get(ENV_CONNECTION_TIME_SCALE)),  # the local run's only
         **{setting.attribute: setting.parse(env.get(setting.env_var)) for setting in FUNCTION_SETTINGS},
     )

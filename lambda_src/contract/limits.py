@@ -64,8 +64,11 @@ STATUS_PUSH_PARALLELISM: Final = 16
 HANDSHAKE_WINDOW_SECONDS: Final = 30
 
 # API Gateway closes every WebSocket connection after 2 hours. Clients are asked to refresh at 100 minutes
-# (once), and warned with the minutes left on every heartbeat from 105 minutes.
+# (once), and warned with the minutes left on every heartbeat from 105 minutes. It also closes a connection
+# whose client has sent no message for IDLE_TIMEOUT_MINUTES (a heartbeat a minute keeps it open). Both closes
+# are code 1001, then ``$disconnect``. The local run may scale these clocks (``CONNECTION_TIME_SCALE``).
 CONNECTION_LIMIT_MINUTES: Final = 120
+IDLE_TIMEOUT_MINUTES: Final = 10
 REFRESH_REQUIRED_AT_MINUTES: Final = 100
 CONNECTION_WARNING_FROM_MINUTES: Final = 105
 
@@ -97,7 +100,12 @@ MAX_FIELD_LENGTH: Final = 256
 # A speaker token (a Cognito JWT is ~1 KB) is the one longer value; its own bound, checked before parsing.
 TOKEN_FIELD: Final = "token"
 MAX_TOKEN_LENGTH: Final = 4096
+# API Gateway's message payload size, either way (a client's message, a ``@connections`` post): a larger
+# message from a client closes its connection (1009), a larger post is refused (413).
 MAX_FRAME_BYTES: Final = 128 * 1024
+# API Gateway's WebSocket frame size: a longer message travels in several frames of at most this; a larger
+# frame from a client closes its connection (1009).
+MAX_WEBSOCKET_FRAME_BYTES: Final = 32 * 1024
 
 # Audio chunks (``sendAudio``): 16-bit little-endian mono PCM at the recognizer's sample rate, base64 in the
 # message. A chunk's decoded size, in bytes (an even number: whole samples); ~100 ms of audio is 3.2 KB.

@@ -207,6 +207,13 @@ def test_every_table_function_gets_the_table_names_and_limits(deployed: Synthesi
     )
 
 
+def test_no_function_is_given_a_connection_time_scale(deployed: Synthesized) -> None:
+    # Given every function of the stack, Then none is told to scale the connections' clocks (the local run's
+    # GATEWAY_TIME_SCALE only): deployed, the refresh notice and the warnings follow API Gateway's own 2 hours
+    for logical_id in deployed.functions:
+        assert function_settings.ENV_CONNECTION_TIME_SCALE not in _variables(deployed, logical_id), logical_id
+
+
 def test_every_table_function_gets_every_declared_setting_at_its_default(deployed: Synthesized) -> None:
     # Given the environment of every function that works on the tables
     table_functions = deployed.functions_running(TABLE_MODULES)

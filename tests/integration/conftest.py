@@ -27,8 +27,9 @@ ACTIVE_SESSIONS_PER_SPEAKER = 10
 class RunningService:
     """The local run on a background event loop, with helpers the tests share."""
 
-    def __init__(self, run: LocalRun) -> None:
+    def __init__(self, run: LocalRun, loop: asyncio.AbstractEventLoop) -> None:
         self.run = run
+        self.loop = loop  # the run's own event loop, on its own thread
         self.db = run.database.client()
         self.sessions_table = run.table_name("TablesSessions")
         self.connections_table = run.table_name("TablesConnections")
@@ -70,18 +71,26 @@ def apertium_cli(text: str, mode: str) -> str:
 
 
 def _running(
-    tmp_path_factory: pytest.TempPathFactory, context: dict[str, str], function_env: dict[str, str] | None = None
+    tmp_path_factory: pytest.TempPathFactory,
+    context: dict[str, str],
+    function_env: dict[str, str] | None = None,
+    **options: Any,
 ) -> Iterator[RunningService]:
+    """A local run with ``context``, ``function_env`` and the sweeper every SCHEDULE_INTERVAL_SECONDS, unless
+    ``options`` (``LocalRun``'s) say otherwise."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     cdk_out: Path = tmp_path_factory.mktemp("cdk.out")
     run = LocalRun(
-        context=context, cdk_out=cdk_out, schedule_interval=SCHEDULE_INTERVAL_SECONDS, function_env=function_env
+        context=context,
+        cdk_out=cdk_out,
+        function_env=function_env,
+        **{"schedule_interval": SCHEDULE_INTERVAL_SECONDS, **options},
     )
     asyncio.run_coroutine_threadsafe(run.start(), loop).result(timeout=240)
     try:
-        yield RunningService(run)
+        yield RunningService(run, loop)
     finally:
         asyncio.run_coroutine_threadsafe(run.stop(), loop).result(timeout=60)
         loop.call_soon_threadsafe(loop.stop)

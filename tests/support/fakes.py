@@ -35,6 +35,7 @@ class FakeConnectionsApi:
 
     ``gone``: connection ids that answer 410 GoneException (a vanished client) to posts, gets and closes.
     ``failing``: connection id -> error code raised on posts and gets (e.g. ``"LimitExceededException"``).
+    ``throttled``: connection id -> how many more posts to it answer 429 LimitExceededException before one is taken.
     """
 
     def __init__(self) -> None:
@@ -42,6 +43,8 @@ class FakeConnectionsApi:
         self.calls: list[tuple[str, str, Any]] = []  # (operation, connection id, decoded message or None)
         self.gone: set[str] = set()
         self.failing: dict[str, str] = {}
+        self.throttled: dict[str, int] = {}
+        self.refused: list[str] = []  # the connection ids of the posts answered 429, in order
 
     # -- the boto3 client's surface the code uses -------------------------------------------------------
     def post_to_connection(self, *, ConnectionId: str, Data: bytes) -> dict[str, Any]:  # noqa: N803
@@ -49,6 +52,11 @@ class FakeConnectionsApi:
             raise client_error("GoneException", 410, "PostToConnection")
         if ConnectionId in self.failing:
             raise client_error(self.failing[ConnectionId], 429, "PostToConnection")
+        with self._lock:
+            if self.throttled.get(ConnectionId, 0) > 0:
+                self.throttled[ConnectionId] -= 1
+                self.refused.append(ConnectionId)
+                raise client_error("LimitExceededException", 429, "PostToConnection")
         message = json.loads(Data.decode("utf-8") if isinstance(Data, bytes) else Data)
         with self._lock:
             self.calls.append(("post", ConnectionId, message))

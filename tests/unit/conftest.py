@@ -43,6 +43,7 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv(function_settings.ENV_TRANSCRIPTS_TABLE, TRANSCRIPTS_TABLE)
     for name in (
         function_settings.ENV_CALLBACK_URL,
+        function_settings.ENV_CONNECTION_TIME_SCALE,
         *(setting.env_var for setting in function_settings.FUNCTION_SETTINGS),
     ):
         monkeypatch.delenv(name, raising=False)
@@ -80,12 +81,15 @@ def tables() -> Iterator[Tables]:
 
 @pytest.fixture
 def gateway(monkeypatch: pytest.MonkeyPatch) -> FakeConnectionsApi:
-    """API Gateway's ``@connections`` API replaced by a recorder (posts and closes; chosen ids answer 410)."""
+    """API Gateway's ``@connections`` API replaced by a recorder (posts and closes; chosen ids answer 410, or fail).
+    A throttled request (``failing``) is given up at once rather than retried for seconds of real time (the
+    retries have their own tests: ``test_connections_api.py``)."""
     monkeypatch.setenv("CALLBACK_URL", CALLBACK_URL)
     runtime.reset()
     connections_api.client.cache_clear()
     fake = FakeConnectionsApi()
     monkeypatch.setattr(connections_api, "client", lambda: fake)
+    monkeypatch.setattr(connections_api, "THROTTLE_RETRY_SECONDS", 0.0)
     return fake
 
 

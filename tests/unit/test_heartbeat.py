@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pytest
 
+from lambda_src import runtime
+from lambda_src.contract import function_settings
 from tests.support.helpers import body_of
 from tests.unit.flows import Clock, create_session, join, plain, send
 
@@ -65,6 +67,25 @@ def test_at_100_minutes_refresh_is_required_before_the_ack(tables, gateway, cloc
     assert_acked(response, clock)
     # And the connection row remembers it was asked
     assert tables.connection(connection_id)["refreshNotified"] is True
+
+
+def test_a_scaled_connection_clock_asks_for_the_refresh_and_warns_as_many_times_sooner(
+    tables, gateway, clock, connection, monkeypatch
+):
+    # Given the functions of a local run whose connections' clocks run 60 times faster (GATEWAY_TIME_SCALE=60:
+    # the gateway closes connections after 2 minutes)
+    monkeypatch.setenv(function_settings.ENV_CONNECTION_TIME_SCALE, "60")
+    runtime.reset()
+    connection_id, connected_at = connection
+    # When the connection sends heartbeats at 99 s, 100 s and 106 s of age (99, 100 and 106 of its minutes)
+    for age_seconds in (99, 100, 106):
+        clock.now_ms = connected_at + age_seconds * 1000
+        assert_acked(send(HEARTBEAT, connection_id, connected_at_ms=connected_at), clock)
+    # Then the refresh is asked for at 100 s, and the warning at 106 s counts the scaled minutes left (14)
+    assert gateway.messages_to(connection_id) == [
+        {"type": "connectionRefreshRequired", "minutesLeft": 20, "timestamp": connected_at + 100_000},
+        {"type": "connectionWarning", "minutesLeft": 14, "timestamp": connected_at + 106_000},
+    ]
 
 
 def test_refresh_required_is_sent_exactly_once_across_heartbeats(tables, gateway, clock, connection):

@@ -80,3 +80,17 @@ def test_context_keys_are_the_camel_case_names() -> None:
         "transcriptRetentionDays",
         "pollyVoices",
     }
+
+
+def test_the_connection_time_scale_is_1_unless_the_local_run_sets_it(monkeypatch) -> None:
+    # Deployed, the stack never sets CONNECTION_TIME_SCALE (tests/infrastructure/test_functions.py): the scale is 1
+    assert function_settings.load().connection_time_scale == 1.0
+    monkeypatch.setenv(function_settings.ENV_CONNECTION_TIME_SCALE, "60")
+    runtime.reset()
+    assert function_settings.load().connection_time_scale == 60.0
+
+
+@pytest.mark.parametrize("raw", ["0", "-2", "nan", "inf", "fast"])
+def test_a_time_scale_must_be_a_positive_number(raw: str) -> None:
+    with pytest.raises(ValueError, match="positive number"):
+        function_settings.parse_time_scale(raw)
