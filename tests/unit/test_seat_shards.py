@@ -61,12 +61,13 @@ def lowest_shard_first(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(seats.random, "choice", min)
 
 
-def seat(tables, shard: int, session_id: str = SESSION_ID) -> dict[str, Any] | None:
-    return tables.session(f"{session_id}#{shard}")
+def seat(tables, shard: int, session_id: str = SESSION_ID) -> dict[str, Any]:
+    """The seat item as stored (empty when no join has taken it)."""
+    return tables.session(f"{session_id}#{shard}") or {}
 
 
 def seat_counts(tables, session_id: str = SESSION_ID) -> list[int]:
-    return [int((seat(tables, shard, session_id) or {}).get("listenerCount", 0)) for shard in range(1, SHARDS + 1)]
+    return [int(seat(tables, shard, session_id).get("listenerCount", 0)) for shard in range(1, SHARDS + 1)]
 
 
 def listener_rows(tables, session_id: str = SESSION_ID) -> dict[str, str]:
@@ -122,7 +123,6 @@ def test_joins_fill_every_shard_and_the_count_is_the_rows(sharded, lowest_shard_
     assert_count_is_the_rows(sharded)
     # Each seat is this session's, open, with its listeners by language, a TTL and no sweep time
     first = seat(sharded, 1)
-    assert first is not None
     assert first["sessionCreatedAt"] == sharded.session(SESSION_ID)["createdAt"]
     assert first["listeners:es"] == 2
     assert first["expiresAt"] > time.time() + 3600
@@ -163,7 +163,7 @@ def test_a_conflict_sends_the_next_attempt_to_another_shard(sharded, lowest_shar
     def conflict_once(**arguments: Any) -> Any:
         attempts.append(arguments["TransactItems"][0]["Update"]["Key"]["sessionId"]["S"])
         if len(attempts) == 1:
-            reasons = [{"Code": "TransactionConflict"}] + [{"Code": "None"}] * (len(arguments["TransactItems"]) - 1)
+            reasons: list[Any] = [{"Code": "TransactionConflict"}] + [{"Code": "None"}] * (len(arguments["TransactItems"]) - 1)
             raise ClientError(
                 {
                     "Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
