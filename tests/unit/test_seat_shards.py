@@ -163,7 +163,8 @@ def test_a_conflict_sends_the_next_attempt_to_another_shard(sharded, lowest_shar
     def conflict_once(**arguments: Any) -> Any:
         attempts.append(arguments["TransactItems"][0]["Update"]["Key"]["sessionId"]["S"])
         if len(attempts) == 1:
-            reasons: list[Any] = [{"Code": "TransactionConflict"}] + [{"Code": "None"}] * (len(arguments["TransactItems"]) - 1)
+            others = len(arguments["TransactItems"]) - 1
+            reasons: list[Any] = [{"Code": "TransactionConflict"}] + [{"Code": "None"}] * others
             raise ClientError(
                 {
                     "Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
