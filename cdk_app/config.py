@@ -273,6 +273,8 @@ def load(context: Mapping[str, Any] | Any) -> EnvironmentConfig:
         value = config.function_settings[setting.name]
         if setting.minimum is not None and isinstance(value, int) and value < setting.minimum:
             raise ValueError(f"{setting.context_key} must be at least {setting.minimum}, got {value}")
+        if setting.maximum is not None and isinstance(value, int) and value > setting.maximum:
+            raise ValueError(f"{setting.context_key} must be at most {setting.maximum}, got {value}")
         if setting.choices is not None and value not in setting.choices:
             raise ValueError(f"{setting.context_key} must be one of {', '.join(setting.choices)}, got {value!r}")
     _check_operations(config)
