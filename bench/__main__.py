@@ -100,7 +100,8 @@ def _footprint(context: Context, args: argparse.Namespace) -> list[Row]:
 def _contention(context: Context, args: argparse.Namespace) -> list[Row]:
     from bench import contention
 
-    return contention.measure(context.database(), context.failures)
+    rows = contention.measure(context.database(), context.failures)
+    return rows + contention.measure_sharded(context.database(), context.failures)
 
 
 def _transcription(context: Context, args: argparse.Namespace) -> list[Row]:

@@ -97,57 +97,92 @@ def take_seat(
     full seat (go where a read of the seats shows room), an earlier session's seat (replaced, then taken), a shard
     over its join rate (another one). ``SEAT_JOIN_ROUNDS`` bounds it: seats that fill between the read and the
     join, round after round, end in ``SERVICE_UNAVAILABLE`` (retry) unless every seat is then full."""
-    sessions = runtime.sessions()
-    seat_caps = shares(cap, seating.shards)
-    allowance = function_settings.load().joins_per_session_per_minute
-    expires_s = seat_expiry(seating)
-    every = range(1, seating.shards + 1)
-    full: set[int] = set()
-    rate_limited: set[int] = set()
-    current = 0
-
-    def pick(avoiding: int = 0) -> int:
-        open_shards = [k for k in every if k not in full and k not in rate_limited]
-        others = [k for k in open_shards if k != avoiding]
-        return random.choice(others or open_shards)
-
-    def items() -> list[Guarded]:
-        shard = current
-        seat = sessions.take_seat_item(session_id, seating, shard, seat_caps[shard - 1], language, expires_s)
-        shard_allowance = shares(allowance, seating.shards)[shard - 1]
-        rate_item, rate_refusal = rate_limits.joins(session_id, now_s, allowance=shard_allowance, shard=shard)
-        return [
-            (seat, lambda old: _SeatRefused(shard, old)),
-            row_for(shard),
-            (rate_item, lambda old: _SeatRateLimited(shard, rate_refusal(old))),
-            *guards,
-        ]
-
-    def another() -> list[Guarded]:
-        nonlocal current
-        current = pick(avoiding=current)
-        return items()
-
+    choice = _SeatChoice(session_id, seating, row_for, language, now_s, cap, guards)
     for _round in range(limits.SEAT_JOIN_ROUNDS):
-        current = pick()
         try:
-            dynamodb.transact_guarded(items(), on_conflict=another)
+            return choice.attempt()
         except _SeatRefused as refused:
-            if _replaced_if_stale(session_id, seating, refused, expires_s):
+            if _replaced_if_stale(session_id, seating, refused, choice.expires_s):
                 continue
-            full.update(_full_seats(session_id, seating, seat_caps))
-            if len(full) == seating.shards:
+            choice.full.update(_full_seats(session_id, seating, choice.seat_caps))
+            if len(choice.full) == seating.shards:
                 raise session_full(session_id, cap) from None
         except _SeatRateLimited as limited:
-            rate_limited.add(limited.shard)
-            if len(rate_limited) >= min(limits.SEAT_RATE_LIMITED_TRIES, seating.shards - len(full)):
+            choice.rate_limited.add(limited.shard)
+            if len(choice.rate_limited) >= min(limits.SEAT_RATE_LIMITED_TRIES, seating.shards - len(choice.full)):
                 raise limited.refusal from None
-        else:
-            return current
-    if len(_full_seats(session_id, seating, seat_caps)) == seating.shards:
+    if len(_full_seats(session_id, seating, choice.seat_caps)) == seating.shards:
         raise session_full(session_id, cap)
     logger.warning("no seat taken within the rounds of a join", extra={"session_id": session_id})
     raise dynamodb.unavailable()
+
+
+class _SeatChoice:
+    """One join's choice of a seat: the shards it knows full or over their join rate, and the one it tries."""
+
+    def __init__(
+        self,
+        session_id: str,
+        seating: Seating,
+        row_for: Callable[[int], Guarded],
+        language: str,
+        now_s: int,
+        cap: int,
+        guards: Sequence[Guarded],
+    ) -> None:
+        self.session_id, self.seating, self.row_for, self.language = session_id, seating, row_for, language
+        self.now_s, self.cap, self.guards = now_s, cap, guards
+        self.seat_caps = shares(cap, seating.shards)
+        self.allowances = shares(function_settings.load().joins_per_session_per_minute, seating.shards)
+        self.expires_s = seat_expiry(seating)
+        self.full: set[int] = set()
+        self.rate_limited: set[int] = set()
+        self.current = 0
+
+    def attempt(self) -> int:
+        """One transaction on a shard chosen at random among those not known full (the retry policy moves it to
+        another on a conflict); the shard taken."""
+        self.current = self._pick()
+        try:
+            dynamodb.transact_guarded(self._items(), on_conflict=self._another)
+        except ServiceError as unavailable:
+            # The retry policy gave up (conflicts over the last seats, or throttling): when every seat is full by
+            # now, the join was refused for the cap, and is told so.
+            full = (
+                unavailable.code is ErrorCode.SERVICE_UNAVAILABLE
+                and len(_full_seats(self.session_id, self.seating, self.seat_caps)) == self.seating.shards
+            )
+            if full:
+                raise session_full(self.session_id, self.cap) from None
+            raise
+        return self.current
+
+    def _pick(self, avoiding: int = 0) -> int:
+        open_shards = [
+            k for k in range(1, self.seating.shards + 1) if k not in self.full and k not in self.rate_limited
+        ]
+        others = [k for k in open_shards if k != avoiding]
+        return random.choice(others or open_shards)
+
+    def _another(self) -> list[Guarded]:
+        self.current = self._pick(avoiding=self.current)
+        return self._items()
+
+    def _items(self) -> list[Guarded]:
+        shard = self.current
+        sessions = runtime.sessions()
+        seat = sessions.take_seat_item(
+            self.session_id, self.seating, shard, self.seat_caps[shard - 1], self.language, self.expires_s
+        )
+        rate_item, rate_refusal = rate_limits.joins(
+            self.session_id, self.now_s, allowance=self.allowances[shard - 1], shard=shard
+        )
+        return [
+            (seat, lambda old: _SeatRefused(shard, old)),
+            self.row_for(shard),
+            (rate_item, lambda old: _SeatRateLimited(shard, rate_refusal(old))),
+            *self.guards,
+        ]
 
 
 def _replaced_if_stale(session_id: str, seating: Seating, refused: _SeatRefused, expires_s: int) -> bool:

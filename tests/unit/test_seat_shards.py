@@ -454,3 +454,27 @@ def test_an_index_key_is_the_shards(sharded, lowest_shard_first) -> None:
     assert welcome_of_row(listener)["sessionId"] == SESSION_ID  # what the client hears is the session's id
     row = runtime.connections().get(listener)
     assert row is not None and (row.session_id, row.shard) == (SESSION_ID, 1)
+
+
+def test_a_join_whose_conflicts_outlast_the_retry_budget_over_full_seats_is_refused_for_the_cap(
+    sharded, monkeypatch
+) -> None:
+    # Given every seat full, and DynamoDB answering every further transaction with a conflict
+    for _ in range(CAP):
+        join()
+    client = dynamodb.client()
+
+    def always_conflicting(**arguments: Any) -> Any:
+        reasons: list[Any] = [{"Code": "TransactionConflict"}] + [{"Code": "None"}] * (
+            len(arguments["TransactItems"]) - 1
+        )
+        raise ClientError(
+            {"Error": {"Code": "TransactionCanceledException", "Message": "conflict"}, "CancellationReasons": reasons},
+            "TransactWriteItems",
+        )
+
+    monkeypatch.setattr(client, "transact_write_items", always_conflicting)
+    monkeypatch.setattr(time, "sleep", lambda _seconds: None)
+    # When a join gives up on the conflicts, then the seats' read finds them all full: refused for the cap
+    _refused, response = connect_with({"action": "joinSession", "sessionId": SESSION_ID, "targetLanguage": "es"})
+    assert error_of(response) == (503, "SESSION_FULL")
