@@ -90,8 +90,9 @@ def take_seat(
 ) -> int:
     """Count a listener of ``language`` in on one of the session's seats and write its row (``row_for(shard)``),
     atomically; the shard taken. Refused with nothing written: ``SESSION_FULL`` only when a read of every seat
-    finds each at its share of ``cap``; ``SESSION_ENDED`` once a seat is closed; ``RATE_LIMITED`` when
-    ``SEAT_RATE_LIMITED_TRIES`` shards have spent their share of the join-rate allowance; a guard's own refusal.
+    finds each at its share of ``cap``; ``SESSION_ENDED`` once a seat is closed; refused for the join rate when
+    ``SEAT_RATE_LIMITED_TRIES`` shards have spent their share of the join-rate allowance
+    (``RATE_LIMIT_EXCEEDED``); a guard's own refusal.
 
     Conflicts are the retry policy's (each of its attempts on another shard); what this loops over is answers: a
     full seat (go where a read of the seats shows room), an earlier session's seat (replaced, then taken), a shard
