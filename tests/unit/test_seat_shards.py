@@ -478,3 +478,15 @@ def test_a_join_whose_conflicts_outlast_the_retry_budget_over_full_seats_is_refu
     # When a join gives up on the conflicts, then the seats' read finds them all full: refused for the cap
     _refused, response = connect_with({"action": "joinSession", "sessionId": SESSION_ID, "targetLanguage": "es"})
     assert error_of(response) == (503, "SESSION_FULL")
+
+
+def test_a_join_that_reads_an_ended_sessions_item_is_refused_before_its_seats_are_closed(sharded) -> None:
+    sharded.client.update_item(
+        TableName=sharded.sessions,
+        Key={"sessionId": {"S": SESSION_ID}},
+        UpdateExpression="SET isActive = :false",
+        ExpressionAttributeValues={":false": {"BOOL": False}},
+    )
+    refused, response = connect_with({"action": "joinSession", "sessionId": SESSION_ID, "targetLanguage": "es"})
+    assert error_of(response) == (410, "SESSION_ENDED")
+    assert sharded.connection(refused) is None and seat(sharded, 1) == {}

@@ -185,6 +185,10 @@ class SessionsRepository:
         session = self.get(session_id, now_s)
         if session is None:
             raise errors.session_not_found(session_id)
+        if not session.is_active and session.seating.sharded:
+            # A join of a session with seat shards writes nothing on its item: the read is what refuses it (its
+            # seats, once closed, refuse the joins of processes that knew it live).
+            raise errors.session_ended(session_id)
         return self._facts[session_id]
 
     def listener_counts(self, session_ids: Iterable[str]) -> dict[str, int]:
