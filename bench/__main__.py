@@ -10,7 +10,8 @@ Every floor is measured in the same run on the same machine (see each section's 
 6. footprint  code asset and layer sizes; each handler's peak memory vs its MemorySize; the local run's
               memory during the load (bench.footprint)
 7. contention simultaneous joins of one session with DynamoDB's transaction-conflict rule emulated, and
-              without (bench.contention)
+              without; joins offered at 1,000/s into a session with seat shards beside one shard, and the rule
+              simulated at that rate (bench.contention)
 8. transcription the partial-result processor per recognizer result vs a no-op consumer; the local
               recognizer's real-time factor (bench.transcription)
 9. live_path  from the speaker's chunk to each listener's caption through the local run, the recognizer scripted
@@ -100,7 +101,8 @@ def _footprint(context: Context, args: argparse.Namespace) -> list[Row]:
 def _contention(context: Context, args: argparse.Namespace) -> list[Row]:
     from bench import contention
 
-    return contention.measure(context.database(), context.failures)
+    rows = contention.measure(context.database(), context.failures)
+    return rows + contention.measure_sharded(context.database(), context.failures)
 
 
 def _transcription(context: Context, args: argparse.Namespace) -> list[Row]:

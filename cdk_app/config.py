@@ -286,6 +286,8 @@ def _check_function_settings(values: Mapping[str, int | str]) -> None:
         value = values[setting.name]
         if setting.minimum is not None and isinstance(value, int) and value < setting.minimum:
             raise ValueError(f"{setting.context_key} must be at least {setting.minimum}, got {value}")
+        if setting.maximum is not None and isinstance(value, int) and value > setting.maximum:
+            raise ValueError(f"{setting.context_key} must be at most {setting.maximum}, got {value}")
         if setting.choices is not None and value not in setting.choices:
             raise ValueError(f"{setting.context_key} must be one of {', '.join(setting.choices)}, got {value!r}")
         if setting.check is not None:

@@ -97,19 +97,21 @@ FUNCTION_TABLE_ACCESS: Final[Mapping[str, tuple[TableAccess, ...]]] = {
         TableAccess(schema.RATE_LIMITS, {UPDATE}),
         TableAccess(schema.AUDIO_CHUNKS, {PUT}),
     ),
-    # $disconnect: read the row; delete it and count the listener out, or open the speaker's resume
-    # window (session Update); speakerDisconnected to the listeners (index Query, cleanup of the gone).
+    # $disconnect: read the row; delete it and count the listener out (the session's or its seat's Update), or
+    # open the speaker's resume window (session Update); speakerDisconnected to the listeners (index Query, the
+    # session read when nobody is under its own key: its seat shards' keys; cleanup of the gone).
     "disconnect": (
-        TableAccess(schema.SESSIONS, {UPDATE}),
+        TableAccess(schema.SESSIONS, {GET, UPDATE}),
         TableAccess(schema.CONNECTIONS, {GET, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
     ),
     # Scheduled: the sparse sweep index (Scan); due sessions read and ended, or revisited (Update), their
     # listeners told and dismissed, the indexed sessions' activity read for the gauges (BatchGet), and a share
     # of the others' listeners probed (index Query; a vanished listener's row read, removed and counted out:
     # Delete + session Update in one transaction); ending a session takes it out of its speaker's active
-    # sessions in the same transaction (RateLimits Update).
+    # sessions in the same transaction (RateLimits Update); an ended session's seats closed (Update, or a Put
+    # replacing a seat an earlier session of the id left) and every sharded session's seats read for the gauges.
     "sweeper": (
-        TableAccess(schema.SESSIONS, {GET, BATCH_GET, UPDATE}, {_SWEEP_INDEX: {SCAN}}),
+        TableAccess(schema.SESSIONS, {GET, BATCH_GET, PUT, UPDATE}, {_SWEEP_INDEX: {SCAN}}),
         TableAccess(schema.CONNECTIONS, {GET, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
         TableAccess(schema.RATE_LIMITS, {UPDATE}),
     ),
@@ -128,9 +130,9 @@ FUNCTION_TABLE_ACCESS: Final[Mapping[str, tuple[TableAccess, ...]]] = {
     # First messages: the listener counts of a batch's sessions for its sessionJoined messages (BatchGet).
     "welcome": (TableAccess(schema.SESSIONS, {BATCH_GET}),),
     # The speaker's status on a change of its audience: the session read (GetItem), the push recorded on it
-    # (conditional Update), its listeners by language (index Query).
+    # (conditional Update), its listeners by language (index Query; a session with seat shards: its seats' BatchGet).
     "status": (
-        TableAccess(schema.SESSIONS, {GET, UPDATE}),
+        TableAccess(schema.SESSIONS, {GET, BATCH_GET, UPDATE}),
         TableAccess(schema.CONNECTIONS, index_actions={_LISTENERS_INDEX: {QUERY}}),
     ),
     # The transcription consumer: its lease on the session (conditional Update returning the item; a GetItem-free
@@ -139,8 +141,10 @@ FUNCTION_TABLE_ACCESS: Final[Mapping[str, tuple[TableAccess, ...]]] = {
     # choices read with the audience (BatchGetItem of their rows: the index projects keys only), the spoken
     # segments' sequence numbers (the session's Update), and the final segments recorded in the session's transcript
     # (BatchWriteItem of puts; never a read).
+    # The audience read also reads the session when it finds nobody under its own key and does not know whether
+    # its listeners are under seat shards' keys (GetItem).
     "transcriber": (
-        TableAccess(schema.SESSIONS, {UPDATE}),
+        TableAccess(schema.SESSIONS, {GET, UPDATE}),
         TableAccess(schema.AUDIO_CHUNKS, {QUERY}),
         TableAccess(schema.CONNECTIONS, {GET, BATCH_GET, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
         TableAccess(schema.TRANSCRIPTS, {BATCH_WRITE}),
@@ -156,10 +160,11 @@ DOWNSTREAM_READ: Final = (
 
 # A downstream stage that posts to listeners (``lambda_src.downstream.broadcast``, captions): the listeners of a
 # session or language (the listeners index), and, for a listener found gone, what its ``$disconnect`` does: read its
-# row, then remove it and count it out (the row's Delete and the session's Update, in one transaction). With
+# row, then remove it and count it out (the row's Delete and the session's or its seat's Update, in one transaction);
+# the session read when nobody is under its own key (its listeners may be under its seat shards' keys). With
 # ``execute-api:ManageConnections`` on the stage (``SessionServiceStack.grant_downstream``).
 DOWNSTREAM_BROADCAST: Final = (
-    TableAccess(schema.SESSIONS, {UPDATE}),
+    TableAccess(schema.SESSIONS, {GET, UPDATE}),
     TableAccess(schema.CONNECTIONS, {GET, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
 )
 

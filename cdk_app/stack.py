@@ -122,8 +122,9 @@ class SessionServiceStack(Stack):
 
     def grant_downstream(self, function: lambda_.Function) -> None:
         """Wire a downstream stage that posts to listeners (``lambda_src.downstream.broadcast``, captions): exactly
-        the listener index query, ``execute-api:ManageConnections`` on the stage, and the write that counts a
-        vanished listener out (``permissions.DOWNSTREAM_BROADCAST``); and the environment ``lambda_src`` reads
+        the listener index query (and the session read that tells a session's seat shards), ``execute-api:
+        ManageConnections`` on the stage, and the write that counts a vanished listener out
+        (``permissions.DOWNSTREAM_BROADCAST``); and the environment ``lambda_src`` reads
         (table names, callback URL, settings, the metrics' dimensions)."""
         self.tables.grant_access(function, DOWNSTREAM_BROADCAST)
         for name, value in self.websocket.service_environment().items():

@@ -8,6 +8,7 @@ listener is counted in and out exactly once whatever the interleaving.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,12 +18,12 @@ from lambda_src.adapters.repositories import dynamodb
 from lambda_src.adapters.repositories.connections import Connection, NotAListener
 from lambda_src.adapters.repositories.dynamodb import Guarded, TransactItem
 from lambda_src.adapters.repositories.sessions import SessionIdTaken
-from lambda_src.app import fanout, rate_limits, voices
+from lambda_src.app import fanout, rate_limits, seats, voices
 from lambda_src.contract import errors, function_settings, limits, telemetry, wire
 from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.contract.schema import ROLE_LISTENER, ROLE_SPEAKER
 from lambda_src.model.caller import Caller
-from lambda_src.model.session import Session
+from lambda_src.model.session import Seating, Session, seat_shards_for
 from lambda_src.model.session_ids import new_session_id
 from lambda_src.platform import metrics
 from lambda_src.platform.log import logger, session_concerned
@@ -42,10 +43,12 @@ def _row(
     target_language: str | None = None,
     output: str = wire.DEFAULT_OUTPUT,
     then: tuple[dict[str, Any], ...] = (),
+    shard: int | None = None,
 ) -> Guarded:
     """The connection's row for a transaction: written whole on ``$connect`` (carrying the first message for
     the welcome function, and ``then`` the messages it posts after it), or an existing plain connection attached
-    to the session. Its condition fails only when the connection already belongs to a session."""
+    to the session; a listener of a session with seat shards names the ``shard`` it holds. Its condition fails
+    only when the connection already belongs to a session."""
     connections = runtime.connections()
     if on_connect:
         item = connections.put_item(
@@ -59,10 +62,11 @@ def _row(
                 welcome=messages.encode(welcome),
                 welcome_then=tuple(messages.encode(message) for message in then),
                 output=output,
+                shard=shard,
             )
         )
     else:
-        item = connections.attach_item(connection_id, session_id, role, target_language, output)
+        item = connections.attach_item(connection_id, session_id, role, target_language, output, shard)
     return item, _already_in_a_session
 
 
@@ -160,6 +164,7 @@ def _create(
             expires_at_s=now_s + config.session_lifetime_seconds,
             config=request.config,
             speaker_grace_ends_at_s=grace_ends_at_s,
+            seat_shards=seat_shards_for(config.max_listeners),
         )
         active = rate_limits.active_session(user_id, session.session_id, now_s)
         try:
@@ -204,7 +209,8 @@ def join_session(request: JoinSessionRequest, caller: Caller, *, on_connect: boo
 
     The count with this listener counted in is something the transaction cannot return: on ``$connect`` the
     first message is stored on the row without it and the welcome function fills it in (one read per batch
-    of first messages); as a message, the session is read once after the transaction.
+    of first messages); as a message, the session is read once after the transaction (its seats, when it has
+    seat shards: decision record 0040, where the join's transaction takes a seat instead of the session item).
     """
     connection_id, connected_at_ms, now_ms = caller.connection_id, caller.connected_at_ms, caller.now_ms
     user_id, guards = caller.user_id, caller.guards
@@ -216,27 +222,33 @@ def join_session(request: JoinSessionRequest, caller: Caller, *, on_connect: boo
         request.session_id, facts.source_language, facts.quality_tier, request.target_language, connection_id, now_ms
     )
     notice = _audio_notice(request.session_id, request.target_language, request.output, now_ms)
-    listener_row = _row(
-        connection_id,
-        connected_at_ms,
-        on_connect=on_connect,
-        role=ROLE_LISTENER,
-        session_id=request.session_id,
-        welcome=joined,
-        user_id=user_id,
-        target_language=request.target_language,
-        output=request.output,
-        then=() if notice is None else (notice,),
-    )
+
+    def listener_row(shard: int | None = None) -> Guarded:
+        return _row(
+            connection_id,
+            connected_at_ms,
+            on_connect=on_connect,
+            role=ROLE_LISTENER,
+            session_id=request.session_id,
+            welcome=joined,
+            user_id=user_id,
+            target_language=request.target_language,
+            output=request.output,
+            then=() if notice is None else (notice,),
+            shard=shard,
+        )
+
     _add_listener(
         request.session_id,
+        facts.seating,
         listener_row,
+        request.target_language,
         now_s,
         function_settings.load().max_listeners,
-        [rate_limits.joins(request.session_id, now_s), *guards],
+        guards,
     )
     if not on_connect:
-        _add_listener_count(joined, request.session_id)
+        _add_listener_count(joined, request.session_id, facts.seating)
         if notice is not None:
             fanout.post_quietly(connection_id, notice)
     return joined
@@ -251,27 +263,45 @@ def _audio_notice(session_id: str, target_language: str, output: str, now_ms: in
     return messages.audio_unavailable(session_id, target_language, now_ms)
 
 
-def _add_listener_count(joined: dict[str, Any], session_id: str) -> None:
-    """Give a committed join's ``sessionJoined`` the session's count, read after it. Should the read fail, the
-    listener has joined all the same: it hears ``sessionJoined`` without the count rather than a refusal of a
-    join that happened."""
+def _add_listener_count(joined: dict[str, Any], session_id: str, seating: Seating) -> None:
+    """Give a committed join's ``sessionJoined`` the session's count, read after it (its item; or its seats, one
+    BatchGetItem). Should the read fail, the listener has joined all the same: it hears ``sessionJoined`` without
+    the count rather than a refusal of a join that happened."""
+    sessions = runtime.sessions()
     try:
-        session = runtime.sessions().get(session_id, None)
+        if seating.sharded:
+            count: int | None = sessions.audiences({session_id: seating})[session_id].listener_count
+        else:
+            session = sessions.get(session_id, None)
+            count = session.listener_count if session is not None else None
     except Exception:
         logger.exception("listener count not read after a join", extra={"session_id": session_id})
         return
-    if session is not None:
-        joined[wire.LISTENER_COUNT] = session.listener_count
+    if count is not None:
+        joined[wire.LISTENER_COUNT] = count
 
 
-def _add_listener(session_id: str, listener_row: Guarded, now_s: int, cap: int, guards: Sequence[Guarded] = ()) -> None:
-    """Count the listener in and write its row, atomically; refused with the reason and nothing written."""
-    sessions = runtime.sessions()
-    counted_in = (
-        sessions.add_listener_item(session_id, now_s, cap),
-        lambda old: sessions.refusal(old, session_id, now_s),
-    )
-    dynamodb.transact_guarded([counted_in, listener_row, *guards])
+def _add_listener(
+    session_id: str,
+    seating: Seating,
+    listener_row: Callable[[int | None], Guarded],
+    language: str,
+    now_s: int,
+    cap: int,
+    guards: Sequence[Guarded] = (),
+) -> None:
+    """Count the listener in and write its row (``listener_row(shard)``), atomically, with the session's join rate
+    and ``guards``; refused with the reason and nothing written. A session of one shard counts it on its item;
+    one with seat shards on one of its seats (:func:`seats.take_seat`)."""
+    if seating.sharded:
+        seats.take_seat(session_id, seating, listener_row, language, now_s, cap, guards)
+    else:
+        sessions = runtime.sessions()
+        counted_in = (
+            sessions.add_listener_item(session_id, now_s, cap),
+            lambda old: sessions.refusal(old, session_id, now_s),
+        )
+        dynamodb.transact_guarded([counted_in, listener_row(None), rate_limits.joins(session_id, now_s), *guards])
     metrics.listener_joined()
 
 
@@ -290,29 +320,35 @@ def refresh_connection(request: RefreshConnectionRequest, caller: Caller) -> dic
     complete = messages.connection_refresh_complete(
         session, ROLE_LISTENER, request.target_language, connection_id, now_ms
     )
-    row = _row(
-        connection_id,
-        caller.connected_at_ms,
-        on_connect=True,
-        role=ROLE_LISTENER,
-        session_id=session.session_id,
-        welcome=complete,
-        user_id=caller.user_id,
-        target_language=request.target_language,
-        output=request.output,
-    )
+    target_language = request.target_language
+
+    def row(shard: int | None = None) -> Guarded:
+        return _row(
+            connection_id,
+            caller.connected_at_ms,
+            on_connect=True,
+            role=ROLE_LISTENER,
+            session_id=session.session_id,
+            welcome=complete,
+            user_id=caller.user_id,
+            target_language=target_language,
+            output=request.output,
+            shard=shard,
+        )
+
     previous = request.previous_connection_id
-    if previous and _replace_listener(session.session_id, previous, row, now_ms, guards):
+    if previous and _replace_listener(session, previous, row, target_language, now_ms, guards):
         return complete  # rows swapped, count unchanged: not a join, so not metered as one
     # No old row to take over (none named, or it closed already): counted in like a join, under the session's
     # join limit, and allowed one over the cap.
-    now_s = now_ms // 1000
     _add_listener(
         session.session_id,
+        session.seating,
         row,
-        now_s,
+        target_language,
+        now_ms // 1000,
         function_settings.load().max_listeners + 1,
-        [rate_limits.joins(session.session_id, now_s), *guards],
+        guards,
     )
     return complete
 
@@ -322,23 +358,43 @@ class _PreviousRowGone(Exception):
 
 
 def _replace_listener(
-    session_id: str, previous_connection_id: str, row: Guarded, now_ms: int, guards: Sequence[Guarded]
+    session: Session,
+    previous_connection_id: str,
+    row: Callable[[int | None], Guarded],
+    target_language: str,
+    now_ms: int,
+    guards: Sequence[Guarded],
 ) -> bool:
-    """Swap the old listener row for the new one with the count unchanged; False when the old row is gone."""
+    """Swap the old listener row for the new one with the count unchanged; False when the old row is gone.
+
+    A listener of a session with seat shards keeps its old row's shard: the old row is read to know it, and the
+    swap checks that seat open (not the session item), moving its language counters when the new connection
+    listens in another language."""
     sessions = runtime.sessions()
-    now_s = now_ms // 1000
+    session_id, now_s = session.session_id, now_ms // 1000
+    connections = runtime.connections()
+    if not session.seating.sharded:
+        checked = (sessions.check_live_item(session_id, now_s), lambda old: sessions.refusal(old, session_id, now_s))
+        replaced = connections.replace_listener_item(previous_connection_id, session_id)
+        new_row = row(None)
+    else:
+        old_row = connections.get(previous_connection_id)
+        if (
+            old_row is None
+            or old_row.role != ROLE_LISTENER
+            or old_row.session_id != session_id
+            or old_row.shard is None
+            or old_row.target_language is None
+            or old_row.index_key is None
+        ):
+            return False
+        moved = (old_row.target_language, target_language)
+        seat = sessions.keep_seat_item(session_id, session.seating, old_row.shard, moved)
+        checked = (seat, lambda _old: errors.session_ended(session_id))
+        replaced = connections.replace_listener_item(previous_connection_id, old_row.index_key, old_row.target_language)
+        new_row = row(old_row.shard)
     try:
-        dynamodb.transact_guarded(
-            [
-                (sessions.check_live_item(session_id, now_s), lambda old: sessions.refusal(old, session_id, now_s)),
-                (
-                    runtime.connections().replace_listener_item(previous_connection_id, session_id),
-                    lambda _old: _PreviousRowGone(),
-                ),
-                row,
-                *guards,
-            ]
-        )
+        dynamodb.transact_guarded([checked, (replaced, lambda _old: _PreviousRowGone()), new_row, *guards])
     except _PreviousRowGone:
         return False
     return True
@@ -419,11 +475,10 @@ def tell_listeners_quietly(session_id: str, message: dict[str, Any]) -> None:
 def leave_session(caller: Caller) -> dict[str, Any]:
     """A listener leaves its session but keeps its connection; counted out exactly once."""
     connection_id = caller.connection_id
-    session_id = _listeners_session(
-        runtime.connections().get(connection_id), "a speaker ends its session with endSession, not leaveSession"
-    )
-    connections = runtime.connections()
-    _count_out(session_id, connections.detach_item(connection_id, session_id))
+    row = runtime.connections().get(connection_id)
+    session_id = _listeners_session(row, "a speaker ends its session with endSession, not leaveSession")
+    assert row is not None and row.index_key is not None  # a listener's, attached to a session
+    _count_out(row, runtime.connections().detach_item(connection_id, row.index_key))
     return messages.session_event("sessionLeft", session_id, caller.now_ms)
 
 
@@ -440,16 +495,38 @@ def _listeners_session(connection: Connection | None, to_a_speaker: str) -> str:
 
 def change_language(target_language: str, caller: Caller) -> dict[str, Any]:
     """A listener switches its target language: one conditional update of its row (it is a listener and still
-    attached to a session); the session's count does not move, its listeners by language follow the row."""
+    attached to a session); the session's count does not move, its listeners by language follow the row. A
+    listener holding a seat shard (decision record 0040) is refused by that update, which returns its row: its
+    row and its seat's language counters then change in one transaction."""
     try:
         row = runtime.connections().change_language(caller.connection_id, target_language)
     except NotAListener as refused:
-        _listeners_session(refused.row, "only a listener changes its language; a speaker's is its session's source")
-        raise  # (not reached: a row the condition refused is never a listener's attached to a session)
+        if refused.row is not None and refused.row.role == ROLE_LISTENER and refused.row.shard is not None:
+            row = _change_seated_language(refused.row, target_language)
+        else:
+            _listeners_session(refused.row, "only a listener changes its language; a speaker's is its session's source")
+            raise  # (not reached: a row the condition refused is never a listener's attached to a session)
     assert row.session_id is not None  # the condition required it
     session_concerned(row.session_id)
     _tell_audio_unavailable(row, caller)
     return messages.language_changed(row.session_id, target_language, caller.now_ms)
+
+
+def _change_seated_language(row: Connection, target_language: str) -> Connection:
+    """The listener ``row`` (as its refused update returned it), holding a seat shard, listens in ``target_language``
+    from now on: its row and its seat's counters of both languages in one transaction (conditional on the row
+    being as read: a concurrent change or departure refuses it, and the listener asks again)."""
+    assert row.session_id is not None and row.shard is not None and row.target_language is not None
+    changed = dataclasses.replace(row, target_language=target_language)
+    if row.target_language == target_language:
+        return changed
+    connections = runtime.connections()
+    moved = runtime.sessions().move_language_item(row.session_id, row.shard, (row.target_language, target_language))
+    refused = ServiceError(ErrorCode.SERVICE_UNAVAILABLE, "the listener changed meanwhile; retry", retry_after=1)
+    dynamodb.transact_guarded(
+        [(connections.change_language_item(row, target_language), lambda _old: refused), (moved, lambda _old: refused)]
+    )
+    return changed
 
 
 def set_output(output: str, caller: Caller) -> dict[str, Any]:
@@ -494,16 +571,23 @@ def playback(message_type: str, *, paused: bool) -> Callable[[None, Caller], dic
     return record
 
 
-def _count_out(session_id: str, row_change: TransactItem) -> None:
-    """Remove a listener's row (or detach it) and decrement, only if this call is the one that removed it.
+def _count_out(row: Connection, row_change: TransactItem) -> None:
+    """Remove a listener's row (or detach it) and decrement, only if this call is the one that removed it: the
+    session's count, or the count of the seat the row names (and its language's).
 
-    When the session is gone or already counted to zero (it ended), only the row change is made.
+    When the session (the seat) is gone or already counted to zero (it ended), only the row change is made.
     """
+    assert row.session_id is not None
+    sessions = runtime.sessions()
+    if row.shard is None:
+        counted = sessions.remove_listener_item(row.session_id)
+    else:
+        counted = sessions.leave_seat_item(row.session_id, row.shard, row.target_language)
     try:
         dynamodb.transact_guarded(
             [
                 (row_change, lambda _old: _RowGone()),
-                (runtime.sessions().remove_listener_item(session_id), lambda _old: _NotCounted()),
+                (counted, lambda _old: _NotCounted()),
             ]
         )
     except _RowGone:
@@ -566,7 +650,7 @@ def disconnect(connection_id: str, now_ms: int | None = None) -> None:
     if connection.session_id is None:
         connections.delete(connection_id)
     elif connection.role == ROLE_LISTENER:
-        _count_out(connection.session_id, connections.delete_item(connection_id))
+        _count_out(connection, connections.delete_item(connection_id))
     elif connection.role == ROLE_SPEAKER:
         _speaker_dropped(connection, now_ms if now_ms is not None else messages.now_ms())
     else:
@@ -597,7 +681,7 @@ def count_out_if_vanished(connection_id: str) -> bool:
         )
         return False
     if connection.role == ROLE_LISTENER and connection.session_id is not None:
-        _count_out(connection.session_id, connections.delete_item(connection_id))
+        _count_out(connection, connections.delete_item(connection_id))
     return True
 
 

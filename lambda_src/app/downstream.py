@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lambda_src import runtime
-from lambda_src.app import connections, fanout
+from lambda_src.app import connections, fanout, seats
 from lambda_src.contract import function_settings, limits, wire
 from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.model.broadcast import BroadcastState
@@ -53,7 +53,7 @@ def listeners_by_language(session_id: str) -> dict[str, list[str]]:
     languages in order, an empty dict when nobody listens (or there is no such session)."""
     session_id = validation.parse_session_id(session_id)
     by_language: dict[str, list[str]] = {}
-    for page in runtime.connections().listener_pages(session_id):
+    for page in seats.listener_pages(session_id):
         for connection_id, language in page:
             by_language.setdefault(language, []).append(connection_id)
     return dict(sorted(by_language.items()))
@@ -132,7 +132,7 @@ def start_broadcast(
     if listeners is None:
         listeners = [
             connection_id
-            for page in runtime.connections().listener_pages(session_id, target_language)
+            for page in seats.listener_pages(session_id, target_language)
             for connection_id, _language in page
         ]
     posting = fanout.post_each(executor, listeners, checked)

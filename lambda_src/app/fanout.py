@@ -17,9 +17,10 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from lambda_src import runtime
 from lambda_src.adapters import connections_api
+from lambda_src.app import seats
 from lambda_src.contract import limits
+from lambda_src.model.session import Seating
 from lambda_src.platform.log import logger
 from lambda_src.protocol import messages
 
@@ -88,14 +89,20 @@ def _log_throttled(what: str, connection_id: str, throttled: connections_api.Thr
 
 
 def _each_listener(
-    session_id: str, call: Callable[[str], Outcome], on_gone: OnGone | None, what: str, **log_extra: Any
+    session_id: str,
+    call: Callable[[str], Outcome],
+    on_gone: OnGone | None,
+    what: str,
+    seating: Seating | None = None,
+    **log_extra: Any,
 ) -> FanoutResult:
-    """``call`` for every listener of the session (in parallel, page by page), then ``on_gone`` for each
-    that answered 410; the outcomes are logged under ``what``."""
+    """``call`` for every listener of the session (in parallel, page by page, shard by shard:
+    :func:`seats.listener_pages`), then ``on_gone`` for each that answered 410; the outcomes are logged under
+    ``what``."""
     result = FanoutResult()
     gone: list[str] = []
     with ThreadPoolExecutor(max_workers=limits.FANOUT_PARALLELISM) as pool:
-        for page in runtime.connections().listener_pages(session_id):
+        for page in seats.listener_pages(session_id, seating=seating):
             ids = [connection_id for connection_id, _language in page]
             result.listeners.extend(ids)
             for connection_id, outcome in zip(ids, pool.map(call, ids), strict=True):
@@ -168,8 +175,10 @@ def notify_listeners(
     *,
     close: bool = False,
     on_gone: OnGone | None = None,
+    seating: Seating | None = None,
 ) -> FanoutResult:
-    """Post ``message`` to every listener of the session (and close their connections when ``close``)."""
+    """Post ``message`` to every listener of the session (and close their connections when ``close``);
+    ``seating``: the session's, when the caller read it."""
     data = messages.encode(message)
     deadline = connections_api.retry_deadline()
     return _each_listener(
@@ -177,14 +186,15 @@ def notify_listeners(
         lambda c: _deliver(c, data, close, deadline),
         on_gone,
         "listeners notified",
+        seating,
         message_type=message.get("type"),
     )
 
 
-def probe_listeners(session_id: str, on_gone: OnGone) -> FanoutResult:
+def probe_listeners(session_id: str, on_gone: OnGone, seating: Seating | None = None) -> FanoutResult:
     """Ask API Gateway about every listener of the session (``GET @connections``, nothing is sent)."""
     deadline = connections_api.retry_deadline()
-    return _each_listener(session_id, lambda c: _probe(c, deadline), on_gone, "listeners probed")
+    return _each_listener(session_id, lambda c: _probe(c, deadline), on_gone, "listeners probed", seating)
 
 
 def post_quietly(connection_id: str, message: dict[str, Any]) -> bool:

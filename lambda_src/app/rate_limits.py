@@ -17,6 +17,7 @@ from lambda_src import runtime
 from lambda_src.adapters.repositories.dynamodb import Guarded, TransactItem
 from lambda_src.adapters.repositories.rate_limits import Limit
 from lambda_src.contract import function_settings
+from lambda_src.model.session import shard_key
 
 _MINUTE = 60
 _HOUR = 3600
@@ -33,9 +34,13 @@ def session_creations(user_id: str, now_s: int) -> Guarded:
     return _guard(Limit("sessionsByUser", allowed, _HOUR, "sessions created by one speaker"), user_id, now_s)
 
 
-def joins(session_id: str, now_s: int) -> Guarded:
-    allowed = function_settings.load().joins_per_session_per_minute
-    return _guard(Limit("joinsBySession", allowed, _MINUTE, "joins of one session"), session_id, now_s)
+def joins(session_id: str, now_s: int, *, allowance: int | None = None, shard: int | None = None) -> Guarded:
+    """Joins of one session per minute; for a session with seat shards, one counter per shard (``shard``), each
+    with its share of the session's ``allowance`` (decision record 0040: it sits beside the seat it limits, so it
+    meets no transaction the seat does not)."""
+    allowed = function_settings.load().joins_per_session_per_minute if allowance is None else allowance
+    key = session_id if shard is None else shard_key(session_id, shard)
+    return _guard(Limit("joinsBySession", allowed, _MINUTE, "joins of one session"), key, now_s)
 
 
 def connection_attempts(source_ip: str | None, now_s: int) -> list[Guarded]:

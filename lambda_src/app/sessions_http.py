@@ -9,7 +9,7 @@ speaker's connection. Every write is one conditional request or transaction, so 
 from __future__ import annotations
 
 from lambda_src import runtime
-from lambda_src.app import connections, fanout, speaker
+from lambda_src.app import connections, fanout, seats, speaker
 from lambda_src.contract import errors, wire
 from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.model.partial_results import PartialResultUpdate
@@ -26,7 +26,12 @@ def create(request: CreateSessionRequest, user_id: str, now_ms: int) -> Session:
 
 
 def read(session_id: str, now_ms: int) -> Session:
-    """``GET /sessions/{id}``: the session, ended or not; refused when there is none or it expired."""
+    """``GET /sessions/{id}``: the session, ended or not, with its listener count (its seats', read after it, when
+    it has seat shards); refused when there is none or it expired."""
+    return seats.counted(_read(session_id, now_ms))
+
+
+def _read(session_id: str, now_ms: int) -> Session:
     session_concerned(session_id)
     session = runtime.sessions().get(session_id, now_ms // 1000)
     if session is None:
@@ -41,7 +46,7 @@ def update_settings(session_id: str, update: PartialResultUpdate, user_id: str, 
     session = runtime.sessions().update_config_as_owner(session_id, user_id, update, now_ms // 1000)
     fields = sorted(field.stored for field in update.changes())
     logger.info("session configuration updated", extra={"session_id": session_id, "fields": fields})
-    return session
+    return seats.counted(session)
 
 
 def end(session_id: str, user_id: str, now_ms: int) -> None:
@@ -50,14 +55,19 @@ def end(session_id: str, user_id: str, now_ms: int) -> None:
 
     Repeating it is safe, as repeating ``endSession`` is: an ended session's remaining listeners are dismissed
     again, so a retry after ``SERVICE_UNAVAILABLE`` finishes the job."""
-    session = read(session_id, now_ms)
+    session = _read(session_id, now_ms)
     if session.speaker_user_id != user_id:
         raise errors.another_speakers(session_id)
     reason = session.end_reason or wire.ENDED_BY_SPEAKER
     if session.is_active:
         try:
             runtime.sessions().end_by_owner(
-                session_id, user_id, reason, now_ms, speaker.no_longer_active(user_id, session_id, now_ms)
+                session_id,
+                user_id,
+                reason,
+                now_ms,
+                session.seating,
+                speaker.no_longer_active(user_id, session_id, now_ms),
             )
         except ServiceError as refused:
             if refused.code is not ErrorCode.SESSION_ENDED:
@@ -69,4 +79,4 @@ def end(session_id: str, user_id: str, now_ms: int) -> None:
             metrics.session_ended(reason)
             if session.speaker_connected:
                 fanout.post_quietly(session.speaker_connection_id, messages.session_ended(session_id, reason, now_ms))
-    speaker.dismiss_listeners(session_id, reason, now_ms)
+    speaker.dismiss_listeners(session_id, reason, now_ms, seating=session.seating)

@@ -12,12 +12,13 @@ from typing import Any, Generic, TypeVar
 
 from lambda_src import runtime
 from lambda_src.adapters.repositories.dynamodb import TransactItem
-from lambda_src.app import connections, fanout, rate_limits, speaker_status
+from lambda_src.app import connections, fanout, rate_limits, seats, speaker_status
 from lambda_src.contract import errors, wire
 from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.model.broadcast import BroadcastChange, BroadcastState
 from lambda_src.model.caller import Caller
 from lambda_src.model.partial_results import PartialResultUpdate
+from lambda_src.model.session import Seating
 from lambda_src.platform import metrics
 from lambda_src.platform.log import logger, session_concerned
 from lambda_src.protocol import messages, validation
@@ -128,7 +129,7 @@ def session_status(request: SpeakerRequest[None], caller: Caller) -> dict[str, A
         raise errors.session_not_found(session_id)
     if session.speaker_connection_id != connection_id:
         raise errors.not_the_speaker(session_id)
-    by_language = speaker_status.listeners_by_language(session_id)
+    by_language = speaker_status.listeners_by_language(session)
     return speaker_status.status_message(session, by_language, now_ms, wire.STATUS_REQUESTED)
 
 
@@ -142,7 +143,7 @@ def end_session(request: SpeakerRequest[None], caller: Caller) -> dict[str, Any]
     session_id, connection_id, now_ms = request.session_id, caller.connection_id, caller.now_ms
     reason = wire.ENDED_BY_SPEAKER
     try:
-        runtime.sessions().end_by_speaker(
+        seating = runtime.sessions().end_by_speaker(
             session_id, connection_id, reason, now_ms, no_longer_active(caller.user_id, session_id, now_ms)
         )
         metrics.session_ended(reason)
@@ -150,8 +151,8 @@ def end_session(request: SpeakerRequest[None], caller: Caller) -> dict[str, Any]
         ended = runtime.sessions().get(session_id, None) if refused.code is ErrorCode.SESSION_ENDED else None
         if ended is None or ended.speaker_connection_id != connection_id:
             raise
-        reason = ended.end_reason or reason
-    dismiss_listeners(session_id, reason, now_ms)
+        reason, seating = ended.end_reason or reason, ended.seating
+    dismiss_listeners(session_id, reason, now_ms, seating=seating)
     return messages.session_ended(session_id, reason, now_ms)
 
 
@@ -162,17 +163,24 @@ def no_longer_active(user_id: str | None, session_id: str, now_ms: int) -> list[
     return [rate_limits.session_over(user_id, session_id, now_ms // 1000)] if user_id else []
 
 
-def dismiss_listeners(session_id: str, reason: str, now_ms: int, what: str = "session ended") -> fanout.FanoutResult:
+def dismiss_listeners(
+    session_id: str, reason: str, now_ms: int, what: str = "session ended", *, seating: Seating
+) -> fanout.FanoutResult:
     """Tell an ended session's listeners and close their connections. Each close brings that listener's
     ``$disconnect``, which removes its row and counts it out; one that vanished already (410, past its
     handshake) is counted out here. The cost to the caller grows with the audience only by pages of the
     listener index. Whoever this misses (a failure, a handshake still completing) the sweeper dismisses
-    on its next pass: the ended session stays in its index while listeners are attached."""
+    on its next pass: the ended session stays in its index while listeners are attached.
+
+    A session with seat shards (``seating``) first has its seats closed, so that no join takes one from then on; a
+    join that took one before is a listener this dismissal or the sweeper's next one reaches."""
+    seats.close(session_id, seating)
     result = fanout.notify_listeners(
         session_id,
         messages.session_ended(session_id, reason, now_ms),
         close=True,
         on_gone=connections.count_out_if_vanished,
+        seating=seating,
     )
     logger.info(what, extra={"session_id": session_id, "reason": reason, "listeners": len(result.listeners)})
     return result

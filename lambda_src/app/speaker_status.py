@@ -20,7 +20,7 @@ from typing import Any
 
 from lambda_src import runtime
 from lambda_src.adapters.repositories.connections import Connection, RowChange
-from lambda_src.app import fanout
+from lambda_src.app import fanout, seats
 from lambda_src.contract import limits, wire
 from lambda_src.contract.schema import (
     ROLE_LISTENER,
@@ -32,11 +32,13 @@ from lambda_src.protocol import messages
 TimeLeft = Callable[[], float]
 
 
-def listeners_by_language(session_id: str) -> dict[str, int]:
-    """The session's listeners per target language, from the listener index (one query per page)."""
-    by_language = Counter(
-        language for page in runtime.connections().listener_pages(session_id) for _connection, language in page
-    )
+def listeners_by_language(session: Session) -> dict[str, int]:
+    """The session's listeners per target language: from the listener index (one query per page), or for a session
+    with seat shards from its seats' counters (one BatchGetItem, whatever the audience: decision record 0040)."""
+    if session.seating.sharded:
+        return seats.audience(session).by_language
+    pages = seats.listener_pages(session.session_id, seating=session.seating)
+    by_language = Counter(language for page in pages for _connection, language in page)
     return dict(sorted(by_language.items()))
 
 
@@ -107,10 +109,18 @@ def _push_if_notable(session_id: str, arrived: set[str], now_ms: int) -> str | N
     session = sessions.get(session_id, now_ms // 1000)
     if session is None or not session.is_active or not session.speaker_connected:
         return None  # nobody to tell
+    by_language: dict[str, int] | None = None
+    if session.seating.sharded:  # the count is its seats', read with its languages
+        audience = seats.audience(session)
+        session, by_language = (
+            dataclasses.replace(session, listener_count=audience.listener_count),
+            audience.by_language,
+        )
     reason = change_reason(session, arrived)
     if reason is None:
         return None
-    by_language = listeners_by_language(session_id)
+    if by_language is None:
+        by_language = listeners_by_language(session)
     status = status_message(session, by_language, now_ms, reason)
     told = PushedStatus(status[wire.LISTENER_COUNT], frozenset(by_language), now_ms)
     if not sessions.record_status_push(session, told):
@@ -130,7 +140,7 @@ def push_periodic(sessions: Iterable[Session], now_ms: int, time_left: TimeLeft 
         if time_left is not None and time_left() < limits.RECONCILE_RESERVE_SECONDS:
             return False
         try:
-            status = status_message(session, listeners_by_language(session.session_id), now_ms, wire.STATUS_PERIODIC)
+            status = status_message(session, listeners_by_language(session), now_ms, wire.STATUS_PERIODIC)
         except Exception:
             logger.exception("periodic status not sent", extra={"session_id": session.session_id})
             return False

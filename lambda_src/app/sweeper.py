@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from lambda_src import runtime
 from lambda_src.adapters.repositories.connections import ROW_LIFETIME_SECONDS
-from lambda_src.app import connections, fanout, speaker, speaker_status
+from lambda_src.app import connections, fanout, seats, speaker, speaker_status
 from lambda_src.contract import limits, wire
 from lambda_src.model.session import Session
 from lambda_src.platform import metrics
@@ -102,12 +102,12 @@ def _sweep_one(session_id: str, sweep_at_s: int, now_ms: int) -> str | None:
         return None
     reason = _sweep_reason(session, now_ms // 1000)
     no_longer_active = speaker.no_longer_active(session.speaker_user_id, session_id, now_ms)
-    if not sessions.end_if_due(session_id, sweep_at_s, reason, now_ms, no_longer_active):
+    if not sessions.end_if_due(session_id, sweep_at_s, reason, now_ms, session.seating, no_longer_active):
         return None  # it changed since the index was read (e.g. the speaker resumed)
     metrics.session_ended(reason)
     if session.speaker_connected:
         fanout.post_quietly(session.speaker_connection_id, messages.session_ended(session_id, reason, now_ms))
-    speaker.dismiss_listeners(session_id, reason, now_ms)
+    speaker.dismiss_listeners(session_id, reason, now_ms, seating=session.seating)
     return reason
 
 
@@ -117,7 +117,9 @@ def _dismiss_remaining_listeners(session: Session, sweep_at_s: int, now_ms: int)
     look again one sweep interval later; with none left, or once every row's own lifetime since the end is
     over, take it out of the index."""
     reason = session.end_reason or wire.EXPIRED
-    remaining = speaker.dismiss_listeners(session.session_id, reason, now_ms, "ended session revisited").listeners
+    remaining = speaker.dismiss_listeners(
+        session.session_id, reason, now_ms, "ended session revisited", seating=session.seating
+    ).listeners
     rows_outlived = (session.ended_at_ms or 0) // 1000 + ROW_LIFETIME_SECONDS <= now_ms // 1000
     revisit_s = now_ms // 1000 + limits.SWEEP_INTERVAL_SECONDS if remaining and not rows_outlived else None
     runtime.sessions().revisit_ended(session.session_id, sweep_at_s, revisit_s)
@@ -130,7 +132,7 @@ def _dismiss_remaining_listeners(session: Session, sweep_at_s: int, now_ms: int)
 
 def _probe_listeners(session_id: str) -> None:
     """Ask API Gateway about each listener of the session; one gone without its ``$disconnect`` (and past
-    its handshake) is counted out, once."""
+    its handshake) is counted out, once. (The gauges' read of the sessions told this process their seating.)"""
     fanout.probe_listeners(session_id, on_gone=connections.count_out_if_vanished)
 
 
@@ -148,5 +150,10 @@ def _publish_gauges(indexed: list[str]) -> list[Session]:
     except Exception:
         logger.exception("gauges not published: the sessions' activity could not be read")
         return []
+    try:
+        active = seats.counted_all(active)
+    except Exception:
+        logger.exception("gauges not published: the sessions' seats could not be read")
+        return active
     metrics.gauges(len(active), sum(session.listener_count for session in active))
     return active

@@ -27,7 +27,7 @@ class ErrorCode(Enum):
     SESSION_ENDED = (410, "the session was ended")
     ACTIVE_SESSION_LIMIT = (409, "the speaker has its limit of active sessions; with `activeSessions` (ids to resume)")
     RATE_LIMIT_EXCEEDED = (429, "with `retryAfter` seconds")
-    SESSION_FULL = (503, "the listener cap is reached")
+    SESSION_FULL = (503, "the listener cap is reached (with seat shards: every shard is full)")
     SERVICE_UNAVAILABLE = (503, "DynamoDB throttled or failed after retries; with `retryAfter`")
     INTERNAL_ERROR = (500, "a bug; logged with a correlation id, never a stack trace to the client")
 

@@ -34,6 +34,7 @@ class FunctionSetting:
     # raw environment value -> the Settings value; None: the value as ``kind`` reads it
     read: Callable[[str], Any] | None = None
     minimum: int | None = None  # the smallest value the CDK configuration accepts (ints)
+    maximum: int | None = None  # the largest value the CDK configuration accepts (ints)
     choices: tuple[str, ...] | None = None  # the only values the CDK configuration accepts (strs)
     # raises ValueError (saying why) for a value the functions would refuse: the CDK configuration refuses it too
     check: Callable[[str], object] | None = None
@@ -113,6 +114,8 @@ MAX_LISTENERS_PER_SESSION: Final = FunctionSetting(
     limits.DEFAULT_MAX_LISTENERS_PER_SESSION,
     "max_listeners",
     minimum=1,
+    # Above 500 a session counts its listeners on seat shards (decision record 0040), at most 100 of 100 seats.
+    maximum=limits.MAX_LISTENERS_PER_SESSION_CEILING,
 )
 SPEAKER_GRACE_SECONDS: Final = FunctionSetting(
     "speaker_grace_seconds",

@@ -32,6 +32,19 @@ DEFAULT_MAX_SESSION_LIFETIME_HOURS: Final = 24
 # Sessions one speaker (user id) may have active at once; creating another is refused with the active ids.
 DEFAULT_MAX_ACTIVE_SESSIONS_PER_SPEAKER: Final = 3
 DEFAULT_MAX_LISTENERS_PER_SESSION: Final = 500
+# The most listeners an environment may allow one session (``maxListenersPerSession`` above it is refused at synth).
+MAX_LISTENERS_PER_SESSION_CEILING: Final = 10_000
+
+# Seat shards (decision record 0040): a session whose cap is at most ONE_SHARD_MAX_LISTENERS counts its listeners
+# on its own item (one shard: the original design); above it, on ceil(cap / SEATS_PER_SHARD) seat items, at most
+# MAX_SEAT_SHARDS (one BatchGetItem reads them all). A join takes a shard at random; one that is full sends it to
+# another, up to SEAT_JOIN_ROUNDS times, and a shard over its share of the join-rate allowance to another, up to
+# SEAT_RATE_LIMITED_TRIES shards, before the join is refused.
+ONE_SHARD_MAX_LISTENERS: Final = 500
+SEATS_PER_SHARD: Final = 100
+MAX_SEAT_SHARDS: Final = 100
+SEAT_JOIN_ROUNDS: Final = 8
+SEAT_RATE_LIMITED_TRIES: Final = 3
 # How long a dropped speaker may take to resume before the session ends (reason speakerTimeout).
 DEFAULT_SPEAKER_GRACE_SECONDS: Final = 120
 # How often the deployed sweeper ends sessions whose speaker's grace window or lifetime has passed

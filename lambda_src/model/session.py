@@ -48,6 +48,115 @@ STATUS_PUSHED_AT_ATTRIBUTE = "statusPushedAt"
 # Which write recorded the last push (an id each recording draws): a repeat of that write, its answer lost,
 # finds its own record by it.
 STATUS_PUSH_ID_ATTRIBUTE = "statusPushId"
+# The session's seat shards (decision record 0040), written only when there are more than one: absent, the session
+# item itself counts the listeners (its ``listenerCount``), as every session did before.
+SEAT_SHARDS_ATTRIBUTE = "seatShards"
+# A seat item (``<sessionId>#<k>`` in the Sessions table, made by the first join that takes it): its ``listenerCount``,
+# which incarnation of the session id it counts for (the session's ``createdAt``: an id is reused once its session
+# expired), whether the session ended (no join takes a closed seat), and its listeners by language, one top-level
+# counter per language (``listeners:<language>``: ``ADD`` needs no map to exist). Its TTL is ``expiresAt``; it never
+# carries ``sweepAt`` (the sweeper's index holds sessions only).
+SEAT_CREATED_ATTRIBUTE = "sessionCreatedAt"
+SEAT_CLOSED_ATTRIBUTE = "seatClosed"
+SEAT_LANGUAGE_PREFIX = "listeners:"
+LISTENER_COUNT_ATTRIBUTE = "listenerCount"
+
+
+def seat_language_attribute(language: str) -> str:
+    """The seat item's attribute counting its listeners of ``language``."""
+    return SEAT_LANGUAGE_PREFIX + language
+
+
+def seat_shards_for(cap: int) -> int:
+    """How many seat shards a session created under the listener cap ``cap`` has: one up to
+    ``ONE_SHARD_MAX_LISTENERS``, otherwise one per ``SEATS_PER_SHARD`` seats (rounded up), at most
+    ``MAX_SEAT_SHARDS``."""
+    if cap <= limits.ONE_SHARD_MAX_LISTENERS:
+        return 1
+    return min(limits.MAX_SEAT_SHARDS, -(-cap // limits.SEATS_PER_SHARD))
+
+
+def shares(total: int, shards: int) -> list[int]:
+    """``total`` split over ``shards`` (the first shard's share first): shares that differ by at most one and sum
+    to ``total`` exactly (the cap, or the join-rate allowance)."""
+    base, extra = divmod(total, shards)
+    return [base + (1 if shard < extra else 0) for shard in range(shards)]
+
+
+def shard_key(session_id: str, shard: int) -> str:
+    """The key of a session's shard ``shard`` (1..N): its seat item's, and its listeners' listener-index key. A session
+    id never holds ``#``, so no session's key is another's shard key."""
+    return f"{session_id}#{shard}"
+
+
+@dataclass(frozen=True)
+class Seating:
+    """How a session counts its listeners: ``shards`` seat shards (1: on the session item itself), for the
+    incarnation of its id created at ``created_at_ms``."""
+
+    shards: int
+    created_at_ms: int
+
+    @property
+    def sharded(self) -> bool:
+        return self.shards > 1
+
+    def keys(self, session_id: str) -> list[str]:
+        """The listener-index keys of the session's listeners: its id, or each shard's key."""
+        if not self.sharded:
+            return [session_id]
+        return [shard_key(session_id, shard) for shard in range(1, self.shards + 1)]
+
+
+@dataclass(frozen=True)
+class Seat:
+    """One seat item as read (an absent one reads as empty): its shard, count, listeners by language, and whether the
+    session closed it. ``stale``: it belongs to an earlier session of the same id (its counts are not this one's)."""
+
+    shard: int
+    count: int = 0
+    by_language: dict[str, int] = field(default_factory=dict)
+    closed: bool = False
+    stale: bool = False
+
+    @classmethod
+    def from_item(cls, shard: int, item: dict[str, Any] | None, created_at_ms: int) -> Seat:
+        if item is None:
+            return cls(shard)
+        if number_attribute(item, SEAT_CREATED_ATTRIBUTE, None) != created_at_ms:
+            return cls(shard, stale=True)
+        by_language = {
+            name.removeprefix(SEAT_LANGUAGE_PREFIX): number_attribute(item, name, 0) or 0
+            for name in item
+            if name.startswith(SEAT_LANGUAGE_PREFIX)
+        }
+        return cls(
+            shard,
+            count=number_attribute(item, LISTENER_COUNT_ATTRIBUTE, 0) or 0,
+            by_language={language: count for language, count in by_language.items() if count > 0},
+            closed=item.get(SEAT_CLOSED_ATTRIBUTE) is True,
+        )
+
+
+@dataclass(frozen=True)
+class Audience:
+    """A session's listener count and its listeners by language, summed over its seats (one read of them)."""
+
+    listener_count: int
+    by_language: dict[str, int]
+
+    @classmethod
+    def of(cls, seats: list[Seat]) -> Audience:
+        by_language: dict[str, int] = {}
+        for seat in seats:
+            if seat.stale:
+                continue
+            for language, count in seat.by_language.items():
+                by_language[language] = by_language.get(language, 0) + count
+        count = sum(seat.count for seat in seats if not seat.stale)
+        return cls(count, dict(sorted(by_language.items())))
+
+
 # Which write last set the broadcast state (an id each broadcast action draws): a repeat of that write, its
 # answer lost, finds the state it set by it. Absent until the speaker first sets the state.
 BROADCAST_CHANGE_ID_ATTRIBUTE = "broadcastChangeId"
@@ -76,6 +185,11 @@ class Session:
     speaker_connected_at_ms: int | None = None
     transcriber: TranscriberLease | None = None
     broadcast_change_id: str | None = None
+    seat_shards: int = 1
+
+    @property
+    def seating(self) -> Seating:
+        return Seating(self.seat_shards, self.created_at_ms)
 
     @property
     def speaker_connected(self) -> bool:
@@ -112,7 +226,8 @@ class Session:
                 else {SPEAKER_CONNECTED_AT_ATTRIBUTE: self.speaker_connected_at_ms}
             ),
             "isActive": self.is_active,
-            "listenerCount": self.listener_count,
+            LISTENER_COUNT_ATTRIBUTE: self.listener_count,
+            **({SEAT_SHARDS_ATTRIBUTE: self.seat_shards} if self.seat_shards > 1 else {}),
             SESSIONS_TTL_ATTRIBUTE: self.expires_at_s,
             **self.config.to_item(),
             # Written once the speaker sets it: a new session's item keeps the contract's schema (absent reads as
@@ -138,7 +253,7 @@ class Session:
             created_at_ms=number_attribute(item, "createdAt", 0) or 0,
             expires_at_s=number_attribute(item, SESSIONS_TTL_ATTRIBUTE, 0) or 0,
             is_active=item.get("isActive") is True,
-            listener_count=number_attribute(item, "listenerCount", 0) or 0,
+            listener_count=number_attribute(item, LISTENER_COUNT_ATTRIBUTE, 0) or 0,
             config=partial_results.from_item(item),
             broadcast=broadcast.from_item(item),
             speaker_grace_ends_at_s=grace,
@@ -148,6 +263,7 @@ class Session:
             speaker_connected_at_ms=number_attribute(item, SPEAKER_CONNECTED_AT_ATTRIBUTE, None),
             transcriber=TranscriberLease.from_item(item),
             broadcast_change_id=_optional_text(item, BROADCAST_CHANGE_ID_ATTRIBUTE),
+            seat_shards=max(1, number_attribute(item, SEAT_SHARDS_ATTRIBUTE, 1) or 1),
         )
 
 
@@ -240,3 +356,4 @@ class SessionFacts:
     source_language: str
     quality_tier: str
     expires_at_s: int
+    seating: Seating = Seating(1, 0)

@@ -76,6 +76,14 @@ def test_override_is_coerced_to_the_field_type() -> None:
     assert config.ENVIRONMENTS["prod"].function_settings["max_listeners_per_session"] == 500
 
 
+def test_the_listener_cap_is_accepted_up_to_ten_thousand() -> None:
+    # A session of that cap counts its listeners on 100 seat shards (decision record 0040); one more is refused
+    loaded = config.load({"env": "prod", "maxListenersPerSession": "10000"})
+    assert loaded.function_settings["max_listeners_per_session"] == 10_000
+    with pytest.raises(ValueError, match="maxListenersPerSession must be at most 10000, got 10001"):
+        config.load({"env": "prod", "maxListenersPerSession": "10001"})
+
+
 @pytest.mark.parametrize(
     ("context", "name", "expected"),
     [
@@ -148,6 +156,7 @@ def test_overrides_of_other_fields(context: dict[str, Any], field: str, expected
         {"maxListenersPerSession": "12.5"},
         {"maxListenersPerSession": "0"},
         {"maxListenersPerSession": "-3"},
+        {"maxListenersPerSession": "10001"},
         {"sessionLifetimeHours": "0"},
         {"sessionLifetimeHours": "three"},
         {"speakerGraceSeconds": "0"},

@@ -69,8 +69,10 @@ def _statements(synthesized: Synthesized, handler: str) -> list[dict]:
 def test_a_downstream_poster_gets_the_listener_index_and_the_count_out_write_only(granted: Synthesized) -> None:
     pairs = allowed_pairs(_statements(granted, POSTER_HANDLER))
     dynamodb = {pair for pair in pairs if pair[0].startswith("dynamodb:")}
-    # The listener index query, and what a listener's $disconnect does: its row read and removed, the count decremented
+    # The listener index query (and the session read when nobody is under its own key: its listeners may be under its
+    # seat shards'), and what a listener's $disconnect does: its row read and removed, the count decremented
     assert dynamodb == {
+        ("dynamodb:GetItem", table_arn(granted.sessions_table_id)),
         ("dynamodb:Query", index_arn(granted.connections_table_id, schema.CONNECTIONS_BY_SESSION_INDEX)),
         ("dynamodb:GetItem", table_arn(granted.connections_table_id)),
         ("dynamodb:DeleteItem", table_arn(granted.connections_table_id)),

@@ -53,17 +53,19 @@ EXPECTED_DYNAMODB_ACCESS: dict[str, dict[str, set[str]]] = {
         "RateLimits": {"UpdateItem"},
         "AudioChunks": {"PutItem"},
     },
-    # Row read; row Delete with the count Update, or the speaker's window Update; listeners told.
+    # Row read; row Delete with the count Update (the session's or its seat's), or the speaker's window Update;
+    # listeners told (the session read when nobody is under its own key: its listeners may be under its seat shards').
     "disconnect": {
-        "Sessions": {"UpdateItem"},
+        "Sessions": {"GetItem", "UpdateItem"},
         "Connections": {"GetItem", "DeleteItem"},
         "Connections/index/bySessionLanguage": {"Query"},
     },
     # Due sessions from the sparse sweep index (Scan), each read and ended; listeners told and dismissed; the
     # indexed sessions' activity for the gauges (BatchGetItem); an ended session leaves its speaker's active
-    # sessions in the same transaction (RateLimits Update).
+    # sessions in the same transaction (RateLimits Update); an ended session's seats closed (Update; a Put replacing
+    # one an earlier session of the id left), the sharded sessions' seats read for the gauges (BatchGetItem).
     "sweeper": {
-        "Sessions": {"GetItem", "BatchGetItem", "UpdateItem"},
+        "Sessions": {"GetItem", "BatchGetItem", "PutItem", "UpdateItem"},
         "Sessions/index/bySweepTime": {"Scan"},
         "Connections": {"GetItem", "DeleteItem"},
         "Connections/index/bySessionLanguage": {"Query"},
@@ -76,9 +78,10 @@ EXPECTED_DYNAMODB_ACCESS: dict[str, dict[str, set[str]]] = {
         "Connections/stream": {"DescribeStream", "GetRecords", "GetShardIterator"},
         "*": {"ListStreams"},
     },
-    # The Connections stream, the same way; the session read, the push recorded on it, its listeners by language.
+    # The Connections stream, the same way; the session read, the push recorded on it, its listeners by language
+    # (the index, or a sharded session's seats: BatchGetItem).
     "status": {
-        "Sessions": {"GetItem", "UpdateItem"},
+        "Sessions": {"GetItem", "BatchGetItem", "UpdateItem"},
         "Connections/index/bySessionLanguage": {"Query"},
         "Connections/stream": {"DescribeStream", "GetRecords", "GetShardIterator"},
         "*": {"ListStreams"},
@@ -86,9 +89,10 @@ EXPECTED_DYNAMODB_ACCESS: dict[str, dict[str, set[str]]] = {
     # The transcription consumer: its lease on the session (conditional Update returning the item), the audio
     # buffer read in order (Query on the table's own key), the captions' fan-out: listeners by language, a gone
     # one's row read and removed and the session counted down, the listeners' delivery choices (BatchGetItem of their
-    # rows); the spoken segments' numbers (the session's Update); and the transcript's batched puts (no read).
+    # rows; the session read when nobody is under its own key); the spoken segments' numbers (the session's Update);
+    # and the transcript's batched puts (no read).
     "transcriber": {
-        "Sessions": {"UpdateItem"},
+        "Sessions": {"GetItem", "UpdateItem"},
         "AudioChunks": {"Query"},
         "Connections": {"GetItem", "BatchGetItem", "DeleteItem"},
         "Connections/index/bySessionLanguage": {"Query"},

@@ -20,6 +20,12 @@ per final segment (the finals waiting when a write starts share it), none for a 
 A ``$connect`` with a source address costs one more the first time a process handles one (the secret that keys
 addresses is read, then cached), two more for the deployment's very first one (the secret is created). The
 sweeper's gauges: one BatchGetItem per 100 sessions of its index.
+
+A session with seat shards (a cap above 500, decision record 0040): a join is one transaction once the session is
+known (a full or conflicting shard adds an attempt, a full one a read of its seats), as a message one BatchGetItem
+of its seats for the count; its status one read of its seats whatever its audience; leave 2; changeLanguage the
+row's refused update and one transaction; ending closes each seat (one UpdateItem each) and reads each shard's
+index key. Every budget above is that of a session of one shard, unchanged.
 """
 
 from __future__ import annotations
@@ -497,3 +503,70 @@ def join_session_in(session_id: str, language: str) -> str:
 
 def segment_of(n: int) -> Segment:
     return Segment(segment_id=f"seg-{n // 3}", text=f"Words {n}", is_partial=n % 3 != 2, stability=0.9, start_time=n)
+
+
+# -- a session with seat shards (decision record 0040) -------------------------------------------------------------
+SHARDS = 10
+
+
+@pytest.fixture
+def big_session(tables, monkeypatch: pytest.MonkeyPatch):
+    """A session created under a cap of 1,000: ten seat shards of 100."""
+    monkeypatch.setenv("MAX_LISTENERS_PER_SESSION", "1000")
+    runtime.reset()
+    tables.put_session(sessionId=SESSION_ID, seatShards=SHARDS, speakerConnectionId="speaker-conn")
+    return tables
+
+
+def test_a_big_sessions_join_costs_one_transaction_once_the_session_is_known(big_session) -> None:
+    with DynamoDBRequests() as first:
+        join()
+    with DynamoDBRequests() as later:
+        join()
+    assert first.by_operation == {"GetItem": 1, "TransactWriteItems": 1}
+    assert later.by_operation == {"TransactWriteItems": 1}
+
+
+def test_a_big_sessions_join_by_message_reads_its_count_from_its_seats_in_one_request(big_session) -> None:
+    join()
+    opened = new_connection_id()
+    assert connect.handler(connect_event(None, connection_id=opened), None)["statusCode"] == 200
+    with DynamoDBRequests() as requests:
+        assert send(opened, **JOIN)["listenerCount"] == 2
+    assert requests.by_operation == {"TransactWriteItems": 1, "BatchGetItem": 1}
+
+
+def test_a_big_sessions_status_costs_one_read_of_its_seats_whatever_its_audience(big_session, gateway) -> None:
+    for _ in range(5):
+        join()
+    with DynamoDBRequests() as requests:
+        reply = send("speaker-conn", action="getSessionStatus", sessionId=SESSION_ID)
+    assert reply["listenerCount"] == 5
+    assert requests.by_operation == {"GetItem": 1, "BatchGetItem": 1}
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"action": "leaveSession"}, {"GetItem": 1, "TransactWriteItems": 1}),
+        # The row's own update, refused because it holds a seat (it returns the row), then one transaction
+        ({"action": "changeLanguage", "targetLanguage": "de"}, {"UpdateItem": 1, "TransactWriteItems": 1}),
+        ({"action": "setOutput", "output": "captions"}, {"UpdateItem": 1}),
+    ],
+    ids=["leaveSession", "changeLanguage", "setOutput"],
+)
+def test_a_big_sessions_listener_actions(big_session, body: dict, expected: dict) -> None:
+    listener = join()
+    with DynamoDBRequests() as requests:
+        assert send(listener, **body)["type"] != "error"
+    assert requests.by_operation == expected
+
+
+def test_ending_a_big_session_closes_each_seat_and_reads_each_shards_index(big_session, gateway) -> None:
+    join()
+    runtime.reset()  # a process that has not seen the session
+    with DynamoDBRequests() as requests:
+        assert send("speaker-conn", action="endSession", sessionId=SESSION_ID)["type"] == "sessionEnded"
+    # The ending made on the guess of one shard (refused: it has seats), made again; each seat closed; each shard's
+    # index key read
+    assert requests.by_operation == {"TransactWriteItems": 2, "UpdateItem": SHARDS, "Query": SHARDS}

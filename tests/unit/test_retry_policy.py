@@ -138,3 +138,39 @@ def test_a_server_error_makes_every_later_repeat_keep_the_token(monkeypatch, sle
 def test_a_transaction_refused_before_any_attempt_could_apply_is_repeated_as_a_new_request(monkeypatch, sleeps) -> None:
     tokens = _run(monkeypatch, _throttled(), _cancelled("TransactionConflict"), None)
     assert len(set(tokens)) == 3
+
+
+class _ScriptedItems(_Scripted):
+    """As :class:`_Scripted`, recording the items each attempt carried."""
+
+    def __init__(self, *errors: Exception | None) -> None:
+        super().__init__(*errors)
+        self.items: list[Any] = []
+
+    def transact_write_items(self, **arguments: Any) -> dict[str, Any]:
+        self.items.append(arguments["TransactItems"])
+        return super().transact_write_items(**arguments)
+
+
+@pytest.mark.parametrize(
+    ("errors", "expected"),
+    [
+        # A conflict alone (nothing applied): the next attempt goes elsewhere, and again after another conflict
+        ((_cancelled("TransactionConflict", "None"), _cancelled("None", "TransactionConflict"), None), [0, 1, 2]),
+        # Throttled: the same items again (it met no held item)
+        ((_throttled(), None), [0, 0]),
+        # Once an attempt may have been applied (a timeout), every repeat is that attempt, conflicts or not
+        ((ReadTimeoutError(endpoint_url="https://dynamodb"), _cancelled("TransactionConflict"), None), [0, 0, 0]),
+    ],
+    ids=["conflicts", "throttled", "maybe applied"],
+)
+def test_a_conflict_alone_lets_the_caller_move_the_next_attempt(monkeypatch, sleeps, errors, expected) -> None:
+    scripted = _ScriptedItems(*errors)
+    monkeypatch.setattr(dynamodb, "client", functools.cache(lambda: scripted))
+    moves = iter(range(1, 10))
+    dynamodb.transact_guarded(
+        [({"Put": {"n": 0}}, Exception)], on_conflict=lambda: [({"Put": {"n": next(moves)}}, Exception)]
+    )
+    # Then each attempt carried the items expected, under the one policy's pauses
+    assert [items[0]["Put"]["n"] for items in scripted.items] == expected
+    assert len(sleeps) == len(expected) - 1

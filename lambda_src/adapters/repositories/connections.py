@@ -25,6 +25,7 @@ from lambda_src.contract.schema import (
     ROLE_SPEAKER,
     WELCOME_ATTRIBUTE,
 )
+from lambda_src.model.session import shard_key
 
 # API Gateway closes every WebSocket connection after 2 hours; a row outlives it by a margin so that a
 # late $disconnect still finds it, then TTL removes rows whose $disconnect never came.
@@ -58,6 +59,16 @@ class Connection:
     welcome_then: tuple[str, ...] = ()
     output: str = wire.DEFAULT_OUTPUT
     playback_paused: bool = False
+    # The seat shard a listener of a session with seat shards holds (decision record 0040); None otherwise. Its
+    # ``sessionId`` attribute is then the shard's key, ``<sessionId>#<k>``, which is also its listener-index key.
+    shard: int | None = None
+
+    @property
+    def index_key(self) -> str | None:
+        """The row's ``sessionId`` attribute as stored: its session's id, or its shard's key."""
+        if self.session_id is None or self.shard is None:
+            return self.session_id
+        return shard_key(self.session_id, self.shard)
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -68,7 +79,7 @@ class Connection:
         }
         optional = {
             "userId": self.user_id,
-            "sessionId": self.session_id,
+            "sessionId": self.index_key,
             CONNECTIONS_BY_SESSION_SORT_KEY: self.target_language,
             WELCOME_ATTRIBUTE: self.welcome,
             WELCOME_THEN_ATTRIBUTE: list(self.welcome_then) or None,
@@ -80,18 +91,31 @@ class Connection:
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Connection:
+        session_id, shard = split_index_key(item.get("sessionId"))
         return cls(
             connection_id=item[CONNECTIONS_PARTITION_KEY],
             connected_at_ms=int(item.get("connectedAt", 0)),
             role=item.get("role", ROLE_NONE),
             user_id=item.get("userId"),
-            session_id=item.get("sessionId"),
+            session_id=session_id,
+            shard=shard,
             target_language=item.get(CONNECTIONS_BY_SESSION_SORT_KEY),
             welcome=item.get(WELCOME_ATTRIBUTE),
             welcome_then=tuple(item.get(WELCOME_THEN_ATTRIBUTE) or ()),
             output=output_of(item),
             playback_paused=item.get(PLAYBACK_PAUSED_ATTRIBUTE) is True,
         )
+
+
+def split_index_key(value: Any) -> tuple[str | None, int | None]:
+    """(session id, shard) of a row's ``sessionId`` attribute: ``<sessionId>#<k>`` for a listener holding seat
+    shard k, else the session id and None."""
+    if not isinstance(value, str):
+        return None, None
+    session_id, mark, shard = value.rpartition("#")
+    if mark and shard.isdigit():
+        return session_id, int(shard)
+    return value, None
 
 
 def output_of(item: Mapping[str, Any]) -> str:
@@ -191,12 +215,14 @@ class ConnectionsRepository:
         role: str,
         target_language: str | None = None,
         output: str = wire.DEFAULT_OUTPUT,
+        shard: int | None = None,
     ) -> TransactItem:
         """Transaction item: an open connection that is in no session yet becomes a speaker or listener (with its
-        ``output`` choice, written when it is not the default)."""
+        ``output`` choice, written when it is not the default; and the seat ``shard`` it holds, if any)."""
         names = {"#id": CONNECTIONS_PARTITION_KEY, "#session": "sessionId", "#role": "role"}
         assignments = ["#session = :session", "#role = :role"]
-        named_values: dict[str, Any] = {"session": session_id, "role": role}
+        index_key = session_id if shard is None else shard_key(session_id, shard)
+        named_values: dict[str, Any] = {"session": index_key, "role": role}
         if target_language is not None:
             names["#language"] = CONNECTIONS_BY_SESSION_SORT_KEY
             assignments.append("#language = :language")
@@ -237,20 +263,31 @@ class ConnectionsRepository:
             }
         }
 
-    def replace_listener_item(self, connection_id: str, session_id: str) -> TransactItem:
-        """Transaction item: remove a listener's old row when its refreshed connection takes its place."""
+    def replace_listener_item(
+        self, connection_id: str, index_key: str, target_language: str | None = None
+    ) -> TransactItem:
+        """Transaction item: remove a listener's old row when its refreshed connection takes its place (the row's
+        ``index_key``: its session's id, or its seat shard's key; and, when given, still in ``target_language``)."""
+        condition = "#session = :session AND #role = :listener"
+        names = {"#session": "sessionId", "#role": "role"}
+        named_values = {"session": index_key, "listener": ROLE_LISTENER}
+        if target_language is not None:
+            condition += " AND #language = :language"
+            names["#language"] = CONNECTIONS_BY_SESSION_SORT_KEY
+            named_values["language"] = target_language
         return {
             "Delete": {
                 "TableName": self.table_name,
                 "Key": dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id}),
-                "ConditionExpression": "#session = :session AND #role = :listener",
-                "ExpressionAttributeNames": {"#session": "sessionId", "#role": "role"},
-                "ExpressionAttributeValues": dynamodb.values(session=session_id, listener=ROLE_LISTENER),
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": dynamodb.values(**named_values),
             }
         }
 
     def detach_item(self, connection_id: str, session_id: str) -> TransactItem:
-        """Transaction item: a listener leaves its session but keeps its connection open."""
+        """Transaction item: a listener leaves its session but keeps its connection open (``session_id``: the row's
+        ``sessionId`` as stored, :attr:`Connection.index_key`)."""
         return {
             "Update": {
                 "TableName": self.table_name,
@@ -269,15 +306,37 @@ class ConnectionsRepository:
         }
 
     def change_language(self, connection_id: str, target_language: str) -> Connection:
-        """A listener of a session listens in ``target_language`` from now on (its index entry moves with it);
-        the row as it is now. Refused with :class:`NotAListener` (holding the row as it was, or None) when the
-        connection is not a listener attached to a session."""
+        """A listener of a session with no seat shards listens in ``target_language`` from now on (its index entry
+        moves with it); the row as it is now. Refused with :class:`NotAListener` (holding the row as it was, or
+        None) when the connection is not a listener attached to a session, or holds a seat shard (its shard's
+        language counters move with it: :meth:`change_language_item`, with the row as read)."""
         return self._update_listener(
             connection_id,
             "SET #language = :language",
             {"#language": CONNECTIONS_BY_SESSION_SORT_KEY},
+            unsharded=True,
             language=target_language,
         )
+
+    def change_language_item(self, row: Connection, target_language: str) -> TransactItem:
+        """Transaction item: the listener ``row`` (as read) listens in ``target_language`` from now on, only if it
+        is still that session's listener on that shard, in the language read."""
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": dynamodb.serialize({CONNECTIONS_PARTITION_KEY: row.connection_id}),
+                "UpdateExpression": "SET #language = :language",
+                "ConditionExpression": "#role = :listener AND #session = :session AND #language = :was",
+                "ExpressionAttributeNames": {
+                    "#role": "role",
+                    "#session": "sessionId",
+                    "#language": CONNECTIONS_BY_SESSION_SORT_KEY,
+                },
+                "ExpressionAttributeValues": dynamodb.values(
+                    listener=ROLE_LISTENER, session=row.index_key, was=row.target_language, language=target_language
+                ),
+            }
+        }
 
     def set_output(self, connection_id: str, output: str) -> Connection:
         """A listener of a session receives ``output`` (``wire.OUTPUTS``) from now on (the default, both, is
@@ -296,17 +355,22 @@ class ConnectionsRepository:
         return self._update_listener(connection_id, "REMOVE #paused", names)
 
     def _update_listener(
-        self, connection_id: str, update: str, names: dict[str, str], **named_values: Any
+        self, connection_id: str, update: str, names: dict[str, str], *, unsharded: bool = False, **named_values: Any
     ) -> Connection:
-        """One conditional UpdateItem of a listener's row (it is a listener attached to a session); the row as it
-        is now, or :class:`NotAListener` with the row as it was (None: no row)."""
+        """One conditional UpdateItem of a listener's row (it is a listener attached to a session; and, when
+        ``unsharded``, holding no seat shard); the row as it is now, or :class:`NotAListener` with the row as it
+        was (None: no row)."""
+        condition = "#role = :listener AND attribute_exists(#session)"
+        if unsharded:
+            condition += " AND NOT contains(#session, :shardMark)"
+            named_values["shardMark"] = "#"
         try:
             response = dynamodb.request(
                 "update_item",
                 TableName=self.table_name,
                 Key=dynamodb.serialize({CONNECTIONS_PARTITION_KEY: connection_id}),
                 UpdateExpression=update,
-                ConditionExpression="#role = :listener AND attribute_exists(#session)",
+                ConditionExpression=condition,
                 ExpressionAttributeNames={**names, "#role": "role", "#session": "sessionId"},
                 ExpressionAttributeValues=dynamodb.values(**named_values, listener=ROLE_LISTENER),
                 ReturnValues="ALL_NEW",

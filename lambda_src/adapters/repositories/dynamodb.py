@@ -151,10 +151,19 @@ def unavailable() -> ServiceError:
     )
 
 
-def request(operation: str, **arguments: Any) -> Any:
+# Given the arguments of a transaction refused only for a conflict (nothing applied), changes them for the next
+# attempt: a join's next seat shard (decision record 0040).
+OnConflict = Callable[[dict[str, Any]], None]
+
+
+def request(operation: str, /, *, on_conflict: OnConflict | None = None, **arguments: Any) -> Any:
     """One DynamoDB request, repeated with full jitter while it fails for a reason worth repeating, for at
     most RETRY_BUDGET_SECONDS of waiting (CONFLICT_RETRY_BUDGET_SECONDS while it meets conflicts); then
-    SERVICE_UNAVAILABLE. Other refusals (a failed condition) are raised as they came."""
+    SERVICE_UNAVAILABLE. Other refusals (a failed condition) are raised as they came.
+
+    ``on_conflict`` (transactions only): when an attempt was refused for a conflict alone and no earlier attempt
+    can have been applied, it may change the next attempt's items (another seat shard instead of the one held),
+    under the same pauses and budget; an attempt that may have been applied is always repeated as it was."""
     call = getattr(client(), operation)
     waited = 0.0
     pause = _FIRST_PAUSE_SECONDS
@@ -175,6 +184,8 @@ def request(operation: str, **arguments: Any) -> Any:
                 # attempt is a new request. Once one may have been, every repeat keeps its token, so DynamoDB
                 # answers it as the transaction it already applied instead of applying it again.
                 arguments["ClientRequestToken"] = _token()
+                if on_conflict is not None and _conflict(error):
+                    on_conflict(arguments)
         time.sleep(sleep)
         waited += sleep
         pause = min(pause * 2, _MAX_PAUSE_SECONDS)
@@ -194,18 +205,30 @@ def pages(operation: str, **arguments: Any) -> Iterator[dict[str, Any]]:
         arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def transact(items: Sequence[TransactItem]) -> None:
+def transact(items: Sequence[TransactItem], on_conflict: OnConflict | None = None) -> None:
     """Write ``items`` atomically (one TransactWriteItems request; idempotent across its repeats)."""
-    request("transact_write_items", TransactItems=list(items), ClientRequestToken=_token())
+    request("transact_write_items", TransactItems=list(items), ClientRequestToken=_token(), on_conflict=on_conflict)
 
 
-def transact_guarded(guarded: Sequence[Guarded]) -> None:
-    """Write the items atomically; when one's condition fails, raise that item's refusal (the first one)."""
+def transact_guarded(guarded: Sequence[Guarded], on_conflict: Callable[[], Sequence[Guarded]] | None = None) -> None:
+    """Write the items atomically; when one's condition fails, raise that item's refusal (the first one).
+    ``on_conflict``: the items (and refusals) of the next attempt after one refused for a conflict alone
+    (:func:`request`)."""
+    current = list(guarded)
+
+    def next_items(arguments: dict[str, Any]) -> None:
+        assert on_conflict is not None
+        current[:] = on_conflict()
+        arguments["TransactItems"] = [item for item, _refusal in current]
+
     try:
-        transact([item for item, _refusal in guarded])
+        if on_conflict is None:
+            transact([item for item, _refusal in current])
+        else:
+            transact([item for item, _refusal in current], next_items)
     except ClientError as error:
         reasons: list[Any] = list(error.response.get("CancellationReasons", []))
-        for (_item, refusal), reason in zip(guarded, reasons, strict=False):  # one reason per item, when given
+        for (_item, refusal), reason in zip(current, reasons, strict=False):  # one reason per item, when given
             if reason.get("Code") == "ConditionalCheckFailed":
                 raise refusal(reason.get("Item")) from error
         raise

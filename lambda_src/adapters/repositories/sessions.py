@@ -28,6 +28,10 @@ from lambda_src.model.session import (
     END_REASON_ATTRIBUTE,
     ENDED_AT_ATTRIBUTE,
     GRACE_ATTRIBUTE,
+    LISTENER_COUNT_ATTRIBUTE,
+    SEAT_CLOSED_ATTRIBUTE,
+    SEAT_CREATED_ATTRIBUTE,
+    SEAT_SHARDS_ATTRIBUTE,
     SPEAKER_CONNECTED_AT_ATTRIBUTE,
     STATUS_COUNT_ATTRIBUTE,
     STATUS_LANGUAGES_ATTRIBUTE,
@@ -36,12 +40,17 @@ from lambda_src.model.session import (
     TRANSCRIBER_CURSOR_ATTRIBUTE,
     TRANSCRIBER_LEASE_ID_ATTRIBUTE,
     TRANSCRIBER_LEASE_UNTIL_ATTRIBUTE,
+    Audience,
     BroadcastUpdate,
     PushedStatus,
+    Seat,
+    Seating,
     Session,
     SessionFacts,
     audio_sequence_attribute,
     number_attribute,
+    seat_language_attribute,
+    shard_key,
 )
 
 _log = logging.getLogger(__name__)
@@ -59,7 +68,10 @@ _NAMES = {
     "#cursor": TRANSCRIBER_CURSOR_ATTRIBUTE,
     "#user": "speakerUserId",
     "#active": "isActive",
-    "#count": "listenerCount",
+    "#count": LISTENER_COUNT_ATTRIBUTE,
+    "#seats": SEAT_SHARDS_ATTRIBUTE,
+    "#seatCreated": SEAT_CREATED_ATTRIBUTE,
+    "#seatClosed": SEAT_CLOSED_ATTRIBUTE,
     "#reason": END_REASON_ATTRIBUTE,
     "#ended": ENDED_AT_ATTRIBUTE,
     "#statusCount": STATUS_COUNT_ATTRIBUTE,
@@ -107,13 +119,17 @@ class SessionsRepository:
         """Transaction item: a new session, only if its id is free — no item, or an expired session that TTL
         has not yet deleted and that has nothing attached any more (its ``listenerCount``, which equals its
         listener rows, is 0: otherwise they would become listeners of the new session); refused with
-        :class:`SessionIdTaken` (draw another id)."""
+        :class:`SessionIdTaken` (draw another id). An expired session with seat shards counts its listeners on
+        them, not on its item: its id is taken until TTL deletes its item."""
+        condition = (
+            "attribute_not_exists(#id) OR (#expires <= :now AND #count = :zero AND attribute_not_exists(#seats))"
+        )
         put = {
             "Put": {
                 "TableName": self.table_name,
                 "Item": dynamodb.serialize(session.to_item()),
-                "ConditionExpression": "attribute_not_exists(#id) OR (#expires <= :now AND #count = :zero)",
-                "ExpressionAttributeNames": _names("#id #expires #count"),
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": _names(condition),
                 "ExpressionAttributeValues": dynamodb.values(now=session.created_at_ms // 1000, zero=0),
             }
         }
@@ -139,8 +155,22 @@ class SessionsRepository:
         if len(self._facts) >= _FACTS_CACHE_SIZE:
             self._facts.pop(next(iter(self._facts)))
         self._facts[session.session_id] = SessionFacts(
-            session.source_language, session.quality_tier, session.expires_at_s
+            session.source_language, session.quality_tier, session.expires_at_s, session.seating
         )
+
+    def known_seating(self, session_id: str, now_s: int) -> Seating | None:
+        """The session's seating when this process has seen the session (and it has not expired since), else None."""
+        cached = self._facts.get(session_id)
+        return cached.seating if cached is not None and cached.expires_at_s > now_s else None
+
+    def seating(self, session_id: str, now_s: int) -> Seating:
+        """The session's seating: as this process knows it, or read (expired sessions too: their listeners are still
+        dismissed); a session that is gone has one shard (its listeners, if any, are under its id)."""
+        known = self.known_seating(session_id, now_s)
+        if known is not None:
+            return known
+        session = self.get(session_id, None)
+        return session.seating if session is not None else Seating(1, 0)
 
     def facts(self, session_id: str, now_s: int) -> SessionFacts:
         """The session's immutable facts (source language, quality tier), from this process's cache when it
@@ -155,17 +185,186 @@ class SessionsRepository:
         session = self.get(session_id, now_s)
         if session is None:
             raise errors.session_not_found(session_id)
+        if not session.is_active and session.seating.sharded:
+            # A join of a session with seat shards writes nothing on its item: the read is what refuses it (its
+            # seats, once closed, refuse the joins of processes that knew it live).
+            raise errors.session_ended(session_id)
         return self._facts[session_id]
 
     def listener_counts(self, session_ids: Iterable[str]) -> dict[str, int]:
-        """Each existing session's ``listenerCount`` (strongly consistent, so a join committed before the call
-        is counted), ``BATCH_GET_SIZE`` sessions a BatchGetItem; a session that is gone is left out."""
-        projection = {"ProjectionExpression": "#id, #count", "ExpressionAttributeNames": _names("#id #count")}
+        """Each existing session's listener count (strongly consistent, so a join committed before the call
+        is counted), ``BATCH_GET_SIZE`` sessions a BatchGetItem: its ``listenerCount``, or for a session with seat
+        shards the sum of its seats' (their BatchGetItems follow); a session that is gone is left out."""
+        projection = "#id, #count, #seats, #createdAt"
+        options = {
+            "ProjectionExpression": projection,
+            "ExpressionAttributeNames": {**_names(projection), "#createdAt": "createdAt"},
+            "ConsistentRead": True,
+        }
         counts: dict[str, int] = {}
-        for item in self._batch_get(session_ids, {**projection, "ConsistentRead": True}):
+        sharded: dict[str, Seating] = {}
+        for item in self._batch_get(session_ids, options):
             session = dynamodb.deserialize(item)
-            counts[session[SESSIONS_PARTITION_KEY]] = number_attribute(session, "listenerCount", 0) or 0
+            session_id = session[SESSIONS_PARTITION_KEY]
+            shards = number_attribute(session, SEAT_SHARDS_ATTRIBUTE, 1) or 1
+            if shards > 1:
+                sharded[session_id] = Seating(shards, number_attribute(session, "createdAt", 0) or 0)
+            else:
+                counts[session_id] = number_attribute(session, LISTENER_COUNT_ATTRIBUTE, 0) or 0
+        for session_id, audience in self.audiences(sharded).items():
+            counts[session_id] = audience.listener_count
         return counts
+
+    # -- seat shards (decision record 0040) --------------------------------------------------------
+    def seats(self, session_id: str, seating: Seating) -> list[Seat]:
+        """The session's seats, in shard order, read with one strongly consistent BatchGetItem (a seat no join has
+        taken yet reads as empty)."""
+        return self.seats_of({session_id: seating})[session_id]
+
+    def seats_of(self, seatings: dict[str, Seating]) -> dict[str, list[Seat]]:
+        """The seats of each of the sharded sessions ``seatings`` names, ``BATCH_GET_SIZE`` seats a BatchGetItem,
+        strongly consistent."""
+        keys = {
+            shard_key(session_id, shard): (session_id, shard)
+            for session_id, seating in seatings.items()
+            for shard in range(1, seating.shards + 1)
+        }
+        items: dict[str, dict[str, Any]] = {}
+        for item in self._batch_get(keys, {"ConsistentRead": True}):
+            seat = dynamodb.deserialize(item)
+            items[seat[SESSIONS_PARTITION_KEY]] = seat
+        seats: dict[str, list[Seat]] = {session_id: [] for session_id in seatings}
+        for key, (session_id, shard) in keys.items():
+            seats[session_id].append(Seat.from_item(shard, items.get(key), seatings[session_id].created_at_ms))
+        return seats
+
+    def audiences(self, seatings: dict[str, Seating]) -> dict[str, Audience]:
+        """Each sharded session's listener count and listeners by language, summed over its seats."""
+        return {session_id: Audience.of(seats) for session_id, seats in self.seats_of(seatings).items()}
+
+    def take_seat_item(
+        self, session_id: str, seating: Seating, shard: int, share: int, language: str, expires_at_s: int
+    ) -> TransactItem:
+        """Transaction item: count one more listener of ``language`` on the session's seat ``shard``, only while it
+        is open and under its ``share`` of the cap; the first join to take the seat makes it (the session's
+        creation writes none). Refused, with the seat as it was, when it is full, closed (the session ended) or an
+        earlier session's of the same id (:meth:`reset_seat`)."""
+        arguments = _update(
+            self.table_name,
+            shard_key(session_id, shard),
+            "ADD #count :one, #language :one SET #seatCreated = :created, #expires = if_not_exists(#expires, :expires)",
+            "attribute_not_exists(#id)"
+            " OR (#seatCreated = :created AND attribute_not_exists(#seatClosed) AND #count < :share)",
+            one=1,
+            created=seating.created_at_ms,
+            expires=expires_at_s,
+            share=share,
+        )
+        arguments["ExpressionAttributeNames"]["#language"] = seat_language_attribute(language)
+        return {"Update": arguments}
+
+    def keep_seat_item(
+        self, session_id: str, seating: Seating, shard: int, moved: tuple[str, str] | None = None
+    ) -> TransactItem:
+        """Transaction item: the seat ``shard`` is this session's and open (a refreshed listener takes over another's
+        place on it, the count unchanged); when ``moved`` (old language, new language), its listener changes
+        language on it."""
+        condition = "#seatCreated = :created AND attribute_not_exists(#seatClosed)"
+        if moved is None or moved[0] == moved[1]:
+            arguments = _update(
+                self.table_name, shard_key(session_id, shard), "", condition, created=seating.created_at_ms
+            )
+            del arguments["UpdateExpression"]
+            return {"ConditionCheck": arguments}
+        return {"Update": self._move_language(session_id, shard, moved, condition, created=seating.created_at_ms)}
+
+    def move_language_item(self, session_id: str, shard: int, moved: tuple[str, str]) -> TransactItem:
+        """Transaction item: one listener of the seat ``shard`` changes from ``moved[0]`` to ``moved[1]``."""
+        return {"Update": self._move_language(session_id, shard, moved, "attribute_exists(#id)")}
+
+    def _move_language(
+        self, session_id: str, shard: int, moved: tuple[str, str], condition: str, **named_values: Any
+    ) -> dict[str, Any]:
+        arguments = _update(
+            self.table_name,
+            shard_key(session_id, shard),
+            "ADD #from :minus, #to :one",
+            condition,
+            minus=-1,
+            one=1,
+            **named_values,
+        )
+        arguments["ExpressionAttributeNames"].update(
+            {"#from": seat_language_attribute(moved[0]), "#to": seat_language_attribute(moved[1])}
+        )
+        return arguments
+
+    def leave_seat_item(self, session_id: str, shard: int, language: str | None) -> TransactItem:
+        """Transaction item: count one listener (of ``language``) less on the seat ``shard``; never below zero."""
+        update = "ADD #count :minus" + (", #language :minus" if language else "")
+        arguments = _update(
+            self.table_name,
+            shard_key(session_id, shard),
+            update,
+            "attribute_exists(#id) AND #count > :zero",
+            minus=-1,
+            zero=0,
+        )
+        if language:
+            arguments["ExpressionAttributeNames"]["#language"] = seat_language_attribute(language)
+        return {"Update": arguments}
+
+    def reset_seat(
+        self, session_id: str, seating: Seating, shard: int, stale_created_at_ms: int | None, expires_at_s: int
+    ) -> None:
+        """Replace the seat ``shard`` left by an earlier session of the same id (its incarnation
+        ``stale_created_at_ms``) with an empty one of this session's; nothing when another call replaced it first."""
+        item = {
+            SESSIONS_PARTITION_KEY: shard_key(session_id, shard),
+            LISTENER_COUNT_ATTRIBUTE: 0,
+            SEAT_CREATED_ATTRIBUTE: seating.created_at_ms,
+            SESSIONS_TTL_ATTRIBUTE: expires_at_s,
+        }
+        condition = "attribute_not_exists(#id)" if stale_created_at_ms is None else "#seatCreated = :stale"
+        arguments: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Item": dynamodb.serialize(item),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": _names(condition),
+        }
+        if stale_created_at_ms is not None:
+            arguments["ExpressionAttributeValues"] = dynamodb.values(stale=stale_created_at_ms)
+        try:
+            dynamodb.request("put_item", **arguments)
+        except ClientError as error:
+            if dynamodb.error_code(error) != "ConditionalCheckFailedException":
+                raise
+
+    def close_seat(self, session_id: str, seating: Seating, shard: int, expires_at_s: int) -> None:
+        """Close the session's seat ``shard`` (made closed when no join has taken it): no join takes it from now on.
+        Idempotent; a seat an earlier session of the same id left is replaced by a closed one of this session's."""
+        arguments = _update(
+            self.table_name,
+            shard_key(session_id, shard),
+            "SET #seatClosed = :true, #seatCreated = :created, #count = if_not_exists(#count, :zero),"
+            " #expires = if_not_exists(#expires, :expires)",
+            "attribute_not_exists(#id) OR #seatCreated = :created",
+            true=True,
+            created=seating.created_at_ms,
+            zero=0,
+            expires=expires_at_s,
+        )
+        for _attempt in range(2):  # the second after replacing an earlier session's seat
+            try:
+                dynamodb.request("update_item", **arguments)
+                return
+            except ClientError as error:
+                if dynamodb.error_code(error) != "ConditionalCheckFailedException":
+                    raise
+                old = dynamodb.old_image(error)
+                stale = number_attribute(dynamodb.deserialize(old), SEAT_CREATED_ATTRIBUTE, None) if old else None
+                self.reset_seat(session_id, seating, shard, stale, expires_at_s)
+        _log.warning("seat %s of session %s could not be closed", shard, session_id)
 
     # -- listeners ---------------------------------------------------------------------------------
     def add_listener_item(self, session_id: str, now_s: int, cap: int) -> TransactItem:
@@ -264,6 +463,7 @@ class SessionsRepository:
         change_id = uuid.uuid4().hex
         changes = {**change.to_item(), BROADCAST_CHANGE_ID_ATTRIBUTE: change_id}
         before = self._set_as_speaker(session_id, connection_id, changes, now_s, returning="ALL_OLD")
+        self.remember(before)
         return BroadcastUpdate(before, repeated=before.broadcast_change_id == change_id)
 
     def _set_as_speaker(
@@ -352,7 +552,9 @@ class SessionsRepository:
                 raise
             old: Any = error.response.get("Item")
             return False, None if old is None else Session.from_item(dynamodb.deserialize(old))
-        return True, Session.from_item(dynamodb.deserialize(response["Attributes"]))
+        held = Session.from_item(dynamodb.deserialize(response["Attributes"]))
+        self.remember(held)
+        return True, held
 
     def release_transcriber_lease(self, session_id: str, lease_id: str, cursor: str | None) -> bool:
         """Let the lease go (its consumer stopped), recording ``cursor`` when given; whether it was still
@@ -443,23 +645,35 @@ class SessionsRepository:
 
     def end_by_speaker(
         self, session_id: str, connection_id: str, reason: str, now_ms: int, also: Sequence[TransactItem] = ()
-    ) -> None:
-        """End the session for good, as its current speaker (with ``also`` in the same transaction)."""
-        self._end(session_id, reason, now_ms, "#speaker = :connection", also, connection=connection_id)
+    ) -> Seating:
+        """End the session for good, as its current speaker (with ``also`` in the same transaction); its seating."""
+        return self._end(session_id, reason, now_ms, "#speaker = :connection", also, None, connection=connection_id)
 
     def end_by_owner(
-        self, session_id: str, user_id: str, reason: str, now_ms: int, also: Sequence[TransactItem] = ()
-    ) -> None:
+        self,
+        session_id: str,
+        user_id: str,
+        reason: str,
+        now_ms: int,
+        seating: Seating,
+        also: Sequence[TransactItem] = (),
+    ) -> Seating:
         """End the session for good, as its owner (the HTTP API: whether or not its speaker is connected)."""
-        self._end(session_id, reason, now_ms, "#user = :user", also, user=user_id)
+        return self._end(session_id, reason, now_ms, "#user = :user", also, seating, user=user_id)
 
     def end_if_due(
-        self, session_id: str, sweep_at_s: int, reason: str, now_ms: int, also: Sequence[TransactItem] = ()
+        self,
+        session_id: str,
+        sweep_at_s: int,
+        reason: str,
+        now_ms: int,
+        seating: Seating,
+        also: Sequence[TransactItem] = (),
     ) -> bool:
         """End a session the sweeper found due (with ``also`` in the same transaction), unless it changed since
         (e.g. its speaker resumed); whether it was ended."""
         try:
-            self._end(session_id, reason, now_ms, "#sweep = :seen", also, seen=sweep_at_s)
+            self._end(session_id, reason, now_ms, "#sweep = :seen", also, seating, seen=sweep_at_s)
         except ServiceError:
             return False
         return True
@@ -471,23 +685,31 @@ class SessionsRepository:
         now_ms: int,
         condition: str,
         also: Sequence[TransactItem],
+        seating: Seating | None,
         **named_values: Any,
-    ) -> None:
+    ) -> Seating:
         """Mark the session ended: inactive (no join succeeds from now on), and due for one more sweep a
         sweep interval later, so that the sweeper dismisses any listener this ending did not reach (it
         takes the session out of its index once no listener is left). One transaction with ``also`` (the
-        speaker's active sessions lose this one in the same write).
+        speaker's active sessions lose this one in the same write). The session's seating: the seats of a
+        session with seat shards are closed by the caller, after this.
 
         The listener count is left to fall as the listeners' connections close and are counted out, so it
         keeps matching the listener rows. A repeat whose first attempt was applied but whose reply was lost
         finds the session inactive with this call's reason and ``endedAt``: it was this very call, so that
         is a success.
+
+        When neither the caller (``seating``) nor this process knows the session's seating, the write also requires
+        it to have no seat shards (so it costs nothing to learn for a session of one shard): one that has them is
+        refused with the item as it was, which tells them, and the ending is made again.
         """
+        known = seating if seating is not None else self.known_seating(session_id, now_ms // 1000)
+        assumed = " AND attribute_not_exists(#seats)" if known is None else ""
         arguments = _update(
             self.table_name,
             session_id,
             "SET #active = :false, #reason = :reason, #ended = :ended, #sweep = :revisit REMOVE #grace",
-            f"attribute_exists(#id) AND #active = :true AND {condition}",
+            f"attribute_exists(#id) AND #active = :true AND {condition}{assumed}",
             false=False,
             true=True,
             reason=reason,
@@ -509,10 +731,14 @@ class SessionsRepository:
                 and (current.end_reason, current.ended_at_ms) == (reason, now_ms)
             ):
                 _log.info("session %s: an earlier attempt of this ending was applied", session_id)
-                return
+                return current.seating
+            if known is None and current is not None and current.seating.sharded:
+                # Refused for the guess alone, maybe: made again knowing the session's seating.
+                return self._end(session_id, reason, now_ms, condition, also, current.seating, **named_values)
             raise self.refusal(
                 old, session_id, None, connection_id=named_values.get("connection"), user_id=named_values.get("user")
             ) from error
+        return known if known is not None else Seating(1, 0)
 
     def revisit_ended(self, session_id: str, seen_s: int, next_s: int | None) -> bool:
         """An ended session the sweeper looked at again: due again at ``next_s`` (listeners were still
@@ -563,7 +789,9 @@ class SessionsRepository:
         whole with BatchGetItem, ``BATCH_GET_SIZE`` keys a request, eventually consistent (half a read unit per
         session, items being well under 4 KB: a level published once a minute, and the periodic status, need
         no more)."""
-        sessions = (Session.from_item(dynamodb.deserialize(item)) for item in self._batch_get(session_ids, {}))
+        sessions = [Session.from_item(dynamodb.deserialize(item)) for item in self._batch_get(session_ids, {})]
+        for session in sessions:
+            self.remember(session)
         return [session for session in sessions if session.is_active]
 
     def live_ids(self, session_ids: Iterable[str], user_id: str, now_s: int) -> set[str]:
