@@ -15,7 +15,9 @@ Every floor is measured in the same run on the same machine (see each section's 
               recognizer's real-time factor (bench.transcription)
 9. live_path  from the speaker's chunk to each listener's caption through the local run, the recognizer scripted
               (~0 cost), with 1, 50 and 500 listeners vs the chunk's own sendAudio reply; DynamoDB requests and
-              posts per caption (bench.live_path)
+              posts per caption (bench.live_path); then to each listener's translatedAudio with 1 and 50
+              listeners vs the same segments' caption, the synthesis timed apart, and the synthesis calls and
+              posts per segment with 500 listeners (bench.speech_path)
 
 Figures are reports, not assertions: the exit status is non-zero only when a correctness check fails (the
 final listener count, or the number admitted under the cap, is not exact) or a section could not run.

@@ -29,6 +29,11 @@ The floor of each latency row is the same chunks' own ``audioReceived`` reply (t
 through the gateway, which ends with the write the consumer then reads). Every listener must receive every
 counted segment exactly once (a correctness check).
 
+These phases' listeners want captions only (``output=captions``): what they time is the captions' path, and no
+speech is made. The spoken translation's phases follow in the same local run (``bench.speech_path``: listeners
+wanting audio, each final segment to their ``translatedAudio``, the synthesis timed apart, and the synthesis calls
+and posts per segment with 500 listeners).
+
     .venv/bin/python -m bench --only live_path
 """
 
@@ -55,7 +60,7 @@ from lambda_src.adapters.repositories import dynamodb
 from lambda_src.adapters.transcription import recognizers, scripted_recognizer
 from lambda_src.adapters.transcription.scripted_recognizer import SEGMENT_CHUNKS
 from lambda_src.app.transcription import delivery
-from lambda_src.contract import limits, wire
+from lambda_src.contract import function_settings, limits, wire
 from lambda_src.model.partial_result_processor import PARTIAL_WINDOW_SECONDS, Segment
 from local_run import assembly as cloud_assembly
 from local_run.dynamodb_local import endpoint_environment
@@ -78,6 +83,7 @@ SETTLE_SECONDS = 5.0  # the longest wait for the last captions after the last ch
 TARGET_P50_MS = 150.0
 TARGET_WIDE_MS = 1000.0
 SOURCE_LANGUAGE = "en"
+CAPTION, AUDIO = "caption", "translatedAudio"
 # The scripted recognizer, and the stand-in translator for every pair (not the local run's Apertium): what is timed is
 # the service's own part of the path, not an engine's.
 FUNCTION_ENV = {
@@ -92,27 +98,37 @@ class Received:
 
     frames: list[tuple[float, str | bytes]] = field(default_factory=list)
 
-    async def read(self, ws: ClientConnection, first_caption: asyncio.Event) -> None:
+    async def read(self, ws: ClientConnection, first: asyncio.Event, first_kind: str = CAPTION) -> None:
+        """Every frame until the socket closes; ``first`` is set on the first message of type ``first_kind``."""
+        tag = f'"{first_kind}"'
         try:
             async for frame in ws:
                 at = time.perf_counter()
                 self.frames.append((at, frame))
-                if not first_caption.is_set() and '"caption"' in str(frame):
-                    first_caption.set()
+                if not first.is_set() and tag in str(frame):
+                    first.set()
         except Exception:  # noqa: BLE001 - a closed socket ends its reader; a missing caption is counted
             return
 
+    def messages(self, kind: str) -> list[tuple[float, dict[str, Any]]]:
+        """The messages of type ``kind``, parsed, with their arrival times."""
+        parsed = ((at, json.loads(frame)) for at, frame in self.frames)
+        return [(at, message) for at, message in parsed if message.get("type") == kind]
+
     def by_marker(self, kind: str) -> dict[int, list[float]]:
-        """Arrival times of the messages of type ``kind`` by the marker their text names."""
+        """Arrival times of the messages of type ``kind`` by the marker their text names (a ``translatedAudio``'s
+        is its ``transcript``)."""
         out: dict[int, list[float]] = {}
-        for at, frame in self.frames:
-            message = json.loads(frame)
-            if message.get("type") != kind:
-                continue
-            marker = scripted_recognizer.marker_in(str(message.get("text", "")))
+        for at, message in self.messages(kind):
+            marker = scripted_recognizer.marker_in(str(message.get("text", message.get("transcript", ""))))
             if marker is not None:
                 out.setdefault(marker, []).append(at)
         return out
+
+    def has(self, kind: str, marker: int, recent: int = 12) -> bool:
+        """Whether one of the last ``recent`` frames is a ``kind`` message whose text ends with ``marker``'s word."""
+        tag, ending = f'"{kind}"', f'{scripted_recognizer.word(marker)}"'
+        return any(tag in str(frame) and ending in str(frame) for _, frame in self.frames[-recent:])
 
     def acks(self) -> dict[int, float]:
         """Arrival times of the ``audioReceived`` replies by sequence number (= the chunk's marker)."""
@@ -135,29 +151,36 @@ class Phase:
     audience: list[Received]
     chunks_sent: int
     warmup_segments: int
+    outputs: list[str] = field(default_factory=list)  # each listener's output, in the order of ``audience``
+    languages: list[str] = field(default_factory=list)  # each listener's language, in the same order
 
 
-def _send(sequence: int, every: int) -> tuple[str, bool]:
+def expected_kinds(output: str) -> tuple[str, ...]:
+    """The messages a listener with ``output`` receives for each final segment."""
+    return {wire.OUTPUT_CAPTIONS: (CAPTION,), wire.OUTPUT_AUDIO: (AUDIO,)}.get(output, (CAPTION, AUDIO))
+
+
+def _send(sequence: int, every: int, text: Callable[[int], str] | None = None) -> tuple[str, bool]:
     """The ``sendAudio`` message of the chunk with ``sequence``, and whether it completes a segment: one chunk in
-    ``every`` (a multiple of ``SEGMENT_CHUNKS``) carries its own sequence number as its marker, so it completes one;
-    the others carry a marker that completes none."""
+    ``every`` (a multiple of ``SEGMENT_CHUNKS``) carries its own sequence number as its marker, so it completes one
+    (its FINAL says ``text(marker)`` if given, else the marker's word); the others carry a marker that completes
+    none."""
     completes = (sequence + 1) % every == 0
     marker = sequence if completes else sequence - sequence % SEGMENT_CHUNKS
     assert scripted_recognizer.completes_segment(marker) == completes
-    pcm = scripted_recognizer.chunk(marker)
+    pcm = scripted_recognizer.chunk(marker, text=text(marker) if completes and text is not None else "")
     message = {"action": "sendAudio", "audioData": base64.b64encode(pcm).decode(), "sequenceNumber": sequence}
     return json.dumps(message), completes
 
 
-async def _join(url: str, session_id: str, languages: list[str]) -> list[ClientConnection]:
+async def _join(url: str, session_id: str, languages: list[str], outputs: list[str]) -> list[ClientConnection]:
     opened = await asyncio.gather(
         *(
             _open(
-                f"{url}?action=joinSession&sessionId={session_id}&targetLanguage={language}"
-                f"&{wire.OUTPUT}={wire.OUTPUT_CAPTIONS}",  # what is timed is the captions' path: no speech wanted
+                f"{url}?action=joinSession&sessionId={session_id}&targetLanguage={language}&{wire.OUTPUT}={output}",
                 expect_message=True,
             )
-            for language in languages
+            for language, output in zip(languages, outputs, strict=True)
         )
     )
     joined = [ws for ws, first, *_ in opened if ws is not None and isinstance(first, dict)]
@@ -176,20 +199,29 @@ async def phase(
     segments: int,
     every: int = SEGMENT_CHUNKS,
     before_end: Callable[[str], Any] | None = None,
+    outputs: list[str] | None = None,
+    text: Callable[[int], str] | None = None,
+    first_kind: str = CAPTION,
 ) -> tuple[Phase, Any]:
-    """A session with one listener per entry of ``languages``; the speaker streams until ``segments`` segments (one
-    per ``every`` chunks) completed after the warm-up; then ``before_end(session id)`` runs in a thread (its result
-    is returned with the phase), and the session ends."""
+    """A session with one listener per entry of ``languages`` (its output the entry of ``outputs``: captions only
+    by default, what the captions' phases time); the speaker streams until ``segments`` segments (one per ``every``
+    chunks, each saying ``text(marker)`` if given) completed after the warm-up, which ends a second after the first
+    message of type ``first_kind``; then ``before_end(session id)`` runs in a thread (its result is returned with
+    the phase), and the session ends."""
+    outputs = outputs if outputs is not None else [wire.OUTPUT_CAPTIONS] * len(languages)
     speaker, session_id = await _speaker(url, token)
     sockets = [speaker]
     readers: list[asyncio.Task[None]] = []
     try:
-        listeners = await _join(url, session_id, languages)
+        listeners = await _join(url, session_id, languages, outputs)
         sockets += listeners
         first_caption = asyncio.Event()
         spoken, audience = Received(), [Received() for _ in listeners]
-        readers = [asyncio.create_task(spoken.read(speaker, first_caption))]
-        readers += [asyncio.create_task(r.read(ws, first_caption)) for r, ws in zip(audience, listeners, strict=True)]
+        readers = [asyncio.create_task(spoken.read(speaker, first_caption, first_kind))]
+        readers += [
+            asyncio.create_task(r.read(ws, first_caption, first_kind))
+            for r, ws in zip(audience, listeners, strict=True)
+        ]
         sent: dict[int, float] = {}
         counted_from: float | None = None
         warmup = 0
@@ -200,9 +232,9 @@ async def phase(
             if counted_from is None and first_caption.is_set():
                 counted_from = time.perf_counter() + WARMUP_AFTER_FIRST_CAPTION
             if counted_from is None and time.perf_counter() - started > WARMUP_TIMEOUT:
-                raise RuntimeError(f"no caption within {WARMUP_TIMEOUT:.0f} s of the first chunk")
+                raise RuntimeError(f"no {first_kind} within {WARMUP_TIMEOUT:.0f} s of the first chunk")
             at = time.perf_counter()
-            message, completes = _send(marker, every)
+            message, completes = _send(marker, every, text)
             await speaker.send(message)
             if completes:
                 if counted_from is not None and at >= counted_from:
@@ -213,7 +245,11 @@ async def phase(
         deadline = time.perf_counter() + SETTLE_SECONDS
         last = max(sent)
         while time.perf_counter() < deadline:
-            if all(any(f'{scripted_recognizer.word(last)}"' in str(f) for _, f in r.frames[-5:]) for r in audience):
+            if all(
+                r.has(kind, last)
+                for r, output in zip(audience, outputs, strict=True)
+                for kind in expected_kinds(output)
+            ):
                 break
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.2)  # the speaker's last transcript, if it comes after the captions
@@ -223,7 +259,8 @@ async def phase(
     finally:
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
         await asyncio.gather(*readers, return_exceptions=True)
-    return Phase(session_id, len(languages), sent, spoken, audience, marker, warmup), extra
+    phase_result = Phase(session_id, len(languages), sent, spoken, audience, marker, warmup, outputs, languages)
+    return phase_result, extra
 
 
 # -- requests per caption (the consumer's delivery, in this process, on the run's DynamoDB Local) ------------------
@@ -302,9 +339,15 @@ def _ack_ms(phase_result: Phase) -> list[float]:
     return [(acks[m] - at) * 1000 for m, at in phase_result.sent.items() if m in acks]
 
 
-def _last_listener_ms(phase_result: Phase) -> tuple[list[float], list[float], list[int]]:
-    """Per counted segment: ms to the first and to the last listener's receipt, and how many listeners got it."""
-    arrivals = [received.by_marker("caption") for received in phase_result.audience]
+def _last_listener_ms(phase_result: Phase, kind: str = CAPTION) -> tuple[list[float], list[float], list[int]]:
+    """Per counted segment: ms to the first and to the last listener's receipt of its message of type ``kind``,
+    and how many listeners got it (of those whose output receives ``kind``)."""
+    outputs = phase_result.outputs or [wire.OUTPUT_CAPTIONS] * len(phase_result.audience)
+    arrivals = [
+        received.by_marker(kind)
+        for received, output in zip(phase_result.audience, outputs, strict=True)
+        if kind in expected_kinds(output)
+    ]
     firsts, lasts, counts = [], [], []
     for marker, sent_at in phase_result.sent.items():
         times = [by[marker][0] for by in arrivals if marker in by]
@@ -436,9 +479,11 @@ def _wide_rows(context: Context, phase_result: Phase, requests: dict[str, Any]) 
 
 
 def measure(context: Context) -> list[Row]:
+    from bench import speech_path  # it builds on this module's phases
+
     wide = WIDE_LISTENERS
     lrc = {"env": "dev", "maxListenersPerSession": str(max(wide, limits.DEFAULT_MAX_LISTENERS_PER_SESSION))}
-    connections = 3 + 1 + 50 + wide
+    connections = 3 + 1 + 50 + wide + speech_path.connections()
     if connections > limits.DEFAULT_CONNECTIONS_PER_SOURCE_PER_MINUTE:
         lrc["connectionsPerSourcePerMinute"] = str(2 * connections)
     if wide > limits.DEFAULT_JOINS_PER_SESSION_PER_MINUTE:
@@ -464,6 +509,8 @@ def measure(context: Context) -> list[Row]:
                 before_end=lambda session_id: delivery_requests(session_id, environment, DELIVERY_SEGMENTS),
             )
         )
+        bucket = speech_path.Bucket(ready["s3"], consumer.environment[function_settings.ENV_AUDIO_BUCKET])
+        speech_rows = speech_path.measure(context, url, token, bucket)
     except BaseException:
         print(f"live path: the local run's log:\n{server.tail()}", flush=True)
         raise
@@ -480,4 +527,4 @@ def measure(context: Context) -> list[Row]:
             note="a real recognizer's time is reported apart: pocketsphinx's real-time factor, section 8",
         )
     )
-    return rows
+    return rows + speech_rows
