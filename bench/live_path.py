@@ -488,7 +488,10 @@ def measure(context: Context) -> list[Row]:
         lrc["connectionsPerSourcePerMinute"] = str(2 * connections)
     if wide > limits.DEFAULT_JOINS_PER_SESSION_PER_MINUTE:
         lrc["joinsPerSessionPerMinute"] = str(2 * wide)
-    server = Server(context.workdir, lrc, function_env=FUNCTION_ENV, name="live-path")
+    synthesis_log = context.workdir / "live-path-syntheses.jsonl"  # the consumer's syntheses, timed where they happen
+    server = Server(
+        context.workdir, lrc, function_env={**FUNCTION_ENV, **speech_path.function_env(synthesis_log)}, name="live-path"
+    )
     try:
         ready = server.ready()
         assembly = cloud_assembly.load(
@@ -510,7 +513,7 @@ def measure(context: Context) -> list[Row]:
             )
         )
         bucket = speech_path.Bucket(ready["s3"], consumer.environment[function_settings.ENV_AUDIO_BUCKET])
-        speech_rows = speech_path.measure(context, url, token, bucket)
+        speech_rows = speech_path.measure(context, url, token, bucket, synthesis_log)
     except BaseException:
         print(f"live path: the local run's log:\n{server.tail()}", flush=True)
         raise

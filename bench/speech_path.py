@@ -18,48 +18,46 @@ the speaker streams:
 
 Timed per counted segment (the warm-up ends a second after the first ``translatedAudio``): from the send of its
 chunk to the first listener's ``translatedAudio`` (phase 3: also the last listener's). That time includes the
-synthesis, which is the synthesizer's part, not the service's, so the synthesis is timed apart: in this process,
-once the phases are over (the local run idle), on the very texts the listeners received (each ``transcript``),
-each segment's languages in parallel as the delivery speaks them (``SPEECH_PARALLELISM`` threads), by
-``EspeakSynthesizer``, the class the local run's consumer calls, after one untimed call per language. The
-service's own part of a segment is its receipt time minus its synthesis time (p50 over the segments): the caption
-path before it, the upload, the URL, the number drawn and the posts. The synthesis is timed with the local run idle,
-whereas in the run it shares the two cores with the gateway, DynamoDB Local and the captions' posts: the
-difference over-states the service's part rather than under-states it. The floor of the latency rows is the same
-segments' first ``caption`` receipt (the delivery speaks a segment once its captions are posted: speech never
-comes before them).
+synthesis, which is the synthesizer's part, not the service's, so the synthesis is timed apart, where it happens:
+the bench has the local run's workers import ``bench.synthesis_log``, which records the start and end of each
+``EspeakSynthesizer.synthesize`` call the consumer makes (its text, so its segment). A segment's synthesis is the
+span from the first of its languages' calls starting to the last one ending (they run in parallel); the service's
+own part is the segment's receipt time minus that span (p50 over the segments): the caption path before it, the
+upload, the URL, the number drawn and the posts. The floor of the latency rows is the same segments' first
+``caption`` receipt (the delivery speaks a segment once its captions are posted: speech never comes before them).
 
-Counted in phase 3 (every segment it spoke, warm-up included): synthesis calls per segment, each stored by one
-PutObject: the bench turns versioning on in the run's bucket, so that every PutObject is one version of
-``audio/<session>/<language>/<segment>.mp3`` (a segment spoken twice in a language would show as two); and
-``translatedAudio`` posts per counted segment, as received. Correctness checks, in every phase: each segment
-stored exactly once per language that has listeners wanting audio; each such listener received each counted
-segment exactly once, and its ``sequenceNumber`` values run consecutively; a captions-only listener received
-none; a posted URL answers 200 with the MP3.
+Counted in phase 3 (every segment it spoke, warm-up included): synthesis calls per segment, from the same record,
+and the PutObject requests that stored them: the bench turns versioning on in the run's bucket, so that every
+PutObject is one version of ``audio/<session>/<language>/<segment>.mp3`` (a segment spoken twice in a language
+would show as two); and ``translatedAudio`` posts per counted segment, as received. Correctness checks, in every
+phase: each segment synthesized and stored exactly once per language that has listeners wanting audio; each such
+listener received each counted segment exactly once, and its ``sequenceNumber`` values run consecutively; a
+captions-only listener received none; each language's last URL answers 200 with the MP3.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
+from bench import synthesis_log
 from bench.common import Context, Row, percentile, row
 from bench.live_path import AUDIO, CAPTION, SECTION, SEGMENT_CHUNKS, Phase, Received, _last_listener_ms, phase
-from lambda_src.adapters.speech.espeak import EspeakSynthesizer
+from bench.synthesis_log import Synthesis
 from lambda_src.adapters.transcription import scripted_recognizer
 from lambda_src.app.speech import audio_key
-from lambda_src.contract import limits, wire
+from lambda_src.contract import wire
 from local_run.dynamodb_local import LOCAL_CREDENTIALS, LOCAL_REGION
+from local_run.worker import ENV_PRELOAD
 
 SPEECH_SEGMENTS = 25
 SPEECH_SEGMENT_CHUNKS = 2 * SEGMENT_CHUNKS  # a final each second
@@ -182,32 +180,27 @@ def wanting_audio(phase_result: Phase) -> dict[str, int]:
     return dict(out)
 
 
-# -- the synthesis, timed apart --------------------------------------------------------------------------------
+# -- the synthesis, timed where it happens (bench.synthesis_log) --------------------------------------------------
 
 
-def synthesis_ms(texts: dict[int, dict[str, str]], synthesize: Callable[[str, str], object]) -> dict[int, float]:
-    """Per segment: the wall time (ms) of synthesizing its texts (language -> text), languages in parallel as the
-    delivery speaks them (``SPEECH_PARALLELISM`` threads), after one untimed call per language."""
-    out: dict[int, float] = {}
-    with ThreadPoolExecutor(limits.SPEECH_PARALLELISM) as pool:
-        warm = {language: text for by_language in texts.values() for language, text in by_language.items()}
-        list(pool.map(lambda item: synthesize(item[1], item[0]), warm.items()))
-        for marker, by_language in texts.items():
-            start = time.perf_counter()
-            list(pool.map(lambda item: synthesize(item[1], item[0]), by_language.items()))
-            out[marker] = (time.perf_counter() - start) * 1000
-    return out
+def synthesis_spans(records: Iterable[Synthesis], markers: Iterable[int]) -> dict[int, float]:
+    """Per segment of ``markers``: ms from the first of its syntheses starting to the last one ending (its languages
+    are synthesized in parallel), over the ``records`` whose text names it; segments with none are left out."""
+    wanted = set(markers)
+    spans: dict[int, tuple[float, float]] = {}
+    for record in records:
+        marker = scripted_recognizer.marker_in(record.text)
+        if marker in wanted and record.ok:
+            start, end = spans.get(marker, (record.start, record.end))
+            spans[marker] = (min(start, record.start), max(end, record.end))
+    return {marker: (end - start) * 1000 for marker, (start, end) in spans.items()}
 
 
-def spoken_texts(phase_result: Phase) -> dict[int, dict[str, str]]:
-    """What was spoken for each counted segment, by language: the ``transcript`` its first listener of each
-    language received."""
-    out: dict[int, dict[str, str]] = {}
-    for received in phase_result.audience:
-        for message in heard(received):
-            if message.marker in phase_result.sent:
-                out.setdefault(message.marker, {}).setdefault(message.language, message.transcript)
-    return out
+def calls_per_segment(records: Iterable[Synthesis]) -> Counter[int]:
+    """Synthesis calls by the segment (marker) their text names."""
+    return Counter(
+        marker for marker in (scripted_recognizer.marker_in(record.text) for record in records) if marker is not None
+    )
 
 
 # -- the local run's audio bucket -----------------------------------------------------------------------------
@@ -244,52 +237,68 @@ def _fetch(url: str) -> tuple[int, str, bytes]:
 # -- checks and figures -------------------------------------------------------------------------------------------
 
 
-def _check(context: Context, phase_result: Phase, bucket: Bucket, label: str) -> Counter[tuple[str, str]]:
-    """The phase's correctness checks (failures recorded in ``context``); what the bucket stored for it."""
-    problems = []
-    for received, output in zip(phase_result.audience, phase_result.outputs, strict=True):
+@dataclass
+class SpeechPhase:
+    """One phase: what its listeners received, the syntheses the consumer made meanwhile (``bench.synthesis_log``)
+    and what the bucket stored for its session, by (segment id, language)."""
+
+    result: Phase
+    syntheses: list[Synthesis]
+    stored: Counter[tuple[str, str]]
+
+
+def _problems(spoken: SpeechPhase) -> list[str]:
+    """What is wrong with the phase's speech (nothing, normally)."""
+    result, problems = spoken.result, []
+    for received, output in zip(result.audience, result.outputs, strict=True):
         messages = heard(received)
         if output == wire.OUTPUT_CAPTIONS:
             if messages:
                 problems.append(f"a captions-only listener received {len(messages)} translatedAudio")
             continue
-        counted = Counter(m.marker for m in messages if m.marker in phase_result.sent)
-        wrong = sum(abs(counted.get(marker, 0) - 1) for marker in phase_result.sent)
+        counted = Counter(m.marker for m in messages if m.marker in result.sent)
+        wrong = sum(abs(counted.get(marker, 0) - 1) for marker in result.sent)
         if wrong:
             problems.append(f"a listener's translatedAudio missing or doubled {wrong} times")
         if not consecutive([m.sequence_number for m in messages]):
             problems.append(f"sequenceNumber not consecutive: {[m.sequence_number for m in messages]}")
-    counts = bucket.stored(phase_result.session_id)
-    languages = set(wanting_audio(phase_result))
-    segments = {segment for segment, _ in counts}
+    languages = set(wanting_audio(result))
+    segments = {segment for segment, _ in spoken.stored}
     expected = {(segment, language) for segment in segments for language in languages}
-    if set(counts) != expected or any(n != 1 for n in counts.values()):
-        extra = {key: n for key, n in counts.items() if n != 1}
+    if set(spoken.stored) != expected or any(n != 1 for n in spoken.stored.values()):
+        twice = {key: n for key, n in spoken.stored.items() if n != 1}
         problems.append(
-            f"stored {sum(counts.values())} times for {len(segments)} segments in {sorted(languages)}: "
-            f"missing {sorted(expected - set(counts))[:3]}, more than once {dict(list(extra.items())[:3])}"
+            f"stored {sum(spoken.stored.values())} times for {len(segments)} segments in {sorted(languages)}: "
+            f"missing {sorted(expected - set(spoken.stored))[:3]}, more than once {dict(list(twice.items())[:3])}"
         )
-    for language in sorted(languages):
+    calls = calls_per_segment(spoken.syntheses)
+    if any(n != len(languages) for n in calls.values()) or sum(calls.values()) != sum(spoken.stored.values()):
+        problems.append(f"synthesis calls per segment {dict(calls)} for {len(languages)} languages")
+    return problems
+
+
+def _url_problems(result: Phase) -> list[str]:
+    """Each language's last posted URL must answer 200 with an MP3."""
+    problems = []
+    for language in sorted(wanting_audio(result)):
         last = next(
-            (m for received in phase_result.audience for m in reversed(heard(received)) if m.language == language),
-            None,
+            (m for received in result.audience for m in reversed(heard(received)) if m.language == language), None
         )
         if last is None:
             problems.append(f"no translatedAudio in {language}")
             continue
         try:
             status, content_type, body = _fetch(last.url)
-            if status != 200 or content_type != "audio/mpeg" or not body:
-                problems.append(f"its URL in {language} answered {status} {content_type} ({len(body)} bytes)")
         except OSError as error:
             problems.append(f"its URL in {language} failed: {error}")
-    context.failures += [f"live path, speech ({label}): {problem}" for problem in problems[:5]]
-    return counts
+            continue
+        if status != 200 or content_type != "audio/mpeg" or not body:
+            problems.append(f"its URL in {language} answered {status} {content_type} ({len(body)} bytes)")
+    return problems
 
 
-def _first_ms(phase_result: Phase, kind: str) -> dict[int, float]:
-    arrivals = [received.by_marker(kind) for received in phase_result.audience]
-    return receipt_ms(phase_result.sent, arrivals)
+def _first_ms(result: Phase, kind: str) -> dict[int, float]:
+    return receipt_ms(result.sent, [received.by_marker(kind) for received in result.audience])
 
 
 def _p(samples: Iterable[float], p: int) -> float | None:
@@ -297,19 +306,19 @@ def _p(samples: Iterable[float], p: int) -> float | None:
     return round(percentile(values, p), 1) if values else None
 
 
-def latency_rows(phase_result: Phase, label: str, synthesis: dict[int, float]) -> list[Row]:
+def latency_rows(spoken: SpeechPhase, label: str) -> list[Row]:
     """Chunk -> first listener's ``translatedAudio`` p50 and p99, the synthesis apart, and the difference."""
-    audio, captions = _first_ms(phase_result, AUDIO), _first_ms(phase_result, CAPTION)
+    result = spoken.result
+    audio, captions = _first_ms(result, AUDIO), _first_ms(result, CAPTION)
+    synthesis = synthesis_spans(spoken.syntheses, result.sent)
     own = own_part_ms(audio, synthesis)
     floor_is = "the same segments' first caption (a segment is spoken once its captions are posted)"
-    sizes = [m.size for received in phase_result.audience for m in heard(received)]
-    spoken = spoken_texts(phase_result)
-    characters = [len(text) for by_language in spoken.values() for text in by_language.values()]
-    durations = [m.duration for m in heard(phase_result.audience[0]) if m.marker in phase_result.sent]
+    counted = [r for r in spoken.syntheses if scripted_recognizer.marker_in(r.text) in result.sent]
+    durations = [m.duration for received in result.audience for m in heard(received) if m.marker in result.sent]
+    sizes = [m.size for received in result.audience for m in heard(received)]
     detail = (
-        f"{len(audio)} of {len(phase_result.sent)} segments received (+{phase_result.warmup_segments} warm-up, "
-        f"uncounted); {len(phase_result.sent) * sum(wanting_audio(phase_result).values())} receipts expected; "
-        f"translatedAudio frames up to {max(sizes, default=0)} bytes"
+        f"{len(audio)} of {len(result.sent)} segments received (+{result.warmup_segments} warm-up, uncounted), "
+        f"every audio listener each once; translatedAudio frames up to {max(sizes, default=0)} bytes"
     )
     rows = [
         row(
@@ -321,26 +330,25 @@ def latency_rows(phase_result: Phase, label: str, synthesis: dict[int, float]) -
             floor_is=floor_is,
             note=detail if p == 50 else "",
             segments=len(audio),
-            listeners=phase_result.listeners,
+            listeners=result.listeners,
         )
         for p in (50, 99)
     ]
+    spoken = sorted(wanting_audio(result))
+    languages = " and ".join(spoken) + (" in parallel" if len(spoken) > 1 else "")
     rows.append(
         row(
             SECTION,
-            f"{label}: synthesis per segment (espeak-ng + LAME, timed apart) p50",
+            f"{label}: synthesis per segment (espeak-ng + LAME, in the consumer) p50",
             _p(synthesis.values(), 50),
             "ms",
             note=(
-                f"p99 {_p(synthesis.values(), 99)} ms; {len(synthesis)} segments, "
-                f"{', '.join(sorted({lang for by in spoken.values() for lang in by}))} in parallel, "
-                f"{sum(characters) / max(len(characters), 1):.0f} characters and "
-                f"{sum(durations) / max(len(durations), 1):.1f} s of speech per segment and language; in this "
-                "process, on the texts received"
+                f"p99 {_p(synthesis.values(), 99)} ms; {languages}; per call "
+                f"{sum(len(r.text) for r in counted) / max(len(counted), 1):.0f} characters, "
+                f"{sum(durations) / max(len(durations), 1):.1f} s of speech"
             ),
         )
     )
-    met = bool(own) and percentile(own, 50) <= TARGET_OWN_P50_MS
     rows.append(
         row(
             SECTION,
@@ -350,40 +358,36 @@ def latency_rows(phase_result: Phase, label: str, synthesis: dict[int, float]) -
             floor=_p(captions.values(), 50),
             floor_is=floor_is,
             target=f"<= {TARGET_OWN_P50_MS:.0f} ms",
-            met=met,
-            note=f"p99 {_p(own, 99)} ms; per segment, its receipt minus its synthesis",
+            met=bool(own) and percentile(own, 50) <= TARGET_OWN_P50_MS,
+            note=f"p99 {_p(own, 99)} ms; per segment, its first receipt minus its synthesis",
         )
     )
     return rows
 
 
-def count_rows(phase_result: Phase, counts: Counter[tuple[str, str]], label: str) -> list[Row]:
+def count_rows(spoken: SpeechPhase, label: str) -> list[Row]:
     """Synthesis calls and ``translatedAudio`` posts per segment; the last listener's receipt."""
-    wanting = wanting_audio(phase_result)
+    result = spoken.result
+    wanting = wanting_audio(result)
     languages, listeners = len(wanting), sum(wanting.values())
-    received = sum(
-        1 for r in phase_result.audience for m in heard(r) if m.marker in phase_result.sent
-    )  # the counted segments' posts, as received
-    segments = len(phase_result.sent)
-    posts = received / segments if segments else 0.0
-    calls = per_segment(counts)
-    exact = all(n == 1 for n in counts.values())
-    firsts, lasts, received_per_segment = _last_listener_ms(phase_result, AUDIO)
-    _, caption_lasts, _ = _last_listener_ms(phase_result, CAPTION)
+    calls = calls_per_segment(spoken.syntheses)
+    per_call = sum(calls.values()) / len(calls) if calls else 0.0
+    puts = sum(spoken.stored.values())
+    segments = len(result.sent)
+    posts = sum(1 for r in result.audience for m in heard(r) if m.marker in result.sent) / max(segments, 1)
+    firsts, lasts, received_per_segment = _last_listener_ms(result, AUDIO)
+    _, caption_lasts, _ = _last_listener_ms(result, CAPTION)
     return [
         row(
             SECTION,
             f"{label}: synthesis calls per segment",
-            round(calls, 2),
+            round(per_call, 2),
             "calls",
             floor=languages,
             floor_is="languages with listeners wanting audio (one call each, whatever their number)",
             target=f"= {languages}",
-            met=calls == languages and exact,
-            note=(
-                f"{sum(counts.values())} PutObject (as many synthesis calls) for "
-                f"{len({s for s, _ in counts})} segments, warm-up included"
-            ),
+            met=all(n == languages for n in calls.values()) and bool(calls) and puts == sum(calls.values()),
+            note=f"{sum(calls.values())} calls and {puts} PutObject for {len(calls)} segments, warm-up included",
         ),
         row(
             SECTION,
@@ -393,8 +397,8 @@ def count_rows(phase_result: Phase, counts: Counter[tuple[str, str]], label: str
             floor=listeners,
             floor_is="listeners wanting audio (output audio or both)",
             target=f"= {listeners}",
-            met=posts == listeners and all(n == listeners for n in received_per_segment),
-            note=f"{segments} segments; the {len(phase_result.outputs) - listeners} captions-only listeners get none",
+            met=bool(received_per_segment) and all(n == listeners for n in received_per_segment),
+            note=f"{segments} segments; the {len(result.outputs) - listeners} captions-only listeners get none",
         ),
         row(
             SECTION,
@@ -419,34 +423,39 @@ def connections() -> int:
     return 3 + 1 + 50 + sum(n for _, _, n in COUNT_AUDIENCE)
 
 
-def measure(context: Context, url: str, token: str, bucket: Bucket) -> list[Row]:
-    """The three phases on the running local run (``url``, a speaker ``token``), then the synthesis timed apart."""
+def function_env(log: Path) -> dict[str, str]:
+    """What the local run's functions need for the consumer's syntheses to be recorded in ``log``."""
+    return {ENV_PRELOAD: synthesis_log.__name__, synthesis_log.ENV_LOG: str(log)}
+
+
+def _run(log: Path, bucket: Bucket, url: str, token: str, languages: list[str], **options: Any) -> SpeechPhase:
+    before = synthesis_log.lines(log)
+    segments = options.pop("segments")
+    result, _ = asyncio.run(phase(url, token, languages, segments, text=sentence, first_kind=AUDIO, **options))
+    return SpeechPhase(result, synthesis_log.read(log, before), bucket.stored(result.session_id))
+
+
+def measure(context: Context, url: str, token: str, bucket: Bucket, log: Path) -> list[Row]:
+    """The three phases on the running local run (``url``, a speaker ``token``; its functions started with
+    :func:`function_env` for ``log``)."""
     both = wire.OUTPUT_BOTH
-    speech: dict[str, Any] = {"every": SPEECH_SEGMENT_CHUNKS, "text": sentence, "first_kind": AUDIO}
-    one, _ = asyncio.run(phase(url, token, ["es"], SPEECH_SEGMENTS, outputs=[both], **speech))
-    fifty, _ = asyncio.run(phase(url, token, ["es", "fr"] * 25, SPEECH_SEGMENTS, outputs=[both] * 50, **speech))
-    languages = [language for language, _, n in COUNT_AUDIENCE for _ in range(n)]
-    outputs = [output for _, output, n in COUNT_AUDIENCE for _ in range(n)]
-    wide, _ = asyncio.run(
-        phase(
-            url,
-            token,
-            languages,
-            COUNT_SEGMENTS,
-            outputs=outputs,
-            every=COUNT_SEGMENT_CHUNKS,
-            text=sentence,
-            first_kind=AUDIO,
-        )
+    every = SPEECH_SEGMENT_CHUNKS
+    one = _run(log, bucket, url, token, ["es"], segments=SPEECH_SEGMENTS, every=every, outputs=[both])
+    fifty = _run(log, bucket, url, token, ["es", "fr"] * 25, segments=SPEECH_SEGMENTS, every=every, outputs=[both] * 50)
+    wide = _run(
+        log,
+        bucket,
+        url,
+        token,
+        [language for language, _, n in COUNT_AUDIENCE for _ in range(n)],
+        segments=COUNT_SEGMENTS,
+        every=COUNT_SEGMENT_CHUNKS,
+        outputs=[output for _, output, n in COUNT_AUDIENCE for _ in range(n)],
     )
-    counts = {
-        label: _check(context, result, bucket, label)
-        for label, result in (("1 listener", one), ("50 listeners", fifty), ("500 listeners", wide))
-    }
-    synthesizer = EspeakSynthesizer()
-    rows = []
-    for result, label in ((one, "speech, 1 listener (es, both)"), (fifty, "speech, 50 listeners (25 es, 25 fr, both)")):
-        rows += latency_rows(result, label, synthesis_ms(spoken_texts(result), synthesizer.synthesize))
+    for label, spoken in (("1 listener", one), ("50 listeners", fifty), ("500 listeners", wide)):
+        problems = _problems(spoken) + _url_problems(spoken.result)
+        context.failures += [f"live path, speech ({label}): {problem}" for problem in problems[:5]]
+    rows = latency_rows(one, "speech, 1 listener (es, both)")
+    rows += latency_rows(fifty, "speech, 50 listeners (25 es, 25 fr, both)")
     audience = ", ".join(f"{n} {language} {output}" for language, output, n in COUNT_AUDIENCE)
-    rows += count_rows(wide, counts["500 listeners"], f"speech, 500 listeners ({audience})")
-    return rows
+    return rows + count_rows(wide, f"speech, 500 listeners ({audience})")

@@ -1,22 +1,23 @@
 """The pure parts of ``make bench``'s spoken-translation rows (``bench.speech_path``): the sentences the scripted
-speaker says, first receipts, the service's own part, sequence numbers, synthesis calls counted from the audio
-store's keys, and the synthesis timed apart (each segment's languages once each)."""
+speaker says, first receipts, the service's own part, sequence numbers, stores counted from the audio store's keys;
+and the consumer's syntheses as ``bench.synthesis_log`` records them (each segment's span and calls)."""
 
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from bench import live_path, speech_path
+from bench import live_path, speech_path, synthesis_log
 from bench.live_path import Phase, Received
+from bench.synthesis_log import Synthesis
 from lambda_src.adapters.transcription import scripted_recognizer
 from lambda_src.adapters.transcription.scripted_recognizer import ScriptedRecognizer
 from lambda_src.app.speech import audio_key
-from lambda_src.contract import limits, wire
+from lambda_src.contract import wire
 from lambda_src.model.partial_result_processor import PartialResultProcessor
 from lambda_src.model.partial_results import PartialResultConfig
 
@@ -113,19 +114,36 @@ def test_listeners_wanting_audio_by_language_leave_captions_only_ones_out() -> N
     assert speech_path.wanting_audio(result) == {"es": 2, "fr": 1}
 
 
-def test_the_synthesis_timed_apart_speaks_each_segments_languages_once_and_together() -> None:
-    calls: list[tuple[str, str]] = []
-    lock = threading.Lock()
-    together = threading.Barrier(2, timeout=5)  # each call waits for the other language's: they run in parallel
+def test_each_synthesis_is_recorded_once_it_returned_or_raised_with_its_text_and_times(tmp_path: Path) -> None:
+    log = tmp_path / "syntheses.jsonl"
 
-    def synthesize(text: str, language: str) -> None:
-        with lock:
-            calls.append((text, language))
-        together.wait()
+    class Synthesizer:
+        def synthesize(self, text: str, language: str) -> str:
+            if language == "xx":
+                raise RuntimeError("no voice")
+            return f"audio of {text}"
 
-    texts = {9: {"es": "[es] a", "fr": "[fr] a"}, 19: {"es": "[es] b", "fr": "[fr] b"}}
-    timed = speech_path.synthesis_ms(texts, synthesize)
-    assert set(timed) == {9, 19} and all(ms >= 0 for ms in timed.values())
-    assert sorted(language for _, language in calls[:2]) == ["es", "fr"]  # one untimed call per language first
-    assert sorted(calls[2:]) == sorted([("[es] a", "es"), ("[fr] a", "fr"), ("[es] b", "es"), ("[fr] b", "fr")])
-    assert limits.SPEECH_PARALLELISM >= 2  # as many languages at once as the delivery speaks
+    synthesize = synthesis_log.timed(Synthesizer.synthesize, log)
+    assert synthesis_log.lines(log) == 0 and synthesis_log.read(log) == []
+    assert synthesize(Synthesizer(), "[es] hola marker9", "es") == "audio of [es] hola marker9"
+    with pytest.raises(RuntimeError):
+        synthesize(Synthesizer(), "[xx] marker9", "xx")
+    records = synthesis_log.read(log)
+    assert [(r.text, r.language, r.ok) for r in records] == [
+        ("[es] hola marker9", "es", True),
+        ("[xx] marker9", "xx", False),
+    ]
+    assert all(r.end >= r.start for r in records)
+    assert synthesis_log.lines(log) == 2 and synthesis_log.read(log, since=1) == records[1:]
+
+
+def test_a_segments_synthesis_spans_its_languages_and_its_calls_are_counted_by_the_text() -> None:
+    records = [
+        Synthesis("[es] a marker9", "es", 10.000, 10.080, True),
+        Synthesis("[fr] a marker9", "fr", 10.002, 10.100, True),  # in parallel: the span is 100 ms, not 178
+        Synthesis("[es] b marker19", "es", 11.000, 11.050, True),
+        Synthesis("[fr] b marker19", "fr", 11.000, 11.500, False),  # failed: not part of the synthesis timed
+        Synthesis("[es] c marker29", "es", 12.000, 12.060, True),  # not a counted segment
+    ]
+    assert speech_path.synthesis_spans(records, [9, 19]) == pytest.approx({9: 100.0, 19: 50.0})
+    assert speech_path.calls_per_segment(records) == Counter({9: 2, 19: 2, 29: 1})
