@@ -45,12 +45,15 @@ def test_the_first_receipt_of_each_segment_and_only_of_received_ones() -> None:
     sent = {9: 10.0, 19: 11.0, 29: 12.0}
     arrivals = [{9: [10.050, 10.5], 19: [11.300]}, {9: [10.020], 19: [11.100]}, {}]
     assert speech_path.receipt_ms(sent, arrivals) == pytest.approx({9: 20.0, 19: 100.0})
+    assert speech_path.receipt_ms(sent, arrivals, last=True) == pytest.approx({9: 50.0, 19: 300.0})
 
 
 def test_the_services_own_part_is_each_receipt_minus_that_segments_synthesis() -> None:
     receipts = {9: 200.0, 19: 180.0, 29: 400.0}
     synthesis = {9: 120.0, 19: 100.0}  # 29 not timed: left out
     assert speech_path.own_part_ms(receipts, synthesis) == [80.0, 80.0]
+    captions = {9: 30.0}  # 19's caption not received: left out
+    assert speech_path.own_part_ms(receipts, synthesis, before=captions) == [50.0]
 
 
 @pytest.mark.parametrize(
