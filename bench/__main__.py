@@ -112,9 +112,9 @@ def _transcription(context: Context, args: argparse.Namespace) -> list[Row]:
 
 
 def _live_path(context: Context, args: argparse.Namespace) -> list[Row]:
-    from bench import live_path
+    from bench import live_path, speech_path
 
-    return live_path.measure(context)
+    return live_path.measure(context, later=speech_path)  # the spoken translation's phases in the same local run
 
 
 SECTIONS: dict[str, Callable[[Context, argparse.Namespace], list[Row]]] = {

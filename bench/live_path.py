@@ -47,7 +47,8 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from websockets.asyncio.client import ClientConnection
 
@@ -60,7 +61,7 @@ from lambda_src.adapters.repositories import dynamodb
 from lambda_src.adapters.transcription import recognizers, scripted_recognizer
 from lambda_src.adapters.transcription.scripted_recognizer import SEGMENT_CHUNKS
 from lambda_src.app.transcription import delivery
-from lambda_src.contract import function_settings, limits, wire
+from lambda_src.contract import limits, wire
 from lambda_src.model.partial_result_processor import PARTIAL_WINDOW_SECONDS, Segment
 from local_run import assembly as cloud_assembly
 from local_run.dynamodb_local import endpoint_environment
@@ -478,20 +479,33 @@ def _wide_rows(context: Context, phase_result: Phase, requests: dict[str, Any]) 
     ]
 
 
-def measure(context: Context) -> list[Row]:
-    from bench import speech_path  # it builds on this module's phases
+class LaterPhases(Protocol):
+    """Phases that run in the same local run after the captions' (``bench.speech_path``, passed by ``bench``'s
+    ``__main__``: it builds on this module's phases, which therefore do not import it)."""
 
+    def connections(self) -> int:
+        """The sockets they open, for the run's per-source connection limit."""
+        ...
+
+    def function_env(self, workdir: Path) -> dict[str, str]:
+        """What they need in the local run's functions' environment."""
+        ...
+
+    def measure(self, context: Context, ready: dict[str, Any], consumer_environment: dict[str, str]) -> list[Row]:
+        """Their rows, from the running local run (``ready``: its ready line) and the consumer's environment."""
+        ...
+
+
+def measure(context: Context, later: LaterPhases | None = None) -> list[Row]:
     wide = WIDE_LISTENERS
     lrc = {"env": "dev", "maxListenersPerSession": str(max(wide, limits.DEFAULT_MAX_LISTENERS_PER_SESSION))}
-    connections = 3 + 1 + 50 + wide + speech_path.connections()
+    connections = 3 + 1 + 50 + wide + (later.connections() if later is not None else 0)
     if connections > limits.DEFAULT_CONNECTIONS_PER_SOURCE_PER_MINUTE:
         lrc["connectionsPerSourcePerMinute"] = str(2 * connections)
     if wide > limits.DEFAULT_JOINS_PER_SESSION_PER_MINUTE:
         lrc["joinsPerSessionPerMinute"] = str(2 * wide)
-    synthesis_log = context.workdir / "live-path-syntheses.jsonl"  # the consumer's syntheses, timed where they happen
-    server = Server(
-        context.workdir, lrc, function_env={**FUNCTION_ENV, **speech_path.function_env(synthesis_log)}, name="live-path"
-    )
+    later_env = later.function_env(context.workdir) if later is not None else {}
+    server = Server(context.workdir, lrc, function_env={**FUNCTION_ENV, **later_env}, name="live-path")
     try:
         ready = server.ready()
         assembly = cloud_assembly.load(
@@ -512,8 +526,7 @@ def measure(context: Context) -> list[Row]:
                 before_end=lambda session_id: delivery_requests(session_id, environment, DELIVERY_SEGMENTS),
             )
         )
-        bucket = speech_path.Bucket(ready["s3"], consumer.environment[function_settings.ENV_AUDIO_BUCKET])
-        speech_rows = speech_path.measure(context, url, token, bucket, synthesis_log)
+        later_rows = later.measure(context, ready, consumer.environment) if later is not None else []
     except BaseException:
         print(f"live path: the local run's log:\n{server.tail()}", flush=True)
         raise
@@ -530,4 +543,4 @@ def measure(context: Context) -> list[Row]:
             note="a real recognizer's time is reported apart: pocketsphinx's real-time factor, section 8",
         )
     )
-    return rows + speech_rows
+    return rows + later_rows

@@ -1,6 +1,6 @@
 """Section 9's spoken translation: from the speaker's chunk that completes a final segment to the listeners'
 ``translatedAudio``, and what one segment's speech costs in synthesis calls and posts. ``bench.live_path`` runs
-these phases in its local run, after the captions' phases.
+these phases in its local run, after the captions' phases (``bench``'s ``__main__`` hands it this module).
 
 The local run speaks as ``make local`` does: espeak-ng, MP3 by LAME (``lambda_src.adapters.speech.espeak``), stored
 in moto's S3-API server; the recognizer is scripted and the translator is the stand-in, as in the captions' phases.
@@ -55,7 +55,7 @@ from bench.live_path import AUDIO, CAPTION, SECTION, SEGMENT_CHUNKS, Phase, Rece
 from bench.synthesis_log import Synthesis
 from lambda_src.adapters.transcription import scripted_recognizer
 from lambda_src.app.speech import audio_key
-from lambda_src.contract import wire
+from lambda_src.contract import function_settings, wire
 from local_run.dynamodb_local import LOCAL_CREDENTIALS, LOCAL_REGION
 from local_run.worker import ENV_PRELOAD
 
@@ -345,8 +345,8 @@ def latency_rows(spoken: SpeechPhase, label: str) -> list[Row]:
         )
         for p in (50, 99)
     ]
-    spoken = sorted(wanting_audio(result))
-    languages = " and ".join(spoken) + (" in parallel" if len(spoken) > 1 else "")
+    spoken_languages = sorted(wanting_audio(result))
+    languages = " and ".join(spoken_languages) + (" in parallel" if len(spoken_languages) > 1 else "")
     rows.append(
         row(
             SECTION,
@@ -438,9 +438,13 @@ def connections() -> int:
     return 3 + 1 + 50 + sum(n for _, _, n in COUNT_AUDIENCE)
 
 
-def function_env(log: Path) -> dict[str, str]:
-    """What the local run's functions need for the consumer's syntheses to be recorded in ``log``."""
-    return {ENV_PRELOAD: synthesis_log.__name__, synthesis_log.ENV_LOG: str(log)}
+def _log(workdir: Path) -> Path:
+    return workdir / "live-path-syntheses.jsonl"
+
+
+def function_env(workdir: Path) -> dict[str, str]:
+    """What the local run's functions need for the consumer's syntheses to be recorded (in ``workdir``)."""
+    return {ENV_PRELOAD: synthesis_log.__name__, synthesis_log.ENV_LOG: str(_log(workdir))}
 
 
 def _run(log: Path, bucket: Bucket, url: str, token: str, languages: list[str], **options: Any) -> SpeechPhase:
@@ -450,9 +454,11 @@ def _run(log: Path, bucket: Bucket, url: str, token: str, languages: list[str], 
     return SpeechPhase(result, synthesis_log.read(log, before), bucket.stored(result.session_id))
 
 
-def measure(context: Context, url: str, token: str, bucket: Bucket, log: Path) -> list[Row]:
-    """The three phases on the running local run (``url``, a speaker ``token``; its functions started with
-    :func:`function_env` for ``log``)."""
+def measure(context: Context, ready: dict[str, Any], consumer_environment: dict[str, str]) -> list[Row]:
+    """The three phases on the running local run (``ready``: its ready line, with the URL, a speaker token and the
+    S3-API server's endpoint; its functions started with :func:`function_env`)."""
+    url, token, log = ready["url"], ready["token"], _log(context.workdir)
+    bucket = Bucket(ready["s3"], consumer_environment[function_settings.ENV_AUDIO_BUCKET])
     both = wire.OUTPUT_BOTH
     every = SPEECH_SEGMENT_CHUNKS
     one = _run(log, bucket, url, token, ["es"], segments=SPEECH_SEGMENTS, every=every, outputs=[both])
