@@ -340,7 +340,7 @@ def _ack_ms(phase_result: Phase) -> list[float]:
     return [(acks[m] - at) * 1000 for m, at in phase_result.sent.items() if m in acks]
 
 
-def _last_listener_ms(phase_result: Phase, kind: str = CAPTION) -> tuple[list[float], list[float], list[int]]:
+def last_listener_ms(phase_result: Phase, kind: str = CAPTION) -> tuple[list[float], list[float], list[int]]:
     """Per counted segment: ms to the first and to the last listener's receipt of its message of type ``kind``,
     and how many listeners got it (of those whose output receives ``kind``)."""
     outputs = phase_result.outputs or [wire.OUTPUT_CAPTIONS] * len(phase_result.audience)
@@ -408,7 +408,7 @@ def _phase_rows(context: Context, phase_result: Phase, label: str) -> list[Row]:
 
 
 def _wide_rows(context: Context, phase_result: Phase, requests: dict[str, Any]) -> list[Row]:
-    firsts, lasts, counts = _last_listener_ms(phase_result)
+    firsts, lasts, counts = last_listener_ms(phase_result)
     acks = _ack_ms(phase_result)
     complete = bool(counts) and all(count == WIDE_LISTENERS for count in counts)
     if not complete:

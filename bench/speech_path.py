@@ -51,7 +51,7 @@ from botocore.config import Config
 
 from bench import synthesis_log
 from bench.common import Context, Row, percentile, row
-from bench.live_path import AUDIO, CAPTION, SECTION, SEGMENT_CHUNKS, Phase, Received, _last_listener_ms, phase
+from bench.live_path import AUDIO, CAPTION, SECTION, SEGMENT_CHUNKS, Phase, Received, last_listener_ms, phase
 from bench.synthesis_log import Synthesis
 from lambda_src.adapters.transcription import scripted_recognizer
 from lambda_src.app.speech import audio_key
@@ -390,8 +390,8 @@ def count_rows(spoken: SpeechPhase, label: str) -> list[Row]:
     puts = sum(spoken.stored.values())
     segments = len(result.sent)
     posts = sum(1 for r in result.audience for m in heard(r) if m.marker in result.sent) / max(segments, 1)
-    firsts, lasts, received_per_segment = _last_listener_ms(result, AUDIO)
-    _, caption_lasts, _ = _last_listener_ms(result, CAPTION)
+    firsts, lasts, received_per_segment = last_listener_ms(result, AUDIO)
+    _, caption_lasts, _ = last_listener_ms(result, CAPTION)
     return [
         row(
             SECTION,
