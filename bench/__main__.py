@@ -16,7 +16,9 @@ Every floor is measured in the same run on the same machine (see each section's 
               recognizer's real-time factor (bench.transcription)
 9. live_path  from the speaker's chunk to each listener's caption through the local run, the recognizer scripted
               (~0 cost), with 1, 50 and 500 listeners vs the chunk's own sendAudio reply; DynamoDB requests and
-              posts per caption (bench.live_path)
+              posts per caption (bench.live_path); then to each listener's translatedAudio with 1 and 50
+              listeners vs the same segments' caption, the synthesis timed apart, and the synthesis calls and
+              posts per segment with 500 listeners (bench.speech_path)
 
 Figures are reports, not assertions: the exit status is non-zero only when a correctness check fails (the
 final listener count, or the number admitted under the cap, is not exact) or a section could not run.
@@ -112,9 +114,9 @@ def _transcription(context: Context, args: argparse.Namespace) -> list[Row]:
 
 
 def _live_path(context: Context, args: argparse.Namespace) -> list[Row]:
-    from bench import live_path
+    from bench import live_path, speech_path
 
-    return live_path.measure(context)
+    return live_path.measure(context, later=speech_path)  # the spoken translation's phases in the same local run
 
 
 SECTIONS: dict[str, Callable[[Context, argparse.Namespace], list[Row]]] = {

@@ -29,6 +29,11 @@ The floor of each latency row is the same chunks' own ``audioReceived`` reply (t
 through the gateway, which ends with the write the consumer then reads). Every listener must receive every
 counted segment exactly once (a correctness check).
 
+These phases' listeners want captions only (``output=captions``): what they time is the captions' path, and no
+speech is made. The spoken translation's phases follow in the same local run (``bench.speech_path``: listeners
+wanting audio, each final segment to their ``translatedAudio``, the synthesis timed apart, and the synthesis calls
+and posts per segment with 500 listeners).
+
     .venv/bin/python -m bench --only live_path
 """
 
@@ -42,7 +47,8 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from websockets.asyncio.client import ClientConnection
 
@@ -78,6 +84,7 @@ SETTLE_SECONDS = 5.0  # the longest wait for the last captions after the last ch
 TARGET_P50_MS = 150.0
 TARGET_WIDE_MS = 1000.0
 SOURCE_LANGUAGE = "en"
+CAPTION, AUDIO = "caption", "translatedAudio"
 # The scripted recognizer, and the stand-in translator for every pair (not the local run's Apertium): what is timed is
 # the service's own part of the path, not an engine's.
 FUNCTION_ENV = {
@@ -92,27 +99,37 @@ class Received:
 
     frames: list[tuple[float, str | bytes]] = field(default_factory=list)
 
-    async def read(self, ws: ClientConnection, first_caption: asyncio.Event) -> None:
+    async def read(self, ws: ClientConnection, first: asyncio.Event, first_kind: str = CAPTION) -> None:
+        """Every frame until the socket closes; ``first`` is set on the first message of type ``first_kind``."""
+        tag = f'"{first_kind}"'
         try:
             async for frame in ws:
                 at = time.perf_counter()
                 self.frames.append((at, frame))
-                if not first_caption.is_set() and '"caption"' in str(frame):
-                    first_caption.set()
+                if not first.is_set() and tag in str(frame):
+                    first.set()
         except Exception:  # noqa: BLE001 - a closed socket ends its reader; a missing caption is counted
             return
 
+    def messages(self, kind: str) -> list[tuple[float, dict[str, Any]]]:
+        """The messages of type ``kind``, parsed, with their arrival times."""
+        parsed = ((at, json.loads(frame)) for at, frame in self.frames)
+        return [(at, message) for at, message in parsed if message.get("type") == kind]
+
     def by_marker(self, kind: str) -> dict[int, list[float]]:
-        """Arrival times of the messages of type ``kind`` by the marker their text names."""
+        """Arrival times of the messages of type ``kind`` by the marker their text names (a ``translatedAudio``'s
+        is its ``transcript``)."""
         out: dict[int, list[float]] = {}
-        for at, frame in self.frames:
-            message = json.loads(frame)
-            if message.get("type") != kind:
-                continue
-            marker = scripted_recognizer.marker_in(str(message.get("text", "")))
+        for at, message in self.messages(kind):
+            marker = scripted_recognizer.marker_in(str(message.get("text", message.get("transcript", ""))))
             if marker is not None:
                 out.setdefault(marker, []).append(at)
         return out
+
+    def has(self, kind: str, marker: int, recent: int = 12) -> bool:
+        """Whether one of the last ``recent`` frames is a ``kind`` message whose text ends with ``marker``'s word."""
+        tag, ending = f'"{kind}"', f'{scripted_recognizer.word(marker)}"'
+        return any(tag in str(frame) and ending in str(frame) for _, frame in self.frames[-recent:])
 
     def acks(self) -> dict[int, float]:
         """Arrival times of the ``audioReceived`` replies by sequence number (= the chunk's marker)."""
@@ -135,29 +152,36 @@ class Phase:
     audience: list[Received]
     chunks_sent: int
     warmup_segments: int
+    outputs: list[str] = field(default_factory=list)  # each listener's output, in the order of ``audience``
+    languages: list[str] = field(default_factory=list)  # each listener's language, in the same order
 
 
-def _send(sequence: int, every: int) -> tuple[str, bool]:
+def expected_kinds(output: str) -> tuple[str, ...]:
+    """The messages a listener with ``output`` receives for each final segment."""
+    return {wire.OUTPUT_CAPTIONS: (CAPTION,), wire.OUTPUT_AUDIO: (AUDIO,)}.get(output, (CAPTION, AUDIO))
+
+
+def _send(sequence: int, every: int, text: Callable[[int], str] | None = None) -> tuple[str, bool]:
     """The ``sendAudio`` message of the chunk with ``sequence``, and whether it completes a segment: one chunk in
-    ``every`` (a multiple of ``SEGMENT_CHUNKS``) carries its own sequence number as its marker, so it completes one;
-    the others carry a marker that completes none."""
+    ``every`` (a multiple of ``SEGMENT_CHUNKS``) carries its own sequence number as its marker, so it completes one
+    (its FINAL says ``text(marker)`` if given, else the marker's word); the others carry a marker that completes
+    none."""
     completes = (sequence + 1) % every == 0
     marker = sequence if completes else sequence - sequence % SEGMENT_CHUNKS
     assert scripted_recognizer.completes_segment(marker) == completes
-    pcm = scripted_recognizer.chunk(marker)
+    pcm = scripted_recognizer.chunk(marker, text=text(marker) if completes and text is not None else "")
     message = {"action": "sendAudio", "audioData": base64.b64encode(pcm).decode(), "sequenceNumber": sequence}
     return json.dumps(message), completes
 
 
-async def _join(url: str, session_id: str, languages: list[str]) -> list[ClientConnection]:
+async def _join(url: str, session_id: str, languages: list[str], outputs: list[str]) -> list[ClientConnection]:
     opened = await asyncio.gather(
         *(
             _open(
-                f"{url}?action=joinSession&sessionId={session_id}&targetLanguage={language}"
-                f"&{wire.OUTPUT}={wire.OUTPUT_CAPTIONS}",  # what is timed is the captions' path: no speech wanted
+                f"{url}?action=joinSession&sessionId={session_id}&targetLanguage={language}&{wire.OUTPUT}={output}",
                 expect_message=True,
             )
-            for language in languages
+            for language, output in zip(languages, outputs, strict=True)
         )
     )
     joined = [ws for ws, first, *_ in opened if ws is not None and isinstance(first, dict)]
@@ -176,20 +200,29 @@ async def phase(
     segments: int,
     every: int = SEGMENT_CHUNKS,
     before_end: Callable[[str], Any] | None = None,
+    outputs: list[str] | None = None,
+    text: Callable[[int], str] | None = None,
+    first_kind: str = CAPTION,
 ) -> tuple[Phase, Any]:
-    """A session with one listener per entry of ``languages``; the speaker streams until ``segments`` segments (one
-    per ``every`` chunks) completed after the warm-up; then ``before_end(session id)`` runs in a thread (its result
-    is returned with the phase), and the session ends."""
+    """A session with one listener per entry of ``languages`` (its output the entry of ``outputs``: captions only
+    by default, what the captions' phases time); the speaker streams until ``segments`` segments (one per ``every``
+    chunks, each saying ``text(marker)`` if given) completed after the warm-up, which ends a second after the first
+    message of type ``first_kind``; then ``before_end(session id)`` runs in a thread (its result is returned with
+    the phase), and the session ends."""
+    outputs = outputs if outputs is not None else [wire.OUTPUT_CAPTIONS] * len(languages)
     speaker, session_id = await _speaker(url, token)
     sockets = [speaker]
     readers: list[asyncio.Task[None]] = []
     try:
-        listeners = await _join(url, session_id, languages)
+        listeners = await _join(url, session_id, languages, outputs)
         sockets += listeners
         first_caption = asyncio.Event()
         spoken, audience = Received(), [Received() for _ in listeners]
-        readers = [asyncio.create_task(spoken.read(speaker, first_caption))]
-        readers += [asyncio.create_task(r.read(ws, first_caption)) for r, ws in zip(audience, listeners, strict=True)]
+        readers = [asyncio.create_task(spoken.read(speaker, first_caption, first_kind))]
+        readers += [
+            asyncio.create_task(r.read(ws, first_caption, first_kind))
+            for r, ws in zip(audience, listeners, strict=True)
+        ]
         sent: dict[int, float] = {}
         counted_from: float | None = None
         warmup = 0
@@ -200,9 +233,9 @@ async def phase(
             if counted_from is None and first_caption.is_set():
                 counted_from = time.perf_counter() + WARMUP_AFTER_FIRST_CAPTION
             if counted_from is None and time.perf_counter() - started > WARMUP_TIMEOUT:
-                raise RuntimeError(f"no caption within {WARMUP_TIMEOUT:.0f} s of the first chunk")
+                raise RuntimeError(f"no {first_kind} within {WARMUP_TIMEOUT:.0f} s of the first chunk")
             at = time.perf_counter()
-            message, completes = _send(marker, every)
+            message, completes = _send(marker, every, text)
             await speaker.send(message)
             if completes:
                 if counted_from is not None and at >= counted_from:
@@ -213,7 +246,11 @@ async def phase(
         deadline = time.perf_counter() + SETTLE_SECONDS
         last = max(sent)
         while time.perf_counter() < deadline:
-            if all(any(f'{scripted_recognizer.word(last)}"' in str(f) for _, f in r.frames[-5:]) for r in audience):
+            if all(
+                r.has(kind, last)
+                for r, output in zip(audience, outputs, strict=True)
+                for kind in expected_kinds(output)
+            ):
                 break
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.2)  # the speaker's last transcript, if it comes after the captions
@@ -223,7 +260,8 @@ async def phase(
     finally:
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
         await asyncio.gather(*readers, return_exceptions=True)
-    return Phase(session_id, len(languages), sent, spoken, audience, marker, warmup), extra
+    phase_result = Phase(session_id, len(languages), sent, spoken, audience, marker, warmup, outputs, languages)
+    return phase_result, extra
 
 
 # -- requests per caption (the consumer's delivery, in this process, on the run's DynamoDB Local) ------------------
@@ -302,9 +340,15 @@ def _ack_ms(phase_result: Phase) -> list[float]:
     return [(acks[m] - at) * 1000 for m, at in phase_result.sent.items() if m in acks]
 
 
-def _last_listener_ms(phase_result: Phase) -> tuple[list[float], list[float], list[int]]:
-    """Per counted segment: ms to the first and to the last listener's receipt, and how many listeners got it."""
-    arrivals = [received.by_marker("caption") for received in phase_result.audience]
+def last_listener_ms(phase_result: Phase, kind: str = CAPTION) -> tuple[list[float], list[float], list[int]]:
+    """Per counted segment: ms to the first and to the last listener's receipt of its message of type ``kind``,
+    and how many listeners got it (of those whose output receives ``kind``)."""
+    outputs = phase_result.outputs or [wire.OUTPUT_CAPTIONS] * len(phase_result.audience)
+    arrivals = [
+        received.by_marker(kind)
+        for received, output in zip(phase_result.audience, outputs, strict=True)
+        if kind in expected_kinds(output)
+    ]
     firsts, lasts, counts = [], [], []
     for marker, sent_at in phase_result.sent.items():
         times = [by[marker][0] for by in arrivals if marker in by]
@@ -364,7 +408,7 @@ def _phase_rows(context: Context, phase_result: Phase, label: str) -> list[Row]:
 
 
 def _wide_rows(context: Context, phase_result: Phase, requests: dict[str, Any]) -> list[Row]:
-    firsts, lasts, counts = _last_listener_ms(phase_result)
+    firsts, lasts, counts = last_listener_ms(phase_result)
     acks = _ack_ms(phase_result)
     complete = bool(counts) and all(count == WIDE_LISTENERS for count in counts)
     if not complete:
@@ -435,15 +479,33 @@ def _wide_rows(context: Context, phase_result: Phase, requests: dict[str, Any]) 
     ]
 
 
-def measure(context: Context) -> list[Row]:
+class LaterPhases(Protocol):
+    """Phases that run in the same local run after the captions' (``bench.speech_path``, passed by ``bench``'s
+    ``__main__``: it builds on this module's phases, which therefore do not import it)."""
+
+    def connections(self) -> int:
+        """The sockets they open, for the run's per-source connection limit."""
+        ...
+
+    def function_env(self, workdir: Path) -> dict[str, str]:
+        """What they need in the local run's functions' environment."""
+        ...
+
+    def measure(self, context: Context, ready: dict[str, Any], consumer_environment: dict[str, str]) -> list[Row]:
+        """Their rows, from the running local run (``ready``: its ready line) and the consumer's environment."""
+        ...
+
+
+def measure(context: Context, later: LaterPhases | None = None) -> list[Row]:
     wide = WIDE_LISTENERS
     lrc = {"env": "dev", "maxListenersPerSession": str(max(wide, limits.DEFAULT_MAX_LISTENERS_PER_SESSION))}
-    connections = 3 + 1 + 50 + wide
+    connections = 3 + 1 + 50 + wide + (later.connections() if later is not None else 0)
     if connections > limits.DEFAULT_CONNECTIONS_PER_SOURCE_PER_MINUTE:
         lrc["connectionsPerSourcePerMinute"] = str(2 * connections)
     if wide > limits.DEFAULT_JOINS_PER_SESSION_PER_MINUTE:
         lrc["joinsPerSessionPerMinute"] = str(2 * wide)
-    server = Server(context.workdir, lrc, function_env=FUNCTION_ENV, name="live-path")
+    later_env = later.function_env(context.workdir) if later is not None else {}
+    server = Server(context.workdir, lrc, function_env={**FUNCTION_ENV, **later_env}, name="live-path")
     try:
         ready = server.ready()
         assembly = cloud_assembly.load(
@@ -464,6 +526,7 @@ def measure(context: Context) -> list[Row]:
                 before_end=lambda session_id: delivery_requests(session_id, environment, DELIVERY_SEGMENTS),
             )
         )
+        later_rows = later.measure(context, ready, consumer.environment) if later is not None else []
     except BaseException:
         print(f"live path: the local run's log:\n{server.tail()}", flush=True)
         raise
@@ -480,4 +543,4 @@ def measure(context: Context) -> list[Row]:
             note="a real recognizer's time is reported apart: pocketsphinx's real-time factor, section 8",
         )
     )
-    return rows
+    return rows + later_rows

@@ -1,6 +1,7 @@
 """The local run in its own process for ``bench.load`` (so the load's client and the gateway do not share a
 GIL): ``make local``'s LocalRun, with the bench's own cloud assembly directory and CDK context, and one
-JSON line on stdout when ready (URL, a speaker token, DynamoDB Local's endpoint). SIGTERM stops it all.
+JSON line on stdout when ready (URL, a speaker token, DynamoDB Local's and the S3-API server's endpoints).
+SIGTERM stops it all.
 
     python -m bench.load_server --port P --cdk-out DIR --context '{"maxListenersPerSession": "500"}' \
         [--function-env '{"TRANSCRIPTION_RECOGNIZER": "scripted"}']
@@ -49,6 +50,8 @@ async def main() -> None:
                     "url": run.url,
                     "token": run.mint_token(user_id="bench-speaker"),
                     "dynamodb": run.database.endpoint,
+                    # the S3-API server's, when the template has buckets (section 9 counts the spoken segments)
+                    "s3": run.storage.endpoint if run.assembly is not None and run.assembly.buckets else None,
                 }
             ),
             flush=True,

@@ -3,6 +3,10 @@ importing its handler from its code asset once (a cold start) and serving invoca
 
 Protocol: one JSON object per line each way: ``{"event": ..., "requestId": ...}`` in,
 ``{"result": ...}`` or ``{"error": {"type": ..., "message": ...}}`` out.
+
+``LOCAL_WORKER_PRELOAD`` (:data:`ENV_PRELOAD`, comma-separated module names, unset in ``make local``): modules
+imported after the code asset is on the path and before the handler, for a measurement to instrument the function's
+own code (``make bench``'s ``bench.synthesis_log`` times each synthesis the consumer makes).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import sys
 import time
 import traceback
 from typing import Any
+
+ENV_PRELOAD = "LOCAL_WORKER_PRELOAD"
 
 
 class LambdaContext:
@@ -40,6 +46,8 @@ def main() -> None:
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     sys.stdout = sys.stderr  # handler logs (Powertools writes to stdout) go to the run's log, not the protocol
     sys.path.insert(0, code_dir)
+    for preloaded in filter(None, os.environ.get(ENV_PRELOAD, "").split(",")):
+        importlib.import_module(preloaded.strip())
     module_name, _, function_name = handler_path.rpartition(".")
     handler = getattr(importlib.import_module(module_name), function_name)
     timeout = float(os.environ.get("AWS_LAMBDA_FUNCTION_TIMEOUT", "3"))
