@@ -8,7 +8,8 @@ item nor meet the write limit of one partition.
   sends the join to one with room, as one read of every seat shows; only when every shard is full is it refused,
   ``SESSION_FULL``.
 - The count, and the listeners by language, are the sums over the seats: one BatchGetItem.
-- The listener index is keyed by shard as well: a session's listeners are read one shard's key after another.
+- The listener index is keyed by shard as well: a session's listeners are read one shard's key after another, only
+  the keys of the seats that count listeners (one read of the seats first).
 - Ending closes every seat, after the ending's own write; the sweeper's revisit closes them again.
 
 A session of one shard (every session under the default cap) is untouched by all this: its item is its one seat,
@@ -37,6 +38,7 @@ from lambda_src.model.session import (
     Seating,
     Session,
     number_attribute,
+    shard_key,
     shares,
 )
 from lambda_src.platform.log import logger
@@ -243,7 +245,8 @@ def listener_pages(
     session_id: str, target_language: str | None = None, seating: Seating | None = None
 ) -> Iterator[list[tuple[str, str]]]:
     """The session's listeners as (connection id, target language), one index page at a time, shard after shard;
-    only those of ``target_language`` when given.
+    only those of ``target_language`` when given. A sharded session's seats are read first (one BatchGetItem) and
+    only the shards whose seats count listeners (of that language) are queried (:func:`occupied`).
 
     ``seating``: when the caller has read the session. Otherwise this process's knowledge of it, and failing
     that the session's own key is read first, as for a session of one shard (every listener of one is there); only
@@ -260,8 +263,33 @@ def listener_pages(
         seating = runtime.sessions().seating(session_id, messages.now_ms() // 1000)
         if not seating.sharded:
             return
-    for key in seating.keys(session_id):
-        yield from _pages(key, target_language)
+    if not seating.sharded:
+        yield from _pages(session_id, target_language)
+        return
+    yield from occupied_pages(session_id, occupied(session_id, seating, target_language), target_language)
+
+
+def occupied(session_id: str, seating: Seating, target_language: str | None = None) -> list[Seat]:
+    """The seats of a sharded session with listeners (of ``target_language``, when given), in shard order: one
+    strongly consistent BatchGetItem of every seat (N ≤ 100 keys). A seat's count moves with its rows, in the same
+    transactions, so a seat counting nobody has no rows under its key and its shard need not be queried: a session
+    of 10 listeners on 100 shards reads at most 10 keys, not 100. A seat an earlier session of the id left holds
+    none of this session's listeners."""
+    seats = runtime.sessions().seats(session_id, seating)
+    return [seat for seat in seats if not seat.stale and _listening(seat, target_language) > 0]
+
+
+def _listening(seat: Seat, target_language: str | None) -> int:
+    return seat.count if target_language is None else seat.by_language.get(target_language, 0)
+
+
+def occupied_pages(
+    session_id: str, seats: Sequence[Seat], target_language: str | None = None
+) -> Iterator[list[tuple[str, str]]]:
+    """The listeners under the keys of the given seats (read by :func:`occupied`), one index page at a time, shard
+    after shard."""
+    for seat in seats:
+        yield from _pages(shard_key(session_id, seat.shard), target_language)
 
 
 def _pages(key: str, target_language: str | None) -> Iterator[list[tuple[str, str]]]:

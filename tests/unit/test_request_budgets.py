@@ -24,8 +24,10 @@ sweeper's gauges: one BatchGetItem per 100 sessions of its index.
 A session with seat shards (a cap above 500, decision record 0040): a join is one transaction once the session is
 known (a full or conflicting shard adds an attempt, a full one a read of its seats), as a message one BatchGetItem
 of its seats for the count; its status one read of its seats whatever its audience; leave 2; changeLanguage the
-row's refused update and one transaction; ending closes each seat (one UpdateItem each) and reads each shard's
-index key. Every budget above is that of a session of one shard, unchanged.
+row's refused update and one transaction; ending closes each seat (one UpdateItem each), reads its seats and queries
+only the shards whose seats count listeners; a caption window likewise (a session of 10 listeners on 100 shards: one
+BatchGetItem of the seats, at most 10 queries, not 100). Every budget above is that of a session of one shard,
+unchanged.
 """
 
 from __future__ import annotations
@@ -562,11 +564,34 @@ def test_a_big_sessions_listener_actions(big_session, body: dict, expected: dict
     assert requests.by_operation == expected
 
 
-def test_ending_a_big_session_closes_each_seat_and_reads_each_shards_index(big_session, gateway) -> None:
+def test_ending_a_big_session_closes_each_seat_and_reads_the_occupied_shards_index(big_session, gateway) -> None:
     join()
     runtime.reset()  # a process that has not seen the session
     with DynamoDBRequests() as requests:
         assert send("speaker-conn", action="endSession", sessionId=SESSION_ID)["type"] == "sessionEnded"
-    # The ending made on the guess of one shard (refused: it has seats), made again; each seat closed; each shard's
-    # index key read
-    assert requests.by_operation == {"TransactWriteItems": 2, "UpdateItem": SHARDS, "Query": SHARDS}
+    # The ending made on the guess of one shard (refused: it has seats), made again; each seat closed; the seats
+    # read, and the one shard's index key with a listener
+    assert requests.by_operation == {"TransactWriteItems": 2, "UpdateItem": SHARDS, "BatchGetItem": 1, "Query": 1}
+
+
+def test_a_ten_listener_session_on_a_hundred_shards_reads_only_its_listeners_shards_per_caption_window(
+    tables, gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a session created under the 10,000 ceiling (100 seat shards) with 10 listeners
+    monkeypatch.setenv("MAX_LISTENERS_PER_SESSION", "10000")
+    runtime.reset()
+    tables.put_session(sessionId=SESSION_ID, seatShards=100, sourceLanguage="en", speakerConnectionId="speaker-conn")
+    for _ in range(10):
+        join()
+    session = runtime.sessions().get(SESSION_ID, None)
+    assert session is not None
+    start = time.time_ns() // 1_000_000
+    # When a window of segments is captioned
+    with DynamoDBRequests() as window, SegmentDelivery(StandInTranslator) as delivery:
+        for n in range(4):
+            delivery(session, segment_of(n * 3), start + n)  # partials
+    # Then one read of the seats, one query per shard with a listener (at most 10, not 100), one read of the choices
+    queries = window.by_operation.pop("Query")
+    assert 1 <= queries <= 10
+    assert window.by_operation == {"BatchGetItem": 2}
+    assert len([post for post in gateway.posts() if post[1]["type"] == "caption"]) == 10 * 4

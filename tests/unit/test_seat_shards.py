@@ -379,19 +379,38 @@ def test_the_sweepers_gauges_count_the_seats(sharded, gateway, monkeypatch) -> N
 
 
 # -- the listener index -----------------------------------------------------------------------------------------------
-def test_every_reader_of_the_index_reads_every_shard(sharded) -> None:
+def test_every_reader_of_the_index_reads_every_occupied_shard(sharded) -> None:
     listeners = {join_in(language): language for language in ("es", "de", "es", "fr", "de")}
+    occupied = sum(count > 0 for count in seat_counts(sharded))
     runtime.reset()  # a process that has not seen the session
     with DynamoDBRequests() as first:
         by_language = downstream.listeners_by_language(SESSION_ID)
     assert {c: language for language, ids in by_language.items() for c in ids} == listeners
-    # The session's own key (nobody there), the session read, then each shard's key
-    assert first.by_operation == {"Query": 1 + SHARDS, "GetItem": 1}
+    # The session's own key (nobody there), the session read, its seats, then each occupied shard's key
+    assert first.by_operation == {"Query": 1 + occupied, "GetItem": 1, "BatchGetItem": 1}
     with DynamoDBRequests() as later:
         downstream.listeners_by_language(SESSION_ID)
-    assert later.by_operation == {"Query": SHARDS}
+    assert later.by_operation == {"Query": occupied, "BatchGetItem": 1}
     report = downstream.broadcast(SESSION_ID, "de", {"type": "audioSegment", "sessionId": SESSION_ID})
     assert report.listeners == 2
+
+
+def test_an_empty_shard_is_not_queried(sharded, lowest_shard_first) -> None:
+    # Given listeners on the first shard only (the lowest shard is taken first)
+    spanish = join_in("es")
+    join_in("de")
+    assert seat_counts(sharded)[0] == 2 and sum(seat_counts(sharded)) == 2
+    # When the listeners are read, all of them or one language's
+    with DynamoDBRequests() as everyone:
+        assert [c for page in seats.listener_pages(SESSION_ID) for c, _ in page] != []
+    with DynamoDBRequests() as french:
+        assert [c for page in seats.listener_pages(SESSION_ID, "fr") for c, _ in page] == []
+    with DynamoDBRequests() as spanish_read:
+        assert [c for page in seats.listener_pages(SESSION_ID, "es") for c, _ in page] == [spanish]
+    # Then the seats are read and only the shard that counts listeners (of that language) is queried
+    assert everyone.by_operation == {"BatchGetItem": 1, "Query": 1}
+    assert french.by_operation == {"BatchGetItem": 1}
+    assert spanish_read.by_operation == {"BatchGetItem": 1, "Query": 1}
 
 
 # -- ending -----------------------------------------------------------------------------------------------------------
