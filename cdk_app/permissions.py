@@ -99,9 +99,10 @@ FUNCTION_TABLE_ACCESS: Final[Mapping[str, tuple[TableAccess, ...]]] = {
     ),
     # $disconnect: read the row; delete it and count the listener out (the session's or its seat's Update), or
     # open the speaker's resume window (session Update); speakerDisconnected to the listeners (index Query, the
-    # session read when nobody is under its own key: its seat shards' keys; cleanup of the gone).
+    # session read when nobody is under its own key: its seat shards' keys, then its seats' BatchGet to query only
+    # the occupied ones; cleanup of the gone).
     "disconnect": (
-        TableAccess(schema.SESSIONS, {GET, UPDATE}),
+        TableAccess(schema.SESSIONS, {GET, BATCH_GET, UPDATE}),
         TableAccess(schema.CONNECTIONS, {GET, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
     ),
     # Scheduled: the sparse sweep index (Scan); due sessions read and ended, or revisited (Update), their
@@ -142,29 +143,38 @@ FUNCTION_TABLE_ACCESS: Final[Mapping[str, tuple[TableAccess, ...]]] = {
     # segments' sequence numbers (the session's Update), and the final segments recorded in the session's transcript
     # (BatchWriteItem of puts; never a read).
     # The audience read also reads the session when it finds nobody under its own key and does not know whether
-    # its listeners are under seat shards' keys (GetItem).
+    # its listeners are under seat shards' keys (GetItem), and a sharded session's seats (BatchGet: which shards to
+    # query, or to hand to the fan-out function).
     "transcriber": (
-        TableAccess(schema.SESSIONS, {GET, UPDATE}),
+        TableAccess(schema.SESSIONS, {GET, BATCH_GET, UPDATE}),
         TableAccess(schema.AUDIO_CHUNKS, {QUERY}),
         TableAccess(schema.CONNECTIONS, {GET, BATCH_GET, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
         TableAccess(schema.TRANSCRIPTS, {BATCH_WRITE}),
+    ),
+    # The fan-out per shard (decision record 0040): its shards' listeners (index Query on each shard's key) and their
+    # delivery choices (BatchGet of their rows), and for a listener found gone what its $disconnect does (the row
+    # read, then removed with its seat counted down, in one transaction). It never reads the session.
+    "fanout": (
+        TableAccess(schema.SESSIONS, {UPDATE}),
+        TableAccess(schema.CONNECTIONS, {GET, BATCH_GET, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
     ),
 }
 
 # A downstream processor (transcription, translation): a session's settings (``lambda_src.downstream``)
 # and its listeners by target language (the listeners index).
 DOWNSTREAM_READ: Final = (
-    TableAccess(schema.SESSIONS, {GET}),
+    TableAccess(schema.SESSIONS, {GET, BATCH_GET}),
     TableAccess(schema.CONNECTIONS, index_actions={_LISTENERS_INDEX: {QUERY}}),
 )
 
 # A downstream stage that posts to listeners (``lambda_src.downstream.broadcast``, captions): the listeners of a
 # session or language (the listeners index), and, for a listener found gone, what its ``$disconnect`` does: read its
 # row, then remove it and count it out (the row's Delete and the session's or its seat's Update, in one transaction);
-# the session read when nobody is under its own key (its listeners may be under its seat shards' keys). With
-# ``execute-api:ManageConnections`` on the stage (``SessionServiceStack.grant_downstream``).
+# the session read when nobody is under its own key (its listeners may be under its seat shards' keys), and then its
+# seats (BatchGet: only the occupied ones are queried). With ``execute-api:ManageConnections`` on the stage
+# (``SessionServiceStack.grant_downstream``).
 DOWNSTREAM_BROADCAST: Final = (
-    TableAccess(schema.SESSIONS, {GET, UPDATE}),
+    TableAccess(schema.SESSIONS, {GET, BATCH_GET, UPDATE}),
     TableAccess(schema.CONNECTIONS, {GET, DELETE}, {_LISTENERS_INDEX: {QUERY}}),
 )
 

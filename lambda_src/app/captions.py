@@ -23,6 +23,11 @@ The transcription consumer (one invocation per live session) makes one :class:`C
 - Posts go out in parallel (:data:`~lambda_src.contract.limits.FANOUT_PARALLELISM`) through
   :func:`lambda_src.downstream.start_broadcast`, the same path any downstream processor uses: a listener that
   answers 410 past its handshake is counted out exactly once, as its ``$disconnect`` would be.
+- A session with seat shards (decision record 0040) is read from its seats first: only the shards that count
+  listeners are queried; an audience over ``shard_fanout.local_listeners()`` (500) is not read here at all: each
+  segment is translated once per language with listeners and handed to the fan-out function
+  (``lambda_src.app.shard_fanout``), one asynchronous invocation per group of shards, which reads its shards'
+  listeners and their choices and posts them.
 
 Metrics (``TranslationFailures``, and ``ListenersLeft`` for a vanished listener) accumulate like every
 function's and are published by :func:`lambda_src.platform.metrics.flush`, which the consumer calls.
@@ -37,10 +42,11 @@ from types import TracebackType
 from lambda_src import runtime
 from lambda_src.adapters.repositories.connections import DeliveryChoice
 from lambda_src.adapters.translation import TranslationError, Translator
-from lambda_src.app import downstream, voices
+from lambda_src.app import downstream, seats, shard_fanout, voices
 from lambda_src.app.downstream import BroadcastReport, PendingBroadcast
 from lambda_src.contract import limits
 from lambda_src.model.partial_result_processor import Segment
+from lambda_src.model.session import Seating
 from lambda_src.platform import metrics
 from lambda_src.platform.log import logger
 from lambda_src.protocol import messages
@@ -59,6 +65,7 @@ class DeliveryReport:
     translated: int = 0
     translation_failures: int = 0
     posted: int = 0
+    handed_off: int = 0  # fan-out invocations queued (a big session's: their posts are theirs to count)
     gone: int = 0
     handshaking: int = 0
     failed: int = 0
@@ -85,13 +92,16 @@ class CaptionDelivery:
         translator: Translator,
         *,
         audience_cache_seconds: float = limits.CAPTION_AUDIENCE_CACHE_SECONDS,
+        seating: Seating | None = None,
     ) -> None:
         self.session_id = session_id
         self.source_language = source_language
         self.translator = translator
+        self.seating = seating
         self._cache_ms = audience_cache_seconds * 1000
         self._audience: dict[str, list[str]] = {}
         self._choices: dict[str, DeliveryChoice] = {}
+        self._plan: shard_fanout.Plan | None = None
         self._audience_read_at_ms: int | None = None
         self._translations = ThreadPoolExecutor(limits.TRANSLATION_PARALLELISM, thread_name_prefix="caption-translate")
         self._posts = ThreadPoolExecutor(limits.FANOUT_PARALLELISM, thread_name_prefix="caption-post")
@@ -117,15 +127,36 @@ class CaptionDelivery:
         if read_at is not None and 0 <= now_ms - read_at < self._cache_ms:
             return self._audience
         try:
-            audience = downstream.listeners_by_language(self.session_id)
+            plan, audience = self._read_audience()
             ids = [connection_id for listeners in audience.values() for connection_id in listeners]
             choices = runtime.connections().delivery_choices(ids) if ids else {}
         except Exception:
             logger.exception("caption audience not read; the last one is kept", extra={"session_id": self.session_id})
             return self._audience
-        self._audience, self._choices = audience, choices
+        self._audience, self._choices, self._plan = audience, choices, plan
         self._audience_read_at_ms = now_ms
         return self._audience
+
+    def _read_audience(self) -> tuple[shard_fanout.Plan | None, dict[str, list[str]]]:
+        """The audience by language, read now. A sharded session's seats are read first (one BatchGetItem): an
+        audience the fan-out takes (``shard_fanout.plan``) is not read here at all (its languages only, with no
+        listener: the fan-out's invocations read their shards'); a smaller one is read from its occupied shards."""
+        if self.seating is None or not self.seating.sharded:
+            return None, downstream.listeners_by_language(self.session_id)
+        occupied = seats.occupied(self.session_id, self.seating)
+        plan = shard_fanout.plan(self.session_id, occupied)
+        if plan is not None:
+            return plan, {language: [] for language in plan.languages}
+        by_language: dict[str, list[str]] = {}
+        for page in seats.occupied_pages(self.session_id, occupied):
+            for connection_id, language in page:
+                by_language.setdefault(language, []).append(connection_id)
+        return None, dict(sorted(by_language.items()))
+
+    @property
+    def fanout_plan(self) -> shard_fanout.Plan | None:
+        """The kept audience's fan-out plan when the fan-out function posts it (a big session), else None."""
+        return self._plan
 
     def choice(self, connection_id: str) -> DeliveryChoice:
         """What a listener of the kept audience wants delivered (the default, both, for one whose row was not
@@ -146,14 +177,15 @@ class CaptionDelivery:
         where nothing speaks ``language`` here (no voice for it, or no synthesizer at all): told
         ``audioUnavailable`` once, they get captions only rather than nothing."""
         listeners = self._audience.get(language, [])
-        if not all(self.choice(c).wants_captions for c in listeners) and not _spoken_here(language):
-            return list(listeners)
-        return [c for c in listeners if self.choice(c).wants_captions]
+        spoken = all(self.choice(c).wants_captions for c in listeners) or _spoken_here(language)
+        return shard_fanout.recipients(shard_fanout.CAPTION, listeners, self._choices, spoken)
 
     def deliver(self, segment: Segment, now_ms: int) -> DeliveryReport:
         """Post ``segment`` as a ``caption`` to every listener, in its language (``now_ms``: the wall clock, epoch
         milliseconds, the captions' ``timestamp``). Never raises: what failed is counted in the report."""
         audience = self.audience(now_ms)
+        if self._plan is not None:
+            return self._hand_off(self._plan, segment, now_ms)
         report = DeliveryReport(segment.segment_id, languages=len(audience))
         pending: list[tuple[str, PendingBroadcast]] = []
         translating: dict[Future[str], str] = {}
@@ -180,6 +212,39 @@ class CaptionDelivery:
             result = broadcast.finish()
             report.add(result)
             self._forget(language, result.gone_listeners)
+        return report
+
+    def _hand_off(self, plan: shard_fanout.Plan, segment: Segment, now_ms: int) -> DeliveryReport:
+        """A big session's segment: translated once per language with listeners (partials too: which listeners want
+        captions is the fan-out's to read), then handed to the fan-out function, one invocation per group."""
+        report = DeliveryReport(segment.segment_id, languages=len(plan.languages))
+        translating: dict[Future[str], str] = {}
+        for language in plan.languages:
+            if language == self.source_language or not segment.text.strip():
+                report.texts[language] = segment.text
+            else:
+                future = self._translations.submit(
+                    self.translator.translate, segment.text, self.source_language, language
+                )
+                translating[future] = language
+        for future in as_completed(translating):
+            language = translating[future]
+            try:
+                report.texts[language] = future.result()
+            except Exception as error:
+                self._translation_failed(report, segment, language, error)
+                continue
+            report.translated += 1
+        by_language = {
+            language: messages.caption(
+                self.session_id, segment.segment_id, self.source_language, language, text, segment.is_partial, now_ms
+            )
+            for language, text in sorted(report.texts.items())
+        }
+        unspoken = [language for language in by_language if not _spoken_here(language)]
+        handed = shard_fanout.hand_off(plan, by_language, now_ms, unspoken)
+        report.handed_off = handed.invocations - handed.failed
+        report.failed += handed.lost_listeners
         return report
 
     def _start(

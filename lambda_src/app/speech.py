@@ -20,7 +20,9 @@ segment's speech runs on the delivery's own thread, one segment after the other 
 posted in the segments' order) while the consumer goes on: captions never wait for speech. A failure (the
 numbers, the synthesis, the upload, the URL) skips that segment's audio for that language (all of them for the
 numbers): logged and counted (``SynthesisFailures``), captions unaffected. With no synthesizer or store configured,
-nothing is spoken (``lambda_src.app.voices``).
+nothing is spoken (``lambda_src.app.voices``). A big session's segment (decision record 0040: its audience handed to
+the fan-out function) is spoken in every language it has listeners in, numbered the same way, and its
+``translatedAudio`` messages are handed to the fan-out, whose invocations post them to those who want audio.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from lambda_src import runtime
-from lambda_src.app import downstream, voices
+from lambda_src.app import downstream, shard_fanout, voices
 from lambda_src.contract import limits
 from lambda_src.model.partial_result_processor import Segment
 from lambda_src.model.session import Session
@@ -56,6 +58,7 @@ class SpeechReport:
     failed: list[str] = field(default_factory=list)
     unspoken: list[str] = field(default_factory=list)
     posted: int = 0
+    handed_off: int = 0  # fan-out invocations queued (a big session's)
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class _Segment:
     texts: dict[str, str]  # language -> the text to speak
     listeners: dict[str, list[str]]  # language -> who gets it
     now_ms: int
+    fanout: shard_fanout.Plan | None = None  # a big session's: its fan-out posts, to whom its shards' rows say
 
 
 class SpeechDelivery:
@@ -104,12 +108,21 @@ class SpeechDelivery:
         texts: dict[str, str],
         listeners: dict[str, list[str]],
         now_ms: int,
+        fanout: shard_fanout.Plan | None = None,
     ) -> Future[SpeechReport] | None:
         """Start speaking ``segment`` (a final) in each language of ``texts`` (its captions' texts) that has
-        ``listeners`` wanting audio; returns at once (None when there is nothing to speak)."""
+        ``listeners`` wanting audio; returns at once (None when there is nothing to speak). ``fanout``: a big
+        session's plan (decision record 0040): every language it has listeners in is spoken (who of them wants audio
+        is read by the fan-out's invocations, which post ``translatedAudio``)."""
         if segment.is_partial or not session.broadcast.forwards_audio:
             return None
-        wanted = {language: text for language, text in texts.items() if text.strip() and listeners.get(language)}
+        if fanout is not None:
+            wanted = {
+                language: text for language, text in texts.items() if text.strip() and language in fanout.languages
+            }
+            listeners = {language: [] for language in wanted}
+        else:
+            wanted = {language: text for language, text in texts.items() if text.strip() and listeners.get(language)}
         if not wanted:
             return None
         lease = session.transcriber
@@ -120,6 +133,7 @@ class SpeechDelivery:
             wanted,
             {language: list(listeners[language]) for language in wanted},
             now_ms,
+            fanout,
         )
         return self._segments.submit(self._speak, job)
 
@@ -179,10 +193,10 @@ class SpeechDelivery:
     def _post(
         self, job: _Segment, audio: dict[str, tuple[str, SpokenText]], numbers: dict[str, int], report: SpeechReport
     ) -> None:
-        """``translatedAudio`` to each language's listeners (all languages' posts in flight at once)."""
-        pending = []
-        for language, (url, spoken) in audio.items():
-            message = messages.translated_audio(
+        """``translatedAudio`` to each language's listeners (all languages' posts in flight at once), or a big
+        session's to the fan-out function, one invocation per group of shards with every language's message."""
+        by_language = {
+            language: messages.translated_audio(
                 job.session_id,
                 job.segment_id,
                 language,
@@ -192,6 +206,15 @@ class SpeechDelivery:
                 job.texts[language],
                 job.now_ms,
             )
+            for language, (url, spoken) in audio.items()
+        }
+        if job.fanout is not None:
+            handed = shard_fanout.hand_off(job.fanout, by_language, job.now_ms)
+            report.spoken += list(by_language)
+            report.handed_off = handed.invocations - handed.failed
+            return
+        pending = []
+        for language, message in by_language.items():
             try:
                 broadcast = downstream.start_broadcast(
                     job.session_id, language, message, executor=self._posts, listeners=job.listeners[language]

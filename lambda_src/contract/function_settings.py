@@ -225,6 +225,15 @@ ENV_ISSUER: Final = "TOKEN_ISSUER"
 ENV_CLIENT_ID: Final = "TOKEN_CLIENT_ID"
 # The function that runs a session's transcription consumer (what the message function invokes).
 ENV_TRANSCRIBER_FUNCTION: Final = "TRANSCRIBER_FUNCTION"
+# The function that posts a big session's segments, shard group by shard group (what the transcriber invokes;
+# decision record 0040).
+ENV_FANOUT_FUNCTION: Final = "FANOUT_FUNCTION"
+# The audience (listeners) up to which the transcriber posts itself, and the listeners of one fan-out invocation:
+# never set by the stack (``limits.LOCAL_FANOUT_SHARDS`` and ``limits.SHARDS_PER_FANOUT`` shards of
+# ``limits.SEATS_PER_SHARD``); the tests and the local run's integration test set them low to fan out a small
+# audience.
+ENV_LOCAL_FANOUT_LISTENERS: Final = "LOCAL_FANOUT_LISTENERS"
+ENV_FANOUT_GROUP_LISTENERS: Final = "FANOUT_GROUP_LISTENERS"
 # How much faster than API Gateway's the connections' clocks run: the local run's ``GATEWAY_TIME_SCALE``, which
 # its gateway applies to the idle timeout and the 2-hour lifetime, and the functions to the refresh notice and the
 # warnings (``limits.REFRESH_REQUIRED_AT_MINUTES``...). Never set by the stack: deployed, it is 1.

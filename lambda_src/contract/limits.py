@@ -95,6 +95,23 @@ FANOUT_PAGE_SIZE: Final = 500
 CAPTION_AUDIENCE_CACHE_SECONDS: Final = 2
 TRANSLATION_PARALLELISM: Final = 8
 
+# The fan-out per shard (``lambda_src/app/shard_fanout.py``, decision record 0040). The transcription consumer posts a
+# segment's messages itself while its audience fills at most LOCAL_FANOUT_SHARDS shards' worth of seats
+# (LOCAL_FANOUT_SHARDS * SEATS_PER_SHARD = 500 listeners: the most a session of one shard holds, which it has always
+# posted itself); a larger one it hands to the fan-out function, one asynchronous invocation per group of the
+# occupied shards holding at most SHARDS_PER_FANOUT shards' worth of listeners (~1,000), each posting
+# FANOUT_WORKER_PARALLELISM at a time. Counted in listeners, not in occupied shards: joins take shards at random, so
+# 10 listeners of a session of 100 shards occupy ~10 of them. The consumer starts the invocations
+# FANOUT_INVOKE_PARALLELISM at a time; an event stays under Lambda's 256 KB asynchronous payload
+# (FANOUT_EVENT_MAX_BYTES, with room for the envelope), split by language when a segment's messages would not fit;
+# a worker drops an event older than FANOUT_EVENT_MAX_AGE_SECONDS (a caption that late is of no use).
+LOCAL_FANOUT_SHARDS: Final = 5
+SHARDS_PER_FANOUT: Final = 10
+FANOUT_WORKER_PARALLELISM: Final = 100
+FANOUT_INVOKE_PARALLELISM: Final = 10
+FANOUT_EVENT_MAX_BYTES: Final = 240_000
+FANOUT_EVENT_MAX_AGE_SECONDS: Final = 10
+
 # Speech (``lambda_src/app/speech.py``, decision record 0039): languages synthesized at once for one segment, and
 # how long a ``translatedAudio`` URL stays valid (the listener app fetches each chunk as it arrives and prefetches
 # a few ahead: minutes are plenty, and an old URL is of no use to anyone else).

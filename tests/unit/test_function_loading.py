@@ -67,6 +67,7 @@ def test_every_entry_point_is_checked() -> None:
         "authorizer",
         "connect",
         "disconnect",
+        "fanout",
         "http_api",
         "message",
         "status",

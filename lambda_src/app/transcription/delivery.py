@@ -37,10 +37,19 @@ class SegmentDelivery:
         if session.speaker_connected:
             fanout.post_quietly(session.speaker_connection_id, messages.transcript(session.session_id, segment, now_ms))
         if self._captions is None:
-            self._captions = CaptionDelivery(session.session_id, session.source_language, self._translator())
+            self._captions = CaptionDelivery(
+                session.session_id, session.source_language, self._translator(), seating=session.seating
+            )
         report = self._captions.deliver(segment, now_ms)
         if not segment.is_partial:
-            self._speech.speak(session, segment, report.texts, self._captions.audio_listeners(), now_ms)
+            self._speech.speak(
+                session,
+                segment,
+                report.texts,
+                self._captions.audio_listeners(),
+                now_ms,
+                fanout=self._captions.fanout_plan,
+            )
         self._transcript.record(session, segment, report.texts, now_ms)
 
     def settle(self) -> None:
