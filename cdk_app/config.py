@@ -109,6 +109,7 @@ RESERVED_CONCURRENCY_MODULES = (
     "sweeper",
     "status",
     "transcriber",
+    "fanout",
     "http_api",
 )
 ALWAYS_RESERVED_MODULES = ("welcome", "sweeper")
@@ -173,7 +174,7 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
         audio_cors_origins=(),
         tracing_enabled=True,
         customer_managed_keys=False,
-        # 125 of the account's default quota of 1000, for a stage throttled at 200 requests/s.
+        # 135 of the account's default quota of 1000, for a stage throttled at 200 requests/s.
         reserved_concurrency={
             "connect": 30,
             "disconnect": 20,
@@ -183,6 +184,7 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
             "sweeper": 2,
             "status": 3,
             "transcriber": 10,  # one per session being transcribed (and briefly two at a hand-over)
+            "fanout": 10,  # a 10,000-listener session: 10 invocations a segment, each ~0.4 s (decision 40)
             "http_api": 5,
         },
     ),
@@ -206,7 +208,7 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
         audio_cors_origins=(),
         tracing_enabled=True,
         customer_managed_keys=True,
-        # 752 of the account's default quota of 1000 (248 left unreserved): caps well above what the stage's
+        # 852 of the account's default quota of 1000 (148 left unreserved): caps well above what the stage's
         # throttles admit at the functions' usual durations, so only a slow DynamoDB turns them into throttles.
         reserved_concurrency={
             "connect": 200,
@@ -217,6 +219,7 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = {
             "sweeper": 2,
             "status": 10,
             "transcriber": 100,  # one per session being transcribed (and briefly two at a hand-over)
+            "fanout": 100,  # a 10,000-listener session: 10 invocations a segment, each ~0.4 s (decision 40)
             "http_api": 20,
         },
     ),

@@ -46,6 +46,13 @@ STATUS_TIMEOUT: Final = Duration.seconds(30)
 TRANSCRIBER_TIMEOUT: Final = Duration.minutes(15)
 TRANSCRIBER_RETRY_ATTEMPTS: Final = 0
 TRANSCRIBER_MAX_EVENT_AGE: Final = Duration.seconds(60)
+# The fan-out per shard (decision record 0040): an invocation posts ~1,000 listeners in well under a second; a failed
+# one is not retried (a retry would post the segment again to those the first reached), and one that waited longer
+# than the least Lambda accepts is dropped to the failure queue (its worker drops an event older than
+# limits.FANOUT_EVENT_MAX_AGE_SECONDS itself).
+FANOUT_TIMEOUT: Final = Duration.seconds(30)
+FANOUT_RETRY_ATTEMPTS: Final = 0
+FANOUT_MAX_EVENT_AGE: Final = Duration.seconds(60)
 # A sweep ends each due session and tells its listeners; it must finish well before the next one starts.
 SWEEPER_TIMEOUT: Final = Duration.seconds(50)
 

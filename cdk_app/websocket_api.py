@@ -89,6 +89,7 @@ class SessionWebSocketApi(Construct):
         self.transcriber_function = self._build_function(
             "Transcriber", "transcriber", timeout=constants.TRANSCRIBER_TIMEOUT
         )
+        self.fanout_function = self._build_function("Fanout", "fanout", timeout=constants.FANOUT_TIMEOUT)
         self.authorizer_function = self._build_function("Authorizer", "authorizer", tables=False)
         self.auth = SpeakerAuth(self, "SpeakerAuth", config=config, authorizer_function=self.authorizer_function)
         # Every function by the handler module it runs (the alarms watch each).
@@ -101,6 +102,7 @@ class SessionWebSocketApi(Construct):
             "authorizer": self.authorizer_function,
             "status": self.status_function,
             "transcriber": self.transcriber_function,
+            "fanout": self.fanout_function,
         }
         # Functions that write session state; each of them may also have to tell the connections about it.
         self.posting_functions = (
@@ -117,6 +119,7 @@ class SessionWebSocketApi(Construct):
             self.welcome_function,
             self.status_function,
             self.transcriber_function,
+            self.fanout_function,
         ):
             self.grant_connections(function)
         # Handler module -> the queue that receives what its function failed to do (alarmed on).
@@ -124,6 +127,7 @@ class SessionWebSocketApi(Construct):
         self._wire_welcome()
         self._wire_status()
         self._wire_transcriber()
+        self._wire_fanout()
         self.sweeper_schedule = self._schedule_sweeper()
         for role, reasons in self._unscoped.items():
             nag.acknowledge_wildcard_resource(role, "*", "; ".join(reasons))
@@ -362,6 +366,21 @@ class SessionWebSocketApi(Construct):
                 permissions.TRANSLATE_TEXT_ON_STAR,
                 permissions.SYNTHESIZE_SPEECH_ON_STAR,
             ]
+        )
+
+    def _wire_fanout(self) -> None:
+        """The fan-out per shard (decision record 0040): invoked asynchronously by the transcriber, once per group
+        of a big session's shards and segment. Lambda does not retry a failed invocation (a retry would post again to
+        the listeners the first reached); a failed or expired one goes to its failure queue, which is alarmed."""
+        fanout, transcriber = self.fanout_function, self.transcriber_function
+        transcriber.add_environment(function_settings.ENV_FANOUT_FUNCTION, fanout.function_name)
+        transcriber.add_to_role_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[fanout.function_arn])
+        )
+        fanout.configure_async_invoke(
+            retry_attempts=constants.FANOUT_RETRY_ATTEMPTS,
+            max_event_age=constants.FANOUT_MAX_EVENT_AGE,
+            on_failure=destinations.SqsDestination(self._failure_queue("fanout", "Fanout")),
         )
 
     def _wire_welcome(self) -> None:

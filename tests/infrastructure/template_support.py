@@ -41,6 +41,7 @@ SWEEPER_MODULE = "sweeper"
 AUTHORIZER_MODULE = "authorizer"
 STATUS_MODULE = "status"
 TRANSCRIBER_MODULE = "transcriber"
+FANOUT_MODULE = "fanout"
 # The function behind every route of the HTTP session API.
 HTTP_API_MODULE = "http_api"
 # Every function of the stack, by the handler module it runs.
@@ -50,16 +51,24 @@ ALL_MODULES = ROUTE_MODULES | {
     AUTHORIZER_MODULE,
     STATUS_MODULE,
     TRANSCRIBER_MODULE,
+    FANOUT_MODULE,
     HTTP_API_MODULE,
 }
 # The functions that work on the tables (and so are told their names and the session limits).
-TABLE_MODULES = ROUTE_MODULES | {WELCOME_MODULE, SWEEPER_MODULE, STATUS_MODULE, TRANSCRIBER_MODULE, HTTP_API_MODULE}
+TABLE_MODULES = ROUTE_MODULES | {
+    WELCOME_MODULE,
+    SWEEPER_MODULE,
+    STATUS_MODULE,
+    TRANSCRIBER_MODULE,
+    FANOUT_MODULE,
+    HTTP_API_MODULE,
+}
 # The functions that write session state: they read and write both tables.
 WRITER_MODULES = ROUTE_MODULES | {SWEEPER_MODULE, HTTP_API_MODULE}
 # The functions that post to connections through this stage's @connections API (written out: the authorizer
 # must never be among them).
 POSTING_MODULES = frozenset(
-    {"connect", "disconnect", "message", "sweeper", "welcome", "status", "transcriber", "http_api"}
+    {"connect", "disconnect", "message", "sweeper", "welcome", "status", "transcriber", "fanout", "http_api"}
 )
 
 TABLE_TYPE = "AWS::DynamoDB::Table"
@@ -132,6 +141,7 @@ EXPECTED = {
             "sweeper": 2,
             "status": 3,
             "transcriber": 10,
+            "fanout": 10,
             "http_api": 5,
         },
     ),
@@ -150,6 +160,7 @@ EXPECTED = {
             "sweeper": 2,
             "status": 10,
             "transcriber": 100,
+            "fanout": 100,
             "http_api": 20,
         },
     ),

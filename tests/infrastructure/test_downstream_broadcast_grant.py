@@ -73,6 +73,7 @@ def test_a_downstream_poster_gets_the_listener_index_and_the_count_out_write_onl
     # seat shards'), and what a listener's $disconnect does: its row read and removed, the count decremented
     assert dynamodb == {
         ("dynamodb:GetItem", table_arn(granted.sessions_table_id)),
+        ("dynamodb:BatchGetItem", table_arn(granted.sessions_table_id)),
         ("dynamodb:Query", index_arn(granted.connections_table_id, schema.CONNECTIONS_BY_SESSION_INDEX)),
         ("dynamodb:GetItem", table_arn(granted.connections_table_id)),
         ("dynamodb:DeleteItem", table_arn(granted.connections_table_id)),

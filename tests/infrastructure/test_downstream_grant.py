@@ -74,6 +74,7 @@ def test_downstream_reader_gets_sessions_and_queries_listeners(with_downstream: 
     # by language (Query on the listeners index), and nothing else: no scan, no other index, no other table
     assert dynamodb == {
         ("dynamodb:GetItem", table_arn(synthesized.sessions_table_id)),
+        ("dynamodb:BatchGetItem", table_arn(synthesized.sessions_table_id)),
         ("dynamodb:Query", index_arn(synthesized.connections_table_id, schema.CONNECTIONS_BY_SESSION_INDEX)),
     }
 

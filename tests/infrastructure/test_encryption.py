@@ -62,7 +62,7 @@ def _assert_aws_managed(synthesized: Synthesized) -> None:
 def test_tables_and_every_log_group_use_the_environments_keys(deployed_any: Synthesized) -> None:
     # Given an environment (customer managed keys in prod only)
     # Then every table and every log group (functions', stage access logs) is encrypted accordingly
-    assert len(deployed_any.resources(LOG_GROUP_TYPE)) == 11  # nine functions and the two stages
+    assert len(deployed_any.resources(LOG_GROUP_TYPE)) == 12  # ten functions and the two stages
     if EXPECTED[deployed_any.name].customer_managed_keys:
         _assert_encrypted_with_own_keys(deployed_any)
     else:

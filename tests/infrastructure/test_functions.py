@@ -21,6 +21,7 @@ from tests.infrastructure.template_support import (
     EVENT_SOURCE_MAPPING_TYPE,
     EVENTS_PRINCIPAL,
     EXPECTED,
+    FANOUT_MODULE,
     HANDLER_PREFIX,
     HANDLERS_DIR,
     LOG_GROUP_TYPE,
@@ -115,6 +116,8 @@ def test_function_timeouts(deployed: Synthesized) -> None:
         elif module == TRANSCRIBER_MODULE:  # as long as Lambda allows; it hands over before the end
             assert timeout == 15 * 60, logical_id
             assert timeout > limits.TRANSCRIBER_HANDOVER_SECONDS * 10
+        elif module == FANOUT_MODULE:  # an invocation posts ~1,000 listeners in well under a second
+            assert timeout == 30, logical_id
         else:
             assert timeout == ROUTE_TIMEOUT_SECONDS, logical_id
             assert timeout < API_GATEWAY_INTEGRATION_LIMIT_SECONDS
@@ -372,7 +375,7 @@ def _connections_arn_parts(deployed: Synthesized) -> list:
 def test_posting_functions_may_manage_connections_of_this_stage(deployed: Synthesized) -> None:
     # Given the functions that post to connections (connect, disconnect, message, sweeper and welcome)
     posting = deployed.functions_running(POSTING_MODULES)
-    assert len(posting) == len(POSTING_MODULES) == 8
+    assert len(posting) == len(POSTING_MODULES) == 9
     base = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{API_ID}"
     for logical_id in sorted(posting):
         statements = [
@@ -537,6 +540,42 @@ def _failure_queue_id(deployed: Synthesized, prefix: str) -> str:
     return queue_id
 
 
+def test_fanout_failures_are_not_retried_and_are_recorded(deployed: Synthesized) -> None:
+    # Given the fan-out function's asynchronous invocation settings (the transcriber invokes it with InvocationType
+    # Event, once per group of a big session's shards and segment)
+    (config,) = [
+        config
+        for config in deployed.resources(EVENT_INVOKE_CONFIG_TYPE).values()
+        if config["Properties"]["FunctionName"] == ref(deployed.function_id(FANOUT_MODULE))
+    ]
+    properties = config["Properties"]
+    # Then a failed invocation is not retried (a retry would post the segment again to the listeners the first
+    # reached), an event that waited a minute is dropped, and either goes to its failure queue
+    assert properties["MaximumRetryAttempts"] == 0
+    assert properties["MaximumEventAgeInSeconds"] == 60
+    queue_id = _queue_of(properties["DestinationConfig"]["OnFailure"]["Destination"])
+    assert queue_id == _failure_queue_id(deployed, "Fanout")
+
+
+def test_the_transcriber_is_told_the_fanout_function_and_may_invoke_it_alone(deployed: Synthesized) -> None:
+    fanout_id = deployed.function_id(FANOUT_MODULE)
+    for logical_id, function in deployed.functions.items():
+        variables = function["Properties"].get("Environment", {}).get("Variables", {})
+        if deployed.function_module(logical_id) == TRANSCRIBER_MODULE:
+            assert variables["FANOUT_FUNCTION"] == ref(fanout_id)
+        else:
+            assert "FANOUT_FUNCTION" not in variables, logical_id
+    invokers = {
+        role
+        for policy in deployed.resources(POLICY_TYPE).values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Action"] == "lambda:InvokeFunction"
+        and get_att(fanout_id, "Arn") in as_list(statement["Resource"])
+        for role in map(json.dumps, policy["Properties"]["Roles"])
+    }
+    assert invokers == {json.dumps(ref(deployed.function_role_id(deployed.function_id(TRANSCRIBER_MODULE))))}
+
+
 def test_sweeper_failures_are_not_retried_and_are_recorded(deployed: Synthesized) -> None:
     # Given the sweeper's asynchronous invocation settings (its schedule invokes it asynchronously)
     (config,) = [
@@ -560,7 +599,9 @@ def test_sweeper_failures_are_not_retried_and_are_recorded(deployed: Synthesized
 def test_failure_queues_are_encrypted_tls_only_and_kept_two_weeks(deployed_any: Synthesized) -> None:
     # Given the stack's queues
     queues = deployed_any.resources(QUEUE_TYPE)
-    assert set(queues) == {_failure_queue_id(deployed_any, prefix) for prefix in ("Welcome", "Sweeper", "Status")}
+    assert set(queues) == {
+        _failure_queue_id(deployed_any, prefix) for prefix in ("Welcome", "Sweeper", "Status", "Fanout")
+    }
     policies = deployed_any.resources(QUEUE_POLICY_TYPE)
     for queue_id, queue in queues.items():
         # Then each is encrypted (SQS managed keys), keeps a record 14 days, and stays with the data

@@ -24,7 +24,15 @@ from tests.infrastructure.template_support import (
 
 LAMBDA_NAMESPACE = "AWS/Lambda"
 # Timeouts (s) by handler module, and the share of it a p99 duration may reach before its alarm fires.
-TIMEOUT_SECONDS = {"connect": 10, "disconnect": 10, "message": 10, "authorizer": 10, "welcome": 30, "sweeper": 50}
+TIMEOUT_SECONDS = {
+    "connect": 10,
+    "disconnect": 10,
+    "message": 10,
+    "authorizer": 10,
+    "welcome": 30,
+    "sweeper": 50,
+    "fanout": 30,
+}
 DURATION_FRACTION = 0.8
 # Errors in 5 minutes that fire a function's alarm (the authorizer refuses tokens by raising: only a burst).
 ERRORS_THRESHOLD = {module: 1 for module in TIMEOUT_SECONDS} | {"authorizer": 50}
@@ -113,9 +121,9 @@ def test_every_alarm_notifies_the_topic_and_ignores_missing_data(deployed: Synth
     # Given every alarm
     topic_id, _ = deployed.only(TOPIC_TYPE)
     alarms = _alarms(deployed)
-    # (each function x 3, the stage, the rejected configurations, the synthesis failures, 3 failure queues, the
+    # (each function x 3, the stage, the rejected configurations, the synthesis failures, 4 failure queues, the
     # sweeper's schedule)
-    assert len(alarms) == len(ALL_MODULES) * 3 + 7
+    assert len(alarms) == len(ALL_MODULES) * 3 + 8
 
     # Then it notifies the topic when it fires and when it recovers, and no traffic never fires it
     for logical_id, properties in alarms.items():
@@ -258,7 +266,7 @@ def test_custom_metric_alarms_name_exactly_what_the_code_emits(deployed_any: Syn
         assert {dimensions[telemetry.ENVIRONMENT_DIMENSION]} == environment_values
 
 
-@pytest.mark.parametrize("prefix", ["Welcome", "Sweeper"])
+@pytest.mark.parametrize("prefix", ["Welcome", "Sweeper", "Fanout"])
 def test_each_failure_queue_alarms_while_it_holds_a_record(deployed: Synthesized, prefix: str) -> None:
     # Given the function's failure queue
     (queue_id,) = [logical_id for logical_id in deployed.resources(QUEUE_TYPE) if f"{prefix}Failures" in logical_id]

@@ -19,9 +19,10 @@ FUNCTIONS = (
     "Authorizer",
     "Status",
     "Transcriber",
+    "Fanout",
     "HttpApi",
 )
-POSTING = ("Connect", "Disconnect", "Message", "Welcome", "Sweeper", "Status", "Transcriber", "HttpApi")
+POSTING = ("Connect", "Disconnect", "Message", "Welcome", "Sweeper", "Status", "Transcriber", "Fanout", "HttpApi")
 TABLES = ("Sessions", "Connections", "RateLimits", "AudioChunks", "Transcripts")
 
 
@@ -43,6 +44,7 @@ def _expected(environment: str) -> set[tuple[str, str]]:
         ("WebSocket/WelcomeFailures", "SQS3"),
         ("WebSocket/StatusFailures", "SQS3"),
         ("WebSocket/SweeperFailures", "SQS3"),
+        ("WebSocket/FanoutFailures", "SQS3"),
         # The audio bucket: no access logs for short-lived published audio; its objects under audio/ by key.
         ("Audio/Bucket", "S1"),
         ("WebSocket/TranscriberRole", "IAM5[audio/*]"),

@@ -56,7 +56,7 @@ EXPECTED_DYNAMODB_ACCESS: dict[str, dict[str, set[str]]] = {
     # Row read; row Delete with the count Update (the session's or its seat's), or the speaker's window Update;
     # listeners told (the session read when nobody is under its own key: its listeners may be under its seat shards').
     "disconnect": {
-        "Sessions": {"GetItem", "UpdateItem"},
+        "Sessions": {"GetItem", "BatchGetItem", "UpdateItem"},
         "Connections": {"GetItem", "DeleteItem"},
         "Connections/index/bySessionLanguage": {"Query"},
     },
@@ -92,7 +92,7 @@ EXPECTED_DYNAMODB_ACCESS: dict[str, dict[str, set[str]]] = {
     # rows; the session read when nobody is under its own key); the spoken segments' numbers (the session's Update);
     # and the transcript's batched puts (no read).
     "transcriber": {
-        "Sessions": {"GetItem", "UpdateItem"},
+        "Sessions": {"GetItem", "BatchGetItem", "UpdateItem"},
         "AudioChunks": {"Query"},
         "Connections": {"GetItem", "BatchGetItem", "DeleteItem"},
         "Connections/index/bySessionLanguage": {"Query"},
@@ -109,6 +109,13 @@ EXPECTED_DYNAMODB_ACCESS: dict[str, dict[str, set[str]]] = {
         "Connections/index/bySessionLanguage": {"Query"},
         "RateLimits": {"UpdateItem"},
         "Transcripts": {"Query", "BatchWriteItem"},
+    },
+    # The fan-out per shard: its shards' listeners (index Query) and their delivery choices (BatchGetItem of their
+    # rows); a gone one's row read and removed with its seat counted down. Never the session.
+    "fanout": {
+        "Sessions": {"UpdateItem"},
+        "Connections": {"GetItem", "BatchGetItem", "DeleteItem"},
+        "Connections/index/bySessionLanguage": {"Query"},
     },
     "authorizer": {},
 }
@@ -127,6 +134,7 @@ EXPECTED_TABLE_KEY_ACCESS: dict[str, set[tuple[str, str]]] = {
     "welcome": {("Decrypt", VIA_DYNAMODB), ("Decrypt", FOR_THE_STREAM)},
     "status": {("Decrypt", VIA_DYNAMODB), ("Decrypt", FOR_THE_STREAM)},
     "transcriber": {("Decrypt", VIA_DYNAMODB)},
+    "fanout": {("Decrypt", VIA_DYNAMODB)},
     "http_api": {("Decrypt", VIA_DYNAMODB)},
     "authorizer": set(),
 }
