@@ -66,6 +66,7 @@ class DeliveryReport:
     translation_failures: int = 0
     posted: int = 0
     handed_off: int = 0  # fan-out invocations queued (a big session's: their posts are theirs to count)
+    paced: bool = False  # a big session's partial held back by the pace of its partials (nothing posted)
     gone: int = 0
     handshaking: int = 0
     failed: int = 0
@@ -103,6 +104,7 @@ class CaptionDelivery:
         self._choices: dict[str, DeliveryChoice] = {}
         self._plan: shard_fanout.Plan | None = None
         self._audience_read_at_ms: int | None = None
+        self._partial_handed_off_at_ms: int | None = None
         self._translations = ThreadPoolExecutor(limits.TRANSLATION_PARALLELISM, thread_name_prefix="caption-translate")
         self._posts = ThreadPoolExecutor(limits.FANOUT_PARALLELISM, thread_name_prefix="caption-post")
 
@@ -216,8 +218,16 @@ class CaptionDelivery:
 
     def _hand_off(self, plan: shard_fanout.Plan, segment: Segment, now_ms: int) -> DeliveryReport:
         """A big session's segment: translated once per language with listeners (partials too: which listeners want
-        captions is the fan-out's to read), then handed to the fan-out function, one invocation per group."""
+        captions is the fan-out's to read), then handed to the fan-out function, one invocation per group. A partial
+        comes sooner after the last one handed off than the audience's share of the account's request rate allows
+        (:func:`partial_pace_ms`) is skipped, untranslated: the next partial or the final says more."""
         report = DeliveryReport(segment.segment_id, languages=len(plan.languages))
+        if segment.is_partial:
+            last = self._partial_handed_off_at_ms
+            if last is not None and 0 <= now_ms - last < partial_pace_ms(plan.listeners):
+                report.paced = True
+                return report
+            self._partial_handed_off_at_ms = now_ms
         translating: dict[Future[str], str] = {}
         for language in plan.languages:
             if language == self.source_language or not segment.text.strip():
@@ -302,3 +312,9 @@ class CaptionDelivery:
 def _spoken_here(language: str) -> bool:
     """Whether this deployment speaks ``language``: a synthesizer and an audio store configured, and a voice."""
     return voices.engine() is not None and not voices.cannot_speak(language)
+
+
+def partial_pace_ms(listeners: int) -> int:
+    """The least time between two partials handed to the fan-out for an audience of ``listeners``, so that its
+    partial captions take at most ``FANOUT_PARTIAL_POSTS_PER_SECOND`` posts a second of the account's budget."""
+    return listeners * 1000 // limits.FANOUT_PARTIAL_POSTS_PER_SECOND

@@ -111,6 +111,11 @@ FANOUT_WORKER_PARALLELISM: Final = 100
 FANOUT_INVOKE_PARALLELISM: Final = 10
 FANOUT_EVENT_MAX_BYTES: Final = 240_000
 FANOUT_EVENT_MAX_AGE_SECONDS: Final = 10
+# A fanned-out audience's partial captions are paced so that they spend at most FANOUT_PARTIAL_POSTS_PER_SECOND of
+# the account's @connections budget (API Gateway: 10,000 requests a second per account, all APIs and sessions):
+# a partial is handed off only once listeners / FANOUT_PARTIAL_POSTS_PER_SECOND seconds have passed since the last
+# one (2,000 listeners: one a second at most; 10,000: one every 4 s); finals are never held back.
+FANOUT_PARTIAL_POSTS_PER_SECOND: Final = 2_500
 
 # Speech (``lambda_src/app/speech.py``, decision record 0039): languages synthesized at once for one segment, and
 # how long a ``translatedAudio`` URL stays valid (the listener app fetches each chunk as it arrives and prefetches

@@ -13,7 +13,7 @@ import pytest
 from lambda_src import runtime
 from lambda_src.adapters import fanout_function
 from lambda_src.adapters.translation.stand_in import StandInTranslator
-from lambda_src.app import seats, shard_fanout
+from lambda_src.app import captions, seats, shard_fanout
 from lambda_src.app.transcription.delivery import SegmentDelivery
 from lambda_src.contract import function_settings, limits
 from lambda_src.handlers import fanout
@@ -197,6 +197,26 @@ def test_an_audience_at_the_threshold_is_posted_by_the_consumer_with_no_invocati
     writes = requests.by_operation.pop("BatchWriteItem", 0)  # the transcript's
     assert writes <= 2
     assert requests.by_operation == {"BatchGetItem": 2, "Query": 2}
+
+
+def test_a_fanned_out_audiences_partials_are_paced_by_its_share_of_the_request_rate_and_finals_never(
+    big, gateway, invocations: Invocations, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 10 listeners fanned out, and a partial budget of 10 posts a second: one partial a second at most
+    monkeypatch.setattr(limits, "FANOUT_PARTIAL_POSTS_PER_SECOND", 10)
+    listeners(["es"] * 10)
+    partial = Segment(segment_id="s.1", text="Sentence", is_partial=True, stability=0.5, start_time=1.0)
+    # When four partials come 400 ms apart, then the final
+    deliver([partial, partial, partial, partial, final(1)], step_ms=400)
+    # Then the partials at 0 and 1,200 ms were handed off (400 and 800 ms were too soon), and the final at once
+    handed = [event["messages"]["es"]["isPartial"] for event in invocations.events if event["shards"] == [1, 2]]
+    assert handed == [True, True, False]
+    assert captions.partial_pace_ms(10) == 1_000
+
+
+def test_the_partials_of_10000_listeners_come_every_4_s_and_of_2000_every_800_ms() -> None:
+    # A quarter of the account's 10,000 requests a second (decision record 0040)
+    assert (captions.partial_pace_ms(10_000), captions.partial_pace_ms(2_000)) == (4_000, 800)
 
 
 def test_a_worker_reads_each_shard_once_per_audience_window(big, gateway, invocations: Invocations) -> None:
