@@ -378,12 +378,12 @@ def _reads(calls: list[list[Any]]) -> tuple[int, int]:
 def _simulated_instances(recorder: PostRecorder) -> Iterator[None]:
     saved = connections_api.client, shard_fanout._executors, dynamodb.INVOCATION_BUDGET_SECONDS
     connections_api.client = lambda: recorder  # type: ignore[assignment]
-    shard_fanout._executors = _instance_executors  # type: ignore[assignment]
+    shard_fanout._executors = _instance_executors
     dynamodb.INVOCATION_BUDGET_SECONDS = 1e9  # each thread stands for an invocation of its own
     try:
         yield
     finally:
-        connections_api.client, shard_fanout._executors, dynamodb.INVOCATION_BUDGET_SECONDS = saved  # type: ignore[assignment]
+        connections_api.client, shard_fanout._executors, dynamodb.INVOCATION_BUDGET_SECONDS = saved
         shard_fanout.forget()
 
 
