@@ -19,6 +19,10 @@ Every floor is measured in the same run on the same machine (see each section's 
               posts per caption (bench.live_path); then to each listener's translatedAudio with 1 and 50
               listeners vs the same segments' caption, the synthesis timed apart, and the synthesis calls and
               posts per segment with 500 listeners (bench.speech_path)
+10. fanout    one caption to thousands of listeners of one session through the fan-out per shard: as many
+              real listeners as the machine holds (2,000) through the local gateway vs the same run's one
+              listener; a simulated 10,000 (the fan-out's own code, posts with a stated latency model) vs the
+              same model's ideal (bench.fanout)
 
 Figures are reports, not assertions: the exit status is non-zero only when a correctness check fails (the
 final listener count, or the number admitted under the cap, is not exact) or a section could not run.
@@ -53,6 +57,7 @@ SECTION_NAMES = (
     "contention",
     "transcription",
     "live_path",
+    "fanout",
 )
 ALIASES = {
     "coldstart": "cold_start",
@@ -61,6 +66,7 @@ ALIASES = {
     "memory": "footprint",
     "size": "footprint",
     "e2e": "live_path",
+    "fan_out": "fanout",
 }
 
 
@@ -119,6 +125,12 @@ def _live_path(context: Context, args: argparse.Namespace) -> list[Row]:
     return live_path.measure(context, later=speech_path)  # the spoken translation's phases in the same local run
 
 
+def _fanout(context: Context, args: argparse.Namespace) -> list[Row]:
+    from bench import fanout
+
+    return fanout.measure(context)
+
+
 SECTIONS: dict[str, Callable[[Context, argparse.Namespace], list[Row]]] = {
     "requests": _requests,
     "latency": _latency,
@@ -129,6 +141,7 @@ SECTIONS: dict[str, Callable[[Context, argparse.Namespace], list[Row]]] = {
     "contention": _contention,
     "transcription": _transcription,
     "live_path": _live_path,
+    "fanout": _fanout,
 }
 
 

@@ -174,16 +174,24 @@ def _send(sequence: int, every: int, text: Callable[[int], str] | None = None) -
     return json.dumps(message), completes
 
 
-async def _join(url: str, session_id: str, languages: list[str], outputs: list[str]) -> list[ClientConnection]:
-    opened = await asyncio.gather(
-        *(
-            _open(
-                f"{url}?action=joinSession&sessionId={session_id}&targetLanguage={language}&{wire.OUTPUT}={output}",
-                expect_message=True,
+async def _join(
+    url: str, session_id: str, languages: list[str], outputs: list[str], batch: int | None = None
+) -> list[ClientConnection]:
+    """One listener per entry of ``languages``, all at once, or ``batch`` at a time (each batch joined before the
+    next starts: thousands at once would time out in the handshake's queue)."""
+    pairs = list(zip(languages, outputs, strict=True))
+    step = batch or len(pairs) or 1
+    opened = []
+    for start in range(0, len(pairs), step):
+        opened += await asyncio.gather(
+            *(
+                _open(
+                    f"{url}?action=joinSession&sessionId={session_id}&targetLanguage={language}&{wire.OUTPUT}={output}",
+                    expect_message=True,
+                )
+                for language, output in pairs[start : start + step]
             )
-            for language, output in zip(languages, outputs, strict=True)
         )
-    )
     joined = [ws for ws, first, *_ in opened if ws is not None and isinstance(first, dict)]
     refused = [first for ws, first, *_ in opened if ws is None or not isinstance(first, dict)]
     if refused or any(first.get("type") != "sessionJoined" for _ws, first, *_ in opened):
@@ -203,18 +211,19 @@ async def phase(
     outputs: list[str] | None = None,
     text: Callable[[int], str] | None = None,
     first_kind: str = CAPTION,
+    join_batch: int | None = None,
 ) -> tuple[Phase, Any]:
     """A session with one listener per entry of ``languages`` (its output the entry of ``outputs``: captions only
     by default, what the captions' phases time); the speaker streams until ``segments`` segments (one per ``every``
     chunks, each saying ``text(marker)`` if given) completed after the warm-up, which ends a second after the first
     message of type ``first_kind``; then ``before_end(session id)`` runs in a thread (its result is returned with
-    the phase), and the session ends."""
+    the phase), and the session ends. ``join_batch``: the listeners join that many at a time."""
     outputs = outputs if outputs is not None else [wire.OUTPUT_CAPTIONS] * len(languages)
     speaker, session_id = await _speaker(url, token)
     sockets = [speaker]
     readers: list[asyncio.Task[None]] = []
     try:
-        listeners = await _join(url, session_id, languages, outputs)
+        listeners = await _join(url, session_id, languages, outputs, join_batch)
         sockets += listeners
         first_caption = asyncio.Event()
         spoken, audience = Received(), [Received() for _ in listeners]

@@ -203,7 +203,9 @@ async def _forward_log(stream: asyncio.StreamReader, function: str) -> None:
 
 
 class FunctionRuntime:
-    """Warm execution environments of one function; a new one starts when all are busy (up to a limit)."""
+    """Warm execution environments of one function; a new one starts when all are busy (up to a limit).
+    ``invocations`` counts the invocations it was given (by a route, a stream, a schedule or the Invoke API), as
+    Lambda's ``Invocations`` metric does: what a test or the bench observes of a function that answers no one."""
 
     def __init__(self, definition: FunctionDefinition, base_env: dict[str, str]) -> None:
         self.definition = definition
@@ -220,6 +222,7 @@ class FunctionRuntime:
         self._all: list[_Worker] = []
         self._alive = 0  # workers running or starting
         self._starting = False
+        self.invocations = 0
 
     async def _start_worker(self) -> _Worker:
         process = await asyncio.create_subprocess_exec(
@@ -290,6 +293,7 @@ class FunctionRuntime:
         return await self._idle.get()
 
     async def invoke(self, event: dict[str, Any]) -> Any:
+        self.invocations += 1
         worker = await self._acquire()
         try:
             reply = await worker.call({"event": event, "requestId": str(uuid.uuid4())}, self.definition.timeout_seconds)

@@ -255,3 +255,25 @@ def test_a_functions_log_lines_are_records_of_the_function_log_not_the_runs_own_
     # And nothing of it went to the run's own output streams (pytest's progress output, make local's terminal)
     written = capfd.readouterr()
     assert "hello" not in written.out + written.err
+
+
+def test_a_function_counts_every_invocation_it_was_given_failed_ones_included(runtime: FunctionRuntime) -> None:
+    # Given a function's runtime, invoked twice successfully and once with an event whose worker is stopped under it
+    async def scenario() -> tuple[int, int]:
+        before = runtime.invocations
+        try:
+            await runtime.invoke({"echo": "one"})
+            await runtime.invoke({"echo": "two"})
+            busy = asyncio.create_task(runtime.invoke({"wait": True}))
+            while not busy.done() and not any(w.process.returncode is None for w in runtime._all):
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.2)
+            for worker in list(runtime._all):
+                worker.process.kill()
+            await asyncio.gather(busy, return_exceptions=True)
+            return before, runtime.invocations
+        finally:
+            await runtime.close()
+
+    # Then it counted each of the three, as Lambda's Invocations metric does (an errored one too)
+    assert asyncio.run(scenario()) == (0, 3)
