@@ -30,8 +30,11 @@
    segment (= 10,000), the invocations per segment, and the audience reads per shard: a segment whose window's
    audience was not yet read reads it (one index query per shard, one BatchGetItem per 100 rows), the later
    segments of that window (``CAPTION_AUDIENCE_CACHE_SECONDS``) none (two untimed segments back to back, their
-   posts answered at once, show it: a timed segment here outlasts the window). The gap between the value and its
-   floor is this process's own cost of 1,000 posting threads on 2 shared cores, which a Lambda instance does not share.
+   posts answered at once, show it: a timed segment here outlasts the window). Run this way, the ten invocations
+   share this process and 2 cores (1,000 posting threads): that row is reported, without a target. What the cloud
+   does, ten instances each with a CPU of its own started at once, is the row before it: each of the segment's
+   invocations run again alone (its audience read afresh, as the first segment of a window), timed from its Invoke
+   to its last post, the slowest of them — beside the same floor and against the 2 s target.
 
     .venv/bin/python -m bench --only fanout
 """
@@ -517,16 +520,12 @@ def _segment(
     recorder.reset(segment)
     already = len(requests.calls)
 
-    def invoke(payload: bytes) -> shard_fanout.WorkerReport:
-        time.sleep(INVOKE_LATENCY_MS / 1000)
-        return shard_fanout.deliver(json.loads(payload))
-
     started = time.perf_counter()
-    reports = [future.result() for future in [invocations.submit(invoke, payload) for _, payload in events]]
+    reports = [future.result() for future in [invocations.submit(_invoked, payload) for _, payload in events]]
     ended = [at for times in recorder.ended.values() for at in times]
     queries, keys, batch_gets = _reads(requests.calls[already:])
     groups = [[c for shard in group.shards for c in by_shard[shard]] for group in plan.groups]
-    return {
+    result = {
         "last_ms": (max(ended) - started) * 1000 if ended else math.nan,
         "ideal_ms": ideal_ms(groups, segment),
         "posts": sum(recorder.by_connection.values()),
@@ -539,6 +538,35 @@ def _segment(
         "keys": keys,
         "batch_gets": batch_gets,
     }
+    # (after the counts above: timing each invocation alone posts the segment again)
+    result["alone_ms"] = _alone_ms(events, invocations, recorder, segment)
+    return result
+
+
+def _alone_ms(
+    events: list[tuple[Any, bytes]], invocations: ThreadPoolExecutor, recorder: PostRecorder, segment: int
+) -> float:
+    """The same segment's invocations as separate instances would run them: each alone on this machine (a Lambda
+    instance has its own CPU; here the ten share two cores), its audience read afresh (the window's first segment),
+    timed from its Invoke to its last post; all ten are started at once, so the last delivery is the slowest one."""
+    slowest = 0.0
+    for _, payload in events:
+        shard_fanout.forget()
+        recorder.reset(segment)
+        event = json.loads(payload)
+        event[shard_fanout.SENT_AT] = messages.now_ms()  # sent now: the ones before it did not hold it up
+        started = time.perf_counter()
+        invocations.submit(_invoked, json.dumps(event).encode()).result()
+        ended = [at for times in recorder.ended.values() for at in times]
+        slowest = max(slowest, (max(ended) - started) * 1000 if ended else math.nan)
+    shard_fanout.forget()
+    return slowest
+
+
+def _invoked(payload: bytes) -> shard_fanout.WorkerReport:
+    """One simulated invocation: the Invoke's latency, then the Fanout function's own code."""
+    time.sleep(INVOKE_LATENCY_MS / 1000)
+    return shard_fanout.deliver(json.loads(payload))
 
 
 def _simulated_rows(
@@ -561,16 +589,35 @@ def _simulated_rows(
         f"ms (seeded); {limits.FANOUT_WORKER_PARALLELISM} posts at a time per invocation"
     )
     floor_is = "the same draws posted ideally: each group's posts on 100 lanes after the invoke, the slowest group"
+    alones = [r["alone_ms"] for r in results]
     out = [
         row(
             SECTION,
-            f"simulated {SIM_LISTENERS:,}: hand-off -> last delivery p{p}",
-            round(percentile(lasts, p), 1),
+            f"simulated {SIM_LISTENERS:,}, each invocation on a CPU of its own: hand-off -> last delivery p{p}",
+            round(percentile(alones, p), 1),
             "ms",
             floor=round(percentile(ideals, p), 1),
             floor_is=floor_is,
             target=f"<= {TARGET_MS:.0f} ms",
-            met=percentile(lasts, p) <= TARGET_MS and every,
+            met=percentile(alones, p) <= TARGET_MS and every,
+            note=(
+                "each of a segment's invocations timed alone (its reads afresh), the slowest: what separate Lambda "
+                "instances started at once would take"
+                if p == 50
+                else ""
+            ),
+        )
+        for p in (50, 99)
+    ]
+    out += [
+        row(
+            SECTION,
+            f"simulated {SIM_LISTENERS:,}, all invocations on this machine's 2 cores: hand-off -> last delivery p{p}",
+            round(percentile(lasts, p), 1),
+            "ms",
+            floor=round(percentile(ideals, p), 1),
+            floor_is=floor_is,
+            target="- (the row above is the cloud's: here ten instances share 2 cores)",
             note=f"{len(results)} segments; {model}" if p == 50 else "",
         )
         for p in (50, 99)
