@@ -35,6 +35,7 @@ function's and are published by :func:`lambda_src.platform.metrics.flush`, which
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -190,17 +191,32 @@ class CaptionDelivery:
             return self._hand_off(self._plan, segment, now_ms)
         report = DeliveryReport(segment.segment_id, languages=len(audience))
         pending: list[tuple[str, PendingBroadcast]] = []
+        # audio only: a partial is neither captioned nor spoken
+        languages = [language for language in audience if not segment.is_partial or self._caption_listeners(language)]
+        for language, text in self._texts(segment, languages, report):
+            self._start(pending, report, segment, language, text, now_ms)
+        for language, broadcast in pending:
+            result = broadcast.finish()
+            report.add(result)
+            self._forget(language, result.gone_listeners)
+        return report
+
+    def _texts(self, segment: Segment, languages: Iterable[str], report: DeliveryReport) -> Iterator[tuple[str, str]]:
+        """``segment``'s text in each of ``languages``: the source text (and an empty text, untranslated) at once,
+        every other language's translation as it comes back (all in parallel). A failed translation is counted in
+        ``report`` and logged, and yields nothing."""
+        at_once: list[str] = []
         translating: dict[Future[str], str] = {}
-        for language in audience:
-            if segment.is_partial and not self._caption_listeners(language):
-                continue  # audio only: a partial is neither captioned nor spoken
+        for language in languages:
             if language == self.source_language or not segment.text.strip():
-                self._start(pending, report, segment, language, segment.text, now_ms)
+                at_once.append(language)
             else:
                 future = self._translations.submit(
                     self.translator.translate, segment.text, self.source_language, language
                 )
                 translating[future] = language
+        for language in at_once:
+            yield language, segment.text
         for future in as_completed(translating):
             language = translating[future]
             try:
@@ -209,12 +225,7 @@ class CaptionDelivery:
                 self._translation_failed(report, segment, language, error)
                 continue
             report.translated += 1
-            self._start(pending, report, segment, language, text, now_ms)
-        for language, broadcast in pending:
-            result = broadcast.finish()
-            report.add(result)
-            self._forget(language, result.gone_listeners)
-        return report
+            yield language, text
 
     def _hand_off(self, plan: shard_fanout.Plan, segment: Segment, now_ms: int) -> DeliveryReport:
         """A big session's segment: translated once per language with listeners (partials too: which listeners want
@@ -228,23 +239,8 @@ class CaptionDelivery:
                 report.paced = True
                 return report
             self._partial_handed_off_at_ms = now_ms
-        translating: dict[Future[str], str] = {}
-        for language in plan.languages:
-            if language == self.source_language or not segment.text.strip():
-                report.texts[language] = segment.text
-            else:
-                future = self._translations.submit(
-                    self.translator.translate, segment.text, self.source_language, language
-                )
-                translating[future] = language
-        for future in as_completed(translating):
-            language = translating[future]
-            try:
-                report.texts[language] = future.result()
-            except Exception as error:
-                self._translation_failed(report, segment, language, error)
-                continue
-            report.translated += 1
+        for language, text in self._texts(segment, plan.languages, report):
+            report.texts[language] = text
         by_language = {
             language: messages.caption(
                 self.session_id, segment.segment_id, self.source_language, language, text, segment.is_partial, now_ms
