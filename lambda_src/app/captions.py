@@ -24,7 +24,7 @@ The transcription consumer (one invocation per live session) makes one :class:`C
   :func:`lambda_src.downstream.start_broadcast`, the same path any downstream processor uses: a listener that
   answers 410 past its handshake is counted out exactly once, as its ``$disconnect`` would be.
 - A session with seat shards (decision record 0040) is read from its seats first: only the shards that count
-  listeners are queried; an audience over ``shard_fanout.local_listeners()`` (500) is not read here at all: each
+  listeners are queried; an audience over ``fanout_groups.local_listeners()`` (500) is not read here at all: each
   segment is translated once per language with listeners and handed to the fan-out function
   (``lambda_src.app.shard_fanout``), one asynchronous invocation per group of shards, which reads its shards'
   listeners and their choices and posts them.
@@ -43,7 +43,7 @@ from types import TracebackType
 from lambda_src import runtime
 from lambda_src.adapters.repositories.connections import DeliveryChoice
 from lambda_src.adapters.translation import TranslationError, Translator
-from lambda_src.app import downstream, seats, shard_fanout, voices
+from lambda_src.app import downstream, fanout_groups, seats, shard_fanout, voices
 from lambda_src.app.downstream import BroadcastReport, PendingBroadcast
 from lambda_src.contract import limits
 from lambda_src.model.partial_result_processor import Segment
@@ -103,7 +103,7 @@ class CaptionDelivery:
         self._cache_ms = audience_cache_seconds * 1000
         self._audience: dict[str, list[str]] = {}
         self._choices: dict[str, DeliveryChoice] = {}
-        self._plan: shard_fanout.Plan | None = None
+        self._plan: fanout_groups.Plan | None = None
         self._audience_read_at_ms: int | None = None
         self._partial_handed_off_at_ms: int | None = None
         self._translations = ThreadPoolExecutor(limits.TRANSLATION_PARALLELISM, thread_name_prefix="caption-translate")
@@ -140,14 +140,14 @@ class CaptionDelivery:
         self._audience_read_at_ms = now_ms
         return self._audience
 
-    def _read_audience(self) -> tuple[shard_fanout.Plan | None, dict[str, list[str]]]:
+    def _read_audience(self) -> tuple[fanout_groups.Plan | None, dict[str, list[str]]]:
         """The audience by language, read now. A sharded session's seats are read first (one BatchGetItem): an
-        audience the fan-out takes (``shard_fanout.plan``) is not read here at all (its languages only, with no
+        audience the fan-out takes (``fanout_groups.plan``) is not read here at all (its languages only, with no
         listener: the fan-out's invocations read their shards'); a smaller one is read from its occupied shards."""
         if self.seating is None or not self.seating.sharded:
             return None, downstream.listeners_by_language(self.session_id)
         occupied = seats.occupied(self.session_id, self.seating)
-        plan = shard_fanout.plan(self.session_id, occupied)
+        plan = fanout_groups.plan(self.session_id, occupied)
         if plan is not None:
             return plan, {language: [] for language in plan.languages}
         by_language: dict[str, list[str]] = {}
@@ -157,7 +157,7 @@ class CaptionDelivery:
         return None, dict(sorted(by_language.items()))
 
     @property
-    def fanout_plan(self) -> shard_fanout.Plan | None:
+    def fanout_plan(self) -> fanout_groups.Plan | None:
         """The kept audience's fan-out plan when the fan-out function posts it (a big session), else None."""
         return self._plan
 
@@ -227,7 +227,7 @@ class CaptionDelivery:
             report.translated += 1
             yield language, text
 
-    def _hand_off(self, plan: shard_fanout.Plan, segment: Segment, now_ms: int) -> DeliveryReport:
+    def _hand_off(self, plan: fanout_groups.Plan, segment: Segment, now_ms: int) -> DeliveryReport:
         """A big session's segment: translated once per language with listeners (partials too: which listeners want
         captions is the fan-out's to read), then handed to the fan-out function, one invocation per group. A partial
         comes sooner after the last one handed off than the audience's share of the account's request rate allows
@@ -248,7 +248,7 @@ class CaptionDelivery:
             for language, text in sorted(report.texts.items())
         }
         unspoken = [language for language in by_language if not _spoken_here(language)]
-        handed = shard_fanout.hand_off(plan, by_language, now_ms, unspoken)
+        handed = fanout_groups.hand_off(plan, by_language, now_ms, unspoken)
         report.handed_off = handed.invocations - handed.failed
         report.failed += handed.lost_listeners
         return report

@@ -7,6 +7,11 @@ is then cleaned up) or not yet (a connection whose handshake has not completed a
 listener's failure stops the others. A 429 (API Gateway's throttling) is no departure: the request is retried
 (``connections_api``) until the fan-out's one retry deadline, and a post still throttled then is FAILED, like any
 other failure, never GONE.
+
+A notice or a dismissal (:func:`notify_listeners`) to a sharded session whose audience (its seats' sum) is over
+``fanout_groups.local_listeners()`` (500) is not posted here: it is handed to the fan-out function, one asynchronous
+invocation per group of occupied shards (decision record 0040), and the caller's reply does not wait for the
+posts. A session of one shard, or a sharded one at or under that, is posted here as always (the same requests).
 """
 
 from __future__ import annotations
@@ -18,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lambda_src.adapters import connections_api
-from lambda_src.app import seats
+from lambda_src.app import fanout_groups, seats
 from lambda_src.contract import limits
-from lambda_src.model.session import Seating
+from lambda_src.model.session import Seat, Seating
 from lambda_src.platform.log import logger
 from lambda_src.protocol import messages
 
@@ -45,6 +50,14 @@ class FanoutResult:
     outcomes: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
     # The listeners ``on_gone`` took as gone (those counted under GONE, when there was an ``on_gone``).
     gone: list[str] = field(default_factory=list)
+    # How many listeners (the seats' count) were handed to the fan-out function rather than posted here: what
+    # becomes of each is not known here (none of them is in ``listeners`` or ``outcomes``).
+    handed_off: int = 0
+
+    @property
+    def reached(self) -> int:
+        """The listeners posted to here or handed off: whom this fan-out was for."""
+        return len(self.listeners) + self.handed_off
 
 
 def _deliver(connection_id: str, data: str, close: bool, deadline: float | None) -> Outcome:
@@ -94,15 +107,26 @@ def _each_listener(
     on_gone: OnGone | None,
     what: str,
     seating: Seating | None = None,
+    taken_elsewhere: Callable[[list[Seat]], int] | None = None,
     **log_extra: Any,
 ) -> FanoutResult:
     """``call`` for every listener of the session (in parallel, page by page, shard by shard:
     :func:`seats.listener_pages`), then ``on_gone`` for each that answered 410; the outcomes are logged under
-    ``what``."""
+    ``what``. ``taken_elsewhere``: given a sharded session's occupied seats, how many listeners it handed off (then
+    none is called here), or 0."""
     result = FanoutResult()
     gone: list[str] = []
+
+    def handed_off(occupied: list[Seat]) -> bool:
+        assert taken_elsewhere is not None
+        result.handed_off = taken_elsewhere(occupied)
+        return result.handed_off > 0
+
     with ThreadPoolExecutor(max_workers=limits.FANOUT_PARALLELISM) as pool:
-        for page in seats.listener_pages(session_id, seating=seating):
+        pages = seats.listener_pages(
+            session_id, seating=seating, taken_elsewhere=handed_off if taken_elsewhere is not None else None
+        )
+        for page in pages:
             ids = [connection_id for connection_id, _language in page]
             result.listeners.extend(ids)
             for connection_id, outcome in zip(ids, pool.map(call, ids), strict=True):
@@ -133,6 +157,8 @@ def _settle_gone(result: FanoutResult, gone: list[str], on_gone: OnGone | None) 
 
 
 def _log_outcomes(result: FanoutResult, what: str, **extra: Any) -> None:
+    if result.handed_off:
+        extra = {**extra, "handed_off": result.handed_off}
     logger.info(what, extra={**extra, **{outcome.value: count for outcome, count in result.outcomes.items()}})
 
 
@@ -160,13 +186,15 @@ class Posting:
         return result
 
 
-def post_each(executor: Executor, connection_ids: Iterable[str], message: dict[str, Any]) -> Posting:
-    """Start posting ``message`` to each of ``connection_ids`` on ``executor`` (in parallel, up to its workers);
-    returns at once. A failed post never stops or delays the others."""
+def post_each(
+    executor: Executor, connection_ids: Iterable[str], message: dict[str, Any], *, close: bool = False
+) -> Posting:
+    """Start posting ``message`` to each of ``connection_ids`` on ``executor`` (in parallel, up to its workers), and
+    closing each connection after when ``close``; returns at once. A failed post never stops or delays the others."""
     data = messages.encode(message)
     ids = list(connection_ids)
     deadline = connections_api.retry_deadline()  # one for all of them: the whole posting waits at most that long
-    return Posting(ids, [executor.submit(_deliver, connection_id, data, False, deadline) for connection_id in ids])
+    return Posting(ids, [executor.submit(_deliver, connection_id, data, close, deadline) for connection_id in ids])
 
 
 def notify_listeners(
@@ -178,15 +206,37 @@ def notify_listeners(
     seating: Seating | None = None,
 ) -> FanoutResult:
     """Post ``message`` to every listener of the session (and close their connections when ``close``);
-    ``seating``: the session's, when the caller read it."""
+    ``seating``: the session's, when the caller read it. An audience over ``fanout_groups.local_listeners()`` on a
+    sharded session's seats is handed to the fan-out function instead (``handed_off``; returns once Lambda took or
+    refused each invocation, a refusal logged: those listeners miss the notice, and a dismissal's are dismissed by
+    the sweeper's next revisit)."""
     data = messages.encode(message)
     deadline = connections_api.retry_deadline()
+
+    def to_fanout_function(occupied: list[Seat]) -> int:
+        planned = fanout_groups.plan(session_id, occupied)
+        if planned is None:
+            return 0
+        handed = fanout_groups.hand_off_notice(planned, message, messages.now_ms(), close=close)
+        if handed.failed:
+            logger.warning(
+                "listeners not told: fan-out invocations refused",
+                extra={
+                    "session_id": session_id,
+                    "message_type": message.get("type"),
+                    "failed": handed.failed,
+                    "lost_listeners": handed.lost_listeners,
+                },
+            )
+        return planned.listeners
+
     return _each_listener(
         session_id,
         lambda c: _deliver(c, data, close, deadline),
         on_gone,
         "listeners notified",
         seating,
+        to_fanout_function,
         message_type=message.get("type"),
     )
 

@@ -242,7 +242,11 @@ def counted_all(sessions: Sequence[Session]) -> list[Session]:
 
 # -- the listener index ----------------------------------------------------------------------------------------------
 def listener_pages(
-    session_id: str, target_language: str | None = None, seating: Seating | None = None
+    session_id: str,
+    target_language: str | None = None,
+    seating: Seating | None = None,
+    *,
+    taken_elsewhere: Callable[[list[Seat]], bool] | None = None,
 ) -> Iterator[list[tuple[str, str]]]:
     """The session's listeners as (connection id, target language), one index page at a time, shard after shard;
     only those of ``target_language`` when given. A sharded session's seats are read first (one BatchGetItem) and
@@ -250,7 +254,10 @@ def listener_pages(
 
     ``seating``: when the caller has read the session. Otherwise this process's knowledge of it, and failing
     that the session's own key is read first, as for a session of one shard (every listener of one is there); only
-    when nobody is found there is the session read to know whether its listeners are under its shards' keys."""
+    when nobody is found there is the session read to know whether its listeners are under its shards' keys.
+
+    ``taken_elsewhere``: given a sharded session's occupied seats once read, before any shard is queried; when it
+    says True its caller has reached those listeners another way (the fan-out function) and no page follows."""
     if seating is None:
         seating = runtime.sessions().known_seating(session_id, messages.now_ms() // 1000)
     if seating is None:
@@ -266,7 +273,10 @@ def listener_pages(
     if not seating.sharded:
         yield from _pages(session_id, target_language)
         return
-    yield from occupied_pages(session_id, occupied(session_id, seating, target_language), target_language)
+    seats = occupied(session_id, seating, target_language)
+    if taken_elsewhere is not None and taken_elsewhere(seats):
+        return
+    yield from occupied_pages(session_id, seats, target_language)
 
 
 def occupied(session_id: str, seating: Seating, target_language: str | None = None) -> list[Seat]:

@@ -169,8 +169,10 @@ def dismiss_listeners(
     """Tell an ended session's listeners and close their connections. Each close brings that listener's
     ``$disconnect``, which removes its row and counts it out; one that vanished already (410, past its
     handshake) is counted out here. The cost to the caller grows with the audience only by pages of the
-    listener index. Whoever this misses (a failure, a handshake still completing) the sweeper dismisses
-    on its next pass: the ended session stays in its index while listeners are attached.
+    listener index; an audience over 500 on seat shards is handed to the fan-out function
+    (``fanout.notify_listeners``), whose workers post and close, and the caller does not wait for them. Whoever
+    this misses (a failure, a handshake still completing, a lost invocation) the sweeper dismisses on its next
+    pass: the ended session stays in its index while listeners are attached.
 
     A session with seat shards (``seating``) first has its seats closed, so that no join takes one from then on; a
     join that took one before is a listener this dismissal or the sweeper's next one reaches."""
@@ -182,5 +184,5 @@ def dismiss_listeners(
         on_gone=connections.count_out_if_vanished,
         seating=seating,
     )
-    logger.info(what, extra={"session_id": session_id, "reason": reason, "listeners": len(result.listeners)})
+    logger.info(what, extra={"session_id": session_id, "reason": reason, "listeners": result.reached})
     return result

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from lambda_src import runtime
-from lambda_src.app import downstream, shard_fanout, voices
+from lambda_src.app import downstream, fanout_groups, voices
 from lambda_src.contract import limits
 from lambda_src.model.partial_result_processor import Segment
 from lambda_src.model.session import Session
@@ -71,7 +71,7 @@ class _Segment:
     texts: dict[str, str]  # language -> the text to speak
     listeners: dict[str, list[str]]  # language -> who gets it
     now_ms: int
-    fanout: shard_fanout.Plan | None = None  # a big session's: its fan-out posts, to whom its shards' rows say
+    fanout: fanout_groups.Plan | None = None  # a big session's: its fan-out posts, to whom its shards' rows say
 
 
 class SpeechDelivery:
@@ -108,7 +108,7 @@ class SpeechDelivery:
         texts: dict[str, str],
         listeners: dict[str, list[str]],
         now_ms: int,
-        fanout: shard_fanout.Plan | None = None,
+        fanout: fanout_groups.Plan | None = None,
     ) -> Future[SpeechReport] | None:
         """Start speaking ``segment`` (a final) in each language of ``texts`` (its captions' texts) that has
         ``listeners`` wanting audio; returns at once (None when there is nothing to speak). ``fanout``: a big
@@ -209,7 +209,7 @@ class SpeechDelivery:
             for language, (url, spoken) in audio.items()
         }
         if job.fanout is not None:
-            handed = shard_fanout.hand_off(job.fanout, by_language, job.now_ms)
+            handed = fanout_groups.hand_off(job.fanout, by_language, job.now_ms)
             report.spoken += list(by_language)
             report.handed_off = handed.invocations - handed.failed
             return

@@ -119,14 +119,14 @@ def _dismiss_remaining_listeners(session: Session, sweep_at_s: int, now_ms: int)
     reason = session.end_reason or wire.EXPIRED
     remaining = speaker.dismiss_listeners(
         session.session_id, reason, now_ms, "ended session revisited", seating=session.seating
-    ).listeners
+    ).reached  # (those handed to the fan-out function too: whether they are gone is known at the next revisit)
     rows_outlived = (session.ended_at_ms or 0) // 1000 + ROW_LIFETIME_SECONDS <= now_ms // 1000
     revisit_s = now_ms // 1000 + limits.SWEEP_INTERVAL_SECONDS if remaining and not rows_outlived else None
     runtime.sessions().revisit_ended(session.session_id, sweep_at_s, revisit_s)
     if remaining and rows_outlived:
         logger.warning(
             "an ended session's listener rows outlived their lifetime; left to their TTL",
-            extra={"session_id": session.session_id, "listeners": len(remaining)},
+            extra={"session_id": session.session_id, "listeners": remaining},
         )
 
 

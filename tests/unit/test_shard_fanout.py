@@ -1,6 +1,7 @@
 """The fan-out per shard (decision record 0040): a big session's segments handed by the consumer to the fan-out
-function, one asynchronous invocation per group of occupied shards, each posting its shards' listeners (moto tables,
-the recording ``@connections`` fake; Lambda's Invoke recorded, the invocations then run through the handler)."""
+function, and its notices and dismissals by the route that raises them, one asynchronous invocation per group of
+occupied shards, each posting its shards' listeners (moto tables, the recording ``@connections`` fake; Lambda's Invoke
+recorded, the invocations then run through the handler)."""
 
 from __future__ import annotations
 
@@ -13,20 +14,24 @@ import pytest
 from lambda_src import runtime
 from lambda_src.adapters import fanout_function
 from lambda_src.adapters.translation.stand_in import StandInTranslator
-from lambda_src.app import captions, seats, shard_fanout
+from lambda_src.adapters.repositories.connections import Connection
+from lambda_src.app import captions, seats, shard_fanout, speaker
 from lambda_src.app.transcription.delivery import SegmentDelivery
-from lambda_src.contract import function_settings, limits
+from lambda_src.contract import function_settings, limits, wire
+from lambda_src.contract.schema import ROLE_SPEAKER
 from lambda_src.handlers import fanout
 from lambda_src.model.partial_result_processor import Segment
 from lambda_src.model.session import Seat, Session
+from lambda_src.protocol import messages
 from tests.support.helpers import DynamoDBRequests, body_of
 from tests.unit.conftest import Speech
-from tests.unit.flows import SESSION_ID, handshake_done_ms, join, send
+from tests.unit.flows import SESSION_ID, deliver_disconnects, handshake_done_ms, join, send
 
 SHARDS = 6  # of two seats: a cap of 12
 LOCAL = 3  # the consumer posts an audience of at most 3 itself
 GROUP = 4  # an invocation posts at most 4 listeners: two full shards
 LEASE_ID = "lease-1"
+SPEAKER = "speaker-conn"  # put_session's default speakerConnectionId
 
 
 class Invocations:
@@ -77,6 +82,13 @@ def big(tables, monkeypatch: pytest.MonkeyPatch) -> Any:
         transcriberLeaseUntil=now_ms + 60_000,
     )
     return tables
+
+
+def speaker_row() -> None:
+    """The big session's speaker connection row (the session item names it)."""
+    runtime.connections().put(
+        Connection(SPEAKER, messages.now_ms(), role=ROLE_SPEAKER, user_id="user-1", session_id=SESSION_ID)
+    )
 
 
 def session() -> Session:
@@ -290,3 +302,128 @@ def test_the_default_thresholds_keep_every_session_of_up_to_500_listeners_with_t
     assert plan is not None
     assert [len(group.shards) for group in plan.groups] == [limits.SHARDS_PER_FANOUT] * 10
     assert {group.listeners for group in plan.groups} == {1000}
+
+
+# -- notices and dismissals ------------------------------------------------------------------------------------------
+def test_a_pause_to_a_big_audience_invokes_each_group_once_and_every_listener_gets_it_once(
+    big, gateway, invocations: Invocations
+) -> None:
+    # Given 10 listeners on shards 1-5 (over the local threshold of 3) and the speaker
+    audience = listeners(["es", "de", "es", "fr", "es", "de", "en", "es", "de", "fr"])
+    speaker_row()
+    # When the speaker pauses the broadcast
+    reply = body_of(send({"action": "pauseBroadcast"}, SPEAKER))
+    # Then the route answered without posting to any listener itself, and invoked each group of shards once with
+    # the notice under each language its seats count, to post (never to close)
+    assert reply["isPaused"] is True
+    assert [post for post in gateway.posts() if post[0] != SPEAKER] == []
+    assert [event["shards"] for event in invocations.events] == [[1, 2], [3, 4], [5]]
+    assert [sorted(event["messages"]) for event in invocations.events] == [
+        ["de", "es", "fr"],
+        ["de", "en", "es"],
+        ["de", "fr"],
+    ]
+    assert {message["type"] for event in invocations.events for message in event["messages"].values()} == {
+        "broadcastPaused"
+    }
+    assert not any("close" in event for event in invocations.events)
+    # And once the invocations run, every listener has the notice once, and none is closed
+    results = invocations.run()
+    assert sum(result["posted"] for result in results) == 10
+    for connection_id in audience:
+        assert gateway.types_to(connection_id) == ["broadcastPaused"]
+    assert gateway.closed() == []
+
+
+def test_a_notice_reaches_a_listener_who_joined_after_the_workers_last_read_of_the_audience(
+    big, gateway, invocations: Invocations
+) -> None:
+    # Given 4 listeners whose shards' audience a worker read (and keeps) for a caption, then a fifth who joins
+    listeners(["es"] * 4)
+    speaker_row()
+    deliver([final(1)])
+    invocations.run()
+    (late,) = listeners(["es"])
+    # When the speaker pauses, within the kept audience's window
+    send({"action": "pauseBroadcast"}, SPEAKER)
+    invocations.run()
+    # Then the notice was posted to the shards as they are now: the late listener has it
+    assert gateway.types_to(late) == ["broadcastPaused"]
+
+
+def test_an_ending_to_a_big_audience_invokes_with_close_and_every_listener_is_told_and_closed(
+    big, gateway, invocations: Invocations
+) -> None:
+    # Given 10 listeners on shards 1-5 and the speaker
+    audience = listeners(["es", "de", "es", "fr", "es", "de", "en", "es", "de", "fr"])
+    speaker_row()
+    # When the speaker ends the session
+    reply = body_of(send({"action": "endSession", "sessionId": SESSION_ID}, SPEAKER))
+    # Then the route answered without posting to or closing any listener itself: each group was invoked once, with
+    # sessionEnded and the close flag
+    assert reply["type"] == "sessionEnded"
+    assert [post for post in gateway.posts() if post[0] != SPEAKER] == []
+    assert gateway.closed() == []
+    assert [event["shards"] for event in invocations.events] == [[1, 2], [3, 4], [5]]
+    assert all(event["close"] is True for event in invocations.events)
+    assert {message["type"] for event in invocations.events for message in event["messages"].values()} == {
+        "sessionEnded"
+    }
+    # And once they run, every listener has sessionEnded once and its connection is closed; their $disconnects
+    # count everyone out
+    invocations.run()
+    for connection_id in audience:
+        assert gateway.types_to(connection_id) == ["sessionEnded"]
+        assert gateway.messages_to(connection_id)[0]["reason"] == wire.ENDED_BY_SPEAKER
+    assert sorted(gateway.closed()) == sorted(audience)
+    deliver_disconnects(audience)
+    assert seats.audience(session()).listener_count == 0
+
+
+def test_a_dismissal_whose_invocations_were_lost_is_made_again_by_the_sweepers_revisit(
+    big, gateway, invocations: Invocations
+) -> None:
+    # Given 10 listeners, and a session ended while Lambda refused every invocation
+    audience = listeners(["es"] * 10)
+    speaker_row()
+    invocations.refusing = True
+    send({"action": "endSession", "sessionId": SESSION_ID}, SPEAKER)
+    invocations.refusing = False
+    assert gateway.closed() == []
+    # When the sweeper revisits the ended session
+    ended = session()
+    revisit = speaker.dismiss_listeners(
+        SESSION_ID, wire.ENDED_BY_SPEAKER, messages.now_ms(), "ended session revisited", seating=ended.seating
+    )
+    # Then it counts the 10 as still to be dismissed (so it comes back while any is left), hands them off again,
+    # and its invocations tell and close every one
+    assert (revisit.reached, revisit.handed_off, revisit.listeners) == (10, 10, [])
+    invocations.run()
+    assert sorted(gateway.closed()) == sorted(audience)
+    assert all(gateway.types_to(connection_id) == ["sessionEnded"] for connection_id in audience)
+
+
+def test_an_old_dismissal_is_still_made(big, gateway, invocations: Invocations) -> None:
+    audience = listeners(["es"] * 4)
+    speaker_row()
+    send({"action": "endSession", "sessionId": SESSION_ID}, SPEAKER)
+    for event in invocations.events:
+        event["sentAtMs"] -= (limits.FANOUT_EVENT_MAX_AGE_SECONDS + 1) * 1000
+    assert not any(result["stale"] for result in invocations.run())
+    assert sorted(gateway.closed()) == sorted(audience)
+
+
+def test_notices_and_dismissals_to_an_audience_at_the_threshold_are_posted_by_the_route(
+    big, gateway, invocations: Invocations
+) -> None:
+    # Given 3 listeners (the local threshold) on shards 1 and 2, and the speaker
+    audience = listeners(["es", "de", "es"])
+    speaker_row()
+    # When the speaker pauses, then ends the session
+    send({"action": "pauseBroadcast"}, SPEAKER)
+    send({"action": "endSession", "sessionId": SESSION_ID}, SPEAKER)
+    # Then nothing was invoked: the route told each listener both and closed it, as always
+    assert invocations.events == []
+    for connection_id in audience:
+        assert gateway.types_to(connection_id) == ["broadcastPaused", "sessionEnded"]
+    assert sorted(gateway.closed()) == sorted(audience)
