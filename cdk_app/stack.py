@@ -31,12 +31,14 @@ class SessionServiceStack(Stack):
             self, "WebSocket", config=config, tables=self.tables, logs_key=self.keys.logs
         )
         # One function behind every HTTP route, built and granted as the WebSocket functions are (it ends sessions,
-        # so it tells their listeners through the WebSocket stage).
+        # so it tells their listeners through the WebSocket stage, or a big audience through the fan-out function).
+        http_function = self.websocket.add_function("HttpApi", "http_api")
+        self.websocket.grant_fanout(http_function)
         self.http = SessionHttpApi(
             self,
             "Http",
             config=config,
-            function=self.websocket.add_function("HttpApi", "http_api"),
+            function=http_function,
             auth=self.websocket.auth,
             logs_key=self.keys.logs,
         )

@@ -145,6 +145,14 @@ class SessionWebSocketApi(Construct):
             nag.acknowledge_wildcard_resource(function.role, "*", "; ".join(reasons))
         return function
 
+    def grant_fanout(self, function: lambda_.Function) -> None:
+        """Let ``function`` invoke the fan-out function (the function itself, not its versions: CDK's grant_invoke
+        adds "<arn>:*"), and tell it which (``FANOUT_FUNCTION``)."""
+        function.add_environment(function_settings.ENV_FANOUT_FUNCTION, self.fanout_function.function_name)
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.fanout_function.function_arn])
+        )
+
     def grant_connections(self, function: lambda_.Function) -> None:
         """Let ``function`` post to, ask about and close this stage's connections (``@connections``), and tell it
         where (``CALLBACK_URL``)."""
@@ -370,13 +378,13 @@ class SessionWebSocketApi(Construct):
 
     def _wire_fanout(self) -> None:
         """The fan-out per shard (decision record 0040): invoked asynchronously by the transcriber, once per group
-        of a big session's shards and segment. Lambda does not retry a failed invocation (a retry would post again to
-        the listeners the first reached); a failed or expired one goes to its failure queue, which is alarmed."""
-        fanout, transcriber = self.fanout_function, self.transcriber_function
-        transcriber.add_environment(function_settings.ENV_FANOUT_FUNCTION, fanout.function_name)
-        transcriber.add_to_role_policy(
-            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[fanout.function_arn])
-        )
+        of a big session's shards and segment, and by the functions that tell listeners what happened to their
+        session (a notice, a dismissal), once per group of such a session's shards. Lambda does not retry a failed
+        invocation (a retry would post again to the listeners the first reached); a failed or expired one goes to
+        its failure queue, which is alarmed."""
+        fanout = self.fanout_function
+        for invoker in (self.transcriber_function, *self.posting_functions):
+            self.grant_fanout(invoker)
         fanout.configure_async_invoke(
             retry_attempts=constants.FANOUT_RETRY_ATTEMPTS,
             max_event_age=constants.FANOUT_MAX_EVENT_AGE,

@@ -38,6 +38,7 @@ from tests.infrastructure.template_support import (
     TABLE_MODULES,
     TRANSCRIBER_MODULE,
     WELCOME_MODULE,
+    WRITER_MODULES,
     Synthesized,
     allowed_actions,
     allowed_pairs,
@@ -557,12 +558,18 @@ def test_fanout_failures_are_not_retried_and_are_recorded(deployed: Synthesized)
     assert queue_id == _failure_queue_id(deployed, "Fanout")
 
 
-def test_the_transcriber_is_told_the_fanout_function_and_may_invoke_it_alone(deployed: Synthesized) -> None:
+def test_the_transcriber_and_the_session_writers_are_told_the_fanout_function_and_may_invoke_it_alone(
+    deployed: Synthesized,
+) -> None:
+    # The transcriber hands a big session's segments to the fan-out function; the functions that write session
+    # state (and so tell listeners what happened to it: a notice, a dismissal) hand it a big audience's notices
+    invoking = WRITER_MODULES | {TRANSCRIBER_MODULE}
+    assert invoking == {"connect", "disconnect", "message", "sweeper", "http_api", "transcriber"}
     fanout_id = deployed.function_id(FANOUT_MODULE)
     for logical_id, function in deployed.functions.items():
         variables = function["Properties"].get("Environment", {}).get("Variables", {})
-        if deployed.function_module(logical_id) == TRANSCRIBER_MODULE:
-            assert variables["FANOUT_FUNCTION"] == ref(fanout_id)
+        if deployed.function_module(logical_id) in invoking:
+            assert variables["FANOUT_FUNCTION"] == ref(fanout_id), logical_id
         else:
             assert "FANOUT_FUNCTION" not in variables, logical_id
     invokers = {
@@ -573,7 +580,9 @@ def test_the_transcriber_is_told_the_fanout_function_and_may_invoke_it_alone(dep
         and get_att(fanout_id, "Arn") in as_list(statement["Resource"])
         for role in map(json.dumps, policy["Properties"]["Roles"])
     }
-    assert invokers == {json.dumps(ref(deployed.function_role_id(deployed.function_id(TRANSCRIBER_MODULE))))}
+    assert invokers == {
+        json.dumps(ref(deployed.function_role_id(deployed.function_id(module)))) for module in sorted(invoking)
+    }
 
 
 def test_sweeper_failures_are_not_retried_and_are_recorded(deployed: Synthesized) -> None:
