@@ -13,8 +13,8 @@ import pytest
 
 from lambda_src import runtime
 from lambda_src.adapters import fanout_function
-from lambda_src.adapters.translation.stand_in import StandInTranslator
 from lambda_src.adapters.repositories.connections import Connection
+from lambda_src.adapters.translation.stand_in import StandInTranslator
 from lambda_src.app import captions, seats, shard_fanout, speaker
 from lambda_src.app.transcription.delivery import SegmentDelivery
 from lambda_src.contract import function_settings, limits, wire
