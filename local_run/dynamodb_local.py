@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -40,7 +41,33 @@ LOCAL_REGION = "us-east-1"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 
+# Where the kernel draws the local ports of outgoing connections (Linux), and the lowest port chosen for a server.
+EPHEMERAL_PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LISTEN_PORTS_FROM = 20_000
+_TRIES = 64
+
+
+def ephemeral_ports_from() -> int | None:
+    """The first port of the kernel's range for outgoing connections, None where it cannot be read."""
+    try:
+        return int(EPHEMERAL_PORT_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def free_port() -> int:
+    """A loopback port nobody listens on now, for a server started a moment later: below the kernel's range for
+    outgoing connections where it can be read, since a port of that range can be taken by any connection made in
+    the meantime (the run's own, to DynamoDB Local or the S3 server) before the server that chose it binds it."""
+    below = ephemeral_ports_from()
+    if below is not None and below > LISTEN_PORTS_FROM + _TRIES:
+        for port in random.sample(range(LISTEN_PORTS_FROM, below), _TRIES):
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
