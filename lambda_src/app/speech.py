@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from types import TracebackType
 
 from lambda_src import runtime
 from lambda_src.app import downstream, fanout_groups, voices
@@ -39,6 +38,7 @@ from lambda_src.model.session import Session
 from lambda_src.model.speech import AudioStore, SpeechUnavailable, SpokenText, Synthesizer
 from lambda_src.platform import metrics
 from lambda_src.platform.log import logger
+from lambda_src.platform.serial import SerialWork
 from lambda_src.protocol import messages
 
 
@@ -74,30 +74,18 @@ class _Segment:
     fanout: fanout_groups.Plan | None = None  # a big session's: its fan-out posts, to whom its shards' rows say
 
 
-class SpeechDelivery:
+class SpeechDelivery(SerialWork):
     """Speaks a session's final segments; one per consumer invocation. ``close`` it at the end (or use it as a
     context manager): it waits for the speech in flight."""
 
     def __init__(self) -> None:
-        self._segments = ThreadPoolExecutor(1, thread_name_prefix="speech")
+        super().__init__("speech")  # segments spoken one after another
         self._languages = ThreadPoolExecutor(limits.SPEECH_PARALLELISM, thread_name_prefix="speech-language")
         self._posts = ThreadPoolExecutor(limits.FANOUT_PARALLELISM, thread_name_prefix="speech-post")
 
-    def __enter__(self) -> SpeechDelivery:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def settle(self) -> None:
-        """Wait for the speech queued so far (segments are spoken one after another, on one thread)."""
-        self._segments.submit(lambda: None).result()
-
     def close(self) -> None:
         """Finish the speech in flight, then stop the threads."""
-        self._segments.shutdown()
+        super().close()
         self._languages.shutdown()
         self._posts.shutdown()
 
@@ -135,7 +123,7 @@ class SpeechDelivery:
             now_ms,
             fanout,
         )
-        return self._segments.submit(self._speak, job)
+        return self.later(self._speak, job)
 
     def _speak(self, job: _Segment) -> SpeechReport:
         """One segment's speech, on the delivery's thread. Never raises: what failed is logged and counted."""

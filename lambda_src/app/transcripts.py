@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from types import TracebackType
 from typing import Any
 
 from lambda_src import runtime
@@ -33,36 +31,25 @@ from lambda_src.model.partial_result_processor import Segment
 from lambda_src.model.session import Session
 from lambda_src.platform import metrics
 from lambda_src.platform.log import logger
+from lambda_src.platform.serial import SerialWork
 from lambda_src.protocol import messages, validation
 
 
-class TranscriptRecorder:
+class TranscriptRecorder(SerialWork):
     """Records one consumer's final segments; ``close`` it at the end (or use it as a context manager): it waits
     for the writes in flight, so nothing is left behind when the invocation returns."""
 
     def __init__(self) -> None:
+        super().__init__("transcript-write")  # writes one after another
         self._pending: list[TranscriptEntry] = []
         self._failed = 0  # segments not written, since the last publication (the writer thread adds to it)
         self._lock = threading.Lock()
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="transcript-write")
         self._delivered_at_ms = -1
         self._number = 0
 
-    def __enter__(self) -> TranscriptRecorder:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def settle(self) -> None:
-        """Wait for the writes queued so far (they go out one after another, on one thread)."""
-        self._writer.submit(lambda: None).result()
-
     def close(self) -> None:
         """Wait for the writes in flight, then publish what failed."""
-        self._writer.shutdown()
+        super().close()
         self._publish_failures()
 
     def record(self, session: Session, segment: Segment, texts: Mapping[str, str], now_ms: int) -> None:
@@ -76,7 +63,7 @@ class TranscriptRecorder:
             entry = self._entry(session, segment, texts, now_ms)
             with self._lock:
                 self._pending.append(entry)
-            self._writer.submit(self._write_pending)
+            self.later(self._write_pending)
         except Exception:
             logger.exception("transcript segment not recorded", extra={"segment_id": segment.segment_id})
             metrics.transcript_write_failed(1)
