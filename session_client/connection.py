@@ -33,7 +33,7 @@ from session_client.messages import ConnectionRefreshComplete, ConnectionRefresh
 _log = logging.getLogger(__name__)
 
 # The field that names an action, in a message and on the WebSocket URL alike (the route selection expression's).
-ACTION = routes.ROUTE_SELECTION_EXPRESSION.rsplit(".", 1)[-1]
+ACTION = routes.ACTION
 # The local run's address (`make local`, PORT 8080, stage dev).
 DEFAULT_URL = "ws://127.0.0.1:8080/dev"
 # API Gateway closes a connection idle for 10 minutes; a heartbeat a minute keeps it open and brings the refresh
@@ -132,8 +132,17 @@ def of_type(*types: str) -> Expectation:
 
 @dataclass
 class _Pending:
+    action: str
     expects: Expectation
     reply: asyncio.Future[ServerMessage]
+
+    def answered_by(self, message: ServerMessage) -> bool:
+        """Whether ``message`` is this request's reply: what ``expects`` recognises, or an ``error`` refusing this
+        action (one naming no action is taken as this request's: nothing else is waiting). An error refusing
+        another action (a chunk of audio still in flight) is not this request's."""
+        if isinstance(message, ErrorMessage):
+            return message.action is None or message.action == self.action
+        return self.expects(message)
 
 
 class Connection:
@@ -279,8 +288,7 @@ class Connection:
         if isinstance(message, messages.SessionEnded):
             self._ended = True
         pending = self._pending
-        expected = pending is not None and (isinstance(message, ErrorMessage) or pending.expects(message))
-        if pending is not None and expected and not pending.reply.done():
+        if pending is not None and pending.answered_by(message) and not pending.reply.done():
             pending.reply.set_result(message)
             return
         # connectionWarning (every heartbeat from 105 minutes) asks again for a refresh that has not happened.
@@ -308,12 +316,13 @@ class Connection:
 
     # -- requests -----------------------------------------------------------------------------------------------
     async def request(self, action: str, expects: Expectation, **fields: Any) -> ServerMessage:
-        """Send ``action`` with ``fields`` and return the reply ``expects`` recognises; an ``error`` reply raises
-        :class:`ServiceRefused`. Messages that arrive meanwhile and are not the reply go to the stream."""
+        """Send ``action`` with ``fields`` and return the reply ``expects`` recognises; an ``error`` refusing it
+        raises :class:`ServiceRefused`. Messages that arrive meanwhile and are not the reply (an error refusing a
+        chunk of audio sent before it among them) go to the stream."""
         async with self._request_lock:
             if self._socket is None:
                 raise ConnectionClosed(None, None)
-            pending = _Pending(expects, asyncio.get_running_loop().create_future())
+            pending = _Pending(action, expects, asyncio.get_running_loop().create_future())
             self._pending = pending
             try:
                 await self._socket.send(json.dumps({ACTION: action, **fields}))

@@ -402,12 +402,14 @@ class ConnectionWarning(ConnectionRefreshRequired):
 
 @dataclass(frozen=True)
 class ErrorMessage(ServerMessage):
-    """A refusal. ``code`` is a name of the catalogue (:attr:`error_code`, when this client knows it)."""
+    """A refusal. ``code`` is a name of the catalogue (:attr:`error_code`, when this client knows it);
+    ``action`` the action of the message refused (None for a handshake's refusal, or a frame naming no action)."""
 
     TYPE: ClassVar[str] = "error"
     code: str
     message: str
     timestamp: int
+    action: str | None = None
     field: str | None = None
     retry_after: int | None = None
     active_sessions: list[str] | None = None

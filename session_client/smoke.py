@@ -77,13 +77,15 @@ class Heard:
     ended: list[messages.SessionEnded] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     refused_chunks: int = 0
+    answered_chunks: int = 0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def speaker_message(self, message: messages.ServerMessage) -> None:
         if isinstance(message, messages.Transcript):
             self.transcripts.append(message)
-        elif isinstance(message, messages.AudioReceived) and not message.accepted:
-            self.refused_chunks += 1
+        elif isinstance(message, messages.AudioReceived):
+            self.answered_chunks += 1
+            self.refused_chunks += not message.accepted
         elif isinstance(message, messages.ErrorMessage):
             self.errors.append(f"the speaker got error {message.code}: {message.message}")
         self.changed.set()
@@ -261,10 +263,11 @@ class Smoke:
             seconds = len(chunks) * CHUNK_SECONDS
             await self.step(
                 "audio",
-                "end of the audio",
+                "every chunk's audioReceived",
                 self._stream(speaker, chunks),
                 lambda sent: (
-                    f"{sent} chunks of {CHUNK_MILLISECONDS} ms in real time ({SILENCE_SECONDS} s of silence last)"
+                    f"{sent} chunks of {CHUNK_MILLISECONDS} ms in real time ({SILENCE_SECONDS} s of silence last),"
+                    " each answered"
                 ),
                 timeout=seconds + self.step_timeout,
             )
@@ -318,6 +321,9 @@ class Smoke:
             if self.heard.errors:
                 raise RuntimeError(self.heard.errors[0])
             await speaker.send_audio(chunk)
+        # Every chunk answered before the next step: the end must not overtake a chunk still in flight (the
+        # service would refuse that chunk, the session having ended).
+        await self.heard.until(lambda: True if self.heard.answered_chunks >= len(chunks) else None)
         return len(chunks)
 
 

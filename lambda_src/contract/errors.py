@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping
 from enum import Enum
 from typing import Any
 
+from lambda_src.contract import routes
+
 
 class ErrorCode(Enum):
     """An error a client can receive; ``value`` is ``(status, when)``."""
@@ -60,14 +62,17 @@ class ServiceError(Exception):
         self.retry_after = retry_after
         self.details = dict(details or {})
 
-    def to_message(self, timestamp_ms: int) -> dict[str, Any]:
-        """The ``error`` server message for this refusal."""
+    def to_message(self, timestamp_ms: int, action: str | None = None) -> dict[str, Any]:
+        """The ``error`` server message for this refusal; ``action``: the action of the message it answers (a client
+        with chunks of audio in flight tells a chunk's refusal from its request's), None when it answers none."""
         body: dict[str, Any] = {
             "type": "error",
             "code": self.code.name,
             "message": self.message,
             "timestamp": timestamp_ms,
         }
+        if action is not None:
+            body[routes.ACTION] = action
         if self.field is not None:
             body["field"] = self.field
         if self.retry_after is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Final
 
 ROUTE_SELECTION_EXPRESSION: Final = "$request.body.action"
+# The frame's field the expression selects on; an ``error`` answering a message names its route in it too.
+ACTION: Final = ROUTE_SELECTION_EXPRESSION.rsplit(".", 1)[-1]
 CONNECT: Final = "$connect"
 DISCONNECT: Final = "$disconnect"
 DEFAULT: Final = "$default"

@@ -121,8 +121,16 @@ def reply(message: Mapping[str, Any], status: int = 200) -> Response:
     return {"statusCode": status, "body": messages.encode(dict(message))}
 
 
-def error_reply(error: ServiceError) -> Response:
-    return reply(error.to_message(messages.now_ms()), error.code.status)
+def refused_action(event: Event) -> str | None:
+    """The action a refusal answers: the message route's key (the frame's ``action``, as API Gateway routed it);
+    None for a handshake, a disconnect or ``$default`` (a frame naming no action the service routes)."""
+    route_key = request_context(event).get("routeKey")
+    return route_key if isinstance(route_key, str) and not route_key.startswith("$") else None
+
+
+def error_reply(error: ServiceError, action: str | None = None) -> Response:
+    """The ``error`` message of ``error``, naming ``action`` when it answers a message."""
+    return reply(error.to_message(messages.now_ms(), action), error.code.status)
 
 
 def invocation_request_id(event: Event, context: LambdaContext | None) -> str | None:
@@ -165,7 +173,7 @@ def entry_point(
 def websocket_handler(route: Callable[[Event], Response]) -> Callable[[Event, LambdaContext | None], Response]:
     """An :func:`entry_point` whose every outcome is a reply and whose every error reply is counted
     (``Rejections``)."""
-    return _answering(route, error_reply)
+    return _answering(route, lambda error, event: error_reply(error, refused_action(event)))
 
 
 def http_response(status: int, body: Mapping[str, Any] | None = None) -> Response:
@@ -183,11 +191,11 @@ def http_error_response(error: ServiceError) -> Response:
 
 def http_handler(route: Callable[[Event], Response]) -> Callable[[Event, LambdaContext | None], Response]:
     """:func:`websocket_handler` for the HTTP API's routes: the same outcomes, errors in the HTTP error shape."""
-    return _answering(route, http_error_response)
+    return _answering(route, lambda error, _event: http_error_response(error))
 
 
 def _answering(
-    route: Callable[[Event], Response], refusal: Callable[[ServiceError], Response]
+    route: Callable[[Event], Response], refusal: Callable[[ServiceError, Event], Response]
 ) -> Callable[[Event, LambdaContext | None], Response]:
     """An :func:`entry_point` around ``route``: catalogue errors answered by ``refusal`` and counted, anything
     else logged with the request id and answered ``INTERNAL_ERROR`` without a stack trace."""
@@ -203,7 +211,7 @@ def _answering(
         except ServiceError as error:
             logger.info("request refused", extra={"error_code": error.code.name, "field": error.field})
             metrics.rejected(error.code.name)
-            return refusal(error)
+            return refusal(error, event)
         except Exception:
             correlation_id = invocation_request_id(event, context) or "unknown"
             logger.exception("unhandled error", extra={"correlation_id": correlation_id})
@@ -212,7 +220,8 @@ def _answering(
                 ServiceError(
                     ErrorCode.INTERNAL_ERROR,
                     f"internal error; quote correlation id {correlation_id} when reporting it",
-                )
+                ),
+                event,
             )
 
     return handler

@@ -13,6 +13,7 @@ from lambda_src.app import audio, connections, fanout, speaker
 from lambda_src.contract import function_settings
 from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.contract.routes import (
+    ACTION,
     AUDIO_CHUNK,
     CHANGE_LANGUAGE,
     CREATE_SESSION,
@@ -133,7 +134,7 @@ ACTIONS: dict[str, Action[Any]] = {
 @websocket_handler
 def handler(event: Event) -> Response:
     body = message_body(event)
-    action = body.get("action")
+    action = body.get(ACTION)
     route_key = request_context(event).get("routeKey")
     if route_key != DEFAULT and route_key in ACTIONS:
         action = route_key
@@ -141,7 +142,7 @@ def handler(event: Event) -> Response:
         raise ServiceError(
             ErrorCode.UNKNOWN_ACTION,
             f"action must be one of {', '.join(ACTIONS)}, got {validation.shown(action)}",
-            field="action",
+            field=ACTION,
         )
     return reply(ACTIONS[action](body, caller(event, messages.now_ms())))
 

@@ -80,7 +80,7 @@ def built_by_the_service() -> list[dict[str, Any]]:
         ServiceError(
             ErrorCode.INVALID_CONFIGURATION, "minStability must be 0.70-0.95", field="minStability"
         ).to_message(NOW_MS),
-        ServiceError(ErrorCode.RATE_LIMIT_EXCEEDED, "too many", retry_after=12).to_message(NOW_MS),
+        ServiceError(ErrorCode.RATE_LIMIT_EXCEEDED, "too many", retry_after=12).to_message(NOW_MS, "sendAudio"),
         active_session_limit(3, ["a-b-101", "c-d-202", "e-f-303"]).to_message(NOW_MS),
     ]
 

@@ -35,11 +35,12 @@ def resolve(node: Any) -> Any:
 
 
 def payloads(key: str) -> dict[str, dict[str, Any]]:
-    """The session channel's message payloads whose ``key`` property (``action`` or ``type``) is a constant, by it."""
+    """The session channel's message payloads whose ``key`` property (``action`` or ``type``) is a constant, by it
+    (an ``error``'s ``action``, the action it refuses, is not a constant)."""
     found = {}
     for message in DOCUMENT["channels"]["session"]["messages"].values():
         payload = resolve(resolve(message)["payload"])
-        if key in payload["properties"]:
+        if "const" in payload["properties"].get(key, {}):
             found[payload["properties"][key]["const"]] = payload
     return found
 

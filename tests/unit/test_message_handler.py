@@ -20,6 +20,7 @@ from tests.support.helpers import (
     message_event,
     new_connection_id,
 )
+from tests.unit import flows
 
 CREATE_NUMBERS = (
     '{"action":"createSession","sourceLanguage":"en","qualityTier":"standard","partialResults":true,'
@@ -367,3 +368,21 @@ def test_a_frame_that_repeats_a_key_is_refused_as_ambiguous(tables, frame):
     # Then it is refused as an invalid message, not read one way or the other
     assert (reply["type"], reply["code"]) == ("error", "INVALID_MESSAGE")
     assert "repeat" in reply["message"]
+
+
+def test_an_error_names_the_action_it_refuses_when_it_answers_a_message(tables) -> None:
+    connection = flows.plain()
+    # A message route's refusal names its route, the original app's names included
+    refused = body_of(
+        flows.send({"action": "joinSession", "sessionId": "no-such-101", "targetLanguage": "es"}, connection)
+    )
+    assert (refused["code"], refused["action"]) == ("SESSION_NOT_FOUND", "joinSession")
+    assert body_of(flows.send({"action": "switchLanguage", "targetLanguage": "xx-nope"}, connection))["action"] == (
+        "switchLanguage"
+    )
+    # A frame naming no action the service routes (API Gateway sends it to $default), and a refused handshake,
+    # name none
+    for unrouted in ("not json", {"action": "dance"}, {"type": "joinSession"}):
+        assert "action" not in body_of(flows.send(unrouted, connection, "$default")), unrouted
+    _, handshake = flows.connect_with({"action": "joinSession", "sessionId": "x", "targetLanguage": "es"})
+    assert handshake["statusCode"] == 400 and "action" not in body_of(handshake)

@@ -143,7 +143,11 @@ def test_audio_for_a_session_that_does_not_exist_is_refused(tables, speaker) -> 
 def test_audio_for_an_ended_session_is_refused(tables, speaker) -> None:
     session_id, connection_id, connected_at = speaker
     assert body_of(send({"action": "endSession"}, connection_id))["type"] == "sessionEnded"
-    assert error_of(send_audio(connection_id, connected_at)) == (410, "SESSION_ENDED")
+    refused = send_audio(connection_id, connected_at)
+    assert error_of(refused) == (410, "SESSION_ENDED")
+    # naming the action it refuses: a client that sent endSession while this chunk was in flight can tell the
+    # chunk's refusal from the end's reply
+    assert body_of(refused)["action"] == "sendAudio"
     assert tables.audio_chunks_items() == []
 
 

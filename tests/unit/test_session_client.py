@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from lambda_src.contract import limits, partial_result_fields, routes, wire
-from lambda_src.contract.errors import ErrorCode
+from lambda_src.contract.errors import ErrorCode, ServiceError
 from lambda_src.contract.limits import SAMPLE_RATE_HZ
 from lambda_src.protocol import messages
 from session_client import cli
@@ -207,6 +207,38 @@ def test_an_error_reply_raises_with_its_code() -> None:
             "volumeLevel",
         )
         assert service.sockets[0].sent == [{"action": "setVolume", "sessionId": SESSION_ID, "volumeLevel": 7}]
+        await speaker.close()
+
+    run(scenario)
+
+
+def test_an_error_refusing_another_action_goes_to_the_stream_and_not_to_the_waiting_request() -> None:
+    async def scenario() -> None:
+        service = FakeService(CREATED)
+        chunk_refused = ServiceError(ErrorCode.SESSION_ENDED, "ended").to_message(NOW_MS, routes.SEND_AUDIO)
+        # A chunk in flight is refused (the end overtook it) before the end's own reply arrives
+        service.replies[routes.END_SESSION] = lambda _: [
+            chunk_refused,
+            messages.session_ended(SESSION_ID, wire.ENDED_BY_SPEAKER, NOW_MS),
+        ]
+        speaker = await SpeakerClient.create(URL, token=TOKEN, **options(service))
+        assert (await speaker.end()).reason == wire.ENDED_BY_SPEAKER
+        assert [(m.type, m.action) async for m in speaker] == [("error", routes.SEND_AUDIO)]  # type: ignore[attr-defined]
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("action", [routes.END_SESSION, None], ids=["naming-it", "naming-none"])
+def test_an_error_refusing_the_waiting_request_or_naming_no_action_answers_it(action: str | None) -> None:
+    async def scenario() -> None:
+        service = FakeService(CREATED)
+        service.replies[routes.END_SESSION] = lambda _: [
+            ServiceError(ErrorCode.SERVICE_UNAVAILABLE, "busy", retry_after=1).to_message(NOW_MS, action)
+        ]
+        speaker = await SpeakerClient.create(URL, token=TOKEN, **options(service))
+        with pytest.raises(ServiceRefused) as refused:
+            await speaker.end()
+        assert (refused.value.error.code, refused.value.error.action) == ("SERVICE_UNAVAILABLE", action)
         await speaker.close()
 
     run(scenario)
